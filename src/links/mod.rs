@@ -1,0 +1,1 @@
+//! links (to be implemented).

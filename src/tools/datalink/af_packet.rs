@@ -1,0 +1,32 @@
+//! The af_packet datalink (to be implemented).
+
+use std::time::Duration;
+
+use super::{Datalink, DatalinkError, DatalinkKind, OpenOptions, Received};
+
+pub struct AfPacket {
+    _private: (),
+}
+
+impl AfPacket {
+    pub fn open(_iface: &str, _options: &OpenOptions) -> Result<Self, DatalinkError> {
+        Err(DatalinkError::Unavailable {
+            kind: DatalinkKind::AfPacket,
+            missing: "not implemented yet".into(),
+        })
+    }
+}
+
+impl Datalink for AfPacket {
+    fn describe(&self) -> String {
+        DatalinkKind::AfPacket.to_string()
+    }
+
+    fn send(&mut self, _frame: &[u8]) -> Result<(), DatalinkError> {
+        unreachable!("never opened")
+    }
+
+    fn recv(&mut self, _timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
+        unreachable!("never opened")
+    }
+}

@@ -1,0 +1,197 @@
+//! Datalinks: the packet I/O a tool uses on one interface.
+//!
+//! Every tool talks to the wire through [`Datalink`], so AF_PACKET, AF_XDP
+//! and netmap are interchangeable at run time (`--datalink`, or the
+//! per-interface environment variable that labctl sets in each node).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub mod af_packet;
+pub mod af_xdp;
+pub mod netmap;
+
+/// Which packet I/O a tool uses on an interface.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum DatalinkKind {
+    /// The kernel's AF_PACKET sockets (through pnet).
+    AfPacket,
+    /// AF_XDP sockets fed by an XDP redirect program.
+    AfXdp,
+    /// netmap rings (needs the netmap kernel module and /dev/netmap).
+    Netmap,
+}
+
+impl DatalinkKind {
+    pub const ALL: [DatalinkKind; 3] = [Self::AfPacket, Self::AfXdp, Self::Netmap];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AfPacket => "af_packet",
+            Self::AfXdp => "af_xdp",
+            Self::Netmap => "netmap",
+        }
+    }
+
+    /// The environment variable through which labctl tells the tools in a
+    /// node which datalink an interface uses: `LABCTL_DATALINK_<iface>`.
+    /// Interface names are used verbatim (validation rejects `=`).
+    pub fn env_var(iface: &str) -> String {
+        format!("LABCTL_DATALINK_{iface}")
+    }
+
+    /// The datalink labctl configured for `iface`, if any.
+    pub fn from_env(iface: &str) -> Option<Result<Self, UnknownDatalink>> {
+        std::env::var(Self::env_var(iface))
+            .ok()
+            .map(|v| v.parse())
+    }
+}
+
+impl fmt::Display for DatalinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown datalink {0:?} (expected af_packet, af_xdp or netmap)")]
+pub struct UnknownDatalink(pub String);
+
+impl FromStr for DatalinkKind {
+    type Err = UnknownDatalink;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownDatalink(s.to_owned()))
+    }
+}
+
+/// Which way a received frame went, where the datalink can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Arrived on the interface.
+    In,
+    /// Left through the interface (seen by a capture, or by a tap).
+    Out,
+}
+
+/// One frame handed out by [`Datalink::recv`]; it borrows the datalink's
+/// buffer (or ring slot) until the next call.
+#[derive(Debug)]
+pub struct Received<'a> {
+    pub frame: &'a [u8],
+    pub direction: Direction,
+}
+
+/// Counters a datalink can report; `None` where it cannot know.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Frames the datalink dropped before the tool could read them.
+    pub dropped: Option<u64>,
+}
+
+/// How a tool wants the interface opened.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// See every frame, both directions, including those not addressed to
+    /// the interface (lab-capture). Ping and pong leave it off.
+    pub capture: bool,
+}
+
+/// Why a datalink could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum DatalinkError {
+    #[error("no interface named {0:?} in this network namespace")]
+    NoSuchInterface(String),
+    /// The machine or the process lacks something this datalink needs;
+    /// `missing` names it and says what to do (for example
+    /// "/dev/netmap: load the netmap kernel module").
+    #[error("{kind} is not available: {missing}")]
+    Unavailable {
+        kind: DatalinkKind,
+        missing: String,
+    },
+    #[error("{op} on {iface}: {source}")]
+    Io {
+        op: &'static str,
+        iface: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Packet I/O on one interface.
+pub trait Datalink {
+    /// What was obtained, for the "listening on" / "capturing on" lines:
+    /// the datalink and, where it matters, its mode (e.g. "af_xdp, native
+    /// XDP, copy mode").
+    fn describe(&self) -> String;
+
+    /// Sends one whole Ethernet frame. Returns once the frame is handed to
+    /// the kernel or the ring is synced: nothing is left queued.
+    fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError>;
+
+    /// Waits up to `timeout` for the next frame; `Ok(None)` when none came.
+    fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError>;
+
+    /// Counters, where the datalink reports them.
+    fn stats(&self) -> Stats {
+        Stats::default()
+    }
+}
+
+/// Opens `iface` with the datalink `kind`.
+pub fn open(
+    kind: DatalinkKind,
+    iface: &str,
+    options: &OpenOptions,
+) -> Result<Box<dyn Datalink>, DatalinkError> {
+    match kind {
+        DatalinkKind::AfPacket => Ok(Box::new(af_packet::AfPacket::open(iface, options)?)),
+        DatalinkKind::AfXdp => Ok(Box::new(af_xdp::AfXdp::open(iface, options)?)),
+        DatalinkKind::Netmap => Ok(Box::new(netmap::Netmap::open(iface, options)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in DatalinkKind::ALL {
+            assert_eq!(kind.as_str().parse::<DatalinkKind>().unwrap(), kind);
+        }
+        assert_eq!(
+            "afpacket".parse::<DatalinkKind>().unwrap_err(),
+            UnknownDatalink("afpacket".into())
+        );
+    }
+
+    #[test]
+    fn env_var_names_the_interface() {
+        assert_eq!(DatalinkKind::env_var("eth1"), "LABCTL_DATALINK_eth1");
+    }
+}

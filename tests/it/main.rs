@@ -1,0 +1,6 @@
+//! labctl's integration tests: one binary, one module per area. They use
+//! the real binaries, real network namespaces and veths, and the real
+//! Docker daemon; every resource gets a fresh name and a guard that removes
+//! it even when an assertion fails.
+
+mod support;

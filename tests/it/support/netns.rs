@@ -1,0 +1,123 @@
+//! Two network namespaces joined by one veth pair, for the tool tests.
+//!
+//! Each side is a fresh namespace with `eth1` in it, up, with an address
+//! from 198.18.0.0/15. Dropping the pair deletes both namespaces, which
+//! removes the veth with them, even when the test failed.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use super::unique;
+
+pub struct Side {
+    pub netns: String,
+    pub addr: &'static str,
+    pub mac: &'static str,
+}
+
+pub struct VethPair {
+    pub a: Side,
+    pub b: Side,
+}
+
+/// Runs `ip ARGS...`, panicking with its stderr when it fails.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl VethPair {
+    /// `a` is 198.18.0.1/24 (02:00:00:00:00:01), `b` 198.18.0.2/24
+    /// (02:00:00:00:00:02), both on `eth1`. The kernels of both namespaces
+    /// are silenced the way labctl silences a node (see
+    /// [`VethPair::silence_kernel`]) unless `silent` is false.
+    pub fn new(silent: bool) -> VethPair {
+        let a = Side {
+            netns: unique("lta"),
+            addr: "198.18.0.1",
+            mac: "02:00:00:00:00:01",
+        };
+        let b = Side {
+            netns: unique("ltb"),
+            addr: "198.18.0.2",
+            mac: "02:00:00:00:00:02",
+        };
+        let pair = VethPair { a, b };
+        ip(&["netns", "add", &pair.a.netns]);
+        ip(&["netns", "add", &pair.b.netns]);
+        let (ta, tb) = (unique("lv"), unique("lv"));
+        ip(&["link", "add", &ta, "type", "veth", "peer", "name", &tb]);
+        for (tmp, side) in [(&ta, &pair.a), (&tb, &pair.b)] {
+            ip(&["link", "set", tmp, "netns", &side.netns, "name", "eth1"]);
+            if silent {
+                pair.silence_kernel(side);
+            }
+            let ns = &side.netns;
+            ip(&["-n", ns, "link", "set", "eth1", "address", side.mac]);
+            ip(&["-n", ns, "addr", "add", &format!("{}/24", side.addr), "dev", "eth1"]);
+            ip(&["-n", ns, "link", "set", "eth1", "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+
+    /// The same sysctls labctl applies to a node: no kernel ARP replies, no
+    /// kernel echo replies, no IPv6 chatter.
+    pub fn silence_kernel(&self, side: &Side) {
+        for kv in [
+            "net.ipv4.conf.all.arp_ignore=8",
+            "net.ipv4.conf.eth1.arp_ignore=8",
+            "net.ipv4.icmp_echo_ignore_all=1",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.eth1.disable_ipv6=1",
+        ] {
+            let out = in_netns(&side.netns, Command::new("sysctl").args(["-qw", kv]))
+                .output()
+                .expect("run sysctl");
+            assert!(out.status.success(), "sysctl {kv}: {out:?}");
+        }
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        for ns in [&self.a.netns, &self.b.netns] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Wraps `cmd` so that it runs inside `netns` (`ip netns exec`).
+pub fn in_netns(netns: &str, cmd: &Command) -> Command {
+    let mut wrapped = Command::new("ip");
+    wrapped.args(["netns", "exec", netns]).arg(cmd.get_program());
+    wrapped.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    wrapped
+}
+
+/// Runs `program ARGS...` inside `netns` and waits for it.
+pub fn run_in(netns: &str, program: &Path, args: &[&str]) -> Output {
+    in_netns(netns, Command::new(program).args(args))
+        .output()
+        .expect("spawn in netns")
+}
+
+/// True when this process may create namespaces and veths.
+pub fn have_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
