@@ -1,5 +1,7 @@
 //! The netmap datalink (to be implemented).
 
+mod abi;
+
 use std::time::Duration;
 
 use super::{Datalink, DatalinkError, DatalinkKind, OpenOptions, Received};
