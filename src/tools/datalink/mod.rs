@@ -60,9 +60,7 @@ impl DatalinkKind {
 
     /// The datalink labctl configured for `iface`, if any.
     pub fn from_env(iface: &str) -> Option<Result<Self, UnknownDatalink>> {
-        std::env::var(Self::env_var(iface))
-            .ok()
-            .map(|v| v.parse())
+        std::env::var(Self::env_var(iface)).ok().map(|v| v.parse())
     }
 }
 
@@ -129,10 +127,7 @@ pub enum DatalinkError {
     /// `missing` names it and says what to do (for example
     /// "/dev/netmap: load the netmap kernel module").
     #[error("{kind} is not available: {missing}")]
-    Unavailable {
-        kind: DatalinkKind,
-        missing: String,
-    },
+    Unavailable { kind: DatalinkKind, missing: String },
     #[error("{op} on {iface}: {source}")]
     Io {
         op: &'static str,

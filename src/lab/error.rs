@@ -1,0 +1,53 @@
+//! Problems found in a lab file, each with its position.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// One problem: where it is and what is wrong (and what was expected).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based; 0 when the position is unknown.
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+/// Every problem found in one lab file, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct LabErrors {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for LabErrors {
+    /// One `FILE:LINE:COL: message` line per problem.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                p.line,
+                p.column,
+                p.message
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a lab could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read lab file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(LabErrors),
+}
