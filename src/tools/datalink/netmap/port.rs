@@ -75,6 +75,7 @@ pub struct Port {
     mapping: Mapping,
     file: File,
     registration: nmreq_register,
+    kind: PortKind,
     name: String,
 }
 
@@ -104,6 +105,7 @@ impl Port {
             mapping,
             file: device,
             registration,
+            kind,
             name,
         })
     }
@@ -160,9 +162,14 @@ impl Port {
                 return Err(err);
             }
             if fd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-                return Err(io::Error::other(
-                    "the kernel reported an error on the netmap port (did the interface go away?)",
-                ));
+                return Err(io::Error::other(match self.kind {
+                    PortKind::Monitor => {
+                        "the monitored interface left netmap mode (the program holding it closed it)"
+                    }
+                    PortKind::Nic => {
+                        "the kernel reported an error on the netmap port (did the interface go away?)"
+                    }
+                }));
             }
             return Ok(fd.revents & events != 0);
         }
@@ -225,7 +232,13 @@ fn register(device: &File, iface: &str, kind: PortKind) -> io::Result<nmreq_regi
     };
     // SAFETY: NIOCCTRL reads and writes the header, and the body through
     // nr_body; both live on this stack frame until the call returns.
-    let rc = unsafe { libc::ioctl(device.as_raw_fd(), NIOCCTRL as libc::Ioctl, &mut header) };
+    let rc = unsafe {
+        libc::ioctl(
+            device.as_raw_fd(),
+            NIOCCTRL as libc::Ioctl,
+            ptr::addr_of_mut!(header),
+        )
+    };
     if rc < 0 {
         let err = io::Error::last_os_error();
         // On a version mismatch the kernel answers with its own version.
