@@ -248,6 +248,12 @@ fn register(device: &File, iface: &str, kind: PortKind) -> io::Result<nmreq_regi
                 header.nr_version
             )));
         }
+        if err.raw_os_error() == Some(libc::EOPNOTSUPP) {
+            return Err(io::Error::other(format!(
+                "{err}: the driver has no native netmap support and the module's admode (1) \
+                 forbids emulation; set /sys/module/netmap/parameters/admode to 0"
+            )));
+        }
         return Err(err);
     }
     Ok(body)
