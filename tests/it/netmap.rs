@@ -183,3 +183,125 @@ fn a_monitor_sees_both_directions_and_takes_nothing() {
         "the monitor saw the answer leave: {watched:?}"
     );
 }
+
+/// A tool running in a namespace, killed when the test ends however it
+/// ends; its stdout lines arrive on a channel.
+struct Running {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(netns: &str, tool: &str, args: &[&str]) -> Running {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let mut cmd = Command::new(crate::support::bin(tool));
+        cmd.args(args);
+        let mut child = crate::support::netns::in_netns(netns, &cmd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the tool");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `timeout` for a line containing `text`.
+    fn wait_for(&mut self, text: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(labctl_has_netmap),
+    ignore = "needs /dev/netmap: the netmap kernel module is not loaded on this machine"
+)]
+fn ping_pong_and_capture_run_on_netmap() {
+    assert!(have_root(), "netns tests run as root");
+    let pair = VethPair::new(true);
+    let long = Duration::from_secs(10);
+    let dl = ["--datalink", "netmap"];
+    let mut pong = Running::start(&pair.b.netns, "lab-pong", &[&dl[..], &["eth1"]].concat());
+    assert!(
+        pong.wait_for("listening on eth1", long),
+        "pong: {:?}",
+        pong.seen
+    );
+    assert!(
+        pong.seen.last().unwrap().contains("netmap"),
+        "{:?}",
+        pong.seen
+    );
+    let capture_args = [&dl[..], &["eth1", "--count", "8"]].concat();
+    let mut capture = Running::start(&pair.b.netns, "lab-capture", &capture_args);
+    assert!(
+        capture.wait_for("capturing on eth1", long),
+        "capture: {:?}",
+        capture.seen
+    );
+
+    let ping_args = [
+        &dl[..],
+        &["eth1", "198.18.0.2", "--count", "3", "--interval", "200ms"],
+    ];
+    let ping = crate::support::netns::run_in(
+        &pair.a.netns,
+        &crate::support::bin("lab-ping"),
+        &ping_args.concat(),
+    );
+    let stdout = String::from_utf8_lossy(&ping.stdout);
+    assert!(ping.status.success(), "ping: {ping:?}");
+    let replies = stdout
+        .lines()
+        .filter(|l| l.starts_with("64 bytes from 198.18.0.2: icmp_seq="))
+        .count();
+    assert_eq!(replies, 3, "{stdout}");
+    assert!(
+        stdout.contains("3 packets transmitted, 3 received, 0% packet loss"),
+        "{stdout}"
+    );
+
+    assert!(
+        capture.wait_for("8 packets captured", long),
+        "capture: {:?}",
+        capture.seen
+    );
+    let echo = |kind: &str| capture.seen.iter().filter(|l| l.contains(kind)).count();
+    assert_eq!(echo("ICMP echo request"), 3, "{:?}", capture.seen);
+    assert_eq!(echo("ICMP echo reply"), 3, "{:?}", capture.seen);
+}
