@@ -3,3 +3,4 @@
 //! are thin wrappers around these modules.
 
 pub mod datalink;
+pub mod frames;

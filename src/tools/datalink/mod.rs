@@ -60,9 +60,7 @@ impl DatalinkKind {
 
     /// The datalink labctl configured for `iface`, if any.
     pub fn from_env(iface: &str) -> Option<Result<Self, UnknownDatalink>> {
-        std::env::var(Self::env_var(iface))
-            .ok()
-            .map(|v| v.parse())
+        std::env::var(Self::env_var(iface)).ok().map(|v| v.parse())
     }
 }
 
@@ -129,10 +127,7 @@ pub enum DatalinkError {
     /// `missing` names it and says what to do (for example
     /// "/dev/netmap: load the netmap kernel module").
     #[error("{kind} is not available: {missing}")]
-    Unavailable {
-        kind: DatalinkKind,
-        missing: String,
-    },
+    Unavailable { kind: DatalinkKind, missing: String },
     #[error("{op} on {iface}: {source}")]
     Io {
         op: &'static str,
@@ -154,6 +149,9 @@ pub trait Datalink {
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError>;
 
     /// Waits up to `timeout` for the next frame; `Ok(None)` when none came.
+    /// A zero timeout only takes what is already queued (tools drain the
+    /// queue that way before their summary). A signal that interrupts the
+    /// wait also gives `Ok(None)`, early, so the tool can see its stop flag.
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError>;
 
     /// Counters, where the datalink reports them.

@@ -59,7 +59,15 @@ impl VethPair {
             }
             let ns = &side.netns;
             ip(&["-n", ns, "link", "set", "eth1", "address", side.mac]);
-            ip(&["-n", ns, "addr", "add", &format!("{}/24", side.addr), "dev", "eth1"]);
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{}/24", side.addr),
+                "dev",
+                "eth1",
+            ]);
             ip(&["-n", ns, "link", "set", "eth1", "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
@@ -98,7 +106,9 @@ impl Drop for VethPair {
 /// Wraps `cmd` so that it runs inside `netns` (`ip netns exec`).
 pub fn in_netns(netns: &str, cmd: &Command) -> Command {
     let mut wrapped = Command::new("ip");
-    wrapped.args(["netns", "exec", netns]).arg(cmd.get_program());
+    wrapped
+        .args(["netns", "exec", netns])
+        .arg(cmd.get_program());
     wrapped.args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         match v {
