@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 pub mod af_packet;
 pub mod af_xdp;
+#[cfg(test)]
+pub mod fake;
 pub mod netmap;
 
 /// Which packet I/O a tool uses on an interface.

@@ -16,7 +16,9 @@ use pnet::packet::tcp::TcpPacket;
 use pnet::packet::udp::UdpPacket;
 use pnet::packet::Packet;
 use pnet::util::MacAddr;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
+
+use crate::tools::output::as_text;
 
 use super::{ARP_LEN, ETHERNET_HEADER_LEN, ICMP_ECHO_HEADER_LEN, IPV4_HEADER_LEN};
 
@@ -496,8 +498,4 @@ fn write_ip(
             "Unknown {version} packet: {src} > {dst}; protocol: {protocol} length: {length}"
         ),
     }
-}
-
-fn as_text<S: Serializer>(value: &impl fmt::Display, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
 }
