@@ -25,7 +25,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
     /// Stop after this many frames
-    #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short, long, value_parser = cli::positive)]
     count: Option<u64>,
     /// Stop after this long (10s, 500ms)
     #[arg(short, long, value_parser = cli::duration)]

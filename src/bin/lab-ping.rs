@@ -29,7 +29,7 @@ struct Args {
     #[arg(long)]
     source: Option<Ipv4Addr>,
     /// Requests to send
-    #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short, long, default_value_t = 5, value_parser = cli::positive)]
     count: u64,
     /// Time between requests (1s, 200ms, 0.5)
     #[arg(short, long, default_value = "1s", value_parser = cli::duration)]

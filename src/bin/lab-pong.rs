@@ -25,7 +25,7 @@ struct Args {
     #[arg(long)]
     address: Option<Ipv4Addr>,
     /// Stop after this many echo replies
-    #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short, long, value_parser = cli::positive)]
     count: Option<u64>,
     #[command(flatten)]
     common: CommonArgs,

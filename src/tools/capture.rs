@@ -174,12 +174,7 @@ impl Write for SharedFile {
 
 impl PcapFile {
     fn create(path: &Path) -> Result<Self, ToolError> {
-        let error = |source| ToolError::Pcap {
-            path: path.to_owned(),
-            source,
-        };
-        let file =
-            File::create(path).map_err(|source| error(pcap_file::PcapError::IoError(source)))?;
+        let file = File::create(path).map_err(|source| pcap_error("creating", path, source))?;
         let header = PcapHeader {
             snaplen: SNAPLEN,
             datalink: DataLink::ETHERNET,
@@ -188,7 +183,8 @@ impl PcapFile {
             ..PcapHeader::default()
         };
         let file = SharedFile(Rc::new(RefCell::new(BufWriter::new(file))));
-        let writer = PcapWriter::with_header(file.clone(), header).map_err(error)?;
+        let writer = PcapWriter::with_header(file.clone(), header)
+            .map_err(|error| pcap_error("writing", path, into_io(error)))?;
         Ok(PcapFile {
             path: path.to_owned(),
             writer,
@@ -206,17 +202,29 @@ impl PcapFile {
         self.writer
             .write_packet(&packet)
             .map(|_| ())
-            .map_err(|source| ToolError::Pcap {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|error| pcap_error("writing", &self.path, into_io(error)))
     }
 
     fn flush(&mut self) -> Result<(), ToolError> {
-        self.file.flush().map_err(|source| ToolError::Pcap {
-            path: self.path.clone(),
-            source: pcap_file::PcapError::IoError(source),
-        })
+        self.file
+            .flush()
+            .map_err(|source| pcap_error("writing", &self.path, source))
+    }
+}
+
+fn pcap_error(action: &'static str, path: &Path, source: io::Error) -> ToolError {
+    ToolError::Pcap {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// pcap-file's I/O error hides its cause in its message; keep the cause.
+fn into_io(error: pcap_file::PcapError) -> io::Error {
+    match error {
+        pcap_file::PcapError::IoError(source) => source,
+        other => io::Error::other(other.to_string()),
     }
 }
 

@@ -85,13 +85,35 @@ pub fn parse_args<T: Parser>(tool: &str) -> Result<T, ExitCode> {
             }
         }
         _ => {
-            let rendered = error.render().to_string();
-            let first = rendered.lines().next().unwrap_or("bad usage");
-            let message = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("{tool}: {message} (see {tool} --help)");
+            eprintln!("{tool}: {} (see {tool} --help)", one_line(&error));
             ExitCode::from(EXIT_USAGE)
         }
     })
+}
+
+/// clap's message up to its first blank line (which comes before the usage
+/// and the hints), on one line: "invalid value 'x' for '--datalink <KIND>'
+/// [possible values: af_packet, af_xdp, netmap]".
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_owned()
+}
+
+/// A clap value parser for counts: 1 or more.
+pub fn positive(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(count) if count > 0 => Ok(count),
+        _ => Err(format!("{text:?} is not a whole number of 1 or more")),
+    }
 }
 
 /// A flag that SIGINT and SIGTERM set. The datalinks' waits end early on a
@@ -128,6 +150,28 @@ mod tests {
         assert_eq!(duration("0"), Ok(Duration::ZERO));
         assert!(duration("-1").is_err());
         assert!(duration("soon").unwrap_err().contains("\"soon\""));
+    }
+
+    #[test]
+    fn counts_are_one_or_more() {
+        assert_eq!(positive("3"), Ok(3));
+        for bad in ["0", "-1", "x", ""] {
+            assert!(positive(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn usage_errors_fit_on_one_line() {
+        #[derive(Parser, Debug)]
+        struct Example {
+            #[arg(long, value_enum)]
+            datalink: DatalinkKind,
+        }
+        let error = Example::try_parse_from(["x", "--datalink", "dpdk"]).unwrap_err();
+        assert_eq!(
+            one_line(&error),
+            "invalid value 'dpdk' for '--datalink <DATALINK>' [possible values: af_packet, af_xdp, netmap]"
+        );
     }
 
     #[test]

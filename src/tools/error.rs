@@ -53,11 +53,12 @@ pub enum ToolError {
     },
     #[error("writing to standard output: {0}")]
     Stdout(#[source] std::io::Error),
-    #[error("pcap file {path}: {source}")]
+    #[error("{action} pcap file {path}: {source}")]
     Pcap {
+        action: &'static str,
         path: PathBuf,
         #[source]
-        source: pcap_file::PcapError,
+        source: std::io::Error,
     },
     #[error("installing the SIGINT/SIGTERM handlers: {0}")]
     Signals(#[source] std::io::Error),
