@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use labctl::tools::capture::{self, CaptureOptions};
 use labctl::tools::cli::{self, CommonArgs};
-use labctl::tools::datalink::{self, OpenOptions};
+use labctl::tools::datalink::OpenOptions;
 use labctl::tools::error::ToolError;
 use labctl::tools::output::Output;
 
@@ -54,14 +54,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         duration: args.duration,
         quiet: args.quiet,
     };
-    let mut link =
-        datalink::open(kind, &args.iface, &OpenOptions { capture: true }).map_err(|source| {
-            ToolError::Open {
-                kind,
-                iface: args.iface.clone(),
-                source,
-            }
-        })?;
+    let mut link = cli::open_datalink(kind, &args.iface, &OpenOptions { capture: true })?;
     let mut out = Output::stdout(args.common.format());
     capture::run(link.as_mut(), &options, &mut out, &stop)?;
     Ok(ExitCode::SUCCESS)

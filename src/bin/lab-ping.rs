@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
-use labctl::tools::datalink::{self, OpenOptions};
+use labctl::tools::datalink::OpenOptions;
 use labctl::tools::error::{ToolError, EXIT_NO_REPLY};
 use labctl::tools::frames::MAX_ECHO_PAYLOAD;
 use labctl::tools::iface;
@@ -96,14 +96,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         id: args.id.unwrap_or(std::process::id() as u16),
         quiet: args.quiet,
     };
-    let mut link =
-        datalink::open(kind, &args.iface, &OpenOptions::default()).map_err(|source| {
-            ToolError::Open {
-                kind,
-                iface: args.iface.clone(),
-                source,
-            }
-        })?;
+    let mut link = cli::open_datalink(kind, &args.iface, &OpenOptions::default())?;
     let mut out = Output::stdout(args.common.format());
     let summary = ping::run(link.as_mut(), &me, &options, &mut out, &stop)?;
     Ok(if summary.received > 0 {

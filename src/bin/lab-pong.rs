@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
-use labctl::tools::datalink::{self, OpenOptions};
+use labctl::tools::datalink::OpenOptions;
 use labctl::tools::error::ToolError;
 use labctl::tools::iface;
 use labctl::tools::output::Output;
@@ -51,14 +51,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         me: Identity { ip, mac: me.mac },
         count: args.count,
     };
-    let mut link =
-        datalink::open(kind, &args.iface, &OpenOptions::default()).map_err(|source| {
-            ToolError::Open {
-                kind,
-                iface: args.iface.clone(),
-                source,
-            }
-        })?;
+    let mut link = cli::open_datalink(kind, &args.iface, &OpenOptions::default())?;
     let mut out = Output::stdout(args.common.format());
     pong::run(link.as_mut(), &options, &mut out, &stop)?;
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::Parser;
 
-use crate::tools::datalink::DatalinkKind;
+use crate::tools::datalink::{self, Datalink, DatalinkKind, OpenOptions};
 use crate::tools::error::{ToolError, EXIT_USAGE};
 use crate::tools::output::Format;
 
@@ -47,6 +47,19 @@ impl CommonArgs {
             ))),
         }
     }
+}
+
+/// Opens `iface` with `kind`; the error names both.
+pub fn open_datalink(
+    kind: DatalinkKind,
+    iface: &str,
+    options: &OpenOptions,
+) -> Result<Box<dyn Datalink>, ToolError> {
+    datalink::open(kind, iface, options).map_err(|source| ToolError::Open {
+        kind,
+        iface: iface.to_owned(),
+        source,
+    })
 }
 
 /// A clap value parser for durations: `1s`, `200ms`, `1m 30s`, or a plain
