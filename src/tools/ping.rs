@@ -380,8 +380,7 @@ fn exchange<W: Write>(
     let mut next_send = Some(Instant::now());
     let mut last_sent = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if let Some(due) = next_send.filter(|due| now >= *due) {
+        if let Some(due) = next_send.filter(|due| Instant::now() >= *due) {
             let request = session.request(index)?;
             last_sent = Instant::now();
             datalink
@@ -392,8 +391,10 @@ fn exchange<W: Write>(
             next_send = (index < options.count)
                 .then(|| next_due(options.pacing, due, last_sent))
                 .flatten();
-            continue;
         }
+        // Behind schedule (a high --rate) this waits zero: one look at the
+        // socket per request keeps replies from piling up unread.
+        let now = Instant::now();
         let wake = match next_send {
             Some(due) => due,
             None if session.unanswered() == 0 => break,

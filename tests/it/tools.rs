@@ -513,3 +513,34 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--rate <PPS>"));
 }
+
+/// SIGINT ends lab-ping early with its summary, as `ping` does.
+#[test]
+fn ping_interrupted_prints_its_summary() {
+    let pair = pair(true);
+    let pong = start(&pair.b.netns, "lab-pong", &["eth1"], "listening on");
+    let mut pinging = Running::spawn(
+        &pair.a.netns,
+        &bin("lab-ping"),
+        &[
+            "eth1",
+            "198.18.0.2",
+            "--count",
+            "1000",
+            "--interval",
+            "50ms",
+        ],
+        &[],
+    );
+    pinging.wait_for("icmp_seq=1 ", READY);
+    let pinged = pinging.stop(libc::SIGINT);
+    pong.stop(libc::SIGINT);
+    assert!(pinged.status.success(), "{pinged:?}");
+    let summary = pinged
+        .stdout
+        .iter()
+        .find(|line| line.contains(" packets transmitted, "))
+        .unwrap_or_else(|| panic!("no summary: {pinged:?}"));
+    let transmitted: u64 = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!((2..1000).contains(&transmitted), "{summary}");
+}
