@@ -32,10 +32,6 @@ impl<W: Write> Output<W> {
         Output { format, out }
     }
 
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
     pub fn emit<E: Display + Serialize>(&mut self, event: &E) -> io::Result<()> {
         match self.format {
             Format::Human => writeln!(self.out, "{event}"),
