@@ -4,3 +4,4 @@
 //! it even when an assertion fails.
 
 mod support;
+mod tools;
