@@ -6,6 +6,7 @@
 pub mod check;
 pub mod engine;
 pub mod process;
+pub mod progress;
 
 #[cfg(test)]
 mod fake;
