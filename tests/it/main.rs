@@ -5,3 +5,4 @@
 
 mod netmap;
 mod support;
+mod tools;
