@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use labctl::tools::datalink::netmap::Netmap;
 use labctl::tools::datalink::{Datalink, Direction, OpenOptions};
 
+use crate::support::bin;
 use crate::support::netns::{have_root, VethPair};
+use crate::support::process::Running;
 
 /// An experimental EtherType (IEEE 802 local use): nothing else in the
 /// namespaces sends it.
@@ -184,68 +186,6 @@ fn a_monitor_sees_both_directions_and_takes_nothing() {
     );
 }
 
-/// A tool running in a namespace, killed when the test ends however it
-/// ends; its stdout lines arrive on a channel.
-struct Running {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(netns: &str, tool: &str, args: &[&str]) -> Running {
-        use std::io::{BufRead, BufReader};
-        use std::process::{Command, Stdio};
-
-        let mut cmd = Command::new(crate::support::bin(tool));
-        cmd.args(args);
-        let mut child = crate::support::netns::in_netns(netns, &cmd)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the tool");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits up to `timeout` for a line containing `text`.
-    fn wait_for(&mut self, text: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(text);
-                    self.seen.push(line);
-                    if found {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 #[cfg_attr(
     not(labctl_has_netmap),
@@ -254,54 +194,94 @@ impl Drop for Running {
 fn ping_pong_and_capture_run_on_netmap() {
     assert!(have_root(), "netns tests run as root");
     let pair = VethPair::new(true);
-    let long = Duration::from_secs(10);
-    let dl = ["--datalink", "netmap"];
-    let mut pong = Running::start(&pair.b.netns, "lab-pong", &[&dl[..], &["eth1"]].concat());
+    let wait = Duration::from_secs(10);
+    let netmap_eth1 = ["--datalink", "netmap", "eth1"];
+    let mut pong = Running::spawn(&pair.b.netns, &bin("lab-pong"), &netmap_eth1, &[]);
+    let listening = pong.wait_for("listening on eth1", wait);
+    assert!(listening.contains("netmap, netmap:eth1,"), "{listening}");
+    let capture_args = [&netmap_eth1[..], &["--count", "8"]].concat();
+    let mut capture = Running::spawn(&pair.b.netns, &bin("lab-capture"), &capture_args, &[]);
+    let capturing = capture.wait_for("capturing on eth1", wait);
     assert!(
-        pong.wait_for("listening on eth1", long),
-        "pong: {:?}",
-        pong.seen
-    );
-    assert!(
-        pong.seen.last().unwrap().contains("netmap"),
-        "{:?}",
-        pong.seen
-    );
-    let capture_args = [&dl[..], &["eth1", "--count", "8"]].concat();
-    let mut capture = Running::start(&pair.b.netns, "lab-capture", &capture_args);
-    assert!(
-        capture.wait_for("capturing on eth1", long),
-        "capture: {:?}",
-        capture.seen
+        capturing.contains("copy monitor netmap:eth1/rt"),
+        "{capturing}"
     );
 
     let ping_args = [
-        &dl[..],
-        &["eth1", "198.18.0.2", "--count", "3", "--interval", "200ms"],
-    ];
-    let ping = crate::support::netns::run_in(
-        &pair.a.netns,
-        &crate::support::bin("lab-ping"),
-        &ping_args.concat(),
+        &netmap_eth1[..],
+        &["198.18.0.2", "--count", "3", "--interval", "200ms"],
+    ]
+    .concat();
+    let ping = Running::spawn(&pair.a.netns, &bin("lab-ping"), &ping_args, &[])
+        .finish(Duration::from_secs(30));
+    assert_eq!(ping.status.code(), Some(0), "{ping:?}");
+    let count = |lines: &[String], text: &str| lines.iter().filter(|l| l.contains(text)).count();
+    assert_eq!(
+        count(&ping.stdout, "64 bytes from 198.18.0.2: icmp_seq="),
+        3,
+        "{ping:?}"
     );
-    let stdout = String::from_utf8_lossy(&ping.stdout);
-    assert!(ping.status.success(), "ping: {ping:?}");
-    let replies = stdout
-        .lines()
-        .filter(|l| l.starts_with("64 bytes from 198.18.0.2: icmp_seq="))
-        .count();
-    assert_eq!(replies, 3, "{stdout}");
-    assert!(
-        stdout.contains("3 packets transmitted, 3 received, 0% packet loss"),
-        "{stdout}"
+    assert_eq!(
+        count(
+            &ping.stdout,
+            "3 packets transmitted, 3 received, 0% packet loss"
+        ),
+        1,
+        "{ping:?}"
     );
 
-    assert!(
-        capture.wait_for("8 packets captured", long),
-        "capture: {:?}",
-        capture.seen
+    let captured = capture.finish(wait);
+    assert_eq!(
+        count(&captured.stdout, "8 packets captured"),
+        1,
+        "{captured:?}"
     );
-    let echo = |kind: &str| capture.seen.iter().filter(|l| l.contains(kind)).count();
-    assert_eq!(echo("ICMP echo request"), 3, "{:?}", capture.seen);
-    assert_eq!(echo("ICMP echo reply"), 3, "{:?}", capture.seen);
+    assert_eq!(
+        count(&captured.stdout, "ICMP echo request"),
+        3,
+        "{captured:?}"
+    );
+    assert_eq!(
+        count(&captured.stdout, "ICMP echo reply"),
+        3,
+        "{captured:?}"
+    );
+    let ponged = pong.stop(libc::SIGINT);
+    assert_eq!(ponged.status.code(), Some(0), "{ponged:?}");
+    assert_eq!(count(&ponged.stdout, "ICMP echo reply"), 3, "{ponged:?}");
+}
+
+/// On this machine (no netmap module) each tool, asked for netmap by flag
+/// or by labctl's environment variable, stops with the documented exit
+/// code and one line naming /dev/netmap and the module.
+#[test]
+#[cfg_attr(labctl_has_netmap, ignore = "this machine has /dev/netmap")]
+fn the_tools_without_dev_netmap_say_what_is_missing() {
+    assert!(have_root(), "netns tests run as root");
+    let pair = VethPair::new(true);
+    let by_flag = ["--datalink", "netmap"];
+    let env = [("LABCTL_DATALINK_eth1", "netmap")];
+    let no_env: &[(&str, &str)] = &[];
+    let cases = [
+        (
+            "lab-ping",
+            [&by_flag[..], &["eth1", "198.18.0.2"]].concat(),
+            no_env,
+        ),
+        ("lab-pong", [&by_flag[..], &["eth1"]].concat(), no_env),
+        ("lab-capture", [&by_flag[..], &["eth1"]].concat(), no_env),
+        ("lab-pong", vec!["eth1"], &env[..]),
+    ];
+    for (tool, args, env) in cases {
+        let finished =
+            Running::spawn(&pair.a.netns, &bin(tool), &args, env).finish(Duration::from_secs(10));
+        let what = format!("{tool} {args:?} {env:?}: {finished:?}");
+        assert_eq!(finished.status.code(), Some(3), "{what}");
+        let lines: Vec<&str> = finished.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {what}");
+        assert!(lines[0].starts_with(&format!("{tool}: ")), "{what}");
+        assert!(lines[0].contains("/dev/netmap"), "{what}");
+        assert!(lines[0].contains("netmap kernel module"), "{what}");
+        assert!(finished.stdout.is_empty(), "nothing on stdout: {what}");
+    }
 }
