@@ -3,5 +3,6 @@
 //! Docker daemon; every resource gets a fresh name and a guard that removes
 //! it even when an assertion fails.
 
+mod netmap;
 mod support;
 mod tools;
