@@ -112,29 +112,27 @@ pub trait Wiring: Sync {
 /// Why a link could not be wired or removed; says what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("{doing}: {source}")]
+    #[error("{doing}: {cause}")]
     Netlink {
         doing: String,
-        #[source]
-        source: rtnetlink::Error,
+        cause: rtnetlink::Error,
     },
-    #[error("{doing}: {source}")]
+    #[error("{doing}: {cause}")]
     Io {
         doing: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
 impl LinkError {
     pub(crate) fn netlink(doing: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Self {
         let doing = doing.into();
-        move |source| LinkError::Netlink { doing, source }
+        move |cause| LinkError::Netlink { doing, cause }
     }
 
     pub(crate) fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let doing = doing.into();
-        move |source| LinkError::Io { doing, source }
+        move |cause| LinkError::Io { doing, cause }
     }
 }
 

@@ -168,12 +168,9 @@ impl fmt::Display for DeployError {
     }
 }
 
-impl std::error::Error for DeployError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        // The cause is already part of the message.
-        None
-    }
-}
+/// The cause is part of the message, not a `source()` (see the errors
+/// module).
+impl std::error::Error for DeployError {}
 
 /// Deploys `lab`; see the module documentation.
 pub async fn deploy<E: Engine, W: Wiring>(

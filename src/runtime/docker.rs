@@ -29,9 +29,9 @@ pub fn docker_host() -> String {
 /// Connects to the daemon at [`docker_host`] and settles the API version.
 pub async fn connect() -> Result<Docker, RuntimeError> {
     let host = docker_host();
-    let unreachable = |source| RuntimeError::Unreachable {
+    let unreachable = |cause| RuntimeError::Unreachable {
         host: host.clone(),
-        source,
+        cause,
     };
     let docker = connect_at(&host, API_DEFAULT_VERSION).map_err(unreachable)?;
     match docker.clone().negotiate_version().await {

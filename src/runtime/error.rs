@@ -1,6 +1,10 @@
 //! What can go wrong while building, inspecting or tearing down a lab.
 //! Every variant says what labctl was doing and, where it can, what the
 //! user should do.
+//!
+//! Messages are complete: each includes the underlying error's text, and
+//! the underlying error is kept as a field rather than as `source()`, so
+//! printing the chain (`{:#}`) does not say it twice.
 
 use std::path::PathBuf;
 
@@ -9,20 +13,18 @@ use crate::links::LinkError;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(
-        "cannot reach Docker at {host}: {source}; start the daemon (`sudo systemctl start docker`, \
+        "cannot reach Docker at {host}: {cause}; start the daemon (`sudo systemctl start docker`, \
          or `sudo dockerd &`) or set DOCKER_HOST to one that runs"
     )]
     Unreachable {
         host: String,
-        #[source]
-        source: bollard::errors::Error,
+        cause: bollard::errors::Error,
     },
 
-    #[error("{doing}: {source}")]
+    #[error("{doing}: {cause}")]
     Docker {
         doing: String,
-        #[source]
-        source: bollard::errors::Error,
+        cause: bollard::errors::Error,
     },
 
     #[error(
@@ -32,11 +34,10 @@ pub enum RuntimeError {
     )]
     ToolsMissing { dir: PathBuf, missing: Vec<String> },
 
-    #[error("{doing}: {source}")]
+    #[error("{doing}: {cause}")]
     Io {
         doing: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error(
@@ -76,21 +77,27 @@ pub enum RuntimeError {
     },
 
     #[error("{0}")]
-    Link(#[from] LinkError),
+    Link(LinkError),
 
     #[error("interrupted")]
     Interrupted,
 }
 
+impl From<LinkError> for RuntimeError {
+    fn from(e: LinkError) -> Self {
+        RuntimeError::Link(e)
+    }
+}
+
 impl RuntimeError {
     pub(crate) fn docker(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
         let doing = doing.into();
-        move |source| RuntimeError::Docker { doing, source }
+        move |cause| RuntimeError::Docker { doing, cause }
     }
 
     pub(crate) fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let doing = doing.into();
-        move |source| RuntimeError::Io { doing, source }
+        move |cause| RuntimeError::Io { doing, cause }
     }
 }
 

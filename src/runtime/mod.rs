@@ -18,20 +18,20 @@ pub mod docker;
 pub mod engine;
 mod error;
 pub mod exec;
+mod handle;
 pub mod image;
 pub mod inspect;
 pub mod names;
 pub mod needs;
 pub mod node;
 pub mod progress;
-mod handle;
 
 pub use deploy::{
     Cancel, DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Removed,
 };
 pub use error::RuntimeError;
 pub use exec::{ExecHandle, ExecOutput, ExecStream};
+pub use handle::Runtime;
 pub use inspect::{LabStatus, NodeStatus};
 pub use names::{RunId, Scope};
 pub use progress::{Phase, Progress, Quiet, Timings};
-pub use handle::Runtime;
