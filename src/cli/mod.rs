@@ -116,22 +116,36 @@ pub fn lab_name(arg: &str) -> Result<String, Failure> {
     }
 }
 
-/// Reads only `name:` from a lab file that does not validate.
+/// Reads only `name` from a lab file that does not validate: as YAML if
+/// it still parses, else from a top-level `name:` line.
 fn name_in_file(path: &Path) -> Result<String, Failure> {
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("reading lab file {}", path.display()))
+        .map_err(Failure::usage)?;
+    lenient_name(&source).ok_or_else(|| {
+        Failure::usage(anyhow::anyhow!(
+            "{}: no valid lab `name` in this file; pass the lab's name instead",
+            path.display()
+        ))
+    })
+}
+
+fn lenient_name(source: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct NameOnly {
         name: String,
     }
-    let source = std::fs::read_to_string(path)
-        .with_context(|| format!("reading lab file {}", path.display()))
-        .map_err(Failure::usage)?;
-    match serde_saphyr::from_str::<NameOnly>(&source) {
-        Ok(NameOnly { name }) if is_lab_name(&name) => Ok(name),
-        _ => Err(Failure::usage(anyhow::anyhow!(
-            "{}: no valid lab `name` in this file; pass the lab's name instead",
-            path.display()
-        ))),
-    }
+    let from_yaml = serde_saphyr::from_str::<NameOnly>(source)
+        .ok()
+        .map(|n| n.name);
+    let from_line = || {
+        source.lines().find_map(|line| {
+            let value = line.strip_prefix("name:")?;
+            let value = value.split(" #").next().unwrap_or(value).trim();
+            Some(value.trim_matches(|c| c == '"' || c == '\'').to_owned())
+        })
+    };
+    from_yaml.or_else(from_line).filter(|n| is_lab_name(n))
 }
 
 /// `[a-z0-9][a-z0-9-]{0,19}`, the lab format's rule for lab names.
@@ -180,6 +194,20 @@ pub fn print_timings(timings: &Timings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_lab_file_still_names_its_lab() {
+        assert_eq!(
+            lenient_name("name: abc\nnodes: 12\n").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            lenient_name("nodes: [\nname: \"abc\"  # the lab\n").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(lenient_name("nodes: {}\n"), None);
+        assert_eq!(lenient_name("name: Not_A_Name\n"), None);
+    }
 
     #[test]
     fn lab_names_follow_the_format() {

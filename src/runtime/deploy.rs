@@ -10,10 +10,11 @@
 //! Generic over [`Engine`] and [`Wiring`] so the rollback logic is tested
 //! with fakes; [`super::Runtime`] calls it with Docker and netlink.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{stream, StreamExt};
 
@@ -365,31 +366,84 @@ fn first_error<T>(results: Vec<Result<T, RuntimeError>>) -> Result<Vec<T>, Runti
     }
 }
 
+/// How long a teardown keeps watching for containers that requests of an
+/// interrupted deploy may still create: the daemon finishes a create even
+/// when the client that sent it was killed.
+pub const SETTLE: Duration = Duration::from_secs(1);
+const SETTLE_POLL: Duration = Duration::from_millis(100);
+
+/// Rounds of list-and-remove before a container that keeps coming back is
+/// reported as an error.
+const MAX_ROUNDS: usize = 8;
+
 /// Removes every container and stray veth in `scope`, going on after
 /// errors, concurrently.
+///
+/// Lists and removes in rounds until a listing comes back empty: a
+/// container still being created when it was removed can survive the
+/// removal, and a deploy that was killed may still have creates in flight
+/// in the daemon (it finishes them even though the client is gone), so
+/// after an interrupted deploy the teardown watches for [`SETTLE`] more.
 pub async fn teardown<E: Engine, W: Wiring>(engine: &E, wiring: &W, scope: &Scope) -> Removed {
     let started = Instant::now();
     let mut removed = Removed::default();
-    match engine.list(scope).await {
-        Ok(containers) => {
-            let results: Vec<(String, Result<(), RuntimeError>)> = stream::iter(containers)
-                .map(|c| async move {
-                    let result = engine.remove(&c.name).await;
-                    (c.name, result)
-                })
-                .buffer_unordered(DEFAULT_CONCURRENCY)
-                .collect()
-                .await;
-            for (name, result) in results {
-                match result {
-                    Ok(()) => removed.containers.push(name),
-                    Err(e) => removed.errors.push(e),
+    let mut gone = BTreeSet::new();
+    let mut failures: HashMap<String, RuntimeError> = HashMap::new();
+    // A rollback has waited for its own operations: nothing is in flight.
+    let may_have_creates_in_flight = !matches!(scope, Scope::Run { .. });
+    let mut settle_until: Option<Instant> = None;
+    let mut rounds = 0;
+    loop {
+        let found = match engine.list(scope).await {
+            Ok(found) => found,
+            Err(e) => {
+                removed.errors.push(e);
+                break;
+            }
+        };
+        if found.is_empty() {
+            match settle_until {
+                Some(until) if Instant::now() < until => {
+                    tokio::time::sleep(SETTLE_POLL).await;
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        if rounds == MAX_ROUNDS {
+            for c in found {
+                failures
+                    .entry(c.name.clone())
+                    .or_insert_with(|| RuntimeError::Docker {
+                        doing: format!("removing container {}", c.name),
+                        cause: bollard::errors::Error::DockerStreamError {
+                            error: "it is still there after repeated removals".into(),
+                        },
+                    });
+            }
+            break;
+        }
+        if rounds > 0 {
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
+        rounds += 1;
+        if may_have_creates_in_flight && interrupted_deploy(&found) {
+            settle_until = Some(Instant::now() + SETTLE);
+        }
+        for (name, result) in remove_all(engine, &found).await {
+            match result {
+                Ok(()) => {
+                    failures.remove(&name);
+                    gone.insert(name);
+                }
+                Err(e) => {
+                    failures.insert(name, e);
                 }
             }
-            removed.containers.sort();
         }
-        Err(e) => removed.errors.push(e),
     }
+    removed.containers = gone.into_iter().collect();
+    removed.errors.extend(failures.into_values());
     // After the containers: their namespaces, and the veths in them, are
     // gone; what is left on the host with our alias is a stray.
     match wiring.remove_strays(&|alias| scope.has_alias(alias)).await {
@@ -400,9 +454,33 @@ pub async fn teardown<E: Engine, W: Wiring>(engine: &E, wiring: &W, scope: &Scop
     removed
 }
 
+async fn remove_all<E: Engine>(
+    engine: &E,
+    containers: &[ContainerInfo],
+) -> Vec<(String, Result<(), RuntimeError>)> {
+    stream::iter(containers)
+        .map(|c| async move { (c.name.clone(), engine.remove(&c.name).await) })
+        .buffer_unordered(DEFAULT_CONCURRENCY)
+        .collect()
+        .await
+}
+
+/// Whether some deploy among `found` has fewer nodes than its lab.
+fn interrupted_deploy(found: &[ContainerInfo]) -> bool {
+    let mut nodes_per_run: HashMap<(&str, &str), (usize, Option<usize>)> = HashMap::new();
+    for c in found.iter().filter(|c| c.node.is_some()) {
+        let entry = nodes_per_run
+            .entry((c.lab.as_str(), c.run.as_str()))
+            .or_insert((0, c.lab_nodes));
+        entry.0 += 1;
+    }
+    nodes_per_run
+        .values()
+        .any(|(count, expected)| expected.is_some_and(|n| *count < n))
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::path::Path;
     use std::sync::Mutex;
 
@@ -418,6 +496,10 @@ mod tests {
         containers: Mutex<Vec<ContainerInfo>>,
         fail_node: Option<String>,
         started: Mutex<Vec<String>>,
+        /// Appear at the second listing, as creates that a killed deploy
+        /// left in flight in the daemon would.
+        late: Mutex<Vec<ContainerInfo>>,
+        listings: Mutex<usize>,
     }
 
     impl Engine for FakeEngine {
@@ -444,6 +526,7 @@ mod tests {
                 node: Some(spec.node.clone()),
                 run: spec.labels[names::LABEL_RUN].clone(),
                 file: Some(spec.labels[names::LABEL_FILE].clone()),
+                lab_nodes: spec.labels[names::LABEL_NODES].parse().ok(),
                 image: String::new(),
                 state: "running".into(),
                 interfaces: vec![],
@@ -460,6 +543,12 @@ mod tests {
         }
 
         async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
+            let mut listings = self.listings.lock().unwrap();
+            *listings += 1;
+            if *listings == 2 {
+                let late = std::mem::take(&mut *self.late.lock().unwrap());
+                self.containers.lock().unwrap().extend(late);
+            }
             Ok(self
                 .containers
                 .lock()
@@ -650,6 +739,34 @@ links:
         assert_ne!(second.run, first.run);
         assert_eq!(engine.containers.lock().unwrap().len(), 3);
         assert_eq!(second.timings[0].0, Phase::Teardown);
+    }
+
+    #[tokio::test]
+    async fn teardown_after_an_interrupted_deploy_waits_for_late_containers() {
+        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap();
+        // As if the deploy had died with one create still in flight.
+        let late = engine.containers.lock().unwrap().pop().unwrap();
+        *engine.late.lock().unwrap() = vec![late];
+        *engine.listings.lock().unwrap() = 0;
+        let removed = teardown(&engine, &wiring, &Scope::Lab("three".into())).await;
+        assert!(removed.errors.is_empty());
+        assert_eq!(removed.containers.len(), 3);
+        assert!(engine.containers.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn teardown_of_a_complete_lab_does_not_wait() {
+        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let removed = teardown(&engine, &wiring, &Scope::All { prefix: "".into() }).await;
+        assert_eq!(removed.containers.len(), 3);
+        assert!(started.elapsed() < SETTLE / 2);
     }
 
     #[tokio::test]

@@ -29,6 +29,8 @@ pub struct ContainerInfo {
     pub node: Option<String>,
     pub run: String,
     pub file: Option<String>,
+    /// How many nodes the lab of this deploy has.
+    pub lab_nodes: Option<usize>,
     pub image: String,
     /// Docker's state: created, running, exited, ...
     pub state: String,
@@ -224,6 +226,7 @@ fn container_info(summary: bollard::models::ContainerSummary) -> Option<Containe
         node: labels.get(names::LABEL_NODE).cloned(),
         run: labels.get(names::LABEL_RUN).cloned().unwrap_or_default(),
         file: labels.get(names::LABEL_FILE).cloned(),
+        lab_nodes: labels.get(names::LABEL_NODES).and_then(|n| n.parse().ok()),
         image: summary.image.unwrap_or_default(),
         state: summary
             .state

@@ -15,6 +15,9 @@ pub const LABEL_NODE: &str = "labctl.node";
 /// The node's interfaces as JSON ([`crate::runtime::node::InterfaceLabel`]),
 /// for `inspect`.
 pub const LABEL_INTERFACES: &str = "labctl.interfaces";
+/// How many nodes the lab has: a deploy interrupted before creating them
+/// all is recognisable from its containers alone.
+pub const LABEL_NODES: &str = "labctl.nodes";
 /// What the container is for: [`ROLE_NODE`] or [`ROLE_TOOLS_FILL`].
 pub const LABEL_ROLE: &str = "labctl.role";
 pub const ROLE_NODE: &str = "node";

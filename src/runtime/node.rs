@@ -112,6 +112,7 @@ impl NodeSpec {
             (names::LABEL_FILE.to_owned(), absolute(lab.file())),
             (names::LABEL_RUN.to_owned(), run.to_string()),
             (names::LABEL_NODE.to_owned(), node.name.clone()),
+            (names::LABEL_NODES.to_owned(), lab.nodes().len().to_string()),
             (names::LABEL_ROLE.to_owned(), names::ROLE_NODE.to_owned()),
             (
                 names::LABEL_INTERFACES.to_owned(),
