@@ -35,11 +35,11 @@ pub fn run(args: Args) -> Outcome {
         match outcome {
             Ok(DeployOutcome::Deployed(deployed)) => {
                 println!(
-                    "deployed lab {} (run {}): {} nodes, {} links",
+                    "deployed lab {} (run {}): {}, {}",
                     deployed.name,
                     deployed.run,
-                    deployed.nodes.len(),
-                    deployed.links
+                    count(deployed.nodes.len(), "node"),
+                    count(deployed.links, "link")
                 );
                 if args.timings {
                     print_timings(&deployed.timings);
@@ -64,4 +64,9 @@ pub fn run(args: Args) -> Outcome {
             }
         }
     })
+}
+
+/// `1 node`, `2 nodes`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use futures_util::StreamExt;
 use labctl::runtime::{ExecOutput, Runtime};
+use tokio::signal::unix::{signal, SignalKind};
 
 use super::{block_on, lab_name, Failure, Outcome};
 
@@ -23,15 +24,18 @@ pub struct Args {
 pub fn run(args: Args) -> Outcome {
     let lab = lab_name(&args.lab)?;
     block_on(async move {
+        // Ctrl-C goes to the command and labctl reports how it ended. The
+        // handler is in place before the command starts.
+        let mut interrupts = signal(SignalKind::interrupt())
+            .map_err(|e| Failure::runtime(anyhow::Error::new(e).context("watching for Ctrl-C")))?;
         let runtime = Runtime::connect().await.map_err(Failure::from_runtime)?;
         let (handle, mut output) = runtime
             .exec(&lab, &args.node, &args.command)
             .await
             .map_err(Failure::from_runtime)?;
-        // Ctrl-C goes to the command; labctl still reports how it ended.
         let forward = handle.clone();
         let forwarder = tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
+            while interrupts.recv().await.is_some() {
                 let _ = forward.signal(libc::SIGINT).await;
             }
         });

@@ -42,7 +42,9 @@ impl Progress for ConsoleProgress {
     fn build_output(&self, line: &str) {
         match self.spinner.lock().ok().and_then(|s| s.clone()) {
             Some(spinner) => spinner.set_message(line.to_owned()),
-            None => eprintln!("  {line}"),
+            // In a log, the steps are enough; failures arrive as errors.
+            None if line.starts_with("Step ") => eprintln!("  {line}"),
+            None => {}
         }
     }
 

@@ -2,8 +2,12 @@
 //! and kernel. Every test uses its own lab name, so they run in parallel,
 //! and a guard ([`TestLab`]) destroys its lab even when an assertion fails.
 
-use std::process::Stdio;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use labctl::runtime::{ExecOutput, Runtime};
 
 use crate::support::lab::{
     assert_nothing_left, assert_success, busybox_image, containers_of, docker, docker_inspect,
@@ -510,4 +514,134 @@ fn destroy_after_sigkill_mid_deploy_leaves_no_container_veth_or_label() {
         .unwrap();
     assert!(!link.status.success(), "the stray's peer is left");
     remove_leftovers(&lab.name);
+}
+
+/// Sends SIGINT to a child process.
+fn interrupt(child: &Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+}
+
+/// Waits for a child for at most `limit`.
+fn wait_for(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_during_deploy_rolls_back_and_exits_130() {
+    // Sixteen nodes: more than start at once, so the deploy is still
+    // going when the signal lands.
+    let mut yaml = String::from("name: {name}\nnodes:\n");
+    for i in 0..16 {
+        yaml.push_str(&format!("  n{i}: {{}}\n"));
+    }
+    yaml.push_str("links:\n");
+    for i in 0..15 {
+        yaml.push_str(&format!(
+            "  - endpoints: [\"n{i}:eth1\", \"n{}:eth2\"]\n",
+            i + 1
+        ));
+    }
+    let lab = TestLab::new("rint", &yaml);
+    let warm = TestLab::new("rwarm", "name: {name}\nnodes: { a: {} }\n");
+    warm.deploy();
+
+    let mut deploy = labctl_command(&["deploy", lab.path()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn labctl deploy");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while containers_of(&lab.name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    interrupt(&deploy);
+    let status = wait_for(&mut deploy, Duration::from_secs(60));
+    let mut message = String::new();
+    if let Some(mut err) = deploy.stderr.take() {
+        let _ = err.read_to_string(&mut message);
+    }
+    assert_eq!(status.code(), Some(130), "{message}");
+    assert!(message.contains("interrupted"), "{message}");
+    assert!(message.contains("rolled back: removed"), "{message}");
+    // Rolled back by labctl itself, without a destroy.
+    assert_nothing_left(&lab.name);
+}
+
+#[test]
+fn exec_passes_ctrl_c_to_the_command_and_exits_with_its_code() {
+    let lab = TestLab::new("rexi", &busybox_lab());
+    lab.deploy();
+    let mut exec = labctl_command(&[
+        "exec",
+        &lab.name,
+        "box",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; exec sleep 30",
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("spawn labctl exec");
+    let mut first = String::new();
+    let stdout = exec.stdout.take().expect("piped stdout");
+    BufReader::new(stdout).read_line(&mut first).expect("read");
+    assert_eq!(first, "ready\n");
+    interrupt(&exec);
+    let status = wait_for(&mut exec, Duration::from_secs(10));
+    // sleep died of SIGINT: 128 + 2.
+    assert_eq!(status.code(), Some(130));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exec_api_streams_output_and_gives_pid_and_exit_code() {
+    let lab = TestLab::new("rapi", &busybox_lab());
+    lab.deploy();
+    let runtime = Runtime::connect().await.expect("connect");
+    let argv: Vec<String> = ["sh", "-c", "echo ready; echo oops >&2; exec sleep 30"]
+        .map(String::from)
+        .to_vec();
+    let (handle, mut output) = runtime.exec(&lab.name, "box", &argv).await.expect("exec");
+    let (mut out, mut err) = (String::new(), String::new());
+    while !out.contains("ready\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), output.next())
+            .await
+            .expect("output in time")
+            .expect("output before the end")
+            .expect("no stream error");
+        match chunk {
+            ExecOutput::Stdout(b) => out.push_str(&String::from_utf8_lossy(&b)),
+            ExecOutput::Stderr(b) => err.push_str(&String::from_utf8_lossy(&b)),
+        }
+    }
+    // A host pid: the command itself, seen from the host.
+    let pid = handle.host_pid().await.expect("inspect").expect("running");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("host /proc");
+    assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
+
+    handle.signal(libc::SIGINT).await.expect("signal");
+    let rest: Vec<_> = tokio::time::timeout(Duration::from_secs(10), output.collect::<Vec<_>>())
+        .await
+        .expect("the stream ends once the command is gone");
+    for chunk in rest {
+        if let Ok(ExecOutput::Stderr(b)) = chunk {
+            err.push_str(&String::from_utf8_lossy(&b));
+        }
+    }
+    assert_eq!(err, "oops\n");
+    assert_eq!(handle.exit_code().await.expect("exit code"), 130);
+    // Signalling a command that has ended is not an error.
+    handle.signal(libc::SIGINT).await.expect("late signal");
 }
