@@ -26,9 +26,14 @@ impl Netns {
     /// The network namespace of host process `pid` (a container's init).
     pub fn of_pid(pid: u32) -> Result<Self, LinkError> {
         let path = format!("/proc/{pid}/ns/net");
-        let file = File::open(&path).map_err(LinkError::io(format!(
-            "opening the network namespace {path}"
-        )))?;
+        let file = File::open(&path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (wiring links needs root)"
+            } else {
+                ""
+            };
+            LinkError::io(format!("opening the network namespace {path}{hint}"))(e)
+        })?;
         Ok(Netns { pid, file })
     }
 

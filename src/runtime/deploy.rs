@@ -25,7 +25,7 @@ use super::engine::{ContainerInfo, Engine};
 use super::error::RuntimeError;
 use super::names::{self, RunId, Scope};
 use super::needs;
-use super::node::NodeSpec;
+use super::node::{self, NodeSpec};
 use super::progress::{Phase, Progress, Timings};
 
 /// How many containers or links are set up at the same time.
@@ -233,10 +233,7 @@ pub async fn deploy<E: Engine, W: Wiring>(
 /// A lab of this name is up: fine if it is this lab, complete; a conflict
 /// otherwise.
 fn already_up(lab: &Lab, existing: &[ContainerInfo]) -> Result<DeployOutcome, RuntimeError> {
-    let file = std::path::absolute(lab.file())
-        .unwrap_or_else(|_| lab.file().to_owned())
-        .display()
-        .to_string();
+    let file = node::absolute(lab.file());
     let conflict = |detail: String| RuntimeError::Conflict {
         lab: lab.name().to_owned(),
         detail,

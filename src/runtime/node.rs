@@ -205,7 +205,8 @@ pub fn interface_labels(lab: &Lab, node: &Node) -> Vec<InterfaceLabel> {
         .collect()
 }
 
-fn absolute(path: &std::path::Path) -> String {
+/// The lab file as recorded in the `labctl.file` label.
+pub(crate) fn absolute(path: &std::path::Path) -> String {
     std::path::absolute(path)
         .unwrap_or_else(|_| path.to_owned())
         .display()

@@ -409,10 +409,12 @@ links:
 #[test]
 fn docker_unreachable_exits_3_naming_the_socket() {
     let lab = TestLab::new("runr", PAIR);
+    // Never `destroy --all` here: were DOCKER_HOST ignored, it would remove
+    // every lab on the machine.
     for args in [
         vec!["deploy", lab.path()],
         vec!["inspect"],
-        vec!["destroy", "--all"],
+        vec!["destroy", &lab.name],
     ] {
         let out = labctl_command(&args)
             .env("DOCKER_HOST", "unix:///nonexistent.sock")
