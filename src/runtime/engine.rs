@@ -157,7 +157,11 @@ impl Engine for DockerEngine {
         match self.pid(name).await? {
             Some(pid) => Ok(pid),
             None => Err(RuntimeError::NotRunning {
-                lab: spec.labels[names::LABEL_LAB].clone(),
+                lab: spec
+                    .labels
+                    .get(names::LABEL_LAB)
+                    .cloned()
+                    .unwrap_or_default(),
                 node: spec.node.clone(),
                 state: "exited right after it started".into(),
             }),
