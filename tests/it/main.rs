@@ -4,5 +4,6 @@
 //! it even when an assertion fails.
 
 mod netmap;
+mod runtime;
 mod support;
 mod tools;
