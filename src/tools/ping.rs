@@ -19,7 +19,7 @@ use crate::tools::datalink::{Datalink, DatalinkError, Direction};
 use crate::tools::error::ToolError;
 use crate::tools::frames::{self, Arp, EchoKind, Ipv4Params, Link};
 use crate::tools::iface::Interface;
-use crate::tools::output::{as_text, Output};
+use crate::tools::output::{as_text, recv_flushing, Output};
 
 /// How many ARP requests before giving up; each waits `--timeout`.
 pub const ARP_TRIES: u32 = 3;
@@ -359,10 +359,12 @@ pub fn run<W: Write>(
         id: options.id,
         size: options.size,
     }))?;
+    out.flush()?;
     let mut session = Session::new(me, options, peer_mac);
     exchange(datalink, &mut session, out, stop)?;
     let summary = session.summary();
     out.emit(&PingEvent::Summary(&summary))?;
+    out.flush()?;
     Ok(summary)
 }
 
@@ -408,9 +410,7 @@ fn exchange<W: Write>(
                 end
             }
         };
-        let Some(received) = datalink
-            .recv(wake.saturating_duration_since(now))
-            .map_err(ToolError::Wire)?
+        let Some(received) = recv_flushing!(datalink, wake.saturating_duration_since(now), out)?
         else {
             continue;
         };

@@ -668,3 +668,35 @@ fn unroutable_echo(seq: u16) -> Vec<u8> {
     };
     frames::icmp_echo(link, ip, EchoKind::Request, 70, seq, &[0; 56]).unwrap()
 }
+
+/// `--quiet` pong answers every request but prints only its start line and
+/// its summary.
+#[test]
+fn quiet_pong_answers_without_a_line_per_frame() {
+    let pair = pair(true);
+    let pong = start(
+        &pair.b.netns,
+        "lab-pong",
+        &["eth1", "--quiet"],
+        "listening on eth1",
+    );
+    let pinged = ping(
+        &pair.a.netns,
+        &["eth1", "198.18.0.2", "-c", "3", "-i", "10ms"],
+    );
+    assert!(pinged.status.success(), "{pinged:?}");
+    assert!(
+        pinged
+            .stdout
+            .iter()
+            .any(|line| line.contains("3 packets transmitted, 3 received, 0% packet loss")),
+        "{pinged:?}"
+    );
+    let ponged = pong.stop(libc::SIGINT);
+    assert!(ponged.status.success(), "{ponged:?}");
+    assert_eq!(ponged.stdout.len(), 2, "{ponged:?}");
+    assert_eq!(
+        ponged.stdout[1],
+        "3 echo replies sent, 1 ARP replies sent, 0 frames ignored, 0 malformed"
+    );
+}
