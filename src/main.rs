@@ -16,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Deploy a lab, run its steps, check their output, report, tear down
+    Run(cli::run::Args),
     /// Create a lab's containers and veth links
     Deploy(cli::deploy::Args),
     /// Remove a lab, or every lab, and everything it created
@@ -29,6 +31,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Run(args) => cli::run::run(args),
         Command::Deploy(args) => cli::deploy::run(args),
         Command::Destroy(args) => cli::destroy::run(args),
         Command::Inspect(args) => cli::inspect::run(args),

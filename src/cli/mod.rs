@@ -1,4 +1,4 @@
-//! Handlers of the runtime verbs (deploy, destroy, inspect, exec): they
+//! Handlers of the verbs (run, deploy, destroy, inspect, exec): they
 //! parse what the user named, call [`labctl::runtime`], print, and pick the
 //! exit code.
 //!
@@ -12,6 +12,8 @@ pub mod destroy;
 pub mod exec;
 pub mod inspect;
 mod progress;
+pub mod run;
+mod steps;
 
 use std::future::Future;
 use std::path::Path;

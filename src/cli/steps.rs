@@ -1,4 +1,4 @@
-//! Progress while a run goes: each step's name and elapsed time. A
+//! Step progress while `labctl run` goes: each step's name and elapsed time. A
 //! spinner on a terminal; plain lines otherwise (CI logs), with a "still
 //! running" line every few seconds so a long step is visibly alive.
 
@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::engine::{Observer, Status, StepResult};
-use crate::lab::Step;
+use labctl::lab::Step;
+use labctl::run::engine::{Observer, Status, StepResult};
 
 /// Shows progress on stderr.
-pub struct Progress {
+pub struct StepProgress {
     total: usize,
     mode: Mode,
 }
@@ -28,22 +28,22 @@ enum Mode {
     },
 }
 
-impl Progress {
+impl StepProgress {
     /// A spinner when stderr is a terminal, plain lines otherwise.
-    pub fn new(total: usize) -> Progress {
+    pub fn new(total: usize) -> StepProgress {
         if std::io::stderr().is_terminal() {
-            Progress {
+            StepProgress {
                 total,
                 mode: Mode::Terminal(Mutex::new(None)),
             }
         } else {
-            Progress::plain(total, Duration::from_secs(10))
+            StepProgress::plain(total, Duration::from_secs(10))
         }
     }
 
     /// Plain lines, with a "still running" line every `every`.
-    pub fn plain(total: usize, every: Duration) -> Progress {
-        Progress {
+    pub fn plain(total: usize, every: Duration) -> StepProgress {
+        StepProgress {
             total,
             mode: Mode::Plain {
                 current: Arc::new(AtomicUsize::new(0)),
@@ -71,7 +71,7 @@ pub fn finished_line(label: &str, result: &StepResult) -> String {
     )
 }
 
-impl Observer for Progress {
+impl Observer for StepProgress {
     fn step_started(&self, index: usize, step: &Step) {
         let label = self.label(index, &step.name);
         match &self.mode {
