@@ -124,12 +124,25 @@ impl Observer for StepProgress {
 
 #[cfg(test)]
 mod tests {
+    use labctl::run::engine::StepKind;
+
     use super::*;
-    use crate::report::tests::step;
 
     #[test]
     fn the_end_line_names_the_step_its_verdict_and_time() {
-        let r = step("ping", Status::Failed);
+        let r = StepResult {
+            name: "ping".into(),
+            kind: StepKind::Foreground,
+            node: None,
+            argv: Vec::new(),
+            status: Status::Failed,
+            duration: Duration::from_millis(640),
+            exit: Some(1),
+            failures: Vec::new(),
+            error: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        };
         assert_eq!(
             finished_line("[2/5] ping", &r),
             "[2/5] ping: FAILED in 0.64s"
