@@ -4,6 +4,7 @@
 //! it even when an assertion fails.
 
 mod netmap;
+mod run;
 mod runtime;
 mod support;
 mod tools;
