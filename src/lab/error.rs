@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use serde_saphyr::Location;
+
 /// One problem: where it is and what is wrong (and what was expected).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -10,6 +12,16 @@ pub struct Problem {
     pub line: u64,
     pub column: u64,
     pub message: String,
+}
+
+impl Problem {
+    pub(super) fn at(location: Location, message: impl Into<String>) -> Self {
+        Problem {
+            line: location.line(),
+            column: location.column(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Every problem found in one lab file, in file order.

@@ -1,0 +1,300 @@
+//! Links: endpoints (both forms), interface names, addresses, MACs, MTU,
+//! datalinks, and the netmap rule.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use pnet::util::MacAddr;
+use serde_saphyr::{Location, Spanned};
+
+use super::names::{self, INTERFACE_RULE};
+use super::{pos, unknown_hint, Problems};
+use crate::lab::model::{DatalinkKind, Endpoint, Link, Node};
+use crate::lab::raw::{RawEndpoint, RawLink};
+
+/// What the earlier endpoints claimed, to report reuse: the endpoint's
+/// label and where it was written.
+#[derive(Default)]
+struct Claimed {
+    interfaces: HashMap<(String, String), Location>,
+    addresses: HashMap<Ipv4Addr, (String, Location)>,
+    macs: HashMap<MacAddr, (String, Location)>,
+}
+
+pub(super) fn resolve(
+    raw: &[Spanned<RawLink>],
+    nodes: &[Node],
+    problems: &mut Problems,
+) -> Vec<Link> {
+    let mut claimed = Claimed::default();
+    let mut links = Vec::new();
+    for (index, link) in raw.iter().enumerate() {
+        let context = LinkContext {
+            number: index + 1,
+            link: &link.value,
+            nodes,
+        };
+        if let Some(link) = context.resolve(&mut claimed, problems) {
+            links.push(link);
+        }
+    }
+    links
+}
+
+struct LinkContext<'a> {
+    number: usize,
+    link: &'a RawLink,
+    nodes: &'a [Node],
+}
+
+/// One endpoint as written, before its checks.
+struct Written<'a> {
+    node: &'a str,
+    node_at: Location,
+    interface: &'a str,
+    interface_at: Location,
+    ipv4: Option<&'a Spanned<String>>,
+    mac: Option<&'a Spanned<String>>,
+    datalink: Option<DatalinkKind>,
+}
+
+impl LinkContext<'_> {
+    fn resolve(&self, claimed: &mut Claimed, problems: &mut Problems) -> Option<Link> {
+        let n = self.number;
+        let endpoints = &self.link.endpoints;
+        if endpoints.value.len() != 2 {
+            problems.at(
+                pos(endpoints),
+                format!(
+                    "link {n} has {} endpoint{} (expected exactly 2: a veth pair has two ends)",
+                    endpoints.value.len(),
+                    if endpoints.value.len() == 1 { "" } else { "s" }
+                ),
+            );
+        }
+        self.check_address_list(problems);
+        if let Some(mtu) = &self.link.mtu {
+            if !(68..=65535).contains(&mtu.value) {
+                problems.at(
+                    pos(mtu),
+                    format!(
+                        "invalid mtu {} in link {n} (expected 68 to 65535)",
+                        mtu.value
+                    ),
+                );
+            }
+        }
+
+        let mut resolved = Vec::new();
+        for (i, endpoint) in endpoints.value.iter().enumerate() {
+            let endpoint = self
+                .written(i, endpoint, problems)
+                .and_then(|written| self.endpoint(written, claimed, problems));
+            resolved.push(endpoint);
+        }
+        let [Some(a), Some(b)] = <[Option<Endpoint>; 2]>::try_from(resolved).ok()? else {
+            return None;
+        };
+        if (a.datalink == DatalinkKind::Netmap) != (b.datalink == DatalinkKind::Netmap) {
+            problems.at(
+                pos(endpoints),
+                format!(
+                    "link {n} uses netmap on one end only ({} is {}, {} is {}): a veth pair is \
+                     one link, and native netmap passes frames only when both of its ends are \
+                     opened in netmap mode (set datalink: netmap on both ends, or on neither)",
+                    a.label(),
+                    a.datalink,
+                    b.label(),
+                    b.datalink
+                ),
+            );
+        }
+        Some(Link {
+            endpoints: [a, b],
+            mtu: self.link.mtu.as_ref().map(|m| m.value),
+        })
+    }
+
+    /// The link-level `ipv4` list: two entries, for brief endpoints only.
+    fn check_address_list(&self, problems: &mut Problems) {
+        let n = self.number;
+        let Some(list) = &self.link.ipv4 else {
+            return;
+        };
+        if list.value.len() != 2 {
+            problems.at(
+                pos(list),
+                format!(
+                    "link {n} lists {} ipv4 address{} (expected 2: one per endpoint, in the same \
+                     order)",
+                    list.value.len(),
+                    if list.value.len() == 1 { "" } else { "es" }
+                ),
+            );
+        }
+        for (i, endpoint) in self.link.endpoints.value.iter().enumerate() {
+            if matches!(endpoint.value, RawEndpoint::Extended(_)) {
+                problems.at(
+                    pos(list),
+                    format!(
+                        "link {n} lists ipv4 addresses, but endpoint {} is a mapping (give it \
+                         its own ipv4 key; the link's list is for \"node:interface\" endpoints)",
+                        i + 1
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Reads one endpoint in either form; `None` (reported) when its node
+    /// and interface cannot be told apart.
+    fn written<'a>(
+        &'a self,
+        index: usize,
+        endpoint: &'a Spanned<RawEndpoint>,
+        problems: &mut Problems,
+    ) -> Option<Written<'a>> {
+        match &endpoint.value {
+            RawEndpoint::Brief(text) => {
+                // Split at the first ':'; one in the interface is reported
+                // by the interface name check.
+                let Some((node, interface)) =
+                    text.split_once(':').filter(|(node, _)| !node.is_empty())
+                else {
+                    problems.at(
+                        pos(endpoint),
+                        format!(
+                            "invalid endpoint {text:?} in link {} (expected \"node:interface\", \
+                             such as \"pinger:eth1\")",
+                            self.number
+                        ),
+                    );
+                    return None;
+                };
+                Some(Written {
+                    node,
+                    node_at: pos(endpoint),
+                    interface,
+                    interface_at: pos(endpoint),
+                    ipv4: self
+                        .link
+                        .ipv4
+                        .as_ref()
+                        .and_then(|list| list.value.get(index)),
+                    mac: None,
+                    datalink: None,
+                })
+            }
+            RawEndpoint::Extended(map) => Some(Written {
+                node: &map.node.value,
+                node_at: pos(&map.node),
+                interface: &map.interface.value,
+                interface_at: pos(&map.interface),
+                ipv4: map.ipv4.as_ref(),
+                mac: map.mac.as_ref(),
+                datalink: map.datalink.as_ref().map(|d| d.value),
+            }),
+        }
+    }
+
+    /// Checks one endpoint against the nodes and what earlier endpoints
+    /// claimed; `None` when its node is unknown (after checking the rest).
+    fn endpoint(
+        &self,
+        written: Written<'_>,
+        claimed: &mut Claimed,
+        problems: &mut Problems,
+    ) -> Option<Endpoint> {
+        let n = self.number;
+        let node = self.nodes.iter().find(|node| node.name == written.node);
+        // With no nodes at all, that one problem is reported instead.
+        if node.is_none() && !self.nodes.is_empty() {
+            problems.at(
+                written.node_at,
+                format!(
+                    "link {n} names unknown node {:?} ({})",
+                    written.node,
+                    unknown_hint(written.node, self.nodes.iter().map(|n| n.name.as_str()))
+                ),
+            );
+        }
+        let label = format!("{}:{}", written.node, written.interface);
+
+        if let Some(why) = names::interface_problem(written.interface) {
+            problems.at(
+                written.interface_at,
+                format!(
+                    "invalid interface name {:?} in link {n}: {why} (expected {INTERFACE_RULE})",
+                    written.interface
+                ),
+            );
+        }
+        let key = (written.node.to_owned(), written.interface.to_owned());
+        if let Some(first) = claimed.interfaces.get(&key) {
+            problems.at(
+                written.interface_at,
+                format!(
+                    "interface {label} is used twice (first at line {}, column {}; an interface \
+                     is one end of one link)",
+                    first.line(),
+                    first.column()
+                ),
+            );
+        } else {
+            claimed.interfaces.insert(key, written.interface_at);
+        }
+
+        let ipv4 = written.ipv4.and_then(|text| {
+            let net = names::parse_ipv4(&text.value)
+                .map_err(|why| {
+                    problems.at(pos(text), format!("ipv4 {:?} of {label} {why}", text.value))
+                })
+                .ok()?;
+            if let Some((other, at)) = claimed.addresses.get(&net.addr()) {
+                problems.at(
+                    pos(text),
+                    format!(
+                        "address {} of {label} is already used by {other} (line {}); each \
+                         interface needs its own",
+                        net.addr(),
+                        at.line()
+                    ),
+                );
+            } else {
+                claimed
+                    .addresses
+                    .insert(net.addr(), (label.clone(), pos(text)));
+            }
+            Some(net)
+        });
+
+        let mac = written.mac.and_then(|text| {
+            let mac = names::parse_mac(&text.value)
+                .map_err(|why| {
+                    problems.at(pos(text), format!("mac {:?} of {label} {why}", text.value))
+                })
+                .ok()?;
+            if let Some((other, at)) = claimed.macs.get(&mac) {
+                problems.at(
+                    pos(text),
+                    format!(
+                        "mac {mac} of {label} is already used by {other} (line {}); each \
+                         interface needs its own",
+                        at.line()
+                    ),
+                );
+            } else {
+                claimed.macs.insert(mac, (label.clone(), pos(text)));
+            }
+            Some(mac)
+        });
+
+        Some(Endpoint {
+            node: written.node.to_owned(),
+            interface: written.interface.to_owned(),
+            ipv4,
+            mac,
+            datalink: written.datalink.unwrap_or(node?.datalink),
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! From the raw file to the validated [`Lab`]: every semantic check, every
+//! problem gathered before giving up.
+//!
+//! Each part of the file has its module (nodes, links, steps); the rules for
+//! single values are in [`names`]. Problems about a mapping as a whole
+//! ("step has neither exec nor wait") are reported at the mapping's position,
+//! so [`super::parse`] can drop them where the structural pass found a
+//! misspelled key in that mapping.
+
+mod links;
+mod names;
+mod nodes;
+mod steps;
+
+use std::path::Path;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::error::Problem;
+use super::model::{DatalinkKind, Lab};
+use super::raw::RawLab;
+
+/// Collects problems with their positions.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn at(&mut self, location: Location, message: impl Into<String>) {
+        self.0.push(Problem::at(location, message));
+    }
+}
+
+fn pos<T>(spanned: &Spanned<T>) -> Location {
+    spanned.referenced
+}
+
+/// `"pinger"` (did you mean ...) for a name that is not among `known`.
+fn unknown_hint<'k>(name: &str, known: impl Iterator<Item = &'k str> + Clone) -> String {
+    match super::structure::nearest(name, known.clone()) {
+        Some(near) => format!("did you mean {near:?}?"),
+        None => {
+            let list: Vec<&str> = known.collect();
+            if list.is_empty() {
+                "there are none".to_owned()
+            } else {
+                format!("known: {}", list.join(", "))
+            }
+        }
+    }
+}
+
+/// Checks `raw` and builds the [`Lab`]; `top` is the position of the file's
+/// top-level mapping, for problems about the lab as a whole.
+pub(super) fn resolve(raw: RawLab, file: &Path, top: Location) -> Result<Lab, Vec<Problem>> {
+    let mut problems = Problems::default();
+
+    if let Some(why) = lab_name_problem(&raw.name.value) {
+        problems.at(pos(&raw.name), why);
+    }
+    let lab_datalink = raw
+        .datalink
+        .as_ref()
+        .map(|d| d.value)
+        .unwrap_or(DatalinkKind::AfPacket);
+
+    let nodes = nodes::resolve(raw.nodes.as_ref(), lab_datalink, top, &mut problems);
+    let links = links::resolve(
+        raw.links.as_deref().unwrap_or_default(),
+        &nodes,
+        &mut problems,
+    );
+    let steps = steps::resolve(
+        raw.steps.as_deref().unwrap_or_default(),
+        &nodes,
+        &mut problems,
+    );
+
+    if !problems.0.is_empty() {
+        return Err(problems.0);
+    }
+    Ok(Lab {
+        name: raw.name.value,
+        description: raw.description,
+        file: file.to_owned(),
+        datalink: lab_datalink,
+        nodes,
+        links,
+        steps,
+    })
+}
+
+fn lab_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some(format!(
+            "the lab's name is empty (expected {})",
+            names::NAME_RULE
+        ));
+    }
+    names::name_problem(name).map(|why| {
+        format!(
+            "invalid lab name {name:?}: {why} (expected {})",
+            names::NAME_RULE
+        )
+    })
+}
