@@ -25,7 +25,9 @@ pub fn render(lab: &Lab, format: Format) -> String {
     }
 }
 
-/// The lab as a Graphviz graph.
+/// The lab as a Graphviz graph. Each node is a table: its name (and
+/// image), then one row per interface; links join the rows, so labels
+/// never pile up on the edges.
 pub fn dot(lab: &Lab) -> String {
     let mut out = String::new();
     let title = match lab.description() {
@@ -36,45 +38,63 @@ pub fn dot(lab: &Lab) -> String {
     let _ = writeln!(out, "graph {} {{", dot_string(lab.name()));
     let _ = writeln!(
         out,
-        "  graph [label={}, labelloc=t, rankdir=LR, fontname=Helvetica];",
+        "  graph [label={}, labelloc=t, rankdir=LR, nodesep=0.5, ranksep=1.5, \
+         fontname=Helvetica];\n  \
+         node [shape=plain, fontname=Helvetica];\n  \
+         edge [fontname=Helvetica, fontsize=10];",
         dot_string(&title)
     );
-    let _ = writeln!(
-        out,
-        "  node [shape=box, style=rounded, fontname=Helvetica];\n  \
-         edge [fontname=Helvetica, fontsize=10, labeldistance=2.5];"
-    );
     for node in lab.nodes() {
-        let label = match &node.image {
-            Some(image) => format!("{}\n{image}", node.name),
-            None => node.name.clone(),
-        };
         let _ = writeln!(
             out,
-            "  {} [label={}];",
+            "  {} [label=<{}>];",
             dot_string(&node.name),
-            dot_string(&label)
+            node_table(lab, &node.name, node.image.as_deref())
         );
     }
     for link in lab.links() {
         let [a, b] = &link.endpoints;
-        let mut attributes = vec![
-            format!("taillabel={}", dot_string(&end_label(a, "\n"))),
-            format!("headlabel={}", dot_string(&end_label(b, "\n"))),
-        ];
-        if let Some(mtu) = link.mtu {
-            attributes.push(format!("label={}", dot_string(&format!("mtu {mtu}"))));
-        }
-        let _ = writeln!(
-            out,
-            "  {} -- {} [{}];",
-            dot_string(&a.node),
-            dot_string(&b.node),
-            attributes.join(", ")
-        );
+        let mtu = link
+            .mtu
+            .map(|mtu| format!(" [label={}]", dot_string(&format!("mtu {mtu}"))))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {} -- {}{mtu};", port(lab, a), port(lab, b));
     }
     out.push_str("}\n");
     out
+}
+
+/// A node as an HTML-like Graphviz table, one row (and port) per interface.
+fn node_table(lab: &Lab, node: &str, image: Option<&str>) -> String {
+    let mut table = String::from(
+        "<table border=\"1\" cellborder=\"0\" cellspacing=\"0\" cellpadding=\"4\" style=\"rounded\">",
+    );
+    let _ = write!(table, "<tr><td><b>{}</b></td></tr>", html(node));
+    if let Some(image) = image {
+        let _ = write!(
+            table,
+            "<tr><td><font point-size=\"10\">{}</font></td></tr>",
+            html(image)
+        );
+    }
+    for (index, end) in lab.interfaces_of(node).enumerate() {
+        let _ = write!(
+            table,
+            "<tr><td port=\"p{index}\" border=\"1\" sides=\"t\"><font point-size=\"10\">{}</font></td></tr>",
+            html(&end_label(end, " "))
+        );
+    }
+    table.push_str("</table>");
+    table
+}
+
+/// `"node":p3`: the row of `end` in its node's table.
+fn port(lab: &Lab, end: &Endpoint) -> String {
+    let index = lab
+        .interfaces_of(&end.node)
+        .position(|e| e.interface == end.interface)
+        .unwrap_or_default();
+    format!("{}:p{index}", dot_string(&end.node))
 }
 
 /// The lab as a Mermaid flowchart.
@@ -126,6 +146,20 @@ fn end_label(end: &Endpoint, separator: &str) -> String {
     }
     parts.push(end.datalink.to_string());
     parts.join(separator)
+}
+
+/// Text inside an HTML-like Graphviz label.
+fn html(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// A DOT double-quoted string; newlines become DOT's `\n` line breaks.
@@ -190,27 +224,24 @@ links:
     }
 
     #[test]
-    fn dot_has_every_node_and_both_ends_of_each_link() {
+    fn dot_has_every_node_and_joins_the_rows_of_both_ends() {
         let dot = dot(&lab());
         assert!(dot.starts_with("graph \"two\" {\n"), "{dot}");
         assert!(dot.contains("label=\"two: a \\\"quoted\\\" lab\""), "{dot}");
-        assert!(dot.contains("  \"a\" [label=\"a\"];"), "{dot}");
+        let a = "<tr><td><b>a</b></td></tr>\
+                 <tr><td port=\"p0\" border=\"1\" sides=\"t\"><font point-size=\"10\">eth1 198.18.0.1/24 af_packet</font></td></tr></table>";
+        assert!(dot.contains(a), "{dot}");
+        let b = "<tr><td><b>b</b></td></tr>\
+                 <tr><td><font point-size=\"10\">busybox:latest</font></td></tr>\
+                 <tr><td port=\"p0\" border=\"1\" sides=\"t\"><font point-size=\"10\">eth1 198.18.0.2/24 af_packet</font></td></tr>\
+                 <tr><td port=\"p1\" border=\"1\" sides=\"t\"><font point-size=\"10\">e&quot;2 02:00:00:00:00:02 af_xdp</font></td></tr></table>";
+        assert!(dot.contains(b), "{dot}");
+        assert!(dot.contains("<b>c</b>"), "{dot}");
         assert!(
-            dot.contains("  \"b\" [label=\"b\\nbusybox:latest\"];"),
+            dot.contains("  \"a\":p0 -- \"b\":p0 [label=\"mtu 9000\"];\n"),
             "{dot}"
         );
-        assert!(dot.contains("  \"c\" [label=\"c\"];"), "{dot}");
-        assert!(
-            dot.contains(
-                "  \"a\" -- \"b\" [taillabel=\"eth1\\n198.18.0.1/24\\naf_packet\", \
-                 headlabel=\"eth1\\n198.18.0.2/24\\naf_packet\", label=\"mtu 9000\"];"
-            ),
-            "{dot}"
-        );
-        assert!(
-            dot.contains("taillabel=\"e\\\"2\\n02:00:00:00:00:02\\naf_xdp\""),
-            "{dot}"
-        );
+        assert!(dot.contains("  \"b\":p1 -- \"c\":p0;\n"), "{dot}");
         assert!(dot.ends_with("}\n"));
     }
 
