@@ -23,15 +23,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check lab files and print a summary of each; every problem is
-    /// reported at once, as FILE:LINE:COL: message.
+    /// Check lab files, print a one-line summary of each valid one
+    ///
+    /// Every problem of a file is reported at once, one per line, as
+    /// FILE:LINE:COL: message. Exits 0 when every file is valid, 2 otherwise.
     Validate {
         /// Lab files to check.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// Print a lab's topology: nodes, links, interfaces, addresses and
-    /// datalinks (e.g. `labctl graph lab.yaml | dot -Tsvg > lab.svg`).
+    /// Print a lab's topology as Graphviz DOT or Mermaid
+    ///
+    /// Nodes, links, and for each end its interface, address, MAC and
+    /// datalink: `labctl graph lab.yaml | dot -Tsvg > lab.svg`.
     Graph {
         /// The lab file.
         file: PathBuf,
@@ -39,8 +43,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: lab::graph::Format,
     },
-    /// Print the JSON Schema of lab files, for editors (see
-    /// docs/lab-format.md).
+    /// Print the JSON Schema of lab files, for editors
+    ///
+    /// Save it (`labctl schema > lab.schema.json`) and point your editor's
+    /// YAML plugin at it; docs/lab-format.md says how.
     Schema,
 }
 

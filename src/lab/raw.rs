@@ -6,6 +6,11 @@
 //! `labctl schema` prints, and that the structural pass walks, is generated
 //! from these same types.
 //!
+//! Keys the schema requires are `Option`s without `#[serde(default)]`: the
+//! schema (and the structural pass) require them, while serde reads a file
+//! without them, so that the semantic checks still run; the resolver skips
+//! what is missing, which the structural pass reported.
+//!
 //! Unknown keys are refused by the schema (`#[schemars(deny_unknown_fields)]`),
 //! not by serde: the structural pass reports every one of them with a hint,
 //! and serde can still read the rest so that the semantic checks run too.
@@ -34,7 +39,7 @@ pub struct RawLab {
     /// Names every container, veth and label of the lab:
     /// `[a-z0-9][a-z0-9-]{0,19}`.
     #[schemars(with = "String", regex(pattern = NAME_PATTERN))]
-    pub name: Spanned<String>,
+    pub name: Option<Spanned<String>>,
     /// Free text, shown by `labctl validate` and in reports.
     #[serde(default)]
     pub description: Option<String>,
@@ -89,7 +94,7 @@ pub struct RawNode {
 pub struct RawLink {
     /// The two ends: `"node:interface"` strings, or one mapping each.
     #[schemars(with = "Vec<RawEndpoint>", length(min = 2, max = 2))]
-    pub endpoints: Spanned<Vec<Spanned<RawEndpoint>>>,
+    pub endpoints: Option<Spanned<Vec<Spanned<RawEndpoint>>>>,
     /// One CIDR address per `"node:interface"` endpoint, in the same order.
     #[serde(default)]
     #[schemars(with = "Vec<String>", length(min = 2, max = 2))]
@@ -115,11 +120,11 @@ pub enum RawEndpoint {
 pub struct RawEndpointMap {
     /// The node this end is in.
     #[schemars(with = "String", regex(pattern = NAME_PATTERN))]
-    pub node: Spanned<String>,
+    pub node: Option<Spanned<String>>,
     /// The interface's name inside the node: 1 to 15 bytes, none of
     /// `/ : =`, no whitespace.
     #[schemars(with = "String")]
-    pub interface: Spanned<String>,
+    pub interface: Option<Spanned<String>>,
     /// A CIDR address, e.g. `198.19.0.1/24`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -141,7 +146,7 @@ pub struct RawEndpointMap {
 pub struct RawStep {
     /// Unique among the steps; `wait` refers to it.
     #[schemars(with = "String")]
-    pub name: Spanned<String>,
+    pub name: Option<Spanned<String>>,
     /// The node an `exec` step runs in.
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -21,8 +21,8 @@ use super::yaml::{Node, Value};
 #[derive(Debug, Default)]
 pub(super) struct Structure {
     pub problems: Vec<Problem>,
-    /// serde cannot read the file (a wrong type, a missing key): the
-    /// semantic checks cannot run.
+    /// serde cannot read the file (a value of the wrong type): the semantic
+    /// checks cannot run.
     pub blocking: bool,
     /// Mappings that hold an unknown key. The key was probably meant to be
     /// one that is now missing, so the resolver's complaints about that
@@ -146,8 +146,8 @@ impl<'a> Walker<'a> {
         for (key_node, value) in entries {
             let Some(key) = key_node.value.as_key() else {
                 let message = format!(
-                    "a key in {} is {} (expected a plain key such as `name`)",
-                    self.noun(path),
+                    "a key {} is {} (expected a plain key such as `name`)",
+                    self.place(path),
                     found(&key_node.value)
                 );
                 self.block(key_node.referenced, message);
@@ -195,7 +195,9 @@ impl<'a> Walker<'a> {
                     "missing key `{required}` {} (expected {expected})",
                     self.place(path)
                 );
-                self.block(node.referenced, message);
+                // Required keys are `Option`s in the raw types: serde reads
+                // on, and the resolver skips what is missing.
+                self.note(node.referenced, message);
             }
         }
     }
@@ -227,7 +229,7 @@ impl<'a> Walker<'a> {
         let mut expected = self.expected(schema, path);
         if let (Some(choices), Value::Text(text)) = (&choices, &node.value) {
             if let Some(near) = nearest(text, choices.iter().map(String::as_str)) {
-                expected = format!("{expected}; did you mean `{near}`?");
+                expected = format!("{expected}; did you mean {near:?}?");
             }
         }
         let message = format!(
@@ -252,6 +254,12 @@ impl<'a> Walker<'a> {
         let meant = synonym(key)
             .filter(|s| known.contains(s))
             .or_else(|| nearest(key, known.iter().copied()));
+        // A misspelled synonym ("adresses") still points to the key.
+        let meant = meant.or_else(|| {
+            nearest(key, SYNONYMS.iter().map(|(word, _)| *word))
+                .and_then(synonym)
+                .filter(|s| known.contains(s))
+        });
         let hint = match meant {
             Some(meant) => format!("did you mean `{meant}`?"),
             None => format!("expected one of: {}", known.join(", ")),
@@ -265,7 +273,7 @@ impl<'a> Walker<'a> {
     fn duplicate_message(&self, key: &str, first: Location, path: &[Seg]) -> String {
         let first = format!("first at line {}, column {}", first.line(), first.column());
         match path {
-            [Seg::Key(k)] if k == "nodes" => format!("node `{key}` is defined twice ({first})"),
+            [Seg::Key(k)] if k == "nodes" => format!("node {key:?} is defined twice ({first})"),
             _ => format!(
                 "key `{key}` is written twice {} ({first}; keys are unique in a mapping)",
                 self.place(path)
@@ -344,14 +352,14 @@ impl<'a> Walker<'a> {
         match path {
             [] => "the file".to_owned(),
             [Key(k)] => format!("`{k}`"),
-            [Key(n), Key(name)] if n == "nodes" => format!("node `{name}`"),
+            [Key(n), Key(name)] if n == "nodes" => format!("node {name:?}"),
             [Key(l), Index(i)] if l == "links" => format!("link {}", i + 1),
             [Key(l), Index(i), Key(e), Index(j)] if l == "links" && e == "endpoints" => {
                 format!("endpoint {} of link {}", j + 1, i + 1)
             }
             [Key(s), Index(i)] if s == "steps" => self.step_noun(*i),
             [Key(s), Index(i), Key(x), Key(stream), Index(j)] if s == "steps" && x == "expect" => {
-                format!("`{stream}` check {} of {}", j + 1, self.step_noun(*i))
+                format!("{stream} check {} of {}", j + 1, self.step_noun(*i))
             }
             [init @ .., Key(k)] => format!("`{k}` of {}", self.noun(init)),
             [init @ .., Index(i)] => format!("item {} of {}", i + 1, self.noun(init)),
@@ -389,7 +397,7 @@ impl<'a> Walker<'a> {
             _ => None,
         };
         match name {
-            Some(name) => format!("step `{}`", name.escape_debug()),
+            Some(name) => format!("step {name:?}"),
             None => format!("step {}", index + 1),
         }
     }
@@ -516,23 +524,48 @@ fn expected_here(path: &[Seg]) -> Option<&'static str> {
 }
 
 /// Keys people bring from other tools, and the key labctl calls that.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("cmd", "exec"),
+    ("command", "exec"),
+    ("run", "exec"),
+    ("args", "exec"),
+    ("argv", "exec"),
+    ("ip", "ipv4"),
+    ("ips", "ipv4"),
+    ("addr", "ipv4"),
+    ("address", "ipv4"),
+    ("addresses", "ipv4"),
+    ("ipv4_address", "ipv4"),
+    ("environment", "env"),
+    ("sysctl", "sysctls"),
+    ("interfaces", "endpoints"),
+    ("ends", "endpoints"),
+    ("iface", "interface"),
+    ("ifname", "interface"),
+    ("intf", "interface"),
+    ("output", "stdout"),
+    ("exit_code", "exit"),
+    ("exitcode", "exit"),
+    ("status", "exit"),
+    ("rc", "exit"),
+    ("regex", "match"),
+    ("matches", "match"),
+    ("pattern", "match"),
+    ("bg", "background"),
+    ("daemon", "background"),
+    ("detach", "background"),
+    ("wait_for", "wait"),
+    ("stop", "wait"),
+    ("ready_on", "ready"),
+    ("ready_regex", "ready"),
+];
+
 fn synonym(key: &str) -> Option<&'static str> {
-    let meant = match key.to_ascii_lowercase().as_str() {
-        "cmd" | "command" | "run" | "args" | "argv" => "exec",
-        "ip" | "ips" | "addr" | "address" | "addresses" | "ipv4_address" => "ipv4",
-        "environment" => "env",
-        "sysctl" => "sysctls",
-        "interfaces" | "ends" => "endpoints",
-        "iface" | "ifname" | "intf" => "interface",
-        "stdout_contains" | "output" => "stdout",
-        "exit_code" | "exitcode" | "status" | "rc" => "exit",
-        "regex" | "matches" | "pattern" => "match",
-        "bg" | "daemon" | "detach" => "background",
-        "wait_for" | "stop" => "wait",
-        "ready_on" | "ready_regex" | "wait_for_output" => "ready",
-        _ => return None,
-    };
-    Some(meant)
+    let key = key.to_ascii_lowercase();
+    SYNONYMS
+        .iter()
+        .find(|(word, _)| *word == key)
+        .map(|(_, meant)| *meant)
 }
 
 /// The known word closest to `word`, if it is close enough to be a typo.

@@ -31,15 +31,15 @@ pub(super) enum Value {
 }
 
 impl Value {
-    /// The key as text, if it is a scalar (YAML allows `1: x` or `true: x`).
+    /// The key as text, if it is a scalar (YAML allows `1: x` or `true: x`;
+    /// an empty key is no key).
     pub(super) fn as_key(&self) -> Option<String> {
         match self {
             Value::Text(s) => Some(s.clone()),
             Value::Int(i) => Some(i.to_string()),
             Value::Bool(b) => Some(b.to_string()),
             Value::Float(f) => Some(f.to_string()),
-            Value::Null => Some("null".to_owned()),
-            Value::List(_) | Value::Map(_) => None,
+            Value::Null | Value::List(_) | Value::Map(_) => None,
         }
     }
 

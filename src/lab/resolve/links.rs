@@ -61,7 +61,10 @@ struct Written<'a> {
 impl LinkContext<'_> {
     fn resolve(&self, claimed: &mut Claimed, problems: &mut Problems) -> Option<Link> {
         let n = self.number;
-        let endpoints = &self.link.endpoints;
+        self.check_address_list(problems);
+        self.check_mtu(problems);
+        // Missing endpoints were reported by the structural pass.
+        let endpoints = self.link.endpoints.as_ref()?;
         if endpoints.value.len() != 2 {
             problems.at(
                 pos(endpoints),
@@ -71,18 +74,6 @@ impl LinkContext<'_> {
                     if endpoints.value.len() == 1 { "" } else { "s" }
                 ),
             );
-        }
-        self.check_address_list(problems);
-        if let Some(mtu) = &self.link.mtu {
-            if !(68..=65535).contains(&mtu.value) {
-                problems.at(
-                    pos(mtu),
-                    format!(
-                        "invalid mtu {} in link {n} (expected 68 to 65535)",
-                        mtu.value
-                    ),
-                );
-            }
         }
 
         let mut resolved = Vec::new();
@@ -115,6 +106,20 @@ impl LinkContext<'_> {
         })
     }
 
+    fn check_mtu(&self, problems: &mut Problems) {
+        if let Some(mtu) = &self.link.mtu {
+            if !(68..=65535).contains(&mtu.value) {
+                problems.at(
+                    pos(mtu),
+                    format!(
+                        "invalid mtu {} in link {} (expected 68 to 65535)",
+                        mtu.value, self.number
+                    ),
+                );
+            }
+        }
+    }
+
     /// The link-level `ipv4` list: two entries, for brief endpoints only.
     fn check_address_list(&self, problems: &mut Problems) {
         let n = self.number;
@@ -132,7 +137,8 @@ impl LinkContext<'_> {
                 ),
             );
         }
-        for (i, endpoint) in self.link.endpoints.value.iter().enumerate() {
+        let endpoints = self.link.endpoints.iter().flat_map(|e| e.value.iter());
+        for (i, endpoint) in endpoints.enumerate() {
             if matches!(endpoint.value, RawEndpoint::Extended(_)) {
                 problems.at(
                     pos(list),
@@ -147,7 +153,7 @@ impl LinkContext<'_> {
     }
 
     /// Reads one endpoint in either form; `None` (reported) when its node
-    /// and interface cannot be told apart.
+    /// and interface cannot be told.
     fn written<'a>(
         &'a self,
         index: usize,
@@ -185,11 +191,13 @@ impl LinkContext<'_> {
                     datalink: None,
                 })
             }
+            // A missing node or interface was reported by the structural
+            // pass.
             RawEndpoint::Extended(map) => Some(Written {
-                node: &map.node.value,
-                node_at: pos(&map.node),
-                interface: &map.interface.value,
-                interface_at: pos(&map.interface),
+                node: &map.node.as_ref()?.value,
+                node_at: pos(map.node.as_ref()?),
+                interface: &map.interface.as_ref()?.value,
+                interface_at: pos(map.interface.as_ref()?),
                 ipv4: map.ipv4.as_ref(),
                 mac: map.mac.as_ref(),
                 datalink: map.datalink.as_ref().map(|d| d.value),

@@ -54,8 +54,11 @@ fn unknown_hint<'k>(name: &str, known: impl Iterator<Item = &'k str> + Clone) ->
 pub(super) fn resolve(raw: RawLab, file: &Path, top: Location) -> Result<Lab, Vec<Problem>> {
     let mut problems = Problems::default();
 
-    if let Some(why) = lab_name_problem(&raw.name.value) {
-        problems.at(pos(&raw.name), why);
+    // A missing name was reported by the structural pass.
+    if let Some(name) = &raw.name {
+        if let Some(why) = lab_name_problem(&name.value) {
+            problems.at(pos(name), why);
+        }
     }
     let lab_datalink = raw
         .datalink
@@ -79,7 +82,7 @@ pub(super) fn resolve(raw: RawLab, file: &Path, top: Location) -> Result<Lab, Ve
         return Err(problems.0);
     }
     Ok(Lab {
-        name: raw.name.value,
+        name: raw.name.map(|n| n.value).unwrap_or_default(),
         description: raw.description,
         file: file.to_owned(),
         datalink: lab_datalink,

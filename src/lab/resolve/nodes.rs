@@ -70,7 +70,7 @@ fn check_image(node: &str, image: &Spanned<String>, problems: &mut Problems) {
         problems.at(
             pos(image),
             format!(
-                "invalid image {text:?} for node `{node}` (expected a local image such as \
+                "invalid image {text:?} for node {node:?} (expected a local image such as \
                  alpine:3, or no image for the tools image)"
             ),
         );
@@ -88,7 +88,7 @@ fn environment(
             problems.at(
                 pos(key),
                 format!(
-                    "environment variable {:?} in node `{node}` {why}",
+                    "environment variable {:?} in node {node:?} {why}",
                     key.value
                 ),
             );
@@ -97,7 +97,7 @@ fn environment(
             problems.at(
                 pos(value),
                 format!(
-                    "the value of {} in node `{node}` contains a NUL character",
+                    "the value of {:?} in node {node:?} contains a NUL character",
                     key.value
                 ),
             );
@@ -118,7 +118,7 @@ fn sysctls(
         if let Some(why) = names::sysctl_problem(&key.value) {
             problems.at(
                 pos(key),
-                format!("sysctl {:?} in node `{node}` {why}", key.value),
+                format!("sysctl {:?} in node {node:?} {why}", key.value),
             );
         }
         let text = &value.value;
@@ -126,7 +126,7 @@ fn sysctls(
             problems.at(
                 pos(value),
                 format!(
-                    "invalid value {text:?} for sysctl {} in node `{node}` (expected one line, \
+                    "invalid value {text:?} for sysctl {:?} in node {node:?} (expected one line, \
                      such as 1)",
                     key.value
                 ),

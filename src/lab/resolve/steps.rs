@@ -29,18 +29,28 @@ pub(super) fn resolve(
     problems: &mut Problems,
 ) -> Vec<Step> {
     let mut earlier: HashMap<String, Earlier> = HashMap::new();
-    let all_names: Vec<&str> = raw.iter().map(|s| s.value.name.value.as_str()).collect();
+    let all_names: Vec<&str> = raw
+        .iter()
+        .filter_map(|s| s.value.name.as_ref().map(|n| n.value.as_str()))
+        .collect();
     let mut steps = Vec::new();
 
-    for step in raw {
+    for (index, step) in raw.iter().enumerate() {
         let s = &step.value;
-        let name = &s.name.value;
-        check_name(&s.name, &earlier, problems);
-        let timeout = timeout(s, problems);
+        // A missing name was reported by the structural pass.
+        let name = s.name.as_ref().map(|n| n.value.as_str());
+        let label = match name {
+            Some(name) => format!("{name:?}"),
+            None => (index + 1).to_string(),
+        };
+        if let Some(name) = &s.name {
+            check_name(name, &earlier, problems);
+        }
+        let timeout = timeout(s, &label, problems);
         let action = match (&s.exec, &s.wait) {
-            (Some(argv), None) => exec(step, argv, nodes, problems),
+            (Some(argv), None) => exec(step, &label, argv, nodes, problems),
             (None, Some(target)) => {
-                wait(step, target, &mut earlier, &all_names, problems);
+                wait(step, &label, target, &mut earlier, &all_names, problems);
                 Some(Action::Wait {
                     step: target.value.clone(),
                 })
@@ -49,7 +59,7 @@ pub(super) fn resolve(
                 problems.at(
                     pos(step),
                     format!(
-                        "step {name:?} has both exec and wait (expected one: exec runs a \
+                        "step {label} has both exec and wait (expected one: exec runs a \
                          command, wait ends a background step)"
                     ),
                 );
@@ -59,7 +69,7 @@ pub(super) fn resolve(
                 problems.at(
                     pos(step),
                     format!(
-                        "step {name:?} has neither exec nor wait (expected one: exec runs a \
+                        "step {label} has neither exec nor wait (expected one: exec runs a \
                          command, wait ends a background step)"
                     ),
                 );
@@ -73,16 +83,18 @@ pub(super) fn resolve(
                 ..
             })
         );
-        let expect = expect(name, s.expect.as_ref(), background, problems);
+        let expect = expect(&label, name, s.expect.as_ref(), background, problems);
 
-        earlier.entry(name.clone()).or_insert(Earlier {
-            at: pos(&s.name),
-            background,
-            waited_by: None,
-        });
+        if let Some(written) = &s.name {
+            earlier.entry(written.value.clone()).or_insert(Earlier {
+                at: pos(written),
+                background,
+                waited_by: None,
+            });
+        }
         if let Some(action) = action {
             steps.push(Step {
-                name: name.clone(),
+                name: name.unwrap_or_default().to_owned(),
                 action,
                 timeout,
                 expect,
@@ -117,11 +129,10 @@ fn check_name(name: &Spanned<String>, earlier: &HashMap<String, Earlier>, proble
     }
 }
 
-fn timeout(step: &RawStep, problems: &mut Problems) -> Duration {
+fn timeout(step: &RawStep, label: &str, problems: &mut Problems) -> Duration {
     let Some(text) = &step.timeout else {
         return DEFAULT_STEP_TIMEOUT;
     };
-    let name = &step.name.value;
     let why = match humantime::parse_duration(&text.value) {
         Ok(d) if d.is_zero() => "is zero (expected more than 0)".to_owned(),
         Ok(d) if d > MAX_TIMEOUT => "is longer than 24h".to_owned(),
@@ -133,34 +144,34 @@ fn timeout(step: &RawStep, problems: &mut Problems) -> Duration {
     };
     problems.at(
         pos(text),
-        format!("timeout {:?} of step {name:?} {why}", text.value),
+        format!("timeout {:?} of step {label} {why}", text.value),
     );
     DEFAULT_STEP_TIMEOUT
 }
 
 fn exec(
     step: &Spanned<RawStep>,
+    label: &str,
     argv: &Spanned<Vec<String>>,
     nodes: &[Node],
     problems: &mut Problems,
 ) -> Option<Action> {
     let s = &step.value;
-    let name = &s.name.value;
     match argv.value.first() {
         None => problems.at(
             pos(argv),
-            format!("exec of step {name:?} is empty (expected [program, args...])"),
+            format!("exec of step {label} is empty (expected [program, args...])"),
         ),
         Some(program) if program.trim().is_empty() => problems.at(
             pos(argv),
-            format!("exec of step {name:?} has an empty program name"),
+            format!("exec of step {label} has an empty program name"),
         ),
         Some(_) => {}
     }
     if argv.value.iter().any(|arg| names::has_nul(arg)) {
         problems.at(
             pos(argv),
-            format!("exec of step {name:?} contains a NUL character, which no argv can hold"),
+            format!("exec of step {label} contains a NUL character, which no argv can hold"),
         );
     }
     let background = s.background.as_ref().is_some_and(|b| b.value);
@@ -170,17 +181,17 @@ fn exec(
                 pos(ready),
                 format!(
                     "ready applies to background steps only (add background: true to step \
-                     {name:?}, or remove ready)"
+                     {label}, or remove ready)"
                 ),
             );
         }
-        regex(ready, &format!("ready of step {name:?}"), problems)
+        regex(ready, &format!("ready of step {label}"), problems)
     });
     let node = match &s.node {
         None => {
             problems.at(
                 pos(step),
-                format!("step {name:?} runs a command but names no node (add node: NAME)"),
+                format!("step {label} runs a command but names no node (add node: NAME)"),
             );
             return None;
         }
@@ -192,7 +203,7 @@ fn exec(
             problems.at(
                 pos(node),
                 format!(
-                    "step {name:?} names unknown node {:?} ({})",
+                    "step {label} names unknown node {:?} ({})",
                     node.value,
                     unknown_hint(&node.value, nodes.iter().map(|n| n.name.as_str()))
                 ),
@@ -210,19 +221,19 @@ fn exec(
 
 fn wait(
     step: &Spanned<RawStep>,
+    label: &str,
     target: &Spanned<String>,
     earlier: &mut HashMap<String, Earlier>,
     all_names: &[&str],
     problems: &mut Problems,
 ) {
     let s = &step.value;
-    let name = &s.name.value;
     let wanted = &target.value;
     if let Some(node) = &s.node {
         problems.at(
             pos(node),
             format!(
-                "step {name:?} waits and runs nothing, so it takes no node (remove node; the \
+                "step {label} waits and runs nothing, so it takes no node (remove node; the \
                  node is the one of step {wanted:?})"
             ),
         );
@@ -230,17 +241,19 @@ fn wait(
     if let Some(background) = s.background.as_ref().filter(|b| b.value) {
         problems.at(
             pos(background),
-            format!("background applies to exec steps; step {name:?} waits (remove background)"),
+            format!("background applies to exec steps; step {label} waits (remove background)"),
         );
     }
     if let Some(ready) = &s.ready {
         problems.at(
             pos(ready),
-            format!("ready applies to background exec steps; step {name:?} waits (remove ready)"),
+            format!("ready applies to background exec steps; step {label} waits (remove ready)"),
         );
     }
     let why = match earlier.get_mut(wanted.as_str()) {
-        None if wanted == name => "which is this very step".to_owned(),
+        None if Some(wanted.as_str()) == s.name.as_ref().map(|n| n.value.as_str()) => {
+            "which is this very step".to_owned()
+        }
         None if all_names.contains(&wanted.as_str()) => {
             "which comes later (steps run in order: wait for a step above this one)".to_owned()
         }
@@ -256,22 +269,23 @@ fn wait(
             waited_by: Some((other, at)),
             ..
         }) => format!(
-            "which step {other:?} already waits for (line {}); a step ends once",
+            "which step {other} already waits for (line {}); a step ends once",
             at.line()
         ),
         Some(target) => {
-            target.waited_by = Some((name.clone(), pos(step)));
+            target.waited_by = Some((label.to_owned(), pos(step)));
             return;
         }
     };
     problems.at(
         pos(target),
-        format!("step {name:?} waits for {wanted:?}, {why}"),
+        format!("step {label} waits for {wanted:?}, {why}"),
     );
 }
 
 fn expect(
-    step: &str,
+    label: &str,
+    name: Option<&str>,
     raw: Option<&Spanned<RawExpect>>,
     background: bool,
     problems: &mut Problems,
@@ -283,8 +297,9 @@ fn expect(
         problems.at(
             pos(raw),
             format!(
-                "expect of step {step:?} would never be checked: a background step's output is \
-                 checked by the step that waits for it (move expect to a step with wait: {step})"
+                "expect of step {label} would never be checked: a background step's output is \
+                 checked by the step that waits for it (move expect to a step with wait: {})",
+                name.unwrap_or(label)
             ),
         );
     }
@@ -294,7 +309,7 @@ fn expect(
             problems.at(
                 pos(exit),
                 format!(
-                    "exit {} of step {step:?} is not an exit code (expected 0 to 255)",
+                    "exit {} of step {label} is not an exit code (expected 0 to 255)",
                     exit.value
                 ),
             );
@@ -305,13 +320,13 @@ fn expect(
     };
     Expect {
         exit,
-        stdout: checks(step, "stdout", &e.stdout, problems),
-        stderr: checks(step, "stderr", &e.stderr, problems),
+        stdout: checks(label, "stdout", &e.stdout, problems),
+        stderr: checks(label, "stderr", &e.stderr, problems),
     }
 }
 
 fn checks(
-    step: &str,
+    label: &str,
     stream: &str,
     raw: &[Spanned<RawCheck>],
     problems: &mut Problems,
@@ -319,7 +334,7 @@ fn checks(
     let mut checks = Vec::new();
     for (i, check) in raw.iter().enumerate() {
         let c = &check.value;
-        let which = format!("{stream} check {} of step {step:?}", i + 1);
+        let which = format!("{stream} check {} of step {label}", i + 1);
         let pattern = match (&c.matches, &c.contains) {
             (Some(re), None) => regex(re, &which, problems).map(Pattern::Match),
             (None, Some(text)) => {

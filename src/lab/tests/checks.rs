@@ -69,7 +69,7 @@ fn unknown_key_names_the_nearest_known_key() {
     let source = TWO_NODES.replace("  b: {}", "  b:\n    imgae: alpine");
     assert_problems(
         &source,
-        &["5:5: unknown key `imgae` in node `b` (did you mean `image`?)"],
+        &["5:5: unknown key `imgae` in node \"b\" (did you mean `image`?)"],
     );
 }
 
@@ -88,7 +88,7 @@ fn keys_from_other_tools_are_recognised() {
     // nor wait".
     assert_problems(
         &source,
-        &["8:5: unknown key `command` in step `s` (did you mean `exec`?)"],
+        &["8:5: unknown key `command` in step \"s\" (did you mean `exec`?)"],
     );
 }
 
@@ -96,7 +96,7 @@ fn keys_from_other_tools_are_recognised() {
 fn duplicate_keys() {
     assert_problems(
         "name: x\nnodes:\n  a: {}\n  a: {image: y}\n",
-        &["4:3: node `a` is defined twice (first at line 3, column 3)"],
+        &["4:3: node \"a\" is defined twice (first at line 3, column 3)"],
     );
     assert_problems(
         "name: x\nname: y\nnodes: {a: {}}\n",
@@ -110,7 +110,7 @@ fn wrong_types_point_at_the_value() {
     assert_problems(
         source,
         &[
-            "3:12: `env` of node `a` is a list (expected a mapping)",
+            "3:12: `env` of node \"a\" is a list (expected a mapping)",
             "6:10: `mtu` of link 1 is \"big\" (expected an integer)",
         ],
     );
@@ -121,7 +121,7 @@ fn exec_as_a_shell_string() {
     let source = with_steps("  - name: s\n    node: a\n    exec: lab-ping eth1 198.18.0.2\n");
     assert_problems(
         &source,
-        &["8:11: `exec` of step `s` is \"lab-ping eth1 198.18.0.2\" (expected a list such as [lab-ping, eth1, 198.18.0.2]: an argv, never a shell string)"],
+        &["8:11: `exec` of step \"s\" is \"lab-ping eth1 198.18.0.2\" (expected a list such as [lab-ping, eth1, 198.18.0.2]: an argv, never a shell string)"],
     );
 }
 
@@ -130,7 +130,7 @@ fn yaml_1_1_booleans_are_refused() {
     let source = with_steps("  - name: s\n    node: a\n    exec: [x]\n    background: yes\n");
     assert_problems(
         &source,
-        &["9:17: `background` of step `s` is \"yes\" (expected true or false)"],
+        &["9:17: `background` of step \"s\" is \"yes\" (expected true or false)"],
     );
 }
 
@@ -138,7 +138,7 @@ fn yaml_1_1_booleans_are_refused() {
 fn unknown_datalink() {
     assert_problems(
         "name: x\ndatalink: afxdp\nnodes: {a: {}}\n",
-        &["2:11: `datalink` is \"afxdp\" (expected af_packet, af_xdp or netmap; did you mean `af_xdp`?)"],
+        &["2:11: `datalink` is \"afxdp\" (expected af_packet, af_xdp or netmap; did you mean \"af_xdp\"?)"],
     );
 }
 
@@ -389,8 +389,8 @@ fn environment_names() {
     assert_problems(
         source,
         &[
-            "4:11: environment variable \"1X\" in node `a` is not a variable name",
-            "4:18: environment variable \"LABCTL_DATALINK_eth1\" in node `a` is reserved",
+            "4:11: environment variable \"1X\" in node \"a\" is not a variable name",
+            "4:18: environment variable \"LABCTL_DATALINK_eth1\" in node \"a\" is reserved",
         ],
     );
 }
@@ -401,9 +401,9 @@ fn sysctls() {
     assert_problems(
         source,
         &[
-            "5:7: sysctl \"vm.swappiness\" in node `a` is not namespaced (a container can only set net.*",
-            "6:7: sysctl \"forwarding\" in node `a` is not a sysctl name (expected a dotted name",
-            "7:28: invalid value \"\" for sysctl net.ipv4.ip_forward in node `a` (expected one line",
+            "5:7: sysctl \"vm.swappiness\" in node \"a\" is not namespaced (a container can only set net.*",
+            "6:7: sysctl \"forwarding\" in node \"a\" is not a sysctl name (expected a dotted name",
+            "7:28: invalid value \"\" for sysctl \"net.ipv4.ip_forward\" in node \"a\" (expected one line",
         ],
     );
 }
@@ -412,7 +412,7 @@ fn sysctls() {
 fn empty_image() {
     assert_problems(
         "name: x\nnodes:\n  a: {image: ''}\n",
-        &["3:14: invalid image \"\" for node `a`"],
+        &["3:14: invalid image \"\" for node \"a\""],
     );
 }
 
@@ -611,7 +611,7 @@ fn structural_and_semantic_problems_are_reported_together() {
     assert_problems(
         source,
         &[
-            "4:5: unknown key `imgae` in node `a` (did you mean `image`?)",
+            "4:5: unknown key `imgae` in node \"a\" (did you mean `image`?)",
             "6:27: link 1 names unknown node \"c\"",
             "7:27: ipv4 \"198.18.0.999/24\" of c:eth1 is not an address",
         ],
@@ -629,5 +629,28 @@ fn a_wrong_type_stops_before_the_semantic_checks() {
             "6:10: `mtu` of link 1 is a list (expected an integer)",
             "7:5: unknown key `mut` in link 1 (did you mean `mtu`?)",
         ],
+    );
+}
+
+#[test]
+fn missing_keys_do_not_stop_the_semantic_checks() {
+    let source = "nodes:\n  a: {}\nlinks:\n  - ipv4: [198.18.0.1/24]\n  - endpoints: [\"a:e1\", \"b:e1\"]\nsteps:\n  - node: a\n    exec: [x]\n";
+    assert_problems(
+        source,
+        &[
+            "1:1: missing key `name` at the top level",
+            "4:5: missing key `endpoints` in link 1 (expected a list of two endpoints)",
+            "4:11: link 1 lists 1 ipv4 address",
+            "5:25: link 2 names unknown node \"b\" (known: a)",
+            "7:5: missing key `name` in step 1 (expected a string such as \"ping\"",
+        ],
+    );
+}
+
+#[test]
+fn an_empty_key_is_not_a_key() {
+    assert_problems(
+        "name: x\nnodes: {a: {}}\n: x\n",
+        &["3:1: a key at the top level is empty (expected a plain key such as `name`)"],
     );
 }

@@ -63,7 +63,7 @@ fn errors_display_as_file_line_column_lines() {
         err.to_string(),
         "dir/x.yaml:1:7: invalid lab name \"Bad\": contains the uppercase 'B' (expected 1 to 20 \
          of a-z, 0-9 and '-', not starting with '-')\n\
-         dir/x.yaml:4:5: unknown key `imgae` in node `a` (did you mean `image`?)"
+         dir/x.yaml:4:5: unknown key `imgae` in node \"a\" (did you mean `image`?)"
     );
 }
 

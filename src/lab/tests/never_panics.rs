@@ -302,9 +302,8 @@ fn apply(source: &str, changes: &[Change]) -> String {
     lines.join("\n")
 }
 
+// 256 cases each by default; PROPTEST_CASES=100000 for a long run.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
     #[test]
     fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         if let Err(errors) = parse_bytes(&bytes, Path::new("p.yaml")) {
