@@ -15,11 +15,25 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem at `location`. Control characters that the message quotes
+    /// from the file are escaped: a message is one line, and the file's
+    /// bytes must not drive the terminal.
     pub(super) fn at(location: Location, message: impl Into<String>) -> Self {
+        let message: String = message.into();
         Problem {
             line: location.line(),
             column: location.column(),
-            message: message.into(),
+            message: message
+                .chars()
+                .flat_map(|c| {
+                    let escaped: Vec<char> = if c.is_control() {
+                        c.escape_default().collect()
+                    } else {
+                        vec![c]
+                    };
+                    escaped
+                })
+                .collect(),
         }
     }
 }

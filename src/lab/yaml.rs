@@ -85,23 +85,10 @@ pub(super) fn syntax_problem(error: &serde_saphyr::Error) -> Problem {
         }
         _ => {
             let text = serde_saphyr::DefaultMessageFormatter.format_message(error);
-            format!("invalid YAML: {}", printable(&text))
+            format!("invalid YAML: {text}")
         }
     };
     Problem::at(location, message)
-}
-
-/// Control characters from the input must not reach the terminal as such.
-fn printable(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 impl<'de> Deserialize<'de> for Value {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use ipnet::Ipv4Net;
 use pnet::util::MacAddr;
 use serde_saphyr::{Location, Spanned};
 
@@ -226,8 +227,6 @@ impl LinkContext<'_> {
                 ),
             );
         }
-        let label = format!("{}:{}", written.node, written.interface);
-
         if let Some(why) = names::interface_problem(written.interface) {
             problems.at(
                 written.interface_at,
@@ -237,66 +236,13 @@ impl LinkContext<'_> {
                 ),
             );
         }
-        let key = (written.node.to_owned(), written.interface.to_owned());
-        if let Some(first) = claimed.interfaces.get(&key) {
-            problems.at(
-                written.interface_at,
-                format!(
-                    "interface {label} is used twice (first at line {}, column {}; an interface \
-                     is one end of one link)",
-                    first.line(),
-                    first.column()
-                ),
-            );
-        } else {
-            claimed.interfaces.insert(key, written.interface_at);
-        }
-
-        let ipv4 = written.ipv4.and_then(|text| {
-            let net = names::parse_ipv4(&text.value)
-                .map_err(|why| {
-                    problems.at(pos(text), format!("ipv4 {:?} of {label} {why}", text.value))
-                })
-                .ok()?;
-            if let Some((other, at)) = claimed.addresses.get(&net.addr()) {
-                problems.at(
-                    pos(text),
-                    format!(
-                        "address {} of {label} is already used by {other} (line {}); each \
-                         interface needs its own",
-                        net.addr(),
-                        at.line()
-                    ),
-                );
-            } else {
-                claimed
-                    .addresses
-                    .insert(net.addr(), (label.clone(), pos(text)));
-            }
-            Some(net)
-        });
-
-        let mac = written.mac.and_then(|text| {
-            let mac = names::parse_mac(&text.value)
-                .map_err(|why| {
-                    problems.at(pos(text), format!("mac {:?} of {label} {why}", text.value))
-                })
-                .ok()?;
-            if let Some((other, at)) = claimed.macs.get(&mac) {
-                problems.at(
-                    pos(text),
-                    format!(
-                        "mac {mac} of {label} is already used by {other} (line {}); each \
-                         interface needs its own",
-                        at.line()
-                    ),
-                );
-            } else {
-                claimed.macs.insert(mac, (label.clone(), pos(text)));
-            }
-            Some(mac)
-        });
-
+        claimed.interface(&written, problems);
+        let ipv4 = written
+            .ipv4
+            .and_then(|text| claimed.address(&written, text, problems));
+        let mac = written
+            .mac
+            .and_then(|text| claimed.mac(&written, text, problems));
         Some(Endpoint {
             node: written.node.to_owned(),
             interface: written.interface.to_owned(),
@@ -304,5 +250,91 @@ impl LinkContext<'_> {
             mac,
             datalink: written.datalink.unwrap_or(node?.datalink),
         })
+    }
+}
+
+impl Written<'_> {
+    /// `node:interface`, the way messages name an endpoint.
+    fn label(&self) -> String {
+        format!("{}:{}", self.node, self.interface)
+    }
+}
+
+impl Claimed {
+    /// An interface is one end of one link.
+    fn interface(&mut self, written: &Written<'_>, problems: &mut Problems) {
+        let key = (written.node.to_owned(), written.interface.to_owned());
+        match self.interfaces.get(&key) {
+            Some(first) => problems.at(
+                written.interface_at,
+                format!(
+                    "interface {} is used twice (first at line {}, column {}; an interface is \
+                     one end of one link)",
+                    written.label(),
+                    first.line(),
+                    first.column()
+                ),
+            ),
+            None => {
+                self.interfaces.insert(key, written.interface_at);
+            }
+        }
+    }
+
+    /// A valid host address, not used by an earlier endpoint.
+    fn address(
+        &mut self,
+        written: &Written<'_>,
+        text: &Spanned<String>,
+        problems: &mut Problems,
+    ) -> Option<Ipv4Net> {
+        let label = written.label();
+        let net = names::parse_ipv4(&text.value)
+            .map_err(|why| {
+                problems.at(pos(text), format!("ipv4 {:?} of {label} {why}", text.value))
+            })
+            .ok()?;
+        match self.addresses.get(&net.addr()) {
+            Some((other, at)) => problems.at(
+                pos(text),
+                format!(
+                    "address {} of {label} is already used by {other} (line {}); each \
+                     interface needs its own",
+                    net.addr(),
+                    at.line()
+                ),
+            ),
+            None => {
+                self.addresses.insert(net.addr(), (label, pos(text)));
+            }
+        }
+        Some(net)
+    }
+
+    /// A valid unicast MAC, not used by an earlier endpoint.
+    fn mac(
+        &mut self,
+        written: &Written<'_>,
+        text: &Spanned<String>,
+        problems: &mut Problems,
+    ) -> Option<MacAddr> {
+        let label = written.label();
+        let mac = names::parse_mac(&text.value)
+            .map_err(|why| problems.at(pos(text), format!("mac {:?} of {label} {why}", text.value)))
+            .ok()?;
+        match self.macs.get(&mac) {
+            Some((other, at)) => problems.at(
+                pos(text),
+                format!(
+                    "mac {mac} of {label} is already used by {other} (line {}); each interface \
+                     needs its own",
+                    at.line()
+                ),
+            ),
+            None => {
+                self.macs.insert(mac, (label, pos(text)));
+            }
+        }
+        Some(mac)
     }
 }

@@ -55,9 +55,9 @@ pub(super) fn resolve(
                     step: target.value.clone(),
                 })
             }
-            (Some(_), Some(_)) => {
+            (Some(_), Some(target)) => {
                 problems.at(
-                    pos(step),
+                    pos(target),
                     format!(
                         "step {label} has both exec and wait (expected one: exec runs a \
                          command, wait ends a background step)"
@@ -76,13 +76,9 @@ pub(super) fn resolve(
                 None
             }
         };
-        let background = matches!(
-            action,
-            Some(Action::Exec {
-                background: true,
-                ..
-            })
-        );
+        // As written, so that a wait on it is judged right even when the
+        // step itself has a problem (an unknown node, say).
+        let background = s.exec.is_some() && s.background.as_ref().is_some_and(|b| b.value);
         let expect = expect(&label, name, s.expect.as_ref(), background, problems);
 
         if let Some(written) = &s.name {

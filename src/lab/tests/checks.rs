@@ -444,7 +444,7 @@ fn exec_and_wait_both_or_neither() {
     assert_problems(
         &source,
         &[
-            "10:5: step \"both\" has both exec and wait",
+            "13:11: step \"both\" has both exec and wait",
             "14:5: step \"neither\" has neither exec nor wait",
         ],
     );
@@ -653,4 +653,21 @@ fn an_empty_key_is_not_a_key() {
         "name: x\nnodes: {a: {}}\n: x\n",
         &["3:1: a key at the top level is empty (expected a plain key such as `name`)"],
     );
+}
+
+#[test]
+fn control_characters_from_the_file_are_escaped() {
+    let source = "name: x\nnodes: {a: {}}\n\"bad\\e[31mkey\": 1\n";
+    assert_problems(
+        source,
+        &["3:1: unknown key `bad\\u{1b}[31mkey` at the top level"],
+    );
+}
+
+#[test]
+fn a_problem_in_a_step_does_not_spill_into_the_steps_that_wait_for_it() {
+    let source = with_steps(
+        "  - name: pong\n    node: c\n    exec: [lab-pong, eth1]\n    background: true\n  - name: w\n    wait: pong\n",
+    );
+    assert_problems(&source, &["7:11: step \"pong\" names unknown node \"c\""]);
 }
