@@ -11,6 +11,8 @@
 //! resolver's, which words them better. Only this file knows how to name a
 //! place in a lab ("endpoint 2 of link 1").
 
+use std::collections::HashMap;
+
 use serde_json::Value as Json;
 use serde_saphyr::Location;
 
@@ -140,7 +142,7 @@ impl<'a> Walker<'a> {
     ) {
         let properties = schema.get("properties").and_then(Json::as_object);
         let additional = schema.get("additionalProperties");
-        let mut seen: Vec<(String, Location)> = Vec::new();
+        let mut seen: HashMap<String, Location> = HashMap::new();
         // Keys that an unknown key was taken for: not reported missing too.
         let mut hinted: Vec<String> = Vec::new();
         for (key_node, value) in entries {
@@ -153,11 +155,11 @@ impl<'a> Walker<'a> {
                 self.block(key_node.referenced, message);
                 continue;
             };
-            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+            if let Some(first) = seen.get(&key) {
                 let message = self.duplicate_message(&key, *first, path);
                 self.note(key_node.referenced, message);
             } else {
-                seen.push((key.clone(), key_node.referenced));
+                seen.insert(key.clone(), key_node.referenced);
             }
             let value_schema = match properties.and_then(|p| p.get(&key)) {
                 Some(s) => s,
@@ -181,7 +183,7 @@ impl<'a> Walker<'a> {
             .flatten()
             .filter_map(Json::as_str)
         {
-            if !seen.iter().any(|(k, _)| k == required) && !hinted.iter().any(|h| h == required) {
+            if !seen.contains_key(required) && !hinted.iter().any(|h| h == required) {
                 let expected = properties
                     .and_then(|p| p.get(required))
                     .map(|s| {
@@ -571,17 +573,12 @@ fn synonym(key: &str) -> Option<&'static str> {
 /// The known word closest to `word`, if it is close enough to be a typo.
 pub(super) fn nearest<'k>(word: &str, known: impl Iterator<Item = &'k str>) -> Option<&'k str> {
     let word = word.to_ascii_lowercase();
+    let limit = |k: &str| if k.len() <= 4 { 1 } else { 2 };
     known
-        .map(|k| {
-            (
-                strsim::damerau_levenshtein(&word, &k.to_ascii_lowercase()),
-                k,
-            )
-        })
-        .filter(|(distance, k)| {
-            let limit = if k.len() <= 4 { 1 } else { 2 };
-            *distance <= limit && *distance < k.len()
-        })
+        // Cheap first: a word much longer or shorter is no typo of it.
+        .filter(|k| k.len().abs_diff(word.len()) <= limit(k))
+        .map(|k| (strsim::osa_distance(&word, &k.to_ascii_lowercase()), k))
+        .filter(|(distance, k)| *distance <= limit(k) && *distance < k.len())
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, k)| k)
 }

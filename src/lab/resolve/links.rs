@@ -28,12 +28,14 @@ pub(super) fn resolve(
     problems: &mut Problems,
 ) -> Vec<Link> {
     let mut claimed = Claimed::default();
+    let by_name: HashMap<&str, &Node> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let mut links = Vec::new();
     for (index, link) in raw.iter().enumerate() {
         let context = LinkContext {
             number: index + 1,
             link: &link.value,
             nodes,
+            by_name: &by_name,
         };
         if let Some(link) = context.resolve(&mut claimed, problems) {
             links.push(link);
@@ -45,7 +47,9 @@ pub(super) fn resolve(
 struct LinkContext<'a> {
     number: usize,
     link: &'a RawLink,
+    /// In file order, for hints.
     nodes: &'a [Node],
+    by_name: &'a HashMap<&'a str, &'a Node>,
 }
 
 /// One endpoint as written, before its checks.
@@ -215,7 +219,7 @@ impl LinkContext<'_> {
         problems: &mut Problems,
     ) -> Option<Endpoint> {
         let n = self.number;
-        let node = self.nodes.iter().find(|node| node.name == written.node);
+        let node = self.by_name.get(written.node);
         // With no nodes at all, that one problem is reported instead.
         if node.is_none() && !self.nodes.is_empty() {
             problems.at(

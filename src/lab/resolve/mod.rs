@@ -34,18 +34,18 @@ fn pos<T>(spanned: &Spanned<T>) -> Location {
     spanned.referenced
 }
 
-/// `"pinger"` (did you mean ...) for a name that is not among `known`.
-fn unknown_hint<'k>(name: &str, known: impl Iterator<Item = &'k str> + Clone) -> String {
-    match super::structure::nearest(name, known.clone()) {
-        Some(near) => format!("did you mean {near:?}?"),
-        None => {
-            let list: Vec<&str> = known.collect();
-            if list.is_empty() {
-                "there are none".to_owned()
-            } else {
-                format!("known: {}", list.join(", "))
-            }
-        }
+/// The hint for a name that is not among `known` (in file order): the
+/// nearest known one, or the first few.
+fn unknown_hint<'k>(name: &str, known: impl Iterator<Item = &'k str>) -> String {
+    // Bounded, so that a file with huge lists stays quick to check.
+    let known: Vec<&str> = known.take(1000).collect();
+    if let Some(near) = super::structure::nearest(name, known.iter().copied()) {
+        return format!("did you mean {near:?}?");
+    }
+    match known.as_slice() {
+        [] => "there are none".to_owned(),
+        few if few.len() <= 8 => format!("known: {}", few.join(", ")),
+        many => format!("known: {}, ...", many[..8].join(", ")),
     }
 }
 

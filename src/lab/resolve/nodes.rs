@@ -1,6 +1,6 @@
 //! Nodes: names, images, environment, sysctls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_saphyr::{Location, Spanned};
 
@@ -25,9 +25,10 @@ pub(super) fn resolve(
         );
     }
     let mut nodes: Vec<Node> = Vec::new();
+    let mut seen = HashSet::new();
     for (name, node) in entries {
         // A name written twice was reported by the structural pass.
-        if nodes.iter().any(|n| n.name == name.value) {
+        if !seen.insert(name.value.as_str()) {
             continue;
         }
         check_name(name, problems);

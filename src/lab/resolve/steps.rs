@@ -1,7 +1,7 @@
 //! Steps: exec or wait, nodes, readiness, timeouts, what `wait` may name,
 //! and the checks of `expect`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use regex::Regex;
@@ -23,16 +23,32 @@ struct Earlier {
     waited_by: Option<(String, Location)>,
 }
 
+/// Every step's name: in file order for hints, and as a set to look
+/// names up.
+struct StepNames<'a> {
+    in_order: Vec<&'a str>,
+    set: HashSet<&'a str>,
+}
+
+impl<'a> StepNames<'a> {
+    fn of(raw: &'a [Spanned<RawStep>]) -> Self {
+        let in_order: Vec<&str> = raw
+            .iter()
+            .filter_map(|s| s.value.name.as_ref().map(|n| n.value.as_str()))
+            .collect();
+        let set = in_order.iter().copied().collect();
+        StepNames { in_order, set }
+    }
+}
+
 pub(super) fn resolve(
     raw: &[Spanned<RawStep>],
     nodes: &[Node],
     problems: &mut Problems,
 ) -> Vec<Step> {
     let mut earlier: HashMap<String, Earlier> = HashMap::new();
-    let all_names: Vec<&str> = raw
-        .iter()
-        .filter_map(|s| s.value.name.as_ref().map(|n| n.value.as_str()))
-        .collect();
+    let all_names = StepNames::of(raw);
+    let node_names: HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let mut steps = Vec::new();
 
     for (index, step) in raw.iter().enumerate() {
@@ -48,7 +64,7 @@ pub(super) fn resolve(
         }
         let timeout = timeout(s, &label, problems);
         let action = match (&s.exec, &s.wait) {
-            (Some(argv), None) => exec(step, &label, argv, nodes, problems),
+            (Some(argv), None) => exec(step, &label, argv, nodes, &node_names, problems),
             (None, Some(target)) => {
                 wait(step, &label, target, &mut earlier, &all_names, problems);
                 Some(Action::Wait {
@@ -150,6 +166,7 @@ fn exec(
     label: &str,
     argv: &Spanned<Vec<String>>,
     nodes: &[Node],
+    node_names: &HashSet<&str>,
     problems: &mut Problems,
 ) -> Option<Action> {
     let s = &step.value;
@@ -193,7 +210,7 @@ fn exec(
         }
         Some(node) => node,
     };
-    if !nodes.iter().any(|n| n.name == node.value) {
+    if !node_names.contains(node.value.as_str()) {
         // With no nodes at all, that one problem is reported instead.
         if !nodes.is_empty() {
             problems.at(
@@ -220,7 +237,7 @@ fn wait(
     label: &str,
     target: &Spanned<String>,
     earlier: &mut HashMap<String, Earlier>,
-    all_names: &[&str],
+    all_names: &StepNames<'_>,
     problems: &mut Problems,
 ) {
     let s = &step.value;
@@ -250,12 +267,12 @@ fn wait(
         None if Some(wanted.as_str()) == s.name.as_ref().map(|n| n.value.as_str()) => {
             "which is this very step".to_owned()
         }
-        None if all_names.contains(&wanted.as_str()) => {
+        None if all_names.set.contains(wanted.as_str()) => {
             "which comes later (steps run in order: wait for a step above this one)".to_owned()
         }
         None => format!(
             "which is not a step ({})",
-            unknown_hint(wanted, all_names.iter().copied())
+            unknown_hint(wanted, all_names.in_order.iter().copied())
         ),
         Some(target) if !target.background => format!(
             "which is not a background step (add background: true to step {wanted:?}, or \
