@@ -357,6 +357,64 @@ fn schema_is_draft_07_json_with_every_key() {
     );
 }
 
+/// Validates `lab` against the schema at `schema` with Python's jsonschema
+/// (Draft-07, as the YAML language server) and returns its verdict.
+fn python_validates(schema: &Path, lab: &Path) -> Output {
+    const SCRIPT: &str = "
+import json, sys, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft7Validator.check_schema(schema)
+errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(
+    yaml.safe_load(open(sys.argv[2])))]
+print('\\n'.join(errors))
+sys.exit(1 if errors else 0)
+";
+    // The interpreter apt installs python3-jsonschema for (ci/setup).
+    Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT])
+        .arg(schema)
+        .arg(lab)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run /usr/bin/python3 (ci/setup installs it): {e}"))
+}
+
+#[test]
+fn an_independent_validator_agrees_with_the_schema() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let schema = dir.path().join("lab.schema.json");
+    fs::write(&schema, labctl(&["schema"]).stdout).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut valid: Vec<PathBuf> = files("labs", "yaml")
+        .iter()
+        .map(|l| root().join(l))
+        .collect();
+    for (i, (info, body, _)) in doc_blocks().iter().enumerate() {
+        if info == "yaml" {
+            let path = dir.path().join(format!("doc-{i}.yaml"));
+            fs::write(&path, body).unwrap_or_else(|e| panic!("{e}"));
+            valid.push(path);
+        }
+    }
+    for lab in &valid {
+        let out = python_validates(&schema, lab);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "jsonschema refuses {}: {}{}",
+            lab.display(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    let out = python_validates(&schema, &root().join("tests/labs/invalid/unknown-key.yaml"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("'adresses' was unexpected"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn unreadable_files_and_bad_usage_exit_2() {
     Cmd::new(support::bin("labctl"))
