@@ -23,6 +23,7 @@ pub mod schema;
 mod structure;
 mod yaml;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -98,8 +99,10 @@ fn check(source: &str, file: &Path) -> Result<Lab, Vec<Problem>> {
     let raw = match raw::from_str(source) {
         Ok(raw) => raw,
         Err(e) => {
-            // The structural pass should have caught it; say it anyway.
-            problems.push(yaml::syntax_problem(&e));
+            // The structural pass lets through only what serde reads (a
+            // property test holds it to that); should they ever disagree,
+            // the user still gets serde's word, with its position.
+            problems.push(yaml::serde_problem(&e));
             return Err(problems);
         }
     };
@@ -107,15 +110,27 @@ fn check(source: &str, file: &Path) -> Result<Lab, Vec<Problem>> {
         Ok(lab) if problems.is_empty() => Ok(lab),
         Ok(_) => Err(problems),
         Err(semantic) => {
-            let suspect = &structure.suspect_mappings;
-            problems.extend(semantic.into_iter().filter(|p| {
-                !suspect
-                    .iter()
-                    .any(|at| (at.line(), at.column()) == (p.line, p.column))
-            }));
+            problems.extend(without_echoes(semantic, &structure.suspect_mappings));
             Err(problems)
         }
     }
+}
+
+/// Drops the semantic problems about a mapping as a whole (reported at its
+/// position) where that mapping holds a misspelled key: "has neither exec
+/// nor wait" would only repeat "unknown key `exce`".
+fn without_echoes(
+    semantic: Vec<Problem>,
+    suspect_mappings: &[serde_saphyr::Location],
+) -> Vec<Problem> {
+    let suspect: HashSet<(u64, u64)> = suspect_mappings
+        .iter()
+        .map(|at| (at.line(), at.column()))
+        .collect();
+    semantic
+        .into_iter()
+        .filter(|p| !suspect.contains(&(p.line, p.column)))
+        .collect()
 }
 
 /// The schema, generated once per process.

@@ -72,23 +72,40 @@ pub(super) fn parse(source: &str) -> Result<Node, Problem> {
         .map_err(|e| syntax_problem(&e))
 }
 
-/// A serde-saphyr error as a problem: its position, and its message without
-/// the "at line X" suffix (the position is printed in front).
-pub(super) fn syntax_problem(error: &serde_saphyr::Error) -> Problem {
-    let error = error.without_snippet();
-    let location = error.location().unwrap_or(Location::UNKNOWN);
-    let message = match error {
+/// A YAML error as a problem: its position, and its message without the
+/// "at line X" suffix (the position is printed in front).
+fn syntax_problem(error: &serde_saphyr::Error) -> Problem {
+    let message = match error.without_snippet() {
         serde_saphyr::Error::MultipleDocuments { .. } => {
             "a second YAML document starts here (a lab file holds one document: remove the \
              `---` line or split the file)"
                 .to_owned()
         }
-        _ => {
-            let text = serde_saphyr::DefaultMessageFormatter.format_message(error);
-            format!("invalid YAML: {text}")
-        }
+        error => format!("invalid YAML: {}", bare_message(error)),
     };
-    Problem::at(location, message)
+    Problem::at(location(error), message)
+}
+
+/// An error of the typed pass, which the structural pass should have
+/// reported in its own words.
+pub(super) fn serde_problem(error: &serde_saphyr::Error) -> Problem {
+    Problem::at(
+        location(error),
+        format!("cannot read this value: {}", bare_message(error)),
+    )
+}
+
+fn location(error: &serde_saphyr::Error) -> Location {
+    error
+        .without_snippet()
+        .location()
+        .unwrap_or(Location::UNKNOWN)
+}
+
+fn bare_message(error: &serde_saphyr::Error) -> String {
+    serde_saphyr::DefaultMessageFormatter
+        .format_message(error.without_snippet())
+        .into_owned()
 }
 
 impl<'de> Deserialize<'de> for Value {
