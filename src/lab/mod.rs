@@ -106,7 +106,7 @@ fn check(source: &str, file: &Path) -> Result<Lab, Vec<Problem>> {
             return Err(problems);
         }
     };
-    match resolve::resolve(raw, file, tree.referenced) {
+    match resolve::resolve(raw, file) {
         Ok(lab) if problems.is_empty() => Ok(lab),
         Ok(_) => Err(problems),
         Err(semantic) => {

@@ -48,11 +48,11 @@ pub struct RawLab {
     #[schemars(with = "Option<DatalinkKind>")]
     pub datalink: Option<Spanned<DatalinkKind>>,
     /// The lab's containers, by name (`[a-z0-9][a-z0-9-]{0,19}`), in the
-    /// order they are written. `name: {}` or `name:` takes every default.
-    #[serde(default)]
+    /// order they are written; at least one. `name: {}` or `name:` takes
+    /// every default.
     #[schemars(
         with = "BTreeMap<String, Option<RawNode>>",
-        extend("propertyNames" = { "pattern": NAME_PATTERN })
+        extend("propertyNames" = { "pattern": NAME_PATTERN }, "minProperties" = 1)
     )]
     pub nodes: Option<Spanned<Entries<Spanned<String>, Option<RawNode>>>>,
     /// veth pairs between nodes.

@@ -67,6 +67,7 @@ pub(super) const LEFT_TO_RESOLVER: &[&str] = &[
     "maximum",
     "minItems",
     "maxItems",
+    "minProperties",
 ];
 
 /// Checks `tree` (the whole file) against `schema` (the lab file's).

@@ -334,7 +334,8 @@ fn schema_is_draft_07_json_with_every_key() {
     let schema: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON: {e}"));
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
-    assert_eq!(schema["required"], serde_json::json!(["name"]));
+    assert_eq!(schema["required"], serde_json::json!(["name", "nodes"]));
+    assert_eq!(schema["properties"]["nodes"]["minProperties"], 1);
     let step = &schema["definitions"]["RawStep"]["properties"];
     for key in [
         "name",

@@ -49,9 +49,8 @@ fn unknown_hint<'k>(name: &str, known: impl Iterator<Item = &'k str>) -> String 
     }
 }
 
-/// Checks `raw` and builds the [`Lab`]; `top` is the position of the file's
-/// top-level mapping, for problems about the lab as a whole.
-pub(super) fn resolve(raw: RawLab, file: &Path, top: Location) -> Result<Lab, Vec<Problem>> {
+/// Checks `raw` and builds the [`Lab`].
+pub(super) fn resolve(raw: RawLab, file: &Path) -> Result<Lab, Vec<Problem>> {
     let mut problems = Problems::default();
 
     // A missing name was reported by the structural pass.
@@ -66,7 +65,7 @@ pub(super) fn resolve(raw: RawLab, file: &Path, top: Location) -> Result<Lab, Ve
         .map(|d| d.value)
         .unwrap_or(DatalinkKind::AfPacket);
 
-    let nodes = nodes::resolve(raw.nodes.as_ref(), lab_datalink, top, &mut problems);
+    let nodes = nodes::resolve(raw.nodes.as_ref(), lab_datalink, &mut problems);
     let links = links::resolve(
         raw.links.as_deref().unwrap_or_default(),
         &nodes,

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Spanned;
 
 use super::names::{self, NAME_RULE};
 use super::{pos, Problems};
@@ -14,13 +14,16 @@ type RawNodes = Spanned<Entries<Spanned<String>, Option<RawNode>>>;
 pub(super) fn resolve(
     raw: Option<&RawNodes>,
     lab_datalink: DatalinkKind,
-    top: Location,
     problems: &mut Problems,
 ) -> Vec<Node> {
-    let entries = raw.map(|r| r.value.0.as_slice()).unwrap_or_default();
+    // Without `nodes`, the structural pass reported the missing key.
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    let entries = raw.value.0.as_slice();
     if entries.is_empty() {
         problems.at(
-            raw.map(pos).unwrap_or(top),
+            pos(raw),
             "the lab has no nodes (expected at least one under `nodes:`, such as `nodes: {a: {}}`)",
         );
     }

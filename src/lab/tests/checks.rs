@@ -205,7 +205,12 @@ fn no_nodes() {
     // And no "unknown node" for every endpoint as well.
     assert_problems(
         "name: x\nlinks:\n  - endpoints: [\"a:e1\", \"b:e1\"]\n",
-        &["1:1: the lab has no nodes"],
+        &["1:1: missing key `nodes` at the top level (expected a mapping of node names to their settings)"],
+    );
+    // A misspelled `nodes` is reported once.
+    assert_problems(
+        "name: x\nnodse:\n  a: {}\n",
+        &["2:1: unknown key `nodse` at the top level (did you mean `nodes`?)"],
     );
 }
 
