@@ -290,8 +290,8 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
         let a = make_run_dir(runs.path(), "icmp", t).unwrap();
         let b = make_run_dir(runs.path(), "icmp", t).unwrap();
-        assert_eq!(a.file_name().unwrap(), "icmp-20261118T080640");
-        assert_eq!(b.file_name().unwrap(), "icmp-20261118T080640-1");
+        assert_eq!(a.file_name().unwrap(), "icmp-20261118T110640");
+        assert_eq!(b.file_name().unwrap(), "icmp-20261118T110640-1");
     }
 
     #[test]
