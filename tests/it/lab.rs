@@ -142,10 +142,10 @@ fn every_lab_in_labs_is_valid() {
     }
 }
 
-/// The ```yaml blocks of docs/lab-format.md, with their info string, and
-/// the block that follows each.
-fn doc_blocks() -> Vec<(String, String, Option<String>)> {
-    let doc = fs::read_to_string(root().join("docs/lab-format.md")).unwrap_or_default();
+/// The ```yaml blocks of a document (e.g. docs/lab-format.md), with their
+/// info string, and the block that follows each.
+fn doc_blocks(document: &str) -> Vec<(String, String, Option<String>)> {
+    let doc = fs::read_to_string(root().join(document)).unwrap_or_default();
     let mut blocks: Vec<(String, String)> = Vec::new();
     let mut current: Option<(String, String)> = None;
     for line in doc.lines() {
@@ -171,7 +171,7 @@ fn doc_blocks() -> Vec<(String, String, Option<String>)> {
 #[test]
 fn the_examples_of_the_docs_are_valid_and_the_error_examples_exact() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let blocks = doc_blocks();
+    let blocks = doc_blocks("docs/lab-format.md");
     let valid = blocks.iter().filter(|b| b.0 == "yaml").count();
     let invalid = blocks.iter().filter(|b| b.0 == "yaml invalid").count();
     assert!(
@@ -198,6 +198,18 @@ fn the_examples_of_the_docs_are_valid_and_the_error_examples_exact() {
             }
             other => panic!("unknown kind of example {other:?}"),
         }
+    }
+}
+
+#[test]
+fn the_lab_in_the_readme_is_valid() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let blocks = doc_blocks("README.md");
+    assert_eq!(blocks.len(), 1, "the README shows one lab");
+    for (_, body, _) in &blocks {
+        fs::write(dir.path().join("lab.yaml"), body).unwrap_or_else(|e| panic!("{e}"));
+        let out = labctl_in(dir.path(), &["validate", "lab.yaml"]);
+        assert_eq!(out.status.code(), Some(0), "{body}\n{}", text(&out.stderr));
     }
 }
 
@@ -389,7 +401,7 @@ fn an_independent_validator_agrees_with_the_schema() {
         .iter()
         .map(|l| root().join(l))
         .collect();
-    for (i, (info, body, _)) in doc_blocks().iter().enumerate() {
+    for (i, (info, body, _)) in doc_blocks("docs/lab-format.md").iter().enumerate() {
         if info == "yaml" {
             let path = dir.path().join(format!("doc-{i}.yaml"));
             fs::write(&path, body).unwrap_or_else(|e| panic!("{e}"));
