@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod af_packet;
 pub mod af_xdp;
+pub mod hub;
 pub mod netmap;
 
 /// Which packet I/O a tool uses on an interface.
