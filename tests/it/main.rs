@@ -3,4 +3,5 @@
 //! Docker daemon; every resource gets a fresh name and a guard that removes
 //! it even when an assertion fails.
 
+mod af_xdp;
 mod support;

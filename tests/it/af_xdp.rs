@@ -1,0 +1,416 @@
+//! The af_xdp datalink on real veths in network namespaces: frames both
+//! ways with AF_PACKET on the peer, the kernel bypassed, the XDP program
+//! gone when the socket closes (also after SIGKILL), and one clear line
+//! for each missing capability.
+//!
+//! Datalink-level tests run the library on a thread that entered the
+//! namespace (setns affects that thread only). Tests that need a separate
+//! process (to kill it, or to run it with fewer capabilities) re-run this
+//! test binary as a child: see `child_opens_af_xdp`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use labctl::tools::datalink::af_xdp::{self, AfXdp};
+use labctl::tools::datalink::{Datalink, Direction, OpenOptions};
+use pnet::datalink::{self as pnet_datalink, Channel, DataLinkReceiver, DataLinkSender};
+
+use crate::support::netns::{in_netns, ip, VethPair};
+
+/// An EtherType for local experiments (IEEE 802 "local experimental 1").
+const TEST_ETHERTYPE: [u8; 2] = [0x88, 0xb5];
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `f` on a new thread inside network namespace `netns`.
+fn on_thread_in<T: Send + 'static>(
+    netns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let path = format!("/run/netns/{netns}");
+    thread::spawn(move || {
+        let ns = File::open(&path).expect("open the namespace");
+        // SAFETY: setns changes this thread's namespace only; ns is open.
+        let ret = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(ret, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+}
+
+fn mac(text: &str) -> [u8; 6] {
+    let mut mac = [0; 6];
+    for (byte, part) in mac.iter_mut().zip(text.split(':')) {
+        *byte = u8::from_str_radix(part, 16).unwrap();
+    }
+    mac
+}
+
+fn test_frame(dst: &str, src: &str, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&mac(dst));
+    frame.extend_from_slice(&mac(src));
+    frame.extend_from_slice(&TEST_ETHERTYPE);
+    frame.extend_from_slice(payload);
+    frame.resize(frame.len().max(60), 0);
+    frame
+}
+
+fn payload_of(frame: &[u8]) -> Option<&[u8]> {
+    (frame.get(12..14) == Some(&TEST_ETHERTYPE[..])).then(|| &frame[14..])
+}
+
+/// An AF_PACKET channel on eth1 of the calling thread's namespace.
+fn af_packet() -> (Box<dyn DataLinkSender>, Box<dyn DataLinkReceiver>) {
+    let iface = pnet_datalink::interfaces()
+        .into_iter()
+        .find(|i| i.name == "eth1")
+        .expect("eth1 in this namespace");
+    let config = pnet_datalink::Config {
+        read_timeout: Some(Duration::from_millis(100)),
+        ..Default::default()
+    };
+    match pnet_datalink::channel(&iface, config) {
+        Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
+        Ok(_) => panic!("not an Ethernet channel"),
+        Err(e) => panic!("AF_PACKET on eth1: {e}"),
+    }
+}
+
+/// Waits for a test frame whose payload starts with `prefix`.
+fn af_packet_wait_for(rx: &mut dyn DataLinkReceiver, prefix: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if let Ok(frame) = rx.next() {
+            if payload_of(frame).is_some_and(|p| p.starts_with(prefix)) {
+                return frame.to_vec();
+            }
+        }
+    }
+    panic!("no frame starting with {prefix:?} arrived over AF_PACKET");
+}
+
+fn af_xdp_wait_for(link: &mut dyn Datalink, prefix: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + WAIT;
+    while let Some(remaining) = deadline.checked_duration_since(Instant::now()) {
+        match link.recv(remaining).expect("af_xdp recv") {
+            Some(r) if payload_of(r.frame).is_some_and(|p| p.starts_with(prefix)) => {
+                assert_eq!(r.direction, Direction::In);
+                return r.frame.to_vec();
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    panic!("no frame starting with {prefix:?} arrived over af_xdp");
+}
+
+#[test]
+fn frames_flow_both_ways_between_af_xdp_and_af_packet() {
+    let pair = VethPair::new(true);
+    let (a_mac, b_mac) = (pair.a.mac, pair.b.mac);
+    let (opened_tx, opened_rx) = mpsc::channel();
+    let xdp_side = on_thread_in(&pair.b.netns, move || {
+        let mut link = AfXdp::open("eth1", &OpenOptions::default()).expect("open af_xdp");
+        opened_tx.send(link.describe()).unwrap();
+        let probe = af_xdp_wait_for(&mut link, b"probe");
+        for i in 0..100u8 {
+            link.send(&test_frame(
+                a_mac,
+                b_mac,
+                &[b'r', b'e', b'p', b'l', b'y', i],
+            ))
+            .expect("af_xdp send");
+        }
+        probe
+    });
+    let describe = opened_rx.recv_timeout(WAIT).expect("af_xdp opened");
+    assert_eq!(describe, "af_xdp, native XDP, copy mode");
+
+    let packet_side = on_thread_in(&pair.a.netns, move || {
+        let (mut tx, mut rx) = af_packet();
+        let sent = test_frame(b_mac, a_mac, b"probe over af_packet");
+        tx.send_to(&sent, None).unwrap().unwrap();
+        let mut replies = Vec::new();
+        for i in 0..100u8 {
+            let frame = af_packet_wait_for(&mut *rx, b"reply");
+            assert_eq!(
+                frame.get(14..20),
+                Some(&[b'r', b'e', b'p', b'l', b'y', i][..])
+            );
+            replies.push(frame);
+        }
+        (sent, replies)
+    });
+    let (sent, replies) = packet_side.join().expect("the AF_PACKET side");
+    let probe = xdp_side.join().expect("the af_xdp side");
+    assert_eq!(probe, sent, "af_xdp received the frame byte for byte");
+    assert_eq!(
+        replies.len(),
+        100,
+        "every frame af_xdp sent arrived, in order"
+    );
+}
+
+#[test]
+fn two_af_xdp_ends_talk_to_each_other() {
+    let pair = VethPair::new(true);
+    let (a_mac, b_mac) = (pair.a.mac, pair.b.mac);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let b = on_thread_in(&pair.b.netns, move || {
+        let mut link = AfXdp::open("eth1", &OpenOptions::default()).expect("open af_xdp on b");
+        ready_tx.send(()).unwrap();
+        let request = af_xdp_wait_for(&mut link, b"request");
+        link.send(&test_frame(a_mac, b_mac, b"answer")).unwrap();
+        request
+    });
+    ready_rx.recv_timeout(WAIT).expect("b opened");
+    let a = on_thread_in(&pair.a.netns, move || {
+        let mut link = AfXdp::open("eth1", &OpenOptions::default()).expect("open af_xdp on a");
+        link.send(&test_frame(b_mac, a_mac, b"request")).unwrap();
+        af_xdp_wait_for(&mut link, b"answer")
+    });
+    assert_eq!(payload_of(&a.join().unwrap()).unwrap()[..6], *b"answer");
+    assert_eq!(payload_of(&b.join().unwrap()).unwrap()[..7], *b"request");
+}
+
+/// Runs iputils ping from `netns`; returns how many replies came back.
+fn kernel_ping(netns: &str, dst: &str, count: u32) -> u32 {
+    let count_arg = count.to_string();
+    let out = in_netns(
+        netns,
+        Command::new("ping").args(["-n", "-c", &count_arg, "-i", "0.2", "-W", "1", dst]),
+    )
+    .output()
+    .expect("run ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("transmitted, ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no ping summary in {text:?}"))
+}
+
+fn xdp_attached(netns: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", netns, "-d", "link", "show", "eth1"])
+        .output()
+        .expect("ip link show");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("prog/xdp") || text.contains(" xdp")
+}
+
+fn is_echo_request_to(frame: &[u8], dst: [u8; 4]) -> bool {
+    frame.get(12..14) == Some(&[0x08, 0x00][..])
+        && frame.get(23) == Some(&1)
+        && frame.get(30..34) == Some(&dst[..])
+        && frame.get(34) == Some(&8)
+}
+
+#[test]
+fn the_kernel_does_not_see_frames_the_socket_takes() {
+    // Kernels left to answer: without af_xdp, b's kernel replies to ping.
+    let pair = VethPair::new(false);
+    ip(&[
+        "-n",
+        &pair.a.netns,
+        "neigh",
+        "replace",
+        pair.b.addr,
+        "lladdr",
+        pair.b.mac,
+        "dev",
+        "eth1",
+        "nud",
+        "permanent",
+    ]);
+    assert_eq!(kernel_ping(&pair.a.netns, pair.b.addr, 1), 1, "baseline");
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let b = on_thread_in(&pair.b.netns, move || {
+        let mut link = AfXdp::open("eth1", &OpenOptions::default()).expect("open af_xdp");
+        ready_tx.send(()).unwrap();
+        let mut requests = 0;
+        while stop_rx.try_recv().is_err() {
+            if let Some(r) = link.recv(Duration::from_millis(50)).unwrap() {
+                requests += u32::from(is_echo_request_to(r.frame, [198, 18, 0, 2]));
+            }
+        }
+        requests
+    });
+    ready_rx.recv_timeout(WAIT).expect("af_xdp opened");
+    assert!(
+        xdp_attached(&pair.b.netns),
+        "the program is attached while open"
+    );
+    let replies = kernel_ping(&pair.a.netns, pair.b.addr, 3);
+    stop_tx.send(()).unwrap();
+    let requests = b.join().expect("the af_xdp side");
+    assert_eq!(requests, 3, "every echo request went to the socket");
+    assert_eq!(
+        replies, 0,
+        "and none reached b's kernel, which would have answered"
+    );
+
+    // Closed: the link is gone with the program, and the kernel answers.
+    assert!(
+        !xdp_attached(&pair.b.netns),
+        "no XDP program is left behind"
+    );
+    assert_eq!(kernel_ping(&pair.a.netns, pair.b.addr, 1), 1);
+}
+
+const CHILD_ENV: &str = "LABCTL_TEST_AF_XDP_CHILD";
+
+/// Not a test of its own: the child process of the tests below. It opens
+/// af_xdp on the interface named by LABCTL_TEST_AF_XDP_CHILD, prints
+/// "opened: <describe>" or "error: <message>", holds the socket for a
+/// while and exits with 0 or 1.
+#[test]
+#[ignore = "run by other af_xdp tests as a child process"]
+fn child_opens_af_xdp() {
+    let iface = std::env::var(CHILD_ENV)
+        .unwrap_or_else(|_| panic!("{CHILD_ENV} is unset: only other tests run this one"));
+    match AfXdp::open(&iface, &OpenOptions::default()) {
+        Ok(link) => {
+            // libtest has printed "test ... " without a newline.
+            println!("\nopened: {}", link.describe());
+            thread::sleep(Duration::from_secs(30));
+            std::process::exit(0);
+        }
+        Err(e) => {
+            println!("\nerror: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// This test binary, run as `child_opens_af_xdp` on eth1 of `netns`,
+/// behind `wrapper` (e.g. setpriv) when given.
+fn spawn_child(netns: &str, wrapper: &[&str]) -> Child {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", netns]).args(wrapper).arg(exe);
+    cmd.args([
+        "--exact",
+        "af_xdp::child_opens_af_xdp",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd.env(CHILD_ENV, "eth1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    cmd.spawn().expect("spawn the child")
+}
+
+/// The child's "opened: ..." or "error: ..." line.
+fn child_verdict(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (line_tx, line_rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("opened: ") || line.starts_with("error: ") {
+                let _ = line_tx.send(line);
+                return;
+            }
+        }
+    });
+    line_rx.recv_timeout(WAIT).unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!("the child printed no verdict")
+    })
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn no_program_is_left_after_sigkill() {
+    let pair = VethPair::new(true);
+    let mut child = KillOnDrop(spawn_child(&pair.b.netns, &[]));
+    let verdict = child_verdict(&mut child.0);
+    assert_eq!(verdict, "opened: af_xdp, native XDP, copy mode");
+    assert!(xdp_attached(&pair.b.netns));
+    child.0.kill().expect("SIGKILL the child");
+    child.0.wait().expect("reap the child");
+    // The link's file descriptor closed with the process; the kernel
+    // releases the program as the process exits.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while xdp_attached(&pair.b.netns) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !xdp_attached(&pair.b.netns),
+        "the XDP program outlived its process"
+    );
+    // And the interface can be opened again at once.
+    let mut again = KillOnDrop(spawn_child(&pair.b.netns, &[]));
+    assert!(child_verdict(&mut again.0).starts_with("opened: "));
+}
+
+/// Runs the child with only `caps` (setpriv drops the rest from the
+/// bounding set, so even root gets no more) and returns its verdict.
+fn verdict_with_caps(caps: &[&str], memlock_kib: Option<u64>) -> String {
+    let pair = VethPair::new(true);
+    let bounding = std::iter::once("-all".to_owned())
+        .chain(caps.iter().map(|c| format!("+{}", c.to_lowercase())))
+        .collect::<Vec<_>>()
+        .join(",");
+    let bounding_arg = format!("--bounding-set={bounding}");
+    let memlock_arg = memlock_kib.map(|k| format!("--memlock={}", k * 1024));
+    let mut wrapper = Vec::new();
+    if let Some(memlock) = &memlock_arg {
+        wrapper.extend(["prlimit", memlock.as_str()]);
+    }
+    wrapper.extend(["setpriv", "--inh-caps=-all", bounding_arg.as_str()]);
+    let mut child = KillOnDrop(spawn_child(&pair.b.netns, &wrapper));
+    child_verdict(&mut child.0)
+}
+
+#[test]
+fn the_documented_capabilities_are_enough() {
+    let verdict = verdict_with_caps(af_xdp::CAPABILITIES, Some(64));
+    assert_eq!(verdict, "opened: af_xdp, native XDP, copy mode");
+}
+
+#[test]
+fn without_sys_admin_bpf_is_refused_and_named() {
+    let verdict = verdict_with_caps(&["NET_RAW", "IPC_LOCK", "NET_ADMIN"], None);
+    assert!(
+        verdict.starts_with("error: af_xdp is not available: bpf() was refused (EPERM)")
+            && verdict.contains("CAP_SYS_ADMIN"),
+        "{verdict}"
+    );
+}
+
+#[test]
+fn without_net_raw_the_socket_is_refused_and_named() {
+    let verdict = verdict_with_caps(&["SYS_ADMIN", "IPC_LOCK"], None);
+    assert!(
+        verdict.starts_with("error: af_xdp is not available: socket(AF_XDP) was refused")
+            && verdict.contains("CAP_NET_RAW"),
+        "{verdict}"
+    );
+}
+
+#[test]
+fn without_ipc_lock_a_small_memlock_limit_is_named() {
+    let verdict = verdict_with_caps(&["SYS_ADMIN", "NET_RAW"], Some(64));
+    assert!(
+        verdict.contains("does not fit the locked-memory limit (64 KiB")
+            && verdict.contains("CAP_IPC_LOCK"),
+        "{verdict}"
+    );
+}
