@@ -266,11 +266,13 @@ fn the_kernel_does_not_see_frames_the_socket_takes() {
 }
 
 const CHILD_ENV: &str = "LABCTL_TEST_AF_XDP_CHILD";
+/// How long the child holds the socket open, in seconds (default 30).
+const HOLD_ENV: &str = "LABCTL_TEST_AF_XDP_HOLD";
 
 /// Not a test of its own: the child process of the tests below. It opens
 /// af_xdp on the interface named by LABCTL_TEST_AF_XDP_CHILD, prints
-/// "opened: <describe>" or "error: <message>", holds the socket for a
-/// while and exits with 0 or 1.
+/// "opened: <describe>" or "error: <message>", holds the socket for
+/// LABCTL_TEST_AF_XDP_HOLD seconds and exits with 0 or 1.
 #[test]
 #[ignore = "run by other af_xdp tests as a child process"]
 fn child_opens_af_xdp() {
@@ -280,7 +282,8 @@ fn child_opens_af_xdp() {
         Ok(link) => {
             // libtest has printed "test ... " without a newline.
             println!("\nopened: {}", link.describe());
-            thread::sleep(Duration::from_secs(30));
+            let hold = std::env::var(HOLD_ENV).ok().and_then(|s| s.parse().ok());
+            thread::sleep(Duration::from_secs(hold.unwrap_or(30)));
             std::process::exit(0);
         }
         Err(e) => {
@@ -411,6 +414,178 @@ fn without_ipc_lock_a_small_memlock_limit_is_named() {
     assert!(
         verdict.contains("does not fit the locked-memory limit (64 KiB")
             && verdict.contains("CAP_IPC_LOCK"),
+        "{verdict}"
+    );
+}
+
+/// Two tools on one interface through the hub, as in the example lab:
+/// a pong-like owner and a capture that must see both directions.
+#[test]
+fn a_capture_shares_the_interface_with_a_responder() {
+    use labctl::tools::datalink::{self, DatalinkKind};
+
+    let pair = VethPair::new(true);
+    let (a_mac, b_mac) = (pair.a.mac, pair.b.mac);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let responder_ready = ready_tx.clone();
+    let responder = on_thread_in(&pair.b.netns, move || {
+        let options = OpenOptions { capture: false };
+        let mut link = datalink::open(DatalinkKind::AfXdp, "eth1", &options).expect("open");
+        responder_ready.send(link.describe()).unwrap();
+        // Serve the hub until the request comes, then answer it.
+        af_xdp_wait_for(&mut *link, b"request");
+        link.send(&test_frame(a_mac, b_mac, b"reply")).unwrap();
+        // Keep serving until the capture has seen the reply.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let _ = link.recv(Duration::from_millis(50)).unwrap();
+        }
+    });
+    let owner = ready_rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(owner, "af_xdp, native XDP, copy mode");
+
+    let capture = on_thread_in(&pair.b.netns, move || {
+        let options = OpenOptions { capture: true };
+        let mut link = datalink::open(DatalinkKind::AfXdp, "eth1", &options).expect("open");
+        ready_tx.send(link.describe()).unwrap();
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while seen.len() < 2 && Instant::now() < deadline {
+            if let Some(r) = link.recv(Duration::from_millis(50)).unwrap() {
+                if let Some(payload) = payload_of(r.frame) {
+                    let word = payload.split(|&b| b == 0).next().unwrap_or_default();
+                    seen.push((r.direction, String::from_utf8_lossy(word).into_owned()));
+                }
+            }
+        }
+        (seen, link.stats().dropped)
+    });
+    let client = ready_rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(
+        client,
+        format!(
+            "af_xdp, native XDP, copy mode, shared with pid {}",
+            std::process::id()
+        )
+    );
+
+    let peer = on_thread_in(&pair.a.netns, move || {
+        let (mut tx, mut rx) = af_packet();
+        tx.send_to(&test_frame(b_mac, a_mac, b"request"), None)
+            .unwrap()
+            .unwrap();
+        af_packet_wait_for(&mut *rx, b"reply");
+    });
+    peer.join().expect("the peer got the reply");
+    let (seen, dropped) = capture.join().expect("the capture");
+    responder.join().expect("the responder");
+    assert_eq!(
+        seen,
+        vec![
+            (Direction::In, "request".to_owned()),
+            (Direction::Out, "reply".to_owned())
+        ]
+    );
+    assert_eq!(dropped, Some(0));
+}
+
+/// A FROM-scratch image holding only this (static) test binary, removed
+/// on drop.
+struct ScratchImage(String);
+
+impl ScratchImage {
+    fn with_this_binary() -> ScratchImage {
+        let name = format!("labctl-test-afxdp:{}", crate::support::unique("i"));
+        let exe = std::env::current_exe().expect("the test binary");
+        let mut import = Command::new("docker")
+            .args(["import", "--change", r#"ENTRYPOINT ["/it"]"#, "-", &name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("docker import");
+        {
+            let mut tar = tar::Builder::new(import.stdin.take().expect("piped stdin"));
+            // docker import knows no GNU sparse entries.
+            tar.sparse(false);
+            tar.append_path_with_name(&exe, "it")
+                .expect("tar the binary");
+            tar.finish().expect("finish the tar");
+        }
+        assert!(import.wait().unwrap().success(), "docker import failed");
+        ScratchImage(name)
+    }
+
+    /// Runs the child test in a container with no network but lo, with
+    /// `docker_args` (capabilities); returns its verdict line.
+    fn verdict(&self, docker_args: &[&str]) -> String {
+        let container = crate::support::unique("labctl-afxdp-");
+        let out = Command::new("docker")
+            .args(["run", "--rm", "--network", "none", "--name", &container])
+            .args([
+                "-e",
+                &format!("{CHILD_ENV}=lo"),
+                "-e",
+                &format!("{HOLD_ENV}=0"),
+            ])
+            .args(docker_args)
+            .arg(&self.0)
+            .args([
+                "--exact",
+                "af_xdp::child_opens_af_xdp",
+                "--ignored",
+                "--nocapture",
+            ])
+            .output()
+            .expect("docker run");
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &container])
+            .stderr(Stdio::null())
+            .output();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("opened: ") || l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("no verdict from the container: {out:?}"))
+            .to_owned()
+    }
+}
+
+impl Drop for ScratchImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Under Docker's default seccomp profile, in a FROM-scratch image: the
+/// documented capabilities, and nothing else, are enough; without
+/// SYS_ADMIN, bpf() is refused (Docker 20.10 cannot even add CAP_BPF), and
+/// the message says what to add.
+#[test]
+fn in_a_scratch_container_exactly_the_documented_capabilities_work() {
+    let image = ScratchImage::with_this_binary();
+    let mut only_documented = vec!["--cap-drop", "ALL"];
+    for cap in af_xdp::CAPABILITIES {
+        only_documented.extend(["--cap-add", cap]);
+    }
+    assert_eq!(
+        image.verdict(&only_documented),
+        "opened: af_xdp, generic XDP, copy mode"
+    );
+
+    let verdict = image.verdict(&[
+        "--cap-add",
+        "NET_RAW",
+        "--cap-add",
+        "IPC_LOCK",
+        "--cap-add",
+        "NET_ADMIN",
+    ]);
+    assert!(
+        verdict.starts_with("error: af_xdp is not available: bpf() was refused (EPERM)")
+            && verdict.contains("CAP_SYS_ADMIN"),
         "{verdict}"
     );
 }
