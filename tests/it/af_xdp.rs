@@ -170,6 +170,13 @@ fn two_af_xdp_ends_talk_to_each_other() {
     ready_rx.recv_timeout(WAIT).expect("b opened");
     let a = on_thread_in(&pair.a.netns, move || {
         let mut link = AfXdp::open("eth1", &OpenOptions::default()).expect("open af_xdp on a");
+        for bad in [vec![0u8; 5], vec![0u8; 4000]] {
+            let error = link.send(&bad).expect_err("refused").to_string();
+            assert!(
+                error.contains("af_xdp sends frames of 14 to 3840 bytes"),
+                "{error}"
+            );
+        }
         link.send(&test_frame(b_mac, a_mac, b"request")).unwrap();
         af_xdp_wait_for(&mut link, b"answer")
     });

@@ -38,6 +38,8 @@ pub const CAPABILITIES: &[&str] = &["NET_RAW", "SYS_ADMIN", "IPC_LOCK"];
 /// releases an AF_XDP socket's queue from a work queue, after close).
 const BUSY_RETRY: Duration = Duration::from_secs(2);
 
+const ETHERNET_HEADER: usize = 14;
+
 /// How long `send` waits for the kernel to give a TX chunk back.
 const TX_STALL: Duration = Duration::from_secs(1);
 
@@ -201,15 +203,17 @@ impl Datalink for AfXdp {
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
-        if frame.len() > xsk::MAX_FRAME {
+        // What AF_PACKET refuses too (shorter than an Ethernet header),
+        // and what does not fit a UMEM chunk.
+        if frame.len() < ETHERNET_HEADER || frame.len() > xsk::MAX_FRAME {
             return Err(self.io_error(
                 "send",
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
-                        "a {}-byte frame is longer than af_xdp's {}-byte buffers",
-                        frame.len(),
-                        xsk::MAX_FRAME
+                        "af_xdp sends frames of {ETHERNET_HEADER} to {} bytes, not {}",
+                        xsk::MAX_FRAME,
+                        frame.len()
                     ),
                 ),
             ));
