@@ -120,6 +120,10 @@ enum Role {
 enum Outcome {
     Frame(Direction),
     Timeout,
+    /// A signal interrupted the wait: return early so the tool sees it.
+    Interrupted,
+    /// Nothing for the tool (a welcome, an unknown message): keep waiting.
+    Nothing,
     HubGone,
 }
 
@@ -228,7 +232,10 @@ impl Datalink for Shared {
             };
             match outcome {
                 Outcome::Frame(direction) => break direction,
-                Outcome::Timeout => return Ok(None),
+                Outcome::Timeout | Outcome::Interrupted => return Ok(None),
+                // Only a client's read_message gives these, and its recv
+                // loops over them.
+                Outcome::Nothing => {}
                 Outcome::HubGone => self.take_over()?,
             }
         };
@@ -319,7 +326,9 @@ impl Owner {
             let ready = match poll(&fds, remaining) {
                 Ok(ready) => ready,
                 // A signal: let the tool look at it.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Outcome::Timeout),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    return Ok(Outcome::Interrupted)
+                }
                 Err(e) => {
                     return Err(DatalinkError::Io {
                         op: "poll",
@@ -499,11 +508,8 @@ impl Client {
         let deadline = Instant::now() + WELCOME_WAIT;
         while client.owner_description.is_none() && Instant::now() < deadline {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match client.read_message(remaining)? {
-                Outcome::HubGone => {
-                    return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
-                }
-                Outcome::Timeout | Outcome::Frame(_) => {}
+            if let Outcome::HubGone = client.read_message(remaining)? {
+                return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
             }
         }
         Ok(client)
@@ -531,32 +537,33 @@ impl Client {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match self.read_message(remaining)? {
-                Outcome::Timeout if Instant::now() < deadline => {}
+                Outcome::Nothing if Instant::now() < deadline => {}
+                Outcome::Nothing => return Ok(Outcome::Timeout),
                 outcome => return Ok(outcome),
             }
         }
     }
 
-    /// Reads one message. A welcome is recorded and reads as a timeout
-    /// (the caller loops); a frame is kept in `message`.
+    /// Reads one message. A welcome is recorded and reads as Nothing (the
+    /// caller loops); a frame is kept in `message`.
     fn read_message(&mut self, timeout: Duration) -> io::Result<Outcome> {
         match poll(&[self.socket.as_fd()], timeout) {
             Ok(ready) if ready.first().is_some_and(|&r| r != 0) => {}
             Ok(_) => return Ok(Outcome::Timeout),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Outcome::Timeout),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Outcome::Interrupted),
             Err(e) => return Err(e),
         }
         let len = match (&self.socket).read(&mut self.message) {
             Ok(0) => return Ok(Outcome::HubGone),
             Ok(len) => len,
             Err(e) if hub_gone(&e) => return Ok(Outcome::HubGone),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Outcome::Timeout),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Outcome::Interrupted),
             Err(e) => return Err(e),
         };
         match self.message[..len] {
             [WELCOME, ref description @ ..] => {
                 self.owner_description = Some(String::from_utf8_lossy(description).into_owned());
-                Ok(Outcome::Timeout)
+                Ok(Outcome::Nothing)
             }
             [FRAME, direction, d0, d1, d2, d3, d4, d5, d6, d7, ..] => {
                 self.dropped = u64::from_le_bytes([d0, d1, d2, d3, d4, d5, d6, d7]);
@@ -568,7 +575,7 @@ impl Client {
                 }))
             }
             // Unknown or short messages are skipped.
-            _ => Ok(Outcome::Timeout),
+            _ => Ok(Outcome::Nothing),
         }
     }
 

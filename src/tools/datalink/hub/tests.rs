@@ -359,3 +359,55 @@ fn a_client_takes_over_when_the_owner_leaves() {
     third.stop();
     second.stop();
 }
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+#[test]
+fn a_signal_ends_a_clients_wait_early() {
+    use std::os::unix::thread::JoinHandleExt;
+
+    // SAFETY: installs a handler that does nothing, without SA_RESTART,
+    // for SIGUSR1, which nothing else in the tests uses.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore_signal as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    let (wires, _wire_rx) = mpsc::channel();
+    let name = unique_name();
+    let owner = Tool::spawn(&name, false, &wires);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let mut link = open_named(
+            name,
+            DatalinkKind::AfXdp,
+            "eth1",
+            &OpenOptions::default(),
+            fake_opener(wires),
+        )
+        .unwrap();
+        assert!(!link.is_owner());
+        ready_tx.send(()).unwrap();
+        let started = Instant::now();
+        let got = link.recv(Duration::from_secs(20)).unwrap().is_some();
+        (got, started.elapsed())
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: the thread is alive (it waits in recv) and SIGUSR1 is handled.
+    assert_eq!(
+        unsafe { libc::pthread_kill(waiter.as_pthread_t(), libc::SIGUSR1) },
+        0
+    );
+    let (got, waited) = waiter.join().unwrap();
+    assert!(!got, "no frame was sent");
+    assert!(
+        waited < Duration::from_secs(5),
+        "recv waited {waited:?} despite the signal"
+    );
+    owner.stop();
+}
