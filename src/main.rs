@@ -1,5 +1,7 @@
 //! The labctl command line: clap types and a match that hands each
-//! subcommand to the library.
+//! subcommand to its handler in `cli/`, which calls the library.
+
+mod cli;
 
 use std::process::ExitCode;
 
@@ -13,9 +15,24 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Create a lab's containers and veth links
+    Deploy(cli::deploy::Args),
+    /// Remove a lab, or every lab, and everything it created
+    Destroy(cli::destroy::Args),
+    /// Show deployed labs: nodes, state, pids, interfaces
+    Inspect(cli::inspect::Args),
+    /// Run a command in a node; exits with the command's exit code
+    Exec(cli::exec::Args),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let outcome = match cli.command {
+        Command::Deploy(args) => cli::deploy::run(args),
+        Command::Destroy(args) => cli::destroy::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
+        Command::Exec(args) => cli::exec::run(args),
+    };
+    cli::finish(outcome)
 }

@@ -1,1 +1,107 @@
-fn main() {}
+//! lab-ping IFACE DESTINATION: ICMP echo over a datalink, with its own ARP.
+//! See docs/tools.md.
+
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use labctl::tools::cli::{self, CommonArgs};
+use labctl::tools::datalink::OpenOptions;
+use labctl::tools::error::{ToolError, EXIT_NO_REPLY};
+use labctl::tools::frames::MAX_ECHO_PAYLOAD;
+use labctl::tools::iface;
+use labctl::tools::output::Output;
+use labctl::tools::ping::{self, Pacing, PingOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lab-ping",
+    version,
+    about = "Send ICMP echo requests over a datalink (own ARP, own frames)"
+)]
+struct Args {
+    /// Interface to send from
+    iface: String,
+    /// IPv4 address to ping, on IFACE's link
+    destination: Ipv4Addr,
+    /// Source address [default: IFACE's first IPv4 address]
+    #[arg(long)]
+    source: Option<Ipv4Addr>,
+    /// Requests to send
+    #[arg(short, long, default_value_t = 5, value_parser = cli::positive)]
+    count: u64,
+    /// Time between requests (1s, 200ms, 0.5)
+    #[arg(short, long, default_value = "1s", value_parser = cli::duration)]
+    interval: Duration,
+    /// How long to wait for a reply, the last one in particular
+    #[arg(short = 'W', long, default_value = "1s", value_parser = cli::duration)]
+    timeout: Duration,
+    /// ICMP payload bytes
+    #[arg(short, long, default_value_t = 56, value_parser = payload_size)]
+    size: usize,
+    /// ICMP identifier [default: the process id]
+    #[arg(long)]
+    id: Option<u16>,
+    /// Send the next request as soon as the reply arrives (at least every
+    /// 10ms); prints only the summary
+    #[arg(short, long, conflicts_with_all = ["interval", "rate"])]
+    flood: bool,
+    /// Send this many requests per second (a load generator; with --count)
+    #[arg(long, value_name = "PPS", value_parser = cli::rate, conflicts_with = "interval")]
+    rate: Option<f64>,
+    /// Print only the start line and the summary
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn payload_size(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(size) if size <= MAX_ECHO_PAYLOAD => Ok(size),
+        _ => Err(format!(
+            "{text:?} is not a payload size from 0 to {MAX_ECHO_PAYLOAD}"
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    match cli::parse_args::<Args>("lab-ping") {
+        Ok(args) => cli::finish("lab-ping", run(args)),
+        Err(code) => code,
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, ToolError> {
+    let stop = cli::stop_on_signals()?;
+    let kind = args.common.datalink_for(&args.iface)?;
+    let me = iface::lookup(&args.iface)?;
+    let source = args.source.or(me.ipv4).ok_or_else(|| ToolError::NoIpv4 {
+        iface: args.iface.clone(),
+        flag: "--source",
+    })?;
+    let pacing = match (args.flood, args.rate) {
+        (true, _) => Pacing::Flood,
+        (false, Some(rate)) => Pacing::Rate(rate),
+        (false, None) => Pacing::Interval(args.interval),
+    };
+    let options = PingOptions {
+        destination: args.destination,
+        source,
+        count: args.count,
+        pacing,
+        timeout: args.timeout,
+        size: args.size,
+        id: args.id.unwrap_or(std::process::id() as u16),
+        quiet: args.quiet,
+    };
+    let mut link = cli::open_datalink(kind, &args.iface, &OpenOptions::default())?;
+    let mut out = Output::stdout(args.common.format());
+    let summary = ping::run(link.as_mut(), &me, &options, &mut out, &stop)?;
+    Ok(if summary.received > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NO_REPLY)
+    })
+}

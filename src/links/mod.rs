@@ -1,1 +1,173 @@
-//! links (to be implemented).
+//! The links of a lab: veth pairs wired into the nodes' network namespaces
+//! through netlink.
+//!
+//! Each link is created in the host namespace under two temporary names
+//! with the deploy's alias (`labctl:<lab>:<run>`), each end is moved into
+//! its node and renamed there in one request, then configured from inside
+//! (address, interface sysctls, up). Anything left on the host by a crash
+//! carries the alias, which is how `destroy` finds it.
+//!
+//! [`plan`] is pure; [`Wiring`] is the small interface the deploy logic
+//! uses, with [`Netlink`] the real implementation.
+
+mod netlink;
+mod netns;
+pub mod sysctl;
+
+use std::future::Future;
+
+use ipnet::Ipv4Net;
+
+use crate::lab::{Lab, Node};
+
+pub use netlink::{interfaces_in, LiveInterface, Netlink};
+pub use netns::Netns;
+
+/// One veth pair to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VethPlan {
+    /// IFLA_IFALIAS on both ends: `labctl:<lab>:<run>`.
+    pub alias: String,
+    pub mtu: Option<u32>,
+    pub ends: [VethEnd; 2],
+}
+
+impl VethPlan {
+    /// `a:eth1 <-> b:eth1`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} <-> {}", self.ends[0].label(), self.ends[1].label())
+    }
+}
+
+/// One end of a veth, as it must look inside its node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VethEnd {
+    pub node: String,
+    pub interface: String,
+    pub ipv4: Option<Ipv4Net>,
+    pub mac: Option<[u8; 6]>,
+    /// `(key, value)` sysctls of this interface from the node's `sysctls`.
+    pub sysctls: Vec<(String, String)>,
+}
+
+impl VethEnd {
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.node, self.interface)
+    }
+}
+
+/// The veths of `lab`, in file order, all carrying `alias`.
+pub fn plan(lab: &Lab, alias: &str) -> Vec<VethPlan> {
+    lab.links()
+        .iter()
+        .map(|link| VethPlan {
+            alias: alias.to_owned(),
+            mtu: link.mtu,
+            ends: link.endpoints.clone().map(|e| {
+                let sysctls = lab
+                    .node(&e.node)
+                    .map(|node| interface_sysctls(node, &e.interface))
+                    .unwrap_or_default();
+                VethEnd {
+                    node: e.node,
+                    interface: e.interface,
+                    ipv4: e.ipv4,
+                    mac: e.mac.map(|m| m.octets()),
+                    sysctls,
+                }
+            }),
+        })
+        .collect()
+}
+
+/// The node's sysctls that are about `iface`.
+fn interface_sysctls(node: &Node, iface: &str) -> Vec<(String, String)> {
+    node.sysctls
+        .iter()
+        .filter(|(key, _)| sysctl::interface_of(key, &[iface]).is_some())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// What the deploy logic needs from the kernel's side of a lab.
+pub trait Wiring: Sync {
+    /// Creates the veth pair of `plan` with one end in the namespace of
+    /// each pid (the nodes' inits, in the order of `plan.ends`), fully
+    /// configured and up. On failure, whatever it left on the host is
+    /// removed; ends already moved go with their node.
+    fn wire(
+        &self,
+        plan: &VethPlan,
+        pids: [u32; 2],
+    ) -> impl Future<Output = Result<(), LinkError>> + Send;
+
+    /// Deletes every host interface whose alias `matches`; returns their
+    /// names.
+    fn remove_strays(
+        &self,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> impl Future<Output = Result<Vec<String>, LinkError>> + Send;
+}
+
+/// Why a link could not be wired or removed; says what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("{doing}: {cause}")]
+    Netlink {
+        doing: String,
+        cause: rtnetlink::Error,
+    },
+    #[error("{doing}: {cause}")]
+    Io {
+        doing: String,
+        cause: std::io::Error,
+    },
+}
+
+impl LinkError {
+    pub(crate) fn netlink(doing: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Self {
+        let doing = doing.into();
+        move |cause| LinkError::Netlink { doing, cause }
+    }
+
+    pub(crate) fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let doing = doing.into();
+        move |cause| LinkError::Io { doing, cause }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn the_plan_follows_the_lab() {
+        let src = r#"
+name: p
+nodes:
+  a: { sysctls: { net.ipv4.conf.eth1.rp_filter: "2", net.ipv4.ip_forward: "1" } }
+  b: {}
+links:
+  - endpoints:
+      - { node: a, interface: eth1, ipv4: 198.18.0.1/24, mac: "02:00:00:00:00:01" }
+      - { node: b, interface: eth9 }
+    mtu: 9000
+"#;
+        let lab = crate::lab::parse(src, Path::new("p.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let plans = plan(&lab, "labctl:p:run");
+        assert_eq!(plans.len(), 1);
+        let p = &plans[0];
+        assert_eq!(p.describe(), "a:eth1 <-> b:eth9");
+        assert_eq!(p.alias, "labctl:p:run");
+        assert_eq!(p.mtu, Some(9000));
+        assert_eq!(p.ends[0].mac, Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(p.ends[0].ipv4.unwrap().to_string(), "198.18.0.1/24");
+        assert_eq!(
+            p.ends[0].sysctls,
+            [("net.ipv4.conf.eth1.rp_filter".to_owned(), "2".to_owned())]
+        );
+        assert!(p.ends[1].sysctls.is_empty() && p.ends[1].ipv4.is_none());
+    }
+}

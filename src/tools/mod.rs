@@ -1,5 +1,20 @@
 //! The packet tools that run inside the lab's nodes (lab-ping, lab-pong,
 //! lab-capture) and the datalinks they run on. The binaries in `src/bin/`
 //! are thin wrappers around these modules.
+//!
+//! - [`datalink`]: packet I/O on one interface (AF_PACKET, AF_XDP, netmap).
+//! - [`frames`]: building and decoding frames with pnet.
+//! - [`iface`]: the interface's index, MAC and IPv4 address.
+//! - [`ping`], [`pong`], [`capture`]: what each tool does.
+//! - [`output`]: human lines or `--json` events; [`cli`] and [`error`]:
+//!   the shared command-line pieces and the exit codes.
 
+pub mod capture;
+pub mod cli;
 pub mod datalink;
+pub mod error;
+pub mod frames;
+pub mod iface;
+pub mod output;
+pub mod ping;
+pub mod pong;

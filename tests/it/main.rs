@@ -4,4 +4,7 @@
 //! it even when an assertion fails.
 
 mod af_xdp;
+mod netmap;
+mod runtime;
 mod support;
+mod tools;

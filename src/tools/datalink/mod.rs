@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 pub mod af_packet;
 pub mod af_xdp;
+#[cfg(test)]
+pub mod fake;
 pub mod hub;
 pub mod netmap;
 
@@ -150,6 +152,9 @@ pub trait Datalink {
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError>;
 
     /// Waits up to `timeout` for the next frame; `Ok(None)` when none came.
+    /// A zero timeout only takes what is already queued (tools drain the
+    /// queue that way before their summary). A signal that interrupts the
+    /// wait also gives `Ok(None)`, early, so the tool can see its stop flag.
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError>;
 
     /// Counters, where the datalink reports them.

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod netns;
+pub mod process;
 
 use std::path::PathBuf;
 

@@ -18,6 +18,9 @@ pub struct Side {
 pub struct VethPair {
     pub a: Side,
     pub b: Side,
+    /// The veth's names in the host namespace until they are moved; removed
+    /// by the guard too in case a move failed.
+    host_names: [String; 2],
 }
 
 /// Runs `ip ARGS...`, panicking with its stderr when it fails.
@@ -47,10 +50,14 @@ impl VethPair {
             addr: "198.18.0.2",
             mac: "02:00:00:00:00:02",
         };
-        let pair = VethPair { a, b };
+        let (ta, tb) = (unique("lv"), unique("lv"));
+        let pair = VethPair {
+            a,
+            b,
+            host_names: [ta.clone(), tb.clone()],
+        };
         ip(&["netns", "add", &pair.a.netns]);
         ip(&["netns", "add", &pair.b.netns]);
-        let (ta, tb) = (unique("lv"), unique("lv"));
         ip(&["link", "add", &ta, "type", "veth", "peer", "name", &tb]);
         for (tmp, side) in [(&ta, &pair.a), (&tb, &pair.b)] {
             ip(&["link", "set", tmp, "netns", &side.netns, "name", "eth1"]);
@@ -100,6 +107,12 @@ impl Drop for VethPair {
                 .stderr(Stdio::null())
                 .status();
         }
+        for name in &self.host_names {
+            let _ = Command::new("ip")
+                .args(["link", "del", name])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -124,6 +137,31 @@ pub fn run_in(netns: &str, program: &Path, args: &[&str]) -> Output {
     in_netns(netns, Command::new(program).args(args))
         .output()
         .expect("spawn in netns")
+}
+
+/// Sends `frames` out of `iface` in `netns`, through the tools' own
+/// AF_PACKET datalink, from a thread that enters the namespace (only that
+/// thread moves; it ends with the call).
+pub fn inject(netns: &str, iface: &str, frames: Vec<Vec<u8>>) {
+    use labctl::tools::datalink::{self, DatalinkKind, OpenOptions};
+    use std::os::fd::AsRawFd;
+
+    let path = format!("/run/netns/{netns}");
+    let iface = iface.to_owned();
+    std::thread::spawn(move || {
+        let handle = std::fs::File::open(&path).expect("open the namespace");
+        // SAFETY: setns on a namespace fd we hold open; it only affects
+        // this thread, which nothing else uses.
+        let rc = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        let mut link = datalink::open(DatalinkKind::AfPacket, &iface, &OpenOptions::default())
+            .expect("open the injecting datalink");
+        for frame in &frames {
+            link.send(frame).expect("inject a frame");
+        }
+    })
+    .join()
+    .expect("the injecting thread");
 }
 
 /// True when this process may create namespaces and veths.

@@ -1,0 +1,136 @@
+//! `labctl inspect [LAB] [--json]`.
+
+use std::process::ExitCode;
+
+use labctl::runtime::{LabStatus, Runtime, Scope};
+
+use super::{block_on, lab_name, Failure, Outcome};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A lab file or a lab name; every lab when omitted
+    lab: Option<String>,
+    /// Print JSON: {"labs": [{name, file, run, nodes: [...]}]}
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Outcome {
+    let scope = match &args.lab {
+        Some(lab) => Scope::Lab(lab_name(lab)?),
+        None => Scope::All {
+            prefix: String::new(),
+        },
+    };
+    block_on(async move {
+        let runtime = Runtime::connect().await.map_err(Failure::from_runtime)?;
+        let labs = runtime
+            .inspect(&scope)
+            .await
+            .map_err(Failure::from_runtime)?;
+        if args.json {
+            let json = serde_json::json!({ "labs": labs });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).map_err(Failure::runtime)?
+            );
+        } else if labs.is_empty() {
+            eprintln!("{}: nothing deployed", scope.describe());
+        } else {
+            print!("{}", table(&labs));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+const HEADER: [&str; 10] = [
+    "LAB",
+    "NODE",
+    "CONTAINER",
+    "STATE",
+    "PID",
+    "INTERFACE",
+    "DATALINK",
+    "LINK",
+    "ADDRESSES",
+    "PEER",
+];
+
+/// One row per interface (a node without interfaces gets one row); node
+/// columns are left blank on a node's further rows.
+fn table(labs: &[LabStatus]) -> String {
+    let mut rows: Vec<[String; 10]> = vec![HEADER.map(String::from)];
+    for lab in labs {
+        for node in &lab.nodes {
+            let pid = node
+                .pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into());
+            let mut node_columns = [
+                lab.name.clone(),
+                node.node.clone(),
+                node.container.clone(),
+                node.state.clone(),
+                pid,
+            ];
+            if node.interfaces.is_empty() {
+                let [a, b, c, d, e] = std::mem::take(&mut node_columns);
+                rows.push([
+                    a,
+                    b,
+                    c,
+                    d,
+                    e,
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+            }
+            for iface in &node.interfaces {
+                let (link, addresses) = match &iface.live {
+                    Some(live) => (
+                        if live.up { "up" } else { "down" }.to_owned(),
+                        live.addresses.join(","),
+                    ),
+                    None => ("-".to_owned(), iface.ipv4.clone().unwrap_or_default()),
+                };
+                let [a, b, c, d, e] = std::mem::take(&mut node_columns);
+                rows.push([
+                    a,
+                    b,
+                    c,
+                    d,
+                    e,
+                    iface.name.clone(),
+                    iface.datalink.to_string(),
+                    link,
+                    if addresses.is_empty() {
+                        "-".into()
+                    } else {
+                        addresses
+                    },
+                    iface.peer.clone(),
+                ]);
+            }
+        }
+    }
+    let mut widths = [0usize; 10];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

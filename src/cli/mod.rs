@@ -1,0 +1,218 @@
+//! Handlers of the runtime verbs (deploy, destroy, inspect, exec): they
+//! parse what the user named, call [`labctl::runtime`], print, and pick the
+//! exit code.
+//!
+//! Exit codes: 0 ok; 2 invalid lab file or usage (including a lab or node
+//! that is not deployed); 3 Docker, netlink or image failure; 130
+//! interrupted (after rolling back). `exec` exits with the command's own
+//! code.
+
+pub mod deploy;
+pub mod destroy;
+pub mod exec;
+pub mod inspect;
+mod progress;
+
+use std::future::Future;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use labctl::lab::{self, LoadError};
+use labctl::runtime::{Cancel, RuntimeError, Timings};
+
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_RUNTIME: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// A verb that failed: what to print and the exit code.
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: EXIT_USAGE,
+            error: error.into(),
+        }
+    }
+
+    pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: EXIT_RUNTIME,
+            error: error.into(),
+        }
+    }
+
+    /// Exit code by the kind of runtime error.
+    pub fn from_runtime(error: RuntimeError) -> Self {
+        let code = match error {
+            RuntimeError::Interrupted => EXIT_INTERRUPTED,
+            // Naming a lab or node that is not there is a usage error.
+            RuntimeError::NotDeployed { .. } | RuntimeError::NoSuchNode { .. } => EXIT_USAGE,
+            _ => EXIT_RUNTIME,
+        };
+        Failure {
+            code,
+            error: error.into(),
+        }
+    }
+}
+
+pub type Outcome = Result<ExitCode, Failure>;
+
+/// Prints a failure as one line (the whole cause chain) and returns the
+/// exit code.
+pub fn finish(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("labctl: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Runs a verb's async body on a multi-threaded runtime (netlink
+/// connections and Docker streams run as tasks beside it).
+pub fn block_on<F: Future<Output = Outcome>>(body: F) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(Failure::runtime)?;
+    runtime.block_on(body)
+}
+
+/// Loads and validates a lab file; every problem is printed, one per line.
+pub fn load_lab(path: &Path) -> Result<lab::Lab, Failure> {
+    lab::load(path).map_err(|e| match e {
+        LoadError::Invalid(errors) => {
+            Failure::usage(anyhow::anyhow!("invalid lab file:\n{errors}"))
+        }
+        read @ LoadError::Read { .. } => Failure::usage(read),
+    })
+}
+
+/// The lab a LAB argument names: a file's `name` if the path exists
+/// (read leniently, so an invalid or edited file can still be destroyed),
+/// else the argument itself if it is a valid lab name.
+pub fn lab_name(arg: &str) -> Result<String, Failure> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        return match lab::load(path) {
+            Ok(lab) => Ok(lab.name().to_owned()),
+            Err(_) => name_in_file(path),
+        };
+    }
+    if is_lab_name(arg) {
+        Ok(arg.to_owned())
+    } else {
+        Err(Failure::usage(anyhow::anyhow!(
+            "{arg:?} is neither a lab file nor a lab name ([a-z0-9][a-z0-9-]{{0,19}})"
+        )))
+    }
+}
+
+/// Reads only `name` from a lab file that does not validate: as YAML if
+/// it still parses, else from a top-level `name:` line.
+fn name_in_file(path: &Path) -> Result<String, Failure> {
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("reading lab file {}", path.display()))
+        .map_err(Failure::usage)?;
+    lenient_name(&source).ok_or_else(|| {
+        Failure::usage(anyhow::anyhow!(
+            "{}: no valid lab `name` in this file; pass the lab's name instead",
+            path.display()
+        ))
+    })
+}
+
+fn lenient_name(source: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct NameOnly {
+        name: String,
+    }
+    let from_yaml = serde_saphyr::from_str::<NameOnly>(source)
+        .ok()
+        .map(|n| n.name);
+    let from_line = || {
+        source.lines().find_map(|line| {
+            let value = line.strip_prefix("name:")?;
+            let value = value.split(" #").next().unwrap_or(value).trim();
+            Some(value.trim_matches(|c| c == '"' || c == '\'').to_owned())
+        })
+    };
+    from_yaml.or_else(from_line).filter(|n| is_lab_name(n))
+}
+
+/// `[a-z0-9][a-z0-9-]{0,19}`, the lab format's rule for lab names.
+pub fn is_lab_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 20
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Sets `cancel` on the first SIGINT or SIGTERM.
+pub fn cancel_on_signal(cancel: Cancel) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        eprintln!("labctl: interrupted; removing what was created");
+        cancel.cancel();
+    });
+}
+
+/// `--timings`: one line per phase, on stderr.
+pub fn print_timings(timings: &Timings) {
+    for (phase, took) in timings {
+        eprintln!(
+            "timing: {:<10} {:>8.3}s",
+            phase.as_str(),
+            took.as_secs_f64()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_lab_file_still_names_its_lab() {
+        assert_eq!(
+            lenient_name("name: abc\nnodes: 12\n").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            lenient_name("nodes: [\nname: \"abc\"  # the lab\n").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(lenient_name("nodes: {}\n"), None);
+        assert_eq!(lenient_name("name: Not_A_Name\n"), None);
+    }
+
+    #[test]
+    fn lab_names_follow_the_format() {
+        assert!(is_lab_name("icmp") && is_lab_name("a-1") && is_lab_name("0"));
+        assert!(!is_lab_name("") && !is_lab_name("-a") && !is_lab_name("Icmp"));
+        assert!(!is_lab_name("labs/icmp.yaml") && !is_lab_name(&"a".repeat(21)));
+    }
+}

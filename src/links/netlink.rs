@@ -1,0 +1,303 @@
+//! [`Wiring`] on the kernel's rtnetlink.
+//!
+//! Each veth is created with both ends already in their nodes' namespaces
+//! and under their final names: one RTM_NEWLINK from the host whose device
+//! and peer carry IFLA_NET_NS_FD. Nothing of a lab ever exists in the host
+//! namespace, so a crash or SIGKILL at any point cannot leave a veth on the
+//! host: every end goes away with its container's namespace. (Creating on
+//! the host under temporary names and moving the ends afterwards would open
+//! such a window: the kernel ignores IFLA_IFALIAS in RTM_NEWLINK, so a pair
+//! is unmarked until a second request.) Both ends are then marked with the
+//! deploy's alias from inside, and `destroy` still sweeps host interfaces
+//! by alias as a safety net.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use futures_util::{future, TryStreamExt};
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+
+use super::netns::Netns;
+use super::{sysctl, LinkError, VethEnd, VethPlan, Wiring};
+
+/// ENODEV: the interface is already gone.
+const NO_SUCH_DEVICE: i32 = libc::ENODEV;
+
+/// [`Wiring`] through a netlink connection in the host namespace.
+#[derive(Clone)]
+pub struct Netlink {
+    host: Handle,
+}
+
+impl Netlink {
+    /// Opens a netlink connection in labctl's own namespace. Must be called
+    /// inside a tokio runtime, which drives the connection.
+    pub fn connect() -> Result<Self, LinkError> {
+        let (connection, host, _) =
+            rtnetlink::new_connection().map_err(LinkError::io("opening a netlink socket"))?;
+        tokio::spawn(connection);
+        Ok(Netlink { host })
+    }
+
+    async fn create_pair(&self, plan: &VethPlan, netns: &[Netns; 2]) -> Result<(), LinkError> {
+        let [a, b] = &plan.ends;
+        let mut peer = LinkUnspec::new_with_name(&b.interface).setns_by_fd(netns[1].fd());
+        let mut device = LinkVeth::new(&a.interface, &b.interface).setns_by_fd(netns[0].fd());
+        if let Some(mtu) = plan.mtu {
+            peer = peer.mtu(mtu);
+            device = device.mtu(mtu);
+        }
+        if let Some(mac) = b.mac {
+            peer = peer.address(mac.to_vec());
+        }
+        if let Some(mac) = a.mac {
+            device = device.address(mac.to_vec());
+        }
+        let message = device
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+            .build();
+        self.host
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(LinkError::netlink(format!(
+                "creating the veth pair {}",
+                plan.describe()
+            )))
+    }
+}
+
+impl Wiring for Netlink {
+    async fn wire(&self, plan: &VethPlan, pids: [u32; 2]) -> Result<(), LinkError> {
+        let netns = [Netns::of_pid(pids[0])?, Netns::of_pid(pids[1])?];
+        self.create_pair(plan, &netns).await?;
+        let configured = future::try_join(
+            configure_end(&plan.ends[0], &plan.alias, &netns[0]),
+            configure_end(&plan.ends[1], &plan.alias, &netns[1]),
+        )
+        .await;
+        if configured.is_err() {
+            // Deleting one end deletes the pair. If this fails too, the
+            // pair still goes with the containers.
+            let _ = delete_in(&netns[0], &plan.ends[0].interface).await;
+        }
+        configured.map(|_| ())
+    }
+
+    async fn remove_strays(
+        &self,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Vec<String>, LinkError> {
+        let links: Vec<LinkMessage> = self
+            .host
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(LinkError::netlink("listing the host's interfaces"))?;
+        let mut removed = Vec::new();
+        for link in links {
+            let alias = link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfAlias(alias) => Some(alias.as_str()),
+                _ => None,
+            });
+            if !alias.is_some_and(matches) {
+                continue;
+            }
+            let name = link_name(&link).unwrap_or_default();
+            match self.host.link().del(link.header.index).execute().await {
+                Ok(()) => removed.push(name),
+                Err(e) if is_errno(&e, NO_SUCH_DEVICE) => {}
+                Err(e) => {
+                    return Err(LinkError::netlink(format!("deleting stray veth {name}"))(e));
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Inside the node: alias, address, interface sysctls, then up, so the
+/// interface comes up already configured.
+async fn configure_end(end: &VethEnd, alias: &str, netns: &Netns) -> Result<(), LinkError> {
+    let handle = netns.netlink().await?;
+    let doing = |what: &str| format!("{what} on {}", end.label());
+    let index = index_of(&handle, &end.interface).await?.ok_or_else(|| {
+        LinkError::io(doing("finding the new interface"))(std::io::Error::from(
+            std::io::ErrorKind::NotFound,
+        ))
+    })?;
+    if let Some(net) = end.ipv4 {
+        handle
+            .address()
+            .add(index, IpAddr::V4(net.addr()), net.prefix_len())
+            .execute()
+            .await
+            .map_err(LinkError::netlink(doing(&format!("adding address {net}"))))?;
+    }
+    if !end.sysctls.is_empty() {
+        write_sysctls(end, netns).await?;
+    }
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).alias(alias).up().build())
+        .execute()
+        .await
+        .map_err(LinkError::netlink(doing("bringing the interface up")))
+}
+
+async fn write_sysctls(end: &VethEnd, netns: &Netns) -> Result<(), LinkError> {
+    let iface = end.interface.clone();
+    let sysctls = end.sysctls.clone();
+    let doing = format!("setting the sysctls of {}", end.label());
+    netns
+        .run(&doing.clone(), move || {
+            for (key, value) in &sysctls {
+                let path = sysctl::proc_path(key, &iface).ok_or_else(|| {
+                    LinkError::io(format!("{doing}: {key}"))(std::io::Error::from(
+                        std::io::ErrorKind::InvalidInput,
+                    ))
+                })?;
+                std::fs::write(&path, value)
+                    .map_err(LinkError::io(format!("{doing}: writing {key}={value}")))?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+async fn delete_in(netns: &Netns, name: &str) -> Result<(), LinkError> {
+    let handle = netns.netlink().await?;
+    if let Some(index) = index_of(&handle, name).await? {
+        handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(LinkError::netlink(format!("deleting {name}")))?;
+    }
+    Ok(())
+}
+
+async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>, LinkError> {
+    let found = handle
+        .link()
+        .get()
+        .match_name(name.to_owned())
+        .execute()
+        .try_next()
+        .await;
+    match found {
+        Ok(link) => Ok(link.map(|l| l.header.index)),
+        Err(e) if is_errno(&e, NO_SUCH_DEVICE) => Ok(None),
+        Err(e) => Err(LinkError::netlink(format!("looking up interface {name}"))(
+            e,
+        )),
+    }
+}
+
+fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
+    match e {
+        rtnetlink::Error::NetlinkError(msg) => msg.raw_code().abs() == errno,
+        _ => false,
+    }
+}
+
+fn link_name(link: &LinkMessage) -> Option<String> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(name) => Some(name.clone()),
+        _ => None,
+    })
+}
+
+/// One interface as it is inside a node right now (`inspect`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LiveInterface {
+    pub name: String,
+    pub mac: Option<String>,
+    pub mtu: Option<u32>,
+    /// Administratively up.
+    pub up: bool,
+    /// The kernel's operational state (up, down, lowerlayerdown, ...).
+    pub state: String,
+    /// Every address, IPv4 and IPv6, as `addr/prefix`.
+    pub addresses: Vec<String>,
+}
+
+/// The interfaces in the namespace of `pid`, but `lo`, sorted by name.
+pub async fn interfaces_in(pid: u32) -> Result<Vec<LiveInterface>, LinkError> {
+    let netns = Netns::of_pid(pid)?;
+    let handle = netns.netlink().await?;
+    let doing = format!("listing the interfaces of pid {pid}");
+    let links: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(LinkError::netlink(doing.clone()))?;
+    let addresses: Vec<_> = handle
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(LinkError::netlink(doing))?;
+    let mut by_index: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for address in addresses {
+        let ip = address.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        });
+        if let Some(ip) = ip {
+            by_index
+                .entry(address.header.index)
+                .or_default()
+                .push(format!("{ip}/{}", address.header.prefix_len));
+        }
+    }
+    let mut found: Vec<LiveInterface> = links
+        .into_iter()
+        .filter_map(|link| {
+            let name = link_name(&link)?;
+            (name != "lo").then(|| live_interface(link, name, &mut by_index))
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+fn live_interface(
+    link: LinkMessage,
+    name: String,
+    addresses: &mut BTreeMap<u32, Vec<String>>,
+) -> LiveInterface {
+    let mut live = LiveInterface {
+        name,
+        mac: None,
+        mtu: None,
+        up: link.header.flags.contains(LinkFlags::Up),
+        state: "unknown".into(),
+        addresses: addresses.remove(&link.header.index).unwrap_or_default(),
+    };
+    for attribute in link.attributes {
+        match attribute {
+            LinkAttribute::Address(mac) => {
+                live.mac = Some(
+                    mac.iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                )
+            }
+            LinkAttribute::Mtu(mtu) => live.mtu = Some(mtu),
+            LinkAttribute::OperState(state) => live.state = state.to_string().to_lowercase(),
+            _ => {}
+        }
+    }
+    live
+}

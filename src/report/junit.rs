@@ -1,0 +1,114 @@
+//! JUnit XML, the format CI systems display: one test suite per run, one
+//! test case per step (plus one for the lab itself when it could not be
+//! built or torn down).
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::RunReport;
+use crate::run::engine::Status;
+
+pub fn junit_xml(report: &RunReport) -> Result<String, quick_junit::SerializeError> {
+    let mut suite = TestSuite::new(format!("labctl run {}", report.lab));
+    suite.set_time(report.duration);
+    suite.add_property(quick_junit::Property::new(
+        "lab-file",
+        report.file.display().to_string(),
+    ));
+    suite.add_property(("run-id", report.run_id.as_str()));
+    if let Some(datalink) = report.datalink {
+        suite.add_property(("datalink", datalink.as_str()));
+    }
+
+    if let Some(error) = &report.error {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message(first_line(error));
+        status.set_description(error.as_str());
+        let mut case = TestCase::new("lab", status);
+        case.set_classname(report.lab.as_str());
+        suite.add_test_case(case);
+    }
+
+    for step in &report.steps {
+        let status = match step.status {
+            Status::Passed => TestCaseStatus::success(),
+            Status::Skipped => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message("not run: an earlier step failed or the run stopped");
+                s
+            }
+            Status::Failed | Status::Interrupted => {
+                let kind = if step.status == Status::Failed {
+                    NonSuccessKind::Failure
+                } else {
+                    NonSuccessKind::Error
+                };
+                let message = step.failure_message();
+                let mut s = TestCaseStatus::non_success(kind);
+                s.set_message(first_line(&message));
+                s.set_description(message);
+                s
+            }
+        };
+        let mut case = TestCase::new(step.name.as_str(), status);
+        case.set_classname(report.lab.as_str());
+        case.set_time(step.duration);
+        if !step.stdout.is_empty() {
+            case.set_system_out(step.stdout.as_str());
+        }
+        if !step.stderr.is_empty() {
+            case.set_system_err(step.stderr.as_str());
+        }
+        suite.add_test_case(case);
+    }
+
+    let mut junit = Report::new("labctl");
+    junit.set_time(report.duration);
+    junit.add_test_suite(suite);
+    junit.to_string()
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{report, step};
+    use super::super::Outcome;
+    use super::*;
+
+    #[test]
+    fn one_case_per_step_with_failures_and_output() {
+        let r = report(vec![
+            step("pong", Status::Passed),
+            step("ping", Status::Failed),
+            step("later", Status::Skipped),
+        ]);
+        let xml = junit_xml(&r).unwrap();
+        assert!(xml.contains(r#"tests="3""#), "{xml}");
+        assert!(xml.contains(r#"failures="1""#), "{xml}");
+        assert!(xml.contains(r#"skipped="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"<testcase name="ping" classname="icmp" time="0.640">"#),
+            "{xml}"
+        );
+        assert!(xml.contains("stdout contains &quot;3 received&quot;: expected the text in the output, found no occurrence"), "{xml}");
+        assert!(
+            xml.contains("<system-out>64 bytes from 198.18.0.2 &lt;&amp;&gt;"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn a_lab_that_could_not_be_built_is_an_error_case() {
+        let mut r = report(Vec::new());
+        r.error = Some("creating container labctl-icmp-pinger: no such image".into());
+        r.outcome = Outcome::Error;
+        let xml = junit_xml(&r).unwrap();
+        assert!(xml.contains(r#"errors="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"<testcase name="lab" classname="icmp">"#),
+            "{xml}"
+        );
+    }
+}

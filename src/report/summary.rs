@@ -1,0 +1,93 @@
+//! The summary printed at the end of a run.
+
+use std::fmt::Write;
+
+use super::RunReport;
+use crate::run::engine::Status;
+
+/// A few lines per step (more for a failed one), then the totals, the
+/// phases, what teardown removed and where the run directory is.
+pub fn summary(report: &RunReport) -> String {
+    let mut out = String::new();
+    let width = report.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for step in &report.steps {
+        let tag = match step.status {
+            Status::Passed => "PASS",
+            Status::Failed => "FAIL",
+            Status::Skipped => "SKIP",
+            Status::Interrupted => "INTR",
+        };
+        let _ = write!(out, "  {tag}  {:width$}", step.name);
+        if step.status != Status::Skipped {
+            let _ = write!(out, "  {:>7.2}s", step.duration.as_secs_f64());
+        }
+        out.push('\n');
+        if matches!(step.status, Status::Failed | Status::Interrupted) {
+            for line in step.failure_message().lines() {
+                let _ = writeln!(out, "        {line}");
+            }
+        }
+    }
+    if let Some(error) = &report.error {
+        let _ = writeln!(out, "  ERROR {error}");
+    }
+    let _ = writeln!(
+        out,
+        "{}: {} steps, {} passed, {} failed, {} skipped in {:.2}s",
+        report.lab,
+        report.steps.len(),
+        report.count(Status::Passed),
+        report.count(Status::Failed) + report.count(Status::Interrupted),
+        report.count(Status::Skipped),
+        report.duration.as_secs_f64()
+    );
+    if !report.phases.is_empty() {
+        let phases: Vec<String> = report
+            .phases
+            .iter()
+            .map(|p| format!("{} {:.2}s", p.name, p.duration.as_secs_f64()))
+            .collect();
+        let _ = writeln!(out, "phases: {}", phases.join(", "));
+    }
+    if !report.removed.is_empty() {
+        let _ = writeln!(out, "removed: {}", report.removed.join(", "));
+    }
+    let _ = writeln!(out, "run directory: {}", report.run_dir.display());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{report, step};
+    use super::*;
+
+    #[test]
+    fn summary_lists_steps_failures_and_totals() {
+        let r = report(vec![
+            step("pong", Status::Passed),
+            step("ping", Status::Failed),
+            step("later", Status::Skipped),
+        ]);
+        let text = summary(&r);
+        assert!(text.contains("  PASS  pong      0.64s\n"), "{text}");
+        assert!(text.contains("  FAIL  ping"), "{text}");
+        assert!(
+            text.contains("        stdout contains \"3 received\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("          | 3 packets transmitted, 0 received, 100% packet loss\n"),
+            "{text}"
+        );
+        assert!(text.contains("  SKIP  later\n"), "{text}");
+        assert!(
+            text.contains("icmp: 3 steps, 1 passed, 1 failed, 1 skipped in 3.00s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("removed: container labctl-icmp-pinger"),
+            "{text}"
+        );
+        assert!(text.contains("run directory: runs/icmp-r1"), "{text}");
+    }
+}

@@ -1,0 +1,238 @@
+//! Applying a step's `expect` to what the step printed.
+
+use crate::lab::{Check, Expect, Pattern};
+
+/// What a finished step left behind.
+#[derive(Debug, Clone, Default)]
+pub struct StepOutput {
+    /// `None` when the exit code could not be read (the process was lost).
+    pub exit: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One check that did not hold: which check, what it expected, what was
+/// found, and the end of the stream it looked at.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub check: String,
+    pub expected: String,
+    pub found: String,
+    /// The last lines of the output the check read (empty for `exit`).
+    pub tail: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: expected {}, found {}",
+            self.check, self.expected, self.found
+        )
+    }
+}
+
+/// How many lines of output a failure shows.
+pub const TAIL_LINES: usize = 10;
+
+/// Every check of `expect` that fails on `out`, in the order written.
+pub fn evaluate(expect: &Expect, out: &StepOutput) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    if out.exit != Some(expect.exit) {
+        failures.push(Failure {
+            check: "exit".into(),
+            expected: format!("exit code {}", expect.exit),
+            found: match out.exit {
+                Some(code) => format!("exit code {code}"),
+                None => "no exit code (the process was lost)".into(),
+            },
+            tail: Vec::new(),
+        });
+    }
+    for (stream, text, checks) in [
+        ("stdout", &out.stdout, &expect.stdout),
+        ("stderr", &out.stderr, &expect.stderr),
+    ] {
+        failures.extend(checks.iter().filter_map(|c| check_stream(stream, text, c)));
+    }
+    failures
+}
+
+fn check_stream(stream: &str, text: &str, check: &Check) -> Option<Failure> {
+    let (what, expected, found) = match &check.pattern {
+        Pattern::Match(re) => {
+            let matching = lines(text).filter(|l| re.is_match(l)).count();
+            let what = format!("{stream} match '{}'", re.as_str());
+            match check.count {
+                Some(n) if matching != n => (
+                    what,
+                    format!("exactly {n} matching line{}", plural(n)),
+                    format!("{matching}"),
+                ),
+                None if matching == 0 => (
+                    what,
+                    "at least one matching line".to_owned(),
+                    "none".to_owned(),
+                ),
+                _ => return None,
+            }
+        }
+        Pattern::Contains(needle) => {
+            if text.contains(needle.as_str()) {
+                return None;
+            }
+            (
+                format!("{stream} contains {needle:?}"),
+                "the text in the output".to_owned(),
+                "no occurrence".to_owned(),
+            )
+        }
+    };
+    Some(Failure {
+        check: what,
+        expected,
+        found,
+        tail: tail(text, TAIL_LINES),
+    })
+}
+
+/// The lines of `text`, without their line endings.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> Vec<String> {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use regex::Regex;
+
+    use super::*;
+
+    fn matching(re: &str, count: Option<usize>) -> Check {
+        Check {
+            pattern: Pattern::Match(Regex::new(re).unwrap()),
+            count,
+        }
+    }
+
+    fn contains(s: &str) -> Check {
+        Check {
+            pattern: Pattern::Contains(s.into()),
+            count: None,
+        }
+    }
+
+    const PING: &str = "64 bytes from 198.18.0.2: icmp_seq=0 ttl=64 time=0.1 ms\n\
+                        64 bytes from 198.18.0.2: icmp_seq=1 ttl=64 time=0.1 ms\n\
+                        --- 198.18.0.2 ping statistics ---\n\
+                        3 packets transmitted, 2 received, 33% packet loss\n";
+
+    fn out(exit: i64, stdout: &str) -> StepOutput {
+        StepOutput {
+            exit: Some(exit),
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn exit_code_is_checked_and_defaults_to_zero() {
+        assert!(evaluate(&Expect::default(), &out(0, "")).is_empty());
+        let f = evaluate(&Expect::default(), &out(1, ""));
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0].to_string(),
+            "exit: expected exit code 0, found exit code 1"
+        );
+        let lost = evaluate(&Expect::default(), &StepOutput::default());
+        assert!(lost[0].found.contains("lost"));
+    }
+
+    #[test]
+    fn counted_match_needs_exactly_that_many_lines() {
+        let expect = Expect {
+            stdout: vec![matching(
+                r"^64 bytes from 198\.18\.0\.2: icmp_seq=\d+ ",
+                Some(3),
+            )],
+            ..Default::default()
+        };
+        let f = evaluate(&expect, &out(0, PING));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].expected, "exactly 3 matching lines");
+        assert_eq!(f[0].found, "2");
+        assert_eq!(
+            f[0].tail.last().unwrap(),
+            "3 packets transmitted, 2 received, 33% packet loss"
+        );
+
+        let two = Expect {
+            stdout: vec![matching(r"^64 bytes from", Some(2))],
+            ..Default::default()
+        };
+        assert!(evaluate(&two, &out(0, PING)).is_empty());
+    }
+
+    #[test]
+    fn uncounted_match_needs_one_line_and_anchors_apply_per_line() {
+        let anchored = Expect {
+            stdout: vec![matching(r"^--- 198\.18\.0\.2 ping statistics ---$", None)],
+            ..Default::default()
+        };
+        assert!(evaluate(&anchored, &out(0, PING)).is_empty());
+        let absent = Expect {
+            stdout: vec![matching(r"DUP!", None)],
+            ..Default::default()
+        };
+        let f = evaluate(&absent, &out(0, PING));
+        assert_eq!(f[0].found, "none");
+    }
+
+    #[test]
+    fn contains_looks_at_the_whole_output() {
+        let expect = Expect {
+            stdout: vec![contains("2 received"), contains("3 received")],
+            ..Default::default()
+        };
+        let f = evaluate(&expect, &out(0, PING));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].check, "stdout contains \"3 received\"");
+    }
+
+    #[test]
+    fn stderr_checks_read_stderr_only() {
+        let expect = Expect {
+            stderr: vec![contains("boom")],
+            ..Default::default()
+        };
+        let mut o = out(0, "boom");
+        assert_eq!(evaluate(&expect, &o).len(), 1);
+        o.stderr = "boom\n".into();
+        assert!(evaluate(&expect, &o).is_empty());
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        let text: String = (0..25).map(|i| format!("line {i}\n")).collect();
+        let t = tail(&text, TAIL_LINES);
+        assert_eq!(t.len(), TAIL_LINES);
+        assert_eq!(t[0], "line 15");
+        assert_eq!(tail("", 3), Vec::<String>::new());
+    }
+}

@@ -1,0 +1,772 @@
+//! Runs a lab's steps in order: foreground commands to their end,
+//! background commands until their `ready` line, `wait` to stop them and
+//! check what they printed. Knows nothing of Docker: commands start through
+//! a [`Launcher`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use tokio_util::sync::CancellationToken;
+
+use super::check::{evaluate, tail, Failure, StepOutput, TAIL_LINES};
+use super::process::{Captured, Launcher, Running, Signal};
+use crate::lab::{Action, Step};
+
+/// How a step ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Failed,
+    /// Not run: an earlier step failed, or the run was interrupted before.
+    Skipped,
+    /// Stopped by Ctrl-C.
+    Interrupted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Foreground,
+    Background,
+    Wait,
+}
+
+/// The result of one step.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepResult {
+    pub name: String,
+    pub kind: StepKind,
+    /// The node the command ran in (for a wait: the waited step's node).
+    pub node: Option<String>,
+    pub argv: Vec<String>,
+    pub status: Status,
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    pub exit: Option<i64>,
+    /// Checks of `expect` that failed.
+    pub failures: Vec<Failure>,
+    /// Why the step could not do its job (launch error, timeout, not
+    /// ready), apart from failed checks.
+    pub error: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl StepResult {
+    fn new(step: &Step) -> StepResult {
+        let (kind, node, argv) = match &step.action {
+            Action::Exec {
+                node,
+                argv,
+                background,
+                ..
+            } => (
+                if *background {
+                    StepKind::Background
+                } else {
+                    StepKind::Foreground
+                },
+                Some(node.clone()),
+                argv.clone(),
+            ),
+            Action::Wait { .. } => (StepKind::Wait, None, Vec::new()),
+        };
+        StepResult {
+            name: step.name.clone(),
+            kind,
+            node,
+            argv,
+            status: Status::Skipped,
+            duration: Duration::ZERO,
+            exit: None,
+            failures: Vec::new(),
+            error: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+
+    fn fail(&mut self, error: impl Into<String>) {
+        self.status = Status::Failed;
+        self.error = Some(error.into());
+    }
+
+    /// One line per problem, then the end of the output: what a report
+    /// shows for a failed step.
+    pub fn failure_message(&self) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        lines.extend(self.error.clone());
+        lines.extend(self.failures.iter().map(|f| f.to_string()));
+        let shown_tail = self
+            .failures
+            .iter()
+            .find(|f| !f.tail.is_empty())
+            .map(|f| f.tail.clone())
+            .unwrap_or_else(|| {
+                let mut t = tail(&self.stdout, TAIL_LINES);
+                t.extend(tail(&self.stderr, TAIL_LINES));
+                t
+            });
+        if !shown_tail.is_empty() {
+            lines.push("last lines of output:".into());
+            lines.extend(shown_tail.iter().map(|l| format!("  | {l}")));
+        }
+        lines.join("\n")
+    }
+}
+
+/// Told about steps as they start and end (progress display).
+pub trait Observer: Send + Sync {
+    fn step_started(&self, _index: usize, _step: &Step) {}
+    fn step_finished(&self, _index: usize, _result: &StepResult) {}
+}
+
+/// An observer that says nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Run the remaining steps after a failed one (default: skip them).
+    pub keep_going: bool,
+    /// How long a process gets to exit after SIGINT before SIGKILL, when
+    /// the run stops it (timeouts, end of run, Ctrl-C).
+    pub stop_grace: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            keep_going: false,
+            stop_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Runs steps through a launcher. `interrupt` is cancelled on the first
+/// Ctrl-C (stop processes gracefully, skip what is left); `force` on the
+/// second (stop without grace).
+pub struct Engine<'a> {
+    launcher: &'a dyn Launcher,
+    observer: &'a dyn Observer,
+    options: EngineOptions,
+    interrupt: CancellationToken,
+    force: CancellationToken,
+    /// Every process started, so an interrupt can stop them all.
+    started: Mutex<Vec<Running>>,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        launcher: &'a dyn Launcher,
+        observer: &'a dyn Observer,
+        options: EngineOptions,
+        interrupt: CancellationToken,
+        force: CancellationToken,
+    ) -> Self {
+        Engine {
+            launcher,
+            observer,
+            options,
+            interrupt,
+            force,
+            started: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `steps` in order and returns one result per step. Every process
+    /// it started has ended (or was killed) when this returns.
+    pub async fn run(&self, steps: &[Step]) -> Vec<StepResult> {
+        let mut results: Vec<StepResult> = steps.iter().map(StepResult::new).collect();
+        let mut background: HashMap<String, (usize, Running)> = HashMap::new();
+        let mut failed = false;
+
+        for (i, step) in steps.iter().enumerate() {
+            if self.interrupt.is_cancelled() || (failed && !self.options.keep_going) {
+                break;
+            }
+            self.observer.step_started(i, step);
+            let started = Instant::now();
+            let mut result = results[i].clone();
+            tokio::select! {
+                () = self.step(i, step, &mut result, &mut background) => {}
+                () = self.interrupt.cancelled() => {
+                    result.status = Status::Interrupted;
+                    result.error = Some("interrupted (Ctrl-C)".into());
+                }
+            }
+            result.duration = started.elapsed();
+            failed |= result.status == Status::Failed;
+            self.observer.step_finished(i, &result);
+            results[i] = result;
+        }
+
+        // Stop whatever still runs: background steps never waited for, and
+        // on an interrupt the step that was running.
+        let leftovers: Vec<Running> = self.lock_started().iter().cloned().collect();
+        futures_util::future::join_all(
+            leftovers
+                .iter()
+                .filter(|r| !r.ended())
+                .map(|r| self.stop(r.clone())),
+        )
+        .await;
+        // Background steps keep the whole output of their process.
+        for (index, running) in background.values() {
+            let out = running.snapshot();
+            results[*index].stdout = text(&out.stdout);
+            results[*index].stderr = text(&out.stderr);
+        }
+        results
+    }
+
+    fn lock_started(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
+        self.started.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn launch(&self, node: &str, argv: &[String]) -> Result<Running, String> {
+        let launched = self
+            .launcher
+            .launch(node, argv)
+            .await
+            .map_err(|e| e.to_string())?;
+        let running = Running::collect(launched);
+        self.lock_started().push(running.clone());
+        Ok(running)
+    }
+
+    async fn step(
+        &self,
+        index: usize,
+        step: &Step,
+        result: &mut StepResult,
+        background: &mut HashMap<String, (usize, Running)>,
+    ) {
+        match &step.action {
+            Action::Exec {
+                node,
+                argv,
+                background: false,
+                ..
+            } => self.foreground(step, node, argv, result).await,
+            Action::Exec {
+                node,
+                argv,
+                background: true,
+                ready,
+            } => {
+                if let Some(running) = self
+                    .start_background(step, node, argv, ready.as_ref(), result)
+                    .await
+                {
+                    background.insert(step.name.clone(), (index, running));
+                }
+            }
+            Action::Wait { step: target } => match background.get(target) {
+                Some((_, running)) => self.wait(step, target, running.clone(), result).await,
+                None => result.fail(format!(
+                    "cannot wait for {target:?}: that background step did not start"
+                )),
+            },
+        }
+    }
+
+    async fn foreground(&self, step: &Step, node: &str, argv: &[String], result: &mut StepResult) {
+        let mut running = match self.launch(node, argv).await {
+            Ok(r) => r,
+            Err(e) => return result.fail(e),
+        };
+        let in_time = tokio::time::timeout(step.timeout, running.ended_async())
+            .await
+            .is_ok();
+        if !in_time {
+            self.stop(running.clone()).await;
+        }
+        self.finish(step, &running, result).await;
+        if !in_time {
+            result.fail(format!(
+                "timed out after {} and was stopped",
+                humantime::format_duration(step.timeout)
+            ));
+        }
+    }
+
+    async fn start_background(
+        &self,
+        step: &Step,
+        node: &str,
+        argv: &[String],
+        ready: Option<&Regex>,
+        result: &mut StepResult,
+    ) -> Option<Running> {
+        let mut running = match self.launch(node, argv).await {
+            Ok(r) => r,
+            Err(e) => {
+                result.fail(e);
+                return None;
+            }
+        };
+        let Some(ready) = ready else {
+            result.status = Status::Passed;
+            return Some(running);
+        };
+        let mut scan = ReadyScan::default();
+        let matched =
+            tokio::time::timeout(step.timeout, running.watch(|c| scan.find(ready, c))).await;
+        let out = running.snapshot();
+        result.stdout = text(&out.stdout);
+        result.stderr = text(&out.stderr);
+        match matched {
+            Ok(Some(())) => result.status = Status::Passed,
+            Ok(None) => {
+                let exit = running.control.exit_code().await.ok();
+                result.exit = exit;
+                result.fail(format!(
+                    "ended before it was ready (exit code {}): no line matched '{}'",
+                    exit.map_or("unknown".into(), |c| c.to_string()),
+                    ready.as_str()
+                ));
+            }
+            Err(_) => {
+                self.stop(running.clone()).await;
+                result.fail(format!(
+                    "not ready within {}: no line matched '{}'",
+                    humantime::format_duration(step.timeout),
+                    ready.as_str()
+                ));
+            }
+        }
+        Some(running)
+    }
+
+    async fn wait(&self, step: &Step, target: &str, mut running: Running, result: &mut StepResult) {
+        result.node = None;
+        if !running.ended() {
+            let _ = running.control.signal(Signal::Interrupt);
+            let stopped = tokio::time::timeout(step.timeout, running.ended_async())
+                .await
+                .is_ok();
+            if !stopped {
+                self.kill(running.clone()).await;
+                self.finish(step, &running, result).await;
+                return result.fail(format!(
+                    "{target:?} did not stop within {} of SIGINT and was killed",
+                    humantime::format_duration(step.timeout)
+                ));
+            }
+        }
+        self.finish(step, &running, result).await;
+    }
+
+    /// Reads the exit code and output of an ended process and applies the
+    /// step's checks.
+    async fn finish(&self, step: &Step, running: &Running, result: &mut StepResult) {
+        let out = running.snapshot();
+        let exit = if out.ended {
+            running.control.exit_code().await.ok()
+        } else {
+            None
+        };
+        let output = StepOutput {
+            exit,
+            stdout: text(&out.stdout),
+            stderr: text(&out.stderr),
+        };
+        result.failures = evaluate(&step.expect, &output);
+        result.exit = exit;
+        result.stdout = output.stdout;
+        result.stderr = output.stderr;
+        result.status = if result.failures.is_empty() {
+            Status::Passed
+        } else {
+            Status::Failed
+        };
+    }
+
+    /// SIGINT, a grace period, then SIGKILL. A second Ctrl-C cuts the grace.
+    async fn stop(&self, mut running: Running) {
+        if running.ended() {
+            return;
+        }
+        let _ = running.control.signal(Signal::Interrupt);
+        tokio::select! {
+            r = tokio::time::timeout(self.options.stop_grace, running.ended_async()) => {
+                if r.is_ok() { return; }
+            }
+            () = self.force.cancelled() => {}
+        }
+        self.kill(running).await;
+    }
+
+    async fn kill(&self, mut running: Running) {
+        let _ = running.control.signal(Signal::Kill);
+        let _ = tokio::time::timeout(self.options.stop_grace, running.ended_async()).await;
+    }
+}
+
+/// Looks for the `ready` regex in each line of stdout and stderr, reading
+/// each complete line once however often the output grows (a chatty
+/// process must not make readiness quadratic).
+#[derive(Default)]
+struct ReadyScan {
+    stdout_done: usize,
+    stderr_done: usize,
+}
+
+impl ReadyScan {
+    fn find(&mut self, ready: &Regex, c: &Captured) -> Option<()> {
+        let hit = scan(ready, &c.stdout, &mut self.stdout_done, c.ended)
+            || scan(ready, &c.stderr, &mut self.stderr_done, c.ended);
+        hit.then_some(())
+    }
+}
+
+/// Matches the lines of `bytes[*done..]`; complete lines are marked done, a
+/// partial last line is looked at again next time (or now, if the output
+/// ended).
+fn scan(ready: &Regex, bytes: &[u8], done: &mut usize, ended: bool) -> bool {
+    let fresh = &bytes[*done..];
+    let complete = match fresh.iter().rposition(|b| *b == b'\n') {
+        Some(last_newline) => last_newline + 1,
+        None => 0,
+    };
+    let text = String::from_utf8_lossy(&fresh[..complete]);
+    if text.lines().any(|l| ready.is_match(l)) {
+        return true;
+    }
+    *done += complete;
+    let partial = String::from_utf8_lossy(&bytes[*done..]);
+    (ended || !partial.is_empty()) && ready.is_match(&partial)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use regex::Regex;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::lab::{Check, Expect, Pattern};
+    use crate::run::fake::{FakeLauncher, Script};
+    use crate::run::process::Stream;
+
+    fn exec(name: &str, program: &str) -> Step {
+        Step {
+            name: name.into(),
+            action: Action::Exec {
+                node: "n".into(),
+                argv: vec![program.into()],
+                background: false,
+                ready: None,
+            },
+            timeout: Duration::from_secs(5),
+            expect: Expect::default(),
+        }
+    }
+
+    fn background(name: &str, program: &str, ready: Option<&str>) -> Step {
+        Step {
+            action: Action::Exec {
+                node: "n".into(),
+                argv: vec![program.into()],
+                background: true,
+                ready: ready.map(|r| Regex::new(r).unwrap()),
+            },
+            ..exec(name, program)
+        }
+    }
+
+    fn wait(name: &str, target: &str) -> Step {
+        Step {
+            action: Action::Wait {
+                step: target.into(),
+            },
+            ..exec(name, "")
+        }
+    }
+
+    fn expecting(mut step: Step, stdout: &[(&str, Option<usize>)]) -> Step {
+        step.expect.stdout = stdout
+            .iter()
+            .map(|(re, count)| Check {
+                pattern: Pattern::Match(Regex::new(re).unwrap()),
+                count: *count,
+            })
+            .collect();
+        step
+    }
+
+    fn timeout(mut step: Step, ms: u64) -> Step {
+        step.timeout = Duration::from_millis(ms);
+        step
+    }
+
+    async fn run_with(
+        launcher: &FakeLauncher,
+        steps: &[Step],
+        options: EngineOptions,
+        interrupt: CancellationToken,
+    ) -> Vec<StepResult> {
+        let engine = Engine::new(
+            launcher,
+            &Quiet,
+            options,
+            interrupt,
+            CancellationToken::new(),
+        );
+        engine.run(steps).await
+    }
+
+    async fn run(launcher: &FakeLauncher, steps: &[Step]) -> Vec<StepResult> {
+        let options = EngineOptions {
+            stop_grace: Duration::from_millis(300),
+            ..Default::default()
+        };
+        run_with(launcher, steps, options, CancellationToken::new()).await
+    }
+
+    fn statuses(results: &[StepResult]) -> Vec<Status> {
+        results.iter().map(|r| r.status).collect()
+    }
+
+    #[tokio::test]
+    async fn a_foreground_step_passes_on_exit_zero_and_its_checks() {
+        let fake = FakeLauncher::default().with("ping", Script::prints(&["reply 1", "reply 2"]));
+        let steps = [expecting(exec("ping", "ping"), &[("^reply \\d$", Some(2))])];
+        let r = run(&fake, &steps).await;
+        assert_eq!(statuses(&r), [Status::Passed]);
+        assert_eq!(r[0].exit, Some(0));
+        assert_eq!(r[0].stdout, "reply 1\nreply 2\n");
+    }
+
+    #[tokio::test]
+    async fn a_nonzero_exit_fails_by_default_and_skips_the_rest() {
+        let fake = FakeLauncher::default()
+            .with("bad", Script::prints(&["oops"]).exits(1))
+            .with("ok", Script::prints(&["fine"]));
+        let steps = [exec("bad", "bad"), exec("later", "ok")];
+        let r = run(&fake, &steps).await;
+        assert_eq!(statuses(&r), [Status::Failed, Status::Skipped]);
+        assert_eq!(r[0].failures[0].check, "exit");
+        assert!(
+            r[0].failure_message().contains("  | oops"),
+            "{}",
+            r[0].failure_message()
+        );
+    }
+
+    #[tokio::test]
+    async fn keep_going_runs_the_steps_after_a_failure() {
+        let fake = FakeLauncher::default()
+            .with("bad", Script::prints(&["oops"]).exits(1))
+            .with("ok", Script::prints(&["fine"]));
+        let steps = [exec("bad", "bad"), exec("later", "ok")];
+        let options = EngineOptions {
+            keep_going: true,
+            ..Default::default()
+        };
+        let r = run_with(&fake, &steps, options, CancellationToken::new()).await;
+        assert_eq!(statuses(&r), [Status::Failed, Status::Passed]);
+    }
+
+    #[tokio::test]
+    async fn a_foreground_step_past_its_timeout_fails_and_is_stopped() {
+        let fake =
+            FakeLauncher::default().with("hang", Script::prints(&["start"]).until_interrupt("bye"));
+        let steps = [timeout(exec("hang", "hang"), 200)];
+        let r = run(&fake, &steps).await;
+        assert_eq!(statuses(&r), [Status::Failed]);
+        assert!(r[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("timed out after 200ms"));
+        assert_eq!(fake.signals_to("hang"), [Signal::Interrupt]);
+        assert!(r[0].stdout.contains("bye"));
+    }
+
+    #[tokio::test]
+    async fn background_waits_for_ready_then_wait_stops_it_and_checks_everything() {
+        let pong = Script::prints(&["listening on eth1", "echo reply 1", "echo reply 2"])
+            .until_interrupt("2 replies");
+        // ping ends after pong printed everything, as on a real wire.
+        let fake = FakeLauncher::default().with("pong", pong).with(
+            "ping",
+            Script::prints(&["ok"]).after(Duration::from_millis(100)),
+        );
+        let steps = [
+            background("pong", "pong", Some("^listening on eth1$")),
+            exec("ping", "ping"),
+            expecting(
+                wait("pong answered", "pong"),
+                &[("^echo reply", Some(2)), ("^2 replies$", None)],
+            ),
+        ];
+        let r = run(&fake, &steps).await;
+        assert_eq!(statuses(&r), [Status::Passed; 3], "{:#?}", r);
+        assert_eq!(fake.signals_to("pong"), [Signal::Interrupt]);
+        assert_eq!(r[2].exit, Some(0));
+        assert!(
+            r[0].stdout.contains("2 replies"),
+            "background keeps the whole output"
+        );
+    }
+
+    #[tokio::test]
+    async fn ready_split_across_chunks_and_streams_still_matches() {
+        let mut script = Script::default().until_interrupt("bye");
+        script.lines = vec![
+            (
+                Duration::from_millis(5),
+                Stream::Stderr,
+                "warming up\nlisten".into(),
+            ),
+            (
+                Duration::from_millis(5),
+                Stream::Stderr,
+                "ing on eth1\n".into(),
+            ),
+        ];
+        let fake = FakeLauncher::default().with("pong", script);
+        let steps = [background("pong", "pong", Some("listening on eth1"))];
+        let r = run(&fake, &steps).await;
+        assert_eq!(statuses(&r), [Status::Passed]);
+    }
+
+    #[tokio::test]
+    async fn a_background_step_never_ready_fails_at_its_timeout() {
+        let fake = FakeLauncher::default()
+            .with("pong", Script::prints(&["starting"]).until_interrupt("bye"))
+            .with("ping", Script::prints(&["ok"]));
+        let steps = [
+            timeout(background("pong", "pong", Some("listening")), 200),
+            exec("ping", "ping"),
+        ];
+        let r = run(&fake, &steps).await;
+        assert_eq!(statuses(&r), [Status::Failed, Status::Skipped]);
+        assert!(r[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not ready within 200ms"));
+        assert_eq!(fake.signals_to("pong"), [Signal::Interrupt]);
+    }
+
+    #[tokio::test]
+    async fn a_background_step_that_exits_before_ready_fails_with_its_exit_code() {
+        let fake =
+            FakeLauncher::default().with("pong", Script::prints(&["no such interface"]).exits(2));
+        let steps = [background("pong", "pong", Some("listening"))];
+        let r = run(&fake, &steps).await;
+        assert_eq!(statuses(&r), [Status::Failed]);
+        assert!(r[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("ended before it was ready (exit code 2)"));
+    }
+
+    #[tokio::test]
+    async fn wait_kills_a_process_that_ignores_sigint() {
+        let fake = FakeLauncher::default().with("stubborn", Script::prints(&["up"]).stubborn());
+        let steps = [
+            background("bg", "stubborn", Some("up")),
+            timeout(wait("stop it", "bg"), 200),
+        ];
+        let r = run(&fake, &steps).await;
+        assert_eq!(statuses(&r), [Status::Passed, Status::Failed]);
+        assert!(r[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("did not stop within 200ms"));
+        assert_eq!(
+            fake.signals_to("stubborn"),
+            [Signal::Interrupt, Signal::Kill]
+        );
+        assert_eq!(r[1].exit, Some(137));
+    }
+
+    #[tokio::test]
+    async fn background_steps_not_waited_for_are_stopped_at_the_end() {
+        let fake = FakeLauncher::default()
+            .with(
+                "pong",
+                Script::prints(&["listening"]).until_interrupt("bye"),
+            )
+            .with("ping", Script::prints(&["ok"]));
+        let steps = [
+            background("pong", "pong", Some("listening")),
+            exec("ping", "ping"),
+        ];
+        let r = run(&fake, &steps).await;
+        assert_eq!(statuses(&r), [Status::Passed, Status::Passed]);
+        assert_eq!(fake.signals_to("pong"), [Signal::Interrupt]);
+        assert!(r[0].stdout.contains("bye"));
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_stops_the_running_step_and_skips_the_rest() {
+        let fake = FakeLauncher::default()
+            .with(
+                "pong",
+                Script::prints(&["listening"]).until_interrupt("bye"),
+            )
+            .with(
+                "long",
+                Script::prints(&["working"]).until_interrupt("stopped"),
+            )
+            .with("ping", Script::prints(&["ok"]));
+        let steps = [
+            background("pong", "pong", Some("listening")),
+            exec("long", "long"),
+            exec("ping", "ping"),
+        ];
+        let interrupt = CancellationToken::new();
+        let trigger = interrupt.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            trigger.cancel();
+        });
+        let r = run_with(&fake, &steps, EngineOptions::default(), interrupt).await;
+        assert_eq!(
+            statuses(&r),
+            [Status::Passed, Status::Interrupted, Status::Skipped]
+        );
+        assert_eq!(fake.signals_to("long"), [Signal::Interrupt]);
+        assert_eq!(fake.signals_to("pong"), [Signal::Interrupt]);
+    }
+
+    #[tokio::test]
+    async fn a_program_that_cannot_start_fails_its_step() {
+        let fake = FakeLauncher::default();
+        let r = run(&fake, &[exec("missing", "nope")]).await;
+        assert_eq!(statuses(&r), [Status::Failed]);
+        assert!(r[0].error.as_deref().unwrap().contains("no such program"));
+    }
+
+    #[tokio::test]
+    async fn wait_on_a_step_that_did_not_start_fails() {
+        let fake = FakeLauncher::default();
+        let options = EngineOptions {
+            keep_going: true,
+            ..Default::default()
+        };
+        let steps = [background("bg", "nope", None), wait("w", "bg")];
+        let r = run_with(&fake, &steps, options, CancellationToken::new()).await;
+        assert_eq!(statuses(&r), [Status::Failed, Status::Failed]);
+        assert!(r[1].error.as_deref().unwrap().contains("did not start"));
+    }
+}

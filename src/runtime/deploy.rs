@@ -1,0 +1,786 @@
+//! Deploy and teardown: the order of things, concurrency, and rollback.
+//!
+//! A deploy checks everything it can before creating anything (host,
+//! images, a lab already up), then creates and starts the containers
+//! concurrently, then wires the links concurrently. If any step fails or
+//! the deploy is cancelled, every in-flight operation is allowed to finish
+//! (so nothing is created behind the rollback's back) and then everything
+//! this deploy created is removed, found by its run label and alias.
+//!
+//! Generic over [`Engine`] and [`Wiring`] so the rollback logic is tested
+//! with fakes; [`super::Runtime`] calls it with Docker and netlink.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt};
+
+use crate::lab::Lab;
+use crate::links::{self, VethPlan, Wiring};
+
+use super::engine::{ContainerInfo, Engine};
+use super::error::RuntimeError;
+use super::names::{self, RunId, Scope};
+use super::needs;
+use super::node::{self, NodeSpec};
+use super::progress::{Phase, Progress, Timings};
+
+/// How many containers or links are set up at the same time.
+pub const DEFAULT_CONCURRENCY: usize = 12;
+
+/// Stops a deploy between operations (Ctrl-C). Cloning shares the flag.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<(), RuntimeError> {
+        if self.is_cancelled() {
+            Err(RuntimeError::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DeployOptions {
+    /// Tear down a deployed lab of the same name first.
+    pub reconfigure: bool,
+    pub concurrency: usize,
+    pub cancel: Cancel,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        DeployOptions {
+            reconfigure: false,
+            concurrency: DEFAULT_CONCURRENCY,
+            cancel: Cancel::new(),
+        }
+    }
+}
+
+/// A node that is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeployedNode {
+    pub name: String,
+    pub container: String,
+    /// The host pid of the node's init (lab-init).
+    pub pid: u32,
+}
+
+/// A lab that is up: every node running, every link configured.
+#[derive(Clone, Debug)]
+pub struct DeployedLab {
+    pub name: String,
+    pub run: RunId,
+    /// In the lab file's order.
+    pub nodes: Vec<DeployedNode>,
+    pub links: usize,
+    pub timings: Timings,
+}
+
+impl DeployedLab {
+    pub fn node(&self, name: &str) -> Option<&DeployedNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum DeployOutcome {
+    /// The lab was created.
+    Deployed(DeployedLab),
+    /// The same lab (same file, every node running) was already up; nothing
+    /// was changed.
+    AlreadyUp { run: String, nodes: usize },
+}
+
+/// What a teardown removed, and every error it met on the way (it goes on
+/// after an error, so it removes as much as it can).
+#[derive(Debug, Default)]
+pub struct Removed {
+    pub containers: Vec<String>,
+    pub veths: Vec<String>,
+    pub errors: Vec<RuntimeError>,
+    pub timings: Timings,
+}
+
+impl Removed {
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.veths.is_empty()
+    }
+}
+
+impl fmt::Display for Removed {
+    /// `2 containers (a, b) and 1 stray veth (x)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list(f: &mut fmt::Formatter<'_>, what: &str, names: &[String]) -> fmt::Result {
+            let plural = if names.len() == 1 { "" } else { "s" };
+            write!(f, "{} {what}{plural}", names.len())?;
+            if !names.is_empty() {
+                write!(f, " ({})", names.join(", "))?;
+            }
+            Ok(())
+        }
+        list(f, "container", &self.containers)?;
+        if !self.veths.is_empty() {
+            f.write_str(" and ")?;
+            list(f, "stray veth", &self.veths)?;
+        }
+        Ok(())
+    }
+}
+
+/// A failed deploy: why, and what its rollback did.
+#[derive(Debug)]
+pub struct DeployError {
+    pub lab: String,
+    pub cause: RuntimeError,
+    /// `None` when the deploy failed before creating anything.
+    pub rollback: Option<Removed>,
+}
+
+impl fmt::Display for DeployError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deploying lab {}: {}", self.lab, self.cause)?;
+        if let Some(rollback) = &self.rollback {
+            write!(f, " (rolled back: removed {rollback}")?;
+            for e in &rollback.errors {
+                write!(f, "; rollback failed: {e}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// The cause is part of the message, not a `source()` (see the errors
+/// module).
+impl std::error::Error for DeployError {}
+
+/// Deploys `lab`; see the module documentation.
+pub async fn deploy<E: Engine, W: Wiring>(
+    engine: &E,
+    wiring: &W,
+    lab: &Lab,
+    options: &DeployOptions,
+    progress: &dyn Progress,
+) -> Result<DeployOutcome, DeployError> {
+    let fail = |cause| DeployError {
+        lab: lab.name().to_owned(),
+        cause,
+        rollback: None,
+    };
+    needs::preflight(lab).map_err(fail)?;
+    let mut timings = Timings::new();
+    let existing = engine
+        .list(&Scope::Lab(lab.name().into()))
+        .await
+        .map_err(fail)?;
+    if !existing.is_empty() {
+        if options.reconfigure {
+            let started = Instant::now();
+            let removed = teardown(engine, wiring, &Scope::Lab(lab.name().into())).await;
+            if let Some(first) = removed.errors.into_iter().next() {
+                return Err(fail(first));
+            }
+            timings.push((Phase::Teardown, started.elapsed()));
+        } else {
+            return already_up(lab, &existing).map_err(fail);
+        }
+    }
+    options.cancel.check().map_err(fail)?;
+
+    let run = RunId::random();
+    match build(engine, wiring, lab, &run, options, progress, &mut timings).await {
+        Ok(nodes) => Ok(DeployOutcome::Deployed(DeployedLab {
+            name: lab.name().to_owned(),
+            run,
+            nodes,
+            links: lab.links().len(),
+            timings,
+        })),
+        Err(cause) => {
+            let scope = Scope::Run {
+                lab: lab.name().to_owned(),
+                run,
+            };
+            let rollback = teardown(engine, wiring, &scope).await;
+            Err(DeployError {
+                lab: lab.name().to_owned(),
+                cause,
+                rollback: Some(rollback),
+            })
+        }
+    }
+}
+
+/// A lab of this name is up: fine if it is this lab, complete; a conflict
+/// otherwise.
+fn already_up(lab: &Lab, existing: &[ContainerInfo]) -> Result<DeployOutcome, RuntimeError> {
+    let file = node::absolute(lab.file());
+    let conflict = |detail: String| RuntimeError::Conflict {
+        lab: lab.name().to_owned(),
+        detail,
+    };
+    let nodes: Vec<&ContainerInfo> = existing.iter().filter(|c| c.node.is_some()).collect();
+    if let Some(other) = nodes
+        .iter()
+        .find(|c| c.file.as_deref() != Some(file.as_str()))
+    {
+        return Err(conflict(format!(
+            "from another file ({})",
+            other.file.as_deref().unwrap_or("unknown")
+        )));
+    }
+    let complete = lab.nodes().iter().all(|n| {
+        nodes
+            .iter()
+            .any(|c| c.node.as_deref() == Some(n.name.as_str()) && c.is_running())
+    });
+    if !complete || nodes.len() != lab.nodes().len() {
+        return Err(conflict("but not complete or not running".into()));
+    }
+    Ok(DeployOutcome::AlreadyUp {
+        run: nodes.first().map(|c| c.run.clone()).unwrap_or_default(),
+        nodes: nodes.len(),
+    })
+}
+
+async fn build<E: Engine, W: Wiring>(
+    engine: &E,
+    wiring: &W,
+    lab: &Lab,
+    run: &RunId,
+    options: &DeployOptions,
+    progress: &dyn Progress,
+    timings: &mut Timings,
+) -> Result<Vec<DeployedNode>, RuntimeError> {
+    let started = Instant::now();
+    let images = engine.prepare_images(lab, run, progress).await?;
+    timings.push((Phase::Image, started.elapsed()));
+
+    let started = Instant::now();
+    let specs: Vec<NodeSpec> = lab
+        .nodes()
+        .iter()
+        .filter_map(|node| {
+            let image = images.get(&node.name)?.clone();
+            Some(NodeSpec::new(lab, node, image, run))
+        })
+        .collect();
+    let nodes = start_nodes(engine, &specs, options).await?;
+    timings.push((Phase::Containers, started.elapsed()));
+
+    let started = Instant::now();
+    let plans = links::plan(lab, &names::veth_alias(lab.name(), run));
+    wire_links(wiring, &plans, &nodes, options).await?;
+    timings.push((Phase::Links, started.elapsed()));
+    Ok(nodes)
+}
+
+/// Starts every node, at most `concurrency` at a time. Every started
+/// operation runs to its end before an error is returned.
+async fn start_nodes<E: Engine>(
+    engine: &E,
+    specs: &[NodeSpec],
+    options: &DeployOptions,
+) -> Result<Vec<DeployedNode>, RuntimeError> {
+    let results: Vec<Result<DeployedNode, RuntimeError>> = stream::iter(specs)
+        .map(|spec| async move {
+            options.cancel.check()?;
+            let pid = engine.start_node(spec).await?;
+            Ok(DeployedNode {
+                name: spec.node.clone(),
+                container: spec.container.clone(),
+                pid,
+            })
+        })
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    first_error(results)
+}
+
+async fn wire_links<W: Wiring>(
+    wiring: &W,
+    plans: &[VethPlan],
+    nodes: &[DeployedNode],
+    options: &DeployOptions,
+) -> Result<(), RuntimeError> {
+    let pid_of = |name: &str| nodes.iter().find(|n| n.name == name).map(|n| n.pid);
+    let results: Vec<Result<(), RuntimeError>> = stream::iter(plans)
+        .map(|plan| async move {
+            options.cancel.check()?;
+            let [a, b] = &plan.ends;
+            // Validation guarantees every endpoint names a node.
+            let (Some(pa), Some(pb)) = (pid_of(&a.node), pid_of(&b.node)) else {
+                return Ok(());
+            };
+            wiring.wire(plan, [pa, pb]).await?;
+            Ok(())
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    first_error(results).map(|_| ())
+}
+
+/// All the values, or the first error. An interruption is only reported
+/// when nothing else went wrong: the real failure is more useful.
+fn first_error<T>(results: Vec<Result<T, RuntimeError>>) -> Result<Vec<T>, RuntimeError> {
+    let mut values = Vec::with_capacity(results.len());
+    let mut interrupted = false;
+    let mut failure = None;
+    for result in results {
+        match result {
+            Ok(v) => values.push(v),
+            Err(RuntimeError::Interrupted) => interrupted = true,
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    match (failure, interrupted) {
+        (Some(e), _) => Err(e),
+        (None, true) => Err(RuntimeError::Interrupted),
+        (None, false) => Ok(values),
+    }
+}
+
+/// How long a teardown keeps watching for containers that requests of an
+/// interrupted deploy may still create: the daemon finishes a create even
+/// when the client that sent it was killed.
+pub const SETTLE: Duration = Duration::from_secs(1);
+const SETTLE_POLL: Duration = Duration::from_millis(100);
+
+/// Rounds of list-and-remove before a container that keeps coming back is
+/// reported as an error.
+const MAX_ROUNDS: usize = 8;
+
+/// Removes every container and stray veth in `scope`, going on after
+/// errors, concurrently.
+///
+/// Lists and removes in rounds until a listing comes back empty: a
+/// container still being created when it was removed can survive the
+/// removal, and a deploy that was killed may still have creates in flight
+/// in the daemon (it finishes them even though the client is gone), so
+/// after an interrupted deploy the teardown watches for [`SETTLE`] more.
+pub async fn teardown<E: Engine, W: Wiring>(engine: &E, wiring: &W, scope: &Scope) -> Removed {
+    let started = Instant::now();
+    let mut removed = Removed::default();
+    let mut gone = BTreeSet::new();
+    let mut failures: HashMap<String, RuntimeError> = HashMap::new();
+    // A rollback has waited for its own operations: nothing is in flight.
+    let may_have_creates_in_flight = !matches!(scope, Scope::Run { .. });
+    let mut settle_until: Option<Instant> = None;
+    let mut rounds = 0;
+    loop {
+        let found = match engine.list(scope).await {
+            Ok(found) => found,
+            Err(e) => {
+                removed.errors.push(e);
+                break;
+            }
+        };
+        if found.is_empty() {
+            match settle_until {
+                Some(until) if Instant::now() < until => {
+                    tokio::time::sleep(SETTLE_POLL).await;
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        if rounds == MAX_ROUNDS {
+            for c in found {
+                failures
+                    .entry(c.name.clone())
+                    .or_insert_with(|| RuntimeError::Docker {
+                        doing: format!("removing container {}", c.name),
+                        cause: bollard::errors::Error::DockerStreamError {
+                            error: "it is still there after repeated removals".into(),
+                        },
+                    });
+            }
+            break;
+        }
+        if rounds > 0 {
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
+        rounds += 1;
+        if may_have_creates_in_flight && interrupted_deploy(&found) {
+            settle_until = Some(Instant::now() + SETTLE);
+        }
+        for (name, result) in remove_all(engine, &found).await {
+            match result {
+                Ok(()) => {
+                    failures.remove(&name);
+                    gone.insert(name);
+                }
+                Err(e) => {
+                    failures.insert(name, e);
+                }
+            }
+        }
+    }
+    removed.containers = gone.into_iter().collect();
+    removed.errors.extend(failures.into_values());
+    // After the containers: their namespaces, and the veths in them, are
+    // gone; what is left on the host with our alias is a stray.
+    match wiring.remove_strays(&|alias| scope.has_alias(alias)).await {
+        Ok(veths) => removed.veths = veths,
+        Err(e) => removed.errors.push(e.into()),
+    }
+    removed.timings.push((Phase::Teardown, started.elapsed()));
+    removed
+}
+
+async fn remove_all<E: Engine>(
+    engine: &E,
+    containers: &[ContainerInfo],
+) -> Vec<(String, Result<(), RuntimeError>)> {
+    stream::iter(containers)
+        .map(|c| async move { (c.name.clone(), engine.remove(&c.name).await) })
+        .buffer_unordered(DEFAULT_CONCURRENCY)
+        .collect()
+        .await
+}
+
+/// Whether some deploy among `found` has fewer nodes than its lab.
+fn interrupted_deploy(found: &[ContainerInfo]) -> bool {
+    let mut nodes_per_run: HashMap<(&str, &str), (usize, Option<usize>)> = HashMap::new();
+    for c in found.iter().filter(|c| c.node.is_some()) {
+        let entry = nodes_per_run
+            .entry((c.lab.as_str(), c.run.as_str()))
+            .or_insert((0, c.lab_nodes));
+        entry.0 += 1;
+    }
+    nodes_per_run
+        .values()
+        .any(|(count, expected)| expected.is_some_and(|n| *count < n))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::links::LinkError;
+    use crate::runtime::image::ToolsImage;
+    use crate::runtime::node::NodeImage;
+    use crate::runtime::progress::Quiet;
+
+    /// Containers in memory; fails `start_node` for one node if asked.
+    #[derive(Default)]
+    struct FakeEngine {
+        containers: Mutex<Vec<ContainerInfo>>,
+        fail_node: Option<String>,
+        started: Mutex<Vec<String>>,
+        /// Appear at the second listing, as creates that a killed deploy
+        /// left in flight in the daemon would.
+        late: Mutex<Vec<ContainerInfo>>,
+        listings: Mutex<usize>,
+    }
+
+    impl Engine for FakeEngine {
+        async fn prepare_images(
+            &self,
+            lab: &Lab,
+            _run: &RunId,
+            _progress: &dyn Progress,
+        ) -> Result<HashMap<String, NodeImage>, RuntimeError> {
+            let tools = ToolsImage::for_hash("000000000000");
+            Ok(lab
+                .nodes()
+                .iter()
+                .map(|n| (n.name.clone(), NodeImage::Tools(tools.clone())))
+                .collect())
+        }
+
+        async fn start_node(&self, spec: &NodeSpec) -> Result<u32, RuntimeError> {
+            // Docker has created the container even when starting fails.
+            self.containers.lock().unwrap().push(ContainerInfo {
+                id: spec.container.clone(),
+                name: spec.container.clone(),
+                lab: spec.labels[names::LABEL_LAB].clone(),
+                node: Some(spec.node.clone()),
+                run: spec.labels[names::LABEL_RUN].clone(),
+                file: Some(spec.labels[names::LABEL_FILE].clone()),
+                lab_nodes: spec.labels[names::LABEL_NODES].parse().ok(),
+                image: String::new(),
+                state: "running".into(),
+                interfaces: vec![],
+            });
+            self.started.lock().unwrap().push(spec.node.clone());
+            if self.fail_node.as_deref() == Some(spec.node.as_str()) {
+                return Err(RuntimeError::NotRunning {
+                    lab: "x".into(),
+                    node: spec.node.clone(),
+                    state: "broken on purpose".into(),
+                });
+            }
+            Ok(1000 + self.started.lock().unwrap().len() as u32)
+        }
+
+        async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
+            let mut listings = self.listings.lock().unwrap();
+            *listings += 1;
+            if *listings == 2 {
+                let late = std::mem::take(&mut *self.late.lock().unwrap());
+                self.containers.lock().unwrap().extend(late);
+            }
+            Ok(self
+                .containers
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| match scope {
+                    Scope::Run { lab, run } => &c.lab == lab && c.run == run.as_str(),
+                    other => other.has_lab(&c.lab),
+                })
+                .cloned()
+                .collect())
+        }
+
+        async fn remove(&self, container: &str) -> Result<(), RuntimeError> {
+            self.containers
+                .lock()
+                .unwrap()
+                .retain(|c| c.name != container);
+            Ok(())
+        }
+    }
+
+    /// Records wired links and host veths (by alias); fails one link if
+    /// asked, leaving a host veth behind as a crash would.
+    #[derive(Default)]
+    struct FakeWiring {
+        host_veths: Mutex<Vec<(String, String)>>,
+        wired: Mutex<Vec<String>>,
+        fail_link: Option<String>,
+    }
+
+    impl Wiring for FakeWiring {
+        async fn wire(&self, plan: &VethPlan, pids: [u32; 2]) -> Result<(), LinkError> {
+            assert!(pids.iter().all(|p| *p > 1000));
+            if self.fail_link.as_deref() == Some(plan.describe().as_str()) {
+                self.host_veths
+                    .lock()
+                    .unwrap()
+                    .push(("lcstray".into(), plan.alias.clone()));
+                return Err(LinkError::io(format!("creating {}", plan.describe()))(
+                    std::io::Error::other("broken on purpose"),
+                ));
+            }
+            self.wired.lock().unwrap().push(plan.describe());
+            Ok(())
+        }
+
+        async fn remove_strays(
+            &self,
+            matches: &(dyn Fn(&str) -> bool + Sync),
+        ) -> Result<Vec<String>, LinkError> {
+            let mut veths = self.host_veths.lock().unwrap();
+            let (gone, kept): (Vec<_>, Vec<_>) =
+                veths.drain(..).partition(|(_, alias)| matches(alias));
+            *veths = kept;
+            Ok(gone.into_iter().map(|(name, _)| name).collect())
+        }
+    }
+
+    const LAB: &str = r#"
+name: three
+nodes: { a: {}, b: {}, c: {} }
+links:
+  - endpoints: ["a:eth1", "b:eth1"]
+  - endpoints: ["b:eth2", "c:eth1"]
+"#;
+
+    fn lab() -> Lab {
+        crate::lab::parse(LAB, Path::new("/labs/three.yaml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn run(
+        engine: &FakeEngine,
+        wiring: &FakeWiring,
+        options: &DeployOptions,
+    ) -> Result<DeployOutcome, DeployError> {
+        deploy(engine, wiring, &lab(), options, &Quiet).await
+    }
+
+    #[tokio::test]
+    async fn a_deploy_starts_every_node_then_wires_every_link() {
+        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        let DeployOutcome::Deployed(lab) = run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap()
+        else {
+            panic!("expected a fresh deploy");
+        };
+        assert_eq!(
+            lab.nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(lab.node("b").unwrap().container, "labctl-three-b");
+        let mut wired = wiring.wired.lock().unwrap().clone();
+        wired.sort();
+        assert_eq!(wired, ["a:eth1 <-> b:eth1", "b:eth2 <-> c:eth1"]);
+        let phases: Vec<Phase> = lab.timings.iter().map(|(p, _)| *p).collect();
+        assert_eq!(phases, [Phase::Image, Phase::Containers, Phase::Links]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_container_rolls_back_every_container_of_the_run() {
+        let engine = FakeEngine {
+            fail_node: Some("b".into()),
+            ..Default::default()
+        };
+        let wiring = FakeWiring::default();
+        let err = run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("deploying lab three: node b"), "{text}");
+        // Every container was started (none abandoned in flight), and all
+        // of them, the failed one included, were removed.
+        assert_eq!(engine.started.lock().unwrap().len(), 3);
+        assert!(engine.containers.lock().unwrap().is_empty());
+        assert_eq!(err.rollback.unwrap().containers.len(), 3);
+        assert!(wiring.wired.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_link_rolls_back_containers_and_host_veths_of_the_run_only() {
+        let engine = FakeEngine::default();
+        let wiring = FakeWiring {
+            fail_link: Some("b:eth2 <-> c:eth1".into()),
+            ..Default::default()
+        };
+        // Another lab's veth must survive the rollback.
+        wiring
+            .host_veths
+            .lock()
+            .unwrap()
+            .push(("other".into(), "labctl:threex:123".into()));
+        let err = run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("creating b:eth2 <-> c:eth1: broken on purpose"));
+        let rollback = err.rollback.unwrap();
+        assert_eq!(rollback.veths, ["lcstray"]);
+        assert!(engine.containers.lock().unwrap().is_empty());
+        assert_eq!(wiring.host_veths.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_deploy_creates_nothing_more_and_rolls_back() {
+        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        let options = DeployOptions {
+            concurrency: 1,
+            ..Default::default()
+        };
+        options.cancel.cancel();
+        let err = run(&engine, &wiring, &options).await.unwrap_err();
+        assert!(matches!(err.cause, RuntimeError::Interrupted));
+        assert!(engine.started.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lab_already_up_is_reported_or_redeployed() {
+        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        let DeployOutcome::Deployed(first) = run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap()
+        else {
+            panic!("expected a fresh deploy");
+        };
+        match run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap()
+        {
+            DeployOutcome::AlreadyUp { run, nodes } => {
+                assert_eq!(run, first.run.as_str());
+                assert_eq!(nodes, 3);
+            }
+            other => panic!("expected AlreadyUp, got {other:?}"),
+        }
+        let options = DeployOptions {
+            reconfigure: true,
+            ..Default::default()
+        };
+        let DeployOutcome::Deployed(second) = run(&engine, &wiring, &options).await.unwrap() else {
+            panic!("expected a redeploy");
+        };
+        assert_ne!(second.run, first.run);
+        assert_eq!(engine.containers.lock().unwrap().len(), 3);
+        assert_eq!(second.timings[0].0, Phase::Teardown);
+    }
+
+    #[tokio::test]
+    async fn teardown_after_an_interrupted_deploy_waits_for_late_containers() {
+        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap();
+        // As if the deploy had died with one create still in flight.
+        let late = engine.containers.lock().unwrap().pop().unwrap();
+        *engine.late.lock().unwrap() = vec![late];
+        *engine.listings.lock().unwrap() = 0;
+        let removed = teardown(&engine, &wiring, &Scope::Lab("three".into())).await;
+        assert!(removed.errors.is_empty());
+        assert_eq!(removed.containers.len(), 3);
+        assert!(engine.containers.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn teardown_of_a_complete_lab_does_not_wait() {
+        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let removed = teardown(&engine, &wiring, &Scope::All { prefix: "".into() }).await;
+        assert_eq!(removed.containers.len(), 3);
+        assert!(started.elapsed() < SETTLE / 2);
+    }
+
+    #[tokio::test]
+    async fn a_lab_of_the_same_name_from_another_file_is_a_conflict() {
+        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        run(&engine, &wiring, &DeployOptions::default())
+            .await
+            .unwrap();
+        let other = crate::lab::parse(LAB, Path::new("/elsewhere/three.yaml")).unwrap();
+        let err = deploy(&engine, &wiring, &other, &DeployOptions::default(), &Quiet)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("already deployed from another file (/labs/three.yaml)"),
+            "{err}"
+        );
+        assert!(err.contains("--reconfigure"), "{err}");
+    }
+}

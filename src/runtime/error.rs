@@ -1,0 +1,111 @@
+//! What can go wrong while building, inspecting or tearing down a lab.
+//! Every variant says what labctl was doing and, where it can, what the
+//! user should do.
+//!
+//! Messages are complete: each includes the underlying error's text, and
+//! the underlying error is kept as a field rather than as `source()`, so
+//! printing the chain (`{:#}`) does not say it twice.
+
+use std::path::PathBuf;
+
+use crate::links::LinkError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "cannot reach Docker at {host}: {cause}; start the daemon (`sudo systemctl start docker`, \
+         or `sudo dockerd &`) or set DOCKER_HOST to one that runs"
+    )]
+    Unreachable {
+        host: String,
+        cause: bollard::errors::Error,
+    },
+
+    #[error("{doing}: {cause}")]
+    Docker {
+        doing: String,
+        cause: bollard::errors::Error,
+    },
+
+    #[error(
+        "the packet tools {} are missing from {}; build them with `cargo build --release` \
+         (labctl looks next to its own executable, or in LABCTL_TOOLS_DIR)",
+        missing.join(", "), dir.display()
+    )]
+    ToolsMissing { dir: PathBuf, missing: Vec<String> },
+
+    #[error("{doing}: {cause}")]
+    Io {
+        doing: String,
+        cause: std::io::Error,
+    },
+
+    #[error(
+        "image {image} of node {node} is not in the local Docker image store; labctl never pulls: \
+         build or load it first (`docker build`, `docker load`)"
+    )]
+    ImageMissing { node: String, image: String },
+
+    /// `reason` is the datalink's own one line, naming /dev/netmap and the
+    /// netmap kernel module (the same words the tools print).
+    #[error("nodes {} use netmap, but {reason}", nodes.join(", "))]
+    NetmapUnavailable { nodes: Vec<String>, reason: String },
+
+    #[error(
+        "lab {lab} is already deployed {detail}; remove it with `labctl destroy {lab}` or \
+         redeploy with `labctl deploy --reconfigure`"
+    )]
+    Conflict { lab: String, detail: String },
+
+    #[error("lab {lab} is not deployed (see `labctl inspect`)")]
+    NotDeployed { lab: String },
+
+    #[error("lab {lab} has no node {node} (its nodes: {})", nodes.join(", "))]
+    NoSuchNode {
+        lab: String,
+        node: String,
+        nodes: Vec<String>,
+    },
+
+    #[error("node {node} of lab {lab} is not running (state: {state})")]
+    NotRunning {
+        lab: String,
+        node: String,
+        state: String,
+    },
+
+    #[error("{0}")]
+    Link(LinkError),
+
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl From<LinkError> for RuntimeError {
+    fn from(e: LinkError) -> Self {
+        RuntimeError::Link(e)
+    }
+}
+
+impl RuntimeError {
+    pub(crate) fn docker(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
+        let doing = doing.into();
+        move |cause| RuntimeError::Docker { doing, cause }
+    }
+
+    pub(crate) fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let doing = doing.into();
+        move |cause| RuntimeError::Io { doing, cause }
+    }
+}
+
+/// Whether a Docker error means "no such object" (HTTP 404).
+pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}

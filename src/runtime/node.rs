@@ -1,0 +1,316 @@
+//! One lab node as a container: what labctl asks Docker for.
+//!
+//! [`NodeSpec`] is built from the validated lab alone (pure, unit-tested);
+//! [`super::engine`] turns it into Docker calls.
+
+use std::collections::HashMap;
+
+use bollard::models::MountVolumeOptions;
+use bollard::models::{ContainerCreateBody, DeviceMapping, HostConfig, Mount, MountType};
+use serde::{Deserialize, Serialize};
+
+use crate::lab::{DatalinkKind, Lab, Node};
+use crate::links::sysctl;
+
+use super::image::{ToolsImage, TOOLS_PATH};
+use super::names::{self, RunId};
+use super::needs;
+
+/// Sysctls that keep a node's kernel silent on lab interfaces, set on
+/// every node before any interface exists. The `default` entries are what
+/// an interface moved in later inherits. The lab's own `sysctls` come after
+/// and may override them (for example to let the kernel answer ping).
+pub const KERNEL_SILENCE: [(&str, &str); 5] = [
+    // Answer no ARP request: lab-pong does, from user space.
+    ("net.ipv4.conf.all.arp_ignore", "8"),
+    ("net.ipv4.conf.default.arp_ignore", "8"),
+    // Answer no ICMP echo: lab-pong does.
+    ("net.ipv4.icmp_echo_ignore_all", "1"),
+    // No IPv6 at all: no link-local address, router or neighbour
+    // solicitations, MLD reports in captures or counts.
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+];
+
+/// The `PATH` of an image that sets none (Docker's usual default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One interface of a node as recorded in [`names::LABEL_INTERFACES`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceLabel {
+    pub name: String,
+    pub datalink: DatalinkKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// The other end: `node:interface`.
+    pub peer: String,
+}
+
+/// How a node's image is run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeImage {
+    /// The tools image itself.
+    Tools(ToolsImage),
+    /// The node's own image, with the tools mounted from the volume;
+    /// `path` is the image's own PATH, if it sets one.
+    Custom {
+        image: String,
+        path: Option<String>,
+        tools: ToolsImage,
+    },
+}
+
+/// Everything Docker is asked for, for one node.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub node: String,
+    pub container: String,
+    pub image: NodeImage,
+    pub labels: HashMap<String, String>,
+    pub env: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub sysctls: HashMap<String, String>,
+    pub devices: Vec<String>,
+}
+
+impl NodeSpec {
+    pub fn new(lab: &Lab, node: &Node, image: NodeImage, run: &RunId) -> Self {
+        let interfaces = interface_labels(lab, node);
+        let mut env: Vec<String> = interfaces
+            .iter()
+            .map(|i| format!("{}={}", DatalinkKind::env_var(&i.name), i.datalink))
+            .collect();
+        if let NodeImage::Custom { path, .. } = &image {
+            let path = path.as_deref().unwrap_or(DEFAULT_PATH);
+            env.push(format!("PATH={TOOLS_PATH}:{path}"));
+        }
+        env.extend(node.env.iter().map(|(k, v)| format!("{k}={v}")));
+
+        let iface_names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+        let mut sysctls: HashMap<String, String> = KERNEL_SILENCE
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        // Sysctls of a lab interface cannot be set before it exists: the
+        // links module applies them once the interface is in the node.
+        sysctls.extend(
+            node.sysctls
+                .iter()
+                .filter(|(k, _)| sysctl::interface_of(k, &iface_names).is_none())
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+
+        let devices = needs::node_datalinks(lab, node)
+            .into_iter()
+            .flat_map(|k| needs::devices(k).iter().map(|d| d.to_string()))
+            .collect();
+
+        let labels = HashMap::from([
+            (names::LABEL_LAB.to_owned(), lab.name().to_owned()),
+            (names::LABEL_FILE.to_owned(), absolute(lab.file())),
+            (names::LABEL_RUN.to_owned(), run.to_string()),
+            (names::LABEL_NODE.to_owned(), node.name.clone()),
+            (names::LABEL_NODES.to_owned(), lab.nodes().len().to_string()),
+            (names::LABEL_ROLE.to_owned(), names::ROLE_NODE.to_owned()),
+            (
+                names::LABEL_INTERFACES.to_owned(),
+                serde_json::to_string(&interfaces).unwrap_or_else(|_| "[]".into()),
+            ),
+        ]);
+
+        NodeSpec {
+            node: node.name.clone(),
+            container: names::container_name(lab.name(), &node.name),
+            image,
+            labels,
+            env,
+            cap_add: needs::node_capabilities(lab, node),
+            sysctls,
+            devices,
+        }
+    }
+
+    /// The body of Docker's container-create call.
+    pub fn create_body(&self) -> ContainerCreateBody {
+        let (image, entrypoint, mounts) = match &self.image {
+            NodeImage::Tools(tools) => (tools.tag.clone(), None, None),
+            NodeImage::Custom { image, tools, .. } => (
+                image.clone(),
+                Some(vec![format!("{TOOLS_PATH}/lab-init")]),
+                Some(vec![Mount {
+                    target: Some(TOOLS_PATH.into()),
+                    source: Some(tools.volume.clone()),
+                    typ: Some(MountType::VOLUME),
+                    read_only: Some(true),
+                    // The volume is filled from the tools image only.
+                    volume_options: Some(MountVolumeOptions {
+                        no_copy: Some(true),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+            ),
+        };
+        let devices = self
+            .devices
+            .iter()
+            .map(|d| DeviceMapping {
+                path_on_host: Some(d.clone()),
+                path_in_container: Some(d.clone()),
+                cgroup_permissions: Some("rwm".into()),
+            })
+            .collect::<Vec<_>>();
+        ContainerCreateBody {
+            image: Some(image),
+            hostname: Some(self.node.clone()),
+            entrypoint,
+            // An overridden entrypoint drops the image's CMD as well.
+            cmd: None,
+            env: Some(self.env.clone()),
+            labels: Some(self.labels.clone()),
+            network_disabled: None,
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                cap_drop: Some(vec!["ALL".into()]),
+                cap_add: Some(self.cap_add.clone()),
+                sysctls: Some(self.sysctls.clone()),
+                devices: (!devices.is_empty()).then_some(devices),
+                mounts,
+                init: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// A node's interfaces, in file order, as recorded in its labels.
+pub fn interface_labels(lab: &Lab, node: &Node) -> Vec<InterfaceLabel> {
+    lab.links()
+        .iter()
+        .flat_map(|link| {
+            let [a, b] = &link.endpoints;
+            [(a, b), (b, a)]
+        })
+        .filter(|(end, _)| end.node == node.name)
+        .map(|(end, peer)| InterfaceLabel {
+            name: end.interface.clone(),
+            datalink: end.datalink,
+            ipv4: end.ipv4.map(|a| a.to_string()),
+            mac: end.mac.map(|m| m.to_string()),
+            peer: peer.label(),
+        })
+        .collect()
+}
+
+/// The lab file as recorded in the `labctl.file` label.
+pub(crate) fn absolute(path: &std::path::Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const LAB: &str = r#"
+name: spec
+nodes:
+  a:
+    env: { GREETING: hello }
+    sysctls: { net.ipv4.ip_forward: "1", net.ipv4.conf.eth1.rp_filter: "2", net.ipv4.icmp_echo_ignore_all: "0" }
+  b: { image: "busybox:local", datalink: af_xdp }
+links:
+  - endpoints: ["a:eth1", "b:eth1"]
+    ipv4: ["198.18.0.1/24", "198.18.0.2/24"]
+"#;
+
+    fn spec(node: &str) -> NodeSpec {
+        let lab = crate::lab::parse(LAB, Path::new("/labs/spec.yaml")).unwrap();
+        let tools = ToolsImage::for_hash("0123456789ab");
+        let node = lab.node(node).unwrap();
+        let image = match &node.image {
+            None => NodeImage::Tools(tools),
+            Some(image) => NodeImage::Custom {
+                image: image.clone(),
+                path: Some("/bin".into()),
+                tools,
+            },
+        };
+        NodeSpec::new(&lab, node, image, &RunId::from_label("feedbeef0000"))
+    }
+
+    #[test]
+    fn labels_name_the_lab_file_run_node_and_interfaces() {
+        let a = spec("a");
+        assert_eq!(a.container, "labctl-spec-a");
+        assert_eq!(a.labels[names::LABEL_LAB], "spec");
+        assert_eq!(a.labels[names::LABEL_FILE], "/labs/spec.yaml");
+        assert_eq!(a.labels[names::LABEL_RUN], "feedbeef0000");
+        assert_eq!(a.labels[names::LABEL_NODE], "a");
+        let interfaces: Vec<InterfaceLabel> =
+            serde_json::from_str(&a.labels[names::LABEL_INTERFACES]).unwrap();
+        assert_eq!(interfaces[0].name, "eth1");
+        assert_eq!(interfaces[0].ipv4.as_deref(), Some("198.18.0.1/24"));
+        assert_eq!(interfaces[0].peer, "b:eth1");
+    }
+
+    #[test]
+    fn env_names_each_interfaces_datalink_then_the_nodes_env() {
+        let a = spec("a");
+        assert_eq!(a.env, ["LABCTL_DATALINK_eth1=af_packet", "GREETING=hello"]);
+        let b = spec("b");
+        assert_eq!(b.env, ["LABCTL_DATALINK_eth1=af_xdp", "PATH=/lab/bin:/bin"]);
+    }
+
+    #[test]
+    fn the_kernel_is_silenced_unless_the_lab_says_otherwise() {
+        let a = spec("a");
+        assert_eq!(a.sysctls["net.ipv4.conf.all.arp_ignore"], "8");
+        assert_eq!(a.sysctls["net.ipv6.conf.default.disable_ipv6"], "1");
+        assert_eq!(a.sysctls["net.ipv4.icmp_echo_ignore_all"], "0");
+        assert_eq!(a.sysctls["net.ipv4.ip_forward"], "1");
+        // Interface sysctls wait for the interface.
+        assert!(!a.sysctls.contains_key("net.ipv4.conf.eth1.rp_filter"));
+    }
+
+    #[test]
+    fn every_capability_is_dropped_but_what_the_datalinks_need() {
+        let body = spec("b").create_body();
+        let host = body.host_config.unwrap();
+        assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
+        assert_eq!(
+            host.cap_add.unwrap(),
+            ["IPC_LOCK", "NET_ADMIN", "NET_RAW", "SYS_ADMIN"]
+        );
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+    }
+
+    #[test]
+    fn a_custom_image_gets_the_tools_volume_and_lab_init() {
+        let body = spec("b").create_body();
+        assert_eq!(body.image.as_deref(), Some("busybox:local"));
+        assert_eq!(body.entrypoint.unwrap(), ["/lab/bin/lab-init"]);
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        assert_eq!(
+            mounts[0].source.as_deref(),
+            Some("labctl-tools-0123456789ab")
+        );
+        assert_eq!(mounts[0].target.as_deref(), Some("/lab/bin"));
+        assert_eq!(mounts[0].read_only, Some(true));
+
+        let tools_node = spec("a").create_body();
+        assert_eq!(
+            tools_node.image.as_deref(),
+            Some("labctl-tools:0123456789ab")
+        );
+        assert!(tools_node.entrypoint.is_none());
+        assert!(tools_node.host_config.unwrap().mounts.is_none());
+    }
+}

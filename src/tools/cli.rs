@@ -1,0 +1,215 @@
+//! The command-line pieces the three tools share: `--datalink` and
+//! `--json`, durations such as `200ms`, one-line usage errors, the stop
+//! flag set by SIGINT/SIGTERM, and turning a result into an exit code.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+use crate::tools::datalink::{self, Datalink, DatalinkKind, OpenOptions};
+use crate::tools::error::{ToolError, EXIT_USAGE};
+use crate::tools::output::Format;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Packet I/O to use [default: $LABCTL_DATALINK_<IFACE>, else af_packet]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub datalink: Option<DatalinkKind>,
+    /// Print one JSON object per line instead of the human lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CommonArgs {
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            Format::Human
+        }
+    }
+
+    /// `--datalink`, else what labctl set for `iface`, else af_packet.
+    pub fn datalink_for(&self, iface: &str) -> Result<DatalinkKind, ToolError> {
+        if let Some(kind) = self.datalink {
+            return Ok(kind);
+        }
+        match DatalinkKind::from_env(iface) {
+            None => Ok(DatalinkKind::AfPacket),
+            Some(Ok(kind)) => Ok(kind),
+            Some(Err(unknown)) => Err(ToolError::Usage(format!(
+                "{}: {unknown}",
+                DatalinkKind::env_var(iface)
+            ))),
+        }
+    }
+}
+
+/// Opens `iface` with `kind`; the error names both.
+pub fn open_datalink(
+    kind: DatalinkKind,
+    iface: &str,
+    options: &OpenOptions,
+) -> Result<Box<dyn Datalink>, ToolError> {
+    datalink::open(kind, iface, options).map_err(|source| ToolError::Open {
+        kind,
+        iface: iface.to_owned(),
+        source,
+    })
+}
+
+/// A clap value parser for durations: `1s`, `200ms`, `1m 30s`, or a plain
+/// number of seconds (`0.2`).
+pub fn duration(text: &str) -> Result<Duration, String> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} is not a duration of zero or more seconds"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{text:?} is not a duration such as 1s or 200ms ({error})"))
+}
+
+/// A clap value parser for a positive, finite rate (packets per second).
+pub fn rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number of packets per second"
+        )),
+    }
+}
+
+/// Parses the command line. `--help` and `--version` print and exit 0;
+/// any other problem is one line on stderr and exit 2.
+pub fn parse_args<T: Parser>(tool: &str) -> Result<T, ExitCode> {
+    T::try_parse().map_err(|error| match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            if error.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            eprintln!("{tool}: {} (see {tool} --help)", one_line(&error));
+            ExitCode::from(EXIT_USAGE)
+        }
+    })
+}
+
+/// clap's message up to its first blank line (which comes before the usage
+/// and the hints), on one line: "invalid value 'x' for '--datalink <KIND>'
+/// [possible values: af_packet, af_xdp, netmap]".
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_owned()
+}
+
+/// A clap value parser for counts: 1 or more.
+pub fn positive(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(count) if count > 0 => Ok(count),
+        _ => Err(format!("{text:?} is not a whole number of 1 or more")),
+    }
+}
+
+/// A flag that SIGINT and SIGTERM set. The datalinks' waits end early on a
+/// signal, so the tools see it within one receive.
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>, ToolError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(ToolError::Signals)?;
+    }
+    Ok(stop)
+}
+
+/// The process's exit: the tool's own code, or one line on stderr and the
+/// failure's code.
+pub fn finish(tool: &str, result: Result<ExitCode, ToolError>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("{tool}: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_human_units_or_seconds() {
+        assert_eq!(duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(duration("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("0"), Ok(Duration::ZERO));
+        assert!(duration("-1").is_err());
+        assert!(duration("soon").unwrap_err().contains("\"soon\""));
+    }
+
+    #[test]
+    fn counts_are_one_or_more() {
+        assert_eq!(positive("3"), Ok(3));
+        for bad in ["0", "-1", "x", ""] {
+            assert!(positive(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn usage_errors_fit_on_one_line() {
+        #[derive(Parser, Debug)]
+        struct Example {
+            #[arg(long, value_enum)]
+            datalink: DatalinkKind,
+        }
+        let error = Example::try_parse_from(["x", "--datalink", "dpdk"]).unwrap_err();
+        assert_eq!(
+            one_line(&error),
+            "invalid value 'dpdk' for '--datalink <DATALINK>' [possible values: af_packet, af_xdp, netmap]"
+        );
+    }
+
+    #[test]
+    fn rates_are_positive_and_finite() {
+        assert_eq!(rate("1000"), Ok(1000.0));
+        for bad in ["0", "-5", "inf", "NaN", "fast"] {
+            assert!(rate(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_environment() {
+        let flag = CommonArgs {
+            datalink: Some(DatalinkKind::Netmap),
+            json: false,
+        };
+        assert_eq!(flag.datalink_for("eth1").unwrap(), DatalinkKind::Netmap);
+        let none = CommonArgs {
+            datalink: None,
+            json: false,
+        };
+        // No variable is set for an interface name nobody uses.
+        assert_eq!(
+            none.datalink_for("cli-test-if").unwrap(),
+            DatalinkKind::AfPacket
+        );
+    }
+}

@@ -1,0 +1,445 @@
+//! Sending and receiving whole frames over a port's rings.
+//!
+//! This is the logic of the netmap datalink, written against
+//! [`KernelSync`] (the four system calls it needs) rather than against
+//! the device, so that the unit tests run it over a fake kernel
+//! (`ring/fake.rs`) exactly as it runs over `/dev/netmap`.
+
+use std::io;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::super::{Direction, Received};
+use super::abi::{NS_MOREFRAG, NS_TXMON};
+use super::ring::{Interface, Ring, RingError};
+
+/// The kernel side of a port: what netmap does at each system call.
+pub trait KernelSync {
+    /// `ioctl(NIOCTXSYNC)`: sends the TX slots handed over since the last
+    /// sync and reports the slots freed since (moves `tail`).
+    fn txsync(&mut self) -> io::Result<()>;
+    /// `ioctl(NIOCRXSYNC)`: takes back the RX slots released since the
+    /// last sync and reports new frames (moves `tail`).
+    fn rxsync(&mut self) -> io::Result<()>;
+    /// `poll(POLLIN)`: an RX sync that waits up to `timeout` for frames.
+    /// True when some RX ring has frames.
+    fn poll_rx(&mut self, timeout: Duration) -> io::Result<bool>;
+    /// `poll(POLLOUT)`: a TX sync that waits up to `timeout` for a free
+    /// slot. True when some TX ring has one.
+    fn poll_tx(&mut self, timeout: Duration) -> io::Result<bool>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("netmap ring: {0}")]
+    Ring(#[from] RingError),
+    #[error("{op}: {source}")]
+    Kernel {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no TX slot became free within {0:?}: the kernel is not draining the TX rings")]
+    TxRingsFull(Duration),
+}
+
+fn kernel(op: &'static str) -> impl FnOnce(io::Error) -> TransferError {
+    move |source| TransferError::Kernel { op, source }
+}
+
+/// The bound rings of one port, and the receive state.
+#[derive(Debug)]
+pub struct Rings {
+    tx: Vec<Ring>,
+    rx: Vec<Ring>,
+    /// Where the next search for a received frame starts, so that one
+    /// busy ring does not starve the others.
+    next_rx: usize,
+    /// The RX ring and slot count of the frame handed out by the last
+    /// `recv`: the caller borrows those slots until the next call.
+    lent: Option<(usize, u32)>,
+    /// A frame that spans several slots (NS_MOREFRAG) is joined here.
+    joined: Vec<u8>,
+    send_timeout: Duration,
+}
+
+impl Rings {
+    pub fn new(interface: Interface) -> Rings {
+        Rings {
+            tx: interface.tx,
+            rx: interface.rx,
+            next_rx: 0,
+            lent: None,
+            joined: Vec::new(),
+            send_timeout: Duration::from_secs(1),
+        }
+    }
+
+    pub fn tx_rings(&self) -> &[Ring] {
+        &self.tx
+    }
+
+    pub fn rx_rings(&self) -> &[Ring] {
+        &self.rx
+    }
+
+    /// Copies `frame` into a free TX slot and syncs, so that the frame has
+    /// been handed to the kernel when this returns: a frame left in a ring
+    /// without a sync never leaves. Waits (up to a second) for a free slot
+    /// when every TX ring is full.
+    pub fn send(
+        &mut self,
+        kernel: &mut impl KernelSync,
+        frame: &[u8],
+    ) -> Result<(), TransferError> {
+        let deadline = Instant::now() + self.send_timeout;
+        loop {
+            for ring in &mut self.tx {
+                if ring.push(frame)? {
+                    return kernel.txsync().map_err(self::kernel("NIOCTXSYNC"));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !kernel
+                .poll_tx(left)
+                .map_err(self::kernel("poll for a free TX slot"))?
+            {
+                return Err(TransferError::TxRingsFull(self.send_timeout));
+            }
+        }
+    }
+
+    /// The next received frame, waiting up to `timeout`. The frame stays in
+    /// its ring slot (no copy) until the next call, which gives the slot
+    /// back to the kernel.
+    pub fn recv(
+        &mut self,
+        kernel: &mut impl KernelSync,
+        timeout: Duration,
+    ) -> Result<Option<Received<'_>>, TransferError> {
+        self.give_back_lent()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(ring) = self.ready_ring()? {
+                if let Some(direction) = self.take(ring)? {
+                    return Ok(Some(self.lent_frame(direction)?));
+                }
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let arrived = if left.is_zero() {
+                // No time to wait: one non-blocking look at what arrived.
+                kernel.rxsync().map_err(self::kernel("NIOCRXSYNC"))?;
+                self.ready_ring()?.is_some()
+            } else {
+                kernel
+                    .poll_rx(left)
+                    .map_err(self::kernel("poll for received frames"))?
+            };
+            if !arrived {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` until every frame handed to the kernel has
+    /// left the TX rings (`next(tail) == head` on each), so that closing
+    /// the port does not cut the last frames off. True when they all left.
+    pub fn flush(
+        &mut self,
+        kernel: &mut impl KernelSync,
+        timeout: Duration,
+    ) -> Result<bool, TransferError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            kernel.txsync().map_err(self::kernel("NIOCTXSYNC"))?;
+            if self.tx.iter().try_fold(true, |all, ring| {
+                Ok::<_, RingError>(all && ring.transmissions_complete()?)
+            })? {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            thread::sleep(left.min(Duration::from_millis(5)));
+        }
+    }
+
+    fn give_back_lent(&mut self) -> Result<(), RingError> {
+        if let Some((ring, slots)) = self.lent.take() {
+            self.rx[ring].release(slots)?;
+        }
+        Ok(())
+    }
+
+    /// The first RX ring with a frame, round-robin from `next_rx`.
+    fn ready_ring(&self) -> Result<Option<usize>, RingError> {
+        let count = self.rx.len();
+        for step in 0..count {
+            let index = (self.next_rx + step) % count;
+            if !self.rx[index].is_empty()? {
+                return Ok(Some(index));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Lends the frame at the head of RX ring `index` (joining it when it
+    /// spans several slots); `None` when the ring's slots end in the middle
+    /// of a frame, which is then dropped.
+    fn take(&mut self, index: usize) -> Result<Option<Direction>, RingError> {
+        self.next_rx = (index + 1) % self.rx.len();
+        let ring = &mut self.rx[index];
+        let Some(first) = ring.received(0)? else {
+            return Ok(None);
+        };
+        let direction = direction_of(first.flags);
+        self.joined.clear();
+        let mut slots = 0;
+        while let Some(slot) = ring.received(slots)? {
+            slots += 1;
+            if slot.flags & NS_MOREFRAG == 0 {
+                if slots > 1 {
+                    self.joined.extend_from_slice(slot.data);
+                }
+                self.lent = Some((index, slots));
+                return Ok(Some(direction));
+            }
+            self.joined.extend_from_slice(slot.data);
+        }
+        // The frame's last fragment is not there: drop what came.
+        ring.release(slots)?;
+        Ok(None)
+    }
+
+    /// The frame [`Rings::take`] lent: in its slot, or joined.
+    fn lent_frame(&self, direction: Direction) -> Result<Received<'_>, RingError> {
+        let frame = match self.lent {
+            Some((index, 1)) => self.rx[index].received(0)?.map(|slot| slot.data),
+            _ => Some(&self.joined[..]),
+        };
+        Ok(Received {
+            frame: frame.unwrap_or_default(),
+            direction,
+        })
+    }
+}
+
+/// On a monitor port, slots copied from the monitored TX rings carry
+/// NS_TXMON: the frame left the interface.
+fn direction_of(flags: u16) -> Direction {
+    if flags & NS_TXMON != 0 {
+        Direction::Out
+    } else {
+        Direction::In
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::abi::{NR_RX, NR_TX};
+    use super::super::ring::fake::{FakeKernel, FakeRegion};
+    use super::*;
+
+    fn rings(region: &FakeRegion) -> Rings {
+        Rings::new(region.region().interface(region.nifp_offset()).unwrap())
+    }
+
+    #[test]
+    fn send_syncs_so_the_frame_leaves_at_once() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        rings.send(&mut kernel, b"one frame").unwrap();
+        assert_eq!(kernel.wire(), [b"one frame".to_vec()]);
+        assert_eq!(kernel.txsyncs, 1);
+    }
+
+    #[test]
+    fn the_last_frame_is_not_left_in_the_ring() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        for i in 0..20u8 {
+            rings.send(&mut kernel, &[i]).unwrap();
+            assert_eq!(
+                kernel.wire().last(),
+                Some(&vec![i]),
+                "frame {i} still queued"
+            );
+        }
+        assert!(rings.tx_rings()[0].transmissions_complete().unwrap());
+        assert_eq!(rings.tx_rings()[0].head().unwrap(), 20 % 8);
+    }
+
+    #[test]
+    fn send_waits_for_the_kernel_then_gives_up_on_full_rings() {
+        let region = FakeRegion::new(1, 1, 4, 128);
+        let mut kernel = FakeKernel::new(&region);
+        kernel.complete_transmissions(false);
+        let mut rings = rings(&region);
+        for i in 0..3u8 {
+            rings.send(&mut kernel, &[i]).unwrap();
+        }
+        let err = rings.send(&mut kernel, b"no room").unwrap_err();
+        assert!(matches!(err, TransferError::TxRingsFull(_)), "{err}");
+        assert!(kernel.polls > 0, "it asked the kernel for room first");
+        kernel.complete_transmissions(true);
+        rings.send(&mut kernel, b"room again").unwrap();
+        assert_eq!(kernel.wire().len(), 4);
+    }
+
+    #[test]
+    fn send_uses_the_next_ring_when_one_is_full() {
+        let region = FakeRegion::new(2, 1, 2, 128);
+        let mut kernel = FakeKernel::new(&region);
+        kernel.complete_transmissions(false);
+        let mut rings = rings(&region);
+        rings.send(&mut kernel, b"ring 0").unwrap();
+        rings.send(&mut kernel, b"ring 1").unwrap();
+        assert_eq!(region.slot(NR_TX, 1, 0).len, 6);
+        assert_eq!(kernel.wire().len(), 2);
+    }
+
+    #[test]
+    fn recv_on_empty_rings_returns_none() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        assert!(rings.recv(&mut kernel, Duration::ZERO).unwrap().is_none());
+        assert_eq!(
+            (kernel.rxsyncs, kernel.polls),
+            (1, 0),
+            "no wait: one RX sync"
+        );
+        assert!(rings
+            .recv(&mut kernel, Duration::from_millis(50))
+            .unwrap()
+            .is_none());
+        assert_eq!(kernel.polls, 1, "a wait is a poll");
+    }
+
+    #[test]
+    fn recv_with_time_to_wait_polls_for_frames() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.deliver(0, b"after a wait");
+        let got = rings
+            .recv(&mut kernel, Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.frame, b"after a wait");
+        assert_eq!(kernel.polls, 1);
+    }
+
+    #[test]
+    fn flush_waits_until_every_transmission_completed() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.complete_transmissions(false);
+        rings.send(&mut kernel, b"slow").unwrap();
+        assert!(!rings.flush(&mut kernel, Duration::from_millis(20)).unwrap());
+        kernel.complete_transmissions(true);
+        assert!(rings.flush(&mut kernel, Duration::from_millis(20)).unwrap());
+        assert!(rings.tx_rings()[0].transmissions_complete().unwrap());
+    }
+
+    #[test]
+    fn recv_lends_the_slot_until_the_next_call() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.deliver(0, b"first");
+        kernel.deliver(0, b"second");
+        let got = rings.recv(&mut kernel, Duration::ZERO).unwrap().unwrap();
+        assert_eq!((got.frame, got.direction), (&b"first"[..], Direction::In));
+        assert_eq!(rings.rx_rings()[0].head().unwrap(), 0, "still lent");
+        let got = rings.recv(&mut kernel, Duration::ZERO).unwrap().unwrap();
+        assert_eq!(got.frame, b"second");
+        assert_eq!(rings.rx_rings()[0].head().unwrap(), 1);
+        assert!(rings.recv(&mut kernel, Duration::ZERO).unwrap().is_none());
+        let ring = &rings.rx_rings()[0];
+        assert_eq!((ring.head().unwrap(), ring.cur().unwrap()), (2, 2));
+    }
+
+    #[test]
+    fn recv_drains_a_ring_across_wrap_around_and_refills() {
+        let region = FakeRegion::new(1, 1, 4, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        let frames: Vec<Vec<u8>> = (0..25u8).map(|i| vec![i; 3]).collect();
+        for frame in &frames {
+            kernel.deliver(0, frame);
+        }
+        let mut seen = Vec::new();
+        while let Some(got) = rings.recv(&mut kernel, Duration::ZERO).unwrap() {
+            seen.push(got.frame.to_vec());
+        }
+        assert_eq!(
+            seen, frames,
+            "every frame once, in order, through a 4-slot ring"
+        );
+    }
+
+    #[test]
+    fn recv_takes_turns_between_rings() {
+        let region = FakeRegion::new(1, 2, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        for i in 0..3u8 {
+            kernel.deliver(0, &[0, i]);
+            kernel.deliver(1, &[1, i]);
+        }
+        let mut seen = Vec::new();
+        while let Some(got) = rings.recv(&mut kernel, Duration::ZERO).unwrap() {
+            seen.push(got.frame.to_vec());
+        }
+        let expected: Vec<Vec<u8>> = (0..3u8).flat_map(|i| [vec![0, i], vec![1, i]]).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_frame_over_several_slots_is_joined() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.deliver_with_flags(0, &[1; 128], NS_MOREFRAG);
+        kernel.deliver_with_flags(0, &[2; 128], NS_MOREFRAG);
+        kernel.deliver(0, &[3; 10]);
+        kernel.deliver(0, b"next");
+        let got = rings.recv(&mut kernel, Duration::ZERO).unwrap().unwrap();
+        assert_eq!(got.frame.len(), 266);
+        assert_eq!((got.frame[0], got.frame[128], got.frame[265]), (1, 2, 3));
+        let got = rings.recv(&mut kernel, Duration::ZERO).unwrap().unwrap();
+        assert_eq!(got.frame, b"next");
+    }
+
+    #[test]
+    fn a_frame_cut_short_is_dropped_not_returned() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.deliver_with_flags(0, b"half", NS_MOREFRAG);
+        assert!(rings.recv(&mut kernel, Duration::ZERO).unwrap().is_none());
+        kernel.deliver(0, b"whole");
+        let got = rings.recv(&mut kernel, Duration::ZERO).unwrap().unwrap();
+        assert_eq!(got.frame, b"whole");
+    }
+
+    #[test]
+    fn monitor_slots_tell_the_direction() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.deliver_with_flags(0, b"left", NS_TXMON);
+        kernel.deliver(0, b"arrived");
+        let got = rings.recv(&mut kernel, Duration::ZERO).unwrap().unwrap();
+        assert_eq!((got.frame, got.direction), (&b"left"[..], Direction::Out));
+        let got = rings.recv(&mut kernel, Duration::ZERO).unwrap().unwrap();
+        assert_eq!((got.frame, got.direction), (&b"arrived"[..], Direction::In));
+        assert_eq!(region.slot(NR_RX, 0, 1).len, 7);
+    }
+}

@@ -1,0 +1,88 @@
+//! What can stop a tool, and the exit code each failure gives.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | done (lab-ping: at least one reply came back) |
+//! | 1 | lab-ping only: no reply came back (no ARP reply counts too) |
+//! | 2 | bad usage: an unknown flag, a malformed address or duration, an unknown datalink name |
+//! | 3 | the interface or the datalink: no such interface, no address on it, datalink unavailable, a send or receive that failed |
+//! | 4 | the output: standard output or the pcap file cannot be written |
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::tools::datalink::{DatalinkError, DatalinkKind};
+use crate::tools::iface::IfaceError;
+
+pub const EXIT_NO_REPLY: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_INTERFACE: u8 = 3;
+pub const EXIT_OUTPUT: u8 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// Bad command line or environment (the message says which).
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Interface(#[from] IfaceError),
+    #[error("interface {iface} has no IPv4 address: add one (ip addr add) or pass {flag}")]
+    NoIpv4 { iface: String, flag: &'static str },
+    #[error("opening {iface} with {kind}: {source}")]
+    Open {
+        kind: DatalinkKind,
+        iface: String,
+        #[source]
+        source: DatalinkError,
+    },
+    /// A send or receive failed after the datalink was open.
+    #[error("{0}")]
+    Wire(#[source] DatalinkError),
+    #[error("a {len}-byte frame does not fit through {iface} (its MTU is smaller): lower --size")]
+    FrameTooBig { iface: String, len: usize },
+    #[error(
+        "no ARP reply from {target} on {iface} after {tries} requests ({waited:?} each): \
+         check the address, and that a lab-pong (or a host) answers there"
+    )]
+    NoArpReply {
+        target: Ipv4Addr,
+        iface: String,
+        tries: u32,
+        waited: Duration,
+    },
+    #[error("writing to standard output: {0}")]
+    Stdout(#[source] std::io::Error),
+    #[error("{action} pcap file {path}: {source}")]
+    Pcap {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("installing the SIGINT/SIGTERM handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+impl ToolError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ToolError::Usage(_) => EXIT_USAGE,
+            ToolError::NoArpReply { .. } => EXIT_NO_REPLY,
+            ToolError::Stdout(_) | ToolError::Pcap { .. } => EXIT_OUTPUT,
+            ToolError::Interface(_)
+            | ToolError::NoIpv4 { .. }
+            | ToolError::Open { .. }
+            | ToolError::Wire(_)
+            | ToolError::FrameTooBig { .. }
+            | ToolError::Signals(_) => EXIT_INTERFACE,
+        }
+    }
+}
+
+impl From<std::io::Error> for ToolError {
+    /// The tools' only other I/O is printing their events.
+    fn from(error: std::io::Error) -> Self {
+        ToolError::Stdout(error)
+    }
+}

@@ -1,0 +1,213 @@
+//! Labs for the runtime tests: a lab file with a unique name in a temporary
+//! directory, labctl run on it, and a guard that destroys the lab when the
+//! test ends, even when an assertion failed, then double-checks with
+//! `docker` and `ip` that nothing of it is left.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use super::{bin, unique};
+
+/// A lab file written for one test; destroyed on drop.
+pub struct TestLab {
+    pub name: String,
+    pub file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestLab {
+    /// Writes `yaml` with every `{name}` replaced by a fresh lab name that
+    /// starts with `prefix`.
+    pub fn new(prefix: &str, yaml: &str) -> TestLab {
+        Self::named(unique(prefix), yaml)
+    }
+
+    pub fn named(name: String, yaml: &str) -> TestLab {
+        assert!(name.len() <= 20, "lab name {name} is too long");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml.replace("{name}", &name)).expect("write lab file");
+        TestLab {
+            name,
+            file,
+            _dir: dir,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        self.file.to_str().expect("utf-8 temp path")
+    }
+
+    /// `labctl deploy FILE`, which must succeed.
+    pub fn deploy(&self) -> Output {
+        let out = labctl(&["deploy", self.path()]);
+        assert_success(&out, "labctl deploy");
+        out
+    }
+
+    pub fn container(&self, node: &str) -> String {
+        format!("labctl-{}-{node}", self.name)
+    }
+
+    /// The host pid of a node's init.
+    pub fn pid(&self, node: &str) -> u32 {
+        let out = docker(&["inspect", "-f", "{{.State.Pid}}", &self.container(node)]);
+        assert_success(&out, "docker inspect");
+        stdout(&out).trim().parse().expect("a pid")
+    }
+
+    /// Runs a host program inside a node's network namespace (`nsenter
+    /// -n`): /proc/sys/net and `ip` then show the node's view.
+    pub fn in_netns(&self, node: &str, argv: &[&str]) -> String {
+        let pid = self.pid(node).to_string();
+        let out = Command::new("nsenter")
+            .args(["-t", &pid, "-n", "--"])
+            .args(argv)
+            .output()
+            .expect("run nsenter");
+        assert_success(&out, &format!("nsenter {}", argv.join(" ")));
+        stdout(&out)
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let _ = labctl(&["destroy", &self.name]);
+        remove_leftovers(&self.name);
+    }
+}
+
+/// Force-removes whatever `labctl destroy` may have missed, so a failing
+/// test does not leave containers or veths behind; says so on stderr.
+pub fn remove_leftovers(lab: &str) {
+    let containers = containers_of(lab);
+    if !containers.is_empty() {
+        eprintln!("test cleanup: removing leftover containers {containers:?}");
+        let mut args = vec!["rm", "-f", "-v"];
+        args.extend(containers.iter().map(String::as_str));
+        let _ = docker(&args);
+    }
+    for veth in host_veths_of(lab) {
+        eprintln!("test cleanup: removing leftover veth {veth}");
+        let _ = Command::new("ip").args(["link", "del", &veth]).output();
+    }
+}
+
+/// Ids of every container, running or not, labelled with lab `lab`.
+pub fn containers_of(lab: &str) -> Vec<String> {
+    let filter = format!("label=labctl.lab={lab}");
+    let out = docker(&["ps", "-a", "-q", "--filter", &filter]);
+    assert_success(&out, "docker ps");
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+/// Host interfaces whose alias marks them as lab `lab`'s.
+pub fn host_veths_of(lab: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("run ip");
+    let marker = format!("alias labctl:{lab}:");
+    stdout(&out)
+        .lines()
+        .filter(|line| line.contains(&marker))
+        .filter_map(|line| line.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name).to_owned())
+        .collect()
+}
+
+/// Asserts that no container, label or veth of lab `lab` is left.
+pub fn assert_nothing_left(lab: &str) {
+    assert_eq!(
+        containers_of(lab),
+        Vec::<String>::new(),
+        "containers of {lab} left"
+    );
+    assert_eq!(
+        host_veths_of(lab),
+        Vec::<String>::new(),
+        "veths of {lab} left"
+    );
+}
+
+pub fn labctl(args: &[&str]) -> Output {
+    labctl_command(args).output().expect("run labctl")
+}
+
+pub fn labctl_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("labctl"));
+    cmd.args(args);
+    cmd
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+/// `docker inspect` of one object, parsed.
+pub fn docker_inspect(name: &str) -> serde_json::Value {
+    let out = docker(&["inspect", name]);
+    assert_success(&out, "docker inspect");
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
+    all[0].clone()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// A second image that is not the tools image: busybox from the host
+/// (busybox-static), FROM scratch, built once per test process. Nothing
+/// can be pulled on the test machines.
+pub fn busybox_image() -> String {
+    static BUILT: Mutex<Option<String>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(tag) = built.as_ref() {
+        return tag.clone();
+    }
+    let tag = "labctl-test-busybox:1".to_owned();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let busybox = which("busybox");
+    std::fs::copy(&busybox, dir.path().join("busybox")).expect("copy busybox");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\n\
+         COPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
+         CMD [\"sh\"]\n",
+    )
+    .expect("write Dockerfile");
+    let dir_arg = dir.path().to_str().expect("utf-8 temp path");
+    let out = docker(&["build", "-q", "-t", &tag, dir_arg]);
+    assert_success(&out, "docker build of the busybox image");
+    *built = Some(tag.clone());
+    tag
+}
+
+fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or_else(|| panic!("{program} not found on PATH (ci/setup installs it)"))
+}

@@ -1,0 +1,546 @@
+//! The packet tools on a real veth pair between two fresh network
+//! namespaces: the real binaries, their lines and counts, the pcap file as
+//! tshark reads it, the silence of the kernel, and bad input.
+//!
+//! Side a is 198.18.0.1 (02:00:00:00:00:01), side b 198.18.0.2
+//! (02:00:00:00:00:02), both on eth1.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use labctl::tools::frames::{self, EchoKind, Ipv4Params, Link, TcpParams};
+use pnet::util::MacAddr;
+use serde_json::Value;
+
+use crate::support::bin;
+use crate::support::netns::{have_root, inject, run_in, VethPair};
+use crate::support::process::{Finished, Running};
+
+const READY: Duration = Duration::from_secs(10);
+const MAC_A: MacAddr = MacAddr(2, 0, 0, 0, 0, 1);
+
+fn pair(silent: bool) -> VethPair {
+    assert!(have_root(), "the tool tests need root (namespaces, veths)");
+    VethPair::new(silent)
+}
+
+fn start(netns: &str, tool: &str, args: &[&str], ready: &str) -> Running {
+    let mut running = Running::spawn(netns, &bin(tool), args, &[]);
+    running.wait_for(ready, READY);
+    running
+}
+
+fn ping(netns: &str, args: &[&str]) -> Finished {
+    Running::spawn(netns, &bin("lab-ping"), args, &[]).finish(Duration::from_secs(30))
+}
+
+fn count(lines: &[String], text: &str) -> usize {
+    lines.iter().filter(|line| line.contains(text)).count()
+}
+
+fn json_lines(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+        .collect()
+}
+
+fn assert_reply_line(line: &str, seq: usize) {
+    let prefix = format!("64 bytes from 198.18.0.2: icmp_seq={seq} ttl=64 time=");
+    let time = line
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .unwrap_or_else(|| panic!("not a reply line for seq {seq}: {line:?}"));
+    let (whole, decimals) = time.split_once('.').expect("a decimal time");
+    assert!(
+        whole.parse::<u32>().is_ok() && decimals.len() == 3,
+        "{line}"
+    );
+}
+
+#[test]
+fn ping_and_pong_print_the_contract_lines() {
+    let pair = pair(true);
+    let pong = start(&pair.b.netns, "lab-pong", &["eth1"], "listening on");
+    let pinged = ping(
+        &pair.a.netns,
+        &[
+            "eth1",
+            "198.18.0.2",
+            "--count",
+            "3",
+            "--interval",
+            "100ms",
+            "--id",
+            "70",
+        ],
+    );
+    assert!(pinged.status.success(), "{pinged:?}");
+    let out = &pinged.stdout;
+    assert_eq!(
+        out[0],
+        "PING 198.18.0.2 (02:00:00:00:00:02) from 198.18.0.1 eth1 (af_packet): 56 data bytes"
+    );
+    for seq in 0..3 {
+        assert_reply_line(&out[1 + seq], seq);
+    }
+    assert_eq!(out[4], "--- 198.18.0.2 ping statistics ---");
+    assert_eq!(out[5], "3 packets transmitted, 3 received, 0% packet loss");
+    assert!(out[6].starts_with("rtt min/avg/max = "), "{out:?}");
+    assert_eq!(out.len(), 7);
+
+    let ponged = pong.stop(libc::SIGTERM);
+    assert!(ponged.status.success(), "{ponged:?}");
+    let mut expected = vec![
+        "listening on eth1 (198.18.0.2, 02:00:00:00:00:02, af_packet)".to_owned(),
+        "[eth1]: ARP request who-has 198.18.0.2 tell 198.18.0.1".to_owned(),
+        "[eth1]: ARP reply 198.18.0.2 is-at 02:00:00:00:00:02".to_owned(),
+    ];
+    for seq in 0..3 {
+        expected.push(format!(
+            "[eth1]: ICMP echo request 198.18.0.1 -> 198.18.0.2 (seq={seq}, id=70)"
+        ));
+        expected.push(format!(
+            "[eth1]: ICMP echo reply 198.18.0.2 -> 198.18.0.1 (seq={seq}, id=70)"
+        ));
+    }
+    assert_eq!(ponged.stdout[..expected.len()], expected[..]);
+    let summary = ponged.stdout.last().unwrap();
+    assert!(
+        summary.starts_with("3 echo replies sent, 1 ARP replies sent, "),
+        "{summary}"
+    );
+}
+
+/// With labctl's sysctls the kernel answers neither ARP nor echo: lab-ping
+/// gets nothing without lab-pong, and with it exactly one reply per
+/// request, each one lab-pong says it sent, and a capture on the pinger's
+/// side sees exactly those frames.
+#[test]
+fn the_kernel_stays_silent() {
+    let pair = pair(true);
+
+    let unanswered = ping(
+        &pair.a.netns,
+        &["eth1", "198.18.0.2", "--count", "2", "--timeout", "200ms"],
+    );
+    assert_eq!(unanswered.status.code(), Some(1), "{unanswered:?}");
+    assert!(unanswered.stdout.is_empty(), "{unanswered:?}");
+    let error: Vec<&str> = unanswered.stderr.lines().collect();
+    assert_eq!(error.len(), 1, "{unanswered:?}");
+    assert!(
+        error[0].starts_with("lab-ping: no ARP reply from 198.18.0.2 on eth1 after 3 requests"),
+        "{error:?}"
+    );
+
+    let capture = start(
+        &pair.a.netns,
+        "lab-capture",
+        &["eth1", "--json"],
+        "capturing",
+    );
+    let pong = start(&pair.b.netns, "lab-pong", &["eth1"], "listening on");
+    let pinged = ping(
+        &pair.a.netns,
+        &["eth1", "198.18.0.2", "--count", "5", "--interval", "50ms"],
+    );
+    // Stopped right after the ping, as labctl does: the capture must still
+    // count every frame.
+    let captured = capture.stop(libc::SIGINT);
+    let ponged = pong.stop(libc::SIGINT);
+
+    assert!(pinged.status.success(), "{pinged:?}");
+    assert_eq!(
+        count(&pinged.stdout, " bytes from 198.18.0.2"),
+        5,
+        "{pinged:?}"
+    );
+    assert_eq!(count(&pinged.stdout, "DUP!"), 0, "{pinged:?}");
+    assert!(pinged
+        .stdout
+        .contains(&"5 packets transmitted, 5 received, 0% packet loss".to_owned()));
+    assert_eq!(count(&ponged.stdout, "ICMP echo reply"), 5, "{ponged:?}");
+
+    assert!(captured.status.success(), "{captured:?}");
+    let events = json_lines(&captured.stdout);
+    let frames: Vec<&Value> = events.iter().filter(|e| e["event"] == "frame").collect();
+    let arp_op = |direction: &str, op: u64| {
+        frames
+            .iter()
+            .filter(|f| f["direction"] == direction && f["frame"]["operation"] == op)
+            .count()
+    };
+    let echo = |direction: &str, icmp_type: u64| {
+        frames
+            .iter()
+            .filter(|f| f["direction"] == direction && f["frame"]["transport"]["type"] == icmp_type)
+            .count()
+    };
+    assert_eq!((arp_op("out", 1), arp_op("in", 2)), (1, 1), "{events:#?}");
+    assert_eq!((echo("out", 8), echo("in", 0)), (5, 5), "{events:#?}");
+    // Nothing else: no kernel ARP, no kernel echo reply, no IPv6.
+    assert_eq!(frames.len(), 12, "{events:#?}");
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["captured"], 12);
+    assert_eq!(summary["dropped"], 0);
+}
+
+/// The same setup without the sysctls: the kernel answers ARP and echo
+/// itself, so a test of the silence can fail.
+#[test]
+fn without_the_sysctls_the_kernel_answers() {
+    let pair = pair(false);
+    let kernel_only = ping(
+        &pair.a.netns,
+        &["eth1", "198.18.0.2", "--count", "2", "--interval", "50ms"],
+    );
+    assert!(kernel_only.status.success(), "{kernel_only:?}");
+    assert_eq!(count(&kernel_only.stdout, " bytes from 198.18.0.2"), 2);
+
+    let pong = start(&pair.b.netns, "lab-pong", &["eth1"], "listening on");
+    let both = ping(
+        &pair.a.netns,
+        &["eth1", "198.18.0.2", "--count", "3", "--interval", "100ms"],
+    );
+    pong.stop(libc::SIGINT);
+    assert!(count(&both.stdout, "(DUP!)") >= 1, "{both:?}");
+}
+
+/// Frames of every kind on the wire: one line each, and a pcap file that
+/// tshark reads with the same number of frames.
+#[test]
+fn capture_prints_every_frame_and_tshark_reads_the_pcap() {
+    let pair = pair(true);
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("b-eth1.pcap");
+    let frames = sample_frames();
+    let expected_count = frames.len().to_string();
+    let capture = start(
+        &pair.b.netns,
+        "lab-capture",
+        &[
+            "eth1",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--count",
+            &expected_count,
+        ],
+        "capturing on eth1 (af_packet)",
+    );
+    inject(&pair.a.netns, "eth1", frames);
+    let captured = capture.finish(Duration::from_secs(10));
+    assert!(captured.status.success(), "{captured:?}");
+    let lines = &captured.stdout;
+    for line in [
+        "[eth1]: ARP request who-has 198.18.0.2 tell 198.18.0.1",
+        "[eth1]: ICMP echo request 198.18.0.1 -> 198.18.0.2 (seq=7, id=70)",
+        "[eth1]: UDP Packet: 198.18.0.1:5353 > 198.18.0.2:9; length: 12",
+        "[eth1]: TCP Packet: 198.18.0.1:52472 > 198.18.0.2:6600; length: 39",
+        "[eth1]: ICMPv6 packet fe80::1 -> ff02::1 (type=133, code=0)",
+        "[eth1]: Unknown packet: 02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff; ethertype: 0x88b5 length: 60",
+        "[eth1]: Malformed IPv4 Packet: total length 84, but only 46 bytes arrived",
+    ] {
+        assert!(lines.contains(&line.to_owned()), "{line:?} missing from {lines:#?}");
+    }
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("{expected_count} packets captured, 0 dropped, 1 malformed")
+    );
+    assert_eq!(tshark_frames(&pcap), frames_count(&expected_count));
+}
+
+fn frames_count(text: &str) -> usize {
+    text.parse().unwrap()
+}
+
+/// The number of frames tshark reads from `pcap`.
+fn tshark_frames(pcap: &Path) -> usize {
+    let out = Command::new("tshark")
+        .args([
+            "-r",
+            pcap.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        .expect("run tshark (ci/setup installs it)");
+    assert!(out.status.success(), "tshark: {out:?}");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// One frame of each kind, as side a would send them.
+fn sample_frames() -> Vec<Vec<u8>> {
+    let a = "198.18.0.1".parse().unwrap();
+    let b = "198.18.0.2".parse().unwrap();
+    // Addressed to a MAC nobody has: b's kernel drops them (no port
+    // unreachable, no RST, no ARP of its own), the capture sees them all.
+    let link = Link {
+        src: MAC_A,
+        dst: MacAddr(2, 0, 0, 0, 0, 0x99),
+    };
+    let ip = Ipv4Params {
+        src: a,
+        dst: b,
+        ident: 1,
+        dont_fragment: true,
+    };
+    let push = TcpParams {
+        src_port: 52472,
+        dst_port: 6600,
+        sequence: 1,
+        acknowledgement: 0,
+        flags: 0x18,
+        window: 1024,
+    };
+    let echo = frames::icmp_echo(link, ip, EchoKind::Request, 70, 7, &[0; 56]).unwrap();
+    let mut router_solicitation = vec![0x33, 0x33, 0, 0, 0, 1, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+    router_solicitation.extend([0x60, 0, 0, 0, 0, 8, 58, 255]);
+    router_solicitation.extend([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    router_solicitation.extend([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    router_solicitation.extend([133, 0, 0, 0, 0, 0, 0, 0]);
+    let mut unknown = vec![0xff; 6];
+    unknown.extend([2, 0, 0, 0, 0, 1, 0x88, 0xb5]);
+    unknown.resize(60, 0);
+    vec![
+        frames::arp_request(MAC_A, a, b),
+        echo.clone(),
+        frames::udp_datagram(link, ip, 5353, 9, b"abcd").unwrap(),
+        frames::tcp_segment(link, ip, push, b"nineteen bytes here").unwrap(),
+        router_solicitation,
+        unknown,
+        // Cut short: the IPv4 header says 84 bytes.
+        echo[..60].to_vec(),
+    ]
+}
+
+#[test]
+fn json_events_from_each_tool() {
+    let pair = pair(true);
+    let capture = start(
+        &pair.b.netns,
+        "lab-capture",
+        &["eth1", "--json"],
+        "capturing",
+    );
+    let pong = start(
+        &pair.b.netns,
+        "lab-pong",
+        &["eth1", "--json", "--count", "2"],
+        "listening",
+    );
+    let pinged = ping(
+        &pair.a.netns,
+        &[
+            "eth1",
+            "198.18.0.2",
+            "--json",
+            "--count",
+            "2",
+            "--interval",
+            "50ms",
+        ],
+    );
+    // lab-pong stops by itself after two echo replies.
+    let ponged = pong.finish(Duration::from_secs(10));
+    let captured = capture.stop(libc::SIGINT);
+
+    assert!(pinged.status.success(), "{pinged:?}");
+    let events = json_lines(&pinged.stdout);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["start", "reply", "reply", "summary"]);
+    assert_eq!(events[0]["destination_mac"], "02:00:00:00:00:02");
+    assert_eq!(events[0]["datalink"], "af_packet");
+    assert_eq!(
+        (events[1]["seq"].as_u64(), events[1]["ttl"].as_u64()),
+        (Some(0), Some(64))
+    );
+    assert!(events[1]["time_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(events[3]["transmitted"], 2);
+    assert_eq!(events[3]["received"], 2);
+    assert_eq!(events[3]["duplicates"], 0);
+
+    assert!(ponged.status.success(), "{ponged:?}");
+    let events = json_lines(&ponged.stdout);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "listening",
+            "request",
+            "reply",
+            "request",
+            "reply",
+            "request",
+            "reply",
+            "summary"
+        ]
+    );
+    assert_eq!(events[0]["mac"], "02:00:00:00:00:02");
+    assert_eq!(events[1]["frame"]["network"], "arp");
+    assert_eq!(events[6]["frame"]["transport"]["seq"], 1);
+    assert_eq!(events[7]["echo_replies"], 2);
+    assert_eq!(events[7]["arp_replies"], 1);
+
+    assert!(captured.status.success(), "{captured:?}");
+    let events = json_lines(&captured.stdout);
+    assert_eq!(events[0]["event"], "capturing");
+    let summary = events.last().unwrap();
+    assert_eq!(summary["captured"], 6);
+    assert_eq!(events.len(), 1 + 6 + 1);
+}
+
+/// The binaries need nothing from the file system: they run from an
+/// otherwise empty root, as in a FROM-scratch image.
+#[test]
+fn the_tools_run_from_an_empty_root() {
+    let pair = pair(true);
+    let root = tempfile::tempdir().unwrap();
+    for tool in ["lab-ping", "lab-pong"] {
+        std::fs::copy(bin(tool), root.path().join(tool)).unwrap();
+    }
+    let chroot = Path::new("/usr/sbin/chroot");
+    let root_dir = root.path().to_str().unwrap();
+    let pong = start_in_root(&pair.b.netns, chroot, root_dir, "/lab-pong");
+    let pinged = Running::spawn(
+        &pair.a.netns,
+        chroot,
+        &[
+            root_dir,
+            "/lab-ping",
+            "eth1",
+            "198.18.0.2",
+            "--count",
+            "2",
+            "--interval",
+            "50ms",
+        ],
+        &[],
+    )
+    .finish(Duration::from_secs(30));
+    pong.stop(libc::SIGINT);
+    assert!(pinged.status.success(), "{pinged:?}");
+    assert_eq!(count(&pinged.stdout, " bytes from 198.18.0.2"), 2);
+}
+
+fn start_in_root(netns: &str, chroot: &Path, root: &str, tool: &str) -> Running {
+    let mut running = Running::spawn(netns, chroot, &[root, tool, "eth1"], &[]);
+    running.wait_for("listening on", READY);
+    running
+}
+
+/// One bad invocation and what it must give.
+struct BadInput {
+    tool: &'static str,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    code: i32,
+    mention: &'static str,
+}
+
+const fn bad(
+    tool: &'static str,
+    args: &'static [&'static str],
+    code: i32,
+    mention: &'static str,
+) -> BadInput {
+    BadInput {
+        tool,
+        args,
+        env: &[],
+        code,
+        mention,
+    }
+}
+
+/// Bad input: one line on stderr, the documented exit code, never a panic.
+#[test]
+fn bad_input_gets_one_line_and_a_non_zero_exit() {
+    let pair = pair(true);
+    let ns = &pair.a.netns;
+    let no_such = "no interface named \"nosuch0\"";
+    let cases = [
+        bad("lab-ping", &["nosuch0", "198.18.0.2"], 3, no_such),
+        bad("lab-pong", &["nosuch0"], 3, no_such),
+        bad("lab-capture", &["nosuch0"], 3, no_such),
+        bad("lab-ping", &["eth1", "198.18.0.256"], 2, "198.18.0.256"),
+        bad(
+            "lab-ping",
+            &["eth1", "198.18.0.2", "--count", "0"],
+            2,
+            "--count",
+        ),
+        bad(
+            "lab-ping",
+            &["eth1", "198.18.0.2", "--interval", "soon"],
+            2,
+            "soon",
+        ),
+        bad(
+            "lab-capture",
+            &["eth1", "--datalink", "netmap"],
+            3,
+            "netmap",
+        ),
+        bad("lab-capture", &["eth1", "--frobnicate"], 2, "--frobnicate"),
+        BadInput {
+            env: &[("LABCTL_DATALINK_eth1", "dpdk")],
+            ..bad("lab-pong", &["eth1"], 2, "LABCTL_DATALINK_eth1")
+        },
+    ];
+    for case in cases {
+        let finished = Running::spawn(ns, &bin(case.tool), case.args, case.env)
+            .finish(Duration::from_secs(10));
+        let what = format!("{} {:?} {:?}: {finished:?}", case.tool, case.args, case.env);
+        assert_eq!(finished.status.code(), Some(case.code), "{what}");
+        let lines: Vec<&str> = finished.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{what}");
+        assert!(lines[0].starts_with(&format!("{}: ", case.tool)), "{what}");
+        assert!(lines[0].contains(case.mention), "{what}");
+        assert!(!finished.stderr.contains("panicked"), "{what}");
+    }
+
+    let help = run_in(ns, &bin("lab-ping"), &["--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--rate <PPS>"));
+}
+
+/// SIGINT ends lab-ping early with its summary, as `ping` does.
+#[test]
+fn ping_interrupted_prints_its_summary() {
+    let pair = pair(true);
+    let pong = start(&pair.b.netns, "lab-pong", &["eth1"], "listening on");
+    let mut pinging = Running::spawn(
+        &pair.a.netns,
+        &bin("lab-ping"),
+        &[
+            "eth1",
+            "198.18.0.2",
+            "--count",
+            "1000",
+            "--interval",
+            "50ms",
+        ],
+        &[],
+    );
+    pinging.wait_for("icmp_seq=1 ", READY);
+    let pinged = pinging.stop(libc::SIGINT);
+    pong.stop(libc::SIGINT);
+    assert!(pinged.status.success(), "{pinged:?}");
+    let summary = pinged
+        .stdout
+        .iter()
+        .find(|line| line.contains(" packets transmitted, "))
+        .unwrap_or_else(|| panic!("no summary: {pinged:?}"));
+    let transmitted: u64 = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!((2..1000).contains(&transmitted), "{summary}");
+}
