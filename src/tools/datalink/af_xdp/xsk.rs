@@ -29,6 +29,13 @@ const KERNEL_HEADROOM: u32 = 256;
 /// The largest frame the socket can receive or send.
 pub(super) const MAX_FRAME: usize = (FRAME_SIZE - KERNEL_HEADROOM) as usize;
 
+// Checked at build time: the UMEM fits the default 8 MiB memlock limit
+// with room for others, the rings hold every frame that can be in them,
+// and a frame of a 1500-byte MTU fits a chunk.
+const _: () = assert!(UMEM_BYTES * 4 <= 8 << 20);
+const _: () = assert!(RX_FRAMES <= RING_SIZE && FRAME_COUNT - RX_FRAMES <= RING_SIZE);
+const _: () = assert!(MAX_FRAME >= 1514);
+
 /// The step of the socket's setup that failed, to explain the errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Step {
@@ -477,13 +484,5 @@ mod tests {
         assert_eq!(libc::XDP_UMEM_REG, 4);
         assert_eq!(libc::XDP_PGOFF_TX_RING, 0x8000_0000);
         assert_eq!(libc::XDP_UMEM_PGOFF_COMPLETION_RING, 0x1_8000_0000);
-    }
-
-    #[test]
-    fn umem_fits_the_default_memlock_limit_with_room() {
-        assert_eq!(UMEM_BYTES, 1 << 20);
-        assert!(UMEM_BYTES * 4 <= 8 << 20);
-        assert!(RX_FRAMES <= RING_SIZE && FRAME_COUNT - RX_FRAMES <= RING_SIZE);
-        assert!(MAX_FRAME >= 1514, "a 1500-byte MTU frame fits");
     }
 }
