@@ -7,12 +7,14 @@
 //! - [`privileges`]: one clear line for each missing capability, and the
 //!   documented ones enough, also under Docker's seccomp profile.
 //! - [`tools`]: the tool tests of the AF_PACKET issue, on af_xdp.
+//! - [`lab`]: the example lab deployed by labctl on af_xdp.
 //!
 //! Tests that need a separate process holding the datalink (to kill it,
 //! or to run it with fewer capabilities) re-run this test binary as a
 //! child: see [`child_opens_af_xdp`].
 
 mod datalink;
+mod lab;
 mod privileges;
 mod tools;
 
