@@ -42,12 +42,16 @@ pub trait Shareable: Datalink {
 /// Opens the real datalink; called by whoever becomes the owner.
 pub type Opener = Box<dyn Fn() -> Result<Box<dyn Shareable>, DatalinkError>>;
 
-// Messages. Client to hub:
-const HELLO: u8 = 1; // [HELLO, capture (0|1)]
-const TRANSMIT: u8 = 2; // [TRANSMIT, frame...]
-                        // Hub to client:
-const WELCOME: u8 = 0x81; // [WELCOME, the owner's description (UTF-8)...]
-const FRAME: u8 = 0x82; // [FRAME, direction (0 in|1 out), drops so far (u64 LE), frame...]
+// The messages, one per SOCK_SEQPACKET record. Client to hub:
+//   HELLO     [HELLO, capture (0|1)]
+//   TRANSMIT  [TRANSMIT, frame...]
+// Hub to client:
+//   WELCOME   [WELCOME, the owner's description (UTF-8)...]
+//   FRAME     [FRAME, direction (0 in|1 out), drops so far (u64 LE), frame...]
+const HELLO: u8 = 1;
+const TRANSMIT: u8 = 2;
+const WELCOME: u8 = 0x81;
+const FRAME: u8 = 0x82;
 const FRAME_HEADER: usize = 10;
 const MAX_MESSAGE: usize = FRAME_HEADER + 65536;
 
@@ -150,7 +154,7 @@ impl Shared {
             match bind_listener(&address) {
                 Ok(listener) => {
                     let real = (self.opener)()?;
-                    return Ok(Role::Owner(Owner::new(real, listener)));
+                    return Ok(Role::Owner(Owner::new(real, listener, &self.iface)));
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {}
                 Err(e) => return Err(self.io("listen on the hub socket", e)),
@@ -288,28 +292,34 @@ struct Owner {
     frame: Vec<u8>,
     /// Where client messages are read.
     message: Vec<u8>,
+    iface: String,
 }
 
 struct Peer {
     socket: Socket,
     capture: bool,
     dropped: u64,
+    /// Hung up or failed; removed once the pass over the clients is done,
+    /// so indices stay valid meanwhile.
+    gone: bool,
 }
 
 impl Owner {
-    fn new(real: Box<dyn Shareable>, listener: Socket) -> Owner {
+    fn new(real: Box<dyn Shareable>, listener: Socket, iface: &str) -> Owner {
         Owner {
             real,
             listener,
             clients: Vec::new(),
             frame: Vec::with_capacity(MAX_MESSAGE),
             message: vec![0; MAX_MESSAGE],
+            iface: iface.to_owned(),
         }
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
         self.real.send(frame)?;
         self.fan_out(Direction::Out, frame, None);
+        self.clients.retain(|c| !c.gone);
         Ok(())
     }
 
@@ -331,8 +341,8 @@ impl Owner {
                 }
                 Err(e) => {
                     return Err(DatalinkError::Io {
-                        op: "poll",
-                        iface: String::new(),
+                        op: "wait for frames and the tools sharing the interface",
+                        iface: self.iface.clone(),
                         source: e,
                     })
                 }
@@ -374,6 +384,7 @@ impl Owner {
         let frame = std::mem::take(&mut self.frame);
         self.fan_out(direction, &frame, None);
         self.frame = frame;
+        self.clients.retain(|c| !c.gone);
         Ok(Some(direction))
     }
 
@@ -392,6 +403,7 @@ impl Owner {
                     socket,
                     capture: false,
                     dropped: 0,
+                    gone: false,
                 });
             }
         }
@@ -401,25 +413,27 @@ impl Owner {
     /// forwards them. Returns Out when one of them is for a capturing owner
     /// (the rest waits for the next call).
     fn serve_clients(&mut self, readable: &[usize], capture: bool) -> Option<Direction> {
-        let mut gone = Vec::new();
         let mut for_owner = None;
         'clients: for &index in readable {
             for _ in 0..CLIENT_BURST {
-                let len = match (&self.clients[index].socket).read(&mut self.message) {
+                let Some(client) = self.clients.get_mut(index).filter(|c| !c.gone) else {
+                    continue 'clients;
+                };
+                let len = match (&client.socket).read(&mut self.message) {
                     Ok(0) => {
-                        gone.push(index);
+                        client.gone = true;
                         continue 'clients;
                     }
                     Ok(len) => len,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue 'clients,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {
-                        gone.push(index);
+                        client.gone = true;
                         continue 'clients;
                     }
                 };
                 match self.message[..len] {
-                    [HELLO, flag] => self.clients[index].capture = flag != 0,
+                    [HELLO, flag] => client.capture = flag != 0,
                     [TRANSMIT, ..] => {
                         let message = std::mem::take(&mut self.message);
                         let frame = &message[1..len];
@@ -445,19 +459,18 @@ impl Owner {
                 }
             }
         }
-        gone.sort_unstable();
-        for index in gone.into_iter().rev() {
-            self.clients.swap_remove(index);
-        }
+        self.clients.retain(|c| !c.gone);
         for_owner
     }
 
     /// Sends a copy of a frame to every client that should see it, never
     /// waiting: a client whose queue is full loses the frame.
     fn fan_out(&mut self, direction: Direction, frame: &[u8], except: Option<usize>) {
-        let mut gone = Vec::new();
         for (index, client) in self.clients.iter_mut().enumerate() {
-            if Some(index) == except || (direction == Direction::Out && !client.capture) {
+            if client.gone
+                || Some(index) == except
+                || (direction == Direction::Out && !client.capture)
+            {
                 continue;
             }
             let mut header = [0u8; FRAME_HEADER];
@@ -467,11 +480,8 @@ impl Owner {
             match send_message(&client.socket, &[&header, frame], true) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => client.dropped += 1,
-                Err(_) => gone.push(index),
+                Err(_) => client.gone = true,
             }
-        }
-        for index in gone.into_iter().rev() {
-            self.clients.swap_remove(index);
         }
     }
 }

@@ -411,3 +411,28 @@ fn a_signal_ends_a_clients_wait_early() {
     );
     owner.stop();
 }
+
+#[test]
+fn a_client_leaving_does_not_disturb_the_others() {
+    let (wires, wire_rx) = mpsc::channel();
+    let name = unique_name();
+    let owner = Tool::spawn(&name, false, &wires);
+    let wire = wire_rx.recv().unwrap();
+    let leaving = Tool::spawn(&name, true, &wires);
+    let staying = Tool::spawn(&name, true, &wires);
+    let late = Tool::spawn(&name, true, &wires);
+    leaving.stop();
+    for i in 0..50u8 {
+        wire.send(&[i; 60]);
+    }
+    for i in 0..50u8 {
+        assert_eq!(staying.next_frame(), (Direction::In, vec![i; 60]));
+        assert_eq!(late.next_frame(), (Direction::In, vec![i; 60]));
+    }
+    staying.send(b"still here");
+    assert_eq!(wire.recv(), b"still here");
+    assert_eq!(late.next_frame(), (Direction::Out, b"still here".to_vec()));
+    late.stop();
+    staying.stop();
+    owner.stop();
+}
