@@ -142,6 +142,12 @@ impl AfXdp {
         self.mode
     }
 
+    /// Frames the driver dropped on send (NET_XMIT_DROP, e.g. the veth
+    /// peer's queue was full), as a full qdisc would on AF_PACKET.
+    pub fn send_drops(&self) -> u64 {
+        self.tx_dropped
+    }
+
     fn io_error(&self, op: &'static str, source: io::Error) -> DatalinkError {
         DatalinkError::Io {
             op,
