@@ -349,7 +349,7 @@ impl<'a> Engine<'a> {
     async fn wait(&self, step: &Step, target: &str, mut running: Running, result: &mut StepResult) {
         result.node = None;
         if !running.ended() {
-            let _ = running.control.signal(Signal::Interrupt);
+            let _ = running.control.signal(Signal::Interrupt).await;
             let stopped = tokio::time::timeout(step.timeout, running.ended_async())
                 .await
                 .is_ok();
@@ -395,7 +395,7 @@ impl<'a> Engine<'a> {
         if running.ended() {
             return;
         }
-        let _ = running.control.signal(Signal::Interrupt);
+        let _ = running.control.signal(Signal::Interrupt).await;
         tokio::select! {
             r = tokio::time::timeout(self.options.stop_grace, running.ended_async()) => {
                 if r.is_ok() { return; }
@@ -406,7 +406,7 @@ impl<'a> Engine<'a> {
     }
 
     async fn kill(&self, mut running: Running) {
-        let _ = running.control.signal(Signal::Kill);
+        let _ = running.control.signal(Signal::Kill).await;
         let _ = tokio::time::timeout(self.options.stop_grace, running.ended_async()).await;
     }
 }

@@ -4,7 +4,9 @@
 //! it even when an assertion fails.
 
 mod af_xdp;
+mod lab;
 mod netmap;
+mod run;
 mod runtime;
 mod support;
 mod tools;

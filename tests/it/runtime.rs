@@ -628,10 +628,15 @@ async fn the_exec_api_streams_output_and_gives_pid_and_exit_code() {
             ExecOutput::Stderr(b) => err.push_str(&String::from_utf8_lossy(&b)),
         }
     }
-    // A host pid: the command itself, seen from the host.
+    // A host pid: the command itself, seen from the host. "ready" comes
+    // from the shell just before it execs sleep, so give the exec a moment.
     let pid = handle.host_pid().await.expect("inspect").expect("running");
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("host /proc");
-    assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
+    let cmdline = || std::fs::read(format!("/proc/{pid}/cmdline")).expect("host /proc");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cmdline().starts_with(b"sleep\0") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cmdline().starts_with(b"sleep\0"), "{:?}", cmdline());
 
     handle.signal(libc::SIGINT).await.expect("signal");
     let rest: Vec<_> = tokio::time::timeout(Duration::from_secs(10), output.collect::<Vec<_>>())
