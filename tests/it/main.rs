@@ -3,6 +3,7 @@
 //! Docker daemon; every resource gets a fresh name and a guard that removes
 //! it even when an assertion fails.
 
+mod af_xdp;
 mod lab;
 mod netmap;
 mod run;

@@ -55,7 +55,7 @@ fn deploy_builds_nodes_as_the_lab_says() {
 
     for (node, caps) in [
         ("a", vec!["NET_RAW"]),
-        ("b", vec!["IPC_LOCK", "NET_ADMIN", "NET_RAW", "SYS_ADMIN"]),
+        ("b", vec!["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]),
     ] {
         let info = docker_inspect(&lab.container(node));
         assert_eq!(info["State"]["Running"], true, "{node} not running");
