@@ -163,7 +163,12 @@ fn every_lab_passes_with_labctl_run_datalink_af_xdp() {
             .iter()
             .filter_map(|s| s["stdout"].as_str())
             .collect();
-        assert!(outputs.contains(&format!("({MODE}")), "{what}\n{outputs}");
+        // Human lines say "(af_xdp, ...", --json events "datalink":"af_xdp, ...".
+        assert!(
+            outputs.contains(&format!("({MODE}"))
+                || outputs.contains(&format!("\"datalink\":\"{MODE}")),
+            "{what}\n{outputs}"
+        );
         assert!(!outputs.contains("af_packet"), "{what}\n{outputs}");
         assert_nothing_left(&lab.name);
     }
