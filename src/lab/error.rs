@@ -68,11 +68,12 @@ impl fmt::Display for LabErrors {
 /// Why a lab could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read lab file {path}: {source}")]
+    /// The cause is part of the message and kept as a plain field, so a
+    /// printed error chain does not say it twice.
+    #[error("cannot read lab file {path}: {cause}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{0}")]
     Invalid(LabErrors),

@@ -32,9 +32,9 @@ pub use model::*;
 
 /// Reads and validates the lab file at `path`.
 pub fn load(path: &Path) -> Result<Lab, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+    let bytes = std::fs::read(path).map_err(|cause| LoadError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     parse_bytes(&bytes, path).map_err(LoadError::Invalid)
 }

@@ -113,11 +113,10 @@ impl Control for ExecControl {
 pub enum ArtifactError {
     #[error("copying {NODE_OUT_DIR} out of {container}: {reason}")]
     Download { container: String, reason: String },
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {cause}")]
     Write {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -143,7 +142,7 @@ pub async fn download_out_dir(
             container: container.clone(),
             reason: e.to_string(),
         })?;
-    extract(&archive, dest).map_err(|(path, source)| ArtifactError::Write { path, source })
+    extract(&archive, dest).map_err(|(path, cause)| ArtifactError::Write { path, cause })
 }
 
 /// Unpacks the archive Docker gives for a directory (`out/...`) into

@@ -44,11 +44,12 @@ pub const REPORT_JUNIT: &str = "junit.xml";
 pub const SUMMARY: &str = "summary.txt";
 
 #[derive(Debug, thiserror::Error)]
-#[error("writing {path}: {source}")]
+/// The cause is part of the message (not a `source()`), so a printed error
+/// chain does not say it twice.
+#[error("writing {path}: {cause}")]
 pub struct WriteError {
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 /// Runs `lab` and returns its report; the run directory holds each step's
@@ -203,7 +204,7 @@ fn finish(
     report.duration = clock.elapsed();
     let junit = junit_xml(&report).map_err(|e| WriteError {
         path: report.run_dir.join(REPORT_JUNIT),
-        source: std::io::Error::other(e.to_string()),
+        cause: std::io::Error::other(e.to_string()),
     })?;
     let json = report.to_json();
     let dir = report.run_dir.clone();
@@ -221,14 +222,14 @@ fn finish(
 
 fn write(path: &Path, data: &[u8]) -> Result<(), WriteError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| WriteError {
+        std::fs::create_dir_all(parent).map_err(|cause| WriteError {
             path: parent.to_owned(),
-            source,
+            cause,
         })?;
     }
-    std::fs::write(path, data).map_err(|source| WriteError {
+    std::fs::write(path, data).map_err(|cause| WriteError {
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 
@@ -240,9 +241,9 @@ fn make_run_dir(runs: &Path, lab: &str, started: SystemTime) -> Result<PathBuf, 
         .replace(['-', ':'], "")
         .trim_end_matches('Z')
         .to_owned();
-    std::fs::create_dir_all(runs).map_err(|source| WriteError {
+    std::fs::create_dir_all(runs).map_err(|cause| WriteError {
         path: runs.to_owned(),
-        source,
+        cause,
     })?;
     for n in 0u32.. {
         let name = match n {
@@ -253,7 +254,7 @@ fn make_run_dir(runs: &Path, lab: &str, started: SystemTime) -> Result<PathBuf, 
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(WriteError { path: dir, source }),
+            Err(cause) => return Err(WriteError { path: dir, cause }),
         }
     }
     unreachable!("u32 counter exhausted")
