@@ -319,3 +319,48 @@ fn datalink_netmap_without_dev_netmap_exits_3_before_creating_anything() {
     assert!(junit.contains("netmap kernel module"), "{junit}");
     assert_nothing_left(&lab.name);
 }
+
+#[test]
+fn two_labs_with_different_names_run_side_by_side() {
+    let first = TestLab::new("rsa", &repo_lab("labs/icmp.yaml"));
+    let second = TestLab::new("rsb", &repo_lab("labs/icmp.yaml"));
+    // Same topology, same interface names and addresses, at the same time.
+    let other = std::thread::spawn({
+        let path = second.path().to_owned();
+        move || {
+            let dir = tempfile::tempdir().unwrap();
+            let runs = dir.path().join("runs");
+            labctl(&["run", &path, "--runs-dir", runs.to_str().unwrap()])
+        }
+    });
+    let run = Run::of(&first, &[]);
+    let other = other.join().expect("second run");
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    assert_eq!(
+        other.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&other),
+        stderr(&other)
+    );
+    assert_nothing_left(&first.name);
+    assert_nothing_left(&second.name);
+}
+
+#[test]
+fn a_lab_already_deployed_is_not_run_over() {
+    let lab = TestLab::new("rup", &repo_lab("labs/icmp.yaml"));
+    lab.deploy();
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(3), "{}", run.describe());
+    assert!(
+        stdout(&run.out).contains(&format!(
+            "remove it with `labctl destroy {}` first",
+            lab.name
+        )),
+        "{}",
+        run.describe()
+    );
+    // The lab someone else deployed is left as it was.
+    assert_eq!(crate::support::lab::containers_of(&lab.name).len(), 2);
+}
