@@ -151,8 +151,12 @@ fn an_impossible_expectation_exits_1_and_the_junit_says_which_check() {
     assert_nothing_left(&lab.name);
 }
 
-const LONG_STEP: &str = r#"
-name: {name}
+/// Two nodes, one veth pair, lab-pong ready on the ponger; then `steps`.
+fn pong_then(steps: &str) -> String {
+    format!("{PAIR_WITH_PONG}{steps}")
+}
+
+const PAIR_WITH_PONG: &str = r#"name: {name}
 nodes:
   pinger: {}
   ponger: {}
@@ -165,6 +169,9 @@ steps:
     exec: [lab-pong, eth1]
     background: true
     ready: "listening on eth1"
+"#;
+
+const LONG_STEP: &str = r#"
   - name: long ping
     node: pinger
     exec: [lab-ping, eth1, 198.18.0.2, --count, "1000", --interval, 200ms]
@@ -176,7 +183,7 @@ steps:
 
 #[test]
 fn ctrl_c_during_a_long_step_stops_it_tears_down_and_reports() {
-    let lab = TestLab::new("rintr", LONG_STEP);
+    let lab = TestLab::new("rintr", &pong_then(LONG_STEP));
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
     let mut child = crate::support::lab::labctl_command(&[
@@ -235,19 +242,6 @@ fn ctrl_c_during_a_long_step_stops_it_tears_down_and_reports() {
 }
 
 const TIMEOUT: &str = r#"
-name: {name}
-nodes:
-  pinger: {}
-  ponger: {}
-links:
-  - endpoints: ["pinger:eth1", "ponger:eth1"]
-    ipv4: ["198.18.0.1/24", "198.18.0.2/24"]
-steps:
-  - name: pong
-    node: ponger
-    exec: [lab-pong, eth1]
-    background: true
-    ready: "listening on eth1"
   - name: slow ping
     node: pinger
     exec: [lab-ping, eth1, 198.18.0.2, --count, "50", --interval, 200ms]
@@ -256,7 +250,7 @@ steps:
 
 #[test]
 fn a_step_past_its_timeout_fails_the_run_and_the_lab_is_removed() {
-    let lab = TestLab::new("rtime", TIMEOUT);
+    let lab = TestLab::new("rtime", &pong_then(TIMEOUT));
     let run = Run::of(&lab, &[]);
     assert_eq!(run.code(), Some(1), "{}", run.describe());
     let summary = stdout(&run.out);
