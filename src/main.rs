@@ -1,5 +1,10 @@
 //! The labctl command line: clap types and a match that hands each
 //! subcommand to its handler in `cli/`, which calls the library.
+//!
+//! Exit codes (README.md, docs/lab-format.md): 0 success, 1 a check failed
+//! (`labctl run`), 2 invalid lab file or bad usage, 3 the lab could not be
+//! built or torn down, 130 interrupted; `exec` exits with the command's
+//! own code.
 
 mod cli;
 
@@ -16,6 +21,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Deploy a lab, run its steps, check their output, report, tear down
+    Run(cli::run::Args),
+    /// Check lab files, print a one-line summary of each valid one
+    ///
+    /// Every problem of a file is reported at once, one per line, as
+    /// FILE:LINE:COL: message. Exits 0 when every file is valid, 2 otherwise.
+    Validate(cli::explain::ValidateArgs),
+    /// Print a lab's topology as Graphviz DOT or Mermaid
+    ///
+    /// Nodes, links, and for each end its interface, address, MAC and
+    /// datalink: `labctl graph lab.yaml | dot -Tsvg > lab.svg`.
+    Graph(cli::explain::GraphArgs),
+    /// Print the JSON Schema of lab files, for editors
+    ///
+    /// Save it (`labctl schema > lab.schema.json`) and point your editor's
+    /// YAML plugin at it; docs/lab-format.md says how.
+    Schema,
     /// Create a lab's containers and veth links
     Deploy(cli::deploy::Args),
     /// Remove a lab, or every lab, and everything it created
@@ -29,6 +51,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Run(args) => cli::run::run(args),
+        Command::Validate(args) => cli::explain::validate(args),
+        Command::Graph(args) => cli::explain::graph(args),
+        Command::Schema => cli::explain::schema(),
         Command::Deploy(args) => cli::deploy::run(args),
         Command::Destroy(args) => cli::destroy::run(args),
         Command::Inspect(args) => cli::inspect::run(args),

@@ -1,4 +1,4 @@
-//! Handlers of the runtime verbs (deploy, destroy, inspect, exec): they
+//! Handlers of the verbs (run, deploy, destroy, inspect, exec): they
 //! parse what the user named, call [`labctl::runtime`], print, and pick the
 //! exit code.
 //!
@@ -10,8 +10,11 @@
 pub mod deploy;
 pub mod destroy;
 pub mod exec;
+pub mod explain;
 pub mod inspect;
 mod progress;
+pub mod run;
+mod steps;
 
 use std::future::Future;
 use std::path::Path;
@@ -28,21 +31,36 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// A verb that failed: what to print and the exit code.
 pub struct Failure {
     code: u8,
-    error: anyhow::Error,
+    /// `None` when the problem was already printed (a lab file's problems,
+    /// one `FILE:LINE:COL: message` line each).
+    error: Option<anyhow::Error>,
 }
 
 impl Failure {
+    /// A failure whose explanation is already on stderr.
+    pub fn reported(code: u8) -> Self {
+        Failure { code, error: None }
+    }
+
+    /// Prints the failure as one line (the whole cause chain), if it was
+    /// not printed already.
+    pub fn print(&self) {
+        if let Some(error) = &self.error {
+            eprintln!("labctl: {error:#}");
+        }
+    }
+
     pub fn usage(error: impl Into<anyhow::Error>) -> Self {
         Failure {
             code: EXIT_USAGE,
-            error: error.into(),
+            error: Some(error.into()),
         }
     }
 
     pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
         Failure {
             code: EXIT_RUNTIME,
-            error: error.into(),
+            error: Some(error.into()),
         }
     }
 
@@ -56,7 +74,7 @@ impl Failure {
         };
         Failure {
             code,
-            error: error.into(),
+            error: Some(error.into()),
         }
     }
 }
@@ -69,7 +87,7 @@ pub fn finish(outcome: Outcome) -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("labctl: {:#}", failure.error);
+            failure.print();
             ExitCode::from(failure.code)
         }
     }
@@ -86,11 +104,14 @@ pub fn block_on<F: Future<Output = Outcome>>(body: F) -> Outcome {
     runtime.block_on(body)
 }
 
-/// Loads and validates a lab file; every problem is printed, one per line.
+/// Loads and validates a lab file. An invalid file's problems are printed
+/// at once, one `FILE:LINE:COL: message` line each, and nothing else
+/// happens (exit 2).
 pub fn load_lab(path: &Path) -> Result<lab::Lab, Failure> {
     lab::load(path).map_err(|e| match e {
         LoadError::Invalid(errors) => {
-            Failure::usage(anyhow::anyhow!("invalid lab file:\n{errors}"))
+            eprintln!("{errors}");
+            Failure::reported(EXIT_USAGE)
         }
         read @ LoadError::Read { .. } => Failure::usage(read),
     })

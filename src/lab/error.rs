@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use serde_saphyr::Location;
+
 /// One problem: where it is and what is wrong (and what was expected).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -10,6 +12,30 @@ pub struct Problem {
     pub line: u64,
     pub column: u64,
     pub message: String,
+}
+
+impl Problem {
+    /// A problem at `location`. Control characters that the message quotes
+    /// from the file are escaped: a message is one line, and the file's
+    /// bytes must not drive the terminal.
+    pub(super) fn at(location: Location, message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        Problem {
+            line: location.line(),
+            column: location.column(),
+            message: message
+                .chars()
+                .flat_map(|c| {
+                    let escaped: Vec<char> = if c.is_control() {
+                        c.escape_default().collect()
+                    } else {
+                        vec![c]
+                    };
+                    escaped
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Every problem found in one lab file, in file order.
@@ -42,11 +68,12 @@ impl fmt::Display for LabErrors {
 /// Why a lab could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read lab file {path}: {source}")]
+    /// The cause is part of the message and kept as a plain field, so a
+    /// printed error chain does not say it twice.
+    #[error("cannot read lab file {path}: {cause}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{0}")]
     Invalid(LabErrors),

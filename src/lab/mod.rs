@@ -1,74 +1,143 @@
 //! The lab file: parse the YAML, check it, and turn it into a [`Lab`].
 //!
-//! Parse, then resolve, then verify: [`raw`] mirrors the file with source
-//! positions, [`resolve`] checks it and builds the validated [`Lab`] that
-//! the rest of labctl accepts, gathering every problem at once.
+//! Parse, then check the structure, then resolve:
+//! - [`yaml`] reads the file into a tree where every value has its line and
+//!   column (serde-saphyr: maintained, panic-free, with limits on depth and
+//!   aliases; serde_yaml is archived and knows positions only for syntax
+//!   errors);
+//! - [`structure`] walks that tree against the JSON Schema that [`schema`]
+//!   generates from the [`raw`] types, reporting every unknown key, wrong
+//!   type and missing key at once;
+//! - [`raw`] reads the file into typed values that keep their positions, and
+//!   [`resolve`] runs the semantic checks and builds the validated [`Lab`],
+//!   the only type the rest of labctl accepts.
+//!
+//! [`graph`] draws a valid lab.
 
 mod error;
+pub mod graph;
 mod model;
 mod raw;
 mod resolve;
+pub mod schema;
+mod structure;
+mod yaml;
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::OnceLock;
 
 pub use error::{LabErrors, LoadError, Problem};
 pub use model::*;
 
 /// Reads and validates the lab file at `path`.
 pub fn load(path: &Path) -> Result<Lab, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let bytes = std::fs::read(path).map_err(|cause| LoadError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
-    parse(&source, path).map_err(LoadError::Invalid)
+    parse_bytes(&bytes, path).map_err(LoadError::Invalid)
 }
 
 /// Validates a lab file's text; `file` is used in messages and kept in the
 /// [`Lab`].
 pub fn parse(source: &str, file: &Path) -> Result<Lab, LabErrors> {
-    let fail = |problems| LabErrors {
-        file: file.to_owned(),
-        problems,
+    check(source, file).map_err(|mut problems| {
+        problems.sort_by_key(|p| (p.line, p.column));
+        problems.dedup();
+        LabErrors {
+            file: file.to_owned(),
+            problems,
+        }
+    })
+}
+
+/// Like [`parse`], for a file's bytes, which may not be UTF-8.
+pub fn parse_bytes(bytes: &[u8], file: &Path) -> Result<Lab, LabErrors> {
+    match std::str::from_utf8(bytes) {
+        Ok(source) => parse(source, file),
+        Err(e) => {
+            let before = &bytes[..e.valid_up_to()];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1;
+            Err(LabErrors {
+                file: file.to_owned(),
+                problems: vec![Problem {
+                    line: line as u64,
+                    column: column as u64,
+                    message: "the file is not UTF-8 text (expected a YAML lab file)".to_owned(),
+                }],
+            })
+        }
+    }
+}
+
+/// Every problem of the file, or the lab.
+fn check(source: &str, file: &Path) -> Result<Lab, Vec<Problem>> {
+    let tree = yaml::parse(source).map_err(|p| vec![p])?;
+    if tree.value == yaml::Value::Null {
+        return Err(vec![Problem {
+            line: 1,
+            column: 1,
+            message: "the file is empty (expected a lab: a mapping with name, nodes, links and \
+                      steps)"
+                .to_owned(),
+        }]);
+    }
+    let structure = structure::check(&tree, lab_schema());
+    let mut problems = structure.problems;
+    if structure.blocking {
+        return Err(problems);
+    }
+    let raw = match raw::from_str(source) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // The structural pass lets through only what serde reads (a
+            // property test holds it to that); should they ever disagree,
+            // the user still gets serde's word, with its position.
+            problems.push(yaml::serde_problem(&e));
+            return Err(problems);
+        }
     };
-    let raw: raw::RawLab = serde_saphyr::from_str(source).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        fail(vec![Problem {
-            line,
-            column,
-            message: e.without_snippet().to_string(),
-        }])
-    })?;
-    resolve::resolve(raw, file).map_err(fail)
+    match resolve::resolve(raw, file) {
+        Ok(lab) if problems.is_empty() => Ok(lab),
+        Ok(_) => Err(problems),
+        Err(semantic) => {
+            problems.extend(without_echoes(semantic, &structure.suspect_mappings));
+            Err(problems)
+        }
+    }
+}
+
+/// Drops the semantic problems about a mapping as a whole (reported at its
+/// position) where that mapping holds a misspelled key: "has neither exec
+/// nor wait" would only repeat "unknown key `exce`".
+fn without_echoes(
+    semantic: Vec<Problem>,
+    suspect_mappings: &[serde_saphyr::Location],
+) -> Vec<Problem> {
+    let suspect: HashSet<(u64, u64)> = suspect_mappings
+        .iter()
+        .map(|at| (at.line(), at.column()))
+        .collect();
+    semantic
+        .into_iter()
+        .filter(|p| !suspect.contains(&(p.line, p.column)))
+        .collect()
+}
+
+/// The schema, generated once per process.
+fn lab_schema() -> &'static serde_json::Value {
+    static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
+    SCHEMA.get_or_init(schema::lab_schema)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_icmp_lab_resolves() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/icmp.yaml"));
-        let lab = load(path).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(lab.name(), "icmp");
-        assert_eq!(lab.nodes().len(), 2);
-        assert_eq!(lab.links().len(), 1);
-        assert_eq!(lab.steps().len(), 5);
-        let [a, b] = &lab.links()[0].endpoints;
-        assert_eq!(a.label(), "pinger:eth1");
-        assert_eq!(b.ipv4.unwrap().to_string(), "198.18.0.2/24");
-    }
-
-    #[test]
-    fn problems_carry_positions() {
-        let src =
-            "name: Bad_Name\nnodes:\n  a: {}\nlinks:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n";
-        let err = parse(src, Path::new("x.yaml")).unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("x.yaml:1:7: invalid lab name"), "{text}");
-        assert!(text.contains("x.yaml:5:"), "{text}");
-        assert!(text.contains("unknown node \"b\""), "{text}");
-    }
-}
+mod tests;

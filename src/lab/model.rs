@@ -85,6 +85,24 @@ impl Lab {
         kinds
     }
 
+    /// One line for `labctl validate`: what the lab holds.
+    pub fn summary(&self) -> String {
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let datalinks: Vec<&str> = self.datalinks().iter().map(|d| d.as_str()).collect();
+        format!(
+            "valid lab `{}`: {}, {}, {}, datalinks: {}",
+            self.name,
+            count(self.nodes.len(), "node"),
+            count(self.links.len(), "link"),
+            count(self.steps.len(), "step"),
+            if datalinks.is_empty() {
+                "none".to_owned()
+            } else {
+                datalinks.join(", ")
+            }
+        )
+    }
+
     /// The same lab with every node and interface on `kind`
     /// (`labctl run --datalink`). Putting every end on one datalink cannot
     /// break a rule that validation checked (netmap needs both ends).

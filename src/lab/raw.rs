@@ -3,47 +3,74 @@
 //! These types mirror the YAML one to one (both endpoint forms, optional
 //! keys) and never leave the `lab` module: [`super::parse`] checks them and
 //! turns them into the validated [`super::Lab`]. The JSON Schema that
-//! `labctl schema` prints is generated from these same types.
+//! `labctl schema` prints, and that the structural pass walks, is generated
+//! from these same types.
+//!
+//! Keys the schema requires are `Option`s without `#[serde(default)]`: the
+//! schema (and the structural pass) require them, while serde reads a file
+//! without them, so that the semantic checks still run; the resolver skips
+//! what is missing, which the structural pass reported.
+//!
+//! Unknown keys are refused by the schema (`#[schemars(deny_unknown_fields)]`),
+//! not by serde: the structural pass reports every one of them with a hint,
+//! and serde can still read the rest so that the semantic checks run too.
+//! Constraints given here only for editors (`pattern`, `range`, `length`)
+//! are enforced by the resolver, with messages that say more.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use schemars::JsonSchema;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::tools::datalink::DatalinkKind;
 
+/// The rule for lab and node names, as a JSON Schema pattern.
+pub(super) const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,19}$";
+
 /// A lab file, version 1.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "labctl lab file")]
+#[schemars(deny_unknown_fields, title = "labctl lab file")]
 pub struct RawLab {
     /// Names every container, veth and label of the lab:
     /// `[a-z0-9][a-z0-9-]{0,19}`.
-    #[schemars(with = "String")]
-    pub name: Spanned<String>,
+    #[schemars(with = "String", regex(pattern = NAME_PATTERN))]
+    pub name: Option<Spanned<String>>,
+    /// Free text, shown by `labctl validate` and in reports.
     #[serde(default)]
     pub description: Option<String>,
     /// The lab's default datalink (default: af_packet).
     #[serde(default)]
     #[schemars(with = "Option<DatalinkKind>")]
     pub datalink: Option<Spanned<DatalinkKind>>,
-    /// Nodes by name, in the order they are written.
-    #[serde(default, deserialize_with = "ordered_map")]
-    #[schemars(with = "BTreeMap<String, Option<RawNode>>")]
-    pub nodes: Vec<(Spanned<String>, Option<RawNode>)>,
+    /// The lab's containers, by name (`[a-z0-9][a-z0-9-]{0,19}`), in the
+    /// order they are written; at least one. `name: {}` or `name:` takes
+    /// every default.
+    #[schemars(
+        with = "BTreeMap<String, Option<RawNode>>",
+        extend("propertyNames" = { "pattern": NAME_PATTERN }, "minProperties" = 1)
+    )]
+    pub nodes: Option<Spanned<Entries<Spanned<String>, Option<RawNode>>>>,
+    /// veth pairs between nodes.
     #[serde(default)]
-    #[schemars(with = "Vec<RawLink>")]
-    pub links: Vec<Spanned<RawLink>>,
+    #[schemars(with = "Option<Vec<RawLink>>")]
+    pub links: Option<Vec<Spanned<RawLink>>>,
+    /// What to run, in order, and what its output must show.
     #[serde(default)]
-    #[schemars(with = "Vec<RawStep>")]
-    pub steps: Vec<Spanned<RawStep>>,
+    #[schemars(with = "Option<Vec<RawStep>>")]
+    pub steps: Option<Vec<Spanned<RawStep>>>,
 }
 
+/// One container of the lab.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct RawNode {
-    /// A local image; without it the node runs the tools image.
+    /// A local image; without it the node runs the tools image that labctl
+    /// builds. The tools are available in the node either way.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub image: Option<Spanned<String>>,
@@ -51,65 +78,89 @@ pub struct RawNode {
     #[serde(default)]
     #[schemars(with = "Option<DatalinkKind>")]
     pub datalink: Option<Spanned<DatalinkKind>>,
+    /// Environment variables of the node's commands (`NAME: value`).
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    #[schemars(with = "BTreeMap<String, Text>")]
+    pub env: Entries<Spanned<String>, Spanned<String>>,
+    /// Namespaced sysctls set in the node, e.g. `net.ipv4.ip_forward: 1`.
     #[serde(default)]
-    pub sysctls: BTreeMap<String, String>,
+    #[schemars(with = "BTreeMap<String, Text>")]
+    pub sysctls: Entries<Spanned<String>, Spanned<String>>,
 }
 
+/// A veth pair between two nodes.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct RawLink {
-    /// Two endpoints: `"node:interface"` strings, or one mapping each.
-    #[schemars(with = "Vec<RawEndpoint>")]
-    pub endpoints: Vec<Spanned<RawEndpoint>>,
-    /// One CIDR address per brief endpoint, in the same order.
+    /// The two ends: `"node:interface"` strings, or one mapping each.
+    #[schemars(with = "Vec<RawEndpoint>", length(min = 2, max = 2))]
+    pub endpoints: Option<Spanned<Vec<Spanned<RawEndpoint>>>>,
+    /// One CIDR address per `"node:interface"` endpoint, in the same order.
     #[serde(default)]
-    #[schemars(with = "Vec<String>")]
-    pub ipv4: Vec<Spanned<String>>,
+    #[schemars(with = "Vec<String>", length(min = 2, max = 2))]
+    pub ipv4: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The MTU of both ends (68 to 65535).
     #[serde(default)]
-    #[schemars(with = "Option<u32>")]
+    #[schemars(with = "Option<u32>", range(min = 68, max = 65535))]
     pub mtu: Option<Spanned<u32>>,
 }
 
-/// One end of a link.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
+/// One end of a link: `"node:interface"`, or a mapping.
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
 pub enum RawEndpoint {
     /// `"node:interface"`.
     Brief(String),
-    Extended(RawEndpointMap),
+    Extended(Box<RawEndpointMap>),
 }
 
+/// One end of a link, with its own settings.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct RawEndpointMap {
-    pub node: String,
-    pub interface: String,
+    /// The node this end is in.
+    #[schemars(with = "String", regex(pattern = NAME_PATTERN))]
+    pub node: Option<Spanned<String>>,
+    /// The interface's name inside the node: 1 to 15 bytes, none of
+    /// `/ : =`, no whitespace.
+    #[schemars(with = "String")]
+    pub interface: Option<Spanned<String>>,
     /// A CIDR address, e.g. `198.19.0.1/24`.
     #[serde(default)]
-    pub ipv4: Option<String>,
-    /// e.g. `"02:00:00:00:01:01"`.
+    #[schemars(with = "Option<String>")]
+    pub ipv4: Option<Spanned<String>>,
+    /// A unicast MAC address, e.g. `"02:00:00:00:01:01"`.
     #[serde(default)]
-    pub mac: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub mac: Option<Spanned<String>>,
+    /// Overrides the node's datalink for this interface.
     #[serde(default)]
-    pub datalink: Option<DatalinkKind>,
+    #[schemars(with = "Option<DatalinkKind>")]
+    pub datalink: Option<Spanned<DatalinkKind>>,
 }
 
+/// One step: run a command in a node (`exec`), or end a background step
+/// and check its output (`wait`).
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct RawStep {
+    /// Unique among the steps; `wait` refers to it.
     #[schemars(with = "String")]
-    pub name: Spanned<String>,
+    pub name: Option<Spanned<String>>,
+    /// The node an `exec` step runs in.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub node: Option<Spanned<String>>,
     /// The command as an argv list, never a shell string.
     #[serde(default)]
-    pub exec: Option<Vec<String>>,
+    #[schemars(with = "Option<Vec<Text>>")]
+    pub exec: Option<Spanned<Vec<String>>>,
+    /// Keep running while later steps run (default false).
     #[serde(default)]
-    pub background: bool,
-    /// A regex on the step's output; the next step starts once it matches.
+    #[schemars(with = "bool", extend("default" = false))]
+    pub background: Option<Spanned<bool>>,
+    /// A regex on a background step's stdout and stderr; the next step
+    /// starts once it matches.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub ready: Option<Spanned<String>>,
@@ -121,66 +172,135 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub wait: Option<Spanned<String>>,
+    /// What the result must show (default: exit 0).
     #[serde(default)]
-    pub expect: Option<RawExpect>,
+    #[schemars(with = "Option<RawExpect>")]
+    pub expect: Option<Spanned<RawExpect>>,
 }
 
+/// What a step's result must show.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct RawExpect {
     /// The exit code (default 0).
     #[serde(default)]
-    pub exit: Option<i64>,
+    #[schemars(with = "Option<i64>", range(min = 0, max = 255))]
+    pub exit: Option<Spanned<i64>>,
+    /// Checks on the standard output.
     #[serde(default)]
     #[schemars(with = "Vec<RawCheck>")]
     pub stdout: Vec<Spanned<RawCheck>>,
+    /// Checks on the standard error.
     #[serde(default)]
     #[schemars(with = "Vec<RawCheck>")]
     pub stderr: Vec<Spanned<RawCheck>>,
 }
 
+/// One check on an output stream: `match` or `contains`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct RawCheck {
     /// A regex applied to each line.
     #[serde(rename = "match", default)]
-    pub matches: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub matches: Option<Spanned<String>>,
     /// A substring of the whole output.
     #[serde(default)]
-    pub contains: Option<String>,
-    /// Exactly this many lines match.
+    #[schemars(with = "Option<String>")]
+    pub contains: Option<Spanned<String>>,
+    /// With `match`: exactly this many lines match.
     #[serde(default)]
-    pub count: Option<usize>,
+    #[schemars(with = "Option<usize>")]
+    pub count: Option<Spanned<usize>>,
+}
+
+/// Text in the file. A number or `true`/`false` written without quotes is
+/// read as its text, so `[lab-ping, eth1, --count, 3]` and `KEY: 1` work.
+pub struct Text;
+
+impl JsonSchema for Text {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Text".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"] })
+    }
 }
 
 /// A YAML mapping as a list of entries, keeping the file's order (and each
-/// key's position) where a map type would sort or hash them.
-fn ordered_map<'de, D, K, V>(deserializer: D) -> Result<Vec<(K, V)>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    K: Deserialize<'de>,
-    V: Deserialize<'de>,
-{
-    struct Entries<K, V>(std::marker::PhantomData<(K, V)>);
+/// key's position) where a map type would sort them. Duplicate keys are
+/// reported by the structural pass; serde sees only the first.
+#[derive(Debug)]
+pub struct Entries<K, V>(pub Vec<(K, V)>);
 
-    impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> serde::de::Visitor<'de> for Entries<K, V> {
-        type Value = Vec<(K, V)>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a mapping")
-        }
-
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut entries = Vec::new();
-            while let Some(entry) = map.next_entry()? {
-                entries.push(entry);
-            }
-            Ok(entries)
-        }
+impl<K, V> Default for Entries<K, V> {
+    fn default() -> Self {
+        Entries(Vec::new())
     }
+}
 
-    deserializer.deserialize_map(Entries(std::marker::PhantomData))
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<K, V>(PhantomData<(K, V)>);
+
+        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<K, V> {
+            type Value = Entries<K, V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+
+        deserializer.deserialize_map(EntriesVisitor(PhantomData))
+    }
+}
+
+/// By hand rather than `#[serde(untagged)]`: untagged enums buffer their
+/// input, and buffered values lose their positions. Dispatching on what
+/// the deserializer sees keeps the mapping's fields spanned.
+impl<'de> Deserialize<'de> for RawEndpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EndpointVisitor;
+
+        impl<'de> Visitor<'de> for EndpointVisitor {
+            type Value = RawEndpoint;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"node:interface\" or a mapping with node and interface")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawEndpoint, E> {
+                Ok(RawEndpoint::Brief(s.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEndpoint, A::Error> {
+                RawEndpointMap::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|map| RawEndpoint::Extended(Box::new(map)))
+            }
+        }
+
+        deserializer.deserialize_any(EndpointVisitor)
+    }
+}
+
+/// The typed pass: only run once the structural pass found the tree sound,
+/// so an error here means the two disagree.
+pub(super) fn from_str(source: &str) -> Result<RawLab, serde_saphyr::Error> {
+    serde_saphyr::from_str_with_options(
+        source,
+        super::yaml::options(serde_saphyr::DuplicateKeyPolicy::FirstWins),
+    )
 }

@@ -93,13 +93,13 @@ struct FakeControl {
 }
 
 impl Control for FakeControl {
-    fn signal(&self, signal: Signal) -> Result<(), ProcessError> {
+    fn signal(&self, signal: Signal) -> BoxFuture<'_, Result<(), ProcessError>> {
         self.log
             .lock()
             .unwrap()
             .push((self.program.clone(), signal));
         let _ = self.signals.send(signal);
-        Ok(())
+        async { Ok(()) }.boxed()
     }
 
     fn exit_code(&self) -> BoxFuture<'_, Result<i64, ProcessError>> {

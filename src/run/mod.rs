@@ -1,12 +1,19 @@
 //! Running a lab's steps and checking what they print.
 //!
-//! [`engine`] runs the steps through a [`process::Launcher`] (the Docker
-//! runtime in real runs, a fake in tests); [`check`] applies `expect`.
+//! - [`runner`]: `labctl run` end to end: deploy, steps, evidence,
+//!   teardown, reports.
+//! - [`engine`]: the steps in order, through a [`process::Launcher`] (the
+//!   Docker runtime in real runs, a scripted fake in tests).
+//! - [`check`]: `expect` applied to what a step printed.
+//! - [`docker`]: steps as `docker exec`, and each node's `/lab/out`.
 
 pub mod check;
+pub mod docker;
 pub mod engine;
 pub mod process;
-pub mod progress;
+pub mod runner;
 
 #[cfg(test)]
 mod fake;
+
+pub use runner::{run_lab, Interrupts, RunOptions};

@@ -49,7 +49,8 @@ pub enum ProcessError {
 
 /// Controls one running process.
 pub trait Control: Send + Sync {
-    fn signal(&self, signal: Signal) -> Result<(), ProcessError>;
+    /// Sends `signal`; a process that already ended is not an error.
+    fn signal(&self, signal: Signal) -> BoxFuture<'_, Result<(), ProcessError>>;
     /// The exit code, once the output has ended.
     fn exit_code(&self) -> BoxFuture<'_, Result<i64, ProcessError>>;
 }

@@ -46,12 +46,10 @@ pub enum RuntimeError {
     )]
     ImageMissing { node: String, image: String },
 
-    #[error(
-        "nodes {} use netmap but /dev/netmap is missing on this host: load the netmap kernel \
-         module (`modprobe netmap`, https://github.com/luigirizzo/netmap)",
-        nodes.join(", ")
-    )]
-    NetmapUnavailable { nodes: Vec<String> },
+    /// `reason` is the datalink's own one line, naming /dev/netmap and the
+    /// netmap kernel module (the same words the tools print).
+    #[error("nodes {} use netmap, but {reason}", nodes.join(", "))]
+    NetmapUnavailable { nodes: Vec<String>, reason: String },
 
     #[error(
         "lab {lab} is already deployed {detail}; remove it with `labctl destroy {lab}` or \

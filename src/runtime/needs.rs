@@ -5,25 +5,23 @@
 //! interfaces' datalinks need (docs/runtime.md explains each one). This is
 //! the one table to change when a datalink's needs change.
 
-use std::path::Path;
-
 use crate::lab::{DatalinkKind, Lab, Node};
 
 use super::error::RuntimeError;
 
 /// The netmap control device, passed into nodes that use netmap.
-pub const NETMAP_DEVICE: &str = "/dev/netmap";
+pub const NETMAP_DEVICE: &str = crate::tools::datalink::netmap::DEVICE;
 
 /// Capabilities (Docker's names, without `CAP_`) one datalink needs.
 pub fn capabilities(kind: DatalinkKind) -> &'static [&'static str] {
     match kind {
         // AF_PACKET sockets.
         DatalinkKind::AfPacket => &["NET_RAW"],
-        // Measured (docs/af-xdp): the XDP program and the bpf() map calls
-        // need NET_ADMIN and SYS_ADMIN (Docker 20.10's seccomp profile
-        // allows bpf() only with SYS_ADMIN), the socket NET_RAW, and the
-        // UMEM's locked memory IPC_LOCK (raising memlock is refused).
-        DatalinkKind::AfXdp => &["NET_RAW", "NET_ADMIN", "SYS_ADMIN", "IPC_LOCK"],
+        // The af_xdp datalink's own list, measured by its tests (see
+        // docs/af_xdp.md): NET_RAW for the socket, SYS_ADMIN for bpf()
+        // (Docker's seccomp profile; it also covers the kernel's BPF and
+        // NET_ADMIN checks), IPC_LOCK for the UMEM's locked memory.
+        DatalinkKind::AfXdp => crate::tools::datalink::af_xdp::CAPABILITIES,
         // /dev/netmap is root-owned 0600 and the node runs as root, so no
         // DAC capability is needed to open it; NET_ADMIN covers the module
         // switching the interface into netmap mode. Not measured: there is
@@ -64,25 +62,32 @@ pub fn node_capabilities(lab: &Lab, node: &Node) -> Vec<String> {
 }
 
 /// Checks what the host must provide before anything is created: a lab
-/// using netmap needs /dev/netmap.
+/// using netmap needs a working /dev/netmap (the netmap datalink's own
+/// check, so labctl and the tools say the same).
 pub fn preflight(lab: &Lab) -> Result<(), RuntimeError> {
-    preflight_with(lab, Path::new(NETMAP_DEVICE).exists())
+    preflight_with(lab, crate::tools::datalink::netmap::preflight)
 }
 
-fn preflight_with(lab: &Lab, have_netmap: bool) -> Result<(), RuntimeError> {
+fn preflight_with(
+    lab: &Lab,
+    netmap_check: impl FnOnce() -> Result<(), crate::tools::datalink::DatalinkError>,
+) -> Result<(), RuntimeError> {
     let netmap_nodes: Vec<String> = lab
         .nodes()
         .iter()
         .filter(|n| node_datalinks(lab, n).contains(&DatalinkKind::Netmap))
         .map(|n| n.name.clone())
         .collect();
-    if netmap_nodes.is_empty() || have_netmap {
-        Ok(())
-    } else {
-        Err(RuntimeError::NetmapUnavailable {
-            nodes: netmap_nodes,
-        })
+    if netmap_nodes.is_empty() {
+        return Ok(());
     }
+    netmap_check().map_err(|e| RuntimeError::NetmapUnavailable {
+        nodes: netmap_nodes,
+        reason: match e {
+            crate::tools::datalink::DatalinkError::Unavailable { missing, .. } => missing,
+            other => other.to_string(),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -90,6 +95,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::tools::datalink::DatalinkError;
 
     fn lab(src: &str) -> Lab {
         crate::lab::parse(src, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"))
@@ -112,7 +118,7 @@ links:
         let lab = lab(MIXED);
         let caps = |n: &str| node_capabilities(&lab, lab.node(n).unwrap());
         assert_eq!(caps("a"), ["NET_RAW"]);
-        assert_eq!(caps("b"), ["IPC_LOCK", "NET_ADMIN", "NET_RAW", "SYS_ADMIN"]);
+        assert_eq!(caps("b"), ["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]);
         // No interfaces: the node's own datalink decides.
         assert_eq!(caps("c"), ["NET_ADMIN"]);
         assert_eq!(caps("d"), ["NET_RAW"]);
@@ -120,13 +126,22 @@ links:
 
     #[test]
     fn netmap_without_the_device_is_refused_naming_the_nodes() {
+        let missing = || {
+            Err(DatalinkError::Unavailable {
+                kind: DatalinkKind::Netmap,
+                missing: "/dev/netmap does not exist: the netmap kernel module is not loaded"
+                    .into(),
+            })
+        };
         let lab = lab(MIXED);
-        let err = preflight_with(&lab, false).unwrap_err().to_string();
-        assert!(err.contains("nodes c use netmap"), "{err}");
-        assert!(err.contains("/dev/netmap") && err.contains("netmap kernel module"));
-        assert!(preflight_with(&lab, true).is_ok());
+        let err = preflight_with(&lab, missing).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "nodes c use netmap, but /dev/netmap does not exist: the netmap kernel module is not loaded"
+        );
+        assert!(preflight_with(&lab, || Ok(())).is_ok());
         let plain = lab_without_netmap();
-        assert!(preflight_with(&plain, false).is_ok());
+        assert!(preflight_with(&plain, missing).is_ok());
     }
 
     fn lab_without_netmap() -> Lab {

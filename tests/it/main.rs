@@ -3,7 +3,10 @@
 //! Docker daemon; every resource gets a fresh name and a guard that removes
 //! it even when an assertion fails.
 
+mod af_xdp;
+mod lab;
 mod netmap;
+mod run;
 mod runtime;
 mod support;
 mod tools;

@@ -55,7 +55,7 @@ fn deploy_builds_nodes_as_the_lab_says() {
 
     for (node, caps) in [
         ("a", vec!["NET_RAW"]),
-        ("b", vec!["IPC_LOCK", "NET_ADMIN", "NET_RAW", "SYS_ADMIN"]),
+        ("b", vec!["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]),
     ] {
         let info = docker_inspect(&lab.container(node));
         assert_eq!(info["State"]["Running"], true, "{node} not running");
@@ -457,18 +457,7 @@ links:
 
 #[test]
 fn destroy_after_sigkill_mid_deploy_leaves_no_container_veth_or_label() {
-    let mut yaml = String::from("name: {name}\nnodes:\n");
-    for i in 0..8 {
-        yaml.push_str(&format!("  n{i}: {{}}\n"));
-    }
-    yaml.push_str("links:\n");
-    for i in 0..7 {
-        yaml.push_str(&format!(
-            "  - endpoints: [\"n{i}:eth1\", \"n{}:eth2\"]\n",
-            i + 1
-        ));
-    }
-    let lab = TestLab::new("rkill", &yaml);
+    let lab = TestLab::new("rkill", &chain(8));
     // Warm the tools image so the kill lands in the containers phase.
     let warm = TestLab::new("rwarm", "name: {name}\nnodes: { a: {} }\n");
     warm.deploy();
@@ -544,18 +533,7 @@ fn wait_for(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 fn ctrl_c_during_deploy_rolls_back_and_exits_130() {
     // Sixteen nodes: more than start at once, so the deploy is still
     // going when the signal lands.
-    let mut yaml = String::from("name: {name}\nnodes:\n");
-    for i in 0..16 {
-        yaml.push_str(&format!("  n{i}: {{}}\n"));
-    }
-    yaml.push_str("links:\n");
-    for i in 0..15 {
-        yaml.push_str(&format!(
-            "  - endpoints: [\"n{i}:eth1\", \"n{}:eth2\"]\n",
-            i + 1
-        ));
-    }
-    let lab = TestLab::new("rint", &yaml);
+    let lab = TestLab::new("rint", &chain(16));
     let warm = TestLab::new("rwarm", "name: {name}\nnodes: { a: {} }\n");
     warm.deploy();
 
@@ -628,10 +606,15 @@ async fn the_exec_api_streams_output_and_gives_pid_and_exit_code() {
             ExecOutput::Stderr(b) => err.push_str(&String::from_utf8_lossy(&b)),
         }
     }
-    // A host pid: the command itself, seen from the host.
+    // A host pid: the command itself, seen from the host. "ready" comes
+    // from the shell just before it execs sleep, so give the exec a moment.
     let pid = handle.host_pid().await.expect("inspect").expect("running");
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("host /proc");
-    assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
+    let cmdline = || std::fs::read(format!("/proc/{pid}/cmdline")).expect("host /proc");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cmdline().starts_with(b"sleep\0") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cmdline().starts_with(b"sleep\0"), "{:?}", cmdline());
 
     handle.signal(libc::SIGINT).await.expect("signal");
     let rest: Vec<_> = tokio::time::timeout(Duration::from_secs(10), output.collect::<Vec<_>>())
@@ -646,4 +629,21 @@ async fn the_exec_api_streams_output_and_gives_pid_and_exit_code() {
     assert_eq!(handle.exit_code().await.expect("exit code"), 130);
     // Signalling a command that has ended is not an error.
     handle.signal(libc::SIGINT).await.expect("late signal");
+}
+
+/// A chain of `nodes` nodes, each linked to the next (`nI:eth1` to
+/// `nI+1:eth2`), with `{name}` for the lab's name.
+fn chain(nodes: usize) -> String {
+    let mut yaml = String::from("name: {name}\nnodes:\n");
+    for i in 0..nodes {
+        yaml.push_str(&format!("  n{i}: {{}}\n"));
+    }
+    yaml.push_str("links:\n");
+    for i in 1..nodes {
+        yaml.push_str(&format!(
+            "  - endpoints: [\"n{}:eth1\", \"n{i}:eth2\"]\n",
+            i - 1
+        ));
+    }
+    yaml
 }

@@ -14,6 +14,7 @@ pub mod af_packet;
 pub mod af_xdp;
 #[cfg(test)]
 pub mod fake;
+pub mod hub;
 pub mod netmap;
 
 /// Which packet I/O a tool uses on an interface.
@@ -170,7 +171,15 @@ pub fn open(
 ) -> Result<Box<dyn Datalink>, DatalinkError> {
     match kind {
         DatalinkKind::AfPacket => Ok(Box::new(af_packet::AfPacket::open(iface, options)?)),
-        DatalinkKind::AfXdp => Ok(Box::new(af_xdp::AfXdp::open(iface, options)?)),
+        // AF_XDP gives each frame to one socket only: tools on the same
+        // interface share it through a hub (see hub.rs).
+        DatalinkKind::AfXdp => {
+            let (name, opts) = (iface.to_owned(), options.clone());
+            let opener: hub::Opener = Box::new(move || {
+                Ok(Box::new(af_xdp::AfXdp::open(&name, &opts)?) as Box<dyn hub::Shareable>)
+            });
+            Ok(Box::new(hub::open(kind, iface, options, opener)?))
+        }
         DatalinkKind::Netmap => Ok(Box::new(netmap::Netmap::open(iface, options)?)),
     }
 }

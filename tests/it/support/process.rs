@@ -33,7 +33,13 @@ impl Running {
     pub fn spawn(netns: &str, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut command = Command::new(program);
         command.args(args).envs(env.iter().copied());
-        let mut child = in_netns(netns, &command)
+        let name = format!("{} {}", program.display(), args.join(" "));
+        Self::start(name, in_netns(netns, &command))
+    }
+
+    /// Starts `command` as it is (e.g. `docker exec` into a lab's node).
+    pub fn start(name: String, mut command: Command) -> Running {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -56,7 +62,7 @@ impl Running {
             text
         });
         Running {
-            name: format!("{} {}", program.display(), args.join(" ")),
+            name,
             child,
             lines,
             seen: Vec::new(),

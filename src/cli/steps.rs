@@ -1,4 +1,4 @@
-//! Progress while a run goes: each step's name and elapsed time. A
+//! Step progress while `labctl run` goes: each step's name and elapsed time. A
 //! spinner on a terminal; plain lines otherwise (CI logs), with a "still
 //! running" line every few seconds so a long step is visibly alive.
 
@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::engine::{Observer, Status, StepResult};
-use crate::lab::Step;
+use labctl::lab::Step;
+use labctl::run::engine::{Observer, Status, StepResult};
 
 /// Shows progress on stderr.
-pub struct Progress {
+pub struct StepProgress {
     total: usize,
     mode: Mode,
 }
@@ -28,22 +28,22 @@ enum Mode {
     },
 }
 
-impl Progress {
+impl StepProgress {
     /// A spinner when stderr is a terminal, plain lines otherwise.
-    pub fn new(total: usize) -> Progress {
+    pub fn new(total: usize) -> StepProgress {
         if std::io::stderr().is_terminal() {
-            Progress {
+            StepProgress {
                 total,
                 mode: Mode::Terminal(Mutex::new(None)),
             }
         } else {
-            Progress::plain(total, Duration::from_secs(10))
+            StepProgress::plain(total, Duration::from_secs(10))
         }
     }
 
     /// Plain lines, with a "still running" line every `every`.
-    pub fn plain(total: usize, every: Duration) -> Progress {
-        Progress {
+    pub fn plain(total: usize, every: Duration) -> StepProgress {
+        StepProgress {
             total,
             mode: Mode::Plain {
                 current: Arc::new(AtomicUsize::new(0)),
@@ -71,7 +71,7 @@ pub fn finished_line(label: &str, result: &StepResult) -> String {
     )
 }
 
-impl Observer for Progress {
+impl Observer for StepProgress {
     fn step_started(&self, index: usize, step: &Step) {
         let label = self.label(index, &step.name);
         match &self.mode {
@@ -124,12 +124,25 @@ impl Observer for Progress {
 
 #[cfg(test)]
 mod tests {
+    use labctl::run::engine::StepKind;
+
     use super::*;
-    use crate::report::tests::step;
 
     #[test]
     fn the_end_line_names_the_step_its_verdict_and_time() {
-        let r = step("ping", Status::Failed);
+        let r = StepResult {
+            name: "ping".into(),
+            kind: StepKind::Foreground,
+            node: None,
+            argv: Vec::new(),
+            status: Status::Failed,
+            duration: Duration::from_millis(640),
+            exit: Some(1),
+            failures: Vec::new(),
+            error: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        };
         assert_eq!(
             finished_line("[2/5] ping", &r),
             "[2/5] ping: FAILED in 0.64s"

@@ -1,0 +1,55 @@
+//! `labctl validate`, `labctl graph`, `labctl schema`: the lab file
+//! explained, with no Docker involved.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use labctl::lab;
+
+use super::{load_lab, Failure, Outcome, EXIT_USAGE};
+
+#[derive(clap::Args)]
+pub struct ValidateArgs {
+    /// Lab files to check
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct GraphArgs {
+    /// The lab file
+    file: PathBuf,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    format: lab::graph::Format,
+}
+
+/// Checks every file, even after an invalid one.
+pub fn validate(args: ValidateArgs) -> Outcome {
+    let mut all_valid = true;
+    for file in &args.files {
+        match load_lab(file) {
+            Ok(lab) => println!("{}: {}", file.display(), lab.summary()),
+            Err(failure) => {
+                failure.print();
+                all_valid = false;
+            }
+        }
+    }
+    if all_valid {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Failure::reported(EXIT_USAGE))
+    }
+}
+
+pub fn graph(args: GraphArgs) -> Outcome {
+    let lab = load_lab(&args.file)?;
+    print!("{}", lab::graph::render(&lab, args.format));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn schema() -> Outcome {
+    println!("{}", lab::schema::lab_schema_json());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,264 @@
+//! `labctl graph`: a lab's topology as Graphviz DOT or Mermaid.
+//!
+//! Nodes are boxes (with their image, if not the tools image); each link is
+//! an edge whose two ends carry the interface name, its address and its
+//! datalink.
+
+use std::fmt::Write as _;
+
+use super::model::{Endpoint, Lab, Link};
+
+/// The output formats of `labctl graph`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Graphviz: `labctl graph lab.yaml | dot -Tsvg > lab.svg`.
+    #[default]
+    Dot,
+    /// Mermaid, for Markdown that GitHub or GitLab renders.
+    Mermaid,
+}
+
+pub fn render(lab: &Lab, format: Format) -> String {
+    match format {
+        Format::Dot => dot(lab),
+        Format::Mermaid => mermaid(lab),
+    }
+}
+
+/// The lab as a Graphviz graph. Each node is a table: its name (and
+/// image), then one row per interface; links join the rows, so labels
+/// never pile up on the edges.
+pub fn dot(lab: &Lab) -> String {
+    let mut out = String::new();
+    let title = match lab.description() {
+        Some(d) => format!("{}: {d}", lab.name()),
+        None => lab.name().to_owned(),
+    };
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "graph {} {{", dot_string(lab.name()));
+    let _ = writeln!(
+        out,
+        "  graph [label={}, labelloc=t, rankdir=LR, nodesep=0.5, ranksep=1.5, \
+         fontname=Helvetica];\n  \
+         node [shape=plain, fontname=Helvetica];\n  \
+         edge [fontname=Helvetica, fontsize=10];",
+        dot_string(&title)
+    );
+    for node in lab.nodes() {
+        let _ = writeln!(
+            out,
+            "  {} [label=<{}>];",
+            dot_string(&node.name),
+            node_table(lab, &node.name, node.image.as_deref())
+        );
+    }
+    for link in lab.links() {
+        let [a, b] = &link.endpoints;
+        let mtu = link
+            .mtu
+            .map(|mtu| format!(" [label={}]", dot_string(&format!("mtu {mtu}"))))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {} -- {}{mtu};", port(lab, a), port(lab, b));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// A node as an HTML-like Graphviz table, one row (and port) per interface.
+fn node_table(lab: &Lab, node: &str, image: Option<&str>) -> String {
+    let mut table = String::from(
+        "<table border=\"1\" cellborder=\"0\" cellspacing=\"0\" cellpadding=\"4\" style=\"rounded\">",
+    );
+    let _ = write!(table, "<tr><td><b>{}</b></td></tr>", html(node));
+    if let Some(image) = image {
+        let _ = write!(
+            table,
+            "<tr><td><font point-size=\"10\">{}</font></td></tr>",
+            html(image)
+        );
+    }
+    for (index, end) in lab.interfaces_of(node).enumerate() {
+        let _ = write!(
+            table,
+            "<tr><td port=\"p{index}\" border=\"1\" sides=\"t\"><font point-size=\"10\">{}</font></td></tr>",
+            html(&end_label(end, " "))
+        );
+    }
+    table.push_str("</table>");
+    table
+}
+
+/// `"node":p3`: the row of `end` in its node's table.
+fn port(lab: &Lab, end: &Endpoint) -> String {
+    let index = lab
+        .interfaces_of(&end.node)
+        .position(|e| e.interface == end.interface)
+        .unwrap_or_default();
+    format!("{}:p{index}", dot_string(&end.node))
+}
+
+/// The lab as a Mermaid flowchart.
+pub fn mermaid(lab: &Lab) -> String {
+    let mut out = String::from("flowchart LR\n");
+    // Mermaid reads `-` as part of an arrow: nodes get plain ids, and their
+    // names go in labels.
+    let id = |name: &str| {
+        let index = lab.nodes().iter().position(|n| n.name == name);
+        format!("n{}", index.unwrap_or_default())
+    };
+    for node in lab.nodes() {
+        let label = match &node.image {
+            Some(image) => format!("{}<br/>{image}", node.name),
+            None => node.name.clone(),
+        };
+        let _ = writeln!(out, "  {}[\"{}\"]", id(&node.name), mermaid_text(&label));
+    }
+    for link in lab.links() {
+        let [a, b] = &link.endpoints;
+        let _ = writeln!(
+            out,
+            "  {} ---|\"{}\"| {}",
+            id(&a.node),
+            mermaid_text(&mermaid_link_label(link)),
+            id(&b.node)
+        );
+    }
+    out
+}
+
+fn mermaid_link_label(link: &Link) -> String {
+    let [a, b] = &link.endpoints;
+    let mut label = format!("{} — {}", end_label(a, " "), end_label(b, " "));
+    if let Some(mtu) = link.mtu {
+        let _ = write!(label, " (mtu {mtu})");
+    }
+    label
+}
+
+/// One end of a link: `eth1`, its address, its datalink.
+fn end_label(end: &Endpoint, separator: &str) -> String {
+    let mut parts = vec![end.interface.clone()];
+    if let Some(ipv4) = end.ipv4 {
+        parts.push(ipv4.to_string());
+    }
+    if let Some(mac) = end.mac {
+        parts.push(mac.to_string());
+    }
+    parts.push(end.datalink.to_string());
+    parts.join(separator)
+}
+
+/// Text inside an HTML-like Graphviz label.
+fn html(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// A DOT double-quoted string; newlines become DOT's `\n` line breaks.
+fn dot_string(text: &str) -> String {
+    let mut quoted = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            c if c.is_control() => {}
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// Text inside a quoted Mermaid label: quotes and angle brackets as
+/// entities (the `<br/>` we add ourselves stays).
+fn mermaid_text(text: &str) -> String {
+    text.split("<br/>")
+        .map(|part| {
+            part.chars()
+                .filter(|c| !c.is_control())
+                .map(|c| match c {
+                    '"' => "#quot;".to_owned(),
+                    '<' => "#lt;".to_owned(),
+                    '>' => "#gt;".to_owned(),
+                    '#' => "#35;".to_owned(),
+                    c => c.to_string(),
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("<br/>")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn lab() -> Lab {
+        let source = r#"
+name: two
+description: a "quoted" lab
+nodes:
+  a: {}
+  b: { image: "busybox:latest" }
+  c: {}
+links:
+  - endpoints: ["a:eth1", "b:eth1"]
+    ipv4: [198.18.0.1/24, 198.18.0.2/24]
+    mtu: 9000
+  - endpoints:
+      - { node: b, interface: "e\"2", mac: "02:00:00:00:00:02", datalink: af_xdp }
+      - { node: c, interface: eth2 }
+"#;
+        crate::lab::parse(source, Path::new("two.yaml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn dot_has_every_node_and_joins_the_rows_of_both_ends() {
+        let dot = dot(&lab());
+        assert!(dot.starts_with("graph \"two\" {\n"), "{dot}");
+        assert!(dot.contains("label=\"two: a \\\"quoted\\\" lab\""), "{dot}");
+        let a = "<tr><td><b>a</b></td></tr>\
+                 <tr><td port=\"p0\" border=\"1\" sides=\"t\"><font point-size=\"10\">eth1 198.18.0.1/24 af_packet</font></td></tr></table>";
+        assert!(dot.contains(a), "{dot}");
+        let b = "<tr><td><b>b</b></td></tr>\
+                 <tr><td><font point-size=\"10\">busybox:latest</font></td></tr>\
+                 <tr><td port=\"p0\" border=\"1\" sides=\"t\"><font point-size=\"10\">eth1 198.18.0.2/24 af_packet</font></td></tr>\
+                 <tr><td port=\"p1\" border=\"1\" sides=\"t\"><font point-size=\"10\">e&quot;2 02:00:00:00:00:02 af_xdp</font></td></tr></table>";
+        assert!(dot.contains(b), "{dot}");
+        assert!(dot.contains("<b>c</b>"), "{dot}");
+        assert!(
+            dot.contains("  \"a\":p0 -- \"b\":p0 [label=\"mtu 9000\"];\n"),
+            "{dot}"
+        );
+        assert!(dot.contains("  \"b\":p1 -- \"c\":p0;\n"), "{dot}");
+        assert!(dot.ends_with("}\n"));
+    }
+
+    #[test]
+    fn mermaid_has_every_node_and_link() {
+        let mermaid = mermaid(&lab());
+        let lines: Vec<&str> = mermaid.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "flowchart LR",
+                "  n0[\"a\"]",
+                "  n1[\"b<br/>busybox:latest\"]",
+                "  n2[\"c\"]",
+                "  n0 ---|\"eth1 198.18.0.1/24 af_packet — eth1 198.18.0.2/24 af_packet (mtu 9000)\"| n1",
+                "  n1 ---|\"e#quot;2 02:00:00:00:00:02 af_xdp — eth2 af_packet\"| n2",
+            ]
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! From the raw file to the validated [`Lab`]: every semantic check, every
+//! problem gathered before giving up.
+//!
+//! Each part of the file has its module (nodes, links, steps); the rules for
+//! single values are in [`names`]. Problems about a mapping as a whole
+//! ("step has neither exec nor wait") are reported at the mapping's position,
+//! so [`super::parse`] can drop them where the structural pass found a
+//! misspelled key in that mapping.
+
+mod links;
+mod names;
+mod nodes;
+mod steps;
+
+use std::path::Path;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::error::Problem;
+use super::model::{DatalinkKind, Lab};
+use super::raw::RawLab;
+
+/// Collects problems with their positions.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn at(&mut self, location: Location, message: impl Into<String>) {
+        self.0.push(Problem::at(location, message));
+    }
+}
+
+fn pos<T>(spanned: &Spanned<T>) -> Location {
+    spanned.referenced
+}
+
+/// The hint for a name that is not among `known` (in file order): the
+/// nearest known one, or the first few.
+fn unknown_hint<'k>(name: &str, known: impl Iterator<Item = &'k str>) -> String {
+    // Bounded, so that a file with huge lists stays quick to check.
+    let known: Vec<&str> = known.take(1000).collect();
+    if let Some(near) = super::structure::nearest(name, known.iter().copied()) {
+        return format!("did you mean {near:?}?");
+    }
+    match known.as_slice() {
+        [] => "there are none".to_owned(),
+        few if few.len() <= 8 => format!("known: {}", few.join(", ")),
+        many => format!("known: {}, ...", many[..8].join(", ")),
+    }
+}
+
+/// Checks `raw` and builds the [`Lab`].
+pub(super) fn resolve(raw: RawLab, file: &Path) -> Result<Lab, Vec<Problem>> {
+    let mut problems = Problems::default();
+
+    // A missing name was reported by the structural pass.
+    if let Some(name) = &raw.name {
+        if let Some(why) = lab_name_problem(&name.value) {
+            problems.at(pos(name), why);
+        }
+    }
+    let lab_datalink = raw
+        .datalink
+        .as_ref()
+        .map(|d| d.value)
+        .unwrap_or(DatalinkKind::AfPacket);
+
+    let nodes = nodes::resolve(raw.nodes.as_ref(), lab_datalink, &mut problems);
+    let links = links::resolve(
+        raw.links.as_deref().unwrap_or_default(),
+        &nodes,
+        &mut problems,
+    );
+    let steps = steps::resolve(
+        raw.steps.as_deref().unwrap_or_default(),
+        &nodes,
+        &mut problems,
+    );
+
+    if !problems.0.is_empty() {
+        return Err(problems.0);
+    }
+    Ok(Lab {
+        name: raw.name.map(|n| n.value).unwrap_or_default(),
+        description: raw.description,
+        file: file.to_owned(),
+        datalink: lab_datalink,
+        nodes,
+        links,
+        steps,
+    })
+}
+
+fn lab_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some(format!(
+            "the lab's name is empty (expected {})",
+            names::NAME_RULE
+        ));
+    }
+    names::name_problem(name).map(|why| {
+        format!(
+            "invalid lab name {name:?}: {why} (expected {})",
+            names::NAME_RULE
+        )
+    })
+}

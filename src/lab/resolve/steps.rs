@@ -1,0 +1,414 @@
+//! Steps: exec or wait, nodes, readiness, timeouts, what `wait` may name,
+//! and the checks of `expect`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use regex::Regex;
+use serde_saphyr::{Location, Spanned};
+
+use super::names;
+use super::{pos, unknown_hint, Problems};
+use crate::lab::model::{Action, Check, Expect, Node, Pattern, Step, DEFAULT_STEP_TIMEOUT};
+use crate::lab::raw::{RawCheck, RawExpect, RawStep};
+
+/// The longest timeout a step may have; longer is surely a typo, and keeps
+/// deadline arithmetic far from overflow.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What is known about an earlier step when a later one names it.
+struct Earlier {
+    at: Location,
+    background: bool,
+    waited_by: Option<(String, Location)>,
+}
+
+/// Every step's name: in file order for hints, and as a set to look
+/// names up.
+struct StepNames<'a> {
+    in_order: Vec<&'a str>,
+    set: HashSet<&'a str>,
+}
+
+impl<'a> StepNames<'a> {
+    fn of(raw: &'a [Spanned<RawStep>]) -> Self {
+        let in_order: Vec<&str> = raw
+            .iter()
+            .filter_map(|s| s.value.name.as_ref().map(|n| n.value.as_str()))
+            .collect();
+        let set = in_order.iter().copied().collect();
+        StepNames { in_order, set }
+    }
+}
+
+pub(super) fn resolve(
+    raw: &[Spanned<RawStep>],
+    nodes: &[Node],
+    problems: &mut Problems,
+) -> Vec<Step> {
+    let mut earlier: HashMap<String, Earlier> = HashMap::new();
+    let all_names = StepNames::of(raw);
+    let node_names: HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut steps = Vec::new();
+
+    for (index, step) in raw.iter().enumerate() {
+        let s = &step.value;
+        // A missing name was reported by the structural pass.
+        let name = s.name.as_ref().map(|n| n.value.as_str());
+        let label = match name {
+            Some(name) => format!("{name:?}"),
+            None => (index + 1).to_string(),
+        };
+        if let Some(name) = &s.name {
+            check_name(name, &earlier, problems);
+        }
+        let timeout = timeout(s, &label, problems);
+        let action = match (&s.exec, &s.wait) {
+            (Some(argv), None) => exec(step, &label, argv, nodes, &node_names, problems),
+            (None, Some(target)) => {
+                wait(step, &label, target, &mut earlier, &all_names, problems);
+                Some(Action::Wait {
+                    step: target.value.clone(),
+                })
+            }
+            (Some(_), Some(target)) => {
+                problems.at(
+                    pos(target),
+                    format!(
+                        "step {label} has both exec and wait (expected one: exec runs a \
+                         command, wait ends a background step)"
+                    ),
+                );
+                None
+            }
+            (None, None) => {
+                problems.at(
+                    pos(step),
+                    format!(
+                        "step {label} has neither exec nor wait (expected one: exec runs a \
+                         command, wait ends a background step)"
+                    ),
+                );
+                None
+            }
+        };
+        // As written, so that a wait on it is judged right even when the
+        // step itself has a problem (an unknown node, say).
+        let background = s.exec.is_some() && s.background.as_ref().is_some_and(|b| b.value);
+        let expect = expect(&label, name, s.expect.as_ref(), background, problems);
+
+        if let Some(written) = &s.name {
+            earlier.entry(written.value.clone()).or_insert(Earlier {
+                at: pos(written),
+                background,
+                waited_by: None,
+            });
+        }
+        if let Some(action) = action {
+            steps.push(Step {
+                name: name.unwrap_or_default().to_owned(),
+                action,
+                timeout,
+                expect,
+            });
+        }
+    }
+    steps
+}
+
+fn check_name(name: &Spanned<String>, earlier: &HashMap<String, Earlier>, problems: &mut Problems) {
+    let text = &name.value;
+    if text.trim().is_empty() {
+        problems.at(
+            pos(name),
+            "a step's name is empty (expected a short text such as \"ping\")",
+        );
+    } else if text.chars().any(char::is_control) {
+        problems.at(
+            pos(name),
+            format!("step name {text:?} contains control characters (expected one line of text)"),
+        );
+    }
+    if let Some(first) = earlier.get(text) {
+        problems.at(
+            pos(name),
+            format!(
+                "step name {text:?} is used twice (first at line {}; wait needs to know which \
+                 step it means)",
+                first.at.line()
+            ),
+        );
+    }
+}
+
+fn timeout(step: &RawStep, label: &str, problems: &mut Problems) -> Duration {
+    let Some(text) = &step.timeout else {
+        return DEFAULT_STEP_TIMEOUT;
+    };
+    let why = match humantime::parse_duration(&text.value) {
+        Ok(d) if d.is_zero() => "is zero (expected more than 0)".to_owned(),
+        Ok(d) if d > MAX_TIMEOUT => "is longer than 24h".to_owned(),
+        Ok(d) => return d,
+        Err(_) if text.value.trim().chars().all(|c| c.is_ascii_digit()) => {
+            "has no unit (expected a duration such as 200ms, 10s or 2m)".to_owned()
+        }
+        Err(_) => "is not a duration (expected one such as 200ms, 10s or 2m)".to_owned(),
+    };
+    problems.at(
+        pos(text),
+        format!("timeout {:?} of step {label} {why}", text.value),
+    );
+    DEFAULT_STEP_TIMEOUT
+}
+
+fn exec(
+    step: &Spanned<RawStep>,
+    label: &str,
+    argv: &Spanned<Vec<String>>,
+    nodes: &[Node],
+    node_names: &HashSet<&str>,
+    problems: &mut Problems,
+) -> Option<Action> {
+    let s = &step.value;
+    match argv.value.first() {
+        None => problems.at(
+            pos(argv),
+            format!("exec of step {label} is empty (expected [program, args...])"),
+        ),
+        Some(program) if program.trim().is_empty() => problems.at(
+            pos(argv),
+            format!("exec of step {label} has an empty program name"),
+        ),
+        Some(_) => {}
+    }
+    if argv.value.iter().any(|arg| names::has_nul(arg)) {
+        problems.at(
+            pos(argv),
+            format!("exec of step {label} contains a NUL character, which no argv can hold"),
+        );
+    }
+    let background = s.background.as_ref().is_some_and(|b| b.value);
+    let ready = s.ready.as_ref().and_then(|ready| {
+        if !background {
+            problems.at(
+                pos(ready),
+                format!(
+                    "ready applies to background steps only (add background: true to step \
+                     {label}, or remove ready)"
+                ),
+            );
+        }
+        regex(ready, &format!("ready of step {label}"), problems)
+    });
+    let node = match &s.node {
+        None => {
+            problems.at(
+                pos(step),
+                format!("step {label} runs a command but names no node (add node: NAME)"),
+            );
+            return None;
+        }
+        Some(node) => node,
+    };
+    if !node_names.contains(node.value.as_str()) {
+        // With no nodes at all, that one problem is reported instead.
+        if !nodes.is_empty() {
+            problems.at(
+                pos(node),
+                format!(
+                    "step {label} names unknown node {:?} ({})",
+                    node.value,
+                    unknown_hint(&node.value, nodes.iter().map(|n| n.name.as_str()))
+                ),
+            );
+        }
+        return None;
+    }
+    Some(Action::Exec {
+        node: node.value.clone(),
+        argv: argv.value.clone(),
+        background,
+        ready,
+    })
+}
+
+fn wait(
+    step: &Spanned<RawStep>,
+    label: &str,
+    target: &Spanned<String>,
+    earlier: &mut HashMap<String, Earlier>,
+    all_names: &StepNames<'_>,
+    problems: &mut Problems,
+) {
+    let s = &step.value;
+    let wanted = &target.value;
+    if let Some(node) = &s.node {
+        problems.at(
+            pos(node),
+            format!(
+                "step {label} waits and runs nothing, so it takes no node (remove node; the \
+                 node is the one of step {wanted:?})"
+            ),
+        );
+    }
+    if let Some(background) = s.background.as_ref().filter(|b| b.value) {
+        problems.at(
+            pos(background),
+            format!("background applies to exec steps; step {label} waits (remove background)"),
+        );
+    }
+    if let Some(ready) = &s.ready {
+        problems.at(
+            pos(ready),
+            format!("ready applies to background exec steps; step {label} waits (remove ready)"),
+        );
+    }
+    let why = match earlier.get_mut(wanted.as_str()) {
+        None if Some(wanted.as_str()) == s.name.as_ref().map(|n| n.value.as_str()) => {
+            "which is this very step".to_owned()
+        }
+        None if all_names.set.contains(wanted.as_str()) => {
+            "which comes later (steps run in order: wait for a step above this one)".to_owned()
+        }
+        None => format!(
+            "which is not a step ({})",
+            unknown_hint(wanted, all_names.in_order.iter().copied())
+        ),
+        Some(target) if !target.background => format!(
+            "which is not a background step (add background: true to step {wanted:?}, or \
+             remove this step: a foreground step has ended before the next one starts)"
+        ),
+        Some(Earlier {
+            waited_by: Some((other, at)),
+            ..
+        }) => format!(
+            "which step {other} already waits for (line {}); a step ends once",
+            at.line()
+        ),
+        Some(target) => {
+            target.waited_by = Some((label.to_owned(), pos(step)));
+            return;
+        }
+    };
+    problems.at(
+        pos(target),
+        format!("step {label} waits for {wanted:?}, {why}"),
+    );
+}
+
+fn expect(
+    label: &str,
+    name: Option<&str>,
+    raw: Option<&Spanned<RawExpect>>,
+    background: bool,
+    problems: &mut Problems,
+) -> Expect {
+    let Some(raw) = raw else {
+        return Expect::default();
+    };
+    if background {
+        problems.at(
+            pos(raw),
+            format!(
+                "expect of step {label} would never be checked: a background step's output is \
+                 checked by the step that waits for it (move expect to a step with wait: {})",
+                name.unwrap_or(label)
+            ),
+        );
+    }
+    let e = &raw.value;
+    let exit = match &e.exit {
+        Some(exit) if !(0..=255).contains(&exit.value) => {
+            problems.at(
+                pos(exit),
+                format!(
+                    "exit {} of step {label} is not an exit code (expected 0 to 255)",
+                    exit.value
+                ),
+            );
+            0
+        }
+        Some(exit) => exit.value,
+        None => 0,
+    };
+    Expect {
+        exit,
+        stdout: checks(label, "stdout", &e.stdout, problems),
+        stderr: checks(label, "stderr", &e.stderr, problems),
+    }
+}
+
+fn checks(
+    label: &str,
+    stream: &str,
+    raw: &[Spanned<RawCheck>],
+    problems: &mut Problems,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (i, check) in raw.iter().enumerate() {
+        let c = &check.value;
+        let which = format!("{stream} check {} of step {label}", i + 1);
+        let pattern = match (&c.matches, &c.contains) {
+            (Some(re), None) => regex(re, &which, problems).map(Pattern::Match),
+            (None, Some(text)) => {
+                if let Some(count) = &c.count {
+                    problems.at(
+                        pos(count),
+                        format!(
+                            "count applies to match checks only, not to contains in {which} \
+                             (contains looks for a substring of the whole output; to count \
+                             lines, use match with an escaped regex, such as \
+                             match: '3 packets transmitted')"
+                        ),
+                    );
+                }
+                Some(Pattern::Contains(text.value.clone()))
+            }
+            (Some(_), Some(_)) => {
+                problems.at(
+                    pos(check),
+                    format!("{which} has both match and contains (expected one per check)"),
+                );
+                None
+            }
+            (None, None) => {
+                problems.at(
+                    pos(check),
+                    format!("{which} has neither match nor contains (expected one of them)"),
+                );
+                None
+            }
+        };
+        if let Some(pattern) = pattern {
+            checks.push(Check {
+                pattern,
+                count: c.count.as_ref().map(|n| n.value),
+            });
+        }
+    }
+    checks
+}
+
+/// Compiles a regex, reporting the regex crate's own reason on failure.
+fn regex(pattern: &Spanned<String>, what: &str, problems: &mut Problems) -> Option<Regex> {
+    match Regex::new(&pattern.value) {
+        Ok(re) => Some(re),
+        Err(regex::Error::Syntax(detail)) => {
+            // The last line of the crate's report says what is wrong.
+            let why = detail.lines().last().unwrap_or("invalid").trim();
+            let why = why.strip_prefix("error: ").unwrap_or(why);
+            problems.at(
+                pos(pattern),
+                format!("invalid regex {:?} in {what}: {why}", pattern.value),
+            );
+            None
+        }
+        Err(e) => {
+            problems.at(
+                pos(pattern),
+                format!("regex {:?} in {what} is too large: {e}", pattern.value),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,678 @@
+//! One test per check: the problem, its position, its wording.
+
+use super::{problems, valid, with_steps, TWO_NODES};
+
+/// Asserts that `source` has exactly the problems `expected`, each given as
+/// `"LINE:COL: start of the message"`.
+#[track_caller]
+fn assert_problems(source: &str, expected: &[&str]) {
+    let found = problems(source);
+    let matches =
+        found.len() == expected.len() && found.iter().zip(expected).all(|(f, e)| f.starts_with(e));
+    assert!(
+        matches,
+        "expected:\n  {}\nfound:\n  {}",
+        expected.join("\n  "),
+        found.join("\n  ")
+    );
+}
+
+// --- the file as a whole ---
+
+#[test]
+fn empty_file() {
+    for source in ["", "\n\n", "# only a comment\n", "~\n"] {
+        assert_problems(source, &["1:1: the file is empty (expected a lab"]);
+    }
+}
+
+#[test]
+fn yaml_syntax_error() {
+    assert_problems(
+        "name: x\nnodes: {a: {}\n",
+        &["2:8: invalid YAML: unclosed bracket '{'"],
+    );
+    assert_problems(
+        "name: x\n nodes: {}\n",
+        &["2:7: invalid YAML: mapping values are not allowed in this context"],
+    );
+}
+
+#[test]
+fn two_documents() {
+    assert_problems(
+        "name: x\n---\nname: y\n",
+        &["3:1: a second YAML document starts here"],
+    );
+}
+
+#[test]
+fn not_a_mapping() {
+    assert_problems(
+        "- a\n- b\n",
+        &["1:1: the file is a list (expected a mapping with name, nodes, links and steps)"],
+    );
+}
+
+#[test]
+fn missing_name() {
+    assert_problems(
+        "nodes: {a: {}}\n",
+        &["1:1: missing key `name` at the top level (expected a string: the lab's name"],
+    );
+}
+
+// --- keys and types (the structural pass) ---
+
+#[test]
+fn unknown_key_names_the_nearest_known_key() {
+    let source = TWO_NODES.replace("  b: {}", "  b:\n    imgae: alpine");
+    assert_problems(
+        &source,
+        &["5:5: unknown key `imgae` in node \"b\" (did you mean `image`?)"],
+    );
+}
+
+#[test]
+fn unknown_key_without_a_near_one_lists_the_known_ones() {
+    assert_problems(
+        &format!("{TWO_NODES}flavour: x\n"),
+        &["5:1: unknown key `flavour` at the top level (expected one of: datalink, description, links, name, nodes, steps)"],
+    );
+}
+
+#[test]
+fn keys_from_other_tools_are_recognised() {
+    let source = with_steps("  - name: s\n    node: a\n    command: [x]\n");
+    // The misspelled `exec` is reported once: not also as "neither exec
+    // nor wait".
+    assert_problems(
+        &source,
+        &["8:5: unknown key `command` in step \"s\" (did you mean `exec`?)"],
+    );
+}
+
+#[test]
+fn duplicate_keys() {
+    assert_problems(
+        "name: x\nnodes:\n  a: {}\n  a: {image: y}\n",
+        &["4:3: node \"a\" is defined twice (first at line 3, column 3)"],
+    );
+    assert_problems(
+        "name: x\nname: y\nnodes: {a: {}}\n",
+        &["2:1: key `name` is written twice at the top level (first at line 1, column 1"],
+    );
+}
+
+#[test]
+fn wrong_types_point_at_the_value() {
+    let source = "name: x\nnodes:\n  a: {env: [A]}\nlinks:\n  - endpoints: [\"a:e1\", \"a:e2\"]\n    mtu: big\n";
+    assert_problems(
+        source,
+        &[
+            "3:12: `env` of node \"a\" is a list (expected a mapping)",
+            "6:10: `mtu` of link 1 is \"big\" (expected an integer)",
+        ],
+    );
+}
+
+#[test]
+fn exec_as_a_shell_string() {
+    let source = with_steps("  - name: s\n    node: a\n    exec: lab-ping eth1 198.18.0.2\n");
+    assert_problems(
+        &source,
+        &["8:11: `exec` of step \"s\" is \"lab-ping eth1 198.18.0.2\" (expected a list such as [lab-ping, eth1, 198.18.0.2]: an argv, never a shell string)"],
+    );
+}
+
+#[test]
+fn yaml_1_1_booleans_are_refused() {
+    let source = with_steps("  - name: s\n    node: a\n    exec: [x]\n    background: yes\n");
+    assert_problems(
+        &source,
+        &["9:17: `background` of step \"s\" is \"yes\" (expected true or false)"],
+    );
+}
+
+#[test]
+fn unknown_datalink() {
+    assert_problems(
+        "name: x\ndatalink: afxdp\nnodes: {a: {}}\n",
+        &["2:11: `datalink` is \"afxdp\" (expected af_packet, af_xdp or netmap; did you mean \"af_xdp\"?)"],
+    );
+}
+
+#[test]
+fn missing_key_in_an_endpoint() {
+    let source =
+        "name: x\nnodes: {a: {}}\nlinks:\n  - endpoints: [{node: a, interface: e1}, {node: a}]\n";
+    assert_problems(
+        source,
+        &["4:43: missing key `interface` in endpoint 2 of link 1 (expected an interface name such as eth1)"],
+    );
+}
+
+#[test]
+fn integer_out_of_range_of_its_type() {
+    let source =
+        "name: x\nnodes: {a: {}}\nlinks:\n  - endpoints: [\"a:e1\", \"a:e2\"]\n    mtu: -1\n";
+    assert_problems(
+        source,
+        &["5:10: `mtu` of link 1 is -1, out of range (expected a whole number from 0 to 4294967295)"],
+    );
+}
+
+#[test]
+fn numbers_are_text_in_argv_env_and_sysctls() {
+    let source = "name: x\nnodes:\n  a:\n    env: {N: 3}\n    sysctls: {net.ipv4.ip_forward: 1}\nsteps:\n  - name: s\n    node: a\n    exec: [lab-ping, --count, 3, --flag, true]\n";
+    let lab = valid(source);
+    assert_eq!(lab.nodes()[0].env["N"], "3");
+    assert_eq!(lab.nodes()[0].sysctls["net.ipv4.ip_forward"], "1");
+    let crate::lab::Action::Exec { argv, .. } = &lab.steps()[0].action else {
+        panic!("not an exec step")
+    };
+    assert_eq!(argv, &["lab-ping", "--count", "3", "--flag", "true"]);
+}
+
+// --- names ---
+
+#[test]
+fn lab_name() {
+    assert_problems(
+        "name: Bad_Name\nnodes: {a: {}}\n",
+        &["1:7: invalid lab name \"Bad_Name\": contains the uppercase 'B' (expected 1 to 20 of a-z, 0-9 and '-', not starting with '-')"],
+    );
+    assert_problems(
+        "name: ''\nnodes: {a: {}}\n",
+        &["1:7: the lab's name is empty"],
+    );
+}
+
+#[test]
+fn node_name() {
+    assert_problems(
+        "name: x\nnodes:\n  web_1: {}\n",
+        &["3:3: invalid node name \"web_1\": contains '_' (expected 1 to 20 of a-z"],
+    );
+}
+
+#[test]
+fn no_nodes() {
+    assert_problems(
+        "name: x\nnodes: {}\n",
+        &["2:8: the lab has no nodes (expected at least one under `nodes:`"],
+    );
+    // And no "unknown node" for every endpoint as well.
+    assert_problems(
+        "name: x\nlinks:\n  - endpoints: [\"a:e1\", \"b:e1\"]\n",
+        &["1:1: missing key `nodes` at the top level (expected a mapping of node names to their settings)"],
+    );
+    // A misspelled `nodes` is reported once.
+    assert_problems(
+        "name: x\nnodse:\n  a: {}\n",
+        &["2:1: unknown key `nodse` at the top level (did you mean `nodes`?)"],
+    );
+}
+
+#[test]
+fn interface_names() {
+    let link = |endpoints: &str| format!("{TWO_NODES}links:\n  - endpoints: {endpoints}\n");
+    assert_problems(
+        &link("[\"a:eth1/2\", \"b:eth1\"]"),
+        &["6:17: invalid interface name \"eth1/2\" in link 1: contains '/' (expected 1 to 15 bytes"],
+    );
+    assert_problems(
+        &link("[\"a:this-is-too-long\", \"b:eth1\"]"),
+        &["6:17: invalid interface name \"this-is-too-long\" in link 1: is 16 bytes long"],
+    );
+    assert_problems(
+        &link("[{node: a, interface: \"x=y\"}, \"b:eth1\"]"),
+        &["6:38: invalid interface name \"x=y\" in link 1: contains '=', which tools cannot read back from LABCTL_DATALINK_<interface>"],
+    );
+    assert_problems(
+        &link("[\"a:b:c\", \"b:eth1\"]"),
+        &["6:17: invalid interface name \"b:c\" in link 1: contains ':', which separates node and interface"],
+    );
+    assert_problems(
+        &link("[\"a\", \"b:eth1\"]"),
+        &["6:17: invalid endpoint \"a\" in link 1 (expected \"node:interface\", such as \"pinger:eth1\")"],
+    );
+}
+
+// --- links ---
+
+#[test]
+fn unknown_node_in_an_endpoint() {
+    assert_problems(
+        &format!("{TWO_NODES}links:\n  - endpoints: [\"a:eth1\", \"bb:eth1\"]\n"),
+        &["6:27: link 1 names unknown node \"bb\" (known: a, b)"],
+    );
+    assert_problems(
+        &format!("{TWO_NODES}links:\n  - endpoints: [\"a:eth1\", \"zzz:eth1\"]\n"),
+        &["6:27: link 1 names unknown node \"zzz\" (known: a, b)"],
+    );
+}
+
+#[test]
+fn interface_used_twice() {
+    let source = format!(
+        "{TWO_NODES}links:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n  - endpoints: [\"a:eth1\", \"b:eth2\"]\n"
+    );
+    assert_problems(
+        &source,
+        &["7:17: interface a:eth1 is used twice (first at line 6, column 17; an interface is one end of one link)"],
+    );
+}
+
+#[test]
+fn endpoint_count() {
+    assert_problems(
+        &format!("{TWO_NODES}links:\n  - endpoints: [\"a:eth1\"]\n"),
+        &["6:16: link 1 has 1 endpoint (expected exactly 2: a veth pair has two ends)"],
+    );
+}
+
+#[test]
+fn bad_cidr() {
+    let source = format!(
+        "{TWO_NODES}links:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n    ipv4: [198.18.0.1, 198.18.0.300/24]\n"
+    );
+    assert_problems(
+        &source,
+        &[
+            "7:12: ipv4 \"198.18.0.1\" of a:eth1 has no prefix length (expected a CIDR address such as 198.18.0.1/24)",
+            "7:24: ipv4 \"198.18.0.300/24\" of b:eth1 is not an address",
+        ],
+    );
+}
+
+#[test]
+fn network_address_is_not_a_host_address() {
+    let source = format!(
+        "{TWO_NODES}links:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n    ipv4: [198.18.0.0/24, 198.18.0.2/24]\n"
+    );
+    assert_problems(
+        &source,
+        &["7:12: ipv4 \"198.18.0.0/24\" of a:eth1 is the network address of its subnet"],
+    );
+}
+
+#[test]
+fn duplicate_addresses() {
+    let source = format!(
+        "{TWO_NODES}links:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n    ipv4: [198.18.0.1/24, 198.18.0.1/24]\n"
+    );
+    assert_problems(
+        &source,
+        &["7:27: address 198.18.0.1 of b:eth1 is already used by a:eth1 (line 7); each interface needs its own"],
+    );
+}
+
+#[test]
+fn address_list_needs_two_entries() {
+    let source = format!(
+        "{TWO_NODES}links:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n    ipv4: [198.18.0.1/24]\n"
+    );
+    assert_problems(
+        &source,
+        &["7:11: link 1 lists 1 ipv4 address (expected 2: one per endpoint, in the same order)"],
+    );
+}
+
+#[test]
+fn address_list_with_mapping_endpoints() {
+    let source = format!(
+        "{TWO_NODES}links:\n  - endpoints: [{{node: a, interface: e1}}, \"b:eth1\"]\n    ipv4: [198.18.0.1/24, 198.18.0.2/24]\n"
+    );
+    assert_problems(
+        &source,
+        &["7:11: link 1 lists ipv4 addresses, but endpoint 1 is a mapping (give it its own ipv4 key"],
+    );
+}
+
+#[test]
+fn bad_and_multicast_mac() {
+    let source = format!(
+        "{TWO_NODES}links:\n  - endpoints:\n      - {{node: a, interface: e1, mac: \"02:00:00:00:00:0g\"}}\n      - {{node: b, interface: e1, mac: \"03:00:00:00:00:01\"}}\n"
+    );
+    assert_problems(
+        &source,
+        &[
+            "7:39: mac \"02:00:00:00:00:0g\" of a:e1 is not a MAC address (expected six hex bytes",
+            "8:39: mac \"03:00:00:00:00:01\" of b:e1 is a multicast address (expected a unicast one",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_mac() {
+    let source = format!(
+        "{TWO_NODES}links:\n  - endpoints:\n      - {{node: a, interface: e1, mac: \"02:00:00:00:00:01\"}}\n      - {{node: b, interface: e1, mac: \"02:00:00:00:00:01\"}}\n"
+    );
+    assert_problems(
+        &source,
+        &["8:39: mac 02:00:00:00:00:01 of b:e1 is already used by a:e1 (line 7)"],
+    );
+}
+
+#[test]
+fn mtu_range() {
+    let source =
+        format!("{TWO_NODES}links:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n    mtu: 67\n");
+    assert_problems(
+        &source,
+        &["7:10: invalid mtu 67 in link 1 (expected 68 to 65535)"],
+    );
+}
+
+#[test]
+fn netmap_on_one_end_names_both_and_says_why() {
+    let source = "name: x\nnodes:\n  a: {datalink: netmap}\n  b: {}\nlinks:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n";
+    assert_problems(
+        source,
+        &["6:16: link 1 uses netmap on one end only (a:eth1 is netmap, b:eth1 is af_packet): a veth pair is one link, and native netmap passes frames only when both of its ends are opened in netmap mode"],
+    );
+}
+
+#[test]
+fn datalink_resolution_order_is_endpoint_node_lab() {
+    let source = "name: x\ndatalink: af_xdp\nnodes:\n  a: {}\n  b: {datalink: af_packet}\nlinks:\n  - endpoints: [\"a:e1\", \"b:e1\"]\n  - endpoints:\n      - {node: a, interface: e2, datalink: netmap}\n      - {node: b, interface: e2, datalink: netmap}\n";
+    let lab = valid(source);
+    let kinds: Vec<String> = lab
+        .links()
+        .iter()
+        .flat_map(|l| l.endpoints.iter().map(|e| e.datalink.to_string()))
+        .collect();
+    assert_eq!(kinds, ["af_xdp", "af_packet", "netmap", "netmap"]);
+}
+
+// --- nodes ---
+
+#[test]
+fn environment_names() {
+    let source = "name: x\nnodes:\n  a:\n    env: {1X: a, LABCTL_DATALINK_eth1: b, OK: c}\n";
+    assert_problems(
+        source,
+        &[
+            "4:11: environment variable \"1X\" in node \"a\" is not a variable name",
+            "4:18: environment variable \"LABCTL_DATALINK_eth1\" in node \"a\" is reserved",
+        ],
+    );
+}
+
+#[test]
+fn sysctls() {
+    let source = "name: x\nnodes:\n  a:\n    sysctls:\n      vm.swappiness: 1\n      forwarding: 1\n      net.ipv4.ip_forward: ''\n";
+    assert_problems(
+        source,
+        &[
+            "5:7: sysctl \"vm.swappiness\" in node \"a\" is not namespaced (a container can only set net.*",
+            "6:7: sysctl \"forwarding\" in node \"a\" is not a sysctl name (expected a dotted name",
+            "7:28: invalid value \"\" for sysctl \"net.ipv4.ip_forward\" in node \"a\" (expected one line",
+        ],
+    );
+}
+
+#[test]
+fn empty_image() {
+    assert_problems(
+        "name: x\nnodes:\n  a: {image: ''}\n",
+        &["3:14: invalid image \"\" for node \"a\""],
+    );
+}
+
+// --- steps ---
+
+#[test]
+fn unknown_node_in_a_step() {
+    let source = with_steps("  - name: s\n    node: c\n    exec: [x]\n");
+    assert_problems(
+        &source,
+        &["7:11: step \"s\" names unknown node \"c\" (known: a, b)"],
+    );
+}
+
+#[test]
+fn exec_step_without_node() {
+    let source = with_steps("  - name: s\n    exec: [x]\n");
+    assert_problems(
+        &source,
+        &["6:5: step \"s\" runs a command but names no node (add node: NAME)"],
+    );
+}
+
+#[test]
+fn exec_and_wait_both_or_neither() {
+    let source = with_steps(
+        "  - name: bg\n    node: a\n    exec: [x]\n    background: true\n  - name: both\n    node: a\n    exec: [x]\n    wait: bg\n  - name: neither\n    node: a\n",
+    );
+    assert_problems(
+        &source,
+        &[
+            "13:11: step \"both\" has both exec and wait",
+            "14:5: step \"neither\" has neither exec nor wait",
+        ],
+    );
+}
+
+#[test]
+fn empty_exec() {
+    let source = with_steps("  - name: s\n    node: a\n    exec: []\n");
+    assert_problems(
+        &source,
+        &["8:11: exec of step \"s\" is empty (expected [program, args...])"],
+    );
+}
+
+#[test]
+fn step_names_unique() {
+    let source = with_steps(
+        "  - name: s\n    node: a\n    exec: [x]\n  - name: s\n    node: a\n    exec: [y]\n",
+    );
+    assert_problems(
+        &source,
+        &["9:11: step name \"s\" is used twice (first at line 6"],
+    );
+}
+
+#[test]
+fn wait_on_unknown_later_or_foreground_step() {
+    let source = with_steps(
+        "  - name: fg\n    node: a\n    exec: [x]\n  - name: w1\n    wait: pong\n  - name: w2\n    wait: fg\n  - name: w3\n    wait: late\n  - name: late\n    node: a\n    exec: [x]\n    background: true\n",
+    );
+    assert_problems(
+        &source,
+        &[
+            "10:11: step \"w1\" waits for \"pong\", which is not a step",
+            "12:11: step \"w2\" waits for \"fg\", which is not a background step",
+            "14:11: step \"w3\" waits for \"late\", which comes later (steps run in order",
+        ],
+    );
+}
+
+#[test]
+fn background_step_waited_twice() {
+    let source = with_steps(
+        "  - name: bg\n    node: a\n    exec: [x]\n    background: true\n  - name: w1\n    wait: bg\n  - name: w2\n    wait: bg\n",
+    );
+    assert_problems(
+        &source,
+        &["13:11: step \"w2\" waits for \"bg\", which step \"w1\" already waits for (line 10)"],
+    );
+}
+
+#[test]
+fn wait_step_takes_no_node_background_or_ready() {
+    let source = with_steps(
+        "  - name: bg\n    node: a\n    exec: [x]\n    background: true\n  - name: w\n    wait: bg\n    node: a\n    background: true\n    ready: x\n",
+    );
+    assert_problems(
+        &source,
+        &[
+            "12:11: step \"w\" waits and runs nothing, so it takes no node",
+            "13:17: background applies to exec steps; step \"w\" waits",
+            "14:12: ready applies to background exec steps; step \"w\" waits",
+        ],
+    );
+}
+
+#[test]
+fn ready_on_a_foreground_step() {
+    let source = with_steps("  - name: s\n    node: a\n    exec: [x]\n    ready: up\n");
+    assert_problems(
+        &source,
+        &["9:12: ready applies to background steps only (add background: true to step \"s\", or remove ready)"],
+    );
+}
+
+#[test]
+fn invalid_regex() {
+    let source = with_steps(
+        "  - name: s\n    node: a\n    exec: [x]\n    background: true\n    ready: 'up ('\n  - name: w\n    wait: s\n    expect:\n      stdout:\n        - match: '[a-'\n",
+    );
+    assert_problems(
+        &source,
+        &[
+            "10:12: invalid regex \"up (\" in ready of step \"s\": unclosed group",
+            "15:18: invalid regex \"[a-\" in stdout check 1 of step \"w\": unclosed character class",
+        ],
+    );
+}
+
+#[test]
+fn timeouts() {
+    let step = |timeout: &str| {
+        with_steps(&format!(
+            "  - name: s\n    node: a\n    exec: [x]\n    timeout: {timeout}\n"
+        ))
+    };
+    assert_problems(
+        &step("'10'"),
+        &["9:14: timeout \"10\" of step \"s\" has no unit (expected a duration such as 200ms, 10s or 2m)"],
+    );
+    assert_problems(&step("0s"), &["9:14: timeout \"0s\" of step \"s\" is zero"]);
+    assert_problems(
+        &step("2days"),
+        &["9:14: timeout \"2days\" of step \"s\" is longer than 24h"],
+    );
+    assert_problems(
+        &step("soon"),
+        &["9:14: timeout \"soon\" of step \"s\" is not a duration"],
+    );
+    let lab = valid(&step("200ms"));
+    assert_eq!(lab.steps()[0].timeout.as_millis(), 200);
+}
+
+#[test]
+fn count_on_contains_says_how_to_count_lines() {
+    let source = with_steps(
+        "  - name: s\n    node: a\n    exec: [x]\n    expect:\n      stdout:\n        - contains: '3 packets'\n          count: 3\n",
+    );
+    assert_problems(
+        &source,
+        &["12:18: count applies to match checks only, not to contains in stdout check 1 of step \"s\" (contains looks for a substring of the whole output; to count lines, use match with an escaped regex"],
+    );
+}
+
+#[test]
+fn check_with_both_or_neither_pattern() {
+    let source = with_steps(
+        "  - name: s\n    node: a\n    exec: [x]\n    expect:\n      stderr:\n        - {match: a, contains: b}\n        - {count: 1}\n",
+    );
+    assert_problems(
+        &source,
+        &[
+            "11:11: stderr check 1 of step \"s\" has both match and contains",
+            "12:11: stderr check 2 of step \"s\" has neither match nor contains",
+        ],
+    );
+}
+
+#[test]
+fn exit_code_range() {
+    let source = with_steps("  - name: s\n    node: a\n    exec: [x]\n    expect: {exit: 256}\n");
+    assert_problems(
+        &source,
+        &["9:20: exit 256 of step \"s\" is not an exit code (expected 0 to 255)"],
+    );
+}
+
+#[test]
+fn expect_on_a_background_step() {
+    let source = with_steps(
+        "  - name: s\n    node: a\n    exec: [x]\n    background: true\n    expect: {exit: 0}\n",
+    );
+    assert_problems(
+        &source,
+        &["10:13: expect of step \"s\" would never be checked: a background step's output is checked by the step that waits for it"],
+    );
+}
+
+// --- several problems at once ---
+
+#[test]
+fn structural_and_semantic_problems_are_reported_together() {
+    let source = "name: x\nnodes:\n  a:\n    imgae: alpine\nlinks:\n  - endpoints: [\"a:eth1\", \"c:eth1\"]\n    ipv4: [198.18.0.1/24, 198.18.0.999/24]\n";
+    assert_problems(
+        source,
+        &[
+            "4:5: unknown key `imgae` in node \"a\" (did you mean `image`?)",
+            "6:27: link 1 names unknown node \"c\"",
+            "7:27: ipv4 \"198.18.0.999/24\" of c:eth1 is not an address",
+        ],
+    );
+}
+
+#[test]
+fn a_wrong_type_stops_before_the_semantic_checks() {
+    // serde cannot read a list as a number; what it could not read is not
+    // guessed at, but every structural problem is still there.
+    let source = "name: Bad\nnodes:\n  a: {}\nlinks:\n  - endpoints: [\"a:e1\", \"a:e2\"]\n    mtu: [1]\n    mut: 1\n";
+    assert_problems(
+        source,
+        &[
+            "6:10: `mtu` of link 1 is a list (expected an integer)",
+            "7:5: unknown key `mut` in link 1 (did you mean `mtu`?)",
+        ],
+    );
+}
+
+#[test]
+fn missing_keys_do_not_stop_the_semantic_checks() {
+    let source = "nodes:\n  a: {}\nlinks:\n  - ipv4: [198.18.0.1/24]\n  - endpoints: [\"a:e1\", \"b:e1\"]\nsteps:\n  - node: a\n    exec: [x]\n";
+    assert_problems(
+        source,
+        &[
+            "1:1: missing key `name` at the top level",
+            "4:5: missing key `endpoints` in link 1 (expected a list of two endpoints)",
+            "4:11: link 1 lists 1 ipv4 address",
+            "5:25: link 2 names unknown node \"b\" (known: a)",
+            "7:5: missing key `name` in step 1 (expected a string such as \"ping\"",
+        ],
+    );
+}
+
+#[test]
+fn an_empty_key_is_not_a_key() {
+    assert_problems(
+        "name: x\nnodes: {a: {}}\n: x\n",
+        &["3:1: a key at the top level is empty (expected a plain key such as `name`)"],
+    );
+}
+
+#[test]
+fn control_characters_from_the_file_are_escaped() {
+    let source = "name: x\nnodes: {a: {}}\n\"bad\\e[31mkey\": 1\n";
+    assert_problems(
+        source,
+        &["3:1: unknown key `bad\\u{1b}[31mkey` at the top level"],
+    );
+}
+
+#[test]
+fn a_problem_in_a_step_does_not_spill_into_the_steps_that_wait_for_it() {
+    let source = with_steps(
+        "  - name: pong\n    node: c\n    exec: [lab-pong, eth1]\n    background: true\n  - name: w\n    wait: pong\n",
+    );
+    assert_problems(&source, &["7:11: step \"pong\" names unknown node \"c\""]);
+}

@@ -1,0 +1,319 @@
+//! The engine against a scripted fake launcher.
+
+use std::time::Duration;
+
+use regex::Regex;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::lab::{Check, Expect, Pattern};
+use crate::run::fake::{FakeLauncher, Script};
+use crate::run::process::Stream;
+
+fn exec(name: &str, program: &str) -> Step {
+    Step {
+        name: name.into(),
+        action: Action::Exec {
+            node: "n".into(),
+            argv: vec![program.into()],
+            background: false,
+            ready: None,
+        },
+        timeout: Duration::from_secs(5),
+        expect: Expect::default(),
+    }
+}
+
+fn background(name: &str, program: &str, ready: Option<&str>) -> Step {
+    Step {
+        action: Action::Exec {
+            node: "n".into(),
+            argv: vec![program.into()],
+            background: true,
+            ready: ready.map(|r| Regex::new(r).unwrap()),
+        },
+        ..exec(name, program)
+    }
+}
+
+fn wait(name: &str, target: &str) -> Step {
+    Step {
+        action: Action::Wait {
+            step: target.into(),
+        },
+        ..exec(name, "")
+    }
+}
+
+fn expecting(mut step: Step, stdout: &[(&str, Option<usize>)]) -> Step {
+    step.expect.stdout = stdout
+        .iter()
+        .map(|(re, count)| Check {
+            pattern: Pattern::Match(Regex::new(re).unwrap()),
+            count: *count,
+        })
+        .collect();
+    step
+}
+
+fn timeout(mut step: Step, ms: u64) -> Step {
+    step.timeout = Duration::from_millis(ms);
+    step
+}
+
+async fn run_with(
+    launcher: &FakeLauncher,
+    steps: &[Step],
+    options: EngineOptions,
+    interrupt: CancellationToken,
+) -> Vec<StepResult> {
+    let engine = Engine::new(
+        launcher,
+        &Quiet,
+        options,
+        interrupt,
+        CancellationToken::new(),
+    );
+    engine.run(steps).await
+}
+
+async fn run(launcher: &FakeLauncher, steps: &[Step]) -> Vec<StepResult> {
+    let options = EngineOptions {
+        stop_grace: Duration::from_millis(300),
+        ..Default::default()
+    };
+    run_with(launcher, steps, options, CancellationToken::new()).await
+}
+
+fn statuses(results: &[StepResult]) -> Vec<Status> {
+    results.iter().map(|r| r.status).collect()
+}
+
+#[tokio::test]
+async fn a_foreground_step_passes_on_exit_zero_and_its_checks() {
+    let fake = FakeLauncher::default().with("ping", Script::prints(&["reply 1", "reply 2"]));
+    let steps = [expecting(exec("ping", "ping"), &[("^reply \\d$", Some(2))])];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Passed]);
+    assert_eq!(r[0].exit, Some(0));
+    assert_eq!(r[0].stdout, "reply 1\nreply 2\n");
+}
+
+#[tokio::test]
+async fn a_nonzero_exit_fails_by_default_and_skips_the_rest() {
+    let fake = FakeLauncher::default()
+        .with("bad", Script::prints(&["oops"]).exits(1))
+        .with("ok", Script::prints(&["fine"]));
+    let steps = [exec("bad", "bad"), exec("later", "ok")];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Failed, Status::Skipped]);
+    assert_eq!(r[0].failures[0].check, "exit");
+    assert!(
+        r[0].failure_message().contains("  | oops"),
+        "{}",
+        r[0].failure_message()
+    );
+}
+
+#[tokio::test]
+async fn keep_going_runs_the_steps_after_a_failure() {
+    let fake = FakeLauncher::default()
+        .with("bad", Script::prints(&["oops"]).exits(1))
+        .with("ok", Script::prints(&["fine"]));
+    let steps = [exec("bad", "bad"), exec("later", "ok")];
+    let options = EngineOptions {
+        keep_going: true,
+        ..Default::default()
+    };
+    let r = run_with(&fake, &steps, options, CancellationToken::new()).await;
+    assert_eq!(statuses(&r), [Status::Failed, Status::Passed]);
+}
+
+#[tokio::test]
+async fn a_foreground_step_past_its_timeout_fails_and_is_stopped() {
+    let fake =
+        FakeLauncher::default().with("hang", Script::prints(&["start"]).until_interrupt("bye"));
+    let steps = [timeout(exec("hang", "hang"), 200)];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Failed]);
+    assert!(r[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("timed out after 200ms"));
+    assert_eq!(fake.signals_to("hang"), [Signal::Interrupt]);
+    assert!(r[0].stdout.contains("bye"));
+}
+
+#[tokio::test]
+async fn background_waits_for_ready_then_wait_stops_it_and_checks_everything() {
+    let pong = Script::prints(&["listening on eth1", "echo reply 1", "echo reply 2"])
+        .until_interrupt("2 replies");
+    // ping ends after pong printed everything, as on a real wire.
+    let fake = FakeLauncher::default().with("pong", pong).with(
+        "ping",
+        Script::prints(&["ok"]).after(Duration::from_millis(100)),
+    );
+    let steps = [
+        background("pong", "pong", Some("^listening on eth1$")),
+        exec("ping", "ping"),
+        expecting(
+            wait("pong answered", "pong"),
+            &[("^echo reply", Some(2)), ("^2 replies$", None)],
+        ),
+    ];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Passed; 3], "{:#?}", r);
+    assert_eq!(fake.signals_to("pong"), [Signal::Interrupt]);
+    assert_eq!(r[2].exit, Some(0));
+    assert!(
+        r[0].stdout.contains("2 replies"),
+        "background keeps the whole output"
+    );
+}
+
+#[tokio::test]
+async fn ready_split_across_chunks_and_streams_still_matches() {
+    let mut script = Script::default().until_interrupt("bye");
+    script.lines = vec![
+        (
+            Duration::from_millis(5),
+            Stream::Stderr,
+            "warming up\nlisten".into(),
+        ),
+        (
+            Duration::from_millis(5),
+            Stream::Stderr,
+            "ing on eth1\n".into(),
+        ),
+    ];
+    let fake = FakeLauncher::default().with("pong", script);
+    let steps = [background("pong", "pong", Some("listening on eth1"))];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Passed]);
+}
+
+#[tokio::test]
+async fn a_background_step_never_ready_fails_at_its_timeout() {
+    let fake = FakeLauncher::default()
+        .with("pong", Script::prints(&["starting"]).until_interrupt("bye"))
+        .with("ping", Script::prints(&["ok"]));
+    let steps = [
+        timeout(background("pong", "pong", Some("listening")), 200),
+        exec("ping", "ping"),
+    ];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Failed, Status::Skipped]);
+    assert!(r[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("not ready within 200ms"));
+    assert_eq!(fake.signals_to("pong"), [Signal::Interrupt]);
+}
+
+#[tokio::test]
+async fn a_background_step_that_exits_before_ready_fails_with_its_exit_code() {
+    let fake =
+        FakeLauncher::default().with("pong", Script::prints(&["no such interface"]).exits(2));
+    let steps = [background("pong", "pong", Some("listening"))];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Failed]);
+    assert!(r[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("ended before it was ready (exit code 2)"));
+}
+
+#[tokio::test]
+async fn wait_kills_a_process_that_ignores_sigint() {
+    let fake = FakeLauncher::default().with("stubborn", Script::prints(&["up"]).stubborn());
+    let steps = [
+        background("bg", "stubborn", Some("up")),
+        timeout(wait("stop it", "bg"), 200),
+    ];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Passed, Status::Failed]);
+    assert!(r[1]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("did not stop within 200ms"));
+    assert_eq!(
+        fake.signals_to("stubborn"),
+        [Signal::Interrupt, Signal::Kill]
+    );
+    assert_eq!(r[1].exit, Some(137));
+}
+
+#[tokio::test]
+async fn background_steps_not_waited_for_are_stopped_at_the_end() {
+    let fake = FakeLauncher::default()
+        .with(
+            "pong",
+            Script::prints(&["listening"]).until_interrupt("bye"),
+        )
+        .with("ping", Script::prints(&["ok"]));
+    let steps = [
+        background("pong", "pong", Some("listening")),
+        exec("ping", "ping"),
+    ];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Passed, Status::Passed]);
+    assert_eq!(fake.signals_to("pong"), [Signal::Interrupt]);
+    assert!(r[0].stdout.contains("bye"));
+}
+
+#[tokio::test]
+async fn an_interrupt_stops_the_running_step_and_skips_the_rest() {
+    let fake = FakeLauncher::default()
+        .with(
+            "pong",
+            Script::prints(&["listening"]).until_interrupt("bye"),
+        )
+        .with(
+            "long",
+            Script::prints(&["working"]).until_interrupt("stopped"),
+        )
+        .with("ping", Script::prints(&["ok"]));
+    let steps = [
+        background("pong", "pong", Some("listening")),
+        exec("long", "long"),
+        exec("ping", "ping"),
+    ];
+    let interrupt = CancellationToken::new();
+    let trigger = interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        trigger.cancel();
+    });
+    let r = run_with(&fake, &steps, EngineOptions::default(), interrupt).await;
+    assert_eq!(
+        statuses(&r),
+        [Status::Passed, Status::Interrupted, Status::Skipped]
+    );
+    assert_eq!(fake.signals_to("long"), [Signal::Interrupt]);
+    assert_eq!(fake.signals_to("pong"), [Signal::Interrupt]);
+}
+
+#[tokio::test]
+async fn a_program_that_cannot_start_fails_its_step() {
+    let fake = FakeLauncher::default();
+    let r = run(&fake, &[exec("missing", "nope")]).await;
+    assert_eq!(statuses(&r), [Status::Failed]);
+    assert!(r[0].error.as_deref().unwrap().contains("no such program"));
+}
+
+#[tokio::test]
+async fn wait_on_a_step_that_did_not_start_fails() {
+    let fake = FakeLauncher::default();
+    let options = EngineOptions {
+        keep_going: true,
+        ..Default::default()
+    };
+    let steps = [background("bg", "nope", None), wait("w", "bg")];
+    let r = run_with(&fake, &steps, options, CancellationToken::new()).await;
+    assert_eq!(statuses(&r), [Status::Failed, Status::Failed]);
+    assert!(r[1].error.as_deref().unwrap().contains("did not start"));
+}

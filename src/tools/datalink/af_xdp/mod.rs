@@ -1,0 +1,363 @@
+//! The af_xdp datalink: an AF_XDP socket fed by a tiny XDP program of our
+//! own, in pure Rust on the raw syscalls (no libbpf/libxdp, nothing read
+//! from disk at run time, so the static tools work in a FROM-scratch
+//! image). See docs/af_xdp.md for the design.
+//!
+//! - [`bpf`]: the XSKMAP, the redirect program and the BPF link that
+//!   attaches it (detached by the kernel when the tool exits, however).
+//! - [`xsk`]: the socket, its UMEM and rings.
+//! - [`ring`]: the ring index logic, testable over plain memory.
+//! - [`explain`]: errno -> "what is missing and what to do".
+
+mod bpf;
+mod explain;
+mod ring;
+mod xsk;
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+pub use bpf::XdpMode;
+
+use super::hub::Shareable;
+use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Received, Stats};
+use explain::Failure;
+
+/// The Linux capabilities a container needs (Docker's CapAdd) to use the
+/// af_xdp datalink, as docs/af_xdp.md explains: the AF_XDP socket needs
+/// NET_RAW; loading the XDP program needs bpf(), which Docker's default
+/// seccomp profile allows only with SYS_ADMIN (and SYS_ADMIN also covers
+/// the kernel's CAP_BPF and CAP_NET_ADMIN checks for the program, the map
+/// and the link); IPC_LOCK exempts the UMEM from the locked-memory limit,
+/// which the kernel counts per user across all containers.
+pub const CAPABILITIES: &[&str] = &["NET_RAW", "SYS_ADMIN", "IPC_LOCK"];
+
+/// How long `open` keeps retrying while the interface's XDP hook or queue
+/// is still held by a previous owner that is going away (the kernel
+/// releases an AF_XDP socket's queue from a work queue, after close).
+const BUSY_RETRY: Duration = Duration::from_secs(2);
+
+const ETHERNET_HEADER: usize = 14;
+
+/// How long `send` waits for the kernel to give a TX chunk back.
+const TX_STALL: Duration = Duration::from_secs(1);
+
+/// The mode the datalink obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mode {
+    pub xdp: XdpMode,
+    pub zero_copy: bool,
+}
+
+impl Mode {
+    /// "native XDP, copy mode" and the like.
+    pub fn describe(&self) -> String {
+        let xdp = match self.xdp {
+            XdpMode::Native => "native XDP",
+            XdpMode::Generic => "generic XDP",
+        };
+        let copy = if self.zero_copy {
+            "zero-copy mode"
+        } else {
+            "copy mode"
+        };
+        format!("{xdp}, {copy}")
+    }
+}
+
+/// An AF_XDP socket on queue 0 of one interface, with the XDP program
+/// that feeds it. Every frame arriving on the interface goes to this
+/// socket and not to the kernel's stack while it is open.
+///
+/// Field order is drop order: the link goes first, so the program is
+/// detached before the socket it redirects to is closed.
+pub struct AfXdp {
+    _link: bpf::XdpLink,
+    _program: bpf::RedirectProgram,
+    _map: bpf::XskMap,
+    socket: xsk::XskSocket,
+    iface: String,
+    mode: Mode,
+    /// The chunk of the frame last returned by `recv`, given back to the
+    /// kernel on the next call.
+    lent: Option<u64>,
+    tx_dropped: u64,
+}
+
+impl AfXdp {
+    /// Opens `iface`. Fails with [`DatalinkError::Unavailable`] naming
+    /// what is missing (kernel support, a capability, memlock) when
+    /// AF_XDP cannot be used here.
+    pub fn open(iface: &str, _options: &OpenOptions) -> Result<AfXdp, DatalinkError> {
+        let ifindex = ifindex(iface)?;
+        explain::check_single_queue(iface)?;
+        raise_memlock_soft_limit();
+        let deadline = Instant::now() + BUSY_RETRY;
+        loop {
+            match Self::try_open(iface, ifindex) {
+                Err(failure) if failure.is_busy() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(failure) => return Err(failure.explain(iface)),
+                Ok(open) => return Ok(open),
+            }
+        }
+    }
+
+    fn try_open(iface: &str, ifindex: u32) -> Result<AfXdp, Failure> {
+        let map = bpf::XskMap::create().map_err(Failure::CreateMap)?;
+        let program = bpf::RedirectProgram::load(&map).map_err(Failure::LoadProgram)?;
+        let socket = xsk::XskSocket::open(ifindex).map_err(Failure::Socket)?;
+        map.insert(0, socket.as_fd()).map_err(Failure::UpdateMap)?;
+        // The socket is in the map before the program is attached, so no
+        // frame goes to the kernel once the program runs.
+        let (link, xdp) = match bpf::XdpLink::attach(&program, ifindex, XdpMode::Native) {
+            Ok(link) => (link, XdpMode::Native),
+            Err(native) if explain::native_unsupported(&native) => {
+                let link = bpf::XdpLink::attach(&program, ifindex, XdpMode::Generic)
+                    .map_err(Failure::Attach)?;
+                (link, XdpMode::Generic)
+            }
+            Err(native) => return Err(Failure::Attach(native)),
+        };
+        let mode = Mode {
+            xdp,
+            zero_copy: socket.zero_copy(),
+        };
+        Ok(AfXdp {
+            _link: link,
+            _program: program,
+            _map: map,
+            socket,
+            iface: iface.to_owned(),
+            mode,
+            lent: None,
+            tx_dropped: 0,
+        })
+    }
+
+    /// The mode obtained.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Frames the driver dropped on send (NET_XMIT_DROP, e.g. the veth
+    /// peer's queue was full), as a full qdisc would on AF_PACKET.
+    pub fn send_drops(&self) -> u64 {
+        self.tx_dropped
+    }
+
+    fn io_error(&self, op: &'static str, source: io::Error) -> DatalinkError {
+        DatalinkError::Io {
+            op,
+            iface: self.iface.clone(),
+            source,
+        }
+    }
+
+    /// Waits until the socket is readable, at most until `deadline`.
+    /// Returns false on timeout (or a signal, so the tool can look at it).
+    fn wait_readable(&self, deadline: Instant) -> Result<bool, DatalinkError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        match poll_readable(self.socket.as_fd(), timeout) {
+            Ok(ready) => Ok(ready),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(self.io_error("poll", e)),
+        }
+    }
+
+    /// Makes the kernel transmit the queued frame, retrying while it asks
+    /// for it, until nothing is left on the TX ring.
+    fn flush_tx(&mut self) -> Result<(), DatalinkError> {
+        let deadline = Instant::now() + TX_STALL;
+        loop {
+            match self.socket.kick_tx() {
+                Ok(()) => {}
+                // The driver dropped the frame (NET_XMIT_DROP), as a full
+                // queue drops one on AF_PACKET; count it and go on.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.tx_dropped += 1,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                    return Err(self.io_error(
+                        "send",
+                        io::Error::new(e.kind(), format!("{e}: bring the interface up")),
+                    ));
+                }
+                Err(e) => return Err(self.io_error("send", e)),
+            }
+            if self.socket.tx_in_flight() == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.io_error(
+                    "send",
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the kernel did not take the frame from the TX ring",
+                    ),
+                ));
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Datalink for AfXdp {
+    fn describe(&self) -> String {
+        format!("{}, {}", DatalinkKind::AfXdp, self.mode.describe())
+    }
+
+    fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
+        // What AF_PACKET refuses too (shorter than an Ethernet header),
+        // and what does not fit a UMEM chunk.
+        if frame.len() < ETHERNET_HEADER || frame.len() > xsk::MAX_FRAME {
+            return Err(self.io_error(
+                "send",
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "af_xdp sends frames of {ETHERNET_HEADER} to {} bytes, not {}",
+                        xsk::MAX_FRAME,
+                        frame.len()
+                    ),
+                ),
+            ));
+        }
+        let deadline = Instant::now() + TX_STALL;
+        while !self.socket.queue_for_send(frame) {
+            // Every TX chunk is still with the kernel: have it finish.
+            self.flush_tx()?;
+            if Instant::now() >= deadline {
+                return Err(self.io_error(
+                    "send",
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no TX buffer came back from the kernel",
+                    ),
+                ));
+            }
+        }
+        self.flush_tx()
+    }
+
+    fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
+        if let Some(addr) = self.lent.take() {
+            self.socket.recycle(addr);
+        }
+        let deadline = Instant::now() + timeout;
+        let (addr, len) = loop {
+            if let Some(received) = self.socket.next_received() {
+                break received;
+            }
+            if !self.wait_readable(deadline)? {
+                return Ok(None);
+            }
+        };
+        self.lent = Some(addr);
+        match self.socket.frame(addr, len) {
+            Some(frame) => Ok(Some(Received {
+                frame,
+                direction: Direction::In,
+            })),
+            // next_received only returns frames inside the UMEM.
+            None => Ok(None),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            dropped: self.socket.rx_drops(),
+        }
+    }
+}
+
+impl Shareable for AfXdp {
+    fn poll_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+fn ifindex(iface: &str) -> Result<u32, DatalinkError> {
+    let name = std::ffi::CString::new(iface)
+        .map_err(|_| DatalinkError::NoSuchInterface(iface.to_owned()))?;
+    // SAFETY: name is a valid NUL-terminated string.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(DatalinkError::NoSuchInterface(iface.to_owned())),
+        index => Ok(index),
+    }
+}
+
+/// Lifts the soft memlock limit to the hard one: on kernels before 5.11
+/// BPF maps and programs are charged to it, and the UMEM always is unless
+/// the process has CAP_IPC_LOCK. Raising a soft limit needs no privilege.
+fn raise_memlock_soft_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: limit is a live rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0
+        && limit.rlim_cur < limit.rlim_max
+    {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above; failure leaves the limit as it was.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) };
+    }
+}
+
+/// poll(2) for POLLIN on one descriptor.
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let mut pollfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one live pollfd.
+    let ret = unsafe { libc::poll(&mut pollfd, 1, millis) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret > 0 && pollfd.revents & libc::POLLIN != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_reads_as_the_user_sees_it() {
+        let mode = Mode {
+            xdp: XdpMode::Native,
+            zero_copy: false,
+        };
+        assert_eq!(mode.describe(), "native XDP, copy mode");
+        let mode = Mode {
+            xdp: XdpMode::Generic,
+            zero_copy: true,
+        };
+        assert_eq!(mode.describe(), "generic XDP, zero-copy mode");
+    }
+
+    #[test]
+    fn unknown_interface_is_named() {
+        match AfXdp::open("nosuchif0", &OpenOptions::default()) {
+            Err(DatalinkError::NoSuchInterface(name)) => assert_eq!(name, "nosuchif0"),
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("opened an interface that does not exist"),
+        }
+    }
+
+    #[test]
+    fn capabilities_are_docker_names() {
+        for cap in CAPABILITIES {
+            assert!(
+                !cap.starts_with("CAP_"),
+                "Docker's CapAdd takes {cap} without CAP_"
+            );
+            assert!(cap.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+        }
+        assert!(CAPABILITIES.contains(&"SYS_ADMIN"));
+    }
+}

@@ -1,0 +1,488 @@
+//! The AF_XDP socket: its UMEM (the packet buffer shared with the kernel),
+//! its four rings, and the frame bookkeeping on top of them.
+//!
+//! The UMEM is 1 MiB: 256 chunks of 4 KiB, 192 lent to the kernel for
+//! receiving (through the fill ring) and 64 for sending. That fits the
+//! default 8 MiB locked-memory limit several times over, so the socket
+//! works without CAP_IPC_LOCK as long as this user has not locked much
+//! else (the kernel counts UMEMs per user, across containers sharing a
+//! uid); with CAP_IPC_LOCK the limit does not apply. A 4 KiB chunk holds
+//! frames up to 3840 bytes (the kernel keeps 256 bytes of headroom);
+//! larger frames would need multi-buffer AF_XDP, which labs do not use.
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+
+use super::ring::{Consumer, Producer, RingMemory};
+
+pub(super) const FRAME_SIZE: u32 = 4096;
+const FRAME_COUNT: u32 = 256;
+const RX_FRAMES: u32 = 192;
+pub(super) const UMEM_BYTES: usize = (FRAME_SIZE * FRAME_COUNT) as usize;
+/// Every ring has room for all the frames that can be in it at once.
+const RING_SIZE: u32 = 256;
+/// What the kernel reserves in front of a received frame (XDP_PACKET_HEADROOM).
+const KERNEL_HEADROOM: u32 = 256;
+/// The largest frame the socket can receive or send.
+pub(super) const MAX_FRAME: usize = (FRAME_SIZE - KERNEL_HEADROOM) as usize;
+
+// Checked at build time: the UMEM fits the default 8 MiB memlock limit
+// with room for others, the rings hold every frame that can be in them,
+// and a frame of a 1500-byte MTU fits a chunk.
+const _: () = assert!(UMEM_BYTES * 4 <= 8 << 20);
+const _: () = assert!(RX_FRAMES <= RING_SIZE && FRAME_COUNT - RX_FRAMES <= RING_SIZE);
+const _: () = assert!(MAX_FRAME >= 1514);
+
+/// The step of the socket's setup that failed, to explain the errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    Socket,
+    RegisterUmem,
+    Rings,
+    MapRings,
+    Bind,
+}
+
+#[derive(Debug)]
+pub(super) struct SetupError {
+    pub(super) step: Step,
+    pub(super) error: io::Error,
+}
+
+fn at(step: Step) -> impl FnOnce(io::Error) -> SetupError {
+    move |error| SetupError { step, error }
+}
+
+/// An mmap'ed area, unmapped on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn anonymous(len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh private anonymous mapping; no existing memory is
+        // touched.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        Self::checked(ptr, len)
+    }
+
+    fn ring(fd: BorrowedFd<'_>, len: usize, offset: libc::off_t) -> io::Result<Mapping> {
+        // SAFETY: maps a ring the kernel allocated for this socket; the
+        // kernel checks `len` against the ring's size.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                offset,
+            )
+        };
+        Self::checked(ptr, len)
+    }
+
+    fn checked(ptr: *mut libc::c_void, len: usize) -> io::Result<Mapping> {
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr =
+            NonNull::new(ptr as *mut u8).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    /// A pointer `offset` bytes in, if `size` bytes fit there.
+    fn at<T>(&self, offset: u64, count: usize) -> io::Result<NonNull<T>> {
+        let end = usize::try_from(offset)
+            .ok()
+            .and_then(|o| o.checked_add(count.checked_mul(size_of::<T>())?));
+        match end {
+            Some(end) if end <= self.len && offset as usize % std::mem::align_of::<T>() == 0 => {
+                // SAFETY: offset + count * size_of::<T>() is within the mapping.
+                Ok(unsafe { self.ptr.add(offset as usize) }.cast())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "ring offset {offset} does not fit the {}-byte mapping",
+                    self.len
+                ),
+            )),
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len describe a mapping this value created and owns.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+fn setsockopt<T>(fd: BorrowedFd<'_>, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: value is a live T of the size given.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            name,
+            value as *const T as *const libc::c_void,
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// getsockopt(SOL_XDP) into a zeroed T; returns it and the length the
+/// kernel filled.
+fn getsockopt<T>(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<(T, usize)> {
+    // SAFETY: T is one of the plain-integer libc XDP structs, for which
+    // all-zero bytes are a valid value.
+    let mut value: T = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: value is a live, writable T of `len` bytes.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            name,
+            &mut value as *mut T as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if ret == 0 {
+        Ok((value, len as usize))
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A bound AF_XDP socket with its UMEM and rings.
+///
+/// Field order is drop order: the ring mappings go first, then the socket
+/// (which unbinds it and releases the kernel's hold on the UMEM), then the
+/// UMEM itself.
+pub(super) struct XskSocket {
+    rx: Consumer<libc::xdp_desc>,
+    tx: Producer<libc::xdp_desc>,
+    fill: Producer<u64>,
+    completion: Consumer<u64>,
+    _ring_mappings: [Mapping; 4],
+    fd: OwnedFd,
+    umem: Mapping,
+    /// Chunks (by UMEM offset) free for sending.
+    free_tx: Vec<u64>,
+    zero_copy: bool,
+}
+
+impl XskSocket {
+    /// Creates the socket and binds it to queue 0 of `ifindex`, zero-copy
+    /// where the driver supports it, copy mode otherwise.
+    pub(super) fn open(ifindex: u32) -> Result<XskSocket, SetupError> {
+        // SAFETY: plain socket(2) call.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(at(Step::Socket)(io::Error::last_os_error()));
+        }
+        // SAFETY: socket() returned a new descriptor that we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        let umem = Mapping::anonymous(UMEM_BYTES).map_err(at(Step::RegisterUmem))?;
+        // SAFETY: xdp_umem_reg is plain integers.
+        let mut reg: libc::xdp_umem_reg = unsafe { std::mem::zeroed() };
+        reg.addr = umem.ptr.as_ptr() as u64;
+        reg.len = UMEM_BYTES as u64;
+        reg.chunk_size = FRAME_SIZE;
+        reg.headroom = 0;
+        setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg).map_err(at(Step::RegisterUmem))?;
+
+        for ring in [
+            libc::XDP_UMEM_FILL_RING,
+            libc::XDP_UMEM_COMPLETION_RING,
+            libc::XDP_RX_RING,
+            libc::XDP_TX_RING,
+        ] {
+            setsockopt(fd.as_fd(), ring, &(RING_SIZE as libc::c_int)).map_err(at(Step::Rings))?;
+        }
+        let (rx, tx, fill, completion, mappings) =
+            map_rings(fd.as_fd()).map_err(at(Step::MapRings))?;
+
+        let mut socket = XskSocket {
+            rx,
+            tx,
+            fill,
+            completion,
+            _ring_mappings: mappings,
+            fd,
+            umem,
+            free_tx: (RX_FRAMES..FRAME_COUNT)
+                .map(|i| u64::from(i * FRAME_SIZE))
+                .collect(),
+            zero_copy: false,
+        };
+        for i in 0..RX_FRAMES {
+            socket.fill.push(u64::from(i * FRAME_SIZE));
+        }
+        socket.fill.submit();
+        socket.bind(ifindex).map_err(at(Step::Bind))?;
+        Ok(socket)
+    }
+
+    /// Binds without forcing a mode: the kernel tries zero-copy and falls
+    /// back to copy mode by itself when the driver cannot (veth cannot).
+    /// XDP_OPTIONS then says which one we got. Queue 0 only: the caller
+    /// checked that the interface has no other.
+    fn bind(&mut self, ifindex: u32) -> io::Result<()> {
+        // SAFETY: sockaddr_xdp is plain integers.
+        let mut addr: libc::sockaddr_xdp = unsafe { std::mem::zeroed() };
+        addr.sxdp_family = libc::AF_XDP as u16;
+        addr.sxdp_ifindex = ifindex;
+        addr.sxdp_queue_id = 0;
+        // SAFETY: addr is a live sockaddr_xdp of the size given.
+        let ret = unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                &addr as *const libc::sockaddr_xdp as *const libc::sockaddr,
+                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (options, _) = getsockopt::<libc::xdp_options>(self.fd.as_fd(), libc::XDP_OPTIONS)?;
+        self.zero_copy = options.flags & libc::XDP_OPTIONS_ZEROCOPY != 0;
+        Ok(())
+    }
+
+    pub(super) fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// The next received frame, as (UMEM offset, length). The chunk is the
+    /// caller's until it hands it back with `recycle`.
+    pub(super) fn next_received(&mut self) -> Option<(u64, usize)> {
+        loop {
+            let desc = self.rx.pop()?;
+            self.rx.release();
+            let len = desc.len as usize;
+            if self.frame(desc.addr, len).is_some() {
+                return Some((desc.addr, len));
+            }
+            // A descriptor outside the UMEM would be a kernel bug; give
+            // the chunk back rather than trust it.
+            self.recycle(desc.addr);
+        }
+    }
+
+    /// The bytes of a frame in the UMEM, if the range is inside one chunk.
+    pub(super) fn frame(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(addr).ok()?;
+        let end = start.checked_add(len)?;
+        let chunk_end = (start / FRAME_SIZE as usize + 1) * FRAME_SIZE as usize;
+        if end > UMEM_BYTES || end > chunk_end {
+            return None;
+        }
+        // SAFETY: start..end is inside the UMEM mapping, in a chunk the
+        // kernel handed us and will not write until it is recycled; the
+        // slice borrows self, so it cannot outlive the mapping.
+        Some(unsafe { std::slice::from_raw_parts(self.umem.ptr.as_ptr().add(start), len) })
+    }
+
+    /// Gives a received chunk back to the kernel for new frames.
+    pub(super) fn recycle(&mut self, addr: u64) {
+        let chunk = addr - addr % u64::from(FRAME_SIZE);
+        // The fill ring holds every RX chunk, so it always has room.
+        self.fill.push(chunk);
+        self.fill.submit();
+    }
+
+    /// Takes back the chunks the kernel finished sending.
+    fn reap_completions(&mut self) {
+        let mut reaped = false;
+        while let Some(addr) = self.completion.pop() {
+            self.free_tx.push(addr - addr % u64::from(FRAME_SIZE));
+            reaped = true;
+        }
+        if reaped {
+            self.completion.release();
+        }
+    }
+
+    /// Copies `frame` into a free TX chunk and queues it. Returns false
+    /// when no chunk is free (the kernel still holds all of them).
+    pub(super) fn queue_for_send(&mut self, frame: &[u8]) -> bool {
+        self.reap_completions();
+        let Some(addr) = self.free_tx.pop() else {
+            return false;
+        };
+        // SAFETY: addr is the start of a 4 KiB TX chunk inside the UMEM
+        // that the kernel does not own (it came back via the completion
+        // ring, or was never sent); frame.len() <= MAX_FRAME < FRAME_SIZE
+        // is checked by the caller.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                frame.as_ptr(),
+                self.umem.ptr.as_ptr().add(addr as usize),
+                frame.len().min(FRAME_SIZE as usize),
+            )
+        };
+        let desc = libc::xdp_desc {
+            addr,
+            len: frame.len() as u32,
+            options: 0,
+        };
+        // The TX ring holds all TX chunks, so it has room for this one.
+        self.tx.push(desc);
+        self.tx.submit();
+        true
+    }
+
+    /// Frames queued on the TX ring that the kernel has not taken yet.
+    pub(super) fn tx_in_flight(&self) -> u32 {
+        self.tx.in_flight()
+    }
+
+    /// Asks the kernel to transmit what is on the TX ring. In copy mode
+    /// it does so inside this call.
+    pub(super) fn kick_tx(&self) -> io::Result<()> {
+        // SAFETY: sendto with no buffer; AF_XDP requires MSG_DONTWAIT.
+        let ret = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// rx_dropped + rx_ring_full from XDP_STATISTICS.
+    pub(super) fn rx_drops(&self) -> Option<u64> {
+        let (stats, len) =
+            getsockopt::<libc::xdp_statistics>(self.fd.as_fd(), libc::XDP_STATISTICS).ok()?;
+        // Kernels before 5.9 fill only the first three fields (and then
+        // count a full ring in rx_dropped).
+        if len >= size_of::<libc::xdp_statistics>() {
+            Some(stats.rx_dropped + stats.rx_ring_full)
+        } else {
+            Some(stats.rx_dropped)
+        }
+    }
+}
+
+impl AsFd for XskSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+type Rings = (
+    Consumer<libc::xdp_desc>,
+    Producer<libc::xdp_desc>,
+    Producer<u64>,
+    Consumer<u64>,
+    [Mapping; 4],
+);
+
+/// mmaps the four rings at the offsets the kernel gives.
+fn map_rings(fd: BorrowedFd<'_>) -> io::Result<Rings> {
+    let (off, len) = getsockopt::<libc::xdp_mmap_offsets>(fd, libc::XDP_MMAP_OFFSETS)?;
+    if len < size_of::<libc::xdp_mmap_offsets>() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the kernel's AF_XDP ring layout is older than Linux 5.4",
+        ));
+    }
+    let n = RING_SIZE as usize;
+    let rx_map = Mapping::ring(
+        fd,
+        off.rx.desc as usize + n * size_of::<libc::xdp_desc>(),
+        libc::XDP_PGOFF_RX_RING,
+    )?;
+    let tx_map = Mapping::ring(
+        fd,
+        off.tx.desc as usize + n * size_of::<libc::xdp_desc>(),
+        libc::XDP_PGOFF_TX_RING,
+    )?;
+    let fill_map = Mapping::ring(
+        fd,
+        off.fr.desc as usize + n * size_of::<u64>(),
+        libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
+    )?;
+    let completion_map = Mapping::ring(
+        fd,
+        off.cr.desc as usize + n * size_of::<u64>(),
+        libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
+    )?;
+    let rx = Consumer::new(ring_memory(&rx_map, &off.rx)?);
+    let tx = Producer::new(ring_memory(&tx_map, &off.tx)?);
+    let fill = Producer::new(ring_memory(&fill_map, &off.fr)?);
+    let completion = Consumer::new(ring_memory(&completion_map, &off.cr)?);
+    Ok((
+        rx,
+        tx,
+        fill,
+        completion,
+        [rx_map, tx_map, fill_map, completion_map],
+    ))
+}
+
+fn ring_memory<T>(map: &Mapping, off: &libc::xdp_ring_offset) -> io::Result<RingMemory<T>> {
+    let producer = map.at::<AtomicU32>(off.producer, 1)?;
+    let consumer = map.at::<AtomicU32>(off.consumer, 1)?;
+    let entries = map.at::<T>(off.desc, RING_SIZE as usize)?;
+    // SAFETY: the three pointers were checked to lie inside the ring's
+    // mapping, which the XskSocket keeps alive as long as the ring; the
+    // kernel is the only other party touching it.
+    Ok(unsafe { RingMemory::new(producer, consumer, entries, RING_SIZE) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    #[test]
+    fn libc_xdp_structs_match_linux_if_xdp_h() {
+        assert_eq!(size_of::<libc::sockaddr_xdp>(), 16);
+        assert_eq!(offset_of!(libc::sockaddr_xdp, sxdp_ifindex), 4);
+        assert_eq!(offset_of!(libc::sockaddr_xdp, sxdp_queue_id), 8);
+        assert_eq!(size_of::<libc::xdp_ring_offset>(), 32);
+        assert_eq!(size_of::<libc::xdp_mmap_offsets>(), 128);
+        assert_eq!(offset_of!(libc::xdp_mmap_offsets, fr), 64);
+        assert_eq!(offset_of!(libc::xdp_umem_reg, chunk_size), 16);
+        assert_eq!(offset_of!(libc::xdp_umem_reg, flags), 24);
+        assert_eq!(size_of::<libc::xdp_desc>(), 16);
+        assert_eq!(offset_of!(libc::xdp_desc, len), 8);
+        assert_eq!(size_of::<libc::xdp_statistics>(), 48);
+        assert_eq!(libc::SOL_XDP, 283);
+        assert_eq!(libc::AF_XDP, 44);
+        assert_eq!(libc::XDP_UMEM_REG, 4);
+        assert_eq!(libc::XDP_PGOFF_TX_RING, 0x8000_0000);
+        assert_eq!(libc::XDP_UMEM_PGOFF_COMPLETION_RING, 0x1_8000_0000);
+    }
+}

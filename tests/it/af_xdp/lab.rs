@@ -1,0 +1,175 @@
+//! Labs on af_xdp through labctl: the example lab deployed with only the
+//! capabilities af_xdp needs, one node on an image that is not the tools
+//! image, lab-pong and lab-capture sharing the ponger's eth1; and every
+//! lab in labs/ through `labctl run --datalink af_xdp`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::bin;
+use crate::support::lab::{
+    assert_nothing_left, busybox_image, docker_inspect, labctl, stderr, stdout, TestLab,
+};
+use crate::support::process::Running;
+
+const MODE: &str = "af_xdp, native XDP, copy mode";
+
+fn lab_yaml() -> String {
+    format!(
+        r#"
+name: "{{name}}"
+datalink: af_xdp
+nodes:
+  pinger: {{}}
+  ponger: {{ image: "{}" }}
+links:
+  - endpoints: ["pinger:eth1", "ponger:eth1"]
+    ipv4: ["198.18.0.1/24", "198.18.0.2/24"]
+"#,
+        busybox_image()
+    )
+}
+
+/// A tool run in a node with `docker exec`; the tools end by themselves
+/// (--count), since stopping `docker exec` would not stop them.
+fn exec(lab: &TestLab, node: &str, argv: &[&str]) -> Running {
+    let mut command = Command::new("docker");
+    command.args(["exec", &lab.container(node)]).args(argv);
+    Running::start(format!("{node}: {}", argv.join(" ")), command)
+}
+
+#[test]
+fn the_example_lab_runs_on_af_xdp_in_containers() {
+    let lab = TestLab::new("axlab", &lab_yaml());
+    lab.deploy();
+    for node in ["pinger", "ponger"] {
+        let host = &docker_inspect(&lab.container(node))["HostConfig"];
+        assert_eq!(
+            host["CapAdd"],
+            serde_json::json!(["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]),
+            "{node}"
+        );
+    }
+
+    let ready = Duration::from_secs(10);
+    let mut pong = exec(&lab, "ponger", &["lab-pong", "eth1", "--count", "3"]);
+    let listening = pong.wait_for("listening on", ready);
+    assert!(listening.ends_with(&format!("{MODE})")), "{listening}");
+    let mut capture = exec(&lab, "ponger", &["lab-capture", "eth1", "--count", "8"]);
+    let capturing = capture.wait_for("capturing on", ready);
+    assert!(
+        capturing.starts_with(&format!("capturing on eth1 ({MODE}, shared with pid ")),
+        "{capturing}"
+    );
+
+    let mut ping = Command::new(bin("labctl"));
+    ping.args(["exec", &lab.name, "pinger", "--"]).args([
+        "lab-ping",
+        "eth1",
+        "198.18.0.2",
+        "--count",
+        "3",
+        "--interval",
+        "200ms",
+    ]);
+    let pinged = Running::start("ping".into(), ping).finish(Duration::from_secs(30));
+    assert!(pinged.status.success(), "{pinged:?}");
+    assert!(
+        pinged
+            .stdout
+            .contains(&"3 packets transmitted, 3 received, 0% packet loss".to_owned()),
+        "{pinged:?}"
+    );
+
+    let ponged = pong.finish(Duration::from_secs(10));
+    let captured = capture.finish(Duration::from_secs(10));
+    assert!(ponged.status.success(), "{ponged:?}");
+    assert!(captured.status.success(), "{captured:?}");
+    let replies = ponged
+        .stdout
+        .iter()
+        .filter(|l| l.contains("ICMP echo reply"))
+        .count();
+    assert_eq!(replies, 3, "{ponged:?}");
+    assert_eq!(
+        captured.stdout.last().map(String::as_str),
+        Some("8 packets captured, 0 dropped, 0 malformed"),
+        "{captured:?}"
+    );
+    // The tools are gone, and so is their XDP program.
+    let link = lab.in_netns("ponger", &["ip", "-d", "link", "show", "eth1"]);
+    assert!(!link.contains("prog/xdp"), "{link}");
+}
+
+/// A lab file of the repository under a fresh name (labs run side by side
+/// with other tests).
+fn repo_lab_renamed(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("read lab file");
+    text.lines()
+        .map(|line| {
+            if line.starts_with("name:") {
+                "name: {name}"
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Every lab in labs/ passes with `labctl run LAB --datalink af_xdp`, its
+/// tools say they ran on af_xdp, and nothing is left.
+#[test]
+fn every_lab_passes_with_labctl_run_datalink_af_xdp() {
+    let labs_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let mut labs: Vec<_> = std::fs::read_dir(&labs_dir)
+        .expect("labs/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    labs.sort();
+    assert!(!labs.is_empty(), "no lab in {labs_dir:?}");
+    for path in labs {
+        let lab = TestLab::new("axrun", &repo_lab_renamed(&path));
+        let out_dir = tempfile::tempdir().unwrap();
+        let runs = out_dir.path().join("runs");
+        let json = out_dir.path().join("report.json");
+        let out = labctl(&[
+            "run",
+            lab.path(),
+            "--datalink",
+            "af_xdp",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        let what = format!(
+            "{}: exit {:?}\n{}\n{}",
+            path.display(),
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(0), "{what}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(report["outcome"], "passed", "{what}");
+        let outputs: String = report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["stdout"].as_str())
+            .collect();
+        // Human lines say "(af_xdp, ...", --json events "datalink":"af_xdp, ...".
+        assert!(
+            outputs.contains(&format!("({MODE}"))
+                || outputs.contains(&format!("\"datalink\":\"{MODE}")),
+            "{what}\n{outputs}"
+        );
+        assert!(!outputs.contains("af_packet"), "{what}\n{outputs}");
+        assert_nothing_left(&lab.name);
+    }
+}

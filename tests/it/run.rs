@@ -1,0 +1,360 @@
+//! `labctl run` end to end: the real binary, the real daemon, real veths.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab};
+
+/// A lab file from the repository with its name replaced by `{name}`, so
+/// tests can run it side by side under unique names.
+fn repo_lab(path: &str) -> String {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let text = std::fs::read_to_string(&full).expect("read lab file");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let name = lines
+        .iter_mut()
+        .find(|l| l.starts_with("name:"))
+        .expect("a name line");
+    *name = "name: {name}".to_owned();
+    lines.join("\n") + "\n"
+}
+
+/// Runs `labctl run` on `lab` with reports in a temporary folder.
+struct Run {
+    out: std::process::Output,
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn of(lab: &TestLab, extra: &[&str]) -> Run {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let runs = dir.path().join("runs");
+        let junit = dir.path().join("junit.xml");
+        let json = dir.path().join("report.json");
+        let mut args = vec![
+            "run",
+            lab.path(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = labctl(&args);
+        Run { out, dir }
+    }
+
+    fn code(&self) -> Option<i32> {
+        self.out.status.code()
+    }
+
+    fn junit(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("junit.xml")).expect("JUnit report")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.path().join("report.json")).expect("JSON");
+        serde_json::from_str(&text).expect("valid JSON")
+    }
+
+    /// The run directory labctl made (the only one under runs/).
+    fn run_dir(&self) -> std::path::PathBuf {
+        let runs = self.dir.path().join("runs");
+        let mut dirs: Vec<_> = std::fs::read_dir(&runs)
+            .expect("runs dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(dirs.len(), 1, "one run directory in {runs:?}");
+        dirs.pop().unwrap()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code(),
+            stdout(&self.out),
+            stderr(&self.out)
+        )
+    }
+}
+
+#[test]
+fn the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left() {
+    let lab = TestLab::new("ricmp", &repo_lab("labs/icmp.yaml"));
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+
+    let junit = run.junit();
+    assert!(
+        junit.contains(r#"tests="5" skipped="0" failures="0" errors="0""#),
+        "{junit}"
+    );
+    assert!(junit.contains(r#"<testcase name="ping""#), "{junit}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "passed");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 5);
+
+    // Evidence: each step's output and the pcap from the ponger's /lab/out,
+    // which tshark reads with every frame the capture counted.
+    let dir = run.run_dir();
+    let ping = std::fs::read_to_string(dir.join("steps/03-ping.stdout")).unwrap();
+    assert!(
+        ping.contains("3 packets transmitted, 3 received, 0% packet loss"),
+        "{ping}"
+    );
+    let pcap = dir.join("nodes/ponger/ponger-eth1.pcap");
+    let tshark = std::process::Command::new("tshark")
+        .args(["-r", pcap.to_str().unwrap()])
+        .output()
+        .expect("run tshark");
+    assert!(tshark.status.success(), "{}", stderr(&tshark));
+    assert_eq!(stdout(&tshark).lines().count(), 8, "{}", stdout(&tshark));
+    assert!(dir.join("junit.xml").exists() && dir.join("summary.txt").exists());
+
+    let summary = stdout(&run.out);
+    assert!(
+        summary.contains("5 steps, 5 passed, 0 failed, 0 skipped"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("container labctl-{}-pinger", lab.name)),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("run directory: {}", dir.display())),
+        "{summary}"
+    );
+    assert_nothing_left(&lab.name);
+}
+
+#[test]
+fn an_impossible_expectation_exits_1_and_the_junit_says_which_check() {
+    let lab = TestLab::new("rfail", &repo_lab("tests/labs/failing-expectation.yaml"));
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+    let junit = run.junit();
+    assert!(junit.contains(r#"failures="1""#), "{junit}");
+    assert!(
+        junit.contains("stdout match &apos;^64 bytes from 198\\.18\\.0\\.2: &apos;: expected exactly 4 matching lines, found 3")
+            || junit.contains("stdout match '^64 bytes from 198\\.18\\.0\\.2: ': expected exactly 4 matching lines, found 3"),
+        "{junit}"
+    );
+    let summary = stdout(&run.out);
+    assert!(summary.contains("FAIL  ping"), "{summary}");
+    assert!(
+        summary.contains("3 packets transmitted, 3 received"),
+        "the tail of the output is shown: {summary}"
+    );
+    assert_nothing_left(&lab.name);
+}
+
+/// Two nodes, one veth pair, lab-pong ready on the ponger; then `steps`.
+fn pong_then(steps: &str) -> String {
+    format!("{PAIR_WITH_PONG}{steps}")
+}
+
+const PAIR_WITH_PONG: &str = r#"name: {name}
+nodes:
+  pinger: {}
+  ponger: {}
+links:
+  - endpoints: ["pinger:eth1", "ponger:eth1"]
+    ipv4: ["198.18.0.1/24", "198.18.0.2/24"]
+steps:
+  - name: pong
+    node: ponger
+    exec: [lab-pong, eth1]
+    background: true
+    ready: "listening on eth1"
+"#;
+
+const LONG_STEP: &str = r#"
+  - name: long ping
+    node: pinger
+    exec: [lab-ping, eth1, 198.18.0.2, --count, "1000", --interval, 200ms]
+    timeout: 5m
+  - name: never reached
+    node: pinger
+    exec: [lab-ping, eth1, 198.18.0.2, --count, "1"]
+"#;
+
+#[test]
+fn ctrl_c_during_a_long_step_stops_it_tears_down_and_reports() {
+    let lab = TestLab::new("rintr", &pong_then(LONG_STEP));
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let mut child = crate::support::lab::labctl_command(&[
+        "run",
+        lab.path(),
+        "--runs-dir",
+        dir.path().join("runs").to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start labctl run");
+
+    // Wait until the long step runs (progress goes to stderr, plain lines).
+    let stderr_pipe = child.stderr.take().unwrap();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("long ping: running") {
+                let _ = seen_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    seen_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the long step started");
+    std::thread::sleep(Duration::from_millis(700));
+
+    let stopped_at = Instant::now();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("wait for labctl");
+    let took = stopped_at.elapsed();
+    let err = reader.join().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+
+    assert_eq!(status.code(), Some(130), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(took < Duration::from_secs(10), "clean exit took {took:?}");
+    assert!(out.contains("INTR  long ping"), "{out}");
+    assert!(out.contains("SKIP  never reached"), "{out}");
+    assert!(out.contains("removed: container"), "{out}");
+    let junit = std::fs::read_to_string(&junit).expect("JUnit written on Ctrl-C");
+    assert!(junit.contains(r#"errors="1""#), "{junit}");
+    assert_nothing_left(&lab.name);
+}
+
+const TIMEOUT: &str = r#"
+  - name: slow ping
+    node: pinger
+    exec: [lab-ping, eth1, 198.18.0.2, --count, "50", --interval, 200ms]
+    timeout: 1s
+"#;
+
+#[test]
+fn a_step_past_its_timeout_fails_the_run_and_the_lab_is_removed() {
+    let lab = TestLab::new("rtime", &pong_then(TIMEOUT));
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+    let summary = stdout(&run.out);
+    assert!(
+        summary.contains("timed out after 1s and was stopped"),
+        "{summary}"
+    );
+    // lab-ping stopped by SIGINT still prints its statistics.
+    assert!(summary.contains("packets transmitted"), "{summary}");
+    assert_nothing_left(&lab.name);
+}
+
+#[test]
+fn keep_leaves_the_lab_up_and_says_how_to_remove_it() {
+    let lab = TestLab::new("rkeep", &repo_lab("labs/icmp.yaml"));
+    let run = Run::of(&lab, &["--keep"]);
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    let summary = stdout(&run.out);
+    assert!(
+        summary.contains(&format!("labctl destroy {}", lab.name)),
+        "{summary}"
+    );
+    let containers = crate::support::lab::containers_of(&lab.name);
+    assert_eq!(containers.len(), 2, "both nodes still up");
+    // The guard destroys it; prove destroy works on a kept lab.
+    let out = labctl(&["destroy", &lab.name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_nothing_left(&lab.name);
+}
+
+#[test]
+fn an_invalid_lab_exits_2_and_creates_nothing() {
+    let lab = TestLab::new("rbad", "name: {name}\nnodes:\n  a: {imgae: x}\n");
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(2), "{}", run.describe());
+    assert!(stderr(&run.out).contains("imgae"), "{}", run.describe());
+    assert!(
+        !run.dir.path().join("runs").exists(),
+        "no run directory for an invalid lab"
+    );
+    assert_nothing_left(&lab.name);
+}
+
+#[cfg_attr(
+    labctl_has_netmap,
+    ignore = "this host has /dev/netmap, so the lab would deploy"
+)]
+#[test]
+fn datalink_netmap_without_dev_netmap_exits_3_before_creating_anything() {
+    let lab = TestLab::new("rnmap", &repo_lab("labs/icmp.yaml"));
+    let run = Run::of(&lab, &["--datalink", "netmap"]);
+    assert_eq!(run.code(), Some(3), "{}", run.describe());
+    assert!(
+        stdout(&run.out).contains("/dev/netmap") || stderr(&run.out).contains("/dev/netmap"),
+        "{}",
+        run.describe()
+    );
+    let junit = run.junit();
+    assert!(junit.contains(r#"<testcase name="lab""#), "{junit}");
+    assert!(junit.contains("netmap kernel module"), "{junit}");
+    assert_nothing_left(&lab.name);
+}
+
+#[test]
+fn two_labs_with_different_names_run_side_by_side() {
+    let first = TestLab::new("rsa", &repo_lab("labs/icmp.yaml"));
+    let second = TestLab::new("rsb", &repo_lab("labs/icmp.yaml"));
+    // Same topology, same interface names and addresses, at the same time.
+    let other = std::thread::spawn({
+        let path = second.path().to_owned();
+        move || {
+            let dir = tempfile::tempdir().unwrap();
+            let runs = dir.path().join("runs");
+            labctl(&["run", &path, "--runs-dir", runs.to_str().unwrap()])
+        }
+    });
+    let run = Run::of(&first, &[]);
+    let other = other.join().expect("second run");
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    assert_eq!(
+        other.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&other),
+        stderr(&other)
+    );
+    assert_nothing_left(&first.name);
+    assert_nothing_left(&second.name);
+}
+
+#[test]
+fn a_lab_already_deployed_is_not_run_over() {
+    let lab = TestLab::new("rup", &repo_lab("labs/icmp.yaml"));
+    lab.deploy();
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(3), "{}", run.describe());
+    assert!(
+        stdout(&run.out).contains(&format!(
+            "remove it with `labctl destroy {}` first",
+            lab.name
+        )),
+        "{}",
+        run.describe()
+    );
+    // The lab someone else deployed is left as it was.
+    assert_eq!(crate::support::lab::containers_of(&lab.name).len(), 2);
+}
