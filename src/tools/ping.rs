@@ -52,6 +52,10 @@ pub struct PingOptions {
     pub id: u16,
     /// No per-reply events, only the summary (implied by flood).
     pub quiet: bool,
+    /// The destination's MAC, given: no ARP. A load generator towards a
+    /// node that answers no ARP (one that only captures, on af_xdp where
+    /// its kernel sees nothing) needs it.
+    pub peer_mac: Option<MacAddr>,
 }
 
 /// One request on the wire, waiting for its reply.
@@ -342,14 +346,17 @@ pub fn run<W: Write>(
     out: &mut Output<W>,
     stop: &AtomicBool,
 ) -> Result<PingSummary, ToolError> {
-    let peer_mac = resolve_mac(
-        datalink,
-        me,
-        options.source,
-        options.destination,
-        options.timeout,
-        stop,
-    )?;
+    let peer_mac = match options.peer_mac {
+        Some(mac) => mac,
+        None => resolve_mac(
+            datalink,
+            me,
+            options.source,
+            options.destination,
+            options.timeout,
+            stop,
+        )?,
+    };
     out.emit(&PingEvent::Start(Start {
         iface: &me.name,
         datalink: datalink.describe(),

@@ -494,6 +494,12 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
             "netmap",
         ),
         bad("lab-capture", &["eth1", "--frobnicate"], 2, "--frobnicate"),
+        bad(
+            "lab-ping",
+            &["eth1", "198.18.0.2", "--peer-mac", "02:00:zz"],
+            2,
+            "--peer-mac",
+        ),
         BadInput {
             env: &[("LABCTL_DATALINK_eth1", "dpdk")],
             ..bad("lab-pong", &["eth1"], 2, "LABCTL_DATALINK_eth1")
