@@ -351,6 +351,8 @@ class Report:
     def __init__(self):
         self.figures: list = []
         self.problems: list = []
+        # (what, value) lines about the machine, put above the table.
+        self.machine: list = []
 
     def add(self, figure: Figure):
         self.figures.append(figure)
@@ -371,8 +373,10 @@ class Report:
     def markdown(self) -> str:
         rows = [HEADERS, ["---"] * len(HEADERS)]
         rows += [fig.cells() for fig in self.figures]
-        text = "\n".join("| " + " | ".join(row) + " |" for row in rows)
-        notes = [f"- {fig.name}: {fig.note}" for fig in self.figures if fig.note]
+        text = "".join(f"- {what}: {value}\n" for what, value in self.machine)
+        text += "\n" if text else ""
+        text += "\n".join("| " + " | ".join(row) + " |" for row in rows)
+        notes = [f"- {fig.group}, {fig.name}: {fig.note}" for fig in self.figures if fig.note]
         if notes:
             text += "\n\n" + "\n".join(notes)
         if self.problems:

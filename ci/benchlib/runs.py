@@ -178,7 +178,7 @@ def measure(settings: Settings, two: Lab, lines_file: Path):
             "/s",
             "labctl run",
             ours,
-            "docker exec | wc -l",
+            "docker exec into wc -l",
             ref,
         )
     )
