@@ -76,13 +76,16 @@ def signals_deferred():
         yield
 
 
-def sigterm_as_interrupt():
-    """SIGTERM unwinds like Ctrl-C, through every `finally` and `with`."""
+def interrupts_unwind():
+    """SIGINT and SIGTERM unwind through every `finally` and `with`. SIGINT
+    is set explicitly: a shell starts a background job with it ignored,
+    and Python then leaves it so."""
 
     def handler(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # ---------------------------------------------------------------- processes
@@ -145,23 +148,63 @@ def timed(cmd, timeout=600, peak_memory=False) -> tuple:
     """Runs `cmd`; returns (seconds, completed process, peak RSS in KiB or
     None). The peak comes from GNU time, which forks from a small process:
     wait4's figure for a child of this Python process would start from
-    Python's own size, which the fork copies before the exec."""
-    with tempfile.NamedTemporaryFile(mode="r") as rss:
+    Python's own size, which the fork copies before the exec.
+
+    The command runs in a process group of its own, which is interrupted
+    as a whole if this one is: a script's background children (xargs and
+    its docker commands) would otherwise go on creating containers after
+    the cleanup."""
+    with tempfile.NamedTemporaryFile(mode="r") as rss, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         argv = [str(c) for c in cmd]
         if peak_memory:
             argv = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv]
         start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as error:
-            raise BenchError(f"{' '.join(argv)}: no end after {timeout}s") from error
+            proc.wait(timeout)
+        except BaseException as error:
+            stop_group(proc)
+            if isinstance(error, subprocess.TimeoutExpired):
+                raise BenchError(f"{' '.join(argv)}: no end after {timeout}s") from error
+            raise
         seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(
+            argv, proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        )
         peak = None
         if peak_memory:
             # GNU time notes a signal or an exit code on a first line.
             lines = rss.read().split()
             peak = int(lines[-1]) if lines and lines[-1].isdigit() else None
     return seconds, done, peak
+
+
+# How long an interrupted command gets to clean up after itself (labctl
+# rolls a deploy back on SIGINT) before its whole group is killed.
+GRACE_S = 30
+
+
+def stop_group(proc: subprocess.Popen):
+    """SIGINT to the command's process group, then SIGKILL after the
+    grace period; waits for the command."""
+    with signals_deferred():
+        for sig, wait in ((signal.SIGINT, GRACE_S), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # The group may outlive its leader (the leader waited for nothing).
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 GNU_TIME = "/usr/bin/time"

@@ -160,9 +160,13 @@ class Run:
 
 
 def remove_everything(lab: Lab):
-    """Whatever either way left of `lab`, removed the hard way."""
-    run([tool("labctl"), "destroy", lab.name], check=False, timeout=900)
-    run([LAB_BY_HAND, "down", lab.name], check=False, timeout=900)
+    """Whatever either way left of `lab`, removed the hard way. Twice, a
+    moment apart: the daemon finishes the creates of a killed client."""
+    for attempt in range(2):
+        if attempt:
+            time.sleep(2)
+        run([tool("labctl"), "destroy", lab.name], check=False, timeout=900)
+        run([LAB_BY_HAND, "down", lab.name], check=False, timeout=900)
 
 
 def runs(settings: Settings, ways: list, lab: Lab, ping: bool) -> dict:
