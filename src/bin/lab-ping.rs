@@ -13,6 +13,7 @@ use labctl::tools::frames::MAX_ECHO_PAYLOAD;
 use labctl::tools::iface;
 use labctl::tools::output::Output;
 use labctl::tools::ping::{self, Pacing, PingOptions};
+use pnet::util::MacAddr;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,6 +54,10 @@ struct Args {
     /// Print only the start line and the summary
     #[arg(short, long)]
     quiet: bool,
+    /// DESTINATION's MAC address: send without resolving it by ARP (a load
+    /// generator towards a node that answers no ARP)
+    #[arg(long, value_name = "MAC")]
+    peer_mac: Option<MacAddr>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -95,6 +100,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         size: args.size,
         id: args.id.unwrap_or(std::process::id() as u16),
         quiet: args.quiet,
+        peer_mac: args.peer_mac,
     };
     let mut link = cli::open_datalink(kind, &args.iface, &OpenOptions::default())?;
     let mut out = Output::stdout(args.common.format());

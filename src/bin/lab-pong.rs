@@ -27,6 +27,9 @@ struct Args {
     /// Stop after this many echo replies
     #[arg(short, long, value_parser = cli::positive)]
     count: Option<u64>,
+    /// Print only the start line and the summary
+    #[arg(short, long)]
+    quiet: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -50,6 +53,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         iface: args.iface.clone(),
         me: Identity { ip, mac: me.mac },
         count: args.count,
+        quiet: args.quiet,
     };
     let mut link = cli::open_datalink(kind, &args.iface, &OpenOptions::default())?;
     let mut out = Output::stdout(args.common.format());

@@ -9,6 +9,9 @@
 //! daemon on another machine, where a bind mount of our files would not.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -82,40 +85,102 @@ impl ToolsDir {
     }
 }
 
-/// The build context: the Dockerfile and the tools, read once.
+/// The build context: the Dockerfile and the tools. A release build of the
+/// tools weighs over 100 MiB and every deploy needs the context's hash, so
+/// the tools are hashed as streams, behind a cache keyed by their metadata
+/// ([`Context::cached_hash`]), and read whole only to build the image.
 pub struct Context {
-    files: Vec<(&'static str, Vec<u8>)>,
+    tools: ToolsDir,
 }
 
 impl Context {
-    pub fn read(tools: &ToolsDir) -> Result<Self, RuntimeError> {
-        let mut files = vec![("Dockerfile", DOCKERFILE.as_bytes().to_vec())];
-        for tool in TOOLS {
-            files.push((tool, tools.read(tool)?));
+    pub fn of(tools: &ToolsDir) -> Self {
+        Context {
+            tools: tools.clone(),
         }
-        Ok(Context { files })
     }
 
     /// A short SHA-256 of every file's name, length and bytes.
-    pub fn hash(&self) -> String {
+    pub fn hash(&self) -> Result<String, RuntimeError> {
         let mut sha = Sha256::new();
-        for (name, bytes) in &self.files {
-            sha.update(name.as_bytes());
-            sha.update([0]);
-            sha.update((bytes.len() as u64).to_le_bytes());
-            sha.update(bytes);
+        add_file(&mut sha, "Dockerfile", DOCKERFILE.len() as u64);
+        sha.update(DOCKERFILE.as_bytes());
+        for tool in TOOLS {
+            let path = self.tools.0.join(tool);
+            let reading = || format!("reading {}", path.display());
+            let mut file = File::open(&path).map_err(RuntimeError::io(reading()))?;
+            let len = file.metadata().map_err(RuntimeError::io(reading()))?.len();
+            add_file(&mut sha, tool, len);
+            let copied = io::copy(&mut file, &mut sha).map_err(RuntimeError::io(reading()))?;
+            if copied != len {
+                let changed = io::Error::other("it changed while being read; build it again");
+                return Err(RuntimeError::io(reading())(changed));
+            }
         }
-        sha.finalize()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Ok(short_hex(&sha.finalize()))
+    }
+
+    /// [`Context::hash`], from the cache in `$XDG_CACHE_HOME/labctl` (else
+    /// `~/.cache/labctl`) while no file changed: same paths, sizes,
+    /// modification times and inodes, as a build tool decides what to
+    /// rebuild. Saves a deploy reading the tools (0.13 s and 120 MiB for a
+    /// release build, docs/performance.md). A cache that cannot be read or
+    /// written only costs that time.
+    pub fn cached_hash(&self) -> Result<String, RuntimeError> {
+        self.cached_hash_in(default_cache_dir().as_deref())
+    }
+
+    fn cached_hash_in(&self, cache_dir: Option<&Path>) -> Result<String, RuntimeError> {
+        let fingerprint = self.fingerprint()?;
+        let cache = cache_dir.map(|dir| {
+            dir.join(format!(
+                "tools-{}",
+                short_hex(&Sha256::digest(self.tools.0.as_os_str().as_encoded_bytes()))
+            ))
+        });
+        if let Some(cached) = cache
+            .as_deref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .and_then(|text| text.strip_prefix(&fingerprint).map(str::to_owned))
+        {
+            return Ok(cached);
+        }
+        let hash = self.hash()?;
+        if let Some(path) = cache {
+            let _ = write_atomically(&path, &format!("{fingerprint}{hash}"));
+        }
+        Ok(hash)
+    }
+
+    /// Every input of the hash, by metadata: one line per file.
+    fn fingerprint(&self) -> Result<String, RuntimeError> {
+        let mut text = format!("Dockerfile {}\n", short_hex(&Sha256::digest(DOCKERFILE)));
+        for tool in TOOLS {
+            let path = self.tools.0.join(tool);
+            let meta = std::fs::metadata(&path)
+                .map_err(RuntimeError::io(format!("reading {}", path.display())))?;
+            text.push_str(&format!(
+                "{} {} {}.{:09} {}:{}\n",
+                path.display(),
+                meta.len(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.dev(),
+                meta.ino()
+            ));
+        }
+        Ok(text)
     }
 
     /// The context as the tar stream Docker's build endpoint takes; fixed
     /// owners, modes and times, so equal inputs give equal bytes.
     pub fn tar(&self) -> Result<Vec<u8>, RuntimeError> {
         let mut tar = tar::Builder::new(Vec::new());
-        for (name, bytes) in &self.files {
+        let mut files = vec![("Dockerfile", DOCKERFILE.as_bytes().to_vec())];
+        for tool in TOOLS {
+            files.push((tool, self.tools.read(tool)?));
+        }
+        for (name, bytes) in &files {
             let mut header = tar::Header::new_gnu();
             header.set_size(bytes.len() as u64);
             header.set_mode(if *name == "Dockerfile" { 0o644 } else { 0o755 });
@@ -129,6 +194,35 @@ impl Context {
         tar.into_inner()
             .map_err(RuntimeError::io("packing the tools image's build context"))
     }
+}
+
+fn add_file(sha: &mut Sha256, name: &str, len: u64) {
+    sha.update(name.as_bytes());
+    sha.update([0]);
+    sha.update(len.to_le_bytes());
+}
+
+fn short_hex(digest: &[u8]) -> String {
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    Some(base.join("labctl"))
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a
+/// concurrent labctl reads the old cache or the new one, never half.
+fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, path)
 }
 
 /// The tools image of the current tools.
@@ -154,11 +248,12 @@ pub async fn ensure_tools_image(
     docker: &Docker,
     progress: &dyn Progress,
 ) -> Result<ToolsImage, RuntimeError> {
-    let tools = ToolsDir::locate()?;
-    let context = tokio::task::spawn_blocking(move || Context::read(&tools))
+    let context = Context::of(&ToolsDir::locate()?);
+    let tools = context.tools.clone();
+    let hash = tokio::task::spawn_blocking(move || Context::of(&tools).cached_hash())
         .await
         .map_err(|e| RuntimeError::io("reading the packet tools")(e.into()))??;
-    let image = ToolsImage::for_hash(&context.hash());
+    let image = ToolsImage::for_hash(&hash);
     match docker.inspect_image(&image.tag).await {
         Ok(_) => return Ok(image),
         Err(e) if is_not_found(&e) => {}
@@ -306,7 +401,7 @@ mod tests {
         let (_a, tools_a) = fake_tools(b"one");
         let (_b, tools_b) = fake_tools(b"two");
         let (_c, tools_c) = fake_tools(b"one");
-        let hash = |t: &ToolsDir| Context::read(t).unwrap().hash();
+        let hash = |t: &ToolsDir| Context::of(t).hash().unwrap();
         assert_eq!(hash(&tools_a), hash(&tools_c));
         assert_ne!(hash(&tools_a), hash(&tools_b));
         let image = ToolsImage::for_hash(&hash(&tools_a));
@@ -315,9 +410,41 @@ mod tests {
     }
 
     #[test]
+    fn the_cached_hash_is_the_hash_until_a_tool_changes() {
+        let (dir, tools) = fake_tools(b"one");
+        let cache = tempfile::tempdir().unwrap();
+        let context = Context::of(&tools);
+        let first = context.cached_hash_in(Some(cache.path())).unwrap();
+        assert_eq!(first, context.hash().unwrap());
+        let entries = std::fs::read_dir(cache.path()).unwrap().count();
+        assert_eq!(entries, 1, "one cache file");
+        // Unchanged: the cache answers (a corrupted hash in it shows that).
+        let file = std::fs::read_dir(cache.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace(&first, "cached")).unwrap();
+        assert_eq!(
+            context.cached_hash_in(Some(cache.path())).unwrap(),
+            "cached"
+        );
+        // A tool rebuilt: hashed again, and the cache follows.
+        std::fs::write(dir.path().join("lab-ping"), b"a new build").unwrap();
+        let second = context.cached_hash_in(Some(cache.path())).unwrap();
+        assert_ne!(second, "cached");
+        assert_eq!(second, context.hash().unwrap());
+        assert_ne!(second, first);
+        // No cache directory: the plain hash.
+        assert_eq!(context.cached_hash_in(None).unwrap(), second);
+    }
+
+    #[test]
     fn the_context_is_a_reproducible_tar_with_every_file() {
         let (_d, tools) = fake_tools(b"binary");
-        let context = Context::read(&tools).unwrap();
+        let context = Context::of(&tools);
         let bytes = context.tar().unwrap();
         assert_eq!(bytes, context.tar().unwrap());
         let mut archive = tar::Archive::new(bytes.as_slice());

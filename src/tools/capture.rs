@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::tools::datalink::{Datalink, Direction};
 use crate::tools::error::ToolError;
 use crate::tools::frames::{self, Frame, Malformed};
-use crate::tools::output::Output;
+use crate::tools::output::{recv_flushing, Output};
 
 /// How long one receive waits before the stop flag and the deadline are
 /// looked at again (signals also end the wait at once).
@@ -87,6 +87,7 @@ pub fn run<W: Write>(
         datalink: datalink.describe(),
         pcap: options.pcap.as_deref(),
     })?;
+    out.flush()?;
     let deadline = options
         .duration
         .and_then(|duration| Instant::now().checked_add(duration));
@@ -103,7 +104,7 @@ pub fn run<W: Write>(
             (None, Some(end)) => end.saturating_duration_since(now).min(POLL),
             (None, None) => POLL,
         };
-        let Some(received) = datalink.recv(wait).map_err(ToolError::Wire)? else {
+        let Some(received) = recv_flushing!(datalink, wait, out)? else {
             if drain_until.is_some() {
                 break;
             }
@@ -148,6 +149,7 @@ pub fn run<W: Write>(
     }
     summary.dropped = datalink.stats().dropped;
     out.emit(&CaptureEvent::Summary(&summary))?;
+    out.flush()?;
     Ok(summary)
 }
 

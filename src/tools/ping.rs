@@ -19,7 +19,7 @@ use crate::tools::datalink::{Datalink, DatalinkError, Direction};
 use crate::tools::error::ToolError;
 use crate::tools::frames::{self, Arp, EchoKind, Ipv4Params, Link};
 use crate::tools::iface::Interface;
-use crate::tools::output::{as_text, Output};
+use crate::tools::output::{as_text, recv_flushing, Output};
 
 /// How many ARP requests before giving up; each waits `--timeout`.
 pub const ARP_TRIES: u32 = 3;
@@ -52,6 +52,10 @@ pub struct PingOptions {
     pub id: u16,
     /// No per-reply events, only the summary (implied by flood).
     pub quiet: bool,
+    /// The destination's MAC, given: no ARP. A load generator towards a
+    /// node that answers no ARP (one that only captures, on af_xdp where
+    /// its kernel sees nothing) needs it.
+    pub peer_mac: Option<MacAddr>,
 }
 
 /// One request on the wire, waiting for its reply.
@@ -342,14 +346,17 @@ pub fn run<W: Write>(
     out: &mut Output<W>,
     stop: &AtomicBool,
 ) -> Result<PingSummary, ToolError> {
-    let peer_mac = resolve_mac(
-        datalink,
-        me,
-        options.source,
-        options.destination,
-        options.timeout,
-        stop,
-    )?;
+    let peer_mac = match options.peer_mac {
+        Some(mac) => mac,
+        None => resolve_mac(
+            datalink,
+            me,
+            options.source,
+            options.destination,
+            options.timeout,
+            stop,
+        )?,
+    };
     out.emit(&PingEvent::Start(Start {
         iface: &me.name,
         datalink: datalink.describe(),
@@ -359,10 +366,12 @@ pub fn run<W: Write>(
         id: options.id,
         size: options.size,
     }))?;
+    out.flush()?;
     let mut session = Session::new(me, options, peer_mac);
     exchange(datalink, &mut session, out, stop)?;
     let summary = session.summary();
     out.emit(&PingEvent::Summary(&summary))?;
+    out.flush()?;
     Ok(summary)
 }
 
@@ -408,9 +417,7 @@ fn exchange<W: Write>(
                 end
             }
         };
-        let Some(received) = datalink
-            .recv(wake.saturating_duration_since(now))
-            .map_err(ToolError::Wire)?
+        let Some(received) = recv_flushing!(datalink, wake.saturating_duration_since(now), out)?
         else {
             continue;
         };

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::tools::datalink::{Datalink, Direction};
 use crate::tools::error::ToolError;
 use crate::tools::frames::{self, Arp, EchoKind, Frame, Ipv4Params, Layer, Link, Malformed};
-use crate::tools::output::{as_text, Output};
+use crate::tools::output::{as_text, recv_flushing, Output};
 
 /// How long one receive waits before the stop flag is looked at again
 /// (signals also end the wait at once).
@@ -139,6 +139,9 @@ pub struct PongOptions {
     pub me: Identity,
     /// Stop after this many echo replies.
     pub count: Option<u64>,
+    /// No per-frame events, only the start line and the summary: a
+    /// responder under a flood spends its time answering, not printing.
+    pub quiet: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -186,6 +189,7 @@ pub fn run<W: Write>(
         mac: options.me.mac,
         datalink: datalink.describe(),
     })?;
+    out.flush()?;
     let mut pong = Pong {
         options,
         summary: PongSummary::default(),
@@ -208,6 +212,7 @@ pub fn run<W: Write>(
         }
     }
     out.emit(&PongEvent::Summary(&pong.summary))?;
+    out.flush()?;
     Ok(pong.summary)
 }
 
@@ -232,7 +237,7 @@ impl Pong<'_> {
         wait: Duration,
         out: &mut Output<W>,
     ) -> Result<bool, ToolError> {
-        let Some(received) = datalink.recv(wait).map_err(ToolError::Wire)? else {
+        let Some(received) = recv_flushing!(datalink, wait, out)? else {
             return Ok(false);
         };
         if received.direction != Direction::In {
@@ -245,10 +250,12 @@ impl Pong<'_> {
                 reply,
                 kind,
             } => {
-                out.emit(&PongEvent::Request {
-                    iface,
-                    frame: &request,
-                })?;
+                if !self.options.quiet {
+                    out.emit(&PongEvent::Request {
+                        iface,
+                        frame: &request,
+                    })?;
+                }
                 (reply, kind)
             }
             Handling::Ignore => {
@@ -267,6 +274,9 @@ impl Pong<'_> {
                 self.summary.echo_replies += 1;
                 self.ident = self.ident.wrapping_add(1);
             }
+        }
+        if self.options.quiet {
+            return Ok(true);
         }
         if let Ok(frame) = frames::decode(&reply) {
             out.emit(&PongEvent::Reply {

@@ -7,14 +7,16 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::mpsc;
 use std::time::Duration;
 
+use labctl::tools::datalink::{self, DatalinkKind, Direction, OpenOptions};
 use labctl::tools::frames::{self, EchoKind, Ipv4Params, Link, TcpParams};
 use pnet::util::MacAddr;
 use serde_json::Value;
 
 use crate::support::bin;
-use crate::support::netns::{have_root, inject, run_in, VethPair};
+use crate::support::netns::{have_root, in_thread_of, inject, run_in, VethPair};
 use crate::support::process::{Finished, Running};
 
 const READY: Duration = Duration::from_secs(10);
@@ -492,6 +494,12 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
             "netmap",
         ),
         bad("lab-capture", &["eth1", "--frobnicate"], 2, "--frobnicate"),
+        bad(
+            "lab-ping",
+            &["eth1", "198.18.0.2", "--peer-mac", "02:00:zz"],
+            2,
+            "--peer-mac",
+        ),
         BadInput {
             env: &[("LABCTL_DATALINK_eth1", "dpdk")],
             ..bad("lab-pong", &["eth1"], 2, "LABCTL_DATALINK_eth1")
@@ -543,4 +551,158 @@ fn ping_interrupted_prints_its_summary() {
         .unwrap_or_else(|| panic!("no summary: {pinged:?}"));
     let transmitted: u64 = summary.split(' ').next().unwrap().parse().unwrap();
     assert!((2..1000).contains(&transmitted), "{summary}");
+}
+
+/// More frames than lab-capture's receive ring holds (16 blocks of 256 KiB,
+/// about 25,000 small frames): every one is captured, counted and saved, so
+/// the ring hands its blocks back to the kernel and goes round.
+#[test]
+fn capture_goes_round_its_ring_without_losing_a_frame() {
+    const CHUNKS: u16 = 12;
+    const PER_CHUNK: u16 = 5000;
+    let pair = pair(true);
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("b-eth1.pcap");
+    let total = (u32::from(CHUNKS) * u32::from(PER_CHUNK)).to_string();
+    let capture = start(
+        &pair.b.netns,
+        "lab-capture",
+        &[
+            "eth1",
+            "--quiet",
+            "--count",
+            &total,
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+        "capturing on eth1 (af_packet)",
+    );
+    for chunk in 0..CHUNKS {
+        let frames = (0..PER_CHUNK)
+            .map(|i| unroutable_echo(chunk.wrapping_mul(PER_CHUNK).wrapping_add(i)))
+            .collect();
+        inject(&pair.a.netns, "eth1", frames);
+        // A debug build captures more slowly than it injects: this test is
+        // about going round the ring, not about speed (ci/bench is).
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let captured = capture.finish(Duration::from_secs(30));
+    assert!(captured.status.success(), "{captured:?}");
+    assert_eq!(
+        captured.stdout,
+        [
+            "capturing on eth1 (af_packet)".to_owned(),
+            format!("{total} packets captured, 0 dropped, 0 malformed"),
+        ]
+    );
+    assert_eq!(tshark_frames(&pcap), frames_count(&total));
+}
+
+/// What the capture's ring still leaves with the kernel (the block it is
+/// filling, handed over only when full or 10 ms after its first frame) is
+/// queued all the same: a zero-timeout receive, which a capture uses to
+/// drain before its summary, waits for it. Without that wait the receive
+/// returns at once, empty, and these frames are lost at a stop.
+#[test]
+fn a_draining_capture_gets_the_frames_the_kernel_still_holds() {
+    let pair = pair(true);
+    let (go_tx, go) = mpsc::channel::<()>();
+    let (sent_tx, sent) = mpsc::channel();
+    let (drained_tx, drained_rx) = mpsc::channel::<()>();
+    // The sender keeps its socket open until the drain is over: closing an
+    // AF_PACKET socket waits for an RCU grace period, long enough for the
+    // kernel to hand the block over by itself.
+    let sender = std::thread::spawn({
+        let netns = pair.a.netns.clone();
+        move || {
+            in_thread_of(&netns, move || {
+                let mut link =
+                    datalink::open(DatalinkKind::AfPacket, "eth1", &OpenOptions::default())
+                        .expect("open the sending datalink");
+                go.recv().expect("the capture is open");
+                for seq in 0..10 {
+                    link.send(&unroutable_echo(seq)).expect("send a frame");
+                }
+                sent_tx.send(()).expect("tell the capture");
+                let _ = drained_rx.recv();
+            })
+        }
+    });
+    let drained = in_thread_of(&pair.b.netns, move || {
+        // A plain socket that sees the frames once b's kernel has handled
+        // them (the softirq may run a moment after the sends). Opened
+        // first, it gets each frame after the capture's ring does.
+        let mut witness = datalink::open(DatalinkKind::AfPacket, "eth1", &OpenOptions::default())
+            .expect("open a witness on eth1");
+        let mut link = datalink::open(
+            DatalinkKind::AfPacket,
+            "eth1",
+            &OpenOptions { capture: true },
+        )
+        .expect("open a capture on eth1");
+        // Nothing came yet: a zero timeout returns at once.
+        assert!(link.recv(Duration::ZERO).expect("receive").is_none());
+        go_tx.send(()).expect("start the sender");
+        sent.recv().expect("the sender sent");
+        for _ in 0..10 {
+            let seen = witness.recv(Duration::from_secs(5)).expect("receive");
+            assert!(seen.is_some(), "a frame never reached b");
+        }
+        let mut drained = 0;
+        while let Some(received) = link.recv(Duration::ZERO).expect("receive") {
+            assert_eq!(received.direction, Direction::In);
+            drained += 1;
+        }
+        drained
+    });
+    let _ = drained_tx.send(());
+    sender.join().expect("the sender");
+    assert_eq!(drained, 10);
+}
+
+/// An echo request to a MAC nobody has: b's kernel drops it silently.
+fn unroutable_echo(seq: u16) -> Vec<u8> {
+    let link = Link {
+        src: MAC_A,
+        dst: MacAddr(2, 0, 0, 0, 0, 0x99),
+    };
+    let ip = Ipv4Params {
+        src: "198.18.0.1".parse().unwrap(),
+        dst: "198.18.0.2".parse().unwrap(),
+        ident: seq,
+        dont_fragment: true,
+    };
+    frames::icmp_echo(link, ip, EchoKind::Request, 70, seq, &[0; 56]).unwrap()
+}
+
+/// `--quiet` pong answers every request but prints only its start line and
+/// its summary.
+#[test]
+fn quiet_pong_answers_without_a_line_per_frame() {
+    let pair = pair(true);
+    let pong = start(
+        &pair.b.netns,
+        "lab-pong",
+        &["eth1", "--quiet"],
+        "listening on eth1",
+    );
+    let pinged = ping(
+        &pair.a.netns,
+        &["eth1", "198.18.0.2", "-c", "3", "-i", "10ms"],
+    );
+    assert!(pinged.status.success(), "{pinged:?}");
+    assert!(
+        pinged
+            .stdout
+            .iter()
+            .any(|line| line.contains("3 packets transmitted, 3 received, 0% packet loss")),
+        "{pinged:?}"
+    );
+    let ponged = pong.stop(libc::SIGINT);
+    assert!(ponged.status.success(), "{ponged:?}");
+    assert_eq!(ponged.stdout.len(), 2, "{ponged:?}");
+    assert_eq!(
+        ponged.stdout[1],
+        "3 echo replies sent, 1 ARP replies sent, 0 frames ignored, 0 malformed"
+    );
 }

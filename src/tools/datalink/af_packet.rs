@@ -10,10 +10,16 @@
 //!   own requests for answers;
 //! - `PACKET_STATISTICS` for the capture's drop count.
 //!
-//! Frames are sent through pnet's sender. They are received with our own
-//! `recvfrom` on the same socket because pnet's receiver discards the
-//! `sockaddr_ll`, whose `sll_pkttype` tells an outgoing frame from an
-//! incoming one.
+//! pnet binds the socket to the interface (and sets promiscuous mode for a
+//! capture). Frames are then sent and received with our own calls on the
+//! same socket (docs/performance.md has the measurements):
+//! - `send`: pnet's sender polls for `POLLOUT` before every frame, a second
+//!   system call per frame; we poll only when the socket is full;
+//! - `recvfrom` for ping and pong, which want each frame as soon as it
+//!   comes: pnet's receiver discards the `sockaddr_ll`, whose `sll_pkttype`
+//!   tells an outgoing frame from an incoming one;
+//! - a `TPACKET_V3` ring for the capture ([`ring`]), which must keep up
+//!   with a flood of frames.
 
 use std::cell::Cell;
 use std::io;
@@ -25,6 +31,10 @@ use pnet::datalink::{self, Channel, DataLinkSender, NetworkInterface};
 
 use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Received, Stats};
 
+mod ring;
+
+use ring::{RingFrame, RxRing};
+
 /// Big enough for a GSO frame (up to 64 KiB plus headers), which AF_PACKET
 /// hands out whole on veth.
 const RECV_BUFFER_BYTES: usize = 256 * 1024;
@@ -34,13 +44,38 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct AfPacket {
     iface: String,
-    sender: Box<dyn DataLinkSender>,
-    /// The socket pnet owns (and closes when `sender` is dropped).
     fd: RawFd,
-    buffer: Vec<u8>,
+    receiver: Receiver,
+    /// Owns the socket (pnet closes it when this is dropped, after the
+    /// ring, which is declared before it, is unmapped).
+    _owner: Box<dyn DataLinkSender>,
     capture: bool,
     /// `PACKET_STATISTICS` resets the kernel's counters on every read.
     dropped: Cell<u64>,
+}
+
+/// Where received frames come from.
+enum Receiver {
+    /// `recvfrom` into this buffer.
+    Socket { buffer: Vec<u8> },
+    /// The capture's ring.
+    Ring(RxRing),
+}
+
+/// A frame taken from the receiver, not yet lent out.
+#[derive(Clone, Copy)]
+enum Taken {
+    Buffer { len: usize, direction: Direction },
+    Ring(RingFrame),
+}
+
+impl Taken {
+    fn direction(self) -> Direction {
+        match self {
+            Taken::Buffer { direction, .. } => direction,
+            Taken::Ring(frame) => frame.direction,
+        }
+    }
 }
 
 impl AfPacket {
@@ -54,7 +89,6 @@ impl AfPacket {
         let config = datalink::Config {
             socket_fd: Some(socket.into_raw_fd()),
             promiscuous: options.capture,
-            write_timeout: Some(SEND_TIMEOUT),
             ..Default::default()
         };
         let sender = match datalink::channel(&interface, config) {
@@ -64,22 +98,32 @@ impl AfPacket {
             }
             Err(source) => return Err(io_error("binding AF_PACKET socket", iface, source)),
         };
+        let receiver = if options.capture {
+            let ring = RxRing::attach(fd)
+                .map_err(|source| io_error("mapping a TPACKET_V3 receive ring", iface, source))?;
+            Receiver::Ring(ring)
+        } else {
+            Receiver::Socket {
+                buffer: vec![0; RECV_BUFFER_BYTES],
+            }
+        };
         Ok(AfPacket {
             iface: iface.to_owned(),
-            sender,
             fd,
-            buffer: vec![0; RECV_BUFFER_BYTES],
+            receiver,
+            _owner: sender,
             capture: options.capture,
             dropped: Cell::new(0),
         })
     }
 
-    /// Waits until the socket is readable. `false` on timeout and when a
-    /// signal interrupted the wait, so the tool can look at its stop flag.
-    fn wait_readable(&self, timeout: Duration) -> Result<bool, DatalinkError> {
+    /// Waits until the socket is readable (`POLLIN`) or writable
+    /// (`POLLOUT`). `false` on timeout and when a signal interrupted the
+    /// wait, so the tool can look at its stop flag.
+    fn wait_for(&self, events: libc::c_short, timeout: Duration) -> Result<bool, DatalinkError> {
         let mut pollfd = libc::pollfd {
             fd: self.fd,
-            events: libc::POLLIN,
+            events,
             revents: 0,
         };
         let timespec = libc::timespec {
@@ -95,50 +139,88 @@ impl AfPacket {
                 if err.kind() == io::ErrorKind::Interrupted {
                     Ok(false)
                 } else {
-                    Err(io_error("waiting for a frame", &self.iface, err))
+                    Err(io_error("waiting on the socket", &self.iface, err))
                 }
             }
             0 => Ok(false),
-            _ if pollfd.revents & libc::POLLIN != 0 => Ok(true),
+            _ if pollfd.revents & events != 0 => Ok(true),
             _ => Err(io_error(
-                "waiting for a frame",
+                "waiting on the socket",
                 &self.iface,
                 io::Error::other(format!("poll reported events {:#x}", pollfd.revents)),
             )),
         }
     }
 
-    /// Reads one queued frame; `None` when nothing is queued.
-    fn read_frame(&mut self) -> Result<Option<(usize, Direction)>, DatalinkError> {
-        // SAFETY: an all-zero sockaddr_ll is a valid value.
-        let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        let mut from_len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: the buffer and the address outlive the call and their
-        // lengths are the ones passed.
-        let len = unsafe {
-            libc::recvfrom(
-                self.fd,
-                self.buffer.as_mut_ptr().cast(),
-                self.buffer.len(),
-                libc::MSG_DONTWAIT,
-                (&mut from as *mut libc::sockaddr_ll).cast(),
-                &mut from_len,
-            )
-        };
-        if len < 0 {
-            let err = io::Error::last_os_error();
-            return match err.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(io_error("receiving a frame", &self.iface, err)),
-            };
+    /// Takes the next queued frame; `None` when nothing is queued.
+    fn take(&mut self) -> Result<Option<Taken>, DatalinkError> {
+        match &mut self.receiver {
+            Receiver::Ring(ring) => Ok(ring.next().map(Taken::Ring)),
+            Receiver::Socket { buffer } => {
+                let read = read_frame(self.fd, buffer, &self.iface)?;
+                Ok(read.map(|(len, direction)| Taken::Buffer { len, direction }))
+            }
         }
-        let direction = if from.sll_pkttype == libc::PACKET_OUTGOING {
-            Direction::Out
-        } else {
-            Direction::In
-        };
-        Ok(Some((len as usize, direction)))
     }
+
+    /// Lends out the bytes of a frame `take` returned.
+    fn lend(&self, taken: Taken) -> Received<'_> {
+        let frame = match (&self.receiver, taken) {
+            (Receiver::Ring(ring), Taken::Ring(frame)) => ring.bytes(frame),
+            (Receiver::Socket { buffer }, Taken::Buffer { len, .. }) => &buffer[..len],
+            // `take` returns what the receiver holds.
+            _ => &[],
+        };
+        Received {
+            frame,
+            direction: taken.direction(),
+        }
+    }
+
+    /// True when the capture's last frames are still in the block the
+    /// kernel is filling.
+    fn kernel_holds_frames(&self) -> bool {
+        match &self.receiver {
+            Receiver::Ring(ring) => ring.kernel_holds_frames(),
+            Receiver::Socket { .. } => false,
+        }
+    }
+}
+
+/// Reads one queued frame into `buffer`; `None` when nothing is queued.
+fn read_frame(
+    fd: RawFd,
+    buffer: &mut [u8],
+    iface: &str,
+) -> Result<Option<(usize, Direction)>, DatalinkError> {
+    // SAFETY: an all-zero sockaddr_ll is a valid value.
+    let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    let mut from_len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: the buffer and the address outlive the call and their
+    // lengths are the ones passed.
+    let len = unsafe {
+        libc::recvfrom(
+            fd,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            libc::MSG_DONTWAIT,
+            (&mut from as *mut libc::sockaddr_ll).cast(),
+            &mut from_len,
+        )
+    };
+    if len < 0 {
+        let err = io::Error::last_os_error();
+        return match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(io_error("receiving a frame", iface, err)),
+        };
+    }
+    let direction = if from.sll_pkttype == libc::PACKET_OUTGOING {
+        Direction::Out
+    } else {
+        Direction::In
+    };
+    Ok(Some((len as usize, direction)))
 }
 
 impl Datalink for AfPacket {
@@ -147,33 +229,61 @@ impl Datalink for AfPacket {
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
-        match self.sender.send_to(frame, None) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(source)) => Err(io_error("sending a frame", &self.iface, source)),
-            None => Err(unavailable("pnet's sender refused the frame")),
+        let deadline = Instant::now().checked_add(SEND_TIMEOUT);
+        loop {
+            // SAFETY: the frame outlives the call and its length is the one
+            // passed; the socket is bound, so no address is needed.
+            let sent = unsafe { libc::send(self.fd, frame.as_ptr().cast(), frame.len(), 0) };
+            if sent >= 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                // A signal before anything was sent: the frame still has to go.
+                io::ErrorKind::Interrupted => continue,
+                // pnet made the socket non-blocking: wait for room, then retry.
+                io::ErrorKind::WouldBlock => {
+                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    match left {
+                        Some(left) if left.is_zero() => {
+                            let timed_out = io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!("the socket took nothing for {SEND_TIMEOUT:?}"),
+                            );
+                            return Err(io_error("sending a frame", &self.iface, timed_out));
+                        }
+                        _ => self.wait_for(libc::POLLOUT, left.unwrap_or(SEND_TIMEOUT))?,
+                    };
+                }
+                _ => return Err(io_error("sending a frame", &self.iface, err)),
+            }
         }
     }
 
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
         let deadline = Instant::now().checked_add(timeout);
+        let mut waited_for_kernel = false;
         loop {
             // Read before waiting: a draining tool asks with a zero timeout.
-            if let Some((len, direction)) = self.read_frame()? {
+            if let Some(taken) = self.take()? {
                 // Belt and braces where PACKET_IGNORE_OUTGOING is not enough
                 // (it only covers frames sent through this device).
-                if direction == Direction::Out && !self.capture {
+                if taken.direction() == Direction::Out && !self.capture {
                     continue;
                 }
-                return Ok(Some(Received {
-                    frame: &self.buffer[..len],
-                    direction,
-                }));
+                return Ok(Some(self.lend(taken)));
             }
-            let left = match deadline {
+            let mut left = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
                 None => timeout,
             };
-            if left.is_zero() || !self.wait_readable(left)? {
+            // Frames the kernel still holds are queued too: a draining
+            // capture waits (once) for their block to be handed over.
+            if left.is_zero() && !waited_for_kernel && self.kernel_holds_frames() {
+                waited_for_kernel = true;
+                left = ring::RETIRE_TIMEOUT * 2;
+            }
+            if left.is_zero() || !self.wait_for(libc::POLLIN, left)? {
                 return Ok(None);
             }
         }

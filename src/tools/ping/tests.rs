@@ -36,6 +36,7 @@ fn options(count: u64) -> PingOptions {
         size: 56,
         id: 70,
         quiet: false,
+        peer_mac: None,
     }
 }
 
@@ -133,6 +134,27 @@ fn nobody_answering_arp_is_an_error_with_exit_code_1() {
     );
     assert!(lines.is_empty());
     assert_eq!(link.sent.len(), ARP_TRIES as usize);
+}
+
+#[test]
+fn a_given_peer_mac_skips_arp() {
+    let mut link = FakeLink::silent();
+    let mut options = options(2);
+    options.timeout = Duration::from_millis(5);
+    options.peer_mac = Some(PEER.mac);
+    let (result, lines) = ping(&mut link, &options);
+    let summary = result.unwrap();
+    assert_eq!((summary.transmitted, summary.received), (2, 0));
+    assert_eq!(
+        lines[0],
+        "PING 198.18.0.2 (02:00:00:00:00:02) from 198.18.0.1 eth1 (fake): 56 data bytes"
+    );
+    assert_eq!(link.sent.len(), 2, "echo requests only, no ARP");
+    for frame in &link.sent {
+        let frame = frames::decode(frame).unwrap();
+        assert_eq!(frame.eth_dst, PEER.mac);
+        assert!(frame.ipv4_echo().is_some());
+    }
 }
 
 #[test]

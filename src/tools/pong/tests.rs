@@ -129,6 +129,7 @@ fn run_prints_each_request_and_answer_then_the_summary() {
         iface: "eth1".into(),
         me: ME,
         count: Some(2),
+        quiet: false,
     };
     let mut out = Output::new(Format::Human, Vec::new());
     let summary = run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
@@ -158,6 +159,7 @@ fn a_stop_drains_the_queue_before_the_summary() {
         iface: "eth1".into(),
         me: ME,
         count: None,
+        quiet: false,
     };
     let mut out = Output::new(Format::Json, Vec::new());
     let summary = run(&mut link, &options, &mut out, &AtomicBool::new(true)).unwrap();
@@ -172,6 +174,31 @@ fn a_stop_drains_the_queue_before_the_summary() {
     assert_eq!(first_request["frame"]["network"], "ipv4");
     assert_eq!(first_request["frame"]["transport"]["proto"], "icmp");
     assert_eq!(first_request["frame"]["transport"]["seq"], 0);
+}
+
+#[test]
+fn quiet_prints_only_the_start_and_the_summary_but_answers_everything() {
+    let mut link = FakeLink::silent();
+    link.queue(frames::arp_request(PEER_MAC, PEER_IP, ME.ip), Direction::In);
+    for seq in 0..2 {
+        link.queue(echo_request(ME.ip, ME.mac, seq, b"hi"), Direction::In);
+    }
+    let options = PongOptions {
+        iface: "eth1".into(),
+        me: ME,
+        count: Some(2),
+        quiet: true,
+    };
+    let mut out = Output::new(Format::Human, Vec::new());
+    let summary = run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
+    let text = String::from_utf8(out.into_inner()).unwrap();
+    assert_eq!(
+        text,
+        "listening on eth1 (198.18.0.2, 02:00:00:00:00:02, fake)\n\
+         2 echo replies sent, 1 ARP replies sent, 0 frames ignored, 0 malformed\n"
+    );
+    assert_eq!(summary.echo_replies, 2);
+    assert_eq!(link.sent.len(), 3);
 }
 
 proptest! {

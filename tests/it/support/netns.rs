@@ -164,6 +164,27 @@ pub fn inject(netns: &str, iface: &str, frames: Vec<Vec<u8>>) {
     .expect("the injecting thread");
 }
 
+/// Runs `work` on a thread that enters `netns` first (only that thread
+/// moves; it ends with the call) and returns what it returns.
+pub fn in_thread_of<T: Send + 'static>(
+    netns: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    use std::os::fd::AsRawFd;
+
+    let path = format!("/run/netns/{netns}");
+    std::thread::spawn(move || {
+        let handle = std::fs::File::open(&path).expect("open the namespace");
+        // SAFETY: setns on a namespace fd we hold open; it only affects
+        // this thread, which nothing else uses.
+        let rc = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        work()
+    })
+    .join()
+    .expect("the thread in the namespace")
+}
+
 /// True when this process may create namespaces and veths.
 pub fn have_root() -> bool {
     // SAFETY: geteuid has no preconditions.

@@ -4,7 +4,7 @@
 use std::io;
 
 use super::bpf::LoadError;
-use super::xsk::{SetupError, Step, UMEM_BYTES};
+use super::xsk::{SetupError, Sizes, Step};
 use crate::tools::datalink::{DatalinkError, DatalinkKind};
 
 /// What went wrong while opening, before it is explained.
@@ -132,10 +132,12 @@ fn explain_socket(step: Step, error: io::Error, iface: &str) -> Result<DatalinkE
             error_name(&error)
         )),
         (Step::RegisterUmem, libc::ENOBUFS | libc::ENOMEM | libc::EPERM) => unavailable(format!(
-            "the {} MiB packet buffer (UMEM) does not fit the locked-memory limit ({}; the \
-             kernel counts it across all processes of this user): add CAP_IPC_LOCK \
-             (docker run --cap-add IPC_LOCK) or raise the limit (ulimit -l)",
-            UMEM_BYTES >> 20,
+            "the packet buffer (UMEM: {} MiB, {} MiB for lab-capture) does not fit the \
+             locked-memory limit ({}; the kernel counts it across all processes of this \
+             user): add CAP_IPC_LOCK (docker run --cap-add IPC_LOCK) or raise the limit \
+             (ulimit -l)",
+            Sizes::TOOL.umem_bytes() >> 20,
+            Sizes::CAPTURE.umem_bytes() >> 20,
             memlock_limit()
         )),
         (Step::Bind, libc::EBUSY) => unavailable(format!(

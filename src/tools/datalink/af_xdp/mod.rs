@@ -89,13 +89,18 @@ impl AfXdp {
     /// Opens `iface`. Fails with [`DatalinkError::Unavailable`] naming
     /// what is missing (kernel support, a capability, memlock) when
     /// AF_XDP cannot be used here.
-    pub fn open(iface: &str, _options: &OpenOptions) -> Result<AfXdp, DatalinkError> {
+    pub fn open(iface: &str, options: &OpenOptions) -> Result<AfXdp, DatalinkError> {
         let ifindex = ifindex(iface)?;
         explain::check_single_queue(iface)?;
         raise_memlock_soft_limit();
         let deadline = Instant::now() + BUSY_RETRY;
         loop {
-            match Self::try_open(iface, ifindex) {
+            let sizes = if options.capture {
+                xsk::Sizes::CAPTURE
+            } else {
+                xsk::Sizes::TOOL
+            };
+            match Self::try_open(iface, ifindex, sizes) {
                 Err(failure) if failure.is_busy() && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -105,10 +110,10 @@ impl AfXdp {
         }
     }
 
-    fn try_open(iface: &str, ifindex: u32) -> Result<AfXdp, Failure> {
+    fn try_open(iface: &str, ifindex: u32, sizes: xsk::Sizes) -> Result<AfXdp, Failure> {
         let map = bpf::XskMap::create().map_err(Failure::CreateMap)?;
         let program = bpf::RedirectProgram::load(&map).map_err(Failure::LoadProgram)?;
-        let socket = xsk::XskSocket::open(ifindex).map_err(Failure::Socket)?;
+        let socket = xsk::XskSocket::open(ifindex, sizes).map_err(Failure::Socket)?;
         map.insert(0, socket.as_fd()).map_err(Failure::UpdateMap)?;
         // The socket is in the map before the program is attached, so no
         // frame goes to the kernel once the program runs.

@@ -1,12 +1,15 @@
 //! The AF_XDP socket: its UMEM (the packet buffer shared with the kernel),
 //! its four rings, and the frame bookkeeping on top of them.
 //!
-//! The UMEM is 1 MiB: 256 chunks of 4 KiB, 192 lent to the kernel for
-//! receiving (through the fill ring) and 64 for sending. That fits the
-//! default 8 MiB locked-memory limit several times over, so the socket
-//! works without CAP_IPC_LOCK as long as this user has not locked much
-//! else (the kernel counts UMEMs per user, across containers sharing a
-//! uid); with CAP_IPC_LOCK the limit does not apply. A 4 KiB chunk holds
+//! The UMEM of lab-ping and lab-pong is 1 MiB: 256 chunks of 4 KiB, 192
+//! lent to the kernel for receiving (through the fill ring) and 64 for
+//! sending. That fits the default 8 MiB locked-memory limit several times
+//! over, so the socket works without CAP_IPC_LOCK as long as this user has
+//! not locked much else (the kernel counts UMEMs per user, across
+//! containers sharing a uid); with CAP_IPC_LOCK the limit does not apply.
+//! lab-capture's is 16 MiB ([`Sizes::CAPTURE`]): 192 frames are half a
+//! millisecond of a flood, and a capture off the CPU for longer than that
+//! dropped 2% of one (docs/performance.md). A 4 KiB chunk holds
 //! frames up to 3840 bytes (the kernel keeps 256 bytes of headroom);
 //! larger frames would need multi-buffer AF_XDP, which labs do not use.
 
@@ -19,11 +22,45 @@ use std::sync::atomic::AtomicU32;
 use super::ring::{Consumer, Producer, RingMemory};
 
 pub(super) const FRAME_SIZE: u32 = 4096;
-const FRAME_COUNT: u32 = 256;
-const RX_FRAMES: u32 = 192;
-pub(super) const UMEM_BYTES: usize = (FRAME_SIZE * FRAME_COUNT) as usize;
-/// Every ring has room for all the frames that can be in it at once.
-const RING_SIZE: u32 = 256;
+
+/// How many chunks the UMEM has and how they are shared out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Sizes {
+    /// Chunks in the UMEM.
+    pub(super) frames: u32,
+    /// Chunks lent to the kernel for receiving; the rest are for sending.
+    pub(super) rx_frames: u32,
+    /// Entries of every ring: room for all the frames that can be in it.
+    pub(super) ring: u32,
+}
+
+impl Sizes {
+    /// lab-ping and lab-pong: 1 MiB.
+    pub(super) const TOOL: Sizes = Sizes {
+        frames: 256,
+        rx_frames: 192,
+        ring: 256,
+    };
+    /// lab-capture: 16 MiB, 15,360 frames to receive into (40 ms of a
+    /// flood of 370,000 frames a second).
+    pub(super) const CAPTURE: Sizes = Sizes {
+        frames: 4096,
+        rx_frames: 3840,
+        ring: 4096,
+    };
+
+    pub(super) const fn umem_bytes(self) -> usize {
+        (FRAME_SIZE * self.frames) as usize
+    }
+
+    /// The rings hold every frame that can be in them; a power of two, as
+    /// the kernel requires.
+    const fn fit(self) -> bool {
+        self.rx_frames <= self.ring
+            && self.frames - self.rx_frames <= self.ring
+            && self.ring.is_power_of_two()
+    }
+}
 /// What the kernel reserves in front of a received frame (XDP_PACKET_HEADROOM).
 const KERNEL_HEADROOM: u32 = 256;
 /// The largest frame the socket can receive or send.
@@ -32,8 +69,8 @@ pub(super) const MAX_FRAME: usize = (FRAME_SIZE - KERNEL_HEADROOM) as usize;
 // Checked at build time: the UMEM fits the default 8 MiB memlock limit
 // with room for others, the rings hold every frame that can be in them,
 // and a frame of a 1500-byte MTU fits a chunk.
-const _: () = assert!(UMEM_BYTES * 4 <= 8 << 20);
-const _: () = assert!(RX_FRAMES <= RING_SIZE && FRAME_COUNT - RX_FRAMES <= RING_SIZE);
+const _: () = assert!(Sizes::TOOL.umem_bytes() * 4 <= 8 << 20);
+const _: () = assert!(Sizes::TOOL.fit() && Sizes::CAPTURE.fit());
 const _: () = assert!(MAX_FRAME >= 1514);
 
 /// The step of the socket's setup that failed, to explain the errno.
@@ -190,12 +227,13 @@ pub(super) struct XskSocket {
     /// Chunks (by UMEM offset) free for sending.
     free_tx: Vec<u64>,
     zero_copy: bool,
+    umem_bytes: usize,
 }
 
 impl XskSocket {
     /// Creates the socket and binds it to queue 0 of `ifindex`, zero-copy
     /// where the driver supports it, copy mode otherwise.
-    pub(super) fn open(ifindex: u32) -> Result<XskSocket, SetupError> {
+    pub(super) fn open(ifindex: u32, sizes: Sizes) -> Result<XskSocket, SetupError> {
         // SAFETY: plain socket(2) call.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -204,11 +242,12 @@ impl XskSocket {
         // SAFETY: socket() returned a new descriptor that we now own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
-        let umem = Mapping::anonymous(UMEM_BYTES).map_err(at(Step::RegisterUmem))?;
+        let umem_bytes = sizes.umem_bytes();
+        let umem = Mapping::anonymous(umem_bytes).map_err(at(Step::RegisterUmem))?;
         // SAFETY: xdp_umem_reg is plain integers.
         let mut reg: libc::xdp_umem_reg = unsafe { std::mem::zeroed() };
         reg.addr = umem.ptr.as_ptr() as u64;
-        reg.len = UMEM_BYTES as u64;
+        reg.len = umem_bytes as u64;
         reg.chunk_size = FRAME_SIZE;
         reg.headroom = 0;
         setsockopt(fd.as_fd(), libc::XDP_UMEM_REG, &reg).map_err(at(Step::RegisterUmem))?;
@@ -219,10 +258,10 @@ impl XskSocket {
             libc::XDP_RX_RING,
             libc::XDP_TX_RING,
         ] {
-            setsockopt(fd.as_fd(), ring, &(RING_SIZE as libc::c_int)).map_err(at(Step::Rings))?;
+            setsockopt(fd.as_fd(), ring, &(sizes.ring as libc::c_int)).map_err(at(Step::Rings))?;
         }
         let (rx, tx, fill, completion, mappings) =
-            map_rings(fd.as_fd()).map_err(at(Step::MapRings))?;
+            map_rings(fd.as_fd(), sizes.ring).map_err(at(Step::MapRings))?;
 
         let mut socket = XskSocket {
             rx,
@@ -232,12 +271,13 @@ impl XskSocket {
             _ring_mappings: mappings,
             fd,
             umem,
-            free_tx: (RX_FRAMES..FRAME_COUNT)
+            free_tx: (sizes.rx_frames..sizes.frames)
                 .map(|i| u64::from(i * FRAME_SIZE))
                 .collect(),
             zero_copy: false,
+            umem_bytes,
         };
-        for i in 0..RX_FRAMES {
+        for i in 0..sizes.rx_frames {
             socket.fill.push(u64::from(i * FRAME_SIZE));
         }
         socket.fill.submit();
@@ -296,7 +336,7 @@ impl XskSocket {
         let start = usize::try_from(addr).ok()?;
         let end = start.checked_add(len)?;
         let chunk_end = (start / FRAME_SIZE as usize + 1) * FRAME_SIZE as usize;
-        if end > UMEM_BYTES || end > chunk_end {
+        if end > self.umem_bytes || end > chunk_end {
             return None;
         }
         // SAFETY: start..end is inside the UMEM mapping, in a chunk the
@@ -409,7 +449,7 @@ type Rings = (
 );
 
 /// mmaps the four rings at the offsets the kernel gives.
-fn map_rings(fd: BorrowedFd<'_>) -> io::Result<Rings> {
+fn map_rings(fd: BorrowedFd<'_>, ring_size: u32) -> io::Result<Rings> {
     let (off, len) = getsockopt::<libc::xdp_mmap_offsets>(fd, libc::XDP_MMAP_OFFSETS)?;
     if len < size_of::<libc::xdp_mmap_offsets>() {
         return Err(io::Error::new(
@@ -417,7 +457,7 @@ fn map_rings(fd: BorrowedFd<'_>) -> io::Result<Rings> {
             "the kernel's AF_XDP ring layout is older than Linux 5.4",
         ));
     }
-    let n = RING_SIZE as usize;
+    let n = ring_size as usize;
     let rx_map = Mapping::ring(
         fd,
         off.rx.desc as usize + n * size_of::<libc::xdp_desc>(),
@@ -438,10 +478,10 @@ fn map_rings(fd: BorrowedFd<'_>) -> io::Result<Rings> {
         off.cr.desc as usize + n * size_of::<u64>(),
         libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
     )?;
-    let rx = Consumer::new(ring_memory(&rx_map, &off.rx)?);
-    let tx = Producer::new(ring_memory(&tx_map, &off.tx)?);
-    let fill = Producer::new(ring_memory(&fill_map, &off.fr)?);
-    let completion = Consumer::new(ring_memory(&completion_map, &off.cr)?);
+    let rx = Consumer::new(ring_memory(&rx_map, &off.rx, ring_size)?);
+    let tx = Producer::new(ring_memory(&tx_map, &off.tx, ring_size)?);
+    let fill = Producer::new(ring_memory(&fill_map, &off.fr, ring_size)?);
+    let completion = Consumer::new(ring_memory(&completion_map, &off.cr, ring_size)?);
     Ok((
         rx,
         tx,
@@ -451,14 +491,18 @@ fn map_rings(fd: BorrowedFd<'_>) -> io::Result<Rings> {
     ))
 }
 
-fn ring_memory<T>(map: &Mapping, off: &libc::xdp_ring_offset) -> io::Result<RingMemory<T>> {
+fn ring_memory<T>(
+    map: &Mapping,
+    off: &libc::xdp_ring_offset,
+    size: u32,
+) -> io::Result<RingMemory<T>> {
     let producer = map.at::<AtomicU32>(off.producer, 1)?;
     let consumer = map.at::<AtomicU32>(off.consumer, 1)?;
-    let entries = map.at::<T>(off.desc, RING_SIZE as usize)?;
+    let entries = map.at::<T>(off.desc, size as usize)?;
     // SAFETY: the three pointers were checked to lie inside the ring's
     // mapping, which the XskSocket keeps alive as long as the ring; the
     // kernel is the only other party touching it.
-    Ok(unsafe { RingMemory::new(producer, consumer, entries, RING_SIZE) })
+    Ok(unsafe { RingMemory::new(producer, consumer, entries, size) })
 }
 
 #[cfg(test)]
