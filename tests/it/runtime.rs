@@ -394,6 +394,9 @@ links:
   - endpoints: ["a:eth1", "b:eth1"]
 "#,
     );
+    // Warm the tools image first: a deploy that builds it also prints the
+    // build's progress on stderr, and this test wants the error alone.
+    TestLab::new("rwarm", "name: {name}\nnodes: { a: {} }\n").deploy();
     let out = labctl(&["deploy", lab.path()]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let message = stderr(&out);
