@@ -6,7 +6,6 @@
 //! (02:00:00:00:00:02), both on eth1.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,49 +15,17 @@ use pnet::util::MacAddr;
 use serde_json::Value;
 
 use crate::support::bin;
-use crate::support::netns::{have_root, in_thread_of, inject, run_in, VethPair};
-use crate::support::process::{Finished, Running};
+use crate::support::netns::{in_thread_of, inject, run_in};
+use crate::support::process::Running;
+use crate::support::tools::{assert_reply_line, count, pair, ping, start, tshark_frames, READY};
 
-const READY: Duration = Duration::from_secs(10);
 const MAC_A: MacAddr = MacAddr(2, 0, 0, 0, 0, 1);
-
-fn pair(silent: bool) -> VethPair {
-    assert!(have_root(), "the tool tests need root (namespaces, veths)");
-    VethPair::new(silent)
-}
-
-fn start(netns: &str, tool: &str, args: &[&str], ready: &str) -> Running {
-    let mut running = Running::spawn(netns, &bin(tool), args, &[]);
-    running.wait_for(ready, READY);
-    running
-}
-
-fn ping(netns: &str, args: &[&str]) -> Finished {
-    Running::spawn(netns, &bin("lab-ping"), args, &[]).finish(Duration::from_secs(30))
-}
-
-fn count(lines: &[String], text: &str) -> usize {
-    lines.iter().filter(|line| line.contains(text)).count()
-}
 
 fn json_lines(lines: &[String]) -> Vec<Value> {
     lines
         .iter()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
         .collect()
-}
-
-fn assert_reply_line(line: &str, seq: usize) {
-    let prefix = format!("64 bytes from 198.18.0.2: icmp_seq={seq} ttl=64 time=");
-    let time = line
-        .strip_prefix(&prefix)
-        .and_then(|rest| rest.strip_suffix(" ms"))
-        .unwrap_or_else(|| panic!("not a reply line for seq {seq}: {line:?}"));
-    let (whole, decimals) = time.split_once('.').expect("a decimal time");
-    assert!(
-        whole.parse::<u32>().is_ok() && decimals.len() == 3,
-        "{line}"
-    );
 }
 
 #[test]
@@ -258,22 +225,6 @@ fn frames_count(text: &str) -> usize {
 }
 
 /// The number of frames tshark reads from `pcap`.
-fn tshark_frames(pcap: &Path) -> usize {
-    let out = Command::new("tshark")
-        .args([
-            "-r",
-            pcap.to_str().unwrap(),
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-        ])
-        .output()
-        .expect("run tshark (ci/setup installs it)");
-    assert!(out.status.success(), "tshark: {out:?}");
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 /// One frame of each kind, as side a would send them.
 fn sample_frames() -> Vec<Vec<u8>> {
     let a = "198.18.0.1".parse().unwrap();

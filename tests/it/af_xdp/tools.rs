@@ -7,48 +7,15 @@
 //! (02:00:00:00:00:02), both on eth1.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::support::bin;
-use crate::support::netns::{have_root, ip, VethPair};
+use crate::support::netns::ip;
 use crate::support::process::{Finished, Running};
+use crate::support::tools::{assert_reply_line, count, pair, ping, start, tshark_frames, READY};
 
-const READY: Duration = Duration::from_secs(10);
 /// What af_xdp obtains on a veth.
 const MODE: &str = "af_xdp, native XDP, copy mode";
-
-fn pair(silent: bool) -> VethPair {
-    assert!(have_root(), "the tool tests need root (namespaces, veths)");
-    VethPair::new(silent)
-}
-
-fn start(netns: &str, tool: &str, args: &[&str], ready: &str) -> Running {
-    let mut running = Running::spawn(netns, &bin(tool), args, &[]);
-    running.wait_for(ready, READY);
-    running
-}
-
-fn ping(netns: &str, args: &[&str]) -> Finished {
-    Running::spawn(netns, &bin("lab-ping"), args, &[]).finish(Duration::from_secs(30))
-}
-
-fn count(lines: &[String], text: &str) -> usize {
-    lines.iter().filter(|line| line.contains(text)).count()
-}
-
-fn assert_reply_line(line: &str, seq: usize) {
-    let prefix = format!("64 bytes from 198.18.0.2: icmp_seq={seq} ttl=64 time=");
-    let time = line
-        .strip_prefix(&prefix)
-        .and_then(|rest| rest.strip_suffix(" ms"))
-        .unwrap_or_else(|| panic!("not a reply line for seq {seq}: {line:?}"));
-    let (whole, decimals) = time.split_once('.').expect("a decimal time");
-    assert!(
-        whole.parse::<u32>().is_ok() && decimals.len() == 3,
-        "{line}"
-    );
-}
 
 #[test]
 fn ping_and_pong_on_af_xdp_print_the_contract_lines_and_the_mode() {
@@ -191,22 +158,6 @@ fn pong_on_af_xdp_is_the_only_one_answering() {
 }
 
 /// The number of frames tshark reads from `pcap`.
-fn tshark_frames(pcap: &Path) -> usize {
-    let out = Command::new("tshark")
-        .args([
-            "-r",
-            pcap.to_str().unwrap(),
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-        ])
-        .output()
-        .expect("run tshark (ci/setup installs it)");
-    assert!(out.status.success(), "tshark: {out:?}");
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 /// The example lab, on namespaces: lab-pong and lab-capture on the same
 /// eth1, both on af_xdp; the capture sees both directions, 8 frames,
 /// whichever of the two starts first (and so owns the socket).

@@ -5,6 +5,7 @@
 pub mod lab;
 pub mod netns;
 pub mod process;
+pub mod tools;
 
 use std::path::PathBuf;
 

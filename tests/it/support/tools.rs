@@ -1,0 +1,68 @@
+//! Running the packet tools in the namespaces of a [`VethPair`], and
+//! reading what they leave: shared by the tool tests on every datalink.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use super::bin;
+use super::netns::{have_root, VethPair};
+use super::process::{Finished, Running};
+
+/// How long a tool may take to print its ready line.
+pub const READY: Duration = Duration::from_secs(10);
+
+/// A fresh veth pair between two namespaces (see [`VethPair::new`]).
+pub fn pair(silent: bool) -> VethPair {
+    assert!(have_root(), "the tool tests need root (namespaces, veths)");
+    VethPair::new(silent)
+}
+
+/// Starts `tool ARGS...` in `netns` and waits for `ready` on its output.
+pub fn start(netns: &str, tool: &str, args: &[&str], ready: &str) -> Running {
+    let mut running = Running::spawn(netns, &bin(tool), args, &[]);
+    running.wait_for(ready, READY);
+    running
+}
+
+/// Runs `lab-ping ARGS...` in `netns` to its end.
+pub fn ping(netns: &str, args: &[&str]) -> Finished {
+    Running::spawn(netns, &bin("lab-ping"), args, &[]).finish(Duration::from_secs(30))
+}
+
+/// How many lines contain `text`.
+pub fn count(lines: &[String], text: &str) -> usize {
+    lines.iter().filter(|line| line.contains(text)).count()
+}
+
+/// Asserts `line` is the contract's reply line from 198.18.0.2 for `seq`,
+/// with a time of three decimals.
+pub fn assert_reply_line(line: &str, seq: usize) {
+    let prefix = format!("64 bytes from 198.18.0.2: icmp_seq={seq} ttl=64 time=");
+    let time = line
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .unwrap_or_else(|| panic!("not a reply line for seq {seq}: {line:?}"));
+    let (whole, decimals) = time.split_once('.').expect("a decimal time");
+    assert!(
+        whole.parse::<u32>().is_ok() && decimals.len() == 3,
+        "{line}"
+    );
+}
+
+/// How many frames tshark reads in `pcap`.
+pub fn tshark_frames(pcap: &Path) -> usize {
+    let out = Command::new("tshark")
+        .args([
+            "-r",
+            pcap.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        .expect("run tshark (ci/setup installs it)");
+    assert!(out.status.success(), "tshark: {out:?}");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
