@@ -12,7 +12,10 @@ use std::time::Duration;
 use crate::support::bin;
 use crate::support::netns::ip;
 use crate::support::process::{Finished, Running};
-use crate::support::tools::{assert_reply_line, count, pair, ping, start, tshark_frames, READY};
+use crate::support::tools::{
+    assert_ping_interrupted_prints_its_summary, assert_reply_line, count, pair, ping, start,
+    tshark_frames, READY,
+};
 
 /// What af_xdp obtains on a veth.
 const MODE: &str = "af_xdp, native XDP, copy mode";
@@ -339,39 +342,7 @@ fn the_tools_run_on_af_xdp_from_an_empty_root() {
 /// interrupts the datalink's wait.
 #[test]
 fn ping_on_af_xdp_interrupted_prints_its_summary() {
-    let pair = pair(true);
-    let pong = start(
-        &pair.b.netns,
-        "lab-pong",
-        &["eth1", "--datalink", "af_xdp"],
-        "listening on",
-    );
-    let mut pinging = Running::spawn(
-        &pair.a.netns,
-        &bin("lab-ping"),
-        &[
-            "eth1",
-            "198.18.0.2",
-            "--count",
-            "1000",
-            "--interval",
-            "50ms",
-            "--datalink",
-            "af_xdp",
-        ],
-        &[],
-    );
-    pinging.wait_for("icmp_seq=1 ", READY);
-    let pinged = pinging.stop(libc::SIGINT);
-    pong.stop(libc::SIGINT);
-    assert!(pinged.status.success(), "{pinged:?}");
-    let summary = pinged
-        .stdout
-        .iter()
-        .find(|line| line.contains(" packets transmitted, "))
-        .unwrap_or_else(|| panic!("no summary: {pinged:?}"));
-    let transmitted: u64 = summary.split(' ').next().unwrap().parse().unwrap();
-    assert!((2..1000).contains(&transmitted), "{summary}");
+    assert_ping_interrupted_prints_its_summary(&["--datalink", "af_xdp"]);
 }
 
 /// One tool run that must fail: exit 3 and one line naming what is

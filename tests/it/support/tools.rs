@@ -66,3 +66,35 @@ pub fn tshark_frames(pcap: &Path) -> usize {
     assert!(out.status.success(), "tshark: {out:?}");
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
+
+/// SIGINT ends lab-ping early with its summary, as `ping` does; `extra`
+/// picks the datalink (empty: the default).
+pub fn assert_ping_interrupted_prints_its_summary(extra: &[&str]) {
+    let pair = pair(true);
+    let pong_args: Vec<&str> = ["eth1"].iter().chain(extra).copied().collect();
+    let pong = start(&pair.b.netns, "lab-pong", &pong_args, "listening on");
+    let ping_args: Vec<&str> = [
+        "eth1",
+        "198.18.0.2",
+        "--count",
+        "1000",
+        "--interval",
+        "50ms",
+    ]
+    .iter()
+    .chain(extra)
+    .copied()
+    .collect();
+    let mut pinging = Running::spawn(&pair.a.netns, &bin("lab-ping"), &ping_args, &[]);
+    pinging.wait_for("icmp_seq=1 ", READY);
+    let pinged = pinging.stop(libc::SIGINT);
+    pong.stop(libc::SIGINT);
+    assert!(pinged.status.success(), "{pinged:?}");
+    let summary = pinged
+        .stdout
+        .iter()
+        .find(|line| line.contains(" packets transmitted, "))
+        .unwrap_or_else(|| panic!("no summary: {pinged:?}"));
+    let transmitted: u64 = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!((2..1000).contains(&transmitted), "{summary}");
+}
