@@ -13,8 +13,8 @@ use crate::support::bin;
 use crate::support::netns::ip;
 use crate::support::process::{Finished, Running};
 use crate::support::tools::{
-    assert_ping_interrupted_prints_its_summary, assert_reply_line, count, pair, ping, start,
-    tshark_frames, READY,
+    assert_ping_and_pong_print_the_contract_lines, assert_ping_interrupted_prints_its_summary,
+    count, pair, ping, start, tshark_frames, READY,
 };
 
 /// What af_xdp obtains on a veth.
@@ -22,63 +22,7 @@ const MODE: &str = "af_xdp, native XDP, copy mode";
 
 #[test]
 fn ping_and_pong_on_af_xdp_print_the_contract_lines_and_the_mode() {
-    let pair = pair(true);
-    let pong = start(
-        &pair.b.netns,
-        "lab-pong",
-        &["eth1", "--datalink", "af_xdp"],
-        "listening on",
-    );
-    let pinged = ping(
-        &pair.a.netns,
-        &[
-            "eth1",
-            "198.18.0.2",
-            "--count",
-            "3",
-            "--interval",
-            "100ms",
-            "--id",
-            "70",
-            "--datalink",
-            "af_xdp",
-        ],
-    );
-    assert!(pinged.status.success(), "{pinged:?}");
-    let out = &pinged.stdout;
-    assert_eq!(
-        out[0],
-        format!("PING 198.18.0.2 (02:00:00:00:00:02) from 198.18.0.1 eth1 ({MODE}): 56 data bytes")
-    );
-    for seq in 0..3 {
-        assert_reply_line(&out[1 + seq], seq);
-    }
-    assert_eq!(out[4], "--- 198.18.0.2 ping statistics ---");
-    assert_eq!(out[5], "3 packets transmitted, 3 received, 0% packet loss");
-    assert!(out[6].starts_with("rtt min/avg/max = "), "{out:?}");
-    assert_eq!(out.len(), 7);
-
-    let ponged = pong.stop(libc::SIGTERM);
-    assert!(ponged.status.success(), "{ponged:?}");
-    let mut expected = vec![
-        format!("listening on eth1 (198.18.0.2, 02:00:00:00:00:02, {MODE})"),
-        "[eth1]: ARP request who-has 198.18.0.2 tell 198.18.0.1".to_owned(),
-        "[eth1]: ARP reply 198.18.0.2 is-at 02:00:00:00:00:02".to_owned(),
-    ];
-    for seq in 0..3 {
-        expected.push(format!(
-            "[eth1]: ICMP echo request 198.18.0.1 -> 198.18.0.2 (seq={seq}, id=70)"
-        ));
-        expected.push(format!(
-            "[eth1]: ICMP echo reply 198.18.0.2 -> 198.18.0.1 (seq={seq}, id=70)"
-        ));
-    }
-    assert_eq!(ponged.stdout[..expected.len()], expected[..]);
-    let summary = ponged.stdout.last().unwrap();
-    assert!(
-        summary.starts_with("3 echo replies sent, 1 ARP replies sent, "),
-        "{summary}"
-    );
+    assert_ping_and_pong_print_the_contract_lines(&["--datalink", "af_xdp"], MODE);
 }
 
 /// AF_XDP has no "both ends" rule: either end may be af_packet.

@@ -98,3 +98,64 @@ pub fn assert_ping_interrupted_prints_its_summary(extra: &[&str]) {
     let transmitted: u64 = summary.split(' ').next().unwrap().parse().unwrap();
     assert!((2..1000).contains(&transmitted), "{summary}");
 }
+
+/// lab-ping and lab-pong print exactly the contract's lines: `extra` picks
+/// the datalink (empty: the default), `described` is how the tools name
+/// what they obtained (e.g. "af_packet").
+pub fn assert_ping_and_pong_print_the_contract_lines(extra: &[&str], described: &str) {
+    let pair = pair(true);
+    let pong_args: Vec<&str> = ["eth1"].iter().chain(extra).copied().collect();
+    let pong = start(&pair.b.netns, "lab-pong", &pong_args, "listening on");
+    let ping_args: Vec<&str> = [
+        "eth1",
+        "198.18.0.2",
+        "--count",
+        "3",
+        "--interval",
+        "100ms",
+        "--id",
+        "70",
+    ]
+    .iter()
+    .chain(extra)
+    .copied()
+    .collect();
+    let pinged = ping(&pair.a.netns, &ping_args);
+    assert!(pinged.status.success(), "{pinged:?}");
+    let out = &pinged.stdout;
+    assert_eq!(
+        out[0],
+        format!(
+            "PING 198.18.0.2 (02:00:00:00:00:02) from 198.18.0.1 eth1 ({described}): 56 data bytes"
+        )
+    );
+    for seq in 0..3 {
+        assert_reply_line(&out[1 + seq], seq);
+    }
+    assert_eq!(out[4], "--- 198.18.0.2 ping statistics ---");
+    assert_eq!(out[5], "3 packets transmitted, 3 received, 0% packet loss");
+    assert!(out[6].starts_with("rtt min/avg/max = "), "{out:?}");
+    assert_eq!(out.len(), 7);
+
+    let ponged = pong.stop(libc::SIGTERM);
+    assert!(ponged.status.success(), "{ponged:?}");
+    let mut expected = vec![
+        format!("listening on eth1 (198.18.0.2, 02:00:00:00:00:02, {described})"),
+        "[eth1]: ARP request who-has 198.18.0.2 tell 198.18.0.1".to_owned(),
+        "[eth1]: ARP reply 198.18.0.2 is-at 02:00:00:00:00:02".to_owned(),
+    ];
+    for seq in 0..3 {
+        expected.push(format!(
+            "[eth1]: ICMP echo request 198.18.0.1 -> 198.18.0.2 (seq={seq}, id=70)"
+        ));
+        expected.push(format!(
+            "[eth1]: ICMP echo reply 198.18.0.2 -> 198.18.0.1 (seq={seq}, id=70)"
+        ));
+    }
+    assert_eq!(ponged.stdout[..expected.len()], expected[..]);
+    let summary = ponged.stdout.last().unwrap();
+    assert!(
+        summary.starts_with("3 echo replies sent, 1 ARP replies sent, "),
+        "{summary}"
+    );
+}
