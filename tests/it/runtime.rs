@@ -394,9 +394,9 @@ links:
   - endpoints: ["a:eth1", "b:eth1"]
 "#,
     );
-    // Warm the tools image first: a deploy that builds it also prints the
-    // build's progress on stderr, and this test wants the error alone.
-    TestLab::new("rwarm", "name: {name}\nnodes: { a: {} }\n").deploy();
+    // A deploy that builds the tools image also prints the build's
+    // progress on stderr, and this test wants the error alone.
+    warm_tools_image();
     let out = labctl(&["deploy", lab.path()]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let message = stderr(&out);
@@ -461,19 +461,7 @@ links:
 #[test]
 fn destroy_after_sigkill_mid_deploy_leaves_no_container_veth_or_label() {
     let lab = TestLab::new("rkill", &chain(8));
-    // Warm the tools image so the kill lands in the containers phase.
-    let warm = TestLab::new("rwarm", "name: {name}\nnodes: { a: {} }\n");
-    warm.deploy();
-
-    let mut deploy = labctl_command(&["deploy", lab.path()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn labctl deploy");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while containers_of(&lab.name).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut deploy = deploy_until_containers_appear(&lab, Stdio::null());
     deploy.kill().expect("SIGKILL labctl");
     let _ = deploy.wait();
     let created = containers_of(&lab.name).len();
@@ -537,18 +525,7 @@ fn ctrl_c_during_deploy_rolls_back_and_exits_130() {
     // Sixteen nodes: more than start at once, so the deploy is still
     // going when the signal lands.
     let lab = TestLab::new("rint", &chain(16));
-    let warm = TestLab::new("rwarm", "name: {name}\nnodes: { a: {} }\n");
-    warm.deploy();
-
-    let mut deploy = labctl_command(&["deploy", lab.path()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn labctl deploy");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while containers_of(&lab.name).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut deploy = deploy_until_containers_appear(&lab, Stdio::piped());
     interrupt(&deploy);
     let status = wait_for(&mut deploy, Duration::from_secs(60));
     let mut message = String::new();
@@ -649,4 +626,26 @@ fn chain(nodes: usize) -> String {
         ));
     }
     yaml
+}
+
+/// Deploys a one-node lab and removes it, so the tools image exists and a
+/// later deploy goes straight to its containers.
+fn warm_tools_image() {
+    TestLab::new("rwarm", "name: {name}\nnodes: { a: {} }\n").deploy();
+}
+
+/// Starts `labctl deploy` on `lab` (tools image warmed first) and returns
+/// once its first container exists: the moment to interrupt or kill it.
+fn deploy_until_containers_appear(lab: &TestLab, stderr: Stdio) -> std::process::Child {
+    warm_tools_image();
+    let deploy = labctl_command(&["deploy", lab.path()])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn labctl deploy");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while containers_of(&lab.name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    deploy
 }
