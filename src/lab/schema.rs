@@ -60,36 +60,8 @@ mod tests {
                 keys.push(key.as_str());
             }
         }
-        for key in [
-            "name",
-            "description",
-            "datalink",
-            "nodes",
-            "links",
-            "steps",
-            "image",
-            "env",
-            "sysctls",
-            "endpoints",
-            "ipv4",
-            "mtu",
-            "node",
-            "interface",
-            "mac",
-            "exec",
-            "background",
-            "ready",
-            "timeout",
-            "wait",
-            "expect",
-            "exit",
-            "stdout",
-            "stderr",
-            "match",
-            "contains",
-            "count",
-        ] {
-            assert!(keys.contains(&key), "`{key}` is not in the schema");
+        for key in crate::lab::tests::CONTRACT_KEYS {
+            assert!(keys.contains(key), "`{key}` is not in the schema");
         }
         assert_eq!(
             schema["properties"]["nodes"]["propertyNames"]["pattern"],

@@ -7,6 +7,37 @@ use std::path::Path;
 
 use super::{parse, Lab};
 
+/// Every key of the lab format, version 1 (../shared/lab-format-v1.md).
+pub(crate) const CONTRACT_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "datalink",
+    "nodes",
+    "links",
+    "steps",
+    "image",
+    "env",
+    "sysctls",
+    "endpoints",
+    "ipv4",
+    "mtu",
+    "node",
+    "interface",
+    "mac",
+    "exec",
+    "background",
+    "ready",
+    "timeout",
+    "wait",
+    "expect",
+    "exit",
+    "stdout",
+    "stderr",
+    "match",
+    "contains",
+    "count",
+];
+
 /// Two nodes, `a` and `b`, nothing else: lines 1 to 4.
 const TWO_NODES: &str = "name: x\nnodes:\n  a: {}\n  b: {}\n";
 

@@ -37,35 +37,9 @@ fn holds_for(source: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Words a lab file is made of, and words that break its rules.
-const KEYS: &[&str] = &[
-    "name",
-    "description",
-    "datalink",
-    "nodes",
-    "links",
-    "steps",
-    "image",
-    "env",
-    "sysctls",
-    "endpoints",
-    "ipv4",
-    "mtu",
-    "node",
-    "interface",
-    "mac",
-    "exec",
-    "background",
-    "ready",
-    "timeout",
-    "wait",
-    "expect",
-    "exit",
-    "stdout",
-    "stderr",
-    "match",
-    "contains",
-    "count",
+/// Words that break a lab file's rules, beside the keys it is made of
+/// ([`super::CONTRACT_KEYS`]).
+const NOT_KEYS: &[&str] = &[
     "a",
     "b",
     "pinger",
@@ -157,8 +131,14 @@ fn doc() -> impl Strategy<Value = Doc> {
     leaf.prop_recursive(5, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Doc::List),
-            prop::collection::vec((prop_oneof![word(KEYS), word(SCALARS)], inner), 0..6)
-                .prop_map(Doc::Map),
+            prop::collection::vec(
+                (
+                    prop_oneof![word(super::CONTRACT_KEYS), word(NOT_KEYS), word(SCALARS)],
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(Doc::Map),
         ]
     })
 }
@@ -249,7 +229,11 @@ fn change() -> impl Strategy<Value = Change> {
         line.clone().prop_map(Change::DuplicateLine),
         (line.clone(), 1..4usize).prop_map(|(l, n)| Change::Indent(l, n)),
         line.clone().prop_map(Change::Dedent),
-        (line, 0..80usize, prop_oneof![word(SCALARS), word(KEYS)])
+        (
+            line,
+            0..80usize,
+            prop_oneof![word(SCALARS), word(super::CONTRACT_KEYS), word(NOT_KEYS)]
+        )
             .prop_map(|(l, c, w)| Change::InsertText(l, c, w)),
     ]
 }
