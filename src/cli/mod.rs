@@ -128,7 +128,7 @@ pub fn lab_name(arg: &str) -> Result<String, Failure> {
             Err(_) => name_in_file(path),
         };
     }
-    if is_lab_name(arg) {
+    if lab::is_valid_name(arg) {
         Ok(arg.to_owned())
     } else {
         Err(Failure::usage(anyhow::anyhow!(
@@ -166,17 +166,9 @@ fn lenient_name(source: &str) -> Option<String> {
             Some(value.trim_matches(|c| c == '"' || c == '\'').to_owned())
         })
     };
-    from_yaml.or_else(from_line).filter(|n| is_lab_name(n))
-}
-
-/// `[a-z0-9][a-z0-9-]{0,19}`, the lab format's rule for lab names.
-pub fn is_lab_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.len() <= 20
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    from_yaml
+        .or_else(from_line)
+        .filter(|n| lab::is_valid_name(n))
 }
 
 /// Sets `cancel` on the first SIGINT or SIGTERM.
@@ -232,8 +224,10 @@ mod tests {
 
     #[test]
     fn lab_names_follow_the_format() {
-        assert!(is_lab_name("icmp") && is_lab_name("a-1") && is_lab_name("0"));
-        assert!(!is_lab_name("") && !is_lab_name("-a") && !is_lab_name("Icmp"));
-        assert!(!is_lab_name("labs/icmp.yaml") && !is_lab_name(&"a".repeat(21)));
+        assert!(lab::is_valid_name("icmp") && lab::is_valid_name("a-1") && lab::is_valid_name("0"));
+        assert!(
+            !lab::is_valid_name("") && !lab::is_valid_name("-a") && !lab::is_valid_name("Icmp")
+        );
+        assert!(!lab::is_valid_name("labs/icmp.yaml") && !lab::is_valid_name(&"a".repeat(21)));
     }
 }

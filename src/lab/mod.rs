@@ -52,6 +52,12 @@ pub fn parse(source: &str, file: &Path) -> Result<Lab, LabErrors> {
     })
 }
 
+/// Whether `name` is a valid lab (or node) name:
+/// `[a-z0-9][a-z0-9-]{0,19}`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && resolve::is_valid_name(name)
+}
+
 /// Like [`parse`], for a file's bytes, which may not be UTF-8.
 pub fn parse_bytes(bytes: &[u8], file: &Path) -> Result<Lab, LabErrors> {
     match std::str::from_utf8(bytes) {

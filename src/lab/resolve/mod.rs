@@ -91,6 +91,11 @@ pub(super) fn resolve(raw: RawLab, file: &Path) -> Result<Lab, Vec<Problem>> {
     })
 }
 
+/// The lab-format rule for lab and node names, for callers outside.
+pub(super) fn is_valid_name(name: &str) -> bool {
+    names::name_problem(name).is_none()
+}
+
 fn lab_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some(format!(
