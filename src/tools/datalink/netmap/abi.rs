@@ -64,9 +64,12 @@ pub const NS_TXMON: u16 = 0x40;
 pub const NR_TIMESTAMP: u32 = 0x2;
 pub const NR_FORWARD: u32 = 0x4;
 
-// netmap_ring.dir
-pub const NR_TX: u16 = 0;
-pub const NR_RX: u16 = 1;
+// netmap_ring.dir: the kernel writes `ring->dir = kring->tx` (netmap_mem2.c),
+// whose values are netmap_kern.h's `enum txrx { NR_RX = 0, NR_TX = 1 }`.
+// netmap.h's comment on `dir` ("0: tx, 1: rx") is wrong: with those values
+// every open on a real netmap kernel failed.
+pub const NR_RX: u16 = 0;
+pub const NR_TX: u16 = 1;
 
 /// Linux's `_IOC` encoding (asm-generic/ioctl.h): direction in bits 30-31,
 /// argument size in bits 16-29, type in bits 8-15, number in bits 0-7.
@@ -351,7 +354,8 @@ mod tests {
         assert_eq!(offset_of!(netmap_ring, sem), 128);
         assert_eq!(size_of::<CacheAligned<[u8; 128]>>(), 128);
         assert_eq!(offset_of!(netmap_ring, slot), 256);
-        assert_eq!((NR_TX, NR_RX), (0, 1));
+        // The kernel's enum txrx, not netmap.h's comment on `dir`.
+        assert_eq!((NR_RX, NR_TX), (0, 1));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::ptr::{self, NonNull};
 use std::thread;
@@ -140,39 +140,55 @@ impl Port {
     }
 
     /// poll() on the port: netmap syncs the rings for `events` and reports
-    /// whether any has slots. Interrupted waits resume until `timeout`.
+    /// whether any has slots (see [`wait`] for signals).
     fn poll(&self, events: libc::c_short, timeout: Duration) -> io::Result<bool> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let mut fd = libc::pollfd {
-                fd: self.file.as_raw_fd(),
-                events,
-                revents: 0,
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            // Round up, so that a sub-millisecond wait still waits.
-            let millis = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-            // SAFETY: one valid pollfd, for the duration of the call.
-            let rc = unsafe { libc::poll(&mut fd, 1, millis) };
-            if rc < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted && !left.is_zero() {
-                    continue;
-                }
+        let revents = wait(self.file.as_raw_fd(), events, timeout)?;
+        if revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+            return Err(match self.kind {
+                PortKind::Monitor => io::Error::new(io::ErrorKind::BrokenPipe, MONITORED_PORT_GONE),
+                PortKind::Nic => io::Error::other(
+                    "the kernel reported an error on the netmap port (did the interface go away?)",
+                ),
+            });
+        }
+        Ok(revents & events != 0)
+    }
+}
+
+/// What a monitor's poll reports once the port it watches leaves netmap
+/// mode (the program holding it closed it or died).
+pub const MONITORED_PORT_GONE: &str =
+    "the monitored interface left netmap mode (the program holding it closed it)";
+
+/// poll() on one descriptor for `events`, up to `timeout`; the `revents`,
+/// 0 on a timeout. A signal ends a wait for POLLIN at once (0, as a
+/// timeout): `Datalink::recv` promises that, so a tool sees its stop flag
+/// without waiting out its timeout. A wait for POLLOUT resumes until the
+/// timeout: a send must not fail because a signal came.
+fn wait(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<libc::c_short> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut pollfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Round up, so that a sub-millisecond wait still waits.
+        let millis = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pollfd, 1, millis) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
                 return Err(err);
             }
-            if fd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-                return Err(io::Error::other(match self.kind {
-                    PortKind::Monitor => {
-                        "the monitored interface left netmap mode (the program holding it closed it)"
-                    }
-                    PortKind::Nic => {
-                        "the kernel reported an error on the netmap port (did the interface go away?)"
-                    }
-                }));
+            if events & libc::POLLIN != 0 || left.is_zero() {
+                return Ok(0);
             }
-            return Ok(fd.revents & events != 0);
+            continue;
         }
+        return Ok(pollfd.revents);
     }
 }
 
@@ -390,6 +406,91 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, b"").unwrap();
         assert!(open_device(&file).is_err());
+    }
+
+    extern "C" fn ignore_signal(_: libc::c_int) {}
+
+    /// Runs `wait` on a thread that gets SIGUSR2 every 20 ms until it
+    /// returns (so one signal surely lands inside poll); its result and how
+    /// long it took.
+    fn wait_under_signals(
+        fd: RawFd,
+        events: libc::c_short,
+        timeout: Duration,
+    ) -> (io::Result<libc::c_short>, Duration) {
+        use std::os::unix::thread::JoinHandleExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        // SAFETY: a handler that does nothing, for SIGUSR2, which nothing
+        // else in the tests uses; without SA_RESTART (poll never restarts).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore_signal as *const () as libc::sighandler_t;
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),
+                0
+            );
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let finished = Arc::clone(&done);
+        let start = Instant::now();
+        let waiter = thread::spawn(move || {
+            let result = wait(fd, events, timeout);
+            finished.store(true, Ordering::SeqCst);
+            result
+        });
+        while !done.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(20));
+            if !done.load(Ordering::SeqCst) {
+                // SAFETY: the thread is alive until it sets `done` and
+                // joined only below; SIGUSR2 is handled.
+                unsafe { libc::pthread_kill(waiter.as_pthread_t(), libc::SIGUSR2) };
+            }
+        }
+        let result = waiter.join().unwrap();
+        (result, start.elapsed())
+    }
+
+    fn pipe() -> (File, File) {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors pipe2 writes.
+        assert_eq!(
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) },
+            0
+        );
+        // SAFETY: both descriptors are fresh and owned by nothing else.
+        unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn a_signal_ends_a_receive_wait_at_once() {
+        let (read_end, _write_end) = pipe();
+        let (result, took) =
+            wait_under_signals(read_end.as_raw_fd(), libc::POLLIN, Duration::from_secs(10));
+        assert_eq!(result.unwrap(), 0, "nothing arrived: like a timeout");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+    }
+
+    #[test]
+    fn a_signal_does_not_end_a_send_wait() {
+        use std::io::Write;
+        let (_read_end, mut write_end) = pipe();
+        // Fill the pipe, so that POLLOUT waits.
+        while write_end.write(&[0; 4096]).is_ok() {}
+        let timeout = Duration::from_millis(300);
+        let (result, took) = wait_under_signals(write_end.as_raw_fd(), libc::POLLOUT, timeout);
+        assert_eq!(result.unwrap(), 0, "still full at the timeout");
+        assert!(took >= timeout, "a signal cut the wait short: {took:?}");
+    }
+
+    #[test]
+    fn a_ready_descriptor_reports_its_events() {
+        use std::io::Write;
+        let (read_end, mut write_end) = pipe();
+        write_end.write_all(b"x").unwrap();
+        let revents = wait(read_end.as_raw_fd(), libc::POLLIN, Duration::from_secs(1)).unwrap();
+        assert_ne!(revents & libc::POLLIN, 0);
     }
 
     #[test]

@@ -15,19 +15,40 @@ use super::super::abi::{netmap_if, netmap_ring, netmap_slot, NR_RX, NR_TX};
 use super::super::io::KernelSync;
 use super::Region;
 
-/// The region: a 128-byte gap, the `netmap_if` and its `ring_ofs`, the
-/// rings (NIC TX, one host TX, NIC RX, one host RX) each 128-aligned, then
-/// the buffers. Buffer indices start at 2, as netmap reserves 0 and 1.
+// The region is laid out as upstream netmap's kernel lays it out (commit
+// 89607e14; sys/dev/netmap/netmap_mem2.c and netmap_kern.h), not as the
+// binding under test expects it, so that a binding that reads the kernel
+// wrongly fails here too:
+// - the three pools in a row: netmap_if objects, rings, buffers
+//   (`buf_ofs = if_pool + ring_pool - ring offset`, netmap_mem2_rings_create);
+// - rings are created in `for_rx_tx` order, RX rings first, and only those
+//   the port binds: with NR_REG_ALL_NIC the host rings get no ring and a
+//   `ring_ofs` of 0 (netmap_mem2_if_new), though `ni_host_*_rings` say 1;
+// - `ring->dir = kring->tx`, the kernel's `enum txrx { NR_RX = 0, NR_TX = 1 }`
+//   (netmap_kern.h), written here as literals so that the binding's own
+//   constants are checked, not copied;
+// - a fresh TX ring has `tail = num_slots - 1`, an RX ring `tail = 0`
+//   (netmap_krings_create); buffers 0 and 1 are reserved.
+
+/// `enum txrx` of netmap_kern.h: what the kernel writes in `ring->dir`.
+const KERNEL_NR_RX: u16 = 0;
+const KERNEL_NR_TX: u16 = 1;
+
+/// The region: the netmap_if pool (one page, the port's netmap_if at 128
+/// in it), the ring pool (NIC RX rings, then NIC TX rings, each in a
+/// 128-aligned object), then the buffer pool.
 pub struct FakeRegion {
     mem: NonNull<u8>,
     layout: Layout,
     tx_rings: u32,
     rx_rings: u32,
     num_slots: u32,
-    ring_offsets: Vec<usize>,
+    tx_offsets: Vec<usize>,
+    rx_offsets: Vec<usize>,
 }
 
 const NIFP_OFFSET: usize = 128;
+const IF_POOL_SIZE: usize = 4096;
 const FIRST_BUF_IDX: u32 = 2;
 
 fn round_up(n: usize, to: usize) -> usize {
@@ -36,18 +57,19 @@ fn round_up(n: usize, to: usize) -> usize {
 
 impl FakeRegion {
     pub fn new(tx_rings: u32, rx_rings: u32, num_slots: u32, buf_size: u32) -> FakeRegion {
-        let total_rings = (tx_rings + 1 + rx_rings + 1) as usize;
-        let ofs_end = NIFP_OFFSET + size_of::<netmap_if>() + total_rings * size_of::<isize>();
+        let nic_rings = (tx_rings + rx_rings) as usize;
         let ring_size = round_up(
             size_of::<netmap_ring>() + num_slots as usize * size_of::<netmap_slot>(),
             128,
         );
-        let rings_start = round_up(ofs_end, 128);
-        let ring_offsets: Vec<usize> = (0..total_rings)
-            .map(|i| rings_start + i * ring_size)
+        // for_rx_tx: RX first.
+        let ring_at = |k: usize| IF_POOL_SIZE + k * ring_size;
+        let rx_offsets: Vec<usize> = (0..rx_rings as usize).map(ring_at).collect();
+        let tx_offsets: Vec<usize> = (0..tx_rings as usize)
+            .map(|i| ring_at(rx_rings as usize + i))
             .collect();
-        let buffers_start = rings_start + total_rings * ring_size;
-        let buffer_count = FIRST_BUF_IDX as usize + total_rings * num_slots as usize;
+        let buffers_start = round_up(ring_at(nic_rings), 4096);
+        let buffer_count = FIRST_BUF_IDX as usize + nic_rings * num_slots as usize;
         let size = buffers_start + buffer_count * buf_size as usize;
         let layout = Layout::from_size_align(size, 4096).unwrap();
         // SAFETY: layout has a non-zero size.
@@ -58,27 +80,36 @@ impl FakeRegion {
             tx_rings,
             rx_rings,
             num_slots,
-            ring_offsets,
+            tx_offsets,
+            rx_offsets,
         };
         region.write_interface();
-        for (i, &offset) in region.ring_offsets.iter().enumerate() {
-            let dir = if i < (tx_rings + 1) as usize {
-                NR_TX
-            } else {
-                NR_RX
-            };
+        let created = region
+            .rx_offsets
+            .iter()
+            .map(|&o| (o, KERNEL_NR_RX))
+            .chain(region.tx_offsets.iter().map(|&o| (o, KERNEL_NR_TX)));
+        for (k, (offset, dir)) in created.enumerate() {
             // SAFETY: each ring lies inside the allocation, 128-aligned.
             let ring = unsafe { &mut *region.at::<netmap_ring>(offset) };
             ring.buf_ofs = buffers_start as i64 - offset as i64;
             ring.num_slots = num_slots;
             ring.nr_buf_size = buf_size;
+            ring.ringid = (if dir == KERNEL_NR_RX {
+                k
+            } else {
+                k - rx_rings as usize
+            }) as u16;
             ring.dir = dir;
-            // A TX ring starts with every slot but one free; RX empty.
-            ring.tail = if dir == NR_TX { num_slots - 1 } else { 0 };
+            ring.tail = if dir == KERNEL_NR_TX {
+                num_slots - 1
+            } else {
+                0
+            };
             for s in 0..num_slots {
-                let slot = region.slot_ptr(i, s);
-                // SAFETY: slot s of ring i lies inside the allocation.
-                unsafe { (*slot).buf_idx = FIRST_BUF_IDX + (i as u32) * num_slots + s };
+                let slot = region.slot_at(offset, s);
+                // SAFETY: slot s of this ring lies inside the allocation.
+                unsafe { (*slot).buf_idx = FIRST_BUF_IDX + (k as u32) * num_slots + s };
             }
         }
         region
@@ -94,9 +125,12 @@ impl FakeRegion {
             nifp.ni_rx_rings = self.rx_rings;
             nifp.ni_host_tx_rings = 1;
             nifp.ni_host_rx_rings = 1;
-            for (i, &offset) in self.ring_offsets.iter().enumerate() {
-                self.ring_ofs_ptr(i)
-                    .write(offset as isize - NIFP_OFFSET as isize);
+            // ring_ofs: NIC TX, host TX (not bound: 0), NIC RX, host RX (0).
+            let relative = |offset: &usize| *offset as isize - NIFP_OFFSET as isize;
+            let tx = self.tx_offsets.iter().map(relative).chain([0]);
+            let rx = self.rx_offsets.iter().map(relative).chain([0]);
+            for (i, ofs) in tx.chain(rx).enumerate() {
+                self.ring_ofs_ptr(i).write(ofs);
             }
         }
     }
@@ -127,17 +161,14 @@ impl FakeRegion {
         NIFP_OFFSET as u64
     }
 
-    /// Index into `ring_offsets` of NIC ring `ring` of direction `dir`.
-    fn ring_number(&self, dir: u16, ring: u32) -> usize {
-        if dir == NR_TX {
-            ring as usize
-        } else {
-            (self.tx_rings + 1 + ring) as usize
-        }
-    }
-
+    /// Where NIC ring `ring` of direction `dir` (the binding's NR_TX or
+    /// NR_RX, as the tests name rings) is in the region.
     pub fn ring_offset(&self, dir: u16, ring: u32) -> usize {
-        self.ring_offsets[self.ring_number(dir, ring)]
+        if dir == NR_TX {
+            self.tx_offsets[ring as usize]
+        } else {
+            self.rx_offsets[ring as usize]
+        }
     }
 
     fn ring_ptr(&self, dir: u16, ring: u32) -> *mut netmap_ring {
@@ -145,15 +176,19 @@ impl FakeRegion {
         unsafe { self.at(self.ring_offset(dir, ring)) }
     }
 
-    fn slot_ptr(&self, ring_number: usize, slot: u32) -> *mut netmap_slot {
-        let offset = self.ring_offsets[ring_number] + size_of::<netmap_ring>() + slot as usize * 16;
+    fn slot_at(&self, ring_offset: usize, slot: u32) -> *mut netmap_slot {
+        let offset = ring_offset + size_of::<netmap_ring>() + slot as usize * 16;
         // SAFETY: slot < num_slots of a ring inside the allocation.
         unsafe { self.at(offset) }
     }
 
+    fn slot_ptr(&self, dir: u16, ring: u32, slot: u32) -> *mut netmap_slot {
+        self.slot_at(self.ring_offset(dir, ring), slot)
+    }
+
     pub fn slot(&self, dir: u16, ring: u32, slot: u32) -> netmap_slot {
         // SAFETY: an in-bounds slot; the test is single-threaded.
-        unsafe { self.slot_ptr(self.ring_number(dir, ring), slot).read() }
+        unsafe { self.slot_ptr(dir, ring, slot).read() }
     }
 
     fn buffer_ptr(&self, dir: u16, ring: u32, slot: u32) -> *mut u8 {
@@ -180,7 +215,7 @@ impl FakeRegion {
 
     pub fn corrupt_slot_buffer(&self, dir: u16, ring: u32, slot: u32, buf_idx: u32) {
         // SAFETY: an in-bounds slot.
-        unsafe { (*self.slot_ptr(self.ring_number(dir, ring), slot)).buf_idx = buf_idx };
+        unsafe { (*self.slot_ptr(dir, ring, slot)).buf_idx = buf_idx };
     }
 
     pub fn corrupt_tail(&self, dir: u16, ring: u32, tail: u32) {
@@ -354,9 +389,7 @@ impl<'r> FakeKernel<'r> {
                     break;
                 };
                 let buffer = self.region.buffer_ptr(NR_RX, ring, hwtail);
-                let slot = self
-                    .region
-                    .slot_ptr(self.region.ring_number(NR_RX, ring), hwtail);
+                let slot = self.region.slot_ptr(NR_RX, ring, hwtail);
                 // SAFETY: the kernel owns slot hwtail; frames fit buffers.
                 unsafe {
                     std::ptr::copy_nonoverlapping(frame.as_ptr(), buffer, frame.len());
