@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | done (lab-ping: at least one reply came back) |
-//! | 1 | lab-ping only: no reply came back (no ARP reply counts too) |
+//! | 1 | the destination was not reached: no reply came back (lab-ping), no ARP reply from the next hop, no route to it |
 //! | 2 | bad usage: an unknown flag, a malformed address or duration, an unknown datalink name |
 //! | 3 | the interface or the datalink: no such interface, no address on it, datalink unavailable, a send or receive that failed |
 //! | 4 | the output: standard output or the pcap file cannot be written |
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::tools::datalink::{DatalinkError, DatalinkKind};
 use crate::tools::iface::IfaceError;
+use crate::tools::route::RouteError;
 
 pub const EXIT_NO_REPLY: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -51,6 +52,9 @@ pub enum ToolError {
         tries: u32,
         waited: Duration,
     },
+    /// No next hop for the destination, or the table could not be read.
+    #[error("{0}")]
+    Route(#[from] RouteError),
     #[error("writing to standard output: {0}")]
     Stdout(#[source] std::io::Error),
     #[error("{action} pcap file {path}: {source}")]
@@ -69,6 +73,8 @@ impl ToolError {
         match self {
             ToolError::Usage(_) => EXIT_USAGE,
             ToolError::NoArpReply { .. } => EXIT_NO_REPLY,
+            ToolError::Route(RouteError::Netlink(_)) => EXIT_INTERFACE,
+            ToolError::Route(_) => EXIT_NO_REPLY,
             ToolError::Stdout(_) | ToolError::Pcap { .. } => EXIT_OUTPUT,
             ToolError::Interface(_)
             | ToolError::NoIpv4 { .. }

@@ -5,10 +5,13 @@
 //! - [`datalink`]: packet I/O on one interface (AF_PACKET, AF_XDP, netmap).
 //! - [`frames`]: building and decoding frames with pnet.
 //! - [`iface`]: the interface's index, MAC and IPv4 address.
+//! - [`route`]: the next hop for a destination (the node's routing table,
+//!   or `--gateway`); [`arp`]: answering ARP for the tool's own address.
 //! - [`ping`], [`pong`], [`capture`]: what each tool does.
 //! - [`output`]: human lines or `--json` events; [`cli`] and [`error`]:
 //!   the shared command-line pieces and the exit codes.
 
+pub mod arp;
 pub mod capture;
 pub mod cli;
 pub mod datalink;
@@ -18,3 +21,4 @@ pub mod iface;
 pub mod output;
 pub mod ping;
 pub mod pong;
+pub mod route;

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use pnet::util::MacAddr;
 use serde::Serialize;
 
+use crate::tools::arp;
 use crate::tools::datalink::{Datalink, Direction};
 use crate::tools::error::ToolError;
-use crate::tools::frames::{self, Arp, EchoKind, Frame, Ipv4Params, Layer, Link, Malformed};
+use crate::tools::frames::{self, EchoKind, Frame, Ipv4Params, Layer, Link, Malformed};
 use crate::tools::output::{as_text, recv_flushing, Output};
 
 /// How long one receive waits before the stop flag is looked at again
@@ -23,12 +24,7 @@ const POLL: Duration = Duration::from_millis(200);
 /// At most this long is spent answering what is still queued after a stop.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
-/// Who pong answers for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub ip: Ipv4Addr,
-    pub mac: MacAddr,
-}
+pub use crate::tools::arp::Identity;
 
 /// What pong does with one frame.
 #[derive(Debug)]
@@ -59,7 +55,7 @@ pub fn answer<'a>(bytes: &'a [u8], me: &Identity, ident: u16) -> Handling<'a> {
         Err(malformed) => return Handling::Malformed(malformed),
     };
     if let Some(arp) = frame.arp() {
-        return match arp_reply(&frame, arp, me) {
+        return match arp::reply_to(&frame, arp, me) {
             Some(reply) => Handling::Answer {
                 request: frame,
                 reply,
@@ -77,12 +73,6 @@ pub fn answer<'a>(bytes: &'a [u8], me: &Identity, ident: u16) -> Handling<'a> {
         Ok(None) => Handling::Ignore,
         Err(malformed) => Handling::Malformed(malformed),
     }
-}
-
-fn arp_reply(frame: &Frame<'_>, arp: &Arp, me: &Identity) -> Option<Vec<u8>> {
-    let to_us = frame.eth_dst == me.mac || frame.eth_dst == MacAddr::broadcast();
-    let asks_for_us = arp.operation == Arp::REQUEST && arp.target_ip == me.ip;
-    (to_us && asks_for_us).then(|| frames::arp_reply(me.mac, me.ip, arp.sender_mac, arp.sender_ip))
 }
 
 /// The reply to an echo request for us; `Ok(None)` for any other frame.
