@@ -15,13 +15,14 @@ mod netns;
 pub mod sysctl;
 
 use std::future::Future;
+use std::path::Path;
 
 use ipnet::Ipv4Net;
 
 use crate::lab::{Lab, Node};
 
 pub use netlink::{interfaces_in, LiveInterface, Netlink};
-pub use netns::Netns;
+pub use netns::{pid_path, Netns};
 
 /// One veth pair to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,14 +92,15 @@ fn interface_sysctls(node: &Node, iface: &str) -> Vec<(String, String)> {
 
 /// What the deploy logic needs from the kernel's side of a lab.
 pub trait Wiring: Sync {
-    /// Creates the veth pair of `plan` with one end in the namespace of
-    /// each pid (the nodes' inits, in the order of `plan.ends`), fully
-    /// configured and up. On failure, whatever it left on the host is
-    /// removed; ends already moved go with their node.
+    /// Creates the veth pair of `plan` with one end in each of the nodes'
+    /// network namespaces (namespace files, `/proc/PID/ns/net` of a
+    /// container's init or a named namespace, in the order of
+    /// `plan.ends`), fully configured and up. On failure, whatever it left
+    /// on the host is removed; ends already moved go with their node.
     fn wire(
         &self,
         plan: &VethPlan,
-        pids: [u32; 2],
+        netns: [&Path; 2],
     ) -> impl Future<Output = Result<(), LinkError>> + Send;
 
     /// Deletes every host interface whose alias `matches`; returns their

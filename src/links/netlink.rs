@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::Path;
 
 use futures_util::{future, TryStreamExt};
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -71,8 +72,8 @@ impl Netlink {
 }
 
 impl Wiring for Netlink {
-    async fn wire(&self, plan: &VethPlan, pids: [u32; 2]) -> Result<(), LinkError> {
-        let netns = [Netns::of_pid(pids[0])?, Netns::of_pid(pids[1])?];
+    async fn wire(&self, plan: &VethPlan, netns: [&Path; 2]) -> Result<(), LinkError> {
+        let netns = [Netns::open(netns[0])?, Netns::open(netns[1])?];
         self.create_pair(plan, &netns).await?;
         let configured = future::try_join(
             configure_end(&plan.ends[0], &plan.alias, &netns[0]),
@@ -228,11 +229,12 @@ pub struct LiveInterface {
     pub addresses: Vec<String>,
 }
 
-/// The interfaces in the namespace of `pid`, but `lo`, sorted by name.
-pub async fn interfaces_in(pid: u32) -> Result<Vec<LiveInterface>, LinkError> {
-    let netns = Netns::of_pid(pid)?;
+/// The interfaces in the namespace at `netns` (see [`Netns::open`]), but
+/// `lo`, sorted by name.
+pub async fn interfaces_in(netns: &Path) -> Result<Vec<LiveInterface>, LinkError> {
+    let doing = format!("listing the interfaces in {}", netns.display());
+    let netns = Netns::open(netns)?;
     let handle = netns.netlink().await?;
-    let doing = format!("listing the interfaces of pid {pid}");
     let links: Vec<LinkMessage> = handle
         .link()
         .get()

@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
 
 use rtnetlink::Handle;
 
@@ -18,27 +19,44 @@ use super::LinkError;
 /// A node's network namespace, held open by a file descriptor, so it stays
 /// the same namespace even if the pid is reused.
 pub struct Netns {
-    pid: u32,
+    path: PathBuf,
     file: File,
+}
+
+/// The namespace file of host process `pid` (a container's init).
+pub fn pid_path(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/ns/net"))
 }
 
 impl Netns {
     /// The network namespace of host process `pid` (a container's init).
     pub fn of_pid(pid: u32) -> Result<Self, LinkError> {
-        let path = format!("/proc/{pid}/ns/net");
-        let file = File::open(&path).map_err(|e| {
+        Self::open(&pid_path(pid))
+    }
+
+    /// The network namespace at `path`: `/proc/PID/ns/net`, or a named
+    /// namespace's bind mount (`/run/netns/NAME`).
+    pub fn open(path: &Path) -> Result<Self, LinkError> {
+        let file = File::open(path).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
                 " (wiring links needs root)"
             } else {
                 ""
             };
-            LinkError::io(format!("opening the network namespace {path}{hint}"))(e)
+            LinkError::io(format!(
+                "opening the network namespace {}{hint}",
+                path.display()
+            ))(e)
         })?;
-        Ok(Netns { pid, file })
+        Ok(Netns {
+            path: path.to_owned(),
+            file,
+        })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// The file it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The descriptor for netlink's IFLA_NET_NS_FD.
@@ -63,7 +81,7 @@ impl Netns {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let doing_in_thread = doing.to_owned();
         std::thread::Builder::new()
-            .name(format!("netns-{}", self.pid))
+            .name("netns".into())
             .spawn(move || {
                 // SAFETY: `netns` is an open namespace descriptor; setns only
                 // changes this thread, which nothing else runs on.
@@ -88,7 +106,7 @@ impl Netns {
     /// A netlink connection that acts inside this namespace.
     pub async fn netlink(&self) -> Result<Handle, LinkError> {
         let runtime = tokio::runtime::Handle::current();
-        let doing = format!("opening netlink in the namespace of pid {}", self.pid);
+        let doing = format!("opening netlink in the namespace {}", self.path.display());
         let doing_inside = doing.clone();
         self.run(&doing, move || {
             let _entered = runtime.enter();

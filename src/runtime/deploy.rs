@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use futures_util::{stream, StreamExt};
 use crate::lab::Lab;
 use crate::links::{self, VethPlan, Wiring};
 
-use super::engine::{ContainerInfo, Engine};
+use super::engine::{ContainerInfo, Engine, StartedNode};
 use super::error::RuntimeError;
 use super::names::{self, RunId, Scope};
 use super::needs;
@@ -80,8 +81,11 @@ impl Default for DeployOptions {
 pub struct DeployedNode {
     pub name: String,
     pub container: String,
-    /// The host pid of the node's init (lab-init).
-    pub pid: u32,
+    /// The host pid of the node's init (lab-init); `None` for a bare
+    /// network namespace.
+    pub pid: Option<u32>,
+    /// The node's network namespace file.
+    pub netns: PathBuf,
 }
 
 /// A lab that is up: every node running, every link configured.
@@ -304,11 +308,12 @@ async fn start_nodes<E: Engine>(
     let results: Vec<Result<DeployedNode, RuntimeError>> = stream::iter(specs)
         .map(|spec| async move {
             options.cancel.check()?;
-            let pid = engine.start_node(spec).await?;
+            let StartedNode { pid, netns } = engine.start_node(spec).await?;
             Ok(DeployedNode {
                 name: spec.node.clone(),
                 container: spec.container.clone(),
                 pid,
+                netns,
             })
         })
         .buffered(options.concurrency.max(1))
@@ -323,16 +328,21 @@ async fn wire_links<W: Wiring>(
     nodes: &[DeployedNode],
     options: &DeployOptions,
 ) -> Result<(), RuntimeError> {
-    let pid_of = |name: &str| nodes.iter().find(|n| n.name == name).map(|n| n.pid);
+    let netns_of = |name: &str| {
+        nodes
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| n.netns.as_path())
+    };
     let results: Vec<Result<(), RuntimeError>> = stream::iter(plans)
         .map(|plan| async move {
             options.cancel.check()?;
             let [a, b] = &plan.ends;
             // Validation guarantees every endpoint names a node.
-            let (Some(pa), Some(pb)) = (pid_of(&a.node), pid_of(&b.node)) else {
+            let (Some(na), Some(nb)) = (netns_of(&a.node), netns_of(&b.node)) else {
                 return Ok(());
             };
-            wiring.wire(plan, [pa, pb]).await?;
+            wiring.wire(plan, [na, nb]).await?;
             Ok(())
         })
         .buffer_unordered(options.concurrency.max(1))
@@ -514,7 +524,7 @@ mod tests {
                 .collect())
         }
 
-        async fn start_node(&self, spec: &NodeSpec) -> Result<u32, RuntimeError> {
+        async fn start_node(&self, spec: &NodeSpec) -> Result<StartedNode, RuntimeError> {
             // Docker has created the container even when starting fails.
             self.containers.lock().unwrap().push(ContainerInfo {
                 id: spec.container.clone(),
@@ -536,7 +546,9 @@ mod tests {
                     state: "broken on purpose".into(),
                 });
             }
-            Ok(1000 + self.started.lock().unwrap().len() as u32)
+            Ok(StartedNode::of_pid(
+                1000 + self.started.lock().unwrap().len() as u32,
+            ))
         }
 
         async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
@@ -578,8 +590,10 @@ mod tests {
     }
 
     impl Wiring for FakeWiring {
-        async fn wire(&self, plan: &VethPlan, pids: [u32; 2]) -> Result<(), LinkError> {
-            assert!(pids.iter().all(|p| *p > 1000));
+        async fn wire(&self, plan: &VethPlan, netns: [&Path; 2]) -> Result<(), LinkError> {
+            assert!(netns
+                .iter()
+                .all(|p| p.to_string_lossy().starts_with("/proc/10")));
             if self.fail_link.as_deref() == Some(plan.describe().as_str()) {
                 self.host_veths
                     .lock()

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
@@ -43,6 +44,26 @@ impl ContainerInfo {
     }
 }
 
+/// A node that is up: where its network namespace is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartedNode {
+    /// The host pid of the node's init; `None` for a bare namespace.
+    pub pid: Option<u32>,
+    /// Its network namespace file: `/proc/PID/ns/net` of the init, or a
+    /// named namespace (`/run/netns/NAME`).
+    pub netns: PathBuf,
+}
+
+impl StartedNode {
+    /// A node whose namespace is that of its init `pid`.
+    pub fn of_pid(pid: u32) -> Self {
+        StartedNode {
+            pid: Some(pid),
+            netns: crate::links::pid_path(pid),
+        }
+    }
+}
+
 pub trait Engine: Sync {
     /// Resolves every node's image: builds the tools image if needed,
     /// fills the tools volume if a node has its own image, and checks that
@@ -54,9 +75,11 @@ pub trait Engine: Sync {
         progress: &dyn Progress,
     ) -> impl Future<Output = Result<HashMap<String, NodeImage>, RuntimeError>> + Send;
 
-    /// Creates and starts a node; returns the host pid of its init.
-    fn start_node(&self, spec: &NodeSpec)
-        -> impl Future<Output = Result<u32, RuntimeError>> + Send;
+    /// Creates and starts a node; returns where it lives.
+    fn start_node(
+        &self,
+        spec: &NodeSpec,
+    ) -> impl Future<Output = Result<StartedNode, RuntimeError>> + Send;
 
     /// Every labctl container in `scope`, running or not.
     fn list(
@@ -143,7 +166,7 @@ impl Engine for DockerEngine {
         Ok(images)
     }
 
-    async fn start_node(&self, spec: &NodeSpec) -> Result<u32, RuntimeError> {
+    async fn start_node(&self, spec: &NodeSpec) -> Result<StartedNode, RuntimeError> {
         let name = &spec.container;
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         self.docker
@@ -155,7 +178,7 @@ impl Engine for DockerEngine {
             .await
             .map_err(RuntimeError::docker(format!("starting container {name}")))?;
         match self.pid(name).await? {
-            Some(pid) => Ok(pid),
+            Some(pid) => Ok(StartedNode::of_pid(pid)),
             None => Err(RuntimeError::NotRunning {
                 lab: spec
                     .labels

@@ -82,7 +82,9 @@ async fn node_status(
     };
     // Looking inside needs root; without it, inspect shows what was declared.
     let live = match pid {
-        Some(pid) => links::interfaces_in(pid).await.unwrap_or_default(),
+        Some(pid) => links::interfaces_in(&links::pid_path(pid))
+            .await
+            .unwrap_or_default(),
         None => Vec::new(),
     };
     let interfaces = container
