@@ -1,5 +1,5 @@
-//! lab-ping IFACE DESTINATION: ICMP echo over a datalink, with its own ARP.
-//! See docs/tools.md.
+//! lab-ping IFACE DESTINATION: ICMP echo over a datalink, with its own ARP,
+//! through the next hop the node's routing table gives. See docs/tools.md.
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -13,6 +13,7 @@ use labctl::tools::frames::MAX_ECHO_PAYLOAD;
 use labctl::tools::iface;
 use labctl::tools::output::Output;
 use labctl::tools::ping::{self, Pacing, PingOptions};
+use labctl::tools::route;
 use pnet::util::MacAddr;
 
 #[derive(Parser, Debug)]
@@ -24,8 +25,13 @@ use pnet::util::MacAddr;
 struct Args {
     /// Interface to send from
     iface: String,
-    /// IPv4 address to ping, on IFACE's link
+    /// IPv4 address to ping: on IFACE's link, or behind a gateway the
+    /// node's routing table (or --gateway) gives
     destination: Ipv4Addr,
+    /// Send through this gateway (on IFACE's link) instead of the one the
+    /// routing table gives
+    #[arg(long, value_name = "ADDR")]
+    gateway: Option<Ipv4Addr>,
     /// Source address [default: IFACE's first IPv4 address]
     #[arg(long)]
     source: Option<Ipv4Addr>,
@@ -54,8 +60,9 @@ struct Args {
     /// Print only the start line and the summary
     #[arg(short, long)]
     quiet: bool,
-    /// DESTINATION's MAC address: send without resolving it by ARP (a load
-    /// generator towards a node that answers no ARP)
+    /// The next hop's MAC address (DESTINATION's, or its gateway's): send
+    /// without resolving it by ARP (a load generator towards a node that
+    /// answers no ARP)
     #[arg(long, value_name = "MAC")]
     peer_mac: Option<MacAddr>,
     #[command(flatten)]
@@ -82,10 +89,14 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
     let stop = cli::stop_on_signals()?;
     let kind = args.common.datalink_for(&args.iface)?;
     let me = iface::lookup(&args.iface)?;
-    let source = args.source.or(me.ipv4).ok_or_else(|| ToolError::NoIpv4 {
-        iface: args.iface.clone(),
-        flag: "--source",
-    })?;
+    let hop = route::next_hop(&me, args.destination, args.gateway)?;
+    let source = args
+        .source
+        .or(hop.source)
+        .ok_or_else(|| ToolError::NoIpv4 {
+            iface: args.iface.clone(),
+            flag: "--source",
+        })?;
     let pacing = match (args.flood, args.rate) {
         (true, _) => Pacing::Flood,
         (false, Some(rate)) => Pacing::Rate(rate),
@@ -93,6 +104,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
     };
     let options = PingOptions {
         destination: args.destination,
+        gateway: hop.gateway,
         source,
         count: args.count,
         pacing,

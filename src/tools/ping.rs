@@ -1,9 +1,11 @@
 //! lab-ping: ICMP echo over a datalink, with its own ARP.
 //!
-//! The kernel is not in the path: the destination's MAC comes from our own
-//! ARP request, every frame is built here, and the RTT is measured with the
-//! monotonic clock between handing a request to the datalink and receiving
-//! its reply.
+//! The kernel is not in the path: the next hop's MAC (the destination's,
+//! or its gateway's: see [`crate::tools::route`]) comes from our own ARP
+//! request, every frame is built here, ARP requests for our address are
+//! answered all along (a router in the path resolves us before it forwards
+//! a reply), and the RTT is measured with the monotonic clock between
+//! handing a request to the datalink and receiving its reply.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use pnet::util::MacAddr;
 use serde::Serialize;
 
+use crate::tools::arp::{self, Identity};
 use crate::tools::datalink::{Datalink, DatalinkError, Direction};
 use crate::tools::error::ToolError;
 use crate::tools::frames::{self, Arp, EchoKind, Ipv4Params, Link};
@@ -41,6 +44,9 @@ pub enum Pacing {
 #[derive(Clone, Debug)]
 pub struct PingOptions {
     pub destination: Ipv4Addr,
+    /// The gateway the destination is behind (the next hop: it is what we
+    /// ARP for); `None` when the destination is on the interface's link.
+    pub gateway: Option<Ipv4Addr>,
     pub source: Ipv4Addr,
     pub count: u64,
     pub pacing: Pacing,
@@ -52,9 +58,9 @@ pub struct PingOptions {
     pub id: u16,
     /// No per-reply events, only the summary (implied by flood).
     pub quiet: bool,
-    /// The destination's MAC, given: no ARP. A load generator towards a
-    /// node that answers no ARP (one that only captures, on af_xdp where
-    /// its kernel sees nothing) needs it.
+    /// The next hop's MAC (the destination's, or its gateway's), given: no
+    /// ARP. A load generator towards a node that answers no ARP (one that
+    /// only captures, on af_xdp where its kernel sees nothing) needs it.
     pub peer_mac: Option<MacAddr>,
 }
 
@@ -72,6 +78,10 @@ pub struct Start<'a> {
     pub datalink: String,
     pub source: Ipv4Addr,
     pub destination: Ipv4Addr,
+    /// The gateway the requests go through (absent when direct).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    /// The next hop's MAC: the destination's, or the gateway's.
     #[serde(serialize_with = "as_text")]
     pub destination_mac: MacAddr,
     pub id: u16,
@@ -111,6 +121,8 @@ pub struct PingSummary {
     pub corrupted: u64,
     /// Frames that did not decode (skipped).
     pub malformed: u64,
+    /// ARP requests for our address that we answered.
+    pub arp_replies: u64,
     pub loss_percent: f64,
     pub rtt_min_ms: Option<f64>,
     pub rtt_avg_ms: Option<f64>,
@@ -207,6 +219,14 @@ impl<'a> Session<'a> {
         self.summary.transmitted += 1;
     }
 
+    /// Who we answer ARP for: the source address, on our MAC.
+    fn identity(&self) -> Identity {
+        Identity {
+            ip: self.options.source,
+            mac: self.me.mac,
+        }
+    }
+
     /// Requests not answered yet.
     pub fn unanswered(&self) -> u64 {
         self.summary.transmitted - self.summary.received
@@ -293,7 +313,8 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Resolves `target`'s MAC with our own ARP requests.
+/// Resolves `target`'s MAC with our own ARP requests, answering those for
+/// `source` meanwhile (a router may ask for us first).
 pub fn resolve_mac(
     datalink: &mut dyn Datalink,
     me: &Interface,
@@ -302,7 +323,24 @@ pub fn resolve_mac(
     timeout: Duration,
     stop: &AtomicBool,
 ) -> Result<MacAddr, ToolError> {
+    resolve(datalink, me, source, target, timeout, stop).map(|(mac, _)| mac)
+}
+
+/// [`resolve_mac`], and how many ARP requests for us it answered.
+fn resolve(
+    datalink: &mut dyn Datalink,
+    me: &Interface,
+    source: Ipv4Addr,
+    target: Ipv4Addr,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> Result<(MacAddr, u64), ToolError> {
     let request = frames::arp_request(me.mac, source, target);
+    let identity = Identity {
+        ip: source,
+        mac: me.mac,
+    };
+    let mut answered = 0;
     for _ in 0..ARP_TRIES {
         datalink.send(&request).map_err(ToolError::Wire)?;
         let deadline = deadline_after(timeout);
@@ -313,7 +351,12 @@ pub fn resolve_mac(
             let Some(received) = datalink.recv(left).map_err(ToolError::Wire)? else {
                 continue;
             };
-            if received.direction != Direction::In {
+            if received.direction != Direction::In || !arp::is_arp(received.frame) {
+                continue;
+            }
+            if let Some(reply) = arp::answer(received.frame, &identity) {
+                datalink.send(&reply).map_err(ToolError::Wire)?;
+                answered += 1;
                 continue;
             }
             let Ok(frame) = frames::decode(received.frame) else {
@@ -321,7 +364,7 @@ pub fn resolve_mac(
             };
             if let Some(arp) = frame.arp() {
                 if is_reply_from(arp, target, source) && frame.eth_dst == me.mac {
-                    return Ok(arp.sender_mac);
+                    return Ok((arp.sender_mac, answered));
                 }
             }
         }
@@ -346,13 +389,13 @@ pub fn run<W: Write>(
     out: &mut Output<W>,
     stop: &AtomicBool,
 ) -> Result<PingSummary, ToolError> {
-    let peer_mac = match options.peer_mac {
-        Some(mac) => mac,
-        None => resolve_mac(
+    let (peer_mac, arp_replies) = match options.peer_mac {
+        Some(mac) => (mac, 0),
+        None => resolve(
             datalink,
             me,
             options.source,
-            options.destination,
+            options.gateway.unwrap_or(options.destination),
             options.timeout,
             stop,
         )?,
@@ -362,12 +405,14 @@ pub fn run<W: Write>(
         datalink: datalink.describe(),
         source: options.source,
         destination: options.destination,
+        gateway: options.gateway,
         destination_mac: peer_mac,
         id: options.id,
         size: options.size,
     }))?;
     out.flush()?;
     let mut session = Session::new(me, options, peer_mac);
+    session.summary.arp_replies = arp_replies;
     exchange(datalink, &mut session, out, stop)?;
     let summary = session.summary();
     out.emit(&PingEvent::Summary(&summary))?;
@@ -423,6 +468,11 @@ fn exchange<W: Write>(
         };
         let arrived = Instant::now();
         if received.direction != Direction::In {
+            continue;
+        }
+        if let Some(reply) = arp::answer(received.frame, &session.identity()) {
+            datalink.send(&reply).map_err(ToolError::Wire)?;
+            session.summary.arp_replies += 1;
             continue;
         }
         let Some(reply) = session.on_frame(received.frame, arrived) else {
@@ -491,8 +541,12 @@ impl fmt::Display for PingEvent<'_> {
         match self {
             PingEvent::Start(start) => write!(
                 f,
-                "PING {} ({}) from {} {} ({}): {} data bytes",
+                "PING {}{} ({}) from {} {} ({}): {} data bytes",
                 start.destination,
+                start
+                    .gateway
+                    .map(|gateway| format!(" via {gateway}"))
+                    .unwrap_or_default(),
                 start.destination_mac,
                 start.source,
                 start.iface,

@@ -6,6 +6,7 @@
 mod af_xdp;
 mod lab;
 mod netmap;
+mod route;
 mod run;
 mod runtime;
 mod support;

@@ -10,6 +10,7 @@ use super::*;
 use crate::tools::datalink::fake::{FakeLink, Peer};
 use crate::tools::output::Format;
 use crate::tools::pong::{self, Handling, Identity};
+use pnet::packet::ipv4::{self as pnet_ipv4, MutableIpv4Packet};
 
 const ME: MacAddr = MacAddr(2, 0, 0, 0, 0, 1);
 const PEER: Identity = Identity {
@@ -29,6 +30,7 @@ fn me() -> Interface {
 fn options(count: u64) -> PingOptions {
     PingOptions {
         destination: PEER.ip,
+        gateway: None,
         source: Ipv4Addr::new(198, 18, 0, 1),
         count,
         pacing: Pacing::Interval(Duration::from_millis(1)),
@@ -398,4 +400,139 @@ proptest! {
         let _ = session.on_frame(&bytes, Instant::now());
         let _ = session.summary().to_string();
     }
+}
+
+/// A router on our link at 198.18.0.254: it answers ARP for itself and
+/// brings back, from PEER one hop further, the reply to each echo request
+/// sent to its MAC (TTL 63, as after one hop).
+const ROUTER: Identity = Identity {
+    ip: Ipv4Addr::new(198, 18, 0, 254),
+    mac: MacAddr(2, 0, 0, 0, 0, 0xfe),
+};
+const FAR: Identity = Identity {
+    ip: Ipv4Addr::new(198, 18, 9, 2),
+    mac: MacAddr(2, 0, 0, 0, 9, 2),
+};
+
+fn router_peer(ask_for_us_first: bool) -> Peer {
+    let mut asked = !ask_for_us_first;
+    Box::new(move |frame| {
+        if let Some(reply) = arp::answer(frame, &ROUTER) {
+            return vec![reply];
+        }
+        let Ok(decoded) = frames::decode(frame) else {
+            return Vec::new();
+        };
+        if decoded.eth_dst != ROUTER.mac {
+            return Vec::new();
+        }
+        // As a kernel router does, on the far side: FAR answers, and the
+        // router rewrites the Ethernet ends and takes one from the TTL.
+        let mut rewritten = frame.to_vec();
+        rewritten[..6].copy_from_slice(&FAR.mac.octets());
+        let Handling::Answer { reply, .. } = pong::answer(&rewritten, &FAR, 0) else {
+            return Vec::new();
+        };
+        let mut reply = reply;
+        reply[..6].copy_from_slice(&ME.octets());
+        reply[6..12].copy_from_slice(&ROUTER.mac.octets());
+        let mut ip = MutableIpv4Packet::new(&mut reply[14..]).unwrap();
+        ip.set_ttl(ip.get_ttl() - 1);
+        let checksum = pnet_ipv4::checksum(&ip.to_immutable());
+        ip.set_checksum(checksum);
+        let mut answers = Vec::new();
+        if !asked {
+            // The router must resolve us before it forwards the reply.
+            asked = true;
+            answers.push(frames::arp_request(
+                ROUTER.mac,
+                ROUTER.ip,
+                Ipv4Addr::new(198, 18, 0, 1),
+            ));
+        }
+        answers.push(reply);
+        answers
+    })
+}
+
+#[test]
+fn through_a_gateway_arp_goes_to_the_gateway_and_the_ttl_shows_the_hop() {
+    let mut link = FakeLink::new(router_peer(false));
+    let mut options = options(2);
+    options.destination = FAR.ip;
+    options.gateway = Some(ROUTER.ip);
+    let (result, lines) = ping(&mut link, &options);
+    let summary = result.unwrap();
+    assert_eq!(summary.received, 2);
+    let arp = frames::decode(&link.sent[0]).unwrap();
+    assert_eq!(arp.arp().unwrap().target_ip, ROUTER.ip);
+    for request in &link.sent[1..] {
+        let frame = frames::decode(request).unwrap();
+        assert_eq!(frame.eth_dst, ROUTER.mac);
+        assert_eq!(frame.ipv4_echo().unwrap().0.dst, FAR.ip);
+    }
+    assert_eq!(
+        lines[0],
+        "PING 198.18.9.2 via 198.18.0.254 (02:00:00:00:00:fe) from 198.18.0.1 eth1 (fake): 56 data bytes"
+    );
+    assert!(
+        lines[1].starts_with("64 bytes from 198.18.9.2: icmp_seq=0 ttl=63 time="),
+        "{}",
+        lines[1]
+    );
+}
+
+#[test]
+fn arp_requests_for_us_are_answered_while_pinging() {
+    let mut link = FakeLink::new(router_peer(true));
+    let mut options = options(3);
+    options.destination = FAR.ip;
+    options.gateway = Some(ROUTER.ip);
+    let (result, _) = ping(&mut link, &options);
+    let summary = result.unwrap();
+    assert_eq!(summary.received, 3);
+    assert_eq!(summary.arp_replies, 1);
+    let replies: Vec<_> = link
+        .sent
+        .iter()
+        .filter_map(|sent| {
+            let frame = frames::decode(sent).ok()?;
+            let arp = *frame.arp()?;
+            (arp.operation == Arp::REPLY).then_some((frame.eth_dst, arp))
+        })
+        .collect();
+    assert_eq!(replies.len(), 1);
+    let (eth_dst, arp) = &replies[0];
+    assert_eq!(*eth_dst, ROUTER.mac);
+    assert_eq!((arp.sender_ip, arp.sender_mac), (options.source, ME));
+    assert_eq!(arp.target_ip, ROUTER.ip);
+}
+
+#[test]
+fn arp_requests_for_us_are_answered_while_resolving() {
+    // The peer asks for us before it answers for itself.
+    let peer: Peer = Box::new(|frame| {
+        let Some(reply) = arp::answer(frame, &PEER) else {
+            return Vec::new();
+        };
+        vec![
+            frames::arp_request(PEER.mac, PEER.ip, Ipv4Addr::new(198, 18, 0, 1)),
+            reply,
+        ]
+    });
+    let mut link = FakeLink::new(peer);
+    let stop = AtomicBool::new(false);
+    let (mac, answered) = resolve(
+        &mut link,
+        &me(),
+        Ipv4Addr::new(198, 18, 0, 1),
+        PEER.ip,
+        Duration::from_millis(50),
+        &stop,
+    )
+    .unwrap();
+    assert_eq!((mac, answered), (PEER.mac, 1));
+    let reply = frames::decode(&link.sent[1]).unwrap();
+    assert_eq!(reply.arp().unwrap().operation, Arp::REPLY);
+    assert_eq!(reply.eth_dst, PEER.mac);
 }

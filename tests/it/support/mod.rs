@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod chain;
 pub mod lab;
 pub mod netns;
 pub mod process;
