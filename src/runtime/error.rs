@@ -51,6 +51,14 @@ pub enum RuntimeError {
     #[error("nodes {} use netmap, but {reason}", nodes.join(", "))]
     NetmapUnavailable { nodes: Vec<String>, reason: String },
 
+    /// A netmap link's largest frame exceeds netmap's buffers; `reason`
+    /// names the module parameter to raise and to what.
+    #[error("link {link}: {reason}")]
+    NetmapBuffers {
+        link: String,
+        reason: crate::tools::datalink::netmap::BufferTooSmall,
+    },
+
     #[error(
         "lab {lab} is already deployed {detail}; remove it with `labctl destroy {lab}` or \
          redeploy with `labctl deploy --reconfigure`"

@@ -5,7 +5,10 @@
 //! interfaces' datalinks need (docs/runtime.md explains each one). This is
 //! the one table to change when a datalink's needs change.
 
+use std::path::Path;
+
 use crate::lab::{DatalinkKind, Lab, Node};
+use crate::tools::datalink::netmap;
 
 use super::error::RuntimeError;
 
@@ -22,11 +25,12 @@ pub fn capabilities(kind: DatalinkKind) -> &'static [&'static str] {
         // (Docker's seccomp profile; it also covers the kernel's BPF and
         // NET_ADMIN checks), IPC_LOCK for the UMEM's locked memory.
         DatalinkKind::AfXdp => crate::tools::datalink::af_xdp::CAPABILITIES,
-        // /dev/netmap is root-owned 0600 and the node runs as root, so no
-        // DAC capability is needed to open it; NET_ADMIN covers the module
-        // switching the interface into netmap mode. Not measured: there is
-        // no netmap module on the machines labctl is tested on.
-        DatalinkKind::Netmap => &["NET_ADMIN"],
+        // None: netmap makes no capability check (upstream netmap has no
+        // capable() call; registering, the rings, poll and the monitors
+        // need only a descriptor of /dev/netmap), and the device is
+        // root-owned 0600 while the node runs as root, so no DAC
+        // capability either. Measured in a VM (docs/netmap.md).
+        DatalinkKind::Netmap => &[],
     }
 }
 
@@ -61,15 +65,21 @@ pub fn node_capabilities(lab: &Lab, node: &Node) -> Vec<String> {
     caps
 }
 
+/// The MTU of a veth whose link sets none.
+const DEFAULT_MTU: u32 = 1500;
+
 /// Checks what the host must provide before anything is created: a lab
 /// using netmap needs a working /dev/netmap (the netmap datalink's own
-/// check, so labctl and the tools say the same).
+/// check, so labctl and the tools say the same), and netmap buffers that
+/// hold the largest frame of each netmap link (the module's `buf_size`,
+/// and `priv_buf_size` for captures, read under /sys).
 pub fn preflight(lab: &Lab) -> Result<(), RuntimeError> {
-    preflight_with(lab, crate::tools::datalink::netmap::preflight)
+    preflight_with(lab, Path::new(netmap::SYSFS), netmap::preflight)
 }
 
 fn preflight_with(
     lab: &Lab,
+    sysfs: &Path,
     netmap_check: impl FnOnce() -> Result<(), crate::tools::datalink::DatalinkError>,
 ) -> Result<(), RuntimeError> {
     let netmap_nodes: Vec<String> = lab
@@ -87,13 +97,33 @@ fn preflight_with(
             crate::tools::datalink::DatalinkError::Unavailable { missing, .. } => missing,
             other => other.to_string(),
         },
-    })
+    })?;
+    // A netmap without these parameters is not one labctl knows: the
+    // tools then report what the kernel says.
+    let Ok(sizes) = netmap::BufferSizes::read(sysfs) else {
+        return Ok(());
+    };
+    for link in lab.links() {
+        if link
+            .endpoints
+            .iter()
+            .all(|e| e.datalink != DatalinkKind::Netmap)
+        {
+            continue;
+        }
+        let [a, b] = &link.endpoints;
+        sizes
+            .check(link.mtu.unwrap_or(DEFAULT_MTU))
+            .map_err(|reason| RuntimeError::NetmapBuffers {
+                link: format!("{} - {}", a.label(), b.label()),
+                reason,
+            })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::tools::datalink::DatalinkError;
 
@@ -120,7 +150,7 @@ links:
         assert_eq!(caps("a"), ["NET_RAW"]);
         assert_eq!(caps("b"), ["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]);
         // No interfaces: the node's own datalink decides.
-        assert_eq!(caps("c"), ["NET_ADMIN"]);
+        assert!(caps("c").is_empty(), "netmap needs only /dev/netmap");
         assert_eq!(caps("d"), ["NET_RAW"]);
     }
 
@@ -134,14 +164,66 @@ links:
             })
         };
         let lab = lab(MIXED);
-        let err = preflight_with(&lab, missing).unwrap_err().to_string();
+        let no_sysfs = tempfile::tempdir().unwrap();
+        let sysfs = no_sysfs.path();
+        let err = preflight_with(&lab, sysfs, missing)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "nodes c use netmap, but /dev/netmap does not exist: the netmap kernel module is not loaded"
         );
-        assert!(preflight_with(&lab, || Ok(())).is_ok());
+        assert!(preflight_with(&lab, sysfs, || Ok(())).is_ok());
         let plain = lab_without_netmap();
-        assert!(preflight_with(&plain, missing).is_ok());
+        assert!(preflight_with(&plain, sysfs, missing).is_ok());
+    }
+
+    /// A sysfs tree with the netmap module's buffer parameters.
+    fn sysfs(buf_size: u32, priv_buf_size: u32) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("module/netmap/parameters");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("buf_size"), format!("{buf_size}\n")).unwrap();
+        std::fs::write(dir.join("priv_buf_size"), format!("{priv_buf_size}\n")).unwrap();
+        root
+    }
+
+    fn mtu_lab(datalink: &str, mtu: Option<u32>) -> Lab {
+        let mtu = mtu.map_or(String::new(), |m| format!(", mtu: {m}"));
+        lab(&format!(
+            "name: big\ndatalink: {datalink}\nnodes:\n  a: {{}}\n  b: {{}}\nlinks:\n  \
+             - {{ endpoints: [\"a:eth1\", \"b:eth1\"]{mtu} }}\n"
+        ))
+    }
+
+    #[test]
+    fn a_netmap_link_whose_frames_exceed_the_buffers_is_refused_naming_the_parameter() {
+        let small = sysfs(2048, 2048);
+        let err =
+            preflight_with(&mtu_lab("netmap", Some(3000)), small.path(), || Ok(())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "link a:eth1 - b:eth1: MTU 3000 needs netmap buffers of 3014 bytes, but buf_size is \
+             2048: set /sys/module/netmap/parameters/buf_size to 3014 or more (before netmap is \
+             in use)"
+        );
+        // The default MTU fits the default buffers.
+        assert!(preflight_with(&mtu_lab("netmap", None), small.path(), || Ok(())).is_ok());
+        // Captures use the private buffers.
+        let small_private = sysfs(4096, 2048);
+        let err = preflight_with(&mtu_lab("netmap", Some(3000)), small_private.path(), || {
+            Ok(())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("priv_buf_size is 2048") && err.contains("to 3014 or more"),
+            "{err}"
+        );
+        let large = sysfs(4096, 4096);
+        assert!(preflight_with(&mtu_lab("netmap", Some(3000)), large.path(), || Ok(())).is_ok());
+        // Other datalinks do not care about netmap's buffers.
+        assert!(preflight_with(&mtu_lab("af_packet", Some(3000)), small.path(), || Ok(())).is_ok());
     }
 
     fn lab_without_netmap() -> Lab {

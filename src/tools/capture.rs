@@ -14,7 +14,7 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 use serde::Serialize;
 
-use crate::tools::datalink::{Datalink, Direction};
+use crate::tools::datalink::{Datalink, DatalinkError, Direction};
 use crate::tools::error::ToolError;
 use crate::tools::frames::{self, Frame, Malformed};
 use crate::tools::output::{recv_flushing, Output};
@@ -104,7 +104,16 @@ pub fn run<W: Write>(
             (None, Some(end)) => end.saturating_duration_since(now).min(POLL),
             (None, None) => POLL,
         };
-        let Some(received) = recv_flushing!(datalink, wait, out)? else {
+        let received = match recv_flushing!(datalink, wait, out) {
+            // What the capture watched is gone (a netmap monitor's port
+            // left netmap mode): nothing more will come, so it ends here.
+            Err(ToolError::Wire(ended @ DatalinkError::Ended { .. })) => {
+                eprintln!("lab-capture: {ended}; the capture ends");
+                break;
+            }
+            other => other?,
+        };
+        let Some(received) = received else {
             if drain_until.is_some() {
                 break;
             }

@@ -251,6 +251,43 @@ fn ping_pong_and_capture_run_on_netmap() {
     assert_eq!(count(&ponged.stdout, "ICMP echo reply"), 3, "{ponged:?}");
 }
 
+/// The capture starts before the program whose port it watches, and ends
+/// with its summary (exit 0) when that program exits.
+#[test]
+#[cfg_attr(
+    not(labctl_has_netmap),
+    ignore = "needs /dev/netmap: the netmap kernel module is not loaded on this machine"
+)]
+fn a_capture_waits_for_its_port_and_ends_when_the_port_goes() {
+    assert!(have_root(), "netns tests run as root");
+    let pair = VethPair::new(true);
+    let wait = Duration::from_secs(10);
+    let netmap_eth1 = ["--datalink", "netmap", "eth1"];
+    let mut capture = Running::spawn(&pair.b.netns, &bin("lab-capture"), &netmap_eth1, &[]);
+    let capturing = capture.wait_for("capturing on eth1", wait);
+    assert!(capturing.contains("waiting for a program"), "{capturing}");
+    // Longer than any fixed wait a monitor had.
+    thread::sleep(Duration::from_secs(6));
+    let mut pong = Running::spawn(&pair.b.netns, &bin("lab-pong"), &netmap_eth1, &[]);
+    pong.wait_for("listening on eth1", wait);
+    let ping_args = [
+        &netmap_eth1[..],
+        &["198.18.0.2", "--count", "3", "--interval", "200ms"],
+    ]
+    .concat();
+    let ping = Running::spawn(&pair.a.netns, &bin("lab-ping"), &ping_args, &[])
+        .finish(Duration::from_secs(30));
+    assert_eq!(ping.status.code(), Some(0), "{ping:?}");
+    let ponged = pong.stop(libc::SIGINT);
+    assert_eq!(ponged.status.code(), Some(0), "{ponged:?}");
+    let captured = capture.finish(wait);
+    assert_eq!(captured.status.code(), Some(0), "{captured:?}");
+    let count = |text: &str| captured.stdout.iter().filter(|l| l.contains(text)).count();
+    assert_eq!(count("ICMP echo request"), 3, "{captured:?}");
+    assert_eq!(count("ICMP echo reply"), 3, "{captured:?}");
+    assert_eq!(count("packets captured"), 1, "{captured:?}");
+}
+
 /// On this machine (no netmap module) each tool, asked for netmap by flag
 /// or by labctl's environment variable, stops with the documented exit
 /// code and one line naming /dev/netmap and the module.

@@ -143,6 +143,22 @@ fn a_duration_ends_the_capture_after_draining() {
 }
 
 #[test]
+fn a_watched_port_that_goes_away_ends_the_capture_with_its_summary() {
+    let mut link = FakeLink::silent();
+    for (frame, direction, _) in sample_frames().into_iter().take(2) {
+        link.queue(frame, direction);
+    }
+    link.ends = true;
+    // No count, no duration: only the end of the port stops it.
+    let (summary, text) = capture(&mut link, &CaptureOptions::default(), Format::Human);
+    assert_eq!(summary.captured, 2);
+    assert_eq!(
+        text.lines().last(),
+        Some("2 packets captured, 0 dropped, 0 malformed")
+    );
+}
+
+#[test]
 fn a_stop_still_counts_what_is_queued() {
     let mut link = FakeLink::silent();
     for _ in 0..5 {

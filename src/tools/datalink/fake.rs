@@ -12,6 +12,9 @@ pub type Peer = Box<dyn FnMut(&[u8]) -> Vec<Vec<u8>>>;
 pub struct FakeLink {
     pub sent: Vec<Vec<u8>>,
     pub inbox: VecDeque<(Vec<u8>, Direction)>,
+    /// Once the inbox is empty, what it watched is gone
+    /// ([`DatalinkError::Ended`]), as a netmap monitor's port may go.
+    pub ends: bool,
     peer: Peer,
     current: Vec<u8>,
 }
@@ -21,6 +24,7 @@ impl FakeLink {
         FakeLink {
             sent: Vec::new(),
             inbox: VecDeque::new(),
+            ends: false,
             peer,
             current: Vec::new(),
         }
@@ -51,6 +55,12 @@ impl Datalink for FakeLink {
 
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
         let Some((frame, direction)) = self.inbox.pop_front() else {
+            if self.ends {
+                return Err(DatalinkError::Ended {
+                    iface: "fake".into(),
+                    why: "the watched port went away".into(),
+                });
+            }
             // Nothing will come: let the time pass as a real wait would.
             let until = Instant::now() + timeout.min(Duration::from_millis(50));
             std::thread::sleep(until.saturating_duration_since(Instant::now()));

@@ -131,6 +131,11 @@ pub enum DatalinkError {
     /// "/dev/netmap: load the netmap kernel module").
     #[error("{kind} is not available: {missing}")]
     Unavailable { kind: DatalinkKind, missing: String },
+    /// No frame will ever come: what the datalink watched went away (a
+    /// netmap monitor whose port left netmap mode). A capture ends with
+    /// its summary.
+    #[error("{iface}: {why}")]
+    Ended { iface: String, why: String },
     #[error("{op} on {iface}: {source}")]
     Io {
         op: &'static str,

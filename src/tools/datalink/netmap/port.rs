@@ -7,7 +7,6 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::ptr::{self, NonNull};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::super::{DatalinkError, DatalinkKind};
@@ -40,18 +39,13 @@ impl PortKind {
         }
     }
 
-    fn suffix(self) -> &'static str {
+    pub fn suffix(self) -> &'static str {
         match self {
             PortKind::Monitor => "/rt",
             PortKind::Nic => "",
         }
     }
 }
-
-/// How long a monitor waits for its interface to enter netmap mode: in a
-/// lab, lab-capture and the program it watches start at about the same
-/// time.
-const MONITOR_WAIT: Duration = Duration::from_secs(5);
 
 /// The shared region as mapped; unmapped on drop.
 #[derive(Debug)]
@@ -80,27 +74,50 @@ pub struct Port {
 }
 
 impl Port {
-    /// Registers `iface` on a fresh `/dev/netmap` file (`device`) and maps
-    /// the shared region.
-    pub fn open(device: File, iface: &str, kind: PortKind) -> Result<Port, DatalinkError> {
-        let name = format!("netmap:{iface}{}", kind.suffix());
-        let io_error = |op: &'static str| {
-            let name = name.clone();
-            move |source: io::Error| DatalinkError::Io {
-                op,
-                iface: name,
+    /// Registers `iface` (`netmap:IFACE`) in netmap mode on a fresh
+    /// `/dev/netmap` file (`device`) and maps the shared region.
+    pub fn open(device: File, iface: &str) -> Result<Port, DatalinkError> {
+        let name = format!("netmap:{iface}");
+        let registration = register(&device, iface, PortKind::Nic).map_err(|err| {
+            let source = explain_invalid(err, iface);
+            DatalinkError::Io {
+                op: "register",
+                iface: name.clone(),
                 source,
             }
-        };
-        let registration = match kind {
-            PortKind::Nic => register(&device, iface, kind).map_err(io_error("register"))?,
-            PortKind::Monitor => register_monitor(&device, iface).map_err(io_error(
-                "open a monitor (it watches a port that another program, such as \
-                 lab-pong --datalink netmap, holds in netmap mode)",
-            ))?,
-        };
+        })?;
+        Port::mapped(device, registration, PortKind::Nic, name)
+    }
+
+    /// Opens a copy monitor of both directions of `iface`
+    /// (`netmap:IFACE/rt`). The kernel refuses one (EINVAL) until another
+    /// program holds `iface` in netmap mode: then the device comes back, to
+    /// try again later.
+    pub fn monitor(device: File, iface: &str) -> Result<Result<Port, File>, DatalinkError> {
+        let name = format!("netmap:{iface}{}", PortKind::Monitor.suffix());
+        match register(&device, iface, PortKind::Monitor) {
+            Ok(registration) => Port::mapped(device, registration, PortKind::Monitor, name).map(Ok),
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => Ok(Err(device)),
+            Err(source) => Err(DatalinkError::Io {
+                op: "open a monitor",
+                iface: name,
+                source,
+            }),
+        }
+    }
+
+    fn mapped(
+        device: File,
+        registration: nmreq_register,
+        kind: PortKind,
+        name: String,
+    ) -> Result<Port, DatalinkError> {
         let mapping =
-            map(&device, registration.nr_memsize).map_err(io_error("map the netmap memory"))?;
+            map(&device, registration.nr_memsize).map_err(|source| DatalinkError::Io {
+                op: "map the netmap memory",
+                iface: name.clone(),
+                source,
+            })?;
         Ok(Port {
             mapping,
             file: device,
@@ -275,23 +292,53 @@ fn register(device: &File, iface: &str, kind: PortKind) -> io::Result<nmreq_regi
     Ok(body)
 }
 
-/// A monitor needs its interface in netmap mode already (the kernel
-/// answers EINVAL otherwise), so it retries for a while.
-fn register_monitor(device: &File, iface: &str) -> io::Result<nmreq_register> {
-    let deadline = Instant::now() + MONITOR_WAIT;
-    loop {
-        match register(device, iface, PortKind::Monitor) {
-            Err(err) if err.raw_os_error() == Some(libc::EINVAL) && Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(100));
-            }
-            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-                return Err(io::Error::other(format!(
-                    "{iface} did not enter netmap mode within {MONITOR_WAIT:?} ({err})"
-                )));
-            }
-            other => return other,
-        }
+/// netmap answers EINVAL, and says why only in the kernel log, when the
+/// interface's MTU exceeds its buffers (`buf_size`): that case gets the
+/// sentence labctl's preflight prints.
+fn explain_invalid(err: io::Error, iface: &str) -> io::Error {
+    if err.raw_os_error() != Some(libc::EINVAL) {
+        return err;
     }
+    let (Ok(mtu), Ok(sizes)) = (
+        interface_mtu(iface),
+        super::BufferSizes::read(Path::new(super::SYSFS)),
+    ) else {
+        return err;
+    };
+    match sizes.check_nic(mtu) {
+        Err(too_small) => io::Error::new(io::ErrorKind::InvalidInput, too_small),
+        Ok(()) => err,
+    }
+}
+
+/// The interface's MTU (SIOCGIFMTU, which needs no privilege).
+pub fn interface_mtu(iface: &str) -> io::Result<u32> {
+    // SAFETY: a plain socket call; the descriptor is owned just below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket owned by nothing else.
+    let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    if iface.is_empty() || iface.len() >= request.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
+    }
+    for (dst, src) in request.ifr_name.iter_mut().zip(iface.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_mtu of this ifreq.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFMTU, &mut request) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled the ifru_mtu member.
+    let mtu = unsafe { request.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).map_err(|_| io::Error::other(format!("MTU {mtu}")))
 }
 
 fn map(device: &File, memsize: u64) -> io::Result<Mapping> {
@@ -350,10 +397,12 @@ pub fn open_device(path: &Path) -> Result<File, DatalinkError> {
         .write(true)
         .open(path)
         .map_err(|err| match err.raw_os_error() {
-            Some(libc::ENXIO | libc::ENODEV) => unavailable(format!("{device} has no driver: {load}")),
+            Some(libc::ENXIO | libc::ENODEV) => {
+                unavailable(format!("{device} has no driver: {load}"))
+            }
             Some(libc::EACCES | libc::EPERM) => unavailable(format!(
-                "{device} cannot be opened ({err}): netmap needs root (CAP_NET_ADMIN) and the device \
-                 passed into the container"
+                "{device} cannot be opened ({err}): netmap needs read-write access to it (root; \
+                 no capability) and, in a container, the device passed in"
             )),
             _ => unavailable(format!("{device} cannot be opened: {err}")),
         })
@@ -421,6 +470,7 @@ mod tests {
         use std::os::unix::thread::JoinHandleExt;
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
+        use std::thread;
         // SAFETY: a handler that does nothing, for SIGUSR2, which nothing
         // else in the tests uses; without SA_RESTART (poll never restarts).
         unsafe {
@@ -491,6 +541,12 @@ mod tests {
         write_end.write_all(b"x").unwrap();
         let revents = wait(read_end.as_raw_fd(), libc::POLLIN, Duration::from_secs(1)).unwrap();
         assert_ne!(revents & libc::POLLIN, 0);
+    }
+
+    #[test]
+    fn the_mtu_of_loopback_is_read() {
+        assert_eq!(interface_mtu("lo").unwrap(), 65536);
+        assert!(interface_mtu("nosuchif0").is_err());
     }
 
     #[test]
