@@ -1,15 +1,20 @@
 //! labctl: containerized network test labs.
 //!
-//! The modules follow a lab's life:
+//! The modules follow a lab's life (docs/architecture.md: the layers and
+//! who may call whom):
 //! - [`lab`]: the lab file: parse, validate, explain (graph, schema). A
 //!   validated [`lab::Lab`] is the only type the rest accepts.
-//! - [`runtime`]: the Docker side: tools image, containers, labels.
+//! - [`lifecycle`]: `labctl run` end to end, for any runtime: deploy,
+//!   steps, evidence, teardown on every path, reports.
+//! - [`runtime`]: the runtimes behind three seams (nodes, links,
+//!   processes); Docker is the one there is. Deploy and teardown.
 //! - [`links`]: veth pairs wired into the nodes' namespaces through netlink.
 //! - [`run`]: the steps of a lab and the checks on their output.
-//! - [`report`]: summary, JUnit and JSON reports.
+//! - [`report`]: summary, JUnit and JSON reports, from a step's results.
 //! - [`tools`]: the packet tools that run inside nodes, and their datalinks.
 
 pub mod lab;
+pub mod lifecycle;
 pub mod links;
 pub mod report;
 pub mod run;

@@ -1,10 +1,7 @@
 //! The labctl command line: clap types and a match that hands each
 //! subcommand to its handler in `cli/`, which calls the library.
 //!
-//! Exit codes (README.md, docs/lab-format.md): 0 success, 1 a check failed
-//! (`labctl run`), 2 invalid lab file or bad usage, 3 the lab could not be
-//! built or torn down, 130 interrupted; `exec` exits with the command's
-//! own code.
+//! The exit codes are in `cli/exit.rs`.
 
 mod cli;
 

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use labctl::runtime::{DeployOptions, DeployOutcome, Runtime, RuntimeError};
+use labctl::runtime::{DeployOptions, DeployOutcome, DockerRuntime, RuntimeError};
 
 use super::progress::ConsoleProgress;
-use super::{block_on, cancel_on_signal, load_lab, print_timings, Failure, Outcome};
+use super::{block_on, cancel_on_signal, exit, load_lab, print_timings, CliError, VerbResult};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,10 +20,12 @@ pub struct Args {
     timings: bool,
 }
 
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> VerbResult {
     let lab = load_lab(&args.lab)?;
     block_on(async move {
-        let runtime = Runtime::connect().await.map_err(Failure::from_runtime)?;
+        let runtime = DockerRuntime::connect()
+            .await
+            .map_err(CliError::from_runtime)?;
         let options = DeployOptions {
             reconfigure: args.reconfigure,
             ..Default::default()
@@ -56,9 +58,9 @@ pub fn run(args: Args) -> Outcome {
             }
             Err(failed) => {
                 let interrupted = matches!(failed.cause, RuntimeError::Interrupted);
-                let mut failure = Failure::runtime(failed);
+                let mut failure = CliError::runtime(failed);
                 if interrupted {
-                    failure.code = super::EXIT_INTERRUPTED;
+                    failure.code = exit::INTERRUPTED;
                 }
                 Err(failure)
             }

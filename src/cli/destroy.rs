@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use labctl::runtime::{Runtime, Scope};
+use labctl::runtime::{DockerRuntime, Scope};
 
-use super::{block_on, lab_name, print_timings, Failure, Outcome};
+use super::{block_on, lab_name, print_timings, CliError, VerbResult};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["lab", "all"])))]
@@ -23,7 +23,7 @@ pub struct Args {
     timings: bool,
 }
 
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> VerbResult {
     let scope = match &args.lab {
         Some(lab) => Scope::Lab(lab_name(lab)?),
         None => Scope::All {
@@ -31,7 +31,9 @@ pub fn run(args: Args) -> Outcome {
         },
     };
     block_on(async move {
-        let runtime = Runtime::connect().await.map_err(Failure::from_runtime)?;
+        let runtime = DockerRuntime::connect()
+            .await
+            .map_err(CliError::from_runtime)?;
         let removed = runtime.destroy(&scope).await;
         if removed.is_empty() && removed.errors.is_empty() {
             println!("{}: nothing to remove", scope.describe());
@@ -49,7 +51,7 @@ pub fn run(args: Args) -> Outcome {
                 for other in errors {
                     eprintln!("labctl: {other}");
                 }
-                Err(Failure::runtime(
+                Err(CliError::runtime(
                     anyhow::Error::new(first).context(format!("destroying {}", scope.describe())),
                 ))
             }

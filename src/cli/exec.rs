@@ -5,10 +5,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use futures_util::StreamExt;
-use labctl::runtime::{ExecOutput, Runtime};
+use labctl::runtime::{DockerRuntime, ExecOutput};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{block_on, lab_name, Failure, Outcome};
+use super::{block_on, lab_name, CliError, VerbResult};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,18 +21,20 @@ pub struct Args {
     command: Vec<String>,
 }
 
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> VerbResult {
     let lab = lab_name(&args.lab)?;
     block_on(async move {
         // Ctrl-C goes to the command and labctl reports how it ended. The
         // handler is in place before the command starts.
         let mut interrupts = signal(SignalKind::interrupt())
-            .map_err(|e| Failure::runtime(anyhow::Error::new(e).context("watching for Ctrl-C")))?;
-        let runtime = Runtime::connect().await.map_err(Failure::from_runtime)?;
+            .map_err(|e| CliError::runtime(anyhow::Error::new(e).context("watching for Ctrl-C")))?;
+        let runtime = DockerRuntime::connect()
+            .await
+            .map_err(CliError::from_runtime)?;
         let (handle, mut output) = runtime
             .exec(&lab, &args.node, &args.command)
             .await
-            .map_err(Failure::from_runtime)?;
+            .map_err(CliError::from_runtime)?;
         let forward = handle.clone();
         let forwarder = tokio::spawn(async move {
             while interrupts.recv().await.is_some() {
@@ -40,7 +42,7 @@ pub fn run(args: Args) -> Outcome {
             }
         });
         while let Some(chunk) = output.next().await {
-            let written = match chunk.map_err(Failure::from_runtime)? {
+            let written = match chunk.map_err(CliError::from_runtime)? {
                 ExecOutput::Stdout(bytes) => write_all(&mut std::io::stdout(), &bytes),
                 ExecOutput::Stderr(bytes) => write_all(&mut std::io::stderr(), &bytes),
             };
@@ -49,7 +51,7 @@ pub fn run(args: Args) -> Outcome {
                 break;
             }
         }
-        let code = handle.exit_code().await.map_err(Failure::from_runtime)?;
+        let code = handle.exit_code().await.map_err(CliError::from_runtime)?;
         forwarder.abort();
         Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
     })

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use labctl::lab;
 
-use super::{load_lab, Failure, Outcome, EXIT_USAGE};
+use super::{exit, load_lab, CliError, VerbResult};
 
 #[derive(clap::Args)]
 pub struct ValidateArgs {
@@ -25,7 +25,7 @@ pub struct GraphArgs {
 }
 
 /// Checks every file, even after an invalid one.
-pub fn validate(args: ValidateArgs) -> Outcome {
+pub fn validate(args: ValidateArgs) -> VerbResult {
     let mut all_valid = true;
     for file in &args.files {
         match load_lab(file) {
@@ -39,17 +39,17 @@ pub fn validate(args: ValidateArgs) -> Outcome {
     if all_valid {
         Ok(ExitCode::SUCCESS)
     } else {
-        Err(Failure::reported(EXIT_USAGE))
+        Err(CliError::reported(exit::USAGE))
     }
 }
 
-pub fn graph(args: GraphArgs) -> Outcome {
+pub fn graph(args: GraphArgs) -> VerbResult {
     let lab = load_lab(&args.file)?;
     print!("{}", lab::graph::render(&lab, args.format));
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn schema() -> Outcome {
+pub fn schema() -> VerbResult {
     println!("{}", lab::schema::lab_schema_json());
     Ok(ExitCode::SUCCESS)
 }

@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use labctl::runtime::{LabStatus, Runtime, Scope};
+use labctl::runtime::{DockerRuntime, LabStatus, Scope};
 
-use super::{block_on, lab_name, Failure, Outcome};
+use super::{block_on, lab_name, CliError, VerbResult};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -15,7 +15,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args) -> VerbResult {
     let scope = match &args.lab {
         Some(lab) => Scope::Lab(lab_name(lab)?),
         None => Scope::All {
@@ -23,16 +23,18 @@ pub fn run(args: Args) -> Outcome {
         },
     };
     block_on(async move {
-        let runtime = Runtime::connect().await.map_err(Failure::from_runtime)?;
+        let runtime = DockerRuntime::connect()
+            .await
+            .map_err(CliError::from_runtime)?;
         let labs = runtime
             .inspect(&scope)
             .await
-            .map_err(Failure::from_runtime)?;
+            .map_err(CliError::from_runtime)?;
         if args.json {
             let json = serde_json::json!({ "labs": labs });
             println!(
                 "{}",
-                serde_json::to_string_pretty(&json).map_err(Failure::runtime)?
+                serde_json::to_string_pretty(&json).map_err(CliError::runtime)?
             );
         } else if labs.is_empty() {
             eprintln!("{}: nothing deployed", scope.describe());

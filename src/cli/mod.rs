@@ -2,14 +2,12 @@
 //! parse what the user named, call [`labctl::runtime`], print, and pick the
 //! exit code.
 //!
-//! Exit codes: 0 ok; 2 invalid lab file or usage (including a lab or node
-//! that is not deployed); 3 Docker, netlink or image failure; 130
-//! interrupted (after rolling back). `exec` exits with the command's own
-//! code.
+//! The exit codes are in [`exit`].
 
 pub mod deploy;
 pub mod destroy;
 pub mod exec;
+pub mod exit;
 pub mod explain;
 pub mod inspect;
 mod progress;
@@ -24,22 +22,18 @@ use anyhow::Context as _;
 use labctl::lab::{self, LoadError};
 use labctl::runtime::{Cancel, RuntimeError, Timings};
 
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_RUNTIME: u8 = 3;
-pub const EXIT_INTERRUPTED: u8 = 130;
-
 /// A verb that failed: what to print and the exit code.
-pub struct Failure {
+pub struct CliError {
     code: u8,
     /// `None` when the problem was already printed (a lab file's problems,
     /// one `FILE:LINE:COL: message` line each).
     error: Option<anyhow::Error>,
 }
 
-impl Failure {
+impl CliError {
     /// A failure whose explanation is already on stderr.
     pub fn reported(code: u8) -> Self {
-        Failure { code, error: None }
+        CliError { code, error: None }
     }
 
     /// Prints the failure as one line (the whole cause chain), if it was
@@ -51,15 +45,15 @@ impl Failure {
     }
 
     pub fn usage(error: impl Into<anyhow::Error>) -> Self {
-        Failure {
-            code: EXIT_USAGE,
+        CliError {
+            code: exit::USAGE,
             error: Some(error.into()),
         }
     }
 
     pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
-        Failure {
-            code: EXIT_RUNTIME,
+        CliError {
+            code: exit::RUNTIME,
             error: Some(error.into()),
         }
     }
@@ -67,23 +61,23 @@ impl Failure {
     /// Exit code by the kind of runtime error.
     pub fn from_runtime(error: RuntimeError) -> Self {
         let code = match error {
-            RuntimeError::Interrupted => EXIT_INTERRUPTED,
+            RuntimeError::Interrupted => exit::INTERRUPTED,
             // Naming a lab or node that is not there is a usage error.
-            RuntimeError::NotDeployed { .. } | RuntimeError::NoSuchNode { .. } => EXIT_USAGE,
-            _ => EXIT_RUNTIME,
+            RuntimeError::NotDeployed { .. } | RuntimeError::NoSuchNode { .. } => exit::USAGE,
+            _ => exit::RUNTIME,
         };
-        Failure {
+        CliError {
             code,
             error: Some(error.into()),
         }
     }
 }
 
-pub type Outcome = Result<ExitCode, Failure>;
+pub type VerbResult = Result<ExitCode, CliError>;
 
 /// Prints a failure as one line (the whole cause chain) and returns the
 /// exit code.
-pub fn finish(outcome: Outcome) -> ExitCode {
+pub fn finish(outcome: VerbResult) -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(failure) => {
@@ -95,32 +89,32 @@ pub fn finish(outcome: Outcome) -> ExitCode {
 
 /// Runs a verb's async body on a multi-threaded runtime (netlink
 /// connections and Docker streams run as tasks beside it).
-pub fn block_on<F: Future<Output = Outcome>>(body: F) -> Outcome {
+pub fn block_on<F: Future<Output = VerbResult>>(body: F) -> VerbResult {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
-        .map_err(Failure::runtime)?;
+        .map_err(CliError::runtime)?;
     runtime.block_on(body)
 }
 
 /// Loads and validates a lab file. An invalid file's problems are printed
 /// at once, one `FILE:LINE:COL: message` line each, and nothing else
 /// happens (exit 2).
-pub fn load_lab(path: &Path) -> Result<lab::Lab, Failure> {
+pub fn load_lab(path: &Path) -> Result<lab::Lab, CliError> {
     lab::load(path).map_err(|e| match e {
         LoadError::Invalid(errors) => {
             eprintln!("{errors}");
-            Failure::reported(EXIT_USAGE)
+            CliError::reported(exit::USAGE)
         }
-        read @ LoadError::Read { .. } => Failure::usage(read),
+        read @ LoadError::Read { .. } => CliError::usage(read),
     })
 }
 
 /// The lab a LAB argument names: a file's `name` if the path exists
 /// (read leniently, so an invalid or edited file can still be destroyed),
 /// else the argument itself if it is a valid lab name.
-pub fn lab_name(arg: &str) -> Result<String, Failure> {
+pub fn lab_name(arg: &str) -> Result<String, CliError> {
     let path = Path::new(arg);
     if path.is_file() {
         return match lab::load(path) {
@@ -131,7 +125,7 @@ pub fn lab_name(arg: &str) -> Result<String, Failure> {
     if lab::is_valid_name(arg) {
         Ok(arg.to_owned())
     } else {
-        Err(Failure::usage(anyhow::anyhow!(
+        Err(CliError::usage(anyhow::anyhow!(
             "{arg:?} is neither a lab file nor a lab name ([a-z0-9][a-z0-9-]{{0,19}})"
         )))
     }
@@ -139,12 +133,12 @@ pub fn lab_name(arg: &str) -> Result<String, Failure> {
 
 /// Reads only `name` from a lab file that does not validate: as YAML if
 /// it still parses, else from a top-level `name:` line.
-fn name_in_file(path: &Path) -> Result<String, Failure> {
+fn name_in_file(path: &Path) -> Result<String, CliError> {
     let source = std::fs::read_to_string(path)
         .with_context(|| format!("reading lab file {}", path.display()))
-        .map_err(Failure::usage)?;
+        .map_err(CliError::usage)?;
     lenient_name(&source).ok_or_else(|| {
-        Failure::usage(anyhow::anyhow!(
+        CliError::usage(anyhow::anyhow!(
             "{}: no valid lab `name` in this file; pass the lab's name instead",
             path.display()
         ))

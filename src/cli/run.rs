@@ -4,13 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use labctl::lab::DatalinkKind;
+use labctl::lifecycle::{run_lab, Interrupts, RunOptions};
 use labctl::report::{summary, Outcome};
-use labctl::run::{run_lab, Interrupts, RunOptions};
-use labctl::runtime::Runtime;
+use labctl::runtime::DockerRuntime;
 
 use super::progress::ConsoleProgress;
 use super::steps::StepProgress;
-use super::{block_on, load_lab, Failure, Outcome as CliOutcome};
+use super::{block_on, exit, load_lab, CliError, VerbResult};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,7 +36,7 @@ pub struct Args {
     runs_dir: PathBuf,
 }
 
-pub fn run(args: Args) -> CliOutcome {
+pub fn run(args: Args) -> VerbResult {
     let lab = load_lab(&args.lab)?;
     let options = RunOptions {
         datalink: args.datalink,
@@ -47,7 +47,9 @@ pub fn run(args: Args) -> CliOutcome {
         json: args.json,
     };
     block_on(async move {
-        let runtime = Runtime::connect().await.map_err(Failure::from_runtime)?;
+        let runtime = DockerRuntime::connect()
+            .await
+            .map_err(CliError::from_runtime)?;
         let interrupts = Interrupts::default();
         forward_interrupts(interrupts.clone());
         let name = lab.name().to_owned();
@@ -61,12 +63,12 @@ pub fn run(args: Args) -> CliOutcome {
             &steps,
         )
         .await
-        .map_err(Failure::runtime)?;
+        .map_err(CliError::runtime)?;
         print!("{}", summary(&report));
         if options.keep && report.outcome != Outcome::Error {
             println!("the lab is still up (--keep): remove it with `labctl destroy {name}`");
         }
-        Ok(ExitCode::from(report.outcome.exit_code()))
+        Ok(ExitCode::from(exit::of_run(report.outcome)))
     })
 }
 

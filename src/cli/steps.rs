@@ -10,7 +10,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use labctl::lab::Step;
-use labctl::run::engine::{Observer, Status, StepResult};
+use labctl::run::result::{Status, StepResult};
+use labctl::run::steps::Observer;
 
 /// Shows progress on stderr.
 pub struct StepProgress {
@@ -124,7 +125,7 @@ impl Observer for StepProgress {
 
 #[cfg(test)]
 mod tests {
-    use labctl::run::engine::StepKind;
+    use labctl::run::result::StepKind;
 
     use super::*;
 

@@ -1,14 +1,16 @@
 //! The links of a lab: veth pairs wired into the nodes' network namespaces
 //! through netlink.
 //!
-//! Each link is created in the host namespace under two temporary names
-//! with the deploy's alias (`labctl:<lab>:<run>`), each end is moved into
-//! its node and renamed there in one request, then configured from inside
-//! (address, interface sysctls, up). Anything left on the host by a crash
-//! carries the alias, which is how `destroy` finds it.
+//! Each link is created with both ends already in their nodes' namespaces
+//! under their final names (one request from the host; `netlink.rs` says
+//! why nothing is ever made on the host), then each end is configured from
+//! inside its node: the deploy's alias (`labctl:<lab>:<run>`), address,
+//! interface sysctls, up. `destroy` still sweeps host interfaces carrying
+//! the alias, as a safety net.
 //!
 //! [`plan`] is pure; [`Wiring`] is the small interface the deploy logic
-//! uses, with [`Netlink`] the real implementation.
+//! uses (any runtime whose nodes have a network namespace can use it),
+//! with [`Netlink`] the real implementation.
 
 mod netlink;
 mod netns;
@@ -92,11 +94,13 @@ fn interface_sysctls(node: &Node, iface: &str) -> Vec<(String, String)> {
 
 /// What the deploy logic needs from the kernel's side of a lab.
 pub trait Wiring: Sync {
-    /// Creates the veth pair of `plan` with one end in each of the nodes'
-    /// network namespaces (namespace files, `/proc/PID/ns/net` of a
-    /// container's init or a named namespace, in the order of
-    /// `plan.ends`), fully configured and up. On failure, whatever it left
-    /// on the host is removed; ends already moved go with their node.
+    /// Creates the veth pair of `plan` (names, MACs, MTU) directly in the
+    /// nodes' network namespaces (namespace files: `/proc/PID/ns/net` of a
+    /// container's init, or a named namespace; in the order of
+    /// `plan.ends`), then configures each end from inside: alias, address,
+    /// sysctls, up. Nothing is created in the host namespace; if
+    /// configuring fails the pair is deleted, and whatever survives goes
+    /// with its node.
     fn wire(
         &self,
         plan: &VethPlan,

@@ -4,8 +4,9 @@
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::wording::failure_message;
 use super::RunReport;
-use crate::run::engine::Status;
+use crate::run::result::Status;
 
 pub fn junit_xml(report: &RunReport) -> Result<String, quick_junit::SerializeError> {
     let mut suite = TestSuite::new(format!("labctl run {}", report.lab));
@@ -19,10 +20,12 @@ pub fn junit_xml(report: &RunReport) -> Result<String, quick_junit::SerializeErr
         suite.add_property(("datalink", datalink.as_str()));
     }
 
-    if let Some(error) = &report.error {
+    // Every problem of the run in one case: CI shows the lab as one error.
+    if let Some(first) = report.problems.first() {
+        let all: Vec<&str> = report.problems.iter().map(|p| p.message.as_str()).collect();
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-        status.set_message(first_line(error));
-        status.set_description(error.as_str());
+        status.set_message(first_line(&first.message));
+        status.set_description(all.join("\n"));
         let mut case = TestCase::new("lab", status);
         case.set_classname(report.lab.as_str());
         suite.add_test_case(case);
@@ -42,7 +45,7 @@ pub fn junit_xml(report: &RunReport) -> Result<String, quick_junit::SerializeErr
                 } else {
                     NonSuccessKind::Error
                 };
-                let message = step.failure_message();
+                let message = failure_message(step);
                 let mut s = TestCaseStatus::non_success(kind);
                 s.set_message(first_line(&message));
                 s.set_description(message);
@@ -74,7 +77,7 @@ fn first_line(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{report, step};
-    use super::super::Outcome;
+    use super::super::{Outcome, Problem, ProblemKind};
     use super::*;
 
     #[test]
@@ -102,7 +105,10 @@ mod tests {
     #[test]
     fn a_lab_that_could_not_be_built_is_an_error_case() {
         let mut r = report(Vec::new());
-        r.error = Some("creating container labctl-icmp-pinger: no such image".into());
+        r.problems = vec![Problem::new(
+            ProblemKind::Deploy,
+            "creating container labctl-icmp-pinger: no such image",
+        )];
         r.outcome = Outcome::Error;
         let xml = junit_xml(&r).unwrap();
         assert!(xml.contains(r#"errors="1""#), "{xml}");

@@ -6,39 +6,34 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::run::engine::{Status, StepResult};
-use crate::tools::datalink::DatalinkKind;
+use crate::lab::DatalinkKind;
+use crate::run::result::{Status, StepResult};
 
 mod junit;
 mod summary;
+mod wording;
 
 pub use junit::junit_xml;
 pub use summary::summary;
+#[cfg(test)]
+pub(crate) use wording::failure_message;
 
-/// How a run ended, and the exit code that says it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// How a run ended (the CLI turns it into the exit code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// Every step passed: exit 0.
+    /// Every step passed.
     Passed,
-    /// A step failed: exit 1.
+    /// A step failed.
     Failed,
-    /// The lab could not be built or torn down: exit 3.
-    Error,
-    /// Ctrl-C: exit 130.
+    /// Ctrl-C (or SIGTERM).
     Interrupted,
+    /// The lab could not be built or torn down, or the run's files could
+    /// not be written.
+    Error,
 }
 
 impl Outcome {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Passed => 0,
-            Outcome::Failed => 1,
-            Outcome::Error => 3,
-            Outcome::Interrupted => 130,
-        }
-    }
-
     /// The outcome of a run whose steps gave `steps`.
     pub fn of_steps(steps: &[StepResult]) -> Outcome {
         if steps.iter().any(|s| s.status == Status::Interrupted) {
@@ -49,11 +44,74 @@ impl Outcome {
             Outcome::Passed
         }
     }
+
+    /// The outcome of a run: the worst of its steps' and its problems'
+    /// (an error outranks an interruption, which outranks a failed check).
+    pub fn of(steps: &[StepResult], problems: &[Problem]) -> Outcome {
+        problems
+            .iter()
+            .filter_map(|p| p.kind.outcome())
+            .fold(Outcome::of_steps(steps), Outcome::max)
+    }
 }
 
-/// A timed phase of the run (image, deploy, steps, teardown).
+/// Something that went wrong in a run apart from its steps' checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// One complete line: what, where, and the cause.
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The lab could not be deployed (or another deploy of it is up):
+    /// no step ran.
+    Deploy,
+    /// Ctrl-C or SIGTERM cut a phase short (deploy, evidence); a step
+    /// stopped by it says so itself.
+    Interrupted,
+    /// A file of the run directory or a report could not be written.
+    Write,
+    /// A node's files could not be copied out; the steps' verdict holds.
+    Evidence,
+    /// Teardown could not remove everything.
+    Teardown,
+}
+
+impl ProblemKind {
+    /// What a problem of this kind makes of the run, if anything.
+    pub fn outcome(self) -> Option<Outcome> {
+        match self {
+            ProblemKind::Deploy | ProblemKind::Write | ProblemKind::Teardown => {
+                Some(Outcome::Error)
+            }
+            ProblemKind::Interrupted => Some(Outcome::Interrupted),
+            ProblemKind::Evidence => None,
+        }
+    }
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, message: impl Into<String>) -> Problem {
+        Problem {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// How long a phase of the run took (image, containers, links, steps,
+/// artifacts, teardown).
 #[derive(Clone, Debug, Serialize)]
-pub struct Phase {
+pub struct Timing {
     pub name: String,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
@@ -72,10 +130,11 @@ pub struct RunReport {
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
     pub outcome: Outcome,
-    /// Why the lab could not be built or torn down, when it could not.
-    pub error: Option<String>,
+    /// Everything that went wrong apart from the steps' checks, in the
+    /// order it happened.
+    pub problems: Vec<Problem>,
     pub steps: Vec<StepResult>,
-    pub phases: Vec<Phase>,
+    pub phases: Vec<Timing>,
     /// What teardown removed.
     pub removed: Vec<String>,
     pub run_dir: PathBuf,
@@ -103,8 +162,7 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::run::check::Failure;
-    use crate::run::engine::StepKind;
+    use crate::run::result::{FailedCheck, StepKind};
 
     pub fn step(name: &str, status: Status) -> StepResult {
         StepResult {
@@ -116,7 +174,7 @@ pub(crate) mod tests {
             duration: Duration::from_millis(640),
             exit: Some(if status == Status::Failed { 1 } else { 0 }),
             failures: if status == Status::Failed {
-                vec![Failure {
+                vec![FailedCheck {
                     check: "stdout contains \"3 received\"".into(),
                     expected: "the text in the output".into(),
                     found: "no occurrence".into(),
@@ -140,9 +198,9 @@ pub(crate) mod tests {
             started: SystemTime::UNIX_EPOCH,
             duration: Duration::from_secs(3),
             outcome: Outcome::of_steps(&steps),
-            error: None,
+            problems: Vec::new(),
             steps,
-            phases: vec![Phase {
+            phases: vec![Timing {
                 name: "deploy".into(),
                 duration: Duration::from_millis(1500),
             }],
@@ -165,8 +223,14 @@ pub(crate) mod tests {
             Outcome::of_steps(&[step("a", Status::Failed), step("b", Status::Interrupted)]),
             Outcome::Interrupted
         );
-        assert_eq!(Outcome::Failed.exit_code(), 1);
-        assert_eq!(Outcome::Error.exit_code(), 3);
+        let teardown = Problem::new(ProblemKind::Teardown, "teardown: x");
+        let evidence = Problem::new(ProblemKind::Evidence, "artifacts of node a: x");
+        let passed = [step("a", Status::Passed)];
+        assert_eq!(Outcome::of(&passed, &[evidence]), Outcome::Passed);
+        let interrupted = [step("a", Status::Interrupted)];
+        assert_eq!(Outcome::of(&interrupted, &[teardown]), Outcome::Error);
+        let late = Problem::new(ProblemKind::Interrupted, "interrupted");
+        assert_eq!(Outcome::of(&passed, &[late]), Outcome::Interrupted);
     }
 
     #[test]

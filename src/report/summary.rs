@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
+use super::wording::failure_message;
 use super::RunReport;
-use crate::run::engine::Status;
+use crate::run::result::Status;
 
 /// A few lines per step (more for a failed one), then the totals, the
 /// phases, what teardown removed and where the run directory is.
@@ -23,13 +24,13 @@ pub fn summary(report: &RunReport) -> String {
         }
         out.push('\n');
         if matches!(step.status, Status::Failed | Status::Interrupted) {
-            for line in step.failure_message().lines() {
+            for line in failure_message(step).lines() {
                 let _ = writeln!(out, "        {line}");
             }
         }
     }
-    if let Some(error) = &report.error {
-        let _ = writeln!(out, "  ERROR {error}");
+    for problem in &report.problems {
+        let _ = writeln!(out, "  ERROR {problem}");
     }
     let _ = writeln!(
         out,

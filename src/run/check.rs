@@ -1,5 +1,6 @@
 //! Applying a step's `expect` to what the step printed.
 
+use super::result::{tail, FailedCheck, TAIL_LINES};
 use crate::lab::{Check, Expect, Pattern};
 
 /// What a finished step left behind.
@@ -11,35 +12,11 @@ pub struct StepOutput {
     pub stderr: String,
 }
 
-/// One check that did not hold: which check, what it expected, what was
-/// found, and the end of the stream it looked at.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Failure {
-    pub check: String,
-    pub expected: String,
-    pub found: String,
-    /// The last lines of the output the check read (empty for `exit`).
-    pub tail: Vec<String>,
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: expected {}, found {}",
-            self.check, self.expected, self.found
-        )
-    }
-}
-
-/// How many lines of output a failure shows.
-pub const TAIL_LINES: usize = 10;
-
 /// Every check of `expect` that fails on `out`, in the order written.
-pub fn evaluate(expect: &Expect, out: &StepOutput) -> Vec<Failure> {
+pub fn evaluate(expect: &Expect, out: &StepOutput) -> Vec<FailedCheck> {
     let mut failures = Vec::new();
     if out.exit != Some(expect.exit) {
-        failures.push(Failure {
+        failures.push(FailedCheck {
             check: "exit".into(),
             expected: format!("exit code {}", expect.exit),
             found: match out.exit {
@@ -58,7 +35,7 @@ pub fn evaluate(expect: &Expect, out: &StepOutput) -> Vec<Failure> {
     failures
 }
 
-fn check_stream(stream: &str, text: &str, check: &Check) -> Option<Failure> {
+fn check_stream(stream: &str, text: &str, check: &Check) -> Option<FailedCheck> {
     let (what, expected, found) = match &check.pattern {
         Pattern::Match(re) => {
             let matching = lines(text).filter(|l| re.is_match(l)).count();
@@ -88,7 +65,7 @@ fn check_stream(stream: &str, text: &str, check: &Check) -> Option<Failure> {
             )
         }
     };
-    Some(Failure {
+    Some(FailedCheck {
         check: what,
         expected,
         found,
@@ -99,15 +76,6 @@ fn check_stream(stream: &str, text: &str, check: &Check) -> Option<Failure> {
 /// The lines of `text`, without their line endings.
 pub fn lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines()
-}
-
-/// The last `n` lines of `text`.
-pub fn tail(text: &str, n: usize) -> Vec<String> {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
 }
 
 fn plural(n: usize) -> &'static str {

@@ -1,19 +1,14 @@
-//! Running a lab's steps and checking what they print.
+//! Running a lab's steps and checking what they print; knows no runtime
+//! (commands start through [`crate::runtime::process::Launcher`]).
 //!
-//! - [`runner`]: `labctl run` end to end: deploy, steps, evidence,
-//!   teardown, reports.
-//! - [`engine`]: the steps in order, through a [`process::Launcher`] (the
-//!   Docker runtime in real runs, a scripted fake in tests).
+//! - [`steps`]: [`steps::StepRunner`], the steps in order: readiness,
+//!   timeouts, waits, Ctrl-C.
 //! - [`check`]: `expect` applied to what a step printed.
-//! - [`docker`]: steps as `docker exec`, and each node's `/lab/out`.
+//! - [`result`]: what a step gave ([`result::StepResult`]), read by the
+//!   reports.
+//! - [`running`]: a started process whose output is collected as it comes.
 
 pub mod check;
-pub mod docker;
-pub mod engine;
-pub mod process;
-pub mod runner;
-
-#[cfg(test)]
-mod fake;
-
-pub use runner::{run_lab, Interrupts, RunOptions};
+pub mod result;
+pub mod running;
+pub mod steps;

@@ -7,8 +7,8 @@
 //! (so nothing is created behind the rollback's back) and then everything
 //! this deploy created is removed, found by its run label and alias.
 //!
-//! Generic over [`Engine`] and [`Wiring`] so the rollback logic is tested
-//! with fakes; [`super::Runtime`] calls it with Docker and netlink.
+//! Generic over [`Backend`] and [`Wiring`], so every runtime shares it and
+//! the rollback logic is tested with the fakes of `runtime::fake`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -22,7 +22,7 @@ use futures_util::{stream, StreamExt};
 use crate::lab::Lab;
 use crate::links::{self, VethPlan, Wiring};
 
-use super::engine::{ContainerInfo, Engine, StartedNode};
+use super::backend::{Backend, ContainerInfo, StartedNode};
 use super::error::RuntimeError;
 use super::names::{self, RunId, Scope};
 use super::needs;
@@ -178,7 +178,7 @@ impl fmt::Display for DeployError {
 impl std::error::Error for DeployError {}
 
 /// Deploys `lab`; see the module documentation.
-pub async fn deploy<E: Engine, W: Wiring>(
+pub async fn deploy<E: Backend, W: Wiring>(
     engine: &E,
     wiring: &W,
     lab: &Lab,
@@ -266,7 +266,7 @@ fn already_up(lab: &Lab, existing: &[ContainerInfo]) -> Result<DeployOutcome, Ru
     })
 }
 
-async fn build<E: Engine, W: Wiring>(
+async fn build<E: Backend, W: Wiring>(
     engine: &E,
     wiring: &W,
     lab: &Lab,
@@ -300,7 +300,7 @@ async fn build<E: Engine, W: Wiring>(
 
 /// Starts every node, at most `concurrency` at a time. Every started
 /// operation runs to its end before an error is returned.
-async fn start_nodes<E: Engine>(
+async fn start_nodes<E: Backend>(
     engine: &E,
     specs: &[NodeSpec],
     options: &DeployOptions,
@@ -391,7 +391,7 @@ const MAX_ROUNDS: usize = 8;
 /// removal, and a deploy that was killed may still have creates in flight
 /// in the daemon (it finishes them even though the client is gone), so
 /// after an interrupted deploy the teardown watches for [`SETTLE`] more.
-pub async fn teardown<E: Engine, W: Wiring>(engine: &E, wiring: &W, scope: &Scope) -> Removed {
+pub async fn teardown<E: Backend, W: Wiring>(engine: &E, wiring: &W, scope: &Scope) -> Removed {
     let started = Instant::now();
     let mut removed = Removed::default();
     let mut gone = BTreeSet::new();
@@ -421,11 +421,9 @@ pub async fn teardown<E: Engine, W: Wiring>(engine: &E, wiring: &W, scope: &Scop
             for c in found {
                 failures
                     .entry(c.name.clone())
-                    .or_insert_with(|| RuntimeError::Docker {
-                        doing: format!("removing container {}", c.name),
-                        cause: bollard::errors::Error::DockerStreamError {
-                            error: "it is still there after repeated removals".into(),
-                        },
+                    .or_insert_with(|| RuntimeError::StillThere {
+                        container: c.name.clone(),
+                        rounds: MAX_ROUNDS,
                     });
             }
             break;
@@ -461,7 +459,7 @@ pub async fn teardown<E: Engine, W: Wiring>(engine: &E, wiring: &W, scope: &Scop
     removed
 }
 
-async fn remove_all<E: Engine>(
+async fn remove_all<E: Backend>(
     engine: &E,
     containers: &[ContainerInfo],
 ) -> Vec<(String, Result<(), RuntimeError>)> {
@@ -489,135 +487,10 @@ fn interrupted_deploy(found: &[ContainerInfo]) -> bool {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Mutex;
 
     use super::*;
-    use crate::links::LinkError;
-    use crate::runtime::image::ToolsImage;
-    use crate::runtime::node::NodeImage;
-    use crate::runtime::progress::Quiet;
-
-    /// Containers in memory; fails `start_node` for one node if asked.
-    #[derive(Default)]
-    struct FakeEngine {
-        containers: Mutex<Vec<ContainerInfo>>,
-        fail_node: Option<String>,
-        started: Mutex<Vec<String>>,
-        /// Appear at the second listing, as creates that a killed deploy
-        /// left in flight in the daemon would.
-        late: Mutex<Vec<ContainerInfo>>,
-        listings: Mutex<usize>,
-    }
-
-    impl Engine for FakeEngine {
-        async fn prepare_images(
-            &self,
-            lab: &Lab,
-            _run: &RunId,
-            _progress: &dyn Progress,
-        ) -> Result<HashMap<String, NodeImage>, RuntimeError> {
-            let tools = ToolsImage::for_hash("000000000000");
-            Ok(lab
-                .nodes()
-                .iter()
-                .map(|n| (n.name.clone(), NodeImage::Tools(tools.clone())))
-                .collect())
-        }
-
-        async fn start_node(&self, spec: &NodeSpec) -> Result<StartedNode, RuntimeError> {
-            // Docker has created the container even when starting fails.
-            self.containers.lock().unwrap().push(ContainerInfo {
-                id: spec.container.clone(),
-                name: spec.container.clone(),
-                lab: spec.labels[names::LABEL_LAB].clone(),
-                node: Some(spec.node.clone()),
-                run: spec.labels[names::LABEL_RUN].clone(),
-                file: Some(spec.labels[names::LABEL_FILE].clone()),
-                lab_nodes: spec.labels[names::LABEL_NODES].parse().ok(),
-                image: String::new(),
-                state: "running".into(),
-                interfaces: vec![],
-            });
-            self.started.lock().unwrap().push(spec.node.clone());
-            if self.fail_node.as_deref() == Some(spec.node.as_str()) {
-                return Err(RuntimeError::NotRunning {
-                    lab: "x".into(),
-                    node: spec.node.clone(),
-                    state: "broken on purpose".into(),
-                });
-            }
-            Ok(StartedNode::of_pid(
-                1000 + self.started.lock().unwrap().len() as u32,
-            ))
-        }
-
-        async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
-            let mut listings = self.listings.lock().unwrap();
-            *listings += 1;
-            if *listings == 2 {
-                let late = std::mem::take(&mut *self.late.lock().unwrap());
-                self.containers.lock().unwrap().extend(late);
-            }
-            Ok(self
-                .containers
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|c| match scope {
-                    Scope::Run { lab, run } => &c.lab == lab && c.run == run.as_str(),
-                    other => other.has_lab(&c.lab),
-                })
-                .cloned()
-                .collect())
-        }
-
-        async fn remove(&self, container: &str) -> Result<(), RuntimeError> {
-            self.containers
-                .lock()
-                .unwrap()
-                .retain(|c| c.name != container);
-            Ok(())
-        }
-    }
-
-    /// Records wired links and host veths (by alias); fails one link if
-    /// asked, leaving a host veth behind as a crash would.
-    #[derive(Default)]
-    struct FakeWiring {
-        host_veths: Mutex<Vec<(String, String)>>,
-        wired: Mutex<Vec<String>>,
-        fail_link: Option<String>,
-    }
-
-    impl Wiring for FakeWiring {
-        async fn wire(&self, plan: &VethPlan, netns: [&Path; 2]) -> Result<(), LinkError> {
-            assert!(netns
-                .iter()
-                .all(|p| p.to_string_lossy().starts_with("/proc/10")));
-            if self.fail_link.as_deref() == Some(plan.describe().as_str()) {
-                self.host_veths
-                    .lock()
-                    .unwrap()
-                    .push(("lcstray".into(), plan.alias.clone()));
-                return Err(LinkError::io(format!("creating {}", plan.describe()))(
-                    std::io::Error::other("broken on purpose"),
-                ));
-            }
-            self.wired.lock().unwrap().push(plan.describe());
-            Ok(())
-        }
-
-        async fn remove_strays(
-            &self,
-            matches: &(dyn Fn(&str) -> bool + Sync),
-        ) -> Result<Vec<String>, LinkError> {
-            let mut veths = self.host_veths.lock().unwrap();
-            let (gone, kept): (Vec<_>, Vec<_>) =
-                veths.drain(..).partition(|(_, alias)| matches(alias));
-            *veths = kept;
-            Ok(gone.into_iter().map(|(name, _)| name).collect())
-        }
-    }
+    use crate::runtime::fake::{FakeBackend, FakeWiring};
+    use crate::runtime::progress::NoProgress;
 
     const LAB: &str = r#"
 name: three
@@ -632,16 +505,16 @@ links:
     }
 
     async fn run(
-        engine: &FakeEngine,
+        engine: &FakeBackend,
         wiring: &FakeWiring,
         options: &DeployOptions,
     ) -> Result<DeployOutcome, DeployError> {
-        deploy(engine, wiring, &lab(), options, &Quiet).await
+        deploy(engine, wiring, &lab(), options, &NoProgress).await
     }
 
     #[tokio::test]
     async fn a_deploy_starts_every_node_then_wires_every_link() {
-        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        let (engine, wiring) = (FakeBackend::default(), FakeWiring::default());
         let DeployOutcome::Deployed(lab) = run(&engine, &wiring, &DeployOptions::default())
             .await
             .unwrap()
@@ -665,7 +538,7 @@ links:
 
     #[tokio::test]
     async fn a_failed_container_rolls_back_every_container_of_the_run() {
-        let engine = FakeEngine {
+        let engine = FakeBackend {
             fail_node: Some("b".into()),
             ..Default::default()
         };
@@ -685,7 +558,7 @@ links:
 
     #[tokio::test]
     async fn a_failed_link_rolls_back_containers_and_host_veths_of_the_run_only() {
-        let engine = FakeEngine::default();
+        let engine = FakeBackend::default();
         let wiring = FakeWiring {
             fail_link: Some("b:eth2 <-> c:eth1".into()),
             ..Default::default()
@@ -710,7 +583,7 @@ links:
 
     #[tokio::test]
     async fn a_cancelled_deploy_creates_nothing_more_and_rolls_back() {
-        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        let (engine, wiring) = (FakeBackend::default(), FakeWiring::default());
         let options = DeployOptions {
             concurrency: 1,
             ..Default::default()
@@ -723,7 +596,7 @@ links:
 
     #[tokio::test]
     async fn a_lab_already_up_is_reported_or_redeployed() {
-        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        let (engine, wiring) = (FakeBackend::default(), FakeWiring::default());
         let DeployOutcome::Deployed(first) = run(&engine, &wiring, &DeployOptions::default())
             .await
             .unwrap()
@@ -754,7 +627,7 @@ links:
 
     #[tokio::test]
     async fn teardown_after_an_interrupted_deploy_waits_for_late_containers() {
-        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        let (engine, wiring) = (FakeBackend::default(), FakeWiring::default());
         run(&engine, &wiring, &DeployOptions::default())
             .await
             .unwrap();
@@ -770,7 +643,7 @@ links:
 
     #[tokio::test]
     async fn teardown_of_a_complete_lab_does_not_wait() {
-        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        let (engine, wiring) = (FakeBackend::default(), FakeWiring::default());
         run(&engine, &wiring, &DeployOptions::default())
             .await
             .unwrap();
@@ -782,15 +655,21 @@ links:
 
     #[tokio::test]
     async fn a_lab_of_the_same_name_from_another_file_is_a_conflict() {
-        let (engine, wiring) = (FakeEngine::default(), FakeWiring::default());
+        let (engine, wiring) = (FakeBackend::default(), FakeWiring::default());
         run(&engine, &wiring, &DeployOptions::default())
             .await
             .unwrap();
         let other = crate::lab::parse(LAB, Path::new("/elsewhere/three.yaml")).unwrap();
-        let err = deploy(&engine, &wiring, &other, &DeployOptions::default(), &Quiet)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = deploy(
+            &engine,
+            &wiring,
+            &other,
+            &DeployOptions::default(),
+            &NoProgress,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("already deployed from another file (/labs/three.yaml)"),
             "{err}"

@@ -85,6 +85,19 @@ pub enum RuntimeError {
     #[error("{0}")]
     Link(LinkError),
 
+    /// Writing on the host (a node's files copied out) failed.
+    #[error("writing {path}: {cause}", path = path.display())]
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+
+    #[error("removing container {container}: it is still there after {rounds} rounds of removal")]
+    StillThere { container: String, rounds: usize },
+
+    #[error("{doing}: Docker started the command detached, so its output cannot be read")]
+    Detached { doing: String },
+
     #[error("interrupted")]
     Interrupted,
 }

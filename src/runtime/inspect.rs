@@ -8,7 +8,8 @@ use serde::Serialize;
 use crate::lab::DatalinkKind;
 use crate::links::{self, LiveInterface};
 
-use super::engine::{ContainerInfo, DockerEngine, Engine};
+use super::backend::{Backend, ContainerInfo};
+use super::docker::DockerBackend;
 use super::error::RuntimeError;
 use super::names::Scope;
 
@@ -49,7 +50,10 @@ pub struct InterfaceStatus {
 }
 
 /// The labs in `scope`, by name, their nodes by name.
-pub async fn inspect(engine: &DockerEngine, scope: &Scope) -> Result<Vec<LabStatus>, RuntimeError> {
+pub async fn inspect(
+    engine: &DockerBackend,
+    scope: &Scope,
+) -> Result<Vec<LabStatus>, RuntimeError> {
     let containers = engine.list(scope).await?;
     let mut labs: BTreeMap<String, LabStatus> = BTreeMap::new();
     for container in containers {
@@ -71,7 +75,7 @@ pub async fn inspect(engine: &DockerEngine, scope: &Scope) -> Result<Vec<LabStat
 }
 
 async fn node_status(
-    engine: &DockerEngine,
+    engine: &DockerBackend,
     node: String,
     container: &ContainerInfo,
 ) -> Result<NodeStatus, RuntimeError> {

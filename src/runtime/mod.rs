@@ -1,37 +1,63 @@
-//! The Docker side of a lab and the lab's life: deploy, inspect, exec,
-//! destroy.
+//! The runtimes: how a validated lab becomes running nodes joined by
+//! links, how commands start in them, and how they are removed.
 //!
-//! - [`docker`]: connecting, API version negotiation.
-//! - [`image`]: the tools image, built locally, and its volume.
-//! - [`node`]: what a node's container looks like ([`node::NodeSpec`]).
-//! - [`needs`]: capabilities and devices per datalink, host preflight.
-//! - [`names`]: container names, labels, veth aliases, scopes.
-//! - [`engine`]: containers behind a small trait, and the Docker one.
-//! - [`deploy`]: deploy with rollback, and teardown.
-//! - [`inspect`], [`exec`]: looking at and running things in a lab.
+//! A runtime is three seams, gathered by the [`Runtime`] trait:
+//! - [`backend::Backend`]: the nodes (prepare, start, list, remove, copy a
+//!   directory out);
+//! - [`crate::links::Wiring`]: the veths between the nodes' namespaces;
+//! - [`process::Launcher`]: commands started in a node (the steps).
 //!
-//! [`Runtime`] ties them to the real daemon and kernel; `labctl run`
-//! and the CLI verbs use it.
+//! Everything above them is generic and shared by every runtime:
+//! [`deploy`] (order, concurrency, rollback, teardown) here, and the run
+//! in [`crate::lifecycle`]. [`docker`] is the Docker runtime; `fake`
+//! (tests only) holds in-memory fakes of the three seams.
+//!
+//! Runtime-neutral pieces: [`names`] (container names, labels, veth
+//! aliases, scopes), [`node`] (what a node looks like, [`node::NodeSpec`]),
+//! [`needs`] (capabilities and devices per datalink, host preflight),
+//! [`progress`] (what a deploy reports while it runs). Docker-only:
+//! [`image`] (the tools image and its volume), [`inspect`].
 
+pub mod backend;
 pub mod deploy;
 pub mod docker;
-pub mod engine;
 mod error;
-pub mod exec;
-mod handle;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod image;
 pub mod inspect;
 pub mod names;
 pub mod needs;
 pub mod node;
+pub mod process;
 pub mod progress;
 
 pub use deploy::{
     Cancel, DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Removed,
 };
+pub use docker::exec::{ExecHandle, ExecOutput, ExecStream};
+pub use docker::DockerRuntime;
 pub use error::RuntimeError;
-pub use exec::{ExecHandle, ExecOutput, ExecStream};
-pub use handle::Runtime;
 pub use inspect::{LabStatus, NodeStatus};
 pub use names::{RunId, Scope};
-pub use progress::{Phase, Progress, Quiet, Timings};
+pub use progress::{NoProgress, Phase, Progress, Timings};
+
+/// Where the tools write the files a run keeps (pcaps, logs), in every
+/// node; `labctl run` copies it into the run directory before teardown.
+pub const NODE_OUT_DIR: &str = "/lab/out";
+
+/// One runtime: its three seams. The run ([`crate::lifecycle`]), deploy
+/// and teardown ([`deploy`]) take any `Runtime`, so a new runtime only
+/// implements these and gets steps, checks, evidence, reports, teardown
+/// and Ctrl-C handling unchanged.
+pub trait Runtime: Sync {
+    type Backend: backend::Backend;
+    type Wiring: crate::links::Wiring;
+    type Launcher: process::Launcher;
+
+    fn backend(&self) -> &Self::Backend;
+    fn wiring(&self) -> &Self::Wiring;
+    /// Starts commands in the nodes of the lab named `lab` (deployed or
+    /// about to be: nothing is looked up until a command starts).
+    fn launcher(&self, lab: &str) -> Self::Launcher;
+}

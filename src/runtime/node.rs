@@ -1,7 +1,8 @@
 //! One lab node as a container: what labctl asks Docker for.
 //!
 //! [`NodeSpec`] is built from the validated lab alone (pure, unit-tested);
-//! [`super::engine`] turns it into Docker calls.
+//! a runtime's [`super::backend::Backend`] turns it into nodes (Docker:
+//! [`super::docker`]).
 
 use std::collections::HashMap;
 

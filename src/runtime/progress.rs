@@ -1,6 +1,6 @@
 //! What a long operation reports while it runs. The library only emits
 //! events; the CLI decides how to show them (a spinner on a terminal,
-//! plain lines otherwise), and a caller that wants silence uses [`Quiet`].
+//! plain lines otherwise), and a caller that wants silence uses [`NoProgress`].
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ pub enum Phase {
     Image,
     /// Creating and starting the containers.
     Containers,
-    /// Creating, moving and configuring the veths.
+    /// Creating the veths in the nodes' namespaces and configuring them.
     Links,
     /// Removing containers and stray veths.
     Teardown,
@@ -42,6 +42,6 @@ pub trait Progress: Sync {
 }
 
 /// Reports nothing.
-pub struct Quiet;
+pub struct NoProgress;
 
-impl Progress for Quiet {}
+impl Progress for NoProgress {}

@@ -358,3 +358,95 @@ fn a_lab_already_deployed_is_not_run_over() {
     // The lab someone else deployed is left as it was.
     assert_eq!(crate::support::lab::containers_of(&lab.name).len(), 2);
 }
+
+/// A tmpfs of `size` mounted on `path`, unmounted on drop (even when an
+/// assertion failed).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None`, with the reason printed, when this host cannot mount one
+    /// (not root, no CAP_SYS_ADMIN).
+    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .expect("run mount");
+        if !out.status.success() {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs here ({}); the full-disk run is not tested",
+                stderr(&out).trim()
+            );
+            return None;
+        }
+        Some(Tmpfs(path.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// A ping that prints a line per reply: far more than 16 KiB.
+const CHATTY: &str = r#"
+  - name: chatty
+    node: pinger
+    exec: [lab-ping, eth1, 198.18.0.2, --count, "600", --interval, 1ms]
+"#;
+
+#[test]
+fn a_full_run_directory_still_tears_the_lab_down_and_says_so() {
+    let lab = TestLab::new("rfull", &pong_then(CHATTY));
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let Some(_tmpfs) = Tmpfs::mount(&runs, "16k") else {
+        return;
+    };
+    let json = dir.path().join("report.json");
+    let out = labctl(&[
+        "run",
+        lab.path(),
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let describe = format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
+    // The lab is gone: no container with its label, no veth.
+    assert_nothing_left(&lab.name);
+    assert_eq!(out.status.code(), Some(3), "{describe}");
+
+    let run_dir = std::fs::read_dir(&runs)
+        .expect("runs dir")
+        .map(|e| e.expect("entry").path())
+        .next()
+        .expect("the run directory was made");
+    // One line names the file in the run directory and the disk error.
+    let summary = stdout(&out);
+    let written = format!("ERROR writing {}/", run_dir.display());
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.contains(&written) && l.contains("No space left on device")),
+        "{describe}"
+    );
+    // The steps themselves passed, and the report outside the full disk
+    // has every problem.
+    assert!(summary.contains("PASS  chatty"), "{describe}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON report")).unwrap();
+    assert_eq!(report["outcome"], "error");
+    assert_eq!(report["problems"][0]["kind"], "write", "{report}");
+    assert!(
+        report["removed"].as_array().is_some_and(|r| r.len() == 2),
+        "{report}"
+    );
+}

@@ -7,7 +7,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use labctl::runtime::{ExecOutput, Runtime};
+use labctl::runtime::{DockerRuntime, ExecOutput};
 
 use crate::support::lab::{
     assert_nothing_left, assert_success, busybox_image, containers_of, docker, docker_inspect,
@@ -569,7 +569,7 @@ fn exec_passes_ctrl_c_to_the_command_and_exits_with_its_code() {
 async fn the_exec_api_streams_output_and_gives_pid_and_exit_code() {
     let lab = TestLab::new("rapi", &busybox_lab());
     lab.deploy();
-    let runtime = Runtime::connect().await.expect("connect");
+    let runtime = DockerRuntime::connect().await.expect("connect");
     let argv: Vec<String> = ["sh", "-c", "echo ready; echo oops >&2; exec sleep 30"]
         .map(String::from)
         .to_vec();

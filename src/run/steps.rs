@@ -1,7 +1,7 @@
-//! Runs a lab's steps in order: foreground commands to their end,
-//! background commands until their `ready` line, `wait` to stop them and
-//! check what they printed. Knows nothing of Docker: commands start through
-//! a [`Launcher`].
+//! [`StepRunner`]: a lab's steps in order. Foreground commands to their
+//! end, background commands until their `ready` line, `wait` to stop them
+//! and check what they printed. Knows no runtime: commands start through a
+//! [`Launcher`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,117 +10,11 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use tokio_util::sync::CancellationToken;
 
-use super::check::{evaluate, tail, Failure, StepOutput, TAIL_LINES};
-use super::process::{Captured, Launcher, Running, Signal};
+use super::check::{evaluate, StepOutput};
+use super::result::{Status, StepResult};
+use super::running::{Captured, Running};
 use crate::lab::{Action, Step};
-
-/// How a step ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Passed,
-    Failed,
-    /// Not run: an earlier step failed, or the run was interrupted before.
-    Skipped,
-    /// Stopped by Ctrl-C.
-    Interrupted,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepKind {
-    Foreground,
-    Background,
-    Wait,
-}
-
-/// The result of one step.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct StepResult {
-    pub name: String,
-    pub kind: StepKind,
-    /// The node the command ran in (for a wait: the waited step's node).
-    pub node: Option<String>,
-    pub argv: Vec<String>,
-    pub status: Status,
-    #[serde(serialize_with = "seconds")]
-    pub duration: Duration,
-    pub exit: Option<i64>,
-    /// Checks of `expect` that failed.
-    pub failures: Vec<Failure>,
-    /// Why the step could not do its job (launch error, timeout, not
-    /// ready), apart from failed checks.
-    pub error: Option<String>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-impl StepResult {
-    fn new(step: &Step) -> StepResult {
-        let (kind, node, argv) = match &step.action {
-            Action::Exec {
-                node,
-                argv,
-                background,
-                ..
-            } => (
-                if *background {
-                    StepKind::Background
-                } else {
-                    StepKind::Foreground
-                },
-                Some(node.clone()),
-                argv.clone(),
-            ),
-            Action::Wait { .. } => (StepKind::Wait, None, Vec::new()),
-        };
-        StepResult {
-            name: step.name.clone(),
-            kind,
-            node,
-            argv,
-            status: Status::Skipped,
-            duration: Duration::ZERO,
-            exit: None,
-            failures: Vec::new(),
-            error: None,
-            stdout: String::new(),
-            stderr: String::new(),
-        }
-    }
-
-    fn fail(&mut self, error: impl Into<String>) {
-        self.status = Status::Failed;
-        self.error = Some(error.into());
-    }
-
-    /// One line per problem, then the end of the output: what a report
-    /// shows for a failed step.
-    pub fn failure_message(&self) -> String {
-        let mut lines: Vec<String> = Vec::new();
-        lines.extend(self.error.clone());
-        lines.extend(self.failures.iter().map(|f| f.to_string()));
-        let shown_tail = self
-            .failures
-            .iter()
-            .find(|f| !f.tail.is_empty())
-            .map(|f| f.tail.clone())
-            .unwrap_or_else(|| {
-                let mut t = tail(&self.stdout, TAIL_LINES);
-                t.extend(tail(&self.stderr, TAIL_LINES));
-                t
-            });
-        if !shown_tail.is_empty() {
-            lines.push("last lines of output:".into());
-            lines.extend(shown_tail.iter().map(|l| format!("  | {l}")));
-        }
-        lines.join("\n")
-    }
-}
+use crate::runtime::process::{Launcher, Signal};
 
 /// Told about steps as they start and end (progress display).
 pub trait Observer: Send + Sync {
@@ -129,11 +23,11 @@ pub trait Observer: Send + Sync {
 }
 
 /// An observer that says nothing.
-pub struct Quiet;
-impl Observer for Quiet {}
+pub struct NoObserver;
+impl Observer for NoObserver {}
 
 #[derive(Clone, Debug)]
-pub struct EngineOptions {
+pub struct StepOptions {
     /// Run the remaining steps after a failed one (default: skip them).
     pub keep_going: bool,
     /// How long a process gets to exit after SIGINT before SIGKILL, when
@@ -141,9 +35,9 @@ pub struct EngineOptions {
     pub stop_grace: Duration,
 }
 
-impl Default for EngineOptions {
+impl Default for StepOptions {
     fn default() -> Self {
-        EngineOptions {
+        StepOptions {
             keep_going: false,
             stop_grace: Duration::from_secs(3),
         }
@@ -153,25 +47,25 @@ impl Default for EngineOptions {
 /// Runs steps through a launcher. `interrupt` is cancelled on the first
 /// Ctrl-C (stop processes gracefully, skip what is left); `force` on the
 /// second (stop without grace).
-pub struct Engine<'a> {
+pub struct StepRunner<'a> {
     launcher: &'a dyn Launcher,
     observer: &'a dyn Observer,
-    options: EngineOptions,
+    options: StepOptions,
     interrupt: CancellationToken,
     force: CancellationToken,
     /// Every process started, so an interrupt can stop them all.
     started: Mutex<Vec<Running>>,
 }
 
-impl<'a> Engine<'a> {
+impl<'a> StepRunner<'a> {
     pub fn new(
         launcher: &'a dyn Launcher,
         observer: &'a dyn Observer,
-        options: EngineOptions,
+        options: StepOptions,
         interrupt: CancellationToken,
         force: CancellationToken,
     ) -> Self {
-        Engine {
+        StepRunner {
             launcher,
             observer,
             options,

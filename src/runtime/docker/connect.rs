@@ -10,7 +10,7 @@
 
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 
-use super::error::RuntimeError;
+use crate::runtime::error::RuntimeError;
 
 /// Where Docker listens when DOCKER_HOST is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";

@@ -1,10 +1,20 @@
-//! The container side of a lab behind one small interface, so the deploy
-//! and teardown logic can be tested with a fake, and [`DockerEngine`], the
-//! real one on the Docker Engine API.
+//! The Docker runtime: nodes are containers on the Docker Engine API,
+//! links are veths wired with netlink, steps are `docker exec`.
+//!
+//! - [`DockerRuntime`]: the handle the CLI connects, a [`Runtime`].
+//! - [`DockerBackend`]: [`Backend`] on the daemon.
+//! - `connect`: connecting, API version negotiation.
+//! - [`exec`]: a command in a container, its output, signal, exit code.
+//! - `launcher`: [`DockerLauncher`], the steps' launcher on `exec`.
+//! - `copy`: a node's directory streamed out of its container.
+
+pub(crate) mod connect;
+mod copy;
+pub mod exec;
+mod launcher;
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
@@ -13,96 +23,127 @@ use bollard::query_parameters::{
 use bollard::Docker;
 
 use crate::lab::Lab;
+use crate::links::Netlink;
 
+use super::backend::{Backend, ContainerInfo, StartedNode};
+use super::deploy::{self, DeployError, DeployOptions, DeployOutcome, Removed};
 use super::error::{is_not_found, RuntimeError};
 use super::image::{self, ToolsImage};
+use super::inspect::{self, LabStatus};
 use super::names::{self, RunId, Scope};
-use super::node::{InterfaceLabel, NodeImage, NodeSpec};
+use super::node::{NodeImage, NodeSpec};
 use super::progress::Progress;
+use super::Runtime;
+use exec::{ExecHandle, ExecStream};
+pub use launcher::DockerLauncher;
 
-/// One labctl container as the daemon reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContainerInfo {
-    pub id: String,
-    pub name: String,
-    pub lab: String,
-    /// `None` for helper containers (the tools-volume filler).
-    pub node: Option<String>,
-    pub run: String,
-    pub file: Option<String>,
-    /// How many nodes the lab of this deploy has.
-    pub lab_nodes: Option<usize>,
-    pub image: String,
-    /// Docker's state: created, running, exited, ...
-    pub state: String,
-    pub interfaces: Vec<InterfaceLabel>,
+/// A connection to Docker and to the host's netlink. Create one per
+/// process, inside a multi-threaded tokio runtime.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    backend: DockerBackend,
+    netlink: Netlink,
 }
 
-impl ContainerInfo {
-    pub fn is_running(&self) -> bool {
-        self.state == "running"
+impl DockerRuntime {
+    /// Connects to Docker (`DOCKER_HOST` or the local socket, API version
+    /// negotiated) and opens a netlink socket.
+    pub async fn connect() -> Result<Self, RuntimeError> {
+        let docker = connect::connect().await?;
+        let netlink = Netlink::connect()?;
+        Ok(DockerRuntime {
+            backend: DockerBackend::new(docker),
+            netlink,
+        })
     }
-}
 
-/// A node that is up: where its network namespace is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StartedNode {
-    /// The host pid of the node's init; `None` for a bare namespace.
-    pub pid: Option<u32>,
-    /// Its network namespace file: `/proc/PID/ns/net` of the init, or a
-    /// named namespace (`/run/netns/NAME`).
-    pub netns: PathBuf,
-}
-
-impl StartedNode {
-    /// A node whose namespace is that of its init `pid`.
-    pub fn of_pid(pid: u32) -> Self {
-        StartedNode {
-            pid: Some(pid),
-            netns: crate::links::pid_path(pid),
-        }
+    pub(crate) fn docker(&self) -> &Docker {
+        self.backend.docker()
     }
-}
 
-pub trait Engine: Sync {
-    /// Resolves every node's image: builds the tools image if needed,
-    /// fills the tools volume if a node has its own image, and checks that
-    /// those images exist locally. Keyed by node name.
-    fn prepare_images(
+    /// Builds `lab`: containers, then links. On failure or cancellation,
+    /// removes what this deploy created before returning.
+    pub async fn deploy(
         &self,
         lab: &Lab,
-        run: &RunId,
+        options: &DeployOptions,
         progress: &dyn Progress,
-    ) -> impl Future<Output = Result<HashMap<String, NodeImage>, RuntimeError>> + Send;
+    ) -> Result<DeployOutcome, DeployError> {
+        deploy::deploy(&self.backend, &self.netlink, lab, options, progress).await
+    }
 
-    /// Creates and starts a node; returns where it lives.
-    fn start_node(
+    /// Removes every container and stray veth in `scope`; idempotent.
+    pub async fn destroy(&self, scope: &Scope) -> Removed {
+        deploy::teardown(&self.backend, &self.netlink, scope).await
+    }
+
+    /// The deployed labs in `scope`.
+    pub async fn inspect(&self, scope: &Scope) -> Result<Vec<LabStatus>, RuntimeError> {
+        inspect::inspect(&self.backend, scope).await
+    }
+
+    /// Starts `argv` in node `node` of the deployed lab `lab`.
+    pub async fn exec(
         &self,
-        spec: &NodeSpec,
-    ) -> impl Future<Output = Result<StartedNode, RuntimeError>> + Send;
-
-    /// Every labctl container in `scope`, running or not.
-    fn list(
-        &self,
-        scope: &Scope,
-    ) -> impl Future<Output = Result<Vec<ContainerInfo>, RuntimeError>> + Send;
-
-    /// Removes a container (killing it if needed); gone already is fine.
-    fn remove(&self, container: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+        lab: &str,
+        node: &str,
+        argv: &[String],
+    ) -> Result<(ExecHandle, ExecStream), RuntimeError> {
+        let containers = self.backend.list(&Scope::Lab(lab.to_owned())).await?;
+        let nodes: Vec<_> = containers.iter().filter(|c| c.node.is_some()).collect();
+        if nodes.is_empty() {
+            return Err(RuntimeError::NotDeployed {
+                lab: lab.to_owned(),
+            });
+        }
+        let Some(target) = nodes.iter().find(|c| c.node.as_deref() == Some(node)) else {
+            return Err(RuntimeError::NoSuchNode {
+                lab: lab.to_owned(),
+                node: node.to_owned(),
+                nodes: nodes.iter().filter_map(|c| c.node.clone()).collect(),
+            });
+        };
+        if !target.is_running() {
+            return Err(RuntimeError::NotRunning {
+                lab: lab.to_owned(),
+                node: node.to_owned(),
+                state: target.state.clone(),
+            });
+        }
+        exec::start(self.docker(), &names::container_name(lab, node), argv).await
+    }
 }
 
-/// [`Engine`] on a Docker daemon.
+impl Runtime for DockerRuntime {
+    type Backend = DockerBackend;
+    type Wiring = Netlink;
+    type Launcher = DockerLauncher;
+
+    fn backend(&self) -> &DockerBackend {
+        &self.backend
+    }
+
+    fn wiring(&self) -> &Netlink {
+        &self.netlink
+    }
+
+    fn launcher(&self, lab: &str) -> DockerLauncher {
+        DockerLauncher::new(self.clone(), lab)
+    }
+}
+
+/// [`Backend`] on a Docker daemon: nodes are containers.
 #[derive(Clone)]
-pub struct DockerEngine {
+pub struct DockerBackend {
     docker: Docker,
 }
 
-impl DockerEngine {
-    pub fn new(docker: Docker) -> Self {
-        DockerEngine { docker }
+impl DockerBackend {
+    pub(crate) fn new(docker: Docker) -> Self {
+        DockerBackend { docker }
     }
 
-    pub fn docker(&self) -> &Docker {
+    pub(crate) fn docker(&self) -> &Docker {
         &self.docker
     }
 
@@ -129,7 +170,7 @@ impl DockerEngine {
     }
 }
 
-impl Engine for DockerEngine {
+impl Backend for DockerBackend {
     async fn prepare_images(
         &self,
         lab: &Lab,
@@ -231,6 +272,16 @@ impl Engine for DockerEngine {
                 "removing container {container}"
             ))(e)),
         }
+    }
+
+    async fn copy_out(
+        &self,
+        lab: &str,
+        node: &str,
+        from: &str,
+        dest: &Path,
+    ) -> Result<Vec<PathBuf>, RuntimeError> {
+        copy::copy_out(&self.docker, &names::container_name(lab, node), from, dest).await
     }
 }
 

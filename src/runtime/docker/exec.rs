@@ -12,7 +12,7 @@ use bollard::Docker;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::error::RuntimeError;
+use crate::runtime::error::RuntimeError;
 
 /// One chunk of a command's output, as the command wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,11 +153,7 @@ pub async fn start(
         .await
         .map_err(RuntimeError::docker(doing()))?;
     let StartExecResults::Attached { output, .. } = started else {
-        return Err(RuntimeError::docker(doing())(
-            bollard::errors::Error::DockerStreamError {
-                error: "Docker started the command detached".into(),
-            },
-        ));
+        return Err(RuntimeError::Detached { doing: doing() });
     };
     let context = doing();
     let stream = output.filter_map(move |chunk| {

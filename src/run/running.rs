@@ -1,75 +1,11 @@
-//! What the run needs from a deployed lab: start a command in a node,
-//! read its output as it comes, signal it, read its exit code.
-//!
-//! The Docker runtime implements [`Launcher`]; the engine's unit tests use
-//! a fake, so the step logic (readiness, timeouts, waits) is tested without
-//! a daemon.
+//! A started process whose output is collected as it arrives, so the step
+//! runner can look at it at any time (readiness) and signal it meanwhile.
 
 use std::sync::{Arc, Mutex};
 
-use futures_util::future::BoxFuture;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-/// Which stream a chunk of output came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// A piece of output, as the process wrote it.
-#[derive(Clone, Debug)]
-pub struct Chunk {
-    pub stream: Stream,
-    pub data: Vec<u8>,
-}
-
-/// Signals the run sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// Ask the process to stop (what `wait` sends).
-    Interrupt,
-    /// Stop it now.
-    Kill,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    #[error("starting {argv:?} in node {node}: {reason}")]
-    Launch {
-        node: String,
-        argv: Vec<String>,
-        reason: String,
-    },
-    #[error("signalling the process: {0}")]
-    Signal(String),
-    #[error("reading the exit code: {0}")]
-    ExitCode(String),
-}
-
-/// Controls one running process.
-pub trait Control: Send + Sync {
-    /// Sends `signal`; a process that already ended is not an error.
-    fn signal(&self, signal: Signal) -> BoxFuture<'_, Result<(), ProcessError>>;
-    /// The exit code, once the output has ended.
-    fn exit_code(&self) -> BoxFuture<'_, Result<i64, ProcessError>>;
-}
-
-/// A started process: its output (the channel closes when both streams
-/// end) and its control.
-pub struct Launched {
-    pub output: mpsc::Receiver<Chunk>,
-    pub control: Arc<dyn Control>,
-}
-
-/// Starts commands in the nodes of a deployed lab.
-pub trait Launcher: Send + Sync {
-    fn launch<'a>(
-        &'a self,
-        node: &'a str,
-        argv: &'a [String],
-    ) -> BoxFuture<'a, Result<Launched, ProcessError>>;
-}
+use crate::runtime::process::{Control, Launched, Stream};
 
 /// Everything a process printed so far.
 #[derive(Debug, Default, Clone)]

@@ -1,4 +1,4 @@
-//! The engine against a scripted fake launcher.
+//! The step runner against a scripted fake launcher.
 
 use std::time::Duration;
 
@@ -7,8 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::lab::{Check, Expect, Pattern};
-use crate::run::fake::{FakeLauncher, Script};
-use crate::run::process::Stream;
+use crate::runtime::fake::{FakeLauncher, Script};
+use crate::runtime::process::Stream;
 
 fn exec(name: &str, program: &str) -> Step {
     Step {
@@ -64,12 +64,12 @@ fn timeout(mut step: Step, ms: u64) -> Step {
 async fn run_with(
     launcher: &FakeLauncher,
     steps: &[Step],
-    options: EngineOptions,
+    options: StepOptions,
     interrupt: CancellationToken,
 ) -> Vec<StepResult> {
-    let engine = Engine::new(
+    let engine = StepRunner::new(
         launcher,
-        &Quiet,
+        &NoObserver,
         options,
         interrupt,
         CancellationToken::new(),
@@ -78,7 +78,7 @@ async fn run_with(
 }
 
 async fn run(launcher: &FakeLauncher, steps: &[Step]) -> Vec<StepResult> {
-    let options = EngineOptions {
+    let options = StepOptions {
         stop_grace: Duration::from_millis(300),
         ..Default::default()
     };
@@ -108,11 +108,9 @@ async fn a_nonzero_exit_fails_by_default_and_skips_the_rest() {
     let r = run(&fake, &steps).await;
     assert_eq!(statuses(&r), [Status::Failed, Status::Skipped]);
     assert_eq!(r[0].failures[0].check, "exit");
-    assert!(
-        r[0].failure_message().contains("  | oops"),
-        "{}",
-        r[0].failure_message()
-    );
+    // What the reports show of it: the end of the output.
+    let message = crate::report::failure_message(&r[0]);
+    assert!(message.contains("  | oops"), "{message}");
 }
 
 #[tokio::test]
@@ -121,7 +119,7 @@ async fn keep_going_runs_the_steps_after_a_failure() {
         .with("bad", Script::prints(&["oops"]).exits(1))
         .with("ok", Script::prints(&["fine"]));
     let steps = [exec("bad", "bad"), exec("later", "ok")];
-    let options = EngineOptions {
+    let options = StepOptions {
         keep_going: true,
         ..Default::default()
     };
@@ -288,7 +286,7 @@ async fn an_interrupt_stops_the_running_step_and_skips_the_rest() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         trigger.cancel();
     });
-    let r = run_with(&fake, &steps, EngineOptions::default(), interrupt).await;
+    let r = run_with(&fake, &steps, StepOptions::default(), interrupt).await;
     assert_eq!(
         statuses(&r),
         [Status::Passed, Status::Interrupted, Status::Skipped]
@@ -308,7 +306,7 @@ async fn a_program_that_cannot_start_fails_its_step() {
 #[tokio::test]
 async fn wait_on_a_step_that_did_not_start_fails() {
     let fake = FakeLauncher::default();
-    let options = EngineOptions {
+    let options = StepOptions {
         keep_going: true,
         ..Default::default()
     };

@@ -1,0 +1,467 @@
+//! `labctl run` end to end, the same for every runtime: deploy, steps,
+//! evidence, teardown, reports.
+//!
+//! Once the lab is up, the steps run and the evidence is kept (each step's
+//! output, each node's [`NODE_OUT_DIR`]), then the lab is *always* torn
+//! down (unless the user asked to keep it), and only then is every problem
+//! met on the way put in the report, as a typed list: a full run directory
+//! or a failed copy never leaves a lab behind, and nothing found before
+//! teardown is lost.
+//!
+//! Ctrl-C (or SIGTERM), first time: during the deploy, it rolls back;
+//! during the steps, they stop gracefully and the rest are skipped, and
+//! the evidence is still copied; during the evidence, the copy stops. The
+//! second time cuts every grace period, and the evidence. Teardown always
+//! runs to its end. A run that saw Ctrl-C is [`Outcome::Interrupted`]
+//! unless something worse happened.
+//!
+//! Generic over [`Runtime`] (its [`Backend`], [`crate::links::Wiring`] and
+//! [`crate::runtime::process::Launcher`]), and unit-tested with the fakes
+//! of `runtime::fake`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::lab::{DatalinkKind, Lab};
+use crate::report::{junit_xml, summary, Outcome, Problem, ProblemKind, RunReport, Timing};
+use crate::run::result::StepResult;
+use crate::run::steps::{Observer, StepOptions, StepRunner};
+use crate::runtime::backend::Backend;
+use crate::runtime::{
+    deploy, Cancel, DeployOptions, DeployOutcome, DeployedLab, Progress, Removed, Runtime,
+    RuntimeError, Scope, NODE_OUT_DIR,
+};
+
+#[cfg(test)]
+mod tests;
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Put every interface on this datalink.
+    pub datalink: Option<DatalinkKind>,
+    /// Leave the lab up at the end (for debugging).
+    pub keep: bool,
+    pub keep_going: bool,
+    /// The folder in which the run directory is made.
+    pub runs_dir: PathBuf,
+    /// Also write the JUnit report here.
+    pub junit: Option<PathBuf>,
+    /// Also write the JSON report here.
+    pub json: Option<PathBuf>,
+}
+
+/// Ctrl-C as the run sees it: the first cancels `interrupt` (stop the steps
+/// gracefully, tear down), the second `force` (no grace).
+#[derive(Clone, Default)]
+pub struct Interrupts {
+    pub interrupt: CancellationToken,
+    pub force: CancellationToken,
+}
+
+/// Files written in the run directory, besides the node folders.
+pub const REPORT_JSON: &str = "report.json";
+pub const REPORT_JUNIT: &str = "junit.xml";
+pub const SUMMARY: &str = "summary.txt";
+
+#[derive(Debug, thiserror::Error)]
+/// The cause is part of the message (not a `source()`), so a printed error
+/// chain does not say it twice.
+#[error("writing {path}: {cause}", path = path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub cause: std::io::Error,
+}
+
+/// Runs `lab` on `runtime` and returns its report; the run directory holds
+/// each step's output, each node's [`NODE_OUT_DIR`], and the reports.
+///
+/// Fails only when the run directory cannot be made, before anything is
+/// created; every later problem is in the report.
+pub async fn run_lab<R: Runtime>(
+    runtime: &R,
+    lab: Lab,
+    options: &RunOptions,
+    interrupts: &Interrupts,
+    deploy_progress: &dyn Progress,
+    step_observer: &dyn Observer,
+) -> Result<RunReport, WriteError> {
+    let started = SystemTime::now();
+    let run_dir = make_run_dir(&options.runs_dir, lab.name(), started)?;
+    let run = Run {
+        options,
+        interrupts,
+        clock: Instant::now(),
+    };
+    Ok(run
+        .run_in(
+            runtime,
+            lab,
+            run_dir,
+            started,
+            deploy_progress,
+            step_observer,
+        )
+        .await)
+}
+
+struct Run<'a> {
+    options: &'a RunOptions,
+    interrupts: &'a Interrupts,
+    clock: Instant,
+}
+
+impl Run<'_> {
+    async fn run_in<R: Runtime>(
+        &self,
+        runtime: &R,
+        lab: Lab,
+        run_dir: PathBuf,
+        started: SystemTime,
+        deploy_progress: &dyn Progress,
+        step_observer: &dyn Observer,
+    ) -> RunReport {
+        let lab = match self.options.datalink {
+            Some(kind) => lab.with_datalink(kind),
+            None => lab,
+        };
+        let mut report = RunReport {
+            lab: lab.name().to_owned(),
+            file: lab.file().to_owned(),
+            run_id: String::new(),
+            datalink: self.options.datalink,
+            started,
+            duration: Duration::ZERO,
+            outcome: Outcome::Passed,
+            problems: Vec::new(),
+            steps: Vec::new(),
+            phases: Vec::new(),
+            removed: Vec::new(),
+            run_dir,
+        };
+
+        let deployed = match self
+            .deploy(runtime, &lab, deploy_progress, &mut report)
+            .await
+        {
+            Some(deployed) => deployed,
+            // Nothing of the lab is up (a failed deploy rolled back).
+            None => return self.finish(report),
+        };
+        report.run_id = deployed.run.as_str().to_owned();
+        report
+            .phases
+            .extend(deployed.timings.iter().map(|(phase, took)| Timing {
+                name: phase.as_str().to_owned(),
+                duration: *took,
+            }));
+
+        // From here the lab is up: nothing below returns early, so
+        // teardown always runs.
+        self.steps(runtime, &lab, step_observer, &mut report).await;
+        if let Err(e) = write_step_outputs(&report.run_dir, &report.steps) {
+            report
+                .problems
+                .push(Problem::new(ProblemKind::Write, e.to_string()));
+        }
+        self.evidence(runtime, &lab, &mut report).await;
+        if !self.options.keep {
+            self.teardown(runtime, lab.name(), &mut report).await;
+        }
+        self.finish(report)
+    }
+
+    /// Deploys; on failure the problem is in `report` and `None` returned.
+    async fn deploy<R: Runtime>(
+        &self,
+        runtime: &R,
+        lab: &Lab,
+        progress: &dyn Progress,
+        report: &mut RunReport,
+    ) -> Option<DeployedLab> {
+        // Ctrl-C during the deploy rolls it back.
+        let cancel = Cancel::new();
+        let bridge = {
+            let (cancel, interrupt) = (cancel.clone(), self.interrupts.interrupt.clone());
+            tokio::spawn(async move {
+                interrupt.cancelled().await;
+                cancel.cancel();
+            })
+        };
+        let options = DeployOptions {
+            cancel,
+            ..Default::default()
+        };
+        let deployed =
+            deploy::deploy(runtime.backend(), runtime.wiring(), lab, &options, progress).await;
+        bridge.abort();
+        match deployed {
+            Ok(DeployOutcome::Deployed(deployed)) => Some(deployed),
+            Ok(DeployOutcome::AlreadyUp { run, .. }) => {
+                // A run needs a lab of its own: a lab left up by `deploy` or
+                // `--keep` is not reused silently.
+                report.problems.push(Problem::new(
+                    ProblemKind::Deploy,
+                    format!(
+                        "lab {} is already deployed (run {run}); remove it with `labctl destroy {}` first",
+                        lab.name(),
+                        lab.name()
+                    ),
+                ));
+                None
+            }
+            Err(failed) => {
+                let kind = if matches!(failed.cause, RuntimeError::Interrupted) {
+                    ProblemKind::Interrupted
+                } else {
+                    ProblemKind::Deploy
+                };
+                report.problems.push(Problem::new(kind, failed.to_string()));
+                if let Some(rollback) = &failed.rollback {
+                    report.removed = removed_list(rollback);
+                }
+                None
+            }
+        }
+    }
+
+    async fn steps<R: Runtime>(
+        &self,
+        runtime: &R,
+        lab: &Lab,
+        observer: &dyn Observer,
+        report: &mut RunReport,
+    ) {
+        let clock = Instant::now();
+        let launcher = runtime.launcher(lab.name());
+        let runner = StepRunner::new(
+            &launcher,
+            observer,
+            StepOptions {
+                keep_going: self.options.keep_going,
+                ..Default::default()
+            },
+            self.interrupts.interrupt.clone(),
+            self.interrupts.force.clone(),
+        );
+        report.steps = runner.run(lab.steps()).await;
+        report.phases.push(Timing {
+            name: "steps".into(),
+            duration: clock.elapsed(),
+        });
+    }
+
+    /// Copies each node's [`NODE_OUT_DIR`] into `nodes/<node>` of the run
+    /// directory. A Ctrl-C that stopped the steps still lets it run (the
+    /// files of an interrupted run are worth keeping); one that arrives
+    /// now, or a second one, stops it.
+    async fn evidence<R: Runtime>(&self, runtime: &R, lab: &Lab, report: &mut RunReport) {
+        let clock = Instant::now();
+        let stop = if self.interrupts.interrupt.is_cancelled() {
+            &self.interrupts.force
+        } else {
+            &self.interrupts.interrupt
+        };
+        let mut cut_at = None;
+        for node in lab.nodes() {
+            if stop.is_cancelled() {
+                cut_at = Some(node.name.as_str());
+                break;
+            }
+            let dest = report.run_dir.join("nodes").join(&node.name);
+            let copy = runtime
+                .backend()
+                .copy_out(lab.name(), &node.name, NODE_OUT_DIR, &dest);
+            let copied = tokio::select! {
+                copied = copy => copied,
+                () = stop.cancelled() => {
+                    cut_at = Some(node.name.as_str());
+                    break;
+                }
+            };
+            if let Err(e) = copied {
+                // A full run directory is the run's own failure; a node
+                // whose files cannot be read leaves the steps' verdict as
+                // it is, but the user hears of it.
+                let kind = match e {
+                    RuntimeError::Write { .. } => ProblemKind::Write,
+                    _ => ProblemKind::Evidence,
+                };
+                report.problems.push(Problem::new(
+                    kind,
+                    format!("artifacts of node {}: {e}", node.name),
+                ));
+            }
+        }
+        if let Some(node) = cut_at {
+            report.problems.push(Problem::new(
+                ProblemKind::Interrupted,
+                format!(
+                    "interrupted while copying the nodes' {NODE_OUT_DIR}: the files of node {node} \
+                     and of the nodes after it were not kept"
+                ),
+            ));
+        }
+        report.phases.push(Timing {
+            name: "artifacts".into(),
+            duration: clock.elapsed(),
+        });
+    }
+
+    /// Removes the lab; runs to its end whatever happens meanwhile.
+    async fn teardown<R: Runtime>(&self, runtime: &R, lab: &str, report: &mut RunReport) {
+        let interrupted_before = self.interrupts.interrupt.is_cancelled();
+        let removed = deploy::teardown(
+            runtime.backend(),
+            runtime.wiring(),
+            &Scope::Lab(lab.to_owned()),
+        )
+        .await;
+        report.phases.push(Timing {
+            name: "teardown".into(),
+            duration: removed.timings.iter().map(|(_, d)| *d).sum::<Duration>(),
+        });
+        report.removed = removed_list(&removed);
+        report.problems.extend(
+            removed
+                .errors
+                .iter()
+                .map(|e| Problem::new(ProblemKind::Teardown, format!("teardown: {e}"))),
+        );
+        if !interrupted_before && self.interrupts.interrupt.is_cancelled() {
+            report.problems.push(Problem::new(
+                ProblemKind::Interrupted,
+                "interrupted during teardown, which ran to its end",
+            ));
+        }
+    }
+
+    /// Stamps the duration and outcome and writes the reports; a report
+    /// that cannot be written is one more problem of the returned report.
+    fn finish(&self, mut report: RunReport) -> RunReport {
+        report.duration = self.clock.elapsed();
+        report.outcome = Outcome::of(&report.steps, &report.problems);
+        let dir = report.run_dir.clone();
+        let failed: Vec<WriteError> = [
+            (dir.join(REPORT_JUNIT), Format::Junit),
+            (dir.join(REPORT_JSON), Format::Json),
+            (dir.join(SUMMARY), Format::Summary),
+        ]
+        .into_iter()
+        .filter_map(|(path, format)| write_report(&report, format, &path).err())
+        .collect();
+        add_write_problems(&mut report, failed);
+        // The copies the user asked for come last, so they say what went
+        // wrong in the run directory too.
+        let failed: Vec<WriteError> = [
+            (self.options.junit.clone(), Format::Junit),
+            (self.options.json.clone(), Format::Json),
+        ]
+        .into_iter()
+        .filter_map(|(path, format)| Some((path?, format)))
+        .filter_map(|(path, format)| write_report(&report, format, &path).err())
+        .collect();
+        add_write_problems(&mut report, failed);
+        report
+    }
+}
+
+fn add_write_problems(report: &mut RunReport, failed: Vec<WriteError>) {
+    if failed.is_empty() {
+        return;
+    }
+    report.problems.extend(
+        failed
+            .into_iter()
+            .map(|e| Problem::new(ProblemKind::Write, e.to_string())),
+    );
+    report.outcome = Outcome::of(&report.steps, &report.problems);
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Junit,
+    Json,
+    Summary,
+}
+
+fn write_report(report: &RunReport, format: Format, path: &Path) -> Result<(), WriteError> {
+    let text = match format {
+        Format::Junit => junit_xml(report).map_err(|e| WriteError {
+            path: path.to_owned(),
+            cause: std::io::Error::other(e.to_string()),
+        })?,
+        Format::Json => report.to_json(),
+        Format::Summary => summary(report),
+    };
+    write(path, text.as_bytes())
+}
+
+fn removed_list(removed: &Removed) -> Vec<String> {
+    let containers = removed.containers.iter().map(|c| format!("container {c}"));
+    let veths = removed.veths.iter().map(|v| format!("veth {v}"));
+    containers.chain(veths).collect()
+}
+
+fn write(path: &Path, data: &[u8]) -> Result<(), WriteError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|cause| WriteError {
+            path: parent.to_owned(),
+            cause,
+        })?;
+    }
+    std::fs::write(path, data).map_err(|cause| WriteError {
+        path: path.to_owned(),
+        cause,
+    })
+}
+
+/// `RUNS/<lab>-<UTC date>T<time>`, with a counter if that exists already
+/// (two runs in the same second).
+fn make_run_dir(runs: &Path, lab: &str, started: SystemTime) -> Result<PathBuf, WriteError> {
+    let stamp = humantime::format_rfc3339_seconds(started)
+        .to_string()
+        .replace(['-', ':'], "")
+        .trim_end_matches('Z')
+        .to_owned();
+    std::fs::create_dir_all(runs).map_err(|cause| WriteError {
+        path: runs.to_owned(),
+        cause,
+    })?;
+    for n in 0u32.. {
+        let name = match n {
+            0 => format!("{lab}-{stamp}"),
+            n => format!("{lab}-{stamp}-{n}"),
+        };
+        let dir = runs.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(cause) => return Err(WriteError { path: dir, cause }),
+        }
+    }
+    unreachable!("u32 counter exhausted")
+}
+
+/// Each step's output in `steps/NN-name.{stdout,stderr}`. Stops at the
+/// first error: the next files would fail the same way.
+fn write_step_outputs(run_dir: &Path, steps: &[StepResult]) -> Result<(), WriteError> {
+    for (i, step) in steps.iter().enumerate() {
+        let slug: String = step
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let base = run_dir.join("steps").join(format!("{:02}-{slug}", i + 1));
+        write(&base.with_extension("stdout"), step.stdout.as_bytes())?;
+        write(&base.with_extension("stderr"), step.stderr.as_bytes())?;
+    }
+    Ok(())
+}

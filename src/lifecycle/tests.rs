@@ -1,0 +1,392 @@
+//! The run end to end against the fakes of `runtime::fake`: whatever goes
+//! wrong, and whenever Ctrl-C comes, teardown is called and the outcome
+//! and problems say what happened.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::report::ProblemKind;
+use crate::run::result::Status;
+use crate::run::steps::NoObserver;
+use crate::runtime::fake::{FakeBackend, FakeLauncher, FakeRuntime, Moment, Script};
+use crate::runtime::NoProgress;
+
+const LAB: &str = r#"
+name: life
+nodes: { a: {}, b: {} }
+links:
+  - endpoints: ["a:eth1", "b:eth1"]
+steps:
+  - name: serve
+    node: b
+    exec: [serve]
+    background: true
+    ready: listening
+  - name: probe
+    node: a
+    exec: [probe]
+    expect:
+      stdout:
+        - contains: "reply"
+  - name: stop serve
+    wait: serve
+"#;
+
+/// Both containers of the lab, as the fake names them.
+const CONTAINERS: [&str; 2] = ["labctl-life-a", "labctl-life-b"];
+
+fn lab() -> Lab {
+    crate::lab::parse(LAB, Path::new("/labs/life.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A launcher whose programs behave: `serve` runs until SIGINT, `probe`
+/// prints a reply.
+fn launcher() -> FakeLauncher {
+    FakeLauncher::default()
+        .with(
+            "serve",
+            Script::prints(&["listening"]).until_interrupt("served 1"),
+        )
+        .with("probe", Script::prints(&["reply"]))
+}
+
+fn runtime(backend: FakeBackend) -> FakeRuntime {
+    FakeRuntime {
+        backend: FakeBackend {
+            files: vec![("b".into(), "b.pcap".into(), b"pcap".to_vec())],
+            ..backend
+        },
+        launcher: launcher(),
+        ..Default::default()
+    }
+}
+
+struct Done {
+    report: RunReport,
+    _dir: tempfile::TempDir,
+}
+
+impl Done {
+    fn kinds(&self) -> Vec<ProblemKind> {
+        self.report.problems.iter().map(|p| p.kind).collect()
+    }
+
+    fn statuses(&self) -> Vec<Status> {
+        self.report.steps.iter().map(|s| s.status).collect()
+    }
+
+    fn messages(&self) -> String {
+        let all: Vec<&str> = self
+            .report
+            .problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect();
+        all.join("\n")
+    }
+}
+
+/// Runs the lab in a fresh run directory; `prepare` may spoil it first.
+async fn run_with(
+    runtime: &FakeRuntime,
+    interrupts: &Interrupts,
+    prepare: impl FnOnce(&Path),
+) -> Done {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    prepare(&run_dir);
+    let options = RunOptions {
+        datalink: None,
+        keep: false,
+        keep_going: false,
+        runs_dir: dir.path().to_owned(),
+        junit: None,
+        json: None,
+    };
+    let run = Run {
+        options: &options,
+        interrupts,
+        clock: Instant::now(),
+    };
+    let report = run
+        .run_in(
+            runtime,
+            lab(),
+            run_dir,
+            SystemTime::now(),
+            &NoProgress,
+            &NoObserver,
+        )
+        .await;
+    Done { report, _dir: dir }
+}
+
+async fn run(runtime: &FakeRuntime) -> Done {
+    run_with(runtime, &Interrupts::default(), |_| {}).await
+}
+
+/// Teardown (or the rollback) removed every container and nothing is left.
+fn assert_torn_down(runtime: &FakeRuntime) {
+    assert_eq!(runtime.backend.removed(), CONTAINERS);
+    assert!(runtime.backend.containers.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_clean_run_keeps_outputs_and_files_then_tears_down() {
+    let rt = runtime(FakeBackend::default());
+    let done = run(&rt).await;
+    assert_eq!(done.report.outcome, Outcome::Passed, "{}", done.messages());
+    assert!(done.report.problems.is_empty(), "{}", done.messages());
+    assert_eq!(
+        done.statuses(),
+        [Status::Passed, Status::Passed, Status::Passed]
+    );
+    let dir = &done.report.run_dir;
+    assert_eq!(
+        std::fs::read_to_string(dir.join("steps/02-probe.stdout")).unwrap(),
+        "reply\n"
+    );
+    assert_eq!(std::fs::read(dir.join("nodes/b/b.pcap")).unwrap(), b"pcap");
+    for file in [REPORT_JUNIT, REPORT_JSON, SUMMARY] {
+        assert!(dir.join(file).exists(), "{file}");
+    }
+    let phases: Vec<&str> = done.report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        phases,
+        [
+            "image",
+            "containers",
+            "links",
+            "steps",
+            "artifacts",
+            "teardown"
+        ]
+    );
+    assert_eq!(
+        done.report.removed,
+        ["container labctl-life-a", "container labctl-life-b"]
+    );
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_run_and_still_tears_down() {
+    let rt = FakeRuntime {
+        launcher: launcher().with("probe", Script::prints(&["no answer"]).exits(1)),
+        ..runtime(FakeBackend::default())
+    };
+    let done = run(&rt).await;
+    assert_eq!(done.report.outcome, Outcome::Failed);
+    assert_eq!(
+        done.statuses(),
+        [Status::Passed, Status::Failed, Status::Skipped]
+    );
+    assert!(done.report.problems.is_empty(), "{}", done.messages());
+    // The evidence of a failed run is kept.
+    assert!(done.report.run_dir.join("nodes/b/b.pcap").exists());
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn a_failing_evidence_copy_is_reported_and_the_verdict_holds() {
+    let rt = runtime(FakeBackend {
+        fail_copy: Some("a".into()),
+        ..Default::default()
+    });
+    let done = run(&rt).await;
+    assert_eq!(done.report.outcome, Outcome::Passed);
+    assert_eq!(done.kinds(), [ProblemKind::Evidence]);
+    assert!(
+        done.messages()
+            .starts_with("artifacts of node a: copying /lab/out out of container labctl-life-a"),
+        "{}",
+        done.messages()
+    );
+    // The other node's files are still copied.
+    assert!(done.report.run_dir.join("nodes/b/b.pcap").exists());
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn a_write_error_in_the_run_directory_still_tears_down_and_keeps_every_problem() {
+    // `steps` is a file: the step outputs cannot be written, as on a full
+    // or read-only disk. And node a's files cannot be read.
+    let rt = runtime(FakeBackend {
+        fail_copy: Some("a".into()),
+        ..Default::default()
+    });
+    let done = run_with(&rt, &Interrupts::default(), |dir| {
+        std::fs::write(dir.join("steps"), "in the way").unwrap();
+    })
+    .await;
+    assert_eq!(done.report.outcome, Outcome::Error);
+    // The write error, then the evidence note found after it: neither
+    // overwrites the other.
+    assert_eq!(done.kinds(), [ProblemKind::Write, ProblemKind::Evidence]);
+    let steps = done.report.run_dir.join("steps");
+    assert!(
+        done.report.problems[0]
+            .message
+            .starts_with(&format!("writing {}", steps.display())),
+        "{}",
+        done.messages()
+    );
+    // The steps themselves passed, and the reports were still written.
+    assert_eq!(
+        done.statuses(),
+        [Status::Passed, Status::Passed, Status::Passed]
+    );
+    assert!(done.report.run_dir.join(REPORT_JSON).exists());
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn a_failed_deploy_rolls_back_and_runs_nothing() {
+    let rt = runtime(FakeBackend {
+        fail_node: Some("b".into()),
+        ..Default::default()
+    });
+    let done = run(&rt).await;
+    assert_eq!(done.report.outcome, Outcome::Error);
+    assert_eq!(done.kinds(), [ProblemKind::Deploy]);
+    assert!(
+        done.messages().starts_with("deploying lab life: node b"),
+        "{}",
+        done.messages()
+    );
+    assert!(rt.launcher.launched.lock().unwrap().is_empty());
+    assert_eq!(done.statuses(), Vec::<Status>::new());
+    assert!(done.report.run_dir.join(REPORT_JUNIT).exists());
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn ctrl_c_during_the_deploy_rolls_back_and_is_interrupted() {
+    let interrupts = Interrupts::default();
+    let rt = runtime(FakeBackend {
+        interrupt: Some((Moment::StartNode, interrupts.interrupt.clone())),
+        ..Default::default()
+    });
+    let done = run_with(&rt, &interrupts, |_| {}).await;
+    assert_eq!(done.report.outcome, Outcome::Interrupted);
+    assert_eq!(done.kinds(), [ProblemKind::Interrupted]);
+    assert!(rt.launcher.launched.lock().unwrap().is_empty());
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn ctrl_c_during_the_steps_stops_them_keeps_the_evidence_and_tears_down() {
+    let interrupts = Interrupts::default();
+    let rt = FakeRuntime {
+        // The probe would run for a minute.
+        launcher: launcher().with(
+            "probe",
+            Script::prints(&["reply"]).after(Duration::from_secs(60)),
+        ),
+        ..runtime(FakeBackend::default())
+    };
+    let interrupt = interrupts.interrupt.clone();
+    let press = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        interrupt.cancel();
+    });
+    let done = run_with(&rt, &interrupts, |_| {}).await;
+    press.await.unwrap();
+    assert_eq!(done.report.outcome, Outcome::Interrupted);
+    assert_eq!(
+        done.statuses(),
+        [Status::Passed, Status::Interrupted, Status::Skipped]
+    );
+    // The step says it was interrupted; no problem is added for it.
+    assert!(done.report.problems.is_empty(), "{}", done.messages());
+    assert!(done.report.run_dir.join("nodes/b/b.pcap").exists());
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn ctrl_c_during_the_evidence_stops_the_copy_and_tears_down() {
+    let interrupts = Interrupts::default();
+    let rt = runtime(FakeBackend {
+        interrupt: Some((Moment::CopyOut, interrupts.interrupt.clone())),
+        ..Default::default()
+    });
+    let done = run_with(&rt, &interrupts, |_| {}).await;
+    assert_eq!(done.report.outcome, Outcome::Interrupted);
+    assert_eq!(done.kinds(), [ProblemKind::Interrupted]);
+    assert!(
+        done.messages().contains("the files of node a"),
+        "{}",
+        done.messages()
+    );
+    assert!(!done.report.run_dir.join("nodes/b/b.pcap").exists());
+    assert_eq!(
+        done.statuses(),
+        [Status::Passed, Status::Passed, Status::Passed]
+    );
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn ctrl_c_during_teardown_lets_it_finish() {
+    let interrupts = Interrupts::default();
+    let rt = runtime(FakeBackend {
+        interrupt: Some((Moment::Remove, interrupts.interrupt.clone())),
+        ..Default::default()
+    });
+    let done = run_with(&rt, &interrupts, |_| {}).await;
+    assert_eq!(done.report.outcome, Outcome::Interrupted);
+    assert_eq!(done.kinds(), [ProblemKind::Interrupted]);
+    assert!(done.report.run_dir.join("nodes/b/b.pcap").exists());
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn keep_leaves_the_lab_up() {
+    let rt = runtime(FakeBackend::default());
+    let dir = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        datalink: None,
+        keep: true,
+        keep_going: false,
+        runs_dir: dir.path().join("runs"),
+        junit: Some(dir.path().join("junit.xml")),
+        json: None,
+    };
+    let report = run_lab(
+        &rt,
+        lab(),
+        &options,
+        &Interrupts::default(),
+        &NoProgress,
+        &NoObserver,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, Outcome::Passed);
+    assert!(rt.backend.removed().is_empty());
+    assert_eq!(rt.backend.containers.lock().unwrap().len(), 2);
+    assert!(dir.path().join("junit.xml").exists());
+    assert!(report.run_dir.starts_with(dir.path().join("runs")));
+}
+
+#[test]
+fn run_dirs_are_named_by_lab_and_time_and_never_reused() {
+    let runs = tempfile::tempdir().unwrap();
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+    let a = make_run_dir(runs.path(), "icmp", t).unwrap();
+    let b = make_run_dir(runs.path(), "icmp", t).unwrap();
+    assert_eq!(a.file_name().unwrap(), "icmp-20261118T110640");
+    assert_eq!(b.file_name().unwrap(), "icmp-20261118T110640-1");
+}
+
+#[test]
+fn step_outputs_are_numbered_files() {
+    let runs = tempfile::tempdir().unwrap();
+    let step = crate::report::tests::step("pong answered", Status::Passed);
+    write_step_outputs(runs.path(), &[step]).unwrap();
+    let out = std::fs::read_to_string(runs.path().join("steps/01-pong_answered.stdout")).unwrap();
+    assert!(out.starts_with("64 bytes"));
+    assert!(runs.path().join("steps/01-pong_answered.stderr").exists());
+}

@@ -1,0 +1,26 @@
+//! The words the reports use for a step that did not pass.
+
+use crate::run::result::{tail, StepResult, TAIL_LINES};
+
+/// One line per problem, then the end of the output: what a report shows
+/// for a failed or interrupted step.
+pub(crate) fn failure_message(step: &StepResult) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    lines.extend(step.error.clone());
+    lines.extend(step.failures.iter().map(|f| f.to_string()));
+    let shown_tail = step
+        .failures
+        .iter()
+        .find(|f| !f.tail.is_empty())
+        .map(|f| f.tail.clone())
+        .unwrap_or_else(|| {
+            let mut t = tail(&step.stdout, TAIL_LINES);
+            t.extend(tail(&step.stderr, TAIL_LINES));
+            t
+        });
+    if !shown_tail.is_empty() {
+        lines.push("last lines of output:".into());
+        lines.extend(shown_tail.iter().map(|l| format!("  | {l}")));
+    }
+    lines.join("\n")
+}

@@ -1,0 +1,104 @@
+//! The node side of a lab behind one small interface, [`Backend`], so the
+//! deploy, teardown and run logic is the same for every runtime and is
+//! tested with a fake.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use crate::lab::Lab;
+
+use super::error::RuntimeError;
+use super::names::{RunId, Scope};
+use super::node::{InterfaceLabel, NodeImage, NodeSpec};
+use super::progress::Progress;
+
+/// One labctl container as the daemon reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub lab: String,
+    /// `None` for helper containers (the tools-volume filler).
+    pub node: Option<String>,
+    pub run: String,
+    pub file: Option<String>,
+    /// How many nodes the lab of this deploy has.
+    pub lab_nodes: Option<usize>,
+    pub image: String,
+    /// Docker's state: created, running, exited, ...
+    pub state: String,
+    pub interfaces: Vec<InterfaceLabel>,
+}
+
+impl ContainerInfo {
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// A node that is up: where its network namespace is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartedNode {
+    /// The host pid of the node's init; `None` for a bare namespace.
+    pub pid: Option<u32>,
+    /// Its network namespace file: `/proc/PID/ns/net` of the init, or a
+    /// named namespace (`/run/netns/NAME`).
+    pub netns: PathBuf,
+}
+
+impl StartedNode {
+    /// A node whose namespace is that of its init `pid`.
+    pub fn of_pid(pid: u32) -> Self {
+        StartedNode {
+            pid: Some(pid),
+            netns: crate::links::pid_path(pid),
+        }
+    }
+}
+
+/// The node side of a runtime: what deploy, teardown and the run's
+/// evidence need, and nothing else. Docker implements it with containers
+/// ([`super::docker::DockerBackend`]); a runtime of bare network
+/// namespaces implements it with processes. The deploy and teardown logic
+/// ([`super::deploy`]) and the run ([`crate::lifecycle`]) are generic over
+/// it, and tested with the fake in `runtime::fake`.
+pub trait Backend: Sync {
+    /// Resolves every node's image: builds the tools image if needed,
+    /// fills the tools volume if a node has its own image, and checks that
+    /// those images exist locally. Keyed by node name.
+    fn prepare_images(
+        &self,
+        lab: &Lab,
+        run: &RunId,
+        progress: &dyn Progress,
+    ) -> impl Future<Output = Result<HashMap<String, NodeImage>, RuntimeError>> + Send;
+
+    /// Creates and starts a node; returns where it lives.
+    fn start_node(
+        &self,
+        spec: &NodeSpec,
+    ) -> impl Future<Output = Result<StartedNode, RuntimeError>> + Send;
+
+    /// Every labctl container in `scope`, running or not.
+    fn list(
+        &self,
+        scope: &Scope,
+    ) -> impl Future<Output = Result<Vec<ContainerInfo>, RuntimeError>> + Send;
+
+    /// Removes a container (killing it if needed); gone already is fine.
+    fn remove(&self, container: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Copies the directory `from` of node `node` of the deployed lab `lab`
+    /// into `dest` on the host (created if needed) and returns the files
+    /// written. Only regular files and directories are copied, never
+    /// anything outside `dest`. A failure to write on the host is
+    /// [`RuntimeError::Write`].
+    fn copy_out(
+        &self,
+        lab: &str,
+        node: &str,
+        from: &str,
+        dest: &Path,
+    ) -> impl Future<Output = Result<Vec<PathBuf>, RuntimeError>> + Send;
+}

@@ -1,0 +1,458 @@
+//! In-memory fakes of the three seams of a runtime ([`Backend`],
+//! [`Wiring`], [`Launcher`]) and [`FakeRuntime`] holding them, for the
+//! unit tests of deploy, teardown, the step runner and the lifecycle.
+//!
+//! They behave as Docker and netlink do where it matters: a container
+//! exists once created even if starting it fails, removing a gone one is
+//! fine, a command's exit code is known before its output closes. Each
+//! can fail on purpose at one place, and can press Ctrl-C (cancel a
+//! token) at one moment.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::backend::{Backend, ContainerInfo, StartedNode};
+use super::error::RuntimeError;
+use super::image::ToolsImage;
+use super::names::{self, RunId, Scope};
+use super::node::{NodeImage, NodeSpec};
+use super::process::{Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream};
+use super::progress::Progress;
+use super::Runtime;
+use crate::lab::Lab;
+use crate::links::{LinkError, VethPlan, Wiring};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The three fakes together.
+#[derive(Default)]
+pub struct FakeRuntime {
+    pub backend: FakeBackend,
+    pub wiring: FakeWiring,
+    pub launcher: FakeLauncher,
+}
+
+impl Runtime for FakeRuntime {
+    type Backend = FakeBackend;
+    type Wiring = FakeWiring;
+    type Launcher = FakeLauncher;
+
+    fn backend(&self) -> &FakeBackend {
+        &self.backend
+    }
+
+    fn wiring(&self) -> &FakeWiring {
+        &self.wiring
+    }
+
+    fn launcher(&self, _lab: &str) -> FakeLauncher {
+        self.launcher.clone()
+    }
+}
+
+/// Where the fake backend presses Ctrl-C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moment {
+    /// When the first node starts.
+    StartNode,
+    /// When the first node's files are copied out.
+    CopyOut,
+    /// When the first container is removed.
+    Remove,
+}
+
+/// Containers in memory. Fails `start_node` or `copy_out` for one node if
+/// asked; records what it removed.
+#[derive(Default)]
+pub struct FakeBackend {
+    pub containers: Mutex<Vec<ContainerInfo>>,
+    pub fail_node: Option<String>,
+    pub started: Mutex<Vec<String>>,
+    /// Appear at the second listing, as creates that a killed deploy
+    /// left in flight in the daemon would.
+    pub late: Mutex<Vec<ContainerInfo>>,
+    pub listings: Mutex<usize>,
+    /// Every container `remove` was called for, in order.
+    pub removed: Mutex<Vec<String>>,
+    /// The files of each node's copied-out directory: (node, relative
+    /// path, content).
+    pub files: Vec<(String, String, Vec<u8>)>,
+    /// `copy_out` of this node fails as a broken download would.
+    pub fail_copy: Option<String>,
+    /// Cancel this token at that moment (then give the run a moment to
+    /// see it, as a real Ctrl-C arrives while an operation is under way).
+    pub interrupt: Option<(Moment, CancellationToken)>,
+}
+
+impl FakeBackend {
+    async fn trip(&self, now: Moment) {
+        if let Some((moment, token)) = &self.interrupt {
+            if *moment == now && !token.is_cancelled() {
+                token.cancel();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// The containers removed, sorted.
+    pub fn removed(&self) -> Vec<String> {
+        let mut removed = lock(&self.removed).clone();
+        removed.sort();
+        removed.dedup();
+        removed
+    }
+}
+
+impl Backend for FakeBackend {
+    async fn prepare_images(
+        &self,
+        lab: &Lab,
+        _run: &RunId,
+        _progress: &dyn Progress,
+    ) -> Result<HashMap<String, NodeImage>, RuntimeError> {
+        let tools = ToolsImage::for_hash("000000000000");
+        Ok(lab
+            .nodes()
+            .iter()
+            .map(|n| (n.name.clone(), NodeImage::Tools(tools.clone())))
+            .collect())
+    }
+
+    async fn start_node(&self, spec: &NodeSpec) -> Result<StartedNode, RuntimeError> {
+        // Docker has created the container even when starting fails.
+        lock(&self.containers).push(ContainerInfo {
+            id: spec.container.clone(),
+            name: spec.container.clone(),
+            lab: spec.labels[names::LABEL_LAB].clone(),
+            node: Some(spec.node.clone()),
+            run: spec.labels[names::LABEL_RUN].clone(),
+            file: Some(spec.labels[names::LABEL_FILE].clone()),
+            lab_nodes: spec.labels[names::LABEL_NODES].parse().ok(),
+            image: String::new(),
+            state: "running".into(),
+            interfaces: vec![],
+        });
+        let pid = {
+            let mut started = lock(&self.started);
+            started.push(spec.node.clone());
+            1000 + started.len() as u32
+        };
+        self.trip(Moment::StartNode).await;
+        if self.fail_node.as_deref() == Some(spec.node.as_str()) {
+            return Err(RuntimeError::NotRunning {
+                lab: "x".into(),
+                node: spec.node.clone(),
+                state: "broken on purpose".into(),
+            });
+        }
+        Ok(StartedNode::of_pid(pid))
+    }
+
+    async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let second = {
+            let mut listings = lock(&self.listings);
+            *listings += 1;
+            *listings == 2
+        };
+        if second {
+            let late = std::mem::take(&mut *lock(&self.late));
+            lock(&self.containers).extend(late);
+        }
+        Ok(lock(&self.containers)
+            .iter()
+            .filter(|c| match scope {
+                Scope::Run { lab, run } => &c.lab == lab && c.run == run.as_str(),
+                other => other.has_lab(&c.lab),
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn remove(&self, container: &str) -> Result<(), RuntimeError> {
+        self.trip(Moment::Remove).await;
+        lock(&self.removed).push(container.to_owned());
+        lock(&self.containers).retain(|c| c.name != container);
+        Ok(())
+    }
+
+    async fn copy_out(
+        &self,
+        lab: &str,
+        node: &str,
+        from: &str,
+        dest: &Path,
+    ) -> Result<Vec<PathBuf>, RuntimeError> {
+        self.trip(Moment::CopyOut).await;
+        let container = names::container_name(lab, node);
+        let doing = format!("copying {from} out of container {container}");
+        let exists = lock(&self.containers).iter().any(|c| c.name == container);
+        if !exists || self.fail_copy.as_deref() == Some(node) {
+            return Err(RuntimeError::Io {
+                doing,
+                cause: std::io::Error::other(if exists {
+                    "broken on purpose"
+                } else {
+                    "no such container"
+                }),
+            });
+        }
+        std::fs::create_dir_all(dest).map_err(|cause| RuntimeError::Write {
+            path: dest.to_owned(),
+            cause,
+        })?;
+        let mut written = Vec::new();
+        for (_, path, data) in self.files.iter().filter(|(n, _, _)| n == node) {
+            let target = dest.join(path);
+            std::fs::write(&target, data).map_err(|cause| RuntimeError::Write {
+                path: target.clone(),
+                cause,
+            })?;
+            written.push(target);
+        }
+        Ok(written)
+    }
+}
+
+/// Records wired links and host veths (by alias); fails one link if
+/// asked, leaving a host veth behind as a crash would.
+#[derive(Default)]
+pub struct FakeWiring {
+    pub host_veths: Mutex<Vec<(String, String)>>,
+    pub wired: Mutex<Vec<String>>,
+    pub fail_link: Option<String>,
+}
+
+impl Wiring for FakeWiring {
+    async fn wire(&self, plan: &VethPlan, netns: [&Path; 2]) -> Result<(), LinkError> {
+        assert!(netns
+            .iter()
+            .all(|p| p.to_string_lossy().starts_with("/proc/10")));
+        if self.fail_link.as_deref() == Some(plan.describe().as_str()) {
+            lock(&self.host_veths).push(("lcstray".into(), plan.alias.clone()));
+            return Err(LinkError::io(format!("creating {}", plan.describe()))(
+                std::io::Error::other("broken on purpose"),
+            ));
+        }
+        lock(&self.wired).push(plan.describe());
+        Ok(())
+    }
+
+    async fn remove_strays(
+        &self,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Vec<String>, LinkError> {
+        let mut veths = lock(&self.host_veths);
+        let (gone, kept): (Vec<_>, Vec<_>) = veths.drain(..).partition(|(_, alias)| matches(alias));
+        *veths = kept;
+        Ok(gone.into_iter().map(|(name, _)| name).collect())
+    }
+}
+
+/// What a fake program does.
+#[derive(Clone, Debug, Default)]
+pub struct Script {
+    /// Printed in order, each after its delay.
+    pub lines: Vec<(Duration, Stream, String)>,
+    /// Exit code when the lines are done (unless `forever`).
+    pub exit: i64,
+    /// Keep running after the lines until signalled.
+    pub forever: bool,
+    /// On SIGINT: print this, then exit with this code. `None`: ignore it.
+    pub on_interrupt: Option<(String, i64)>,
+}
+
+impl Script {
+    pub fn prints(lines: &[&str]) -> Script {
+        Script {
+            lines: lines
+                .iter()
+                .map(|l| (Duration::from_millis(5), Stream::Stdout, format!("{l}\n")))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn exits(mut self, code: i64) -> Script {
+        self.exit = code;
+        self
+    }
+
+    /// Runs until SIGINT, then prints `last` and exits 0.
+    pub fn until_interrupt(mut self, last: &str) -> Script {
+        self.forever = true;
+        self.on_interrupt = Some((format!("{last}\n"), 0));
+        self
+    }
+
+    /// Runs until SIGKILL.
+    pub fn stubborn(mut self) -> Script {
+        self.forever = true;
+        self.on_interrupt = None;
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Script {
+        if let Some(first) = self.lines.first_mut() {
+            first.0 = delay;
+        }
+        self
+    }
+}
+
+/// Programs by name (argv[0]); records the signals each one received.
+/// Clones share the programs and the record.
+#[derive(Clone, Default)]
+pub struct FakeLauncher {
+    scripts: Arc<HashMap<String, Script>>,
+    pub signals: Arc<Mutex<Vec<(String, Signal)>>>,
+    /// Every command started, as `node: argv[0]`.
+    pub launched: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeLauncher {
+    pub fn with(mut self, program: &str, script: Script) -> Self {
+        Arc::make_mut(&mut self.scripts).insert(program.to_owned(), script);
+        self
+    }
+
+    pub fn signals_to(&self, program: &str) -> Vec<Signal> {
+        lock(&self.signals)
+            .iter()
+            .filter(|(p, _)| p == program)
+            .map(|(_, s)| *s)
+            .collect()
+    }
+}
+
+struct FakeControl {
+    program: String,
+    signals: mpsc::UnboundedSender<Signal>,
+    log: Arc<Mutex<Vec<(String, Signal)>>>,
+    exit: watch::Receiver<Option<i64>>,
+}
+
+impl Control for FakeControl {
+    fn signal(&self, signal: Signal) -> BoxFuture<'_, Result<(), ProcessError>> {
+        lock(&self.log).push((self.program.clone(), signal));
+        let _ = self.signals.send(signal);
+        async { Ok(()) }.boxed()
+    }
+
+    fn exit_code(&self) -> BoxFuture<'_, Result<i64, ProcessError>> {
+        let mut exit = self.exit.clone();
+        async move {
+            loop {
+                if let Some(code) = *exit.borrow() {
+                    return Ok(code);
+                }
+                exit.changed()
+                    .await
+                    .map_err(|_| ProcessError::ExitCode("fake process vanished".into()))?;
+            }
+        }
+        .boxed()
+    }
+}
+
+impl Launcher for FakeLauncher {
+    fn launch<'a>(
+        &'a self,
+        node: &'a str,
+        argv: &'a [String],
+    ) -> BoxFuture<'a, Result<Launched, ProcessError>> {
+        let program = argv.first().cloned().unwrap_or_default();
+        let script = self.scripts.get(&program).cloned();
+        lock(&self.launched).push(format!("{node}: {program}"));
+        let log = Arc::clone(&self.signals);
+        async move {
+            let script = script.ok_or_else(|| ProcessError::Launch {
+                node: node.to_owned(),
+                argv: argv.to_vec(),
+                reason: "no such program".into(),
+            })?;
+            let (out_tx, out_rx) = mpsc::channel(64);
+            let (sig_tx, sig_rx) = mpsc::unbounded_channel();
+            let (exit_tx, exit_rx) = watch::channel(None);
+            tokio::spawn(play(script, out_tx, sig_rx, exit_tx));
+            Ok(Launched {
+                output: out_rx,
+                control: Arc::new(FakeControl {
+                    program,
+                    signals: sig_tx,
+                    log,
+                    exit: exit_rx,
+                }),
+            })
+        }
+        .boxed()
+    }
+}
+
+async fn play(
+    script: Script,
+    out: mpsc::Sender<Chunk>,
+    mut signals: mpsc::UnboundedReceiver<Signal>,
+    exit: watch::Sender<Option<i64>>,
+) {
+    let send = |stream, text: String| {
+        let out = out.clone();
+        async move {
+            let _ = out
+                .send(Chunk {
+                    stream,
+                    data: text.into_bytes(),
+                })
+                .await;
+        }
+    };
+    let code = 'run: {
+        for (delay, stream, line) in script.lines.clone() {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => send(stream, line).await,
+                Some(sig) = signals.recv() => {
+                    if let Some(code) = react(&script, sig, &send).await { break 'run code; }
+                }
+            }
+        }
+        if !script.forever {
+            break 'run script.exit;
+        }
+        loop {
+            match signals.recv().await {
+                Some(sig) => {
+                    if let Some(code) = react(&script, sig, &send).await {
+                        break 'run code;
+                    }
+                }
+                None => break 'run 137,
+            }
+        }
+    };
+    // The exit code is known before the output closes, as with Docker.
+    exit.send_replace(Some(code));
+    drop(out);
+}
+
+async fn react<F, Fut>(script: &Script, sig: Signal, send: &F) -> Option<i64>
+where
+    F: Fn(Stream, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    match (sig, &script.on_interrupt) {
+        (Signal::Kill, _) => Some(137),
+        (Signal::Interrupt, Some((last, code))) => {
+            send(Stream::Stdout, last.clone()).await;
+            Some(*code)
+        }
+        (Signal::Interrupt, None) => None,
+    }
+}
