@@ -54,7 +54,14 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         duration: args.duration,
         quiet: args.quiet,
     };
-    let mut link = cli::open_datalink(kind, &args.iface, &OpenOptions { capture: true })?;
+    let mut link = cli::open_datalink(
+        kind,
+        &args.iface,
+        &OpenOptions {
+            capture: true,
+            ..args.common.open_options()
+        },
+    )?;
     let mut out = Output::stdout(args.common.format());
     capture::run(link.as_mut(), &options, &mut out, &stop)?;
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
-use labctl::tools::datalink::OpenOptions;
 use labctl::tools::error::{ToolError, EXIT_NO_REPLY};
 use labctl::tools::frames::MAX_ECHO_PAYLOAD;
 use labctl::tools::iface;
@@ -114,7 +113,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         quiet: args.quiet,
         peer_mac: args.peer_mac,
     };
-    let mut link = cli::open_datalink(kind, &args.iface, &OpenOptions::default())?;
+    let mut link = cli::open_datalink(kind, &args.iface, &args.common.open_options())?;
     let mut out = Output::stdout(args.common.format());
     let summary = ping::run(link.as_mut(), &me, &options, &mut out, &stop)?;
     Ok(if summary.received > 0 {

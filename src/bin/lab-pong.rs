@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
-use labctl::tools::datalink::OpenOptions;
 use labctl::tools::error::ToolError;
 use labctl::tools::iface;
 use labctl::tools::output::Output;
@@ -55,7 +54,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         count: args.count,
         quiet: args.quiet,
     };
-    let mut link = cli::open_datalink(kind, &args.iface, &OpenOptions::default())?;
+    let mut link = cli::open_datalink(kind, &args.iface, &args.common.open_options())?;
     let mut out = Output::stdout(args.common.format());
     pong::run(link.as_mut(), &options, &mut out, &stop)?;
     Ok(ExitCode::SUCCESS)

@@ -4,15 +4,18 @@
 //! or its gateway's: see [`crate::tools::route`]) comes from our own ARP
 //! request, every frame is built here, ARP requests for our address are
 //! answered all along (a router in the path resolves us before it forwards
-//! a reply), and the RTT is measured with the monotonic clock between
-//! handing a request to the datalink and receiving its reply.
+//! a reply), and the RTT is measured from handing a request to the
+//! datalink to the reply's receipt: the kernel's receive time where the
+//! datalink has one (AF_PACKET's `SO_TIMESTAMPNS`, on the real-time clock,
+//! against a real-time send time, as iputils does), else when lab-ping
+//! reads it (monotonic clock).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use pnet::util::MacAddr;
 use serde::Serialize;
@@ -68,6 +71,9 @@ pub struct PingOptions {
 struct Sent {
     index: u64,
     at: Instant,
+    /// The same moment on the real-time clock, which the kernel's receive
+    /// timestamps use.
+    wall: SystemTime,
     answered: bool,
 }
 
@@ -210,9 +216,16 @@ impl<'a> Session<'a> {
 
     /// Records that request `index` left at `at`.
     pub fn sent(&mut self, index: u64, at: Instant) {
+        self.sent_at(index, at, SystemTime::now());
+    }
+
+    /// Records that request `index` left at `at`, `wall` on the real-time
+    /// clock.
+    pub fn sent_at(&mut self, index: u64, at: Instant, wall: SystemTime) {
         let sent = Sent {
             index,
             at,
+            wall,
             answered: false,
         };
         self.sent.insert(index as u16, sent);
@@ -236,6 +249,17 @@ impl<'a> Session<'a> {
     /// back as a [`Reply`], anything else is skipped (and counted if it is
     /// malformed or a corrupted reply).
     pub fn on_frame(&mut self, bytes: &[u8], now: Instant) -> Option<Reply> {
+        self.on_frame_at(bytes, now, None)
+    }
+
+    /// [`Session::on_frame`] for a frame the kernel timestamped at
+    /// `kernel_at` (real-time clock): the RTT ends there, not at `now`.
+    pub fn on_frame_at(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        kernel_at: Option<SystemTime>,
+    ) -> Option<Reply> {
         let frame = match frames::decode(bytes) {
             Ok(frame) => frame,
             Err(_) => {
@@ -257,7 +281,7 @@ impl<'a> Session<'a> {
             return None;
         }
         let sent = self.sent.get_mut(&echo.seq)?;
-        let rtt = now.saturating_duration_since(sent.at);
+        let rtt = round_trip(sent, now, kernel_at);
         let dup = sent.answered;
         let index = sent.index;
         sent.answered = true;
@@ -312,6 +336,22 @@ impl<'a> Session<'a> {
         summary
     }
 }
+
+/// From a request's send to its reply's receipt: the kernel's receive
+/// time when it has one that fits (never after lab-ping read the frame; a
+/// step of the real-time clock in between would make it not fit), else
+/// the read time.
+fn round_trip(sent: &Sent, read: Instant, kernel_at: Option<SystemTime>) -> Duration {
+    let by_read = read.saturating_duration_since(sent.at);
+    kernel_at
+        .and_then(|at| at.duration_since(sent.wall).ok())
+        .filter(|by_kernel| *by_kernel <= by_read + CLOCK_SLACK)
+        .unwrap_or(by_read)
+}
+
+/// How far the real-time and monotonic clocks may disagree over one
+/// round trip (they are read at different instants, and NTP slews one).
+const CLOCK_SLACK: Duration = Duration::from_micros(100);
 
 /// Resolves `target`'s MAC with our own ARP requests, answering those for
 /// `source` meanwhile (a router may ask for us first).
@@ -432,15 +472,19 @@ fn exchange<W: Write>(
     let quiet = options.quiet || options.pacing == Pacing::Flood;
     let mut index = 0u64;
     let mut next_send = Some(Instant::now());
+    // The reply being looked at, copied off the datalink so that its
+    // kernel timestamp can be asked for.
+    let mut frame = Vec::new();
     let mut last_sent = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if let Some(due) = next_send.filter(|due| Instant::now() >= *due) {
             let request = session.request(index)?;
+            let wall = SystemTime::now();
             last_sent = Instant::now();
             datalink
                 .send(&request)
                 .map_err(|error| send_error(error, &session.me.name, request.len()))?;
-            session.sent(index, last_sent);
+            session.sent_at(index, last_sent, wall);
             index += 1;
             next_send = (index < options.count)
                 .then(|| next_due(options.pacing, due, last_sent))
@@ -475,7 +519,9 @@ fn exchange<W: Write>(
             session.summary.arp_replies += 1;
             continue;
         }
-        let Some(reply) = session.on_frame(received.frame, arrived) else {
+        frame.clear();
+        frame.extend_from_slice(received.frame);
+        let Some(reply) = session.on_frame_at(&frame, arrived, datalink.received_at()) else {
             continue;
         };
         if options.pacing == Pacing::Flood && next_send.is_some() && session.answers_latest(&reply)

@@ -137,8 +137,14 @@ fn a_monitor_sees_both_directions_and_takes_nothing() {
         let b_side = scope.spawn(move || {
             in_netns(b_ns, move || {
                 let mut link = Netmap::open("eth1", &OpenOptions::default()).expect("open b");
-                let mut monitor =
-                    Netmap::open("eth1", &OpenOptions { capture: true }).expect("open monitor");
+                let mut monitor = Netmap::open(
+                    "eth1",
+                    &OpenOptions {
+                        capture: true,
+                        ..OpenOptions::default()
+                    },
+                )
+                .expect("open monitor");
                 assert!(monitor.describe().contains("monitor netmap:eth1/rt"));
                 assert!(monitor.send(ans).is_err(), "a monitor cannot send");
                 ready_tx.send(()).unwrap();

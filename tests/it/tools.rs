@@ -517,7 +517,10 @@ fn a_draining_capture_gets_the_frames_the_kernel_still_holds() {
         let mut link = datalink::open(
             DatalinkKind::AfPacket,
             "eth1",
-            &OpenOptions { capture: true },
+            &OpenOptions {
+                capture: true,
+                ..OpenOptions::default()
+            },
         )
         .expect("open a capture on eth1");
         // Nothing came yet: a zero timeout returns at once.

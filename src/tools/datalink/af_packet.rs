@@ -20,15 +20,21 @@
 //!   tells an outgoing frame from an incoming one;
 //! - a `TPACKET_V3` ring for the capture ([`ring`]), which must keep up
 //!   with a flood of frames.
+//!
+//! Ping and pong read with `recvmsg` and `SO_TIMESTAMPNS`: the kernel's
+//! receive time of each frame, from which lab-ping takes a reply's time
+//! as iputils does ([`Datalink::received_at`]). A wait first spins on
+//! non-blocking reads ([`super::wait`]), then sleeps in `ppoll`.
 
 use std::cell::Cell;
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use pnet::datalink::{self, Channel, DataLinkSender, NetworkInterface};
 
+use super::wait::{self, KernelBusyPoll, Next, WaitPolicy};
 use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Received, Stats};
 
 mod ring;
@@ -52,6 +58,11 @@ pub struct AfPacket {
     capture: bool,
     /// `PACKET_STATISTICS` resets the kernel's counters on every read.
     dropped: Cell<u64>,
+    wait: WaitPolicy,
+    /// With `--busy-poll`: what the kernel granted of its own.
+    kernel_busy_poll: Option<KernelBusyPoll>,
+    /// The kernel's receive time of the frame last lent out.
+    received_at: Option<SystemTime>,
 }
 
 /// Where received frames come from.
@@ -84,7 +95,15 @@ impl AfPacket {
         let socket = new_socket(iface)?;
         if !options.capture {
             set_ignore_outgoing(&socket, iface)?;
+            // Without it a reply's time is when we read it; with it, when
+            // the kernel received it (a capture's ring has its own).
+            set_socket_option(&socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)
+                .map_err(|source| io_error("setting SO_TIMESTAMPNS", iface, source))?;
         }
+        let kernel_busy_poll = options
+            .wait
+            .busy_poll
+            .then(|| wait::enable_kernel_busy_poll(socket.as_raw_fd()));
         let fd = socket.as_raw_fd();
         let config = datalink::Config {
             socket_fd: Some(socket.into_raw_fd()),
@@ -114,6 +133,9 @@ impl AfPacket {
             _owner: sender,
             capture: options.capture,
             dropped: Cell::new(0),
+            wait: options.wait,
+            kernel_busy_poll,
+            received_at: None,
         })
     }
 
@@ -157,8 +179,14 @@ impl AfPacket {
         match &mut self.receiver {
             Receiver::Ring(ring) => Ok(ring.next().map(Taken::Ring)),
             Receiver::Socket { buffer } => {
-                let read = read_frame(self.fd, buffer, &self.iface)?;
-                Ok(read.map(|(len, direction)| Taken::Buffer { len, direction }))
+                let Some(read) = read_frame(self.fd, buffer, &self.iface)? else {
+                    return Ok(None);
+                };
+                self.received_at = read.at;
+                Ok(Some(Taken::Buffer {
+                    len: read.len,
+                    direction: read.direction,
+                }))
             }
         }
     }
@@ -187,27 +215,36 @@ impl AfPacket {
     }
 }
 
+/// A frame `read_frame` read: its length, which way it went, and when the
+/// kernel received it.
+struct Read {
+    len: usize,
+    direction: Direction,
+    at: Option<SystemTime>,
+}
+
 /// Reads one queued frame into `buffer`; `None` when nothing is queued.
-fn read_frame(
-    fd: RawFd,
-    buffer: &mut [u8],
-    iface: &str,
-) -> Result<Option<(usize, Direction)>, DatalinkError> {
+fn read_frame(fd: RawFd, buffer: &mut [u8], iface: &str) -> Result<Option<Read>, DatalinkError> {
     // SAFETY: an all-zero sockaddr_ll is a valid value.
     let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    let mut from_len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-    // SAFETY: the buffer and the address outlive the call and their
-    // lengths are the ones passed.
-    let len = unsafe {
-        libc::recvfrom(
-            fd,
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            libc::MSG_DONTWAIT,
-            (&mut from as *mut libc::sockaddr_ll).cast(),
-            &mut from_len,
-        )
+    // Room for one SCM_TIMESTAMPNS (a timespec), aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
     };
+    // SAFETY: an all-zero msghdr is a valid value; its pointers are set
+    // below.
+    let mut message: libc::msghdr = unsafe { mem::zeroed() };
+    message.msg_name = (&mut from as *mut libc::sockaddr_ll).cast();
+    message.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    message.msg_iov = &mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = mem::size_of_val(&control);
+    // SAFETY: the buffer, address and control area outlive the call, with
+    // the lengths given.
+    let len = unsafe { libc::recvmsg(fd, &mut message, libc::MSG_DONTWAIT) };
     if len < 0 {
         let err = io::Error::last_os_error();
         return match err.kind() {
@@ -220,12 +257,46 @@ fn read_frame(
     } else {
         Direction::In
     };
-    Ok(Some((len as usize, direction)))
+    Ok(Some(Read {
+        len: len as usize,
+        direction,
+        at: kernel_timestamp(&message),
+    }))
+}
+
+/// The `SCM_TIMESTAMPNS` of a received message, if the kernel gave one.
+fn kernel_timestamp(message: &libc::msghdr) -> Option<SystemTime> {
+    // SAFETY: the CMSG macros walk the control area recvmsg filled, within
+    // msg_controllen.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(message) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null headers from CMSG_FIRSTHDR/NXTHDR lie inside
+        // the control area.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_TIMESTAMPNS {
+            // SAFETY: an SCM_TIMESTAMPNS carries one timespec; read
+            // unaligned, as nothing promises its alignment.
+            let time = unsafe {
+                libc::CMSG_DATA(cmsg)
+                    .cast::<libc::timespec>()
+                    .read_unaligned()
+            };
+            let since_epoch = Duration::new(u64::try_from(time.tv_sec).ok()?, time.tv_nsec as u32);
+            // A zero time: the frame was not timestamped.
+            return (!since_epoch.is_zero()).then(|| SystemTime::UNIX_EPOCH + since_epoch);
+        }
+        // SAFETY: as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(message, cmsg) };
+    }
+    None
 }
 
 impl Datalink for AfPacket {
     fn describe(&self) -> String {
-        DatalinkKind::AfPacket.to_string()
+        match &self.kernel_busy_poll {
+            None => DatalinkKind::AfPacket.to_string(),
+            Some(granted) => format!("{}, {}", DatalinkKind::AfPacket, granted.describe()),
+        }
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
@@ -261,7 +332,7 @@ impl Datalink for AfPacket {
     }
 
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
-        let deadline = Instant::now().checked_add(timeout);
+        let wait = self.wait.start(timeout);
         let mut waited_for_kernel = false;
         loop {
             // Read before waiting: a draining tool asks with a zero timeout.
@@ -273,20 +344,30 @@ impl Datalink for AfPacket {
                 }
                 return Ok(Some(self.lend(taken)));
             }
-            let mut left = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None => timeout,
-            };
-            // Frames the kernel still holds are queued too: a draining
-            // capture waits (once) for their block to be handed over.
-            if left.is_zero() && !waited_for_kernel && self.kernel_holds_frames() {
-                waited_for_kernel = true;
-                left = ring::RETIRE_TIMEOUT * 2;
-            }
-            if left.is_zero() || !self.wait_for(libc::POLLIN, left)? {
-                return Ok(None);
+            match wait.next() {
+                Next::Spin => {}
+                Next::Sleep(left) => {
+                    if !self.wait_for(libc::POLLIN, left)? {
+                        return Ok(None);
+                    }
+                }
+                // Frames the kernel still holds are queued too: a draining
+                // capture waits (once) for their block to be handed over.
+                Next::Done
+                    if !waited_for_kernel && !wait.interrupted() && self.kernel_holds_frames() =>
+                {
+                    waited_for_kernel = true;
+                    if !self.wait_for(libc::POLLIN, ring::RETIRE_TIMEOUT * 2)? {
+                        return Ok(None);
+                    }
+                }
+                Next::Done => return Ok(None),
             }
         }
+    }
+
+    fn received_at(&self) -> Option<SystemTime> {
+        self.received_at
     }
 
     fn stats(&self) -> Stats {
@@ -339,23 +420,34 @@ fn new_socket(iface: &str) -> Result<OwnedFd, DatalinkError> {
 }
 
 fn set_ignore_outgoing(socket: &OwnedFd, iface: &str) -> Result<(), DatalinkError> {
+    set_socket_option(socket, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING).map_err(|source| {
+        io_error(
+            "setting PACKET_IGNORE_OUTGOING (needs Linux 4.20 or later)",
+            iface,
+            source,
+        )
+    })
+}
+
+/// Turns a boolean socket option on.
+fn set_socket_option(
+    socket: &OwnedFd,
+    level: libc::c_int,
+    option: libc::c_int,
+) -> Result<(), io::Error> {
     let on: libc::c_int = 1;
     // SAFETY: the option value is a c_int that outlives the call.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_IGNORE_OUTGOING,
+            level,
+            option,
             (&on as *const libc::c_int).cast(),
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if rc != 0 {
-        return Err(io_error(
-            "setting PACKET_IGNORE_OUTGOING (needs Linux 4.20 or later)",
-            iface,
-            io::Error::last_os_error(),
-        ));
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

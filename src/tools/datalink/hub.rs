@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::wait::{Next, WaitPolicy};
 use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Received, Stats};
 
 /// A datalink the hub can share: it must say when a frame is waiting.
@@ -65,6 +66,11 @@ const ESTABLISH_WAIT: Duration = Duration::from_secs(5);
 /// Messages read from one client per pass, so one busy client cannot
 /// starve the others or the wire.
 const CLIENT_BURST: usize = 32;
+/// While an owner spins on the wire, it looks at the hub's sockets (one
+/// `poll` call) every this many looks when no tool shares the interface,
+/// so that a spinning wait costs no system call per look yet a tool that
+/// joins is welcomed within a few µs.
+const LISTENER_EVERY: u32 = 64;
 
 /// The hub's socket name for `iface` on datalink `kind`.
 pub fn socket_name(kind: DatalinkKind, iface: &str) -> String {
@@ -96,6 +102,7 @@ pub fn open_named(
         kind,
         iface: iface.to_owned(),
         capture: options.capture,
+        wait: options.wait,
         opener,
         earlier_drops: 0,
     };
@@ -111,6 +118,7 @@ pub struct Shared {
     kind: DatalinkKind,
     iface: String,
     capture: bool,
+    wait: WaitPolicy,
     opener: Opener,
     /// Drops reported by hubs this tool was a client of before a takeover.
     earlier_drops: u64,
@@ -223,13 +231,14 @@ impl Datalink for Shared {
     }
 
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
-        let deadline = Instant::now() + timeout;
-        let capture = self.capture;
+        let deadline = Instant::now().checked_add(timeout);
+        let (capture, wait) = (self.capture, self.wait);
         let direction = loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining =
+                deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
             let outcome = match self.role_mut()? {
-                Role::Owner(owner) => owner.recv(remaining, capture)?,
-                Role::Client(client) => match client.recv(remaining) {
+                Role::Owner(owner) => owner.recv(remaining, capture, wait)?,
+                Role::Client(client) => match client.recv(remaining, wait) {
                     Ok(outcome) => outcome,
                     Err(e) => return Err(self.io("receive through the hub", e)),
                 },
@@ -324,50 +333,85 @@ impl Owner {
     }
 
     /// Waits for a frame for the owner, serving the hub meanwhile. Frames
-    /// clients send come back as Out when the owner captures.
-    fn recv(&mut self, timeout: Duration, capture: bool) -> Result<Outcome, DatalinkError> {
-        let deadline = Instant::now() + timeout;
+    /// clients send come back as Out when the owner captures. It spins on
+    /// the wire first (as `policy` says), then sleeps in `poll` on the
+    /// wire and the hub's sockets together.
+    fn recv(
+        &mut self,
+        timeout: Duration,
+        capture: bool,
+        policy: WaitPolicy,
+    ) -> Result<Outcome, DatalinkError> {
+        let wait = policy.start(timeout);
+        let mut looks = 0u32;
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut fds = Vec::with_capacity(2 + self.clients.len());
-            fds.push(self.real.poll_fd());
-            fds.push(self.listener.as_fd());
-            fds.extend(self.clients.iter().map(|c| c.socket.as_fd()));
-            let ready = match poll(&fds, remaining) {
-                Ok(ready) => ready,
-                // A signal: let the tool look at it.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    return Ok(Outcome::Interrupted)
-                }
-                Err(e) => {
-                    return Err(DatalinkError::Io {
-                        op: "wait for frames and the tools sharing the interface",
-                        iface: self.iface.clone(),
-                        source: e,
-                    })
-                }
-            };
-            drop(fds);
-            // The real datalink counts only when it has input: an error
-            // or hang-up there would make every poll return at once.
-            if ready.first().is_some_and(|r| r & libc::POLLIN != 0) {
-                if let Some(direction) = self.take_from_wire()? {
-                    return Ok(Outcome::Frame(direction));
-                }
-            }
-            if ready.get(1).is_some_and(|&r| r != 0) {
-                self.accept_clients();
-            }
-            let readable: Vec<usize> = (0..self.clients.len())
-                .filter(|i| ready.get(i + 2).is_some_and(|&r| r != 0))
-                .collect();
-            if let Some(direction) = self.serve_clients(&readable, capture) {
+            // The ring is looked at without a system call (AF_XDP).
+            if let Some(direction) = self.take_from_wire()? {
                 return Ok(Outcome::Frame(direction));
             }
-            if Instant::now() >= deadline {
+            let next = wait.next();
+            let sleep = match next {
+                Next::Spin => {
+                    looks = looks.wrapping_add(1);
+                    if self.clients.is_empty() && looks % LISTENER_EVERY != 0 {
+                        continue;
+                    }
+                    Duration::ZERO
+                }
+                Next::Sleep(left) => left,
+                Next::Done if wait.interrupted() => return Ok(Outcome::Interrupted),
+                // One last look at the hub's sockets, as a zero wait does.
+                Next::Done => Duration::ZERO,
+            };
+            if let Some(outcome) = self.serve(sleep, capture)? {
+                return Ok(outcome);
+            }
+            if next == Next::Done {
                 return Ok(Outcome::Timeout);
             }
         }
+    }
+
+    /// One `poll` on the wire and the hub's sockets, up to `timeout`, and
+    /// what it found: a frame for the owner, or a signal.
+    fn serve(
+        &mut self,
+        timeout: Duration,
+        capture: bool,
+    ) -> Result<Option<Outcome>, DatalinkError> {
+        let mut fds = Vec::with_capacity(2 + self.clients.len());
+        fds.push(self.real.poll_fd());
+        fds.push(self.listener.as_fd());
+        fds.extend(self.clients.iter().map(|c| c.socket.as_fd()));
+        let ready = match poll(&fds, timeout) {
+            Ok(ready) => ready,
+            // A signal: let the tool look at it.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                return Ok(Some(Outcome::Interrupted))
+            }
+            Err(e) => {
+                return Err(DatalinkError::Io {
+                    op: "wait for frames and the tools sharing the interface",
+                    iface: self.iface.clone(),
+                    source: e,
+                })
+            }
+        };
+        drop(fds);
+        // The real datalink counts only when it has input: an error
+        // or hang-up there would make every poll return at once.
+        if ready.first().is_some_and(|r| r & libc::POLLIN != 0) {
+            if let Some(direction) = self.take_from_wire()? {
+                return Ok(Some(Outcome::Frame(direction)));
+            }
+        }
+        if ready.get(1).is_some_and(|&r| r != 0) {
+            self.accept_clients();
+        }
+        let readable: Vec<usize> = (0..self.clients.len())
+            .filter(|i| ready.get(i + 2).is_some_and(|&r| r != 0))
+            .collect();
+        Ok(self.serve_clients(&readable, capture).map(Outcome::Frame))
     }
 
     /// Takes the waiting frame off the real datalink into `self.frame` and
@@ -542,15 +586,22 @@ impl Client {
         })
     }
 
-    fn recv(&mut self, timeout: Duration) -> io::Result<Outcome> {
-        let deadline = Instant::now() + timeout;
+    /// The next frame from the hub: non-blocking reads while `policy`
+    /// spins, then a sleeping one.
+    fn recv(&mut self, timeout: Duration, policy: WaitPolicy) -> io::Result<Outcome> {
+        let wait = policy.start(timeout);
+        let mut slice = Duration::ZERO;
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match self.read_message(remaining)? {
-                Outcome::Nothing if Instant::now() < deadline => {}
-                Outcome::Nothing => return Ok(Outcome::Timeout),
+            match self.read_message(slice)? {
+                Outcome::Nothing | Outcome::Timeout => {}
                 outcome => return Ok(outcome),
             }
+            slice = match wait.next() {
+                Next::Spin => Duration::ZERO,
+                Next::Sleep(left) => left,
+                Next::Done if wait.interrupted() => return Ok(Outcome::Interrupted),
+                Next::Done => return Ok(Outcome::Timeout),
+            };
         }
     }
 

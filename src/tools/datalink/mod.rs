@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,9 @@ pub mod af_xdp;
 pub mod fake;
 pub mod hub;
 pub mod netmap;
+pub mod wait;
+
+pub use wait::WaitPolicy;
 
 /// Which packet I/O a tool uses on an interface.
 #[derive(
@@ -119,6 +122,8 @@ pub struct OpenOptions {
     /// See every frame, both directions, including those not addressed to
     /// the interface (lab-capture). Ping and pong leave it off.
     pub capture: bool,
+    /// How `recv` waits: spin first, then sleep; or `--busy-poll`.
+    pub wait: WaitPolicy,
 }
 
 /// Why a datalink could not be opened or used.
@@ -161,6 +166,15 @@ pub trait Datalink {
     /// queue that way before their summary). A signal that interrupts the
     /// wait also gives `Ok(None)`, early, so the tool can see its stop flag.
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError>;
+
+    /// When the kernel received the frame the last `recv` returned, on
+    /// `CLOCK_REALTIME` (`SO_TIMESTAMPNS`), where the datalink has it: an
+    /// RTT from it leaves out the tool's own wake-up and read, as iputils'
+    /// does. `None` where the datalink has no such time (AF_XDP, netmap:
+    /// the frame is seen first by the tool itself).
+    fn received_at(&self) -> Option<SystemTime> {
+        None
+    }
 
     /// Counters, where the datalink reports them.
     fn stats(&self) -> Stats {

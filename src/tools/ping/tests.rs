@@ -390,6 +390,52 @@ fn summary_lines() {
     );
 }
 
+#[test]
+fn the_kernels_receive_time_ends_the_rtt_when_it_fits() {
+    let me = me();
+    let options = options(3);
+    let mut session = Session::new(&me, &options, PEER.mac);
+    let reply_to = |session: &Session<'_>, index: u64| match pong::answer(
+        &session.request(index).unwrap(),
+        &PEER,
+        0,
+    ) {
+        Handling::Answer { reply, .. } => reply,
+        other => panic!("pong did not answer: {other:?}"),
+    };
+    let (sent, wall) = (Instant::now(), SystemTime::now());
+    let read = sent + Duration::from_micros(900);
+    // Received by the kernel 300 µs after the send, read 600 µs later.
+    session.sent_at(0, sent, wall);
+    let reply = reply_to(&session, 0);
+    let kernel = wall + Duration::from_micros(300);
+    let timed = session.on_frame_at(&reply, read, Some(kernel)).unwrap();
+    assert_eq!(timed.time_ms, 0.3);
+    // A "kernel time" after the read (the real-time clock stepped): the
+    // read time counts.
+    session.sent_at(1, sent, wall);
+    let reply = reply_to(&session, 1);
+    let stepped = wall + Duration::from_secs(5);
+    assert_eq!(
+        session
+            .on_frame_at(&reply, read, Some(stepped))
+            .unwrap()
+            .time_ms,
+        0.9
+    );
+    // Before the send: the same.
+    session.sent_at(2, sent, wall);
+    let reply = reply_to(&session, 2);
+    let early = wall - Duration::from_secs(1);
+    assert_eq!(
+        session
+            .on_frame_at(&reply, read, Some(early))
+            .unwrap()
+            .time_ms,
+        0.9
+    );
+}
+
 proptest! {
     #[test]
     fn any_frame_is_safe_for_a_session(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {

@@ -193,7 +193,10 @@ fn a_capture_shares_the_interface_with_a_responder() {
     let (ready_tx, ready_rx) = mpsc::channel();
     let responder_ready = ready_tx.clone();
     let responder = on_thread_in(&pair.b.netns, move || {
-        let options = OpenOptions { capture: false };
+        let options = OpenOptions {
+            capture: false,
+            ..OpenOptions::default()
+        };
         let mut link = datalink::open(DatalinkKind::AfXdp, "eth1", &options).expect("open");
         responder_ready.send(link.describe()).unwrap();
         // Serve the hub until the request comes, then answer it.
@@ -209,7 +212,10 @@ fn a_capture_shares_the_interface_with_a_responder() {
     assert_eq!(owner, "af_xdp, native XDP, copy mode");
 
     let capture = on_thread_in(&pair.b.netns, move || {
-        let options = OpenOptions { capture: true };
+        let options = OpenOptions {
+            capture: true,
+            ..OpenOptions::default()
+        };
         let mut link = datalink::open(DatalinkKind::AfXdp, "eth1", &options).expect("open");
         ready_tx.send(link.describe()).unwrap();
         let mut seen = Vec::new();

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 pub use bpf::XdpMode;
 
 use super::hub::Shareable;
+use super::wait::{self, KernelBusyPoll, Next, WaitPolicy};
 use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Received, Stats};
 use explain::Failure;
 
@@ -83,6 +84,12 @@ pub struct AfXdp {
     /// kernel on the next call.
     lent: Option<u64>,
     tx_dropped: u64,
+    wait: WaitPolicy,
+    /// With `--busy-poll`: what the kernel granted of its own.
+    kernel_busy_poll: Option<KernelBusyPoll>,
+    /// System calls made to have the kernel send (for the tests: none is
+    /// made where the kernel did not ask for it).
+    tx_kicks: u64,
 }
 
 impl AfXdp {
@@ -100,7 +107,7 @@ impl AfXdp {
             } else {
                 xsk::Sizes::TOOL
             };
-            match Self::try_open(iface, ifindex, sizes) {
+            match Self::try_open(iface, ifindex, sizes, options.wait) {
                 Err(failure) if failure.is_busy() && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -110,7 +117,12 @@ impl AfXdp {
         }
     }
 
-    fn try_open(iface: &str, ifindex: u32, sizes: xsk::Sizes) -> Result<AfXdp, Failure> {
+    fn try_open(
+        iface: &str,
+        ifindex: u32,
+        sizes: xsk::Sizes,
+        wait: WaitPolicy,
+    ) -> Result<AfXdp, Failure> {
         let map = bpf::XskMap::create().map_err(Failure::CreateMap)?;
         let program = bpf::RedirectProgram::load(&map).map_err(Failure::LoadProgram)?;
         let socket = xsk::XskSocket::open(ifindex, sizes).map_err(Failure::Socket)?;
@@ -130,6 +142,9 @@ impl AfXdp {
             xdp,
             zero_copy: socket.zero_copy(),
         };
+        let kernel_busy_poll = wait
+            .busy_poll
+            .then(|| wait::enable_kernel_busy_poll(socket_fd(&socket)));
         Ok(AfXdp {
             _link: link,
             _program: program,
@@ -139,7 +154,15 @@ impl AfXdp {
             mode,
             lent: None,
             tx_dropped: 0,
+            wait,
+            kernel_busy_poll,
+            tx_kicks: 0,
         })
+    }
+
+    /// How many times `send` asked the kernel to transmit.
+    pub fn tx_kicks(&self) -> u64 {
+        self.tx_kicks
     }
 
     /// The mode obtained.
@@ -161,10 +184,9 @@ impl AfXdp {
         }
     }
 
-    /// Waits until the socket is readable, at most until `deadline`.
-    /// Returns false on timeout (or a signal, so the tool can look at it).
-    fn wait_readable(&self, deadline: Instant) -> Result<bool, DatalinkError> {
-        let timeout = deadline.saturating_duration_since(Instant::now());
+    /// Waits until the socket is readable, at most `timeout`. Returns
+    /// false on timeout (or a signal, so the tool can look at it).
+    fn wait_readable(&self, timeout: Duration) -> Result<bool, DatalinkError> {
         match poll_readable(self.socket.as_fd(), timeout) {
             Ok(ready) => Ok(ready),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
@@ -177,7 +199,15 @@ impl AfXdp {
     fn flush_tx(&mut self) -> Result<(), DatalinkError> {
         let deadline = Instant::now() + TX_STALL;
         loop {
-            match self.socket.kick_tx() {
+            // Where the kernel takes frames off the ring by itself (a
+            // zero-copy driver that is awake), a kick would be wasted.
+            let kicked = if self.socket.tx_needs_kick() {
+                self.tx_kicks += 1;
+                self.socket.kick_tx()
+            } else {
+                Ok(())
+            };
+            match kicked {
                 Ok(()) => {}
                 // The driver dropped the frame (NET_XMIT_DROP), as a full
                 // queue drops one on AF_PACKET; count it and go on.
@@ -210,7 +240,12 @@ impl AfXdp {
 
 impl Datalink for AfXdp {
     fn describe(&self) -> String {
-        format!("{}, {}", DatalinkKind::AfXdp, self.mode.describe())
+        let mut text = format!("{}, {}", DatalinkKind::AfXdp, self.mode.describe());
+        if let Some(granted) = &self.kernel_busy_poll {
+            text.push_str(", ");
+            text.push_str(&granted.describe());
+        }
+        text
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
@@ -250,13 +285,36 @@ impl Datalink for AfXdp {
         if let Some(addr) = self.lent.take() {
             self.socket.recycle(addr);
         }
-        let deadline = Instant::now() + timeout;
+        let wait = self.wait.start(timeout);
+        let kernel_polls = self.kernel_busy_poll.as_ref().is_some_and(|k| k.is_on());
         let (addr, len) = loop {
             if let Some(received) = self.socket.next_received() {
                 break received;
             }
-            if !self.wait_readable(deadline)? {
-                return Ok(None);
+            // A receive call busy-polls the device (SO_BUSY_POLL) or wakes
+            // a driver that asked for it; otherwise the ring is enough.
+            if kernel_polls || self.socket.rx_needs_kick() {
+                match self.socket.kick_rx() {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EAGAIN | libc::EBUSY | libc::EINTR)
+                        ) => {}
+                    Err(e) => return Err(self.io_error("receive", e)),
+                }
+                if let Some(received) = self.socket.next_received() {
+                    break received;
+                }
+            }
+            match wait.next() {
+                Next::Spin => {}
+                Next::Sleep(left) => {
+                    if !self.wait_readable(left)? {
+                        return Ok(None);
+                    }
+                }
+                Next::Done => return Ok(None),
             }
         };
         self.lent = Some(addr);
@@ -281,6 +339,10 @@ impl Shareable for AfXdp {
     fn poll_fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
     }
+}
+
+fn socket_fd(socket: &xsk::XskSocket) -> std::os::fd::RawFd {
+    std::os::fd::AsRawFd::as_raw_fd(&socket.as_fd())
 }
 
 fn ifindex(iface: &str) -> Result<u32, DatalinkError> {

@@ -35,6 +35,8 @@ pub(super) struct RingMemory<T> {
     consumer: NonNull<AtomicU32>,
     entries: NonNull<T>,
     size: u32,
+    /// The ring's flags word (XDP_RING_NEED_WAKEUP), where it was mapped.
+    flags: Option<NonNull<AtomicU32>>,
 }
 
 impl<T> RingMemory<T> {
@@ -55,7 +57,27 @@ impl<T> RingMemory<T> {
             consumer,
             entries,
             size,
+            flags: None,
         }
+    }
+
+    /// # Safety
+    /// `flags` must point to the ring's flags word, valid for reads as
+    /// long as the ring is used.
+    pub(super) unsafe fn with_flags(mut self, flags: NonNull<AtomicU32>) -> Self {
+        self.flags = Some(flags);
+        self
+    }
+
+    /// True when the kernel asks to be woken (a system call) before it
+    /// looks at this ring again: XDP_RING_NEED_WAKEUP, set only on a socket
+    /// bound with XDP_USE_NEED_WAKEUP.
+    fn needs_wakeup(&self) -> bool {
+        self.flags.is_some_and(|flags| {
+            // SAFETY: valid for the ring's lifetime (see `with_flags`).
+            let flags = unsafe { flags.as_ref() };
+            flags.load(Ordering::Acquire) & libc::XDP_RING_NEED_WAKEUP != 0
+        })
     }
 
     fn producer(&self) -> &AtomicU32 {
@@ -127,6 +149,11 @@ impl<T: Copy> Producer<T> {
         self.ring
             .producer()
             .store(self.local_producer, Ordering::Release);
+    }
+
+    /// See [`RingMemory::needs_wakeup`].
+    pub(super) fn needs_wakeup(&self) -> bool {
+        self.ring.needs_wakeup()
     }
 
     /// Entries published but not yet consumed by the kernel.
@@ -248,6 +275,19 @@ mod tests {
                 .store(producer.wrapping_add(1), Ordering::Release);
             true
         }
+    }
+
+    #[test]
+    fn the_need_wakeup_flag_is_read_from_the_ring() {
+        let mem = TestRing::new(4, 0);
+        let flags = AtomicU32::new(0);
+        let plain = Producer::new(mem.memory());
+        assert!(!plain.needs_wakeup(), "no flags word: never asks");
+        // SAFETY: `flags` outlives the ring.
+        let flagged = Producer::new(unsafe { mem.memory().with_flags(NonNull::from(&flags)) });
+        assert!(!flagged.needs_wakeup());
+        flags.store(libc::XDP_RING_NEED_WAKEUP, Ordering::Release);
+        assert!(flagged.needs_wakeup());
     }
 
     #[test]

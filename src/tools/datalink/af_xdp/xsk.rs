@@ -228,6 +228,10 @@ pub(super) struct XskSocket {
     free_tx: Vec<u64>,
     zero_copy: bool,
     umem_bytes: usize,
+    /// Bound with XDP_USE_NEED_WAKEUP: the kernel says when it needs a
+    /// system call to look at the TX or fill ring (kernels before 5.4
+    /// refuse the flag; then every send is kicked).
+    need_wakeup: bool,
 }
 
 impl XskSocket {
@@ -276,6 +280,7 @@ impl XskSocket {
                 .collect(),
             zero_copy: false,
             umem_bytes,
+            need_wakeup: true,
         };
         for i in 0..sizes.rx_frames {
             socket.fill.push(u64::from(i * FRAME_SIZE));
@@ -288,13 +293,25 @@ impl XskSocket {
     /// Binds without forcing a mode: the kernel tries zero-copy and falls
     /// back to copy mode by itself when the driver cannot (veth cannot).
     /// XDP_OPTIONS then says which one we got. Queue 0 only: the caller
-    /// checked that the interface has no other.
+    /// checked that the interface has no other. With XDP_USE_NEED_WAKEUP
+    /// where the kernel knows it, so that no wake-up call is wasted.
     fn bind(&mut self, ifindex: u32) -> io::Result<()> {
+        match self.bind_with(ifindex, libc::XDP_USE_NEED_WAKEUP) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                self.need_wakeup = false;
+                self.bind_with(ifindex, 0)
+            }
+            bound => bound,
+        }
+    }
+
+    fn bind_with(&mut self, ifindex: u32, flags: u16) -> io::Result<()> {
         // SAFETY: sockaddr_xdp is plain integers.
         let mut addr: libc::sockaddr_xdp = unsafe { std::mem::zeroed() };
         addr.sxdp_family = libc::AF_XDP as u16;
         addr.sxdp_ifindex = ifindex;
         addr.sxdp_queue_id = 0;
+        addr.sxdp_flags = flags;
         // SAFETY: addr is a live sockaddr_xdp of the size given.
         let ret = unsafe {
             libc::bind(
@@ -399,6 +416,42 @@ impl XskSocket {
         self.tx.in_flight()
     }
 
+    /// True when the kernel needs `kick_tx` to send what is on the TX
+    /// ring: always in copy mode, where it sends inside that call; in
+    /// zero-copy mode only when the driver sleeps.
+    pub(super) fn tx_needs_kick(&self) -> bool {
+        !self.need_wakeup || self.tx.needs_wakeup()
+    }
+
+    /// True when the driver waits for a system call before it fills the
+    /// RX ring again (zero-copy with an empty fill ring; never in copy
+    /// mode, where frames are copied in as they arrive).
+    pub(super) fn rx_needs_kick(&self) -> bool {
+        self.need_wakeup && self.fill.needs_wakeup()
+    }
+
+    /// A non-blocking receive call: wakes the driver (zero-copy), and
+    /// busy-polls the device queue when `SO_BUSY_POLL` is set.
+    pub(super) fn kick_rx(&self) -> io::Result<()> {
+        // SAFETY: recvfrom with no buffer; AF_XDP delivers frames through
+        // the RX ring, never through the call.
+        let ret = unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Asks the kernel to transmit what is on the TX ring. In copy mode
     /// it does so inside this call.
     pub(super) fn kick_tx(&self) -> io::Result<()> {
@@ -499,10 +552,11 @@ fn ring_memory<T>(
     let producer = map.at::<AtomicU32>(off.producer, 1)?;
     let consumer = map.at::<AtomicU32>(off.consumer, 1)?;
     let entries = map.at::<T>(off.desc, size as usize)?;
-    // SAFETY: the three pointers were checked to lie inside the ring's
+    let flags = map.at::<AtomicU32>(off.flags, 1)?;
+    // SAFETY: the four pointers were checked to lie inside the ring's
     // mapping, which the XskSocket keeps alive as long as the ring; the
     // kernel is the only other party touching it.
-    Ok(unsafe { RingMemory::new(producer, consumer, entries, size) })
+    Ok(unsafe { RingMemory::new(producer, consumer, entries, size).with_flags(flags) })
 }
 
 #[cfg(test)]

@@ -114,7 +114,10 @@ impl Tool {
         let (event_tx, events) = mpsc::channel();
         let (name, wires) = (name.to_owned(), wires.clone());
         let thread = std::thread::spawn(move || {
-            let options = OpenOptions { capture };
+            let options = OpenOptions {
+                capture,
+                ..OpenOptions::default()
+            };
             let mut link = open_named(
                 name,
                 DatalinkKind::AfXdp,

@@ -9,6 +9,7 @@ use std::io;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::super::wait::{Next, WaitPolicy};
 use super::super::{Direction, Received};
 use super::abi::{NS_MOREFRAG, NS_TXMON};
 use super::ring::{Interface, Ring, RingError};
@@ -61,6 +62,8 @@ pub struct Rings {
     /// A frame that spans several slots (NS_MOREFRAG) is joined here.
     joined: Vec<u8>,
     send_timeout: Duration,
+    /// How `recv` waits: non-blocking RX syncs first, then `poll`.
+    wait: WaitPolicy,
 }
 
 impl Rings {
@@ -72,7 +75,13 @@ impl Rings {
             lent: None,
             joined: Vec::new(),
             send_timeout: Duration::from_secs(1),
+            wait: WaitPolicy::default(),
         }
+    }
+
+    /// How `recv` waits from now on.
+    pub fn set_wait(&mut self, wait: WaitPolicy) {
+        self.wait = wait;
     }
 
     pub fn tx_rings(&self) -> &[Ring] {
@@ -118,7 +127,8 @@ impl Rings {
         timeout: Duration,
     ) -> Result<Option<Received<'_>>, TransferError> {
         self.give_back_lent()?;
-        let deadline = Instant::now() + timeout;
+        let wait = self.wait.start(timeout);
+        let mut synced = false;
         loop {
             if let Some(ring) = self.ready_ring()? {
                 if let Some(direction) = self.take(ring)? {
@@ -126,15 +136,23 @@ impl Rings {
                 }
                 continue;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let arrived = if left.is_zero() {
-                // No time to wait: one non-blocking look at what arrived.
-                kernel.rxsync().map_err(self::kernel("NIOCRXSYNC"))?;
-                self.ready_ring()?.is_some()
-            } else {
-                kernel
+            let arrived = match wait.next() {
+                // A non-blocking look at what arrived (at least one, for a
+                // zero timeout), spinning while the policy says so.
+                Next::Spin => {
+                    kernel.rxsync().map_err(self::kernel("NIOCRXSYNC"))?;
+                    synced = true;
+                    continue;
+                }
+                Next::Done if !synced => {
+                    kernel.rxsync().map_err(self::kernel("NIOCRXSYNC"))?;
+                    synced = true;
+                    self.ready_ring()?.is_some()
+                }
+                Next::Done => false,
+                Next::Sleep(left) => kernel
                     .poll_rx(left)
-                    .map_err(self::kernel("poll for received frames"))?
+                    .map_err(self::kernel("poll for received frames"))?,
             };
             if !arrived {
                 return Ok(None);
@@ -321,10 +339,28 @@ mod tests {
     }
 
     #[test]
+    fn busy_poll_syncs_without_sleeping() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        rings.set_wait(WaitPolicy::busy_poll());
+        assert!(rings
+            .recv(&mut kernel, Duration::from_millis(5))
+            .unwrap()
+            .is_none());
+        assert_eq!(kernel.polls, 0, "busy-poll never sleeps in poll");
+        assert!(kernel.rxsyncs > 1, "it kept looking: {}", kernel.rxsyncs);
+    }
+
+    #[test]
     fn recv_with_time_to_wait_polls_for_frames() {
         let region = FakeRegion::new(1, 1, 8, 128);
         let mut kernel = FakeKernel::new(&region);
         let mut rings = rings(&region);
+        rings.set_wait(WaitPolicy {
+            spin: Duration::ZERO,
+            busy_poll: false,
+        });
         kernel.deliver(0, b"after a wait");
         let got = rings
             .recv(&mut kernel, Duration::from_secs(1))
@@ -332,6 +368,20 @@ mod tests {
             .unwrap();
         assert_eq!(got.frame, b"after a wait");
         assert_eq!(kernel.polls, 1);
+    }
+
+    #[test]
+    fn the_default_spin_finds_a_frame_without_sleeping() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.deliver(0, b"while spinning");
+        let got = rings
+            .recv(&mut kernel, Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.frame, b"while spinning");
+        assert_eq!(kernel.polls, 0, "found by an RX sync, no poll");
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod ring;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Datalink, DatalinkError, OpenOptions, Received};
+use super::{Datalink, DatalinkError, OpenOptions, Received, WaitPolicy};
 use io::{Rings, TransferError};
 use port::{Port, PortKind};
 
@@ -131,6 +131,8 @@ pub struct Netmap {
     iface: String,
     kind: PortKind,
     description: String,
+    /// How receives wait (`--busy-poll`), for rings opened later too.
+    wait: WaitPolicy,
 }
 
 // One per open datalink: boxing the large variant would buy nothing.
@@ -155,8 +157,9 @@ struct Open {
 }
 
 impl Open {
-    fn new(port: Port) -> Result<Open, DatalinkError> {
-        let rings = Rings::new(port.interface()?);
+    fn new(port: Port, wait: WaitPolicy) -> Result<Open, DatalinkError> {
+        let mut rings = Rings::new(port.interface()?);
+        rings.set_wait(wait);
         Ok(Open { rings, port })
     }
 }
@@ -191,14 +194,14 @@ impl Netmap {
                 })?;
             }
             let state = match Port::monitor(device, iface)? {
-                Ok(port) => State::Open(Open::new(port)?),
+                Ok(port) => State::Open(Open::new(port, options.wait)?),
                 Err(device) => State::Waiting(device),
             };
             (PortKind::Monitor, state)
         } else {
             (
                 PortKind::Nic,
-                State::Open(Open::new(Port::open(device, iface)?)?),
+                State::Open(Open::new(Port::open(device, iface)?, options.wait)?),
             )
         };
         let description = describe(iface, &state, kind, read_admode(sysfs));
@@ -208,6 +211,7 @@ impl Netmap {
             iface: iface.to_owned(),
             kind,
             description,
+            wait: options.wait,
         })
     }
 
@@ -222,7 +226,7 @@ impl Netmap {
                 unreachable!("matched just above");
             };
             self.state = match Port::monitor(device, &self.iface)? {
-                Ok(port) => State::Open(Open::new(port)?),
+                Ok(port) => State::Open(Open::new(port, self.wait)?),
                 Err(device) => State::Waiting(device),
             };
         }
@@ -474,7 +478,14 @@ mod tests {
     #[cfg_attr(labctl_has_netmap, ignore = "this machine has /dev/netmap")]
     fn without_dev_netmap_open_says_the_same() {
         for capture in [false, true] {
-            let err = Netmap::open("lo", &OpenOptions { capture }).unwrap_err();
+            let err = Netmap::open(
+                "lo",
+                &OpenOptions {
+                    capture,
+                    ..OpenOptions::default()
+                },
+            )
+            .unwrap_err();
             assert_names_device_and_module(&err);
         }
         let err = super::super::open(DatalinkKind::Netmap, "lo", &OpenOptions::default())
