@@ -329,6 +329,7 @@ def at_most(limit: float, text: str) -> Target:
 
 UNITS = {
     "ms": lambda v: f"{v:.3f} ms",
+    "us": lambda v: f"{v:.1f} µs",
     "s": lambda v: f"{v:.2f} s",
     "/s": lambda v: f"{v:,.0f}/s",
     "frames": lambda v: f"{v:,.0f}",

@@ -18,8 +18,8 @@ use crate::support::bin;
 use crate::support::netns::{in_thread_of, inject, run_in};
 use crate::support::process::Running;
 use crate::support::tools::{
-    assert_ping_and_pong_print_the_contract_lines, assert_ping_interrupted_prints_its_summary,
-    count, pair, ping, start, tshark_frames, READY,
+    assert_busy_poll_behaviour, assert_ping_and_pong_print_the_contract_lines,
+    assert_ping_interrupted_prints_its_summary, count, pair, ping, start, tshark_frames, READY,
 };
 
 const MAC_A: MacAddr = MacAddr(2, 0, 0, 0, 0, 1);
@@ -431,6 +431,44 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
 #[test]
 fn ping_interrupted_prints_its_summary() {
     assert_ping_interrupted_prints_its_summary(&[]);
+}
+
+/// `--busy-poll` answers, spins only when asked, and stops on SIGINT.
+#[test]
+fn busy_poll_answers_spins_only_when_asked_and_stops_at_once() {
+    assert_busy_poll_behaviour(&[]);
+}
+
+/// The kernel's receive time comes with every frame af_packet hands a
+/// ping or pong: after the frame was injected, before it was read.
+#[test]
+fn af_packet_gives_the_kernels_receive_time() {
+    let pair = pair(true);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let netns = pair.b.netns.clone();
+    let receiver = std::thread::spawn(move || {
+        in_thread_of(&netns, move || {
+            let mut link = datalink::open(DatalinkKind::AfPacket, "eth1", &OpenOptions::default())
+                .expect("open af_packet");
+            ready_tx.send(()).unwrap();
+            let received = link
+                .recv(Duration::from_secs(5))
+                .expect("recv")
+                .map(|r| r.frame.len());
+            let read = std::time::SystemTime::now();
+            (received, link.received_at(), read)
+        })
+    });
+    ready_rx.recv().unwrap();
+    let before = std::time::SystemTime::now();
+    inject(&pair.a.netns, "eth1", vec![unroutable_echo(1)]);
+    let (received, at, read) = receiver.join().unwrap();
+    assert!(received.is_some(), "nothing received");
+    let at = at.expect("a kernel timestamp");
+    assert!(
+        before <= at && at <= read,
+        "{before:?} <= {at:?} <= {read:?}"
+    );
 }
 
 /// More frames than lab-capture's receive ring holds (16 blocks of 256 KiB,

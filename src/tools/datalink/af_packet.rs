@@ -353,9 +353,7 @@ impl Datalink for AfPacket {
                 }
                 // Frames the kernel still holds are queued too: a draining
                 // capture waits (once) for their block to be handed over.
-                Next::Done
-                    if !waited_for_kernel && !wait.interrupted() && self.kernel_holds_frames() =>
-                {
+                Next::Done if !waited_for_kernel && self.kernel_holds_frames() => {
                     waited_for_kernel = true;
                     if !self.wait_for(libc::POLLIN, ring::RETIRE_TIMEOUT * 2)? {
                         return Ok(None);

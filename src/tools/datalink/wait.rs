@@ -12,7 +12,11 @@
 //! A spinning wait is not interrupted by a signal the way `poll` is, so
 //! the tools count SIGINT and SIGTERM here ([`count_signals`]) and every
 //! spin looks at the count: a signal still ends a wait at once, as the
-//! [`Datalink::recv`](super::Datalink::recv) contract says.
+//! [`Datalink::recv`](super::Datalink::recv) contract says. Since the
+//! tools stop on the first one, every wait after it ends at once too
+//! (after one look for a frame, which is what a draining tool asks for):
+//! a signal that lands between the tool's look at its stop flag and the
+//! start of a wait would otherwise be missed for the whole wait.
 
 use std::io;
 use std::mem;
@@ -72,11 +76,7 @@ impl WaitPolicy {
                 None => end,
             })
         };
-        Wait {
-            deadline,
-            spin_end,
-            signals: signals_seen(),
-        }
+        Wait { deadline, spin_end }
     }
 }
 
@@ -87,7 +87,6 @@ pub struct Wait {
     deadline: Option<Instant>,
     /// None: spins for ever (busy-poll without a deadline).
     spin_end: Option<Instant>,
-    signals: u32,
 }
 
 /// What a wait does after a look found nothing.
@@ -130,9 +129,9 @@ impl Wait {
         }
     }
 
-    /// True when SIGINT or SIGTERM came since the wait started.
+    /// True once SIGINT or SIGTERM came (see the module's comment).
     pub fn interrupted(&self) -> bool {
-        signals_seen() != self.signals
+        signals_seen() != 0
     }
 }
 

@@ -13,8 +13,8 @@ use crate::support::bin;
 use crate::support::netns::ip;
 use crate::support::process::{Finished, Running};
 use crate::support::tools::{
-    assert_ping_and_pong_print_the_contract_lines, assert_ping_interrupted_prints_its_summary,
-    count, pair, ping, start, tshark_frames, READY,
+    assert_busy_poll_behaviour, assert_ping_and_pong_print_the_contract_lines,
+    assert_ping_interrupted_prints_its_summary, count, pair, ping, start, tshark_frames, READY,
 };
 
 /// What af_xdp obtains on a veth.
@@ -287,6 +287,13 @@ fn the_tools_run_on_af_xdp_from_an_empty_root() {
 #[test]
 fn ping_on_af_xdp_interrupted_prints_its_summary() {
     assert_ping_interrupted_prints_its_summary(&["--datalink", "af_xdp"]);
+}
+
+/// `--busy-poll` on af_xdp answers, spins only when asked, and stops on
+/// SIGINT.
+#[test]
+fn busy_poll_on_af_xdp_answers_spins_only_when_asked_and_stops_at_once() {
+    assert_busy_poll_behaviour(&["--datalink", "af_xdp"]);
 }
 
 /// One tool run that must fail: exit 3 and one line naming what is

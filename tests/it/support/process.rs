@@ -97,6 +97,11 @@ impl Running {
         }
     }
 
+    /// The tool's process id (`ip netns exec` execs the tool itself).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (e.g. `libc::SIGINT`).
     pub fn signal(&self, signal: i32) {
         let pid = self.child.id() as libc::pid_t;

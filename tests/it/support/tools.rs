@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::bin;
 use super::netns::{have_root, VethPair};
@@ -157,5 +157,129 @@ pub fn assert_ping_and_pong_print_the_contract_lines(extra: &[&str], described: 
     assert!(
         summary.starts_with("3 echo replies sent, 1 ARP replies sent, "),
         "{summary}"
+    );
+}
+
+/// The CPU time (user + system) process `pid` used so far, from
+/// /proc/PID/stat (fields 14 and 15, after the command's parenthesis).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let after_comm = &stat[stat.rfind(')').expect("a (comm) field") + 2..];
+    let fields: Vec<&str> = after_comm.split(' ').collect();
+    // Fields 14 and 15 of the whole line are 12 and 13 after the comm.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// How much of a CPU process `pid` used over `window` of wall-clock time,
+/// and how much it asked for: its time on a CPU plus its time waiting
+/// for one (/proc/PID/schedstat). A process that never sleeps asks for a
+/// whole CPU even when a loaded machine gives it less.
+pub fn cpu_use(pid: u32, window: Duration) -> (f64, f64) {
+    let schedstat = || -> Duration {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+            .expect("read /proc/PID/schedstat");
+        let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().unwrap());
+        Duration::from_nanos(fields.next().unwrap() + fields.next().unwrap())
+    };
+    let (cpu, asked, wall) = (cpu_time(pid), schedstat(), Instant::now());
+    std::thread::sleep(window);
+    let wall = wall.elapsed().as_secs_f64();
+    let used = (cpu_time(pid) - cpu).as_secs_f64() / wall;
+    (used, (schedstat() - asked).as_secs_f64() / wall)
+}
+
+/// `--busy-poll` through the real binaries (`extra` picks the datalink):
+/// a busy-polling pong says so and answers; once its link is quiet past
+/// the spin bound it uses no CPU without the flag and a core with it;
+/// SIGINT ends a busy-polling wait at once (a lab-ping between requests
+/// 10 s apart, which without the signal would spin on until the next).
+pub fn assert_busy_poll_behaviour(extra: &[&str]) {
+    let pair = pair(true);
+    let with = |args: &[&'static str]| -> Vec<&str> { args.iter().chain(extra).copied().collect() };
+
+    // The default: a short spin, then sleep.
+    let idle = start(
+        &pair.b.netns,
+        "lab-pong",
+        &with(&["eth1", "--quiet"]),
+        "listening on",
+    );
+    let pinged = ping(
+        &pair.a.netns,
+        &with(&["eth1", "198.18.0.2", "-c", "3", "-i", "50ms"]),
+    );
+    assert!(pinged.status.success(), "{pinged:?}");
+    let (idle_used, idle_asked) = cpu_use(idle.pid(), Duration::from_secs(1));
+    assert!(idle.stop(libc::SIGINT).status.success());
+
+    let mut busy = Running::spawn(
+        &pair.b.netns,
+        &bin("lab-pong"),
+        &with(&["eth1", "--quiet", "--busy-poll"]),
+        &[],
+    );
+    let listening = busy.wait_for("listening on", READY);
+    assert!(listening.contains("busy-poll"), "{listening}");
+    let pinged = ping(
+        &pair.a.netns,
+        &with(&["eth1", "198.18.0.2", "-c", "3", "-i", "50ms", "--busy-poll"]),
+    );
+    assert!(pinged.status.success(), "{pinged:?}");
+    assert_eq!(
+        count(&pinged.stdout, " bytes from 198.18.0.2: "),
+        3,
+        "{pinged:?}"
+    );
+    let (busy_used, busy_asked) = cpu_use(busy.pid(), Duration::from_secs(1));
+    eprintln!(
+        "CPU over an idle second (used, asked for): default {idle_used:.3}, {idle_asked:.3}; \
+         --busy-poll {busy_used:.3}, {busy_asked:.3}"
+    );
+    assert!(
+        idle_used < 0.05 && idle_asked < 0.05,
+        "an idle default pong used {idle_used:.3} of a CPU and asked for {idle_asked:.3}"
+    );
+    // A whole CPU asked for; what it gets depends on the machine's load,
+    // but it is never nothing.
+    assert!(
+        busy_asked > 0.9,
+        "a busy-polling pong asked for only {busy_asked:.3} of a CPU"
+    );
+    assert!(
+        busy_used > 0.05,
+        "a busy-polling pong used only {busy_used:.3} of a CPU"
+    );
+
+    let mut pinging = Running::spawn(
+        &pair.a.netns,
+        &bin("lab-ping"),
+        &with(&["eth1", "198.18.0.2", "-c", "3", "-i", "10s", "--busy-poll"]),
+        &[],
+    );
+    pinging.wait_for("icmp_seq=0 ", READY);
+    let asked = Instant::now();
+    let pinged = pinging.stop(libc::SIGINT);
+    let took = asked.elapsed();
+    assert!(pinged.status.success(), "{pinged:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "SIGINT took {took:?} to end a busy wait"
+    );
+    assert_eq!(
+        count(&pinged.stdout, "1 packets transmitted, 1 received"),
+        1,
+        "{pinged:?}"
+    );
+
+    let asked = Instant::now();
+    let ponged = busy.stop(libc::SIGINT);
+    assert!(ponged.status.success(), "{ponged:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "pong took {:?}",
+        asked.elapsed()
     );
 }
