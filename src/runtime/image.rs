@@ -28,7 +28,7 @@ use super::names::{self, RunId};
 use super::progress::Progress;
 
 /// The binaries the image carries, all from this package.
-pub const TOOLS: [&str; 4] = ["lab-init", "lab-ping", "lab-pong", "lab-capture"];
+pub const TOOLS: [&str; 5] = ["lab-init", "lab-ping", "lab-pong", "lab-capture", "lab-fwd"];
 
 /// The repository's Dockerfile, part of the build context.
 pub const DOCKERFILE: &str = include_str!("../../Dockerfile");
@@ -392,7 +392,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("lab-init"), b"x").unwrap();
         let err = ToolsDir::at(dir.path().to_owned()).unwrap_err().to_string();
-        assert!(err.contains("lab-ping, lab-pong, lab-capture"), "{err}");
+        assert!(
+            err.contains("lab-ping, lab-pong, lab-capture, lab-fwd"),
+            "{err}"
+        );
         assert!(err.contains("cargo build --release"), "{err}");
     }
 
@@ -460,7 +463,8 @@ mod tests {
                 "lab-init",
                 "lab-ping",
                 "lab-pong",
-                "lab-capture"
+                "lab-capture",
+                "lab-fwd"
             ]
         );
     }

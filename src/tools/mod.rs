@@ -17,6 +17,7 @@ pub mod cli;
 pub mod datalink;
 pub mod error;
 pub mod frames;
+pub mod fwd;
 pub mod iface;
 pub mod output;
 pub mod ping;

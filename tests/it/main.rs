@@ -4,6 +4,7 @@
 //! it even when an assertion fails.
 
 mod af_xdp;
+mod fwd;
 mod lab;
 mod netmap;
 mod route;

@@ -29,7 +29,7 @@
 use std::cell::Cell;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use pnet::datalink::{self, Channel, DataLinkSender, NetworkInterface};
@@ -390,6 +390,11 @@ impl Datalink for AfPacket {
         Stats {
             dropped: Some(self.dropped.get()),
         }
+    }
+
+    fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
+        // SAFETY: the socket stays open as long as self (`_owner` owns it).
+        vec![unsafe { BorrowedFd::borrow_raw(self.fd) }]
     }
 }
 

@@ -260,6 +260,20 @@ impl Datalink for Shared {
         Ok(Some(Received { frame, direction }))
     }
 
+    /// The owner's: the real datalink's, the hub's listener and its
+    /// clients' (`recv` serves them all); a client's: its hub connection.
+    fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
+        match &self.role {
+            Some(Role::Owner(owner)) => {
+                let mut fds = vec![owner.real.poll_fd(), owner.listener.as_fd()];
+                fds.extend(owner.clients.iter().map(|c| c.socket.as_fd()));
+                fds
+            }
+            Some(Role::Client(client)) => vec![client.socket.as_fd()],
+            None => Vec::new(),
+        }
+    }
+
     fn stats(&self) -> Stats {
         let dropped = match &self.role {
             Some(Role::Owner(owner)) => owner.real.stats().dropped,

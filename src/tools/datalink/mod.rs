@@ -5,6 +5,7 @@
 //! per-interface environment variable that labctl sets in each node).
 
 use std::fmt;
+use std::os::fd::BorrowedFd;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
@@ -179,6 +180,15 @@ pub trait Datalink {
     /// Counters, where the datalink reports them.
     fn stats(&self) -> Stats {
         Stats::default()
+    }
+
+    /// Descriptors that poll readable (`POLLIN`) when `recv` may have
+    /// something to do. A tool that waits on several datalinks at once
+    /// (lab-fwd) polls them all, then calls `recv` with a zero timeout on
+    /// each. Empty where the datalink has none: such a tool then looks at
+    /// it every millisecond or so.
+    fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
+        Vec::new()
     }
 }
 

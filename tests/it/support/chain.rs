@@ -26,11 +26,20 @@ impl Chain {
         Chain::default()
     }
 
-    /// A fresh namespace with `lo` up; its name.
+    /// A fresh namespace with `lo` up and no IPv6 (interfaces moved in
+    /// later take its defaults, so no router solicitation or MLD report
+    /// ever leaves them); its name.
     pub fn netns(&mut self, prefix: &str) -> String {
         let name = unique(prefix);
         ip(&["netns", "add", &name]);
         self.namespaces.push(name.clone());
+        self.sysctl(
+            &name,
+            &[
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+        );
         ip(&["-n", &name, "link", "set", "lo", "up"]);
         name
     }

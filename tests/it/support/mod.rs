@@ -17,6 +17,7 @@ pub fn bin(name: &str) -> PathBuf {
         "lab-ping" => PathBuf::from(env!("CARGO_BIN_EXE_lab-ping")),
         "lab-pong" => PathBuf::from(env!("CARGO_BIN_EXE_lab-pong")),
         "lab-capture" => PathBuf::from(env!("CARGO_BIN_EXE_lab-capture")),
+        "lab-fwd" => PathBuf::from(env!("CARGO_BIN_EXE_lab-fwd")),
         "lab-init" => PathBuf::from(env!("CARGO_BIN_EXE_lab-init")),
         other => panic!("no binary named {other}"),
     }

@@ -333,6 +333,10 @@ impl Datalink for AfXdp {
             dropped: self.socket.rx_drops(),
         }
     }
+
+    fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
+        vec![self.socket.as_fd()]
+    }
 }
 
 impl Shareable for AfXdp {

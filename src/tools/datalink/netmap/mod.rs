@@ -315,6 +315,11 @@ impl Datalink for Netmap {
             }),
         }
     }
+
+    fn poll_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        // netmap syncs the RX rings when the port's descriptor is polled.
+        vec![self.port.as_fd()]
+    }
 }
 
 /// Sleeps for `time`; false when a signal cut the sleep short (the

@@ -132,6 +132,12 @@ impl Port {
         &self.name
     }
 
+    /// The port's descriptor, for a poll over several datalinks.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.file.as_fd()
+    }
+
     /// The port's rings, found in the mapped region.
     pub fn interface(&self) -> Result<Interface, DatalinkError> {
         // SAFETY: the mapping is ours, read-write, page-aligned, and lives

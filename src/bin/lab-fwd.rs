@@ -1,0 +1,95 @@
+//! lab-fwd IFACE_A IFACE_B: forwards every frame from A to B and from B to
+//! A, unchanged, each interface on its own datalink. See docs/tools.md.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use labctl::tools::cli::{self, CommonArgs};
+use labctl::tools::datalink::{DatalinkKind, OpenOptions};
+use labctl::tools::error::ToolError;
+use labctl::tools::fwd::{self, FwdOptions, Promiscuous, Side, DEFAULT_BATCH};
+use labctl::tools::iface;
+use labctl::tools::output::Output;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lab-fwd",
+    version,
+    about = "Forward every frame between two interfaces, unchanged (a user-space L2 forwarder)"
+)]
+struct Args {
+    /// One interface
+    iface_a: String,
+    /// The other interface
+    iface_b: String,
+    /// Packet I/O for IFACE_A [default: --datalink, else $LABCTL_DATALINK_<IFACE_A>, else af_packet]
+    #[arg(long, value_enum, value_name = "KIND")]
+    datalink_a: Option<DatalinkKind>,
+    /// Packet I/O for IFACE_B [default: --datalink, else $LABCTL_DATALINK_<IFACE_B>, else af_packet]
+    #[arg(long, value_enum, value_name = "KIND")]
+    datalink_b: Option<DatalinkKind>,
+    /// Frames taken from one side before the other side gets its turn
+    #[arg(long, default_value_t = DEFAULT_BATCH as u64, value_parser = cli::positive)]
+    batch: u64,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    match cli::parse_args::<Args>("lab-fwd") {
+        Ok(args) => cli::finish("lab-fwd", run(args)),
+        Err(code) => code,
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, ToolError> {
+    let stop = cli::stop_on_signals()?;
+    if args.iface_a == args.iface_b {
+        return Err(ToolError::Usage(format!(
+            "IFACE_A and IFACE_B are both {}: give two different interfaces",
+            args.iface_a
+        )));
+    }
+    let kind_a = match args.datalink_a {
+        Some(kind) => kind,
+        None => args.common.datalink_for(&args.iface_a)?,
+    };
+    let kind_b = match args.datalink_b {
+        Some(kind) => kind,
+        None => args.common.datalink_for(&args.iface_b)?,
+    };
+    let (a, b) = (iface::lookup(&args.iface_a)?, iface::lookup(&args.iface_b)?);
+    let mut promiscuous = Vec::new();
+    for interface in [&a, &b] {
+        match Promiscuous::hold(interface.index) {
+            Ok(held) => promiscuous.push(held),
+            // A veth hands over every frame anyway; a NIC would filter.
+            Err(error) => eprintln!(
+                "lab-fwd: warning: {} stays non-promiscuous ({error}): only frames to its own \
+                 MAC, broadcast and multicast arrive on a NIC that filters",
+                interface.name
+            ),
+        }
+    }
+    let mut link_a = cli::open_datalink(kind_a, &a.name, &OpenOptions::default())?;
+    let mut link_b = cli::open_datalink(kind_b, &b.name, &OpenOptions::default())?;
+    let options = FwdOptions {
+        batch: usize::try_from(args.batch).unwrap_or(usize::MAX),
+    };
+    let mut out = Output::stdout(args.common.format());
+    fwd::run(
+        Side {
+            iface: &a.name,
+            link: link_a.as_mut(),
+        },
+        Side {
+            iface: &b.name,
+            link: link_b.as_mut(),
+        },
+        &options,
+        &mut out,
+        &stop,
+    )?;
+    drop(promiscuous);
+    Ok(ExitCode::SUCCESS)
+}
