@@ -318,7 +318,12 @@ impl Datalink for Netmap {
 
     fn poll_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
         // netmap syncs the RX rings when the port's descriptor is polled.
-        vec![self.port.as_fd()]
+        // A monitor still waiting for its port has none: it is looked at
+        // periodically, and registers at a receive.
+        match &self.state {
+            State::Open(open) => vec![open.port.as_fd()],
+            State::Waiting(_) | State::Ended => Vec::new(),
+        }
     }
 }
 
