@@ -19,12 +19,22 @@
 //!   comes: pnet's receiver discards the `sockaddr_ll`, whose `sll_pkttype`
 //!   tells an outgoing frame from an incoming one;
 //! - a `TPACKET_V3` ring for the capture ([`ring`]), which must keep up
-//!   with a flood of frames.
+//!   with a flood of frames;
+//! - `sendmmsg` for a batch (lab-gen), up to [`MAX_BATCH`] frames a call,
+//!   and for a bulk sender `PACKET_QDISC_BYPASS` when the interface has no
+//!   qdisc it would skip ([`qdisc`]); `recvmmsg` for a bulk receiver
+//!   (lab-sink, [`batch`]).
 //!
 //! Ping and pong read with `recvmsg` and `SO_TIMESTAMPNS`: the kernel's
 //! receive time of each frame, from which lab-ping takes a reply's time
 //! as iputils does ([`Datalink::received_at`]). A wait first spins on
 //! non-blocking reads ([`super::wait`]), then sleeps in `ppoll`.
+//!
+//! A link that goes down makes the kernel unhook the socket and report
+//! ENETDOWN once (as a pending socket error, a `POLLERR`); receiving then
+//! just waits, and the kernel hooks the socket again when the link comes
+//! back up. Sends on a down link fail with ENETDOWN, which the tools count
+//! as lost frames ([`DatalinkError::is_link_down`]).
 
 use std::cell::Cell;
 use std::io;
@@ -37,6 +47,8 @@ use pnet::datalink::{self, Channel, DataLinkSender, NetworkInterface};
 use super::wait::{self, KernelBusyPoll, Next, WaitPolicy};
 use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Received, Stats};
 
+mod batch;
+mod qdisc;
 mod ring;
 
 use ring::{RingFrame, RxRing};
@@ -47,6 +59,8 @@ const RECV_BUFFER_BYTES: usize = 256 * 1024;
 /// A send that cannot get onto the socket in this time is an error, not a
 /// hang.
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most frames one `sendmmsg` takes (the kernel's UIO_MAXIOV).
+pub const MAX_BATCH: usize = 1024;
 
 pub struct AfPacket {
     iface: String,
@@ -56,6 +70,8 @@ pub struct AfPacket {
     /// ring, which is declared before it, is unmapped).
     _owner: Box<dyn DataLinkSender>,
     capture: bool,
+    /// The qdisc is bypassed (see [`qdisc`]).
+    qdisc_bypass: bool,
     /// `PACKET_STATISTICS` resets the kernel's counters on every read.
     dropped: Cell<u64>,
     wait: WaitPolicy,
@@ -71,19 +87,29 @@ enum Receiver {
     Socket { buffer: Vec<u8> },
     /// The capture's ring.
     Ring(RxRing),
+    /// `recvmmsg` into slots (a bulk receiver: lab-sink).
+    Batch(batch::Batch),
 }
 
 /// A frame taken from the receiver, not yet lent out.
 #[derive(Clone, Copy)]
 enum Taken {
-    Buffer { len: usize, direction: Direction },
+    Buffer {
+        len: usize,
+        direction: Direction,
+    },
     Ring(RingFrame),
+    Batch {
+        slot: usize,
+        len: usize,
+        direction: Direction,
+    },
 }
 
 impl Taken {
     fn direction(self) -> Direction {
         match self {
-            Taken::Buffer { direction, .. } => direction,
+            Taken::Buffer { direction, .. } | Taken::Batch { direction, .. } => direction,
             Taken::Ring(frame) => frame.direction,
         }
     }
@@ -104,6 +130,9 @@ impl AfPacket {
             .wait
             .busy_poll
             .then(|| wait::enable_kernel_busy_poll(socket.as_raw_fd()));
+        let qdisc_bypass = options.bulk
+            && qdisc::nothing_to_bypass(interface.index)
+            && set_socket_option(&socket, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS).is_ok();
         let fd = socket.as_raw_fd();
         let config = datalink::Config {
             socket_fd: Some(socket.into_raw_fd()),
@@ -121,6 +150,8 @@ impl AfPacket {
             let ring = RxRing::attach(fd)
                 .map_err(|source| io_error("mapping a TPACKET_V3 receive ring", iface, source))?;
             Receiver::Ring(ring)
+        } else if options.bulk {
+            Receiver::Batch(batch::Batch::new())
         } else {
             Receiver::Socket {
                 buffer: vec![0; RECV_BUFFER_BYTES],
@@ -132,6 +163,7 @@ impl AfPacket {
             receiver,
             _owner: sender,
             capture: options.capture,
+            qdisc_bypass,
             dropped: Cell::new(0),
             wait: options.wait,
             kernel_busy_poll,
@@ -139,9 +171,15 @@ impl AfPacket {
         })
     }
 
+    /// True when sends skip the qdisc (`PACKET_QDISC_BYPASS`).
+    pub fn bypasses_qdisc(&self) -> bool {
+        self.qdisc_bypass
+    }
+
     /// Waits until the socket is readable (`POLLIN`) or writable
     /// (`POLLOUT`). `false` on timeout and when a signal interrupted the
-    /// wait, so the tool can look at its stop flag.
+    /// wait, so the tool can look at its stop flag. A socket error (the
+    /// link went down: ENETDOWN) is taken off the socket and returned.
     fn wait_for(&self, events: libc::c_short, timeout: Duration) -> Result<bool, DatalinkError> {
         let mut pollfd = libc::pollfd {
             fd: self.fd,
@@ -166,6 +204,10 @@ impl AfPacket {
             }
             0 => Ok(false),
             _ if pollfd.revents & events != 0 => Ok(true),
+            _ if pollfd.revents & libc::POLLERR != 0 => match take_socket_error(self.fd) {
+                Some(err) => Err(io_error("waiting on the socket", &self.iface, err)),
+                None => Ok(false),
+            },
             _ => Err(io_error(
                 "waiting on the socket",
                 &self.iface,
@@ -174,10 +216,29 @@ impl AfPacket {
         }
     }
 
+    /// [`Self::wait_for`] frames. A link that went down (its error is now
+    /// cleared) is a wait that saw nothing: nothing comes until it is back
+    /// up, and then the kernel hooks the socket in again by itself.
+    fn wait_readable(&self, timeout: Duration) -> Result<bool, DatalinkError> {
+        match self.wait_for(libc::POLLIN, timeout) {
+            Err(error) if error.is_link_down() => Ok(false),
+            other => other,
+        }
+    }
+
     /// Takes the next queued frame; `None` when nothing is queued.
     fn take(&mut self) -> Result<Option<Taken>, DatalinkError> {
         match &mut self.receiver {
             Receiver::Ring(ring) => Ok(ring.next().map(Taken::Ring)),
+            Receiver::Batch(batch) => match batch.next(self.fd) {
+                Ok(taken) => Ok(taken.map(|(slot, len, direction)| Taken::Batch {
+                    slot,
+                    len,
+                    direction,
+                })),
+                Err(err) if super::io_is_link_down(&err) => Ok(None),
+                Err(err) => Err(io_error("receiving frames", &self.iface, err)),
+            },
             Receiver::Socket { buffer } => {
                 let Some(read) = read_frame(self.fd, buffer, &self.iface)? else {
                     return Ok(None);
@@ -196,6 +257,7 @@ impl AfPacket {
         let frame = match (&self.receiver, taken) {
             (Receiver::Ring(ring), Taken::Ring(frame)) => ring.bytes(frame),
             (Receiver::Socket { buffer }, Taken::Buffer { len, .. }) => &buffer[..len],
+            (Receiver::Batch(batch), Taken::Batch { slot, len, .. }) => batch.bytes(slot, len),
             // `take` returns what the receiver holds.
             _ => &[],
         };
@@ -210,7 +272,7 @@ impl AfPacket {
     fn kernel_holds_frames(&self) -> bool {
         match &self.receiver {
             Receiver::Ring(ring) => ring.kernel_holds_frames(),
-            Receiver::Socket { .. } => false,
+            Receiver::Socket { .. } | Receiver::Batch(_) => false,
         }
     }
 }
@@ -249,6 +311,8 @@ fn read_frame(fd: RawFd, buffer: &mut [u8], iface: &str) -> Result<Option<Read>,
         let err = io::Error::last_os_error();
         return match err.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            // The link went down: nothing to read until it is back up.
+            _ if super::io_is_link_down(&err) => Ok(None),
             _ => Err(io_error("receiving a frame", iface, err)),
         };
     }
@@ -300,35 +364,49 @@ impl Datalink for AfPacket {
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
-        let deadline = Instant::now().checked_add(SEND_TIMEOUT);
-        loop {
+        let fd = self.fd;
+        self.retrying_send(|| {
             // SAFETY: the frame outlives the call and its length is the one
             // passed; the socket is bound, so no address is needed.
-            let sent = unsafe { libc::send(self.fd, frame.as_ptr().cast(), frame.len(), 0) };
-            if sent >= 0 {
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                // A signal before anything was sent: the frame still has to go.
-                io::ErrorKind::Interrupted => continue,
-                // pnet made the socket non-blocking: wait for room, then retry.
-                io::ErrorKind::WouldBlock => {
-                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                    match left {
-                        Some(left) if left.is_zero() => {
-                            let timed_out = io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                format!("the socket took nothing for {SEND_TIMEOUT:?}"),
-                            );
-                            return Err(io_error("sending a frame", &self.iface, timed_out));
-                        }
-                        _ => self.wait_for(libc::POLLOUT, left.unwrap_or(SEND_TIMEOUT))?,
-                    };
-                }
-                _ => return Err(io_error("sending a frame", &self.iface, err)),
-            }
+            unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), 0) }
+        })
+        .map(drop)
+    }
+
+    fn send_batch(&mut self, frames: &[&[u8]]) -> Result<usize, DatalinkError> {
+        let frames = &frames[..frames.len().min(MAX_BATCH)];
+        if frames.is_empty() {
+            return Ok(0);
         }
+        let mut iovecs: Vec<libc::iovec> = frames
+            .iter()
+            .map(|frame| libc::iovec {
+                iov_base: frame.as_ptr().cast_mut().cast(),
+                iov_len: frame.len(),
+            })
+            .collect();
+        let mut headers: Vec<libc::mmsghdr> = iovecs
+            .iter_mut()
+            .map(|iovec| {
+                // SAFETY: an all-zero msghdr is a valid value (no address,
+                // no control data).
+                let mut header: libc::mmsghdr = unsafe { mem::zeroed() };
+                header.msg_hdr.msg_iov = iovec;
+                header.msg_hdr.msg_iovlen = 1;
+                header
+            })
+            .collect();
+        let fd = self.fd;
+        let sent = self.retrying_send(|| {
+            // SAFETY: every header points at one iovec, every iovec at a
+            // frame; all of them outlive the call. The kernel only reads
+            // the frames (iov_base is *mut in the C type, never written).
+            let sent = unsafe {
+                libc::sendmmsg(fd, headers.as_mut_ptr(), headers.len() as libc::c_uint, 0)
+            };
+            sent as isize
+        })?;
+        Ok(sent)
     }
 
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
@@ -347,7 +425,7 @@ impl Datalink for AfPacket {
             match wait.next() {
                 Next::Spin => {}
                 Next::Sleep(left) => {
-                    if !self.wait_for(libc::POLLIN, left)? {
+                    if !self.wait_readable(left)? {
                         return Ok(None);
                     }
                 }
@@ -355,7 +433,7 @@ impl Datalink for AfPacket {
                 // capture waits (once) for their block to be handed over.
                 Next::Done if !waited_for_kernel && self.kernel_holds_frames() => {
                     waited_for_kernel = true;
-                    if !self.wait_for(libc::POLLIN, ring::RETIRE_TIMEOUT * 2)? {
+                    if !self.wait_readable(ring::RETIRE_TIMEOUT * 2)? {
                         return Ok(None);
                     }
                 }
@@ -396,6 +474,57 @@ impl Datalink for AfPacket {
         // SAFETY: the socket stays open as long as self (`_owner` owns it).
         vec![unsafe { BorrowedFd::borrow_raw(self.fd) }]
     }
+}
+
+impl AfPacket {
+    /// Runs `call` (a send; its result is the count sent, or -1 and errno)
+    /// until it sends something, waiting for room while the socket is full
+    /// (pnet made it non-blocking), at most [`SEND_TIMEOUT`].
+    fn retrying_send(&self, mut call: impl FnMut() -> isize) -> Result<usize, DatalinkError> {
+        let deadline = Instant::now().checked_add(SEND_TIMEOUT);
+        loop {
+            let sent = call();
+            if sent >= 0 {
+                return Ok(sent as usize);
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                // A signal before anything was sent: the frame still has to go.
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    match left {
+                        Some(left) if left.is_zero() => {
+                            let timed_out = io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!("the socket took nothing for {SEND_TIMEOUT:?}"),
+                            );
+                            return Err(io_error("sending a frame", &self.iface, timed_out));
+                        }
+                        _ => self.wait_for(libc::POLLOUT, left.unwrap_or(SEND_TIMEOUT))?,
+                    };
+                }
+                _ => return Err(io_error("sending a frame", &self.iface, err)),
+            }
+        }
+    }
+}
+
+/// Takes the pending error off a socket (`SO_ERROR`), if it has one.
+fn take_socket_error(fd: RawFd) -> Option<io::Error> {
+    let mut code: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the out-pointer and its length describe `code`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut code as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && code != 0).then(|| io::Error::from_raw_os_error(code))
 }
 
 fn find_interface(iface: &str) -> Result<NetworkInterface, DatalinkError> {

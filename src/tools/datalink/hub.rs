@@ -230,6 +230,21 @@ impl Datalink for Shared {
         }
     }
 
+    fn send_batch(&mut self, frames: &[&[u8]]) -> Result<usize, DatalinkError> {
+        match self.role_mut()? {
+            Role::Owner(owner) => owner.send_batch(frames),
+            // A client's frames go one message each through the hub.
+            Role::Client(_) => {
+                for (sent, frame) in frames.iter().enumerate() {
+                    if let Err(error) = self.send(frame) {
+                        return if sent == 0 { Err(error) } else { Ok(sent) };
+                    }
+                }
+                Ok(frames.len())
+            }
+        }
+    }
+
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
         let deadline = Instant::now().checked_add(timeout);
         let (capture, wait) = (self.capture, self.wait);
@@ -344,6 +359,17 @@ impl Owner {
         self.fan_out(Direction::Out, frame, None);
         self.clients.retain(|c| !c.gone);
         Ok(())
+    }
+
+    fn send_batch(&mut self, frames: &[&[u8]]) -> Result<usize, DatalinkError> {
+        let sent = self.real.send_batch(frames)?;
+        if !self.clients.is_empty() {
+            for frame in &frames[..sent] {
+                self.fan_out(Direction::Out, frame, None);
+            }
+            self.clients.retain(|c| !c.gone);
+        }
+        Ok(sent)
     }
 
     /// Waits for a frame for the owner, serving the hub meanwhile. Frames

@@ -125,6 +125,11 @@ pub struct OpenOptions {
     pub capture: bool,
     /// How `recv` waits: spin first, then sleep; or `--busy-poll`.
     pub wait: WaitPolicy,
+    /// Frames by the hundred thousand a second (lab-gen, lab-sink): bigger
+    /// rings where the datalink has them, and on af_packet the qdisc
+    /// bypassed when the interface has none to bypass (so a `tc` rate
+    /// limit or loss filter on it still applies).
+    pub bulk: bool,
 }
 
 /// Why a datalink could not be opened or used.
@@ -151,6 +156,24 @@ pub enum DatalinkError {
     },
 }
 
+impl DatalinkError {
+    /// True when the interface (or its link) is down: a send that fails
+    /// this way loses the frame, as on a cut cable, and the tools carry on.
+    pub fn is_link_down(&self) -> bool {
+        match self {
+            DatalinkError::Io { source, .. } => io_is_link_down(source),
+            _ => false,
+        }
+    }
+}
+
+/// ENETDOWN (the interface is down) or ENXIO (its device went away while
+/// down), however the error was wrapped.
+pub fn io_is_link_down(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENETDOWN | libc::ENXIO))
+        || error.kind() == std::io::ErrorKind::NetworkDown
+}
+
 /// Packet I/O on one interface.
 pub trait Datalink {
     /// What was obtained, for the "listening on" / "capturing on" lines:
@@ -161,6 +184,21 @@ pub trait Datalink {
     /// Sends one whole Ethernet frame. Returns once the frame is handed to
     /// the kernel or the ring is synced: nothing is left queued.
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError>;
+
+    /// Sends `frames` in as few kernel calls as the datalink can (one
+    /// `sendmmsg`, one TX kick, one `NIOCTXSYNC`); like `send`, nothing is
+    /// left queued when it returns. `Ok(n)`: the first `n` frames were
+    /// handed over, fewer than all when the datalink ran out of room or
+    /// failed after some (the caller retries the rest, and sees the error
+    /// then). `Err` only when none was sent. This default sends one by one.
+    fn send_batch(&mut self, frames: &[&[u8]]) -> Result<usize, DatalinkError> {
+        for (sent, frame) in frames.iter().enumerate() {
+            if let Err(error) = self.send(frame) {
+                return if sent == 0 { Err(error) } else { Ok(sent) };
+            }
+        }
+        Ok(frames.len())
+    }
 
     /// Waits up to `timeout` for the next frame; `Ok(None)` when none came.
     /// A zero timeout only takes what is already queued (tools drain the
@@ -226,6 +264,69 @@ mod tests {
             "afpacket".parse::<DatalinkKind>().unwrap_err(),
             UnknownDatalink("afpacket".into())
         );
+    }
+
+    /// Sends until `fail_at`, then fails with ENETDOWN.
+    struct FailingAt {
+        sent: Vec<Vec<u8>>,
+        fail_at: usize,
+    }
+
+    impl Datalink for FailingAt {
+        fn describe(&self) -> String {
+            "failing".into()
+        }
+        fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
+            if self.sent.len() == self.fail_at {
+                return Err(DatalinkError::Io {
+                    op: "send",
+                    iface: "eth1".into(),
+                    source: std::io::Error::from_raw_os_error(libc::ENETDOWN),
+                });
+            }
+            self.sent.push(frame.to_vec());
+            Ok(())
+        }
+        fn recv(&mut self, _: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn the_default_batch_sends_in_order_and_stops_at_the_first_failure() {
+        let frames: [&[u8]; 3] = [b"a", b"b", b"c"];
+        let mut all = FailingAt {
+            sent: vec![],
+            fail_at: 9,
+        };
+        assert_eq!(all.send_batch(&frames).unwrap(), 3);
+        assert_eq!(all.sent, [b"a", b"b", b"c"]);
+        let mut some = FailingAt {
+            sent: vec![],
+            fail_at: 2,
+        };
+        assert_eq!(some.send_batch(&frames).unwrap(), 2);
+        let mut none = FailingAt {
+            sent: vec![],
+            fail_at: 0,
+        };
+        let error = none.send_batch(&frames).unwrap_err();
+        assert!(error.is_link_down(), "{error}");
+    }
+
+    #[test]
+    fn link_down_is_recognised_however_it_is_wrapped() {
+        for error in [
+            std::io::Error::from_raw_os_error(libc::ENETDOWN),
+            std::io::Error::from_raw_os_error(libc::ENXIO),
+            std::io::Error::new(std::io::ErrorKind::NetworkDown, "bring it up"),
+        ] {
+            assert!(io_is_link_down(&error), "{error}");
+        }
+        assert!(!io_is_link_down(&std::io::Error::from_raw_os_error(
+            libc::EMSGSIZE
+        )));
+        assert!(!DatalinkError::NoSuchInterface("x".into()).is_link_down());
     }
 
     #[test]

@@ -90,6 +90,10 @@ pub struct AfXdp {
     /// System calls made to have the kernel send (for the tests: none is
     /// made where the kernel did not ask for it).
     tx_kicks: u64,
+    ifindex: u32,
+    /// The last kick said ENETDOWN: frames on the TX ring wait there until
+    /// the link is back, so nothing more is queued until it is.
+    link_down: bool,
 }
 
 impl AfXdp {
@@ -102,7 +106,9 @@ impl AfXdp {
         raise_memlock_soft_limit();
         let deadline = Instant::now() + BUSY_RETRY;
         loop {
-            let sizes = if options.capture {
+            let sizes = if options.bulk {
+                xsk::Sizes::BULK
+            } else if options.capture {
                 xsk::Sizes::CAPTURE
             } else {
                 xsk::Sizes::TOOL
@@ -157,6 +163,8 @@ impl AfXdp {
             wait,
             kernel_busy_poll,
             tx_kicks: 0,
+            ifindex,
+            link_down: false,
         })
     }
 
@@ -214,6 +222,7 @@ impl AfXdp {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.tx_dropped += 1,
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                    self.link_down = true;
                     return Err(self.io_error(
                         "send",
                         io::Error::new(e.kind(), format!("{e}: bring the interface up")),
@@ -238,17 +247,26 @@ impl AfXdp {
     }
 }
 
-impl Datalink for AfXdp {
-    fn describe(&self) -> String {
-        let mut text = format!("{}, {}", DatalinkKind::AfXdp, self.mode.describe());
-        if let Some(granted) = &self.kernel_busy_poll {
-            text.push_str(", ");
-            text.push_str(&granted.describe());
+impl AfXdp {
+    /// Refuses to queue while the link is known to be down (see
+    /// `link_down`): the frames would be sent late, once it is back.
+    fn check_link(&mut self) -> Result<(), DatalinkError> {
+        if self.link_down {
+            if !link_is_up(self.ifindex) {
+                return Err(self.io_error(
+                    "send",
+                    io::Error::new(
+                        io::ErrorKind::NetworkDown,
+                        "Network is down: bring the interface up",
+                    ),
+                ));
+            }
+            self.link_down = false;
         }
-        text
+        Ok(())
     }
 
-    fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
+    fn check_len(&self, frame: &[u8]) -> Result<(), DatalinkError> {
         // What AF_PACKET refuses too (shorter than an Ethernet header),
         // and what does not fit a UMEM chunk.
         if frame.len() < ETHERNET_HEADER || frame.len() > xsk::MAX_FRAME {
@@ -264,6 +282,39 @@ impl Datalink for AfXdp {
                 ),
             ));
         }
+        Ok(())
+    }
+}
+
+/// True when the interface is up (IFF_UP), read from sysfs by index.
+fn link_is_up(ifindex: u32) -> bool {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: name has IF_NAMESIZE bytes, as if_indextoname requires.
+    let found = unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) };
+    if found.is_null() {
+        return false;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into `name`.
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    std::fs::read_to_string(format!("/sys/class/net/{}/flags", name.to_string_lossy()))
+        .ok()
+        .and_then(|flags| u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|flags| flags & libc::IFF_UP as u32 != 0)
+}
+
+impl Datalink for AfXdp {
+    fn describe(&self) -> String {
+        let mut text = format!("{}, {}", DatalinkKind::AfXdp, self.mode.describe());
+        if let Some(granted) = &self.kernel_busy_poll {
+            text.push_str(", ");
+            text.push_str(&granted.describe());
+        }
+        text
+    }
+
+    fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
+        self.check_len(frame)?;
+        self.check_link()?;
         let deadline = Instant::now() + TX_STALL;
         while !self.socket.queue_for_send(frame) {
             // Every TX chunk is still with the kernel: have it finish.
@@ -279,6 +330,36 @@ impl Datalink for AfXdp {
             }
         }
         self.flush_tx()
+    }
+
+    fn send_batch(&mut self, frames: &[&[u8]]) -> Result<usize, DatalinkError> {
+        if frames.is_empty() {
+            return Ok(0);
+        }
+        for frame in frames {
+            self.check_len(frame)?;
+        }
+        self.check_link()?;
+        let deadline = Instant::now() + TX_STALL;
+        loop {
+            let queued = self.socket.queue_batch(frames);
+            if queued > 0 {
+                // One kick sends them all (the kernel takes a few dozen per
+                // call in copy mode: flush_tx kicks until none is left).
+                self.flush_tx()?;
+                return Ok(queued);
+            }
+            self.flush_tx()?;
+            if Instant::now() >= deadline {
+                return Err(self.io_error(
+                    "send",
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no TX buffer came back from the kernel",
+                    ),
+                ));
+            }
+        }
     }
 
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {

@@ -49,6 +49,14 @@ impl Sizes {
         ring: 4096,
     };
 
+    /// lab-gen and lab-sink: 16 MiB, 2,048 frames to receive into and
+    /// 2,048 to send from, so a batch of many frames goes out per kick.
+    pub(super) const BULK: Sizes = Sizes {
+        frames: 4096,
+        rx_frames: 2048,
+        ring: 2048,
+    };
+
     pub(super) const fn umem_bytes(self) -> usize {
         (FRAME_SIZE * self.frames) as usize
     }
@@ -70,7 +78,7 @@ pub(super) const MAX_FRAME: usize = (FRAME_SIZE - KERNEL_HEADROOM) as usize;
 // with room for others, the rings hold every frame that can be in them,
 // and a frame of a 1500-byte MTU fits a chunk.
 const _: () = assert!(Sizes::TOOL.umem_bytes() * 4 <= 8 << 20);
-const _: () = assert!(Sizes::TOOL.fit() && Sizes::CAPTURE.fit());
+const _: () = assert!(Sizes::TOOL.fit() && Sizes::CAPTURE.fit() && Sizes::BULK.fit());
 const _: () = assert!(MAX_FRAME >= 1514);
 
 /// The step of the socket's setup that failed, to explain the errno.
@@ -409,6 +417,39 @@ impl XskSocket {
         self.tx.push(desc);
         self.tx.submit();
         true
+    }
+
+    /// Copies as many of `frames` as there are free TX chunks into them and
+    /// queues them with one submit; returns how many. The caller checked
+    /// every length.
+    pub(super) fn queue_batch(&mut self, frames: &[&[u8]]) -> usize {
+        self.reap_completions();
+        let mut queued = 0;
+        for frame in frames {
+            let Some(addr) = self.free_tx.pop() else {
+                break;
+            };
+            // SAFETY: as in queue_for_send.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    frame.as_ptr(),
+                    self.umem.ptr.as_ptr().add(addr as usize),
+                    frame.len().min(FRAME_SIZE as usize),
+                )
+            };
+            let desc = libc::xdp_desc {
+                addr,
+                len: frame.len() as u32,
+                options: 0,
+            };
+            // The TX ring holds all TX chunks, so it has room for this one.
+            self.tx.push(desc);
+            queued += 1;
+        }
+        if queued > 0 {
+            self.tx.submit();
+        }
+        queued
     }
 
     /// Frames queued on the TX ring that the kernel has not taken yet.

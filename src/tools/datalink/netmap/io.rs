@@ -118,6 +118,43 @@ impl Rings {
         }
     }
 
+    /// Copies as many of `frames` as fit into free TX slots, then syncs
+    /// once (one `NIOCTXSYNC` for the lot); returns how many went. Waits
+    /// (up to a second) for a free slot when every TX ring is full.
+    pub fn send_batch(
+        &mut self,
+        kernel: &mut impl KernelSync,
+        frames: &[&[u8]],
+    ) -> Result<usize, TransferError> {
+        if frames.is_empty() {
+            return Ok(0);
+        }
+        let deadline = Instant::now() + self.send_timeout;
+        loop {
+            let mut sent = 0;
+            'rings: for ring in &mut self.tx {
+                while let Some(frame) = frames.get(sent) {
+                    if !ring.push(frame)? {
+                        continue 'rings;
+                    }
+                    sent += 1;
+                }
+                break;
+            }
+            if sent > 0 {
+                kernel.txsync().map_err(self::kernel("NIOCTXSYNC"))?;
+                return Ok(sent);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !kernel
+                .poll_tx(left)
+                .map_err(self::kernel("poll for a free TX slot"))?
+            {
+                return Err(TransferError::TxRingsFull(self.send_timeout));
+            }
+        }
+    }
+
     /// The next received frame, waiting up to `timeout`. The frame stays in
     /// its ring slot (no copy) until the next call, which gives the slot
     /// back to the kernel.
@@ -272,6 +309,32 @@ mod tests {
         rings.send(&mut kernel, b"one frame").unwrap();
         assert_eq!(kernel.wire(), [b"one frame".to_vec()]);
         assert_eq!(kernel.txsyncs, 1);
+    }
+
+    #[test]
+    fn a_batch_goes_out_with_one_sync() {
+        let region = FakeRegion::new(1, 1, 64, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        let frames: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 60]).collect();
+        let slices: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        assert_eq!(rings.send_batch(&mut kernel, &slices).unwrap(), 20);
+        assert_eq!(kernel.txsyncs, 1);
+        assert_eq!(kernel.wire(), frames);
+    }
+
+    #[test]
+    fn a_batch_bigger_than_the_rings_sends_what_fits() {
+        let region = FakeRegion::new(2, 1, 4, 128);
+        let mut kernel = FakeKernel::new(&region);
+        kernel.complete_transmissions(false);
+        let mut rings = rings(&region);
+        let frames: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i]).collect();
+        let slices: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        // A ring of 4 slots holds 3 frames (one slot stays empty).
+        assert_eq!(rings.send_batch(&mut kernel, &slices).unwrap(), 6);
+        assert_eq!(kernel.txsyncs, 1);
+        assert_eq!(kernel.wire().len(), 6);
     }
 
     #[test]

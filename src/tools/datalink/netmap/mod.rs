@@ -273,6 +273,24 @@ impl Datalink for Netmap {
         }
     }
 
+    fn send_batch(&mut self, frames: &[&[u8]]) -> Result<usize, DatalinkError> {
+        let iface = self.name();
+        match (self.kind, &mut self.state) {
+            (PortKind::Nic, State::Open(open)) => open
+                .rings
+                .send_batch(&mut open.port, frames)
+                .map_err(|err| DatalinkError::Io {
+                    op: "send",
+                    iface,
+                    source: std::io::Error::other(err),
+                }),
+            // What `send` says (a monitor cannot send, a port not open).
+            _ => self
+                .send(frames.first().copied().unwrap_or_default())
+                .map(|()| 1),
+        }
+    }
+
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
         let iface = self.name();
         let deadline = Instant::now() + timeout;
