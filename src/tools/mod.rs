@@ -1,5 +1,5 @@
 //! The packet tools that run inside the lab's nodes (lab-ping, lab-pong,
-//! lab-capture) and the datalinks they run on. The binaries in `src/bin/`
+//! lab-capture, lab-gen, lab-sink) and the datalinks they run on. The binaries in `src/bin/`
 //! are thin wrappers around these modules.
 //!
 //! - [`datalink`]: packet I/O on one interface (AF_PACKET, AF_XDP, netmap).
@@ -7,7 +7,8 @@
 //! - [`iface`]: the interface's index, MAC and IPv4 address.
 //! - [`route`]: the next hop for a destination (the node's routing table,
 //!   or `--gateway`); [`arp`]: answering ARP for the tool's own address.
-//! - [`ping`], [`pong`], [`capture`]: what each tool does.
+//! - [`ping`], [`pong`], [`capture`], [`gen`], [`sink`]: what each tool
+//!   does; [`traffic`]: the frames lab-gen sends and lab-sink counts.
 //! - [`output`]: human lines or `--json` events; [`cli`] and [`error`]:
 //!   the shared command-line pieces and the exit codes.
 
@@ -18,8 +19,11 @@ pub mod datalink;
 pub mod error;
 pub mod frames;
 pub mod fwd;
+pub mod gen;
 pub mod iface;
 pub mod output;
 pub mod ping;
 pub mod pong;
 pub mod route;
+pub mod sink;
+pub mod traffic;

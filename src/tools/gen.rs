@@ -1,0 +1,463 @@
+//! lab-gen: UDP frames at a fixed rate (or as fast as the datalink takes
+//! them), each stamped with its flow's sequence number and its send time
+//! ([`traffic`]), handed to the datalink in batches
+//! ([`Datalink::send_batch`]).
+//!
+//! Frame `i` of the run belongs to flow `i % flows` (source port
+//! `base + flow`) and is that flow's frame number `i / flows`: every flow
+//! numbers its own frames from 0, so a sink counts loss and order per flow.
+//! A frame the link would not take because it was down still uses its
+//! number: the sink sees the gap, and lab-gen counts it lost.
+//!
+//! Between batches, and while it waits for the next frame to be due,
+//! lab-gen reads what arrived and answers ARP requests for its address, so
+//! a router or a sink in front of it can resolve it.
+
+use std::fmt;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pnet::util::MacAddr;
+use serde::Serialize;
+
+use crate::tools::datalink::{Datalink, DatalinkError, Direction};
+use crate::tools::error::ToolError;
+use crate::tools::frames::{self, Arp, Link};
+use crate::tools::iface::Interface;
+use crate::tools::output::{as_text, Output};
+use crate::tools::traffic::{self, FlowEnds, Stamp, Template};
+
+pub mod pacing;
+
+use pacing::{Grant, Pacer};
+
+/// The most frames handed to the datalink at once.
+pub const MAX_BATCH: usize = 256;
+/// The first source port; flow `f` uses `BASE_PORT + f`.
+pub const BASE_PORT: u16 = 49152;
+/// The most flows (source ports from 49152 up to 65535).
+pub const MAX_FLOWS: u16 = u16::MAX - BASE_PORT + 1;
+/// The default destination port (discard).
+pub const DEFAULT_PORT: u16 = 9;
+/// How long lab-gen waits, while its link is down, before trying again.
+const DOWN_RETRY: Duration = Duration::from_millis(10);
+/// Frames read (and ARP answered) between two batches at most.
+const RX_BURST: usize = 16;
+
+/// When the run ends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Limit {
+    Count(u64),
+    Duration(Duration),
+}
+
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    pub destination: Ipv4Addr,
+    pub destination_mac: MacAddr,
+    pub source: Ipv4Addr,
+    pub rate: Option<f64>,
+    pub limit: Limit,
+    /// Frame bytes, headers included (no FCS).
+    pub size: usize,
+    pub flows: u16,
+    pub port: u16,
+    /// Tells this run's frames from another's, for the sink.
+    pub session: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Start<'a> {
+    pub iface: &'a str,
+    pub datalink: String,
+    pub source: Ipv4Addr,
+    pub destination: Ipv4Addr,
+    #[serde(serialize_with = "as_text")]
+    pub destination_mac: MacAddr,
+    pub size: usize,
+    /// Frames per second asked for; `null`: as fast as it can.
+    pub rate: Option<f64>,
+    pub flows: u16,
+    pub port: u16,
+    pub session: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GenSummary {
+    /// Frames handed to the datalink.
+    pub sent: u64,
+    /// Frames the link would not take (it was down): they count as lost.
+    pub lost: u64,
+    pub seconds: f64,
+    /// `sent / seconds`.
+    pub rate: f64,
+    /// Frames a paced run could not send in time (the generator fell
+    /// behind by more than a few milliseconds), never sent nor numbered.
+    pub behind: u64,
+    pub arp_replies: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum GenEvent<'a> {
+    Start(Start<'a>),
+    /// A send failed because the link is down; frames count as lost until
+    /// it is back.
+    LinkDown {
+        iface: &'a str,
+        error: String,
+    },
+    /// Sends go through again; `lost` frames were lost meanwhile.
+    LinkUp {
+        iface: &'a str,
+        lost: u64,
+    },
+    Summary(&'a GenSummary),
+}
+
+/// The run's frames: one template per flow, the batch being built.
+pub struct Generator {
+    templates: Vec<Template>,
+    session: u32,
+    /// Frames numbered so far (sent, lost or in the batch).
+    next: u64,
+    batch: Vec<Vec<u8>>,
+}
+
+impl Generator {
+    pub fn new(me: &Interface, options: &GenOptions) -> Result<Generator, ToolError> {
+        let templates = (0..options.flows)
+            .map(|flow| {
+                let ends = FlowEnds {
+                    link: Link {
+                        src: me.mac,
+                        dst: options.destination_mac,
+                    },
+                    src: options.source,
+                    dst: options.destination,
+                    src_port: BASE_PORT + flow,
+                    dst_port: options.port,
+                };
+                Template::new(ends, options.size)
+                    .map_err(|error| ToolError::Usage(format!("--size {}: {error}", options.size)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Generator {
+            templates,
+            session: options.session,
+            next: 0,
+            batch: vec![Vec::new(); MAX_BATCH],
+        })
+    }
+
+    /// The stamp and flow of frame `index` of the run.
+    pub fn stamp_of(&self, index: u64, sent_ns: u64) -> (usize, Stamp) {
+        let flows = self.templates.len() as u64;
+        let flow = (index % flows) as usize;
+        let stamp = Stamp {
+            session: self.session,
+            // The sink widens the 32-bit number back (it wraps).
+            seq: (index / flows) as u32,
+            sent_ns,
+        };
+        (flow, stamp)
+    }
+
+    /// Builds the next `count` frames (at most [`MAX_BATCH`]), stamped now.
+    pub fn build(&mut self, count: usize) -> Vec<&[u8]> {
+        let count = count.min(MAX_BATCH);
+        let now = traffic::monotonic_ns();
+        for slot in 0..count {
+            let (flow, stamp) = self.stamp_of(self.next + slot as u64, now);
+            self.templates[flow].stamp_into(stamp, &mut self.batch[slot]);
+        }
+        self.next += count as u64;
+        self.batch[..count].iter().map(Vec::as_slice).collect()
+    }
+
+    /// Numbers `count` frames without building them (the link is down:
+    /// they are lost, and the sink sees their numbers missing).
+    pub fn skip(&mut self, count: u64) {
+        self.next += count;
+    }
+}
+
+/// Runs the generator to its end (count, duration, or a signal).
+pub fn run<W: Write>(
+    datalink: &mut dyn Datalink,
+    me: &Interface,
+    options: &GenOptions,
+    out: &mut Output<W>,
+    stop: &AtomicBool,
+) -> Result<GenSummary, ToolError> {
+    out.emit(&GenEvent::Start(Start {
+        iface: &me.name,
+        datalink: datalink.describe(),
+        source: options.source,
+        destination: options.destination,
+        destination_mac: options.destination_mac,
+        size: options.size,
+        rate: options.rate,
+        flows: options.flows,
+        port: options.port,
+        session: options.session,
+    }))?;
+    out.flush()?;
+    let mut generator = Generator::new(me, options)?;
+    let start = Instant::now();
+    let mut pacer = Pacer::new(options.rate, start, MAX_BATCH);
+    let end = match options.limit {
+        Limit::Duration(duration) => start.checked_add(duration),
+        Limit::Count(_) => None,
+    };
+    let count = match options.limit {
+        Limit::Count(count) => count,
+        Limit::Duration(_) => u64::MAX,
+    };
+    let mut summary = GenSummary::default();
+    let answerer = ArpAnswerer::new(me.mac, options.source);
+    // Frames lost in the current outage; `Some` while the link is down.
+    let mut down: Option<u64> = None;
+    let mut last_sent = start;
+    while !stop.load(Ordering::Relaxed) && generator.next < count {
+        let now = Instant::now();
+        if end.is_some_and(|end| now >= end) {
+            break;
+        }
+        let left = count - generator.next;
+        match pacer.grant(now, left) {
+            Grant::Send(n) => {
+                let result = {
+                    let frames = generator.build(n);
+                    send_all(datalink, &frames)
+                };
+                match result {
+                    Ok(()) => {
+                        summary.sent += n as u64;
+                        last_sent = Instant::now();
+                        if let Some(lost) = down.take() {
+                            out.emit(&GenEvent::LinkUp {
+                                iface: &me.name,
+                                lost,
+                            })?;
+                            out.flush()?;
+                        }
+                    }
+                    Err((sent, error)) if error.is_link_down() => {
+                        let lost = (n - sent) as u64;
+                        summary.sent += sent as u64;
+                        summary.lost += lost;
+                        match down.as_mut() {
+                            Some(total) => *total += lost,
+                            None => {
+                                down = Some(lost);
+                                out.emit(&GenEvent::LinkDown {
+                                    iface: &me.name,
+                                    error: link_down_text(&error),
+                                })?;
+                                out.flush()?;
+                            }
+                        }
+                        // Wait before trying again; the frames due while
+                        // waiting are lost too (numbered, never built).
+                        let until = Instant::now() + DOWN_RETRY;
+                        answerer.serve_until(datalink, until, stop, &mut summary)?;
+                        let missed = pacer.grant_all(Instant::now(), count - generator.next);
+                        generator.skip(missed);
+                        summary.lost += missed;
+                        if let Some(total) = down.as_mut() {
+                            *total += missed;
+                        }
+                    }
+                    Err((_, error)) => return Err(send_error(error, &me.name, options.size)),
+                }
+                answerer.serve(datalink, RX_BURST, &mut summary)?;
+            }
+            Grant::Wait(due) => {
+                let until = end.map_or(due, |end| due.min(end));
+                answerer.serve_until(datalink, until, stop, &mut summary)?;
+            }
+        }
+    }
+    summary.behind = pacer.forgiven();
+    let elapsed = match (options.limit, options.rate) {
+        (Limit::Duration(duration), _) if !stop.load(Ordering::Relaxed) => duration,
+        // A paced run lasts until its next frame would be due, however
+        // early in its slot the last one went.
+        (_, Some(rate)) => {
+            let slots = (generator.next + summary.behind) as f64 / rate;
+            let slots = Duration::try_from_secs_f64(slots).unwrap_or(Duration::MAX);
+            slots.max(last_sent.saturating_duration_since(start))
+        }
+        (_, None) => last_sent.saturating_duration_since(start),
+    };
+    summary.seconds = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0;
+    summary.rate = if elapsed.is_zero() {
+        0.0
+    } else {
+        (summary.sent as f64 / elapsed.as_secs_f64()).round()
+    };
+    if let Some(lost) = down {
+        // Still down at the end: say what was lost since.
+        out.emit(&GenEvent::LinkUp {
+            iface: &me.name,
+            lost,
+        })
+        .ok();
+    }
+    out.emit(&GenEvent::Summary(&summary))?;
+    out.flush()?;
+    Ok(summary)
+}
+
+/// Sends every frame of `frames`, in as few calls as the datalink needs.
+/// On failure: how many went before it, and the error.
+fn send_all(datalink: &mut dyn Datalink, frames: &[&[u8]]) -> Result<(), (usize, DatalinkError)> {
+    let mut sent = 0;
+    while sent < frames.len() {
+        match datalink.send_batch(&frames[sent..]) {
+            Ok(0) => {}
+            Ok(n) => sent += n,
+            Err(error) => return Err((sent, error)),
+        }
+    }
+    Ok(())
+}
+
+fn link_down_text(error: &DatalinkError) -> String {
+    match error {
+        DatalinkError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn send_error(error: DatalinkError, iface: &str, len: usize) -> ToolError {
+    match &error {
+        DatalinkError::Io { source, .. } if source.raw_os_error() == Some(libc::EMSGSIZE) => {
+            ToolError::FrameTooBig {
+                iface: iface.to_owned(),
+                len,
+            }
+        }
+        _ => ToolError::Wire(error),
+    }
+}
+
+/// Answers ARP requests for one address on the frames a tool reads.
+pub struct ArpAnswerer {
+    mac: MacAddr,
+    ip: Ipv4Addr,
+}
+
+impl ArpAnswerer {
+    pub fn new(mac: MacAddr, ip: Ipv4Addr) -> ArpAnswerer {
+        ArpAnswerer { mac, ip }
+    }
+
+    /// The reply to `frame` when it is an ARP request for our address.
+    pub fn answer(&self, frame: &[u8]) -> Option<Vec<u8>> {
+        let decoded = frames::decode(frame).ok()?;
+        let arp = decoded.arp()?;
+        let to_us = decoded.eth_dst == self.mac || decoded.eth_dst == MacAddr::broadcast();
+        (to_us && arp.operation == Arp::REQUEST && arp.target_ip == self.ip)
+            .then(|| frames::arp_reply(self.mac, self.ip, arp.sender_mac, arp.sender_ip))
+    }
+
+    /// Reads up to `burst` queued frames and answers the ARP requests.
+    fn serve(
+        &self,
+        datalink: &mut dyn Datalink,
+        burst: usize,
+        summary: &mut GenSummary,
+    ) -> Result<(), ToolError> {
+        for _ in 0..burst {
+            if !self.serve_one(datalink, Duration::ZERO, summary)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and answers until `until` (or a signal).
+    fn serve_until(
+        &self,
+        datalink: &mut dyn Datalink,
+        until: Instant,
+        stop: &AtomicBool,
+        summary: &mut GenSummary,
+    ) -> Result<(), ToolError> {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            self.serve_one(datalink, left, summary)?;
+        }
+    }
+
+    /// Waits up to `wait` for one frame; true when one came.
+    fn serve_one(
+        &self,
+        datalink: &mut dyn Datalink,
+        wait: Duration,
+        summary: &mut GenSummary,
+    ) -> Result<bool, ToolError> {
+        let reply = match datalink.recv(wait).map_err(ToolError::Wire)? {
+            None => return Ok(false),
+            Some(received) if received.direction != Direction::In => return Ok(true),
+            Some(received) => self.answer(received.frame),
+        };
+        if let Some(reply) = reply {
+            match datalink.send(&reply) {
+                Ok(()) => summary.arp_replies += 1,
+                // Down again: the asker will ask again.
+                Err(error) if error.is_link_down() => {}
+                Err(error) => return Err(ToolError::Wire(error)),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// "20000/s", "1234.5/s", or "full speed".
+fn rate_text(rate: Option<f64>) -> String {
+    match rate {
+        Some(rate) => format!("{rate}/s"),
+        None => "full speed".to_owned(),
+    }
+}
+
+impl fmt::Display for GenEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GenEvent::Start(start) => write!(
+                f,
+                "generating to {} ({}) from {} {} ({}): {}-byte frames at {}",
+                start.destination,
+                start.destination_mac,
+                start.source,
+                start.iface,
+                start.datalink,
+                start.size,
+                rate_text(start.rate)
+            ),
+            GenEvent::LinkDown { iface, error } => write!(
+                f,
+                "{iface}: {error}: frames count as lost until it is back up"
+            ),
+            GenEvent::LinkUp { iface, lost } => {
+                write!(f, "{iface}: {lost} frames lost while the link was down")
+            }
+            GenEvent::Summary(summary) => write!(
+                f,
+                "sent {} frames in {:.3} s ({} frames/s)",
+                summary.sent, summary.seconds, summary.rate
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,390 @@
+//! lab-sink: counts what lab-gen sent to its address, per flow, and
+//! measures the one-way latency of every frame.
+//!
+//! A flow is one sender's source port in one lab-gen run (its session).
+//! Memory is bounded: [`MAX_FLOWS`] flows of a fixed-size sequence window
+//! each ([`seq`]), and one latency histogram (hdrhistogram, 3 significant
+//! digits) rather than a list of samples. Frames of further flows are
+//! counted in the totals but not per flow.
+//!
+//! Latency is the sink's CLOCK_MONOTONIC when it takes the frame from its
+//! datalink minus the send time lab-gen wrote into it just before handing
+//! its batch to the kernel: the kernel, the wire, the device under test
+//! and the sink's own receive queue. Nodes share the host's clock, so the
+//! two readings compare.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use pnet::util::MacAddr;
+use serde::Serialize;
+
+use crate::tools::datalink::{Datalink, Direction};
+use crate::tools::error::ToolError;
+use crate::tools::gen::ArpAnswerer;
+use crate::tools::output::{as_text, Output};
+use crate::tools::traffic::{self, Parsed};
+
+pub mod seq;
+
+use seq::SeqTracker;
+
+/// The most flows counted one by one.
+pub const MAX_FLOWS: usize = 4096;
+/// How long one receive waits before the stop flag and the deadline are
+/// looked at again (signals end the wait at once).
+const POLL: Duration = Duration::from_millis(100);
+/// The latencies the histogram holds: 1 ns to an hour (longer ones are
+/// counted as an hour).
+const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
+
+#[derive(Clone, Debug)]
+pub struct SinkOptions {
+    pub iface: String,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    /// Stop after this many lab-gen frames.
+    pub count: Option<u64>,
+    /// Stop this long after the ready line.
+    pub duration: Option<Duration>,
+    /// One line per flow before the summary.
+    pub per_flow: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey {
+    src: Ipv4Addr,
+    src_port: u16,
+    dst_port: u16,
+    session: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowSummary {
+    pub source: Ipv4Addr,
+    pub source_port: u16,
+    pub port: u16,
+    pub session: u32,
+    pub received: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SinkSummary {
+    /// lab-gen frames received, duplicates included.
+    pub received: u64,
+    pub lost: u64,
+    /// `lost` over the frames expected (received once or lost).
+    pub loss_percent: f64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    /// Frames per second, from the first frame received to the last.
+    pub rate: f64,
+    pub latency_min_ms: Option<f64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub latency_max_ms: Option<f64>,
+    /// IPv4 UDP frames whose checksums or lengths were wrong (skipped).
+    pub corrupted: u64,
+    /// Other frames (not lab-gen's, not for us), skipped.
+    pub ignored: u64,
+    pub arp_replies: u64,
+    /// Frames of flows beyond the per-flow limit (in the totals only).
+    pub untracked: u64,
+    /// What the datalink dropped before the sink read it, where it says.
+    pub dropped: Option<u64>,
+    pub flows: Vec<FlowSummary>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SinkEvent<'a> {
+    Ready {
+        iface: &'a str,
+        ip: Ipv4Addr,
+        #[serde(serialize_with = "as_text")]
+        mac: MacAddr,
+        datalink: String,
+    },
+    /// With `--per-flow`, before the summary (JSON carries them in it).
+    Flow(&'a FlowSummary),
+    Summary(&'a SinkSummary),
+}
+
+/// The counts of a sink, fed one frame at a time: [`Sink::on_frame`] is a
+/// function of the bytes and the time, so any frame can be tested.
+pub struct Sink {
+    ip: Ipv4Addr,
+    flows: HashMap<FlowKey, SeqTracker>,
+    /// Frames of flows beyond MAX_FLOWS: received, not tracked.
+    untracked: u64,
+    latency: Histogram<u64>,
+    first: Option<u64>,
+    last: Option<u64>,
+    corrupted: u64,
+    ignored: u64,
+}
+
+/// What [`Sink::on_frame`] did with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    Counted,
+    Arp,
+    Skipped,
+}
+
+impl Sink {
+    pub fn new(ip: Ipv4Addr) -> Sink {
+        Sink {
+            ip,
+            flows: HashMap::new(),
+            untracked: 0,
+            // Bounds this wide and 3 digits always make a histogram.
+            latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+                .unwrap_or_else(|_| Histogram::new(3).expect("a 3-digit histogram")),
+            first: None,
+            last: None,
+            corrupted: 0,
+            ignored: 0,
+        }
+    }
+
+    /// Counts `frame`, received at `now_ns` (CLOCK_MONOTONIC).
+    pub fn on_frame(&mut self, frame: &[u8], now_ns: u64) -> Seen {
+        let (src, dst, src_port, dst_port, stamp) = match traffic::parse(frame) {
+            Parsed::Traffic {
+                src,
+                dst,
+                src_port,
+                dst_port,
+                stamp,
+            } => (src, dst, src_port, dst_port, stamp),
+            Parsed::Arp => return Seen::Arp,
+            Parsed::Corrupted => {
+                self.corrupted += 1;
+                return Seen::Skipped;
+            }
+            Parsed::Other => {
+                self.ignored += 1;
+                return Seen::Skipped;
+            }
+        };
+        if dst != self.ip {
+            self.ignored += 1;
+            return Seen::Skipped;
+        }
+        let key = FlowKey {
+            src,
+            src_port,
+            dst_port,
+            session: stamp.session,
+        };
+        let room = self.flows.len() < MAX_FLOWS;
+        match self.flows.get_mut(&key) {
+            Some(flow) => {
+                flow.record(stamp.seq);
+            }
+            None if room => {
+                let mut flow = SeqTracker::default();
+                flow.record(stamp.seq);
+                self.flows.insert(key, flow);
+            }
+            None => self.untracked += 1,
+        }
+        let latency = now_ns
+            .saturating_sub(stamp.sent_ns)
+            .clamp(1, MAX_LATENCY_NS);
+        self.latency.saturating_record(latency);
+        self.first.get_or_insert(now_ns);
+        self.last = Some(now_ns);
+        Seen::Counted
+    }
+
+    /// Frames counted so far (duplicates included).
+    pub fn received(&self) -> u64 {
+        self.flows.values().map(|f| f.received).sum::<u64>() + self.untracked
+    }
+
+    pub fn summary(&self, ready_for: Duration) -> SinkSummary {
+        let mut flows: Vec<(FlowKey, &SeqTracker)> =
+            self.flows.iter().map(|(key, flow)| (*key, flow)).collect();
+        flows.sort_by_key(|(key, _)| (key.src, key.src_port, key.dst_port, key.session));
+        let flows: Vec<FlowSummary> = flows
+            .into_iter()
+            .map(|(key, flow)| FlowSummary {
+                source: key.src,
+                source_port: key.src_port,
+                port: key.dst_port,
+                session: key.session,
+                received: flow.received,
+                lost: flow.lost(),
+                duplicates: flow.duplicates,
+                reordered: flow.reordered,
+            })
+            .collect();
+        let received = self.received();
+        let lost: u64 = flows.iter().map(|f| f.lost).sum();
+        let unique: u64 = self.flows.values().map(|f| f.unique).sum::<u64>() + self.untracked;
+        let expected = unique + lost;
+        let loss_percent = if expected == 0 {
+            0.0
+        } else {
+            (lost as f64 * 100.0 / expected as f64 * 100.0).round() / 100.0
+        };
+        // The rate of the traffic: from the first frame to the last, over
+        // the gaps between them (frames - 1); one frame has no rate of its
+        // own, so it is over the time since ready.
+        let rate = match (self.first, self.last) {
+            (Some(first), Some(last)) if last > first && received > 1 => {
+                (received - 1) as f64 * 1e9 / (last - first) as f64
+            }
+            _ if !ready_for.is_zero() => received as f64 / ready_for.as_secs_f64(),
+            _ => 0.0,
+        };
+        let ms = |ns: u64| Some((ns as f64 / 1e3).round() / 1e3);
+        let seen = !self.latency.is_empty();
+        SinkSummary {
+            received,
+            lost,
+            loss_percent,
+            duplicates: flows.iter().map(|f| f.duplicates).sum(),
+            reordered: flows.iter().map(|f| f.reordered).sum(),
+            rate: rate.round(),
+            latency_min_ms: seen.then(|| self.latency.min()).and_then(ms),
+            latency_p50_ms: seen
+                .then(|| self.latency.value_at_quantile(0.5))
+                .and_then(ms),
+            latency_p99_ms: seen
+                .then(|| self.latency.value_at_quantile(0.99))
+                .and_then(ms),
+            latency_max_ms: seen.then(|| self.latency.max()).and_then(ms),
+            corrupted: self.corrupted,
+            ignored: self.ignored,
+            arp_replies: 0,
+            untracked: self.untracked,
+            dropped: None,
+            flows,
+        }
+    }
+}
+
+/// Receives until stopped (a signal, `--count`, `--duration`), then
+/// prints the summary.
+pub fn run<W: Write>(
+    datalink: &mut dyn Datalink,
+    options: &SinkOptions,
+    out: &mut Output<W>,
+    stop: &AtomicBool,
+) -> Result<SinkSummary, ToolError> {
+    out.emit(&SinkEvent::Ready {
+        iface: &options.iface,
+        ip: options.ip,
+        mac: options.mac,
+        datalink: datalink.describe(),
+    })?;
+    out.flush()?;
+    let ready = Instant::now();
+    let end = options.duration.and_then(|d| ready.checked_add(d));
+    let answerer = ArpAnswerer::new(options.mac, options.ip);
+    let mut sink = Sink::new(options.ip);
+    let mut arp_replies = 0;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if options.count.is_some_and(|count| sink.received() >= count) {
+            break;
+        }
+        let wait = match end {
+            Some(end) => {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                left.min(POLL)
+            }
+            None => POLL,
+        };
+        let reply = match datalink.recv(wait).map_err(ToolError::Wire)? {
+            None => continue,
+            Some(received) if received.direction != Direction::In => continue,
+            Some(received) => match sink.on_frame(received.frame, traffic::monotonic_ns()) {
+                Seen::Arp => answerer.answer(received.frame),
+                Seen::Counted | Seen::Skipped => None,
+            },
+        };
+        if let Some(reply) = reply {
+            match datalink.send(&reply) {
+                Ok(()) => arp_replies += 1,
+                // The link went down meanwhile: the asker asks again.
+                Err(error) if error.is_link_down() => {}
+                Err(error) => return Err(ToolError::Wire(error)),
+            }
+        }
+    }
+    let mut summary = sink.summary(ready.elapsed());
+    summary.arp_replies = arp_replies;
+    summary.dropped = datalink.stats().dropped;
+    if options.per_flow {
+        for flow in &summary.flows {
+            out.emit(&SinkEvent::Flow(flow))?;
+        }
+    }
+    out.emit(&SinkEvent::Summary(&summary))?;
+    out.flush()?;
+    Ok(summary)
+}
+
+fn or_dash(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.3}"))
+}
+
+impl fmt::Display for SinkEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkEvent::Ready {
+                iface,
+                ip,
+                mac,
+                datalink,
+            } => write!(f, "receiving on {iface} ({ip}, {mac}, {datalink})"),
+            SinkEvent::Flow(flow) => write!(
+                f,
+                "flow {}:{} > {} (session {:08x}): received {}, lost {}, duplicates {}, reordered {}",
+                flow.source,
+                flow.source_port,
+                flow.port,
+                flow.session,
+                flow.received,
+                flow.lost,
+                flow.duplicates,
+                flow.reordered
+            ),
+            SinkEvent::Summary(s) => {
+                writeln!(
+                    f,
+                    "received {} frames, lost {} ({:.2}%), duplicates {}, reordered {}, {} frames/s",
+                    s.received, s.lost, s.loss_percent, s.duplicates, s.reordered, s.rate
+                )?;
+                write!(
+                    f,
+                    "latency min/p50/p99/max = {}/{}/{}/{} ms",
+                    or_dash(s.latency_min_ms),
+                    or_dash(s.latency_p50_ms),
+                    or_dash(s.latency_p99_ms),
+                    or_dash(s.latency_max_ms)
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

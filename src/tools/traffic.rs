@@ -1,0 +1,394 @@
+//! The frames lab-gen sends and lab-sink counts: Ethernet, IPv4, UDP, and
+//! a 20-byte payload at the start of the UDP data:
+//!
+//! | bytes | field |
+//! |-------|-------|
+//! | 0..4  | magic `LGN1` |
+//! | 4..8  | session: random per lab-gen run, so a sink tells runs apart |
+//! | 8..12 | sequence number within the flow (wraps at 2^32) |
+//! | 12..20 | send time, CLOCK_MONOTONIC nanoseconds (nodes share the host's clock) |
+//!
+//! The rest of the frame up to `--size` is zeros. Building is a copy of a
+//! per-flow template and a few stores; the UDP checksum is the template's
+//! partial sum plus the payload's words, so a frame costs no pass over its
+//! padding. Parsing checks what a receiver must trust: lengths, the IPv4
+//! header checksum and the UDP checksum.
+
+use std::net::Ipv4Addr;
+
+use pnet::util::MacAddr;
+
+use super::frames::{self, BuildError, Ipv4Params, Link, ETHERNET_HEADER_LEN, IPV4_HEADER_LEN};
+
+pub const MAGIC: [u8; 4] = *b"LGN1";
+pub const PAYLOAD_LEN: usize = 20;
+pub const UDP_HEADER_LEN: usize = 8;
+/// Ethernet + IPv4 + UDP headers.
+pub const HEADERS_LEN: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + UDP_HEADER_LEN;
+/// The smallest frame lab-gen sends: headers and payload (62 bytes; the
+/// Ethernet minimum of 60 is below it).
+pub const MIN_FRAME: usize = HEADERS_LEN + PAYLOAD_LEN;
+/// The largest: an IPv4 packet of 65535 bytes, in its Ethernet header.
+pub const MAX_FRAME: usize = ETHERNET_HEADER_LEN + u16::MAX as usize;
+/// Where the UDP header starts.
+const UDP_AT: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
+const PAYLOAD_AT: usize = HEADERS_LEN;
+
+/// The clock both ends read: CLOCK_MONOTONIC in nanoseconds (what
+/// `Instant` reads too, but as a number that can travel in a frame).
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a live timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
+/// What one frame carries in its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub session: u32,
+    pub seq: u32,
+    pub sent_ns: u64,
+}
+
+/// One flow's frame, ready but for its stamp.
+#[derive(Clone, Debug)]
+pub struct Template {
+    frame: Vec<u8>,
+    /// The one's complement sum of the pseudo-header, the UDP header and
+    /// the (zero) padding with a zero checksum field: all but the stamp.
+    partial_sum: u32,
+}
+
+/// Where a flow goes, and from where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowEnds {
+    pub link: Link,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl Template {
+    /// The template of a `size`-byte frame (headers included) of a flow.
+    pub fn new(ends: FlowEnds, size: usize) -> Result<Template, BuildError> {
+        let padding = vec![0u8; size.max(MIN_FRAME) - HEADERS_LEN];
+        let ip = Ipv4Params {
+            src: ends.src,
+            dst: ends.dst,
+            ident: 0,
+            dont_fragment: true,
+        };
+        let mut frame =
+            frames::udp_datagram(ends.link, ip, ends.src_port, ends.dst_port, &padding)?;
+        frame[UDP_AT + 6..UDP_AT + 8].copy_from_slice(&[0, 0]);
+        let udp_len = (frame.len() - UDP_AT) as u32;
+        let mut sum = pseudo_header_sum(ends.src, ends.dst, udp_len);
+        sum += words_sum(&frame[UDP_AT..UDP_AT + UDP_HEADER_LEN]);
+        Ok(Template {
+            frame,
+            partial_sum: sum,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.frame.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frame.is_empty()
+    }
+
+    /// Writes the frame stamped with `stamp` into `out` (reusing its
+    /// allocation).
+    pub fn stamp_into(&self, stamp: Stamp, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.frame);
+        let payload = encode(stamp);
+        out[PAYLOAD_AT..PAYLOAD_AT + PAYLOAD_LEN].copy_from_slice(&payload);
+        let checksum = finish(self.partial_sum + words_sum(&payload));
+        // 0 means "no checksum" in UDP over IPv4: send its other form.
+        let checksum = if checksum == 0 { 0xffff } else { checksum };
+        out[UDP_AT + 6..UDP_AT + 8].copy_from_slice(&checksum.to_be_bytes());
+    }
+}
+
+fn encode(stamp: Stamp) -> [u8; PAYLOAD_LEN] {
+    let mut payload = [0u8; PAYLOAD_LEN];
+    payload[0..4].copy_from_slice(&MAGIC);
+    payload[4..8].copy_from_slice(&stamp.session.to_be_bytes());
+    payload[8..12].copy_from_slice(&stamp.seq.to_be_bytes());
+    payload[12..20].copy_from_slice(&stamp.sent_ns.to_be_bytes());
+    payload
+}
+
+fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, udp_len: u32) -> u32 {
+    words_sum(&src.octets()) + words_sum(&dst.octets()) + 17 + udp_len
+}
+
+/// The sum of big-endian 16-bit words (an odd last byte padded with zero).
+fn words_sum(bytes: &[u8]) -> u32 {
+    let mut chunks = bytes.chunks_exact(2);
+    let mut sum: u32 = chunks
+        .by_ref()
+        .map(|word| u32::from(u16::from_be_bytes([word[0], word[1]])))
+        .fold(0u32, u32::wrapping_add);
+    if let [last] = chunks.remainder() {
+        sum = sum.wrapping_add(u32::from(*last) << 8);
+    }
+    sum
+}
+
+/// A 64-bit sum for long buffers (a 64 KiB datagram overflows no u64).
+fn words_sum_long(bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(2);
+    let mut sum: u64 = chunks
+        .by_ref()
+        .map(|word| u64::from(u16::from_be_bytes([word[0], word[1]])))
+        .sum();
+    if let [last] = chunks.remainder() {
+        sum += u64::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+fn finish(sum: u32) -> u16 {
+    !fold(u64::from(sum))
+}
+
+/// What a received frame is, to a sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A lab-gen frame for `dst`.
+    Traffic {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        src_port: u16,
+        dst_port: u16,
+        stamp: Stamp,
+    },
+    /// IPv4 UDP to us with a wrong IPv4 or UDP checksum, or lengths that
+    /// do not add up.
+    Corrupted,
+    /// An ARP message (the caller decodes it: ARP is rare).
+    Arp,
+    /// Anything else: not IPv4 UDP, not a lab-gen payload.
+    Other,
+}
+
+/// Classifies `frame` without decoding more than lab-sink needs. Never
+/// panics: every length is checked before it is used.
+pub fn parse(frame: &[u8]) -> Parsed {
+    if frame.len() < ETHERNET_HEADER_LEN {
+        return Parsed::Other;
+    }
+    match u16::from_be_bytes([frame[12], frame[13]]) {
+        0x0806 => return Parsed::Arp,
+        0x0800 => {}
+        _ => return Parsed::Other,
+    }
+    let ip = &frame[ETHERNET_HEADER_LEN..];
+    if ip.len() < IPV4_HEADER_LEN || ip[0] >> 4 != 4 || ip[9] != 17 {
+        return Parsed::Other;
+    }
+    let header_len = usize::from(ip[0] & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let fragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+    if header_len < IPV4_HEADER_LEN || total_len < header_len || total_len > ip.len() {
+        return Parsed::Corrupted;
+    }
+    if fragmented {
+        return Parsed::Other;
+    }
+    if fold(words_sum_long(&ip[..header_len])) != 0xffff {
+        return Parsed::Corrupted;
+    }
+    let udp = &ip[header_len..total_len];
+    if udp.len() < UDP_HEADER_LEN {
+        return Parsed::Corrupted;
+    }
+    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    if udp_len < UDP_HEADER_LEN || udp_len > udp.len() {
+        return Parsed::Corrupted;
+    }
+    let udp = &udp[..udp_len];
+    let payload = &udp[UDP_HEADER_LEN..];
+    if payload.len() < PAYLOAD_LEN || payload[0..4] != MAGIC {
+        return Parsed::Other;
+    }
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let checksum = u16::from_be_bytes([udp[6], udp[7]]);
+    if checksum != 0 {
+        let sum = u64::from(pseudo_header_sum(src, dst, udp_len as u32)) + words_sum_long(udp);
+        if fold(sum) != 0xffff {
+            return Parsed::Corrupted;
+        }
+    }
+    let be32 = |at: usize| {
+        u32::from_be_bytes([
+            payload[at],
+            payload[at + 1],
+            payload[at + 2],
+            payload[at + 3],
+        ])
+    };
+    let mut sent = [0u8; 8];
+    sent.copy_from_slice(&payload[12..20]);
+    Parsed::Traffic {
+        src,
+        dst,
+        src_port: u16::from_be_bytes([udp[0], udp[1]]),
+        dst_port: u16::from_be_bytes([udp[2], udp[3]]),
+        stamp: Stamp {
+            session: be32(4),
+            seq: be32(8),
+            sent_ns: u64::from_be_bytes(sent),
+        },
+    }
+}
+
+/// The destination MAC of a frame, if it has an Ethernet header.
+pub fn eth_dst(frame: &[u8]) -> Option<MacAddr> {
+    let b = frame.get(..6)?;
+    Some(MacAddr::new(b[0], b[1], b[2], b[3], b[4], b[5]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ends() -> FlowEnds {
+        FlowEnds {
+            link: Link {
+                src: MacAddr::new(2, 0, 0, 0, 0, 1),
+                dst: MacAddr::new(2, 0, 0, 0, 0, 2),
+            },
+            src: Ipv4Addr::new(198, 18, 0, 1),
+            dst: Ipv4Addr::new(198, 18, 0, 2),
+            src_port: 49152,
+            dst_port: 9,
+        }
+    }
+
+    fn stamped(size: usize, stamp: Stamp) -> Vec<u8> {
+        let mut out = Vec::new();
+        Template::new(ends(), size)
+            .unwrap()
+            .stamp_into(stamp, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_stamped_frame_parses_back_and_pnet_agrees_on_every_checksum() {
+        let stamp = Stamp {
+            session: 0xdead_beef,
+            seq: 41,
+            sent_ns: 123_456_789_012,
+        };
+        for size in [MIN_FRAME, 64, 65, 1514] {
+            let frame = stamped(size, stamp);
+            assert_eq!(frame.len(), size);
+            assert_eq!(
+                parse(&frame),
+                Parsed::Traffic {
+                    src: ends().src,
+                    dst: ends().dst,
+                    src_port: 49152,
+                    dst_port: 9,
+                    stamp
+                }
+            );
+            let decoded = frames::decode(&frame).unwrap();
+            let text = decoded.to_string();
+            assert!(
+                text.starts_with("UDP Packet: 198.18.0.1:49152 > 198.18.0.2:9"),
+                "{text}"
+            );
+            // pnet's own UDP checksum of the frame matches ours.
+            let udp = pnet::packet::udp::UdpPacket::new(&frame[UDP_AT..]).unwrap();
+            let expected = pnet::packet::udp::ipv4_checksum(&udp, &ends().src, &ends().dst);
+            assert_eq!(udp.get_checksum(), expected, "size {size}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_is_corrupted_not_traffic() {
+        let frame = stamped(
+            64,
+            Stamp {
+                session: 1,
+                seq: 2,
+                sent_ns: 3,
+            },
+        );
+        for byte in ETHERNET_HEADER_LEN..frame.len() {
+            let mut bad = frame.clone();
+            bad[byte] ^= 0x10;
+            match parse(&bad) {
+                Parsed::Traffic { stamp, .. } => {
+                    panic!("byte {byte} flipped still parsed: {stamp:?}")
+                }
+                Parsed::Corrupted | Parsed::Other => {}
+                Parsed::Arp => panic!("byte {byte}: ARP?"),
+            }
+        }
+    }
+
+    #[test]
+    fn short_and_foreign_frames_are_not_traffic() {
+        assert_eq!(parse(&[]), Parsed::Other);
+        let frame = stamped(
+            64,
+            Stamp {
+                session: 1,
+                seq: 2,
+                sent_ns: 3,
+            },
+        );
+        for len in 0..frame.len() {
+            assert!(
+                !matches!(parse(&frame[..len]), Parsed::Traffic { .. }),
+                "cut at {len}"
+            );
+        }
+        let arp = frames::arp_request(ends().link.src, ends().src, ends().dst);
+        assert_eq!(parse(&arp), Parsed::Arp);
+        let mut other_udp = frames::udp_datagram(
+            ends().link,
+            Ipv4Params {
+                src: ends().src,
+                dst: ends().dst,
+                ident: 0,
+                dont_fragment: true,
+            },
+            5353,
+            9,
+            b"not a lab-gen payload",
+        )
+        .unwrap();
+        assert_eq!(parse(&other_udp), Parsed::Other);
+        other_udp[12] = 0x86;
+        assert_eq!(parse(&other_udp), Parsed::Other);
+    }
+
+    #[test]
+    fn the_clock_moves_forward() {
+        let a = monotonic_ns();
+        let b = monotonic_ns();
+        assert!(a > 0 && b >= a);
+    }
+}
