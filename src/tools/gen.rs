@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use pnet::util::MacAddr;
 use serde::Serialize;
 
+use crate::tools::arp;
 use crate::tools::datalink::{Datalink, DatalinkError, Direction};
 use crate::tools::error::ToolError;
-use crate::tools::frames::{self, Arp, Link};
+use crate::tools::frames::Link;
 use crate::tools::iface::Interface;
 use crate::tools::output::{as_text, Output};
 use crate::tools::traffic::{self, FlowEnds, Stamp, Template};
@@ -345,24 +346,22 @@ fn send_error(error: DatalinkError, iface: &str, len: usize) -> ToolError {
     }
 }
 
-/// Answers ARP requests for one address on the frames a tool reads.
+/// Answers ARP requests for the tool's address ([`arp::answer`]) on the
+/// frames it reads between its sends.
 pub struct ArpAnswerer {
-    mac: MacAddr,
-    ip: Ipv4Addr,
+    me: arp::Identity,
 }
 
 impl ArpAnswerer {
     pub fn new(mac: MacAddr, ip: Ipv4Addr) -> ArpAnswerer {
-        ArpAnswerer { mac, ip }
+        ArpAnswerer {
+            me: arp::Identity { ip, mac },
+        }
     }
 
     /// The reply to `frame` when it is an ARP request for our address.
     pub fn answer(&self, frame: &[u8]) -> Option<Vec<u8>> {
-        let decoded = frames::decode(frame).ok()?;
-        let arp = decoded.arp()?;
-        let to_us = decoded.eth_dst == self.mac || decoded.eth_dst == MacAddr::broadcast();
-        (to_us && arp.operation == Arp::REQUEST && arp.target_ip == self.ip)
-            .then(|| frames::arp_reply(self.mac, self.ip, arp.sender_mac, arp.sender_ip))
+        arp::answer(frame, &self.me)
     }
 
     /// Reads up to `burst` queued frames and answers the ARP requests.

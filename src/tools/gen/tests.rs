@@ -2,6 +2,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::*;
 use crate::tools::datalink::fake::FakeLink;
+use crate::tools::frames;
 use crate::tools::output::Format;
 use crate::tools::sink::Sink;
 
