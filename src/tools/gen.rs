@@ -89,8 +89,12 @@ pub struct Start<'a> {
 pub struct GenSummary {
     /// Frames handed to the datalink.
     pub sent: u64,
-    /// Frames the link would not take (it was down): they count as lost.
+    /// Frames the link would not take (it was down, or its queue was
+    /// full): they count as lost.
     pub lost: u64,
+    /// Of those, the frames the interface's queue dropped (ENOBUFS: a tc
+    /// rate limit on it).
+    pub queue_drops: u64,
     pub seconds: f64,
     /// `sent / seconds`.
     pub rate: f64,
@@ -271,6 +275,14 @@ pub fn run<W: Write>(
                         if let Some(total) = down.as_mut() {
                             *total += missed;
                         }
+                    }
+                    // The interface's queue (a tc rate limit) dropped
+                    // them: lost, as on a congested link.
+                    Err((sent, error)) if error.is_queue_drop() => {
+                        let dropped = (n - sent) as u64;
+                        summary.sent += sent as u64;
+                        summary.lost += dropped;
+                        summary.queue_drops += dropped;
                     }
                     Err((_, error)) => return Err(send_error(error, &me.name, options.size)),
                 }

@@ -205,6 +205,8 @@ impl AfPacket {
             0 => Ok(false),
             _ if pollfd.revents & events != 0 => Ok(true),
             _ if pollfd.revents & libc::POLLERR != 0 => match take_socket_error(self.fd) {
+                // A send the qdisc dropped (sendmmsg reports it late).
+                Some(err) if err.raw_os_error() == Some(libc::ENOBUFS) => Ok(false),
                 Some(err) => Err(io_error("waiting on the socket", &self.iface, err)),
                 None => Ok(false),
             },
@@ -236,7 +238,12 @@ impl AfPacket {
                     len,
                     direction,
                 })),
-                Err(err) if super::io_is_link_down(&err) => Ok(None),
+                Err(err)
+                    if super::io_is_link_down(&err)
+                        || err.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    Ok(None)
+                }
                 Err(err) => Err(io_error("receiving frames", &self.iface, err)),
             },
             Receiver::Socket { buffer } => {
@@ -312,7 +319,10 @@ fn read_frame(fd: RawFd, buffer: &mut [u8], iface: &str) -> Result<Option<Read>,
         return match err.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
             // The link went down: nothing to read until it is back up.
-            _ if super::io_is_link_down(&err) => Ok(None),
+            // ENOBUFS is a send the qdisc dropped, reported late.
+            _ if super::io_is_link_down(&err) || err.raw_os_error() == Some(libc::ENOBUFS) => {
+                Ok(None)
+            }
             _ => Err(io_error("receiving a frame", iface, err)),
         };
     }

@@ -167,6 +167,15 @@ impl DatalinkError {
     }
 }
 
+impl DatalinkError {
+    /// True when the interface's queue (its qdisc: a `tbf` rate limit, a
+    /// full `pfifo`) dropped the frame: ENOBUFS. Lost, as on a congested
+    /// link, not a failure.
+    pub fn is_queue_drop(&self) -> bool {
+        matches!(self, DatalinkError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOBUFS))
+    }
+}
+
 /// ENETDOWN (the interface is down) or ENXIO (its device went away while
 /// down), however the error was wrapped.
 pub fn io_is_link_down(error: &std::io::Error) -> bool {
