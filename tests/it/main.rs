@@ -12,3 +12,4 @@ mod run;
 mod runtime;
 mod support;
 mod tools;
+mod traffic;

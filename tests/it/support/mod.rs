@@ -19,6 +19,8 @@ pub fn bin(name: &str) -> PathBuf {
         "lab-capture" => PathBuf::from(env!("CARGO_BIN_EXE_lab-capture")),
         "lab-fwd" => PathBuf::from(env!("CARGO_BIN_EXE_lab-fwd")),
         "lab-init" => PathBuf::from(env!("CARGO_BIN_EXE_lab-init")),
+        "lab-gen" => PathBuf::from(env!("CARGO_BIN_EXE_lab-gen")),
+        "lab-sink" => PathBuf::from(env!("CARGO_BIN_EXE_lab-sink")),
         other => panic!("no binary named {other}"),
     }
 }
