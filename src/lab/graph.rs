@@ -2,7 +2,7 @@
 //!
 //! Nodes are boxes (with their image, if not the tools image); each link is
 //! an edge whose two ends carry the interface name, its address and its
-//! datalink.
+//! datalink; the edge's label says its MTU and its impairments.
 
 use std::fmt::Write as _;
 
@@ -54,11 +54,13 @@ pub fn dot(lab: &Lab) -> String {
     }
     for link in lab.links() {
         let [a, b] = &link.endpoints;
-        let mtu = link
-            .mtu
-            .map(|mtu| format!(" [label={}]", dot_string(&format!("mtu {mtu}"))))
-            .unwrap_or_default();
-        let _ = writeln!(out, "  {} -- {}{mtu};", port(lab, a), port(lab, b));
+        let label = link_notes(link);
+        let label = if label.is_empty() {
+            String::new()
+        } else {
+            format!(" [label={}]", dot_string(&label.join("\n")))
+        };
+        let _ = writeln!(out, "  {} -- {}{label};", port(lab, a), port(lab, b));
     }
     out.push_str("}\n");
     out
@@ -129,10 +131,33 @@ pub fn mermaid(lab: &Lab) -> String {
 fn mermaid_link_label(link: &Link) -> String {
     let [a, b] = &link.endpoints;
     let mut label = format!("{} — {}", end_label(a, " "), end_label(b, " "));
-    if let Some(mtu) = link.mtu {
-        let _ = write!(label, " (mtu {mtu})");
+    let notes = link_notes(link);
+    if !notes.is_empty() {
+        let _ = write!(label, " ({})", notes.join("; "));
     }
     label
+}
+
+/// What a link's label says besides its ends: `mtu 9000`, then its
+/// impairments (`rate 100mbit, loss 1%`), per direction where they differ.
+fn link_notes(link: &Link) -> Vec<String> {
+    let [a, b] = &link.endpoints;
+    let mut notes = Vec::new();
+    if let Some(mtu) = link.mtu {
+        notes.push(format!("mtu {mtu}"));
+    }
+    match (a.impair, b.impair) {
+        (None, None) => {}
+        (Some(x), Some(y)) if x == y => notes.push(x.to_string()),
+        (x, y) => {
+            for (from, to, impair) in [(a, b, x), (b, a, y)] {
+                if let Some(impair) = impair {
+                    notes.push(format!("{} → {}: {impair}", from.node, to.node));
+                }
+            }
+        }
+    }
+    notes
 }
 
 /// One end of a link: `eth1`, its address, its datalink.
@@ -216,9 +241,10 @@ links:
   - endpoints: ["a:eth1", "b:eth1"]
     ipv4: [198.18.0.1/24, 198.18.0.2/24]
     mtu: 9000
+    impair: { rate: 100mbit, loss: 1% }
   - endpoints:
       - { node: b, interface: "e\"2", mac: "02:00:00:00:00:02", datalink: af_xdp }
-      - { node: c, interface: eth2 }
+      - { node: c, interface: eth2, impair: { delay: 10ms } }
 "#;
         crate::lab::parse(source, Path::new("two.yaml")).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -238,10 +264,13 @@ links:
         assert!(dot.contains(b), "{dot}");
         assert!(dot.contains("<b>c</b>"), "{dot}");
         assert!(
-            dot.contains("  \"a\":p0 -- \"b\":p0 [label=\"mtu 9000\"];\n"),
+            dot.contains("  \"a\":p0 -- \"b\":p0 [label=\"mtu 9000\\nrate 100mbit, loss 1%\"];\n"),
             "{dot}"
         );
-        assert!(dot.contains("  \"b\":p1 -- \"c\":p0;\n"), "{dot}");
+        assert!(
+            dot.contains("  \"b\":p1 -- \"c\":p0 [label=\"c → b: delay 10ms\"];\n"),
+            "{dot}"
+        );
         assert!(dot.ends_with("}\n"));
     }
 
@@ -256,8 +285,8 @@ links:
                 "  n0[\"a\"]",
                 "  n1[\"b<br/>busybox:latest\"]",
                 "  n2[\"c\"]",
-                "  n0 ---|\"eth1 198.18.0.1/24 af_packet — eth1 198.18.0.2/24 af_packet (mtu 9000)\"| n1",
-                "  n1 ---|\"e#quot;2 02:00:00:00:00:02 af_xdp — eth2 af_packet\"| n2",
+                "  n0 ---|\"eth1 198.18.0.1/24 af_packet — eth1 198.18.0.2/24 af_packet (mtu 9000; rate 100mbit, loss 1%)\"| n1",
+                "  n1 ---|\"e#quot;2 02:00:00:00:00:02 af_xdp — eth2 af_packet (c → b: delay 10ms)\"| n2",
             ]
         );
     }

@@ -5,12 +5,15 @@
 //! validation never re-checks names, addresses or references.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use pnet::util::MacAddr;
 use regex::Regex;
+use serde::Deserialize;
 
 pub use crate::tools::datalink::DatalinkKind;
 
@@ -21,6 +24,7 @@ pub struct Lab {
     pub(super) description: Option<String>,
     pub(super) file: PathBuf,
     pub(super) datalink: DatalinkKind,
+    pub(super) runtime: RuntimeKind,
     pub(super) nodes: Vec<Node>,
     pub(super) links: Vec<Link>,
     pub(super) steps: Vec<Step>,
@@ -44,6 +48,39 @@ impl Lab {
     /// The lab-wide default datalink.
     pub fn datalink(&self) -> DatalinkKind {
         self.datalink
+    }
+
+    /// How the lab's nodes are made (`runtime:`, default docker).
+    pub fn runtime(&self) -> RuntimeKind {
+        self.runtime
+    }
+
+    /// Whether some node names its own image, which only the docker
+    /// runtime can run.
+    pub fn needs_image(&self) -> bool {
+        self.nodes.iter().any(|n| n.image.is_some())
+    }
+
+    /// The same lab on another runtime (`labctl run --runtime`). Under
+    /// netns no node may have an image: validation refuses that in the
+    /// file, and this refuses it for the override.
+    pub fn with_runtime(mut self, kind: RuntimeKind) -> Result<Self, RuntimeMismatch> {
+        if kind == RuntimeKind::Netns {
+            let nodes: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| n.image.is_some())
+                .map(|n| n.name.clone())
+                .collect();
+            if !nodes.is_empty() {
+                return Err(RuntimeMismatch::ImageUnderNetns {
+                    lab: self.name,
+                    nodes,
+                });
+            }
+        }
+        self.runtime = kind;
+        Ok(self)
     }
 
     /// Nodes in file order.
@@ -118,6 +155,79 @@ impl Lab {
     }
 }
 
+/// `labctl run --runtime netns` on a lab that needs images.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeMismatch {
+    #[error(
+        "lab `{lab}` cannot run on the netns runtime: node{} {} name{} an image, and netns nodes \
+         are network namespaces on the host, without images (use --runtime docker)",
+        if nodes.len() == 1 { "" } else { "s" },
+        nodes.join(", "),
+        if nodes.len() == 1 { "s" } else { "" }
+    )]
+    ImageUnderNetns { lab: String, nodes: Vec<String> },
+}
+
+/// How a lab's nodes are made: `runtime:` in the file, `--runtime` on the
+/// command line.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// Nodes are containers, made through the Docker Engine API.
+    #[default]
+    Docker,
+    /// Nodes are bare network namespaces on the host: no daemon, no image.
+    Netns,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Netns => "netns",
+        }
+    }
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a node's kernel does on the lab's interfaces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelMode {
+    /// Silenced (no ARP, no ICMP, no forwarding): the tools answer alone.
+    #[default]
+    Quiet,
+    /// Left as it is: it answers ARP and ICMP, and forwards with
+    /// `net.ipv4.ip_forward: 1`.
+    Normal,
+}
+
+impl KernelMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quiet => "quiet",
+            Self::Normal => "normal",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Node {
     pub name: String,
@@ -127,12 +237,145 @@ pub struct Node {
     pub datalink: DatalinkKind,
     pub env: BTreeMap<String, String>,
     pub sysctls: BTreeMap<String, String>,
+    /// Default [`KernelMode::Quiet`]; `sysctls` still override it.
+    pub kernel: KernelMode,
+    /// IPv4 routes, in file order; each `via` lies on one of the node's
+    /// own link subnets (validated).
+    pub routes: Vec<Route>,
+    /// Bind mounts, host paths absolute and existing at validation.
+    pub binds: Vec<Bind>,
+    /// Resource limits, defaults already applied.
+    pub limits: Limits,
+    /// `privileged: true`: the lab is trusted like root (capabilities a
+    /// datalink would otherwise be refused may be granted).
+    pub privileged: bool,
+}
+
+/// One IPv4 route of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The destination; `default` is 0.0.0.0/0. Host bits are zero.
+    pub to: Ipv4Net,
+    /// The next hop, on the subnet of `interface`.
+    pub via: Ipv4Addr,
+    /// The node's interface whose subnet holds `via`.
+    pub interface: String,
+}
+
+impl Route {
+    pub fn is_default(&self) -> bool {
+        self.to.prefix_len() == 0
+    }
+}
+
+/// One bind mount: `HOST:NODE[:ro|:rw]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Absolute and canonical (symlinks resolved); it existed when the lab
+    /// was validated.
+    pub host: PathBuf,
+    /// Absolute path in the node, never `/` nor under `/lab`.
+    pub target: PathBuf,
+    /// Read-only unless written `:rw`.
+    pub read_only: bool,
+}
+
+/// Resource limits of a node, so that a fork bomb or a leak in one node
+/// cannot take the host down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most processes (and threads) at once in the node.
+    pub pids: u32,
+    /// Most memory the node may use, in bytes (swap included: none extra).
+    pub memory: u64,
+}
+
+impl Limits {
+    /// The defaults, enough for the tools and a device under test.
+    pub const DEFAULT: Limits = Limits {
+        pids: 1024,
+        memory: 512 * 1024 * 1024,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Link {
     pub endpoints: [Endpoint; 2],
     pub mtu: Option<u32>,
+}
+
+impl Link {
+    /// Whether either direction is impaired.
+    pub fn is_impaired(&self) -> bool {
+        self.endpoints.iter().any(|e| e.impair.is_some())
+    }
+}
+
+/// What happens to the frames an endpoint sends (its egress): the link's
+/// `impair`, with the endpoint's own keys over it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Impairment {
+    /// Bits per second (tc tbf).
+    pub rate: Option<u64>,
+    /// The fraction of frames dropped at random, 0.0 to 1.0.
+    pub loss: Option<f64>,
+    /// Added to every frame (netem).
+    pub delay: Option<Duration>,
+    /// Varies `delay` by up to this much (netem); only with `delay`.
+    pub jitter: Option<Duration>,
+}
+
+impl Impairment {
+    /// Whether applying it needs netem in the host's kernel (`rate` needs
+    /// tbf and `loss` a tc BPF classifier; `delay` and `jitter` need netem).
+    pub fn needs_netem(&self) -> bool {
+        self.delay.is_some() || self.jitter.is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Impairment::default()
+    }
+}
+
+impl fmt::Display for Impairment {
+    /// `rate 100mbit, loss 1%, delay 10ms, jitter 2ms`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(rate) = self.rate {
+            parts.push(format!("rate {}", format_rate(rate)));
+        }
+        if let Some(loss) = self.loss {
+            parts.push(format!("loss {}%", loss * 100.0));
+        }
+        if let Some(delay) = self.delay {
+            parts.push(format!("delay {}", humantime::format_duration(delay)));
+        }
+        if let Some(jitter) = self.jitter {
+            parts.push(format!("jitter {}", humantime::format_duration(jitter)));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// A rate in tc's units: `100mbit`, `1500kbit`, `7bit`.
+pub fn format_rate(bits: u64) -> String {
+    for (unit, scale) in [
+        ("tbit", 1_000_000_000_000),
+        ("gbit", 1_000_000_000),
+        ("mbit", 1_000_000),
+        ("kbit", 1_000),
+    ] {
+        if bits >= scale && bits % scale == 0 {
+            return format!("{}{unit}", bits / scale);
+        }
+    }
+    format!("{bits}bit")
 }
 
 /// One end of a veth pair, as it appears inside its node.
@@ -144,6 +387,9 @@ pub struct Endpoint {
     pub mac: Option<MacAddr>,
     /// Resolved: the endpoint's own, else its node's, else the lab's.
     pub datalink: DatalinkKind,
+    /// What happens to the frames this end sends (the egress of this veth
+    /// end); `None` for a plain link.
+    pub impair: Option<Impairment>,
 }
 
 impl Endpoint {
@@ -177,6 +423,32 @@ pub enum Action {
     },
     /// End the background step named `step` and check what it printed.
     Wait { step: String },
+    /// Set the lab's endpoint `node:interface` down or up (a fault injected
+    /// mid-run). The endpoint exists in the lab (validated).
+    SetLink {
+        node: String,
+        interface: String,
+        state: LinkState,
+    },
+}
+
+/// The state a link-state step sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// The interface is set down: nothing passes.
+    Down,
+    /// The interface is set up again.
+    Up,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Down => "down",
+            Self::Up => "up",
+        }
+    }
 }
 
 /// What a step's result must show. A step without `expect` gets the
@@ -195,6 +467,38 @@ pub struct Check {
     /// `Some(n)`: exactly `n` lines match (regex checks only). `None`: at
     /// least one line matches, or the substring occurs.
     pub count: Option<usize>,
+    /// `at_least` / `at_most` (regex checks with a capture group only):
+    /// every matching line's first capture group parses as a number within
+    /// them, and at least one line matches.
+    pub bounds: Option<Bounds>,
+}
+
+/// Numeric bounds on a check's first capture group; at least one is set,
+/// both finite, `at_least <= at_most`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub at_least: Option<f64>,
+    pub at_most: Option<f64>,
+}
+
+impl Bounds {
+    /// Whether `value` is within the bounds (inclusive).
+    pub fn admits(&self, value: f64) -> bool {
+        self.at_least.is_none_or(|low| value >= low)
+            && self.at_most.is_none_or(|high| value <= high)
+    }
+}
+
+impl fmt::Display for Bounds {
+    /// `at least 150000`, `at most 0.5`, `from 1 to 5`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.at_least, self.at_most) {
+            (Some(low), Some(high)) => write!(f, "from {low} to {high}"),
+            (Some(low), None) => write!(f, "at least {low}"),
+            (None, Some(high)) => write!(f, "at most {high}"),
+            (None, None) => f.write_str("any number"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

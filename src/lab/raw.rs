@@ -27,6 +27,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::model::{KernelMode, LinkState, RuntimeKind};
 use crate::tools::datalink::DatalinkKind;
 
 /// The rule for lab and node names, as a JSON Schema pattern.
@@ -47,6 +48,11 @@ pub struct RawLab {
     #[serde(default)]
     #[schemars(with = "Option<DatalinkKind>")]
     pub datalink: Option<Spanned<DatalinkKind>>,
+    /// How nodes are made: docker (containers, the default) or netns (bare
+    /// network namespaces on the host, no image).
+    #[serde(default)]
+    #[schemars(with = "Option<RuntimeKind>")]
+    pub runtime: Option<Spanned<RuntimeKind>>,
     /// The lab's containers, by name (`[a-z0-9][a-z0-9-]{0,19}`), in the
     /// order they are written; at least one. `name: {}` or `name:` takes
     /// every default.
@@ -66,7 +72,7 @@ pub struct RawLab {
 }
 
 /// One container of the lab.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawNode {
     /// A local image; without it the node runs the tools image that labctl
@@ -86,6 +92,93 @@ pub struct RawNode {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Text>")]
     pub sysctls: Entries<Spanned<String>, Spanned<String>>,
+    /// quiet (the default) silences the node's kernel on lab interfaces;
+    /// normal leaves it to answer ARP and ICMP, and to forward.
+    #[serde(default)]
+    #[schemars(with = "Option<KernelMode>")]
+    pub kernel: Option<Spanned<KernelMode>>,
+    /// IPv4 routes, applied before any step runs: `{to: CIDR|default, via:
+    /// ADDRESS}`, the next hop on one of the node's own link subnets.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<RawRoute>>")]
+    pub routes: Option<Spanned<Vec<Spanned<RawRoute>>>>,
+    /// Bind mounts, `HOST:NODE[:ro|:rw]` (read-only by default; HOST is
+    /// relative to the lab file's directory and must exist).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub binds: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Resource limits (default: pids 1024, memory 512MiB).
+    #[serde(default)]
+    #[schemars(with = "Option<RawLimits>")]
+    pub limits: Option<Spanned<RawLimits>>,
+    /// Trust this lab like root: the node may get capabilities that a
+    /// datalink would otherwise be refused (default false).
+    #[serde(default)]
+    #[schemars(with = "bool", extend("default" = false))]
+    pub privileged: Option<Spanned<bool>>,
+}
+
+impl RawNode {
+    /// `name:` or `name: {}`: every default.
+    pub const EMPTY: RawNode = RawNode {
+        image: None,
+        datalink: None,
+        env: Entries(Vec::new()),
+        sysctls: Entries(Vec::new()),
+        kernel: None,
+        routes: None,
+        binds: None,
+        limits: None,
+        privileged: None,
+    };
+}
+
+/// One IPv4 route of a node.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawRoute {
+    /// The destination: a CIDR such as `198.18.2.0/24`, or `default`.
+    #[schemars(with = "String")]
+    pub to: Option<Spanned<String>>,
+    /// The next hop, an address on one of the node's own link subnets.
+    #[schemars(with = "String")]
+    pub via: Option<Spanned<String>>,
+}
+
+/// Resource limits of a node.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Most processes and threads at once (default 1024).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(min = 16, max = 4194304))]
+    pub pids: Option<Spanned<u32>>,
+    /// Most memory, such as `256MiB` or `2GiB` (default 512MiB).
+    #[serde(default)]
+    #[schemars(with = "Option<Text>")]
+    pub memory: Option<Spanned<String>>,
+}
+
+/// Impairments of the frames a link carries.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawImpair {
+    /// A rate limit in tc's units, such as `100mbit` (tc tbf).
+    #[serde(default)]
+    #[schemars(with = "Option<Text>")]
+    pub rate: Option<Spanned<String>>,
+    /// Random loss, such as `1%` or `0.5%`.
+    #[serde(default)]
+    #[schemars(with = "Option<Text>")]
+    pub loss: Option<Spanned<String>>,
+    /// Added delay, such as `10ms` (needs netem in the host's kernel).
+    #[serde(default)]
+    #[schemars(with = "Option<Text>")]
+    pub delay: Option<Spanned<String>>,
+    /// Variation of the delay, such as `2ms` (needs netem; only with delay).
+    #[serde(default)]
+    #[schemars(with = "Option<Text>")]
+    pub jitter: Option<Spanned<String>>,
 }
 
 /// A veth pair between two nodes.
@@ -103,6 +196,11 @@ pub struct RawLink {
     #[serde(default)]
     #[schemars(with = "Option<u32>", range(min = 68, max = 65535))]
     pub mtu: Option<Spanned<u32>>,
+    /// Impairs the frames of both directions; an endpoint's own `impair`
+    /// overrides it, key by key, for the frames that endpoint sends.
+    #[serde(default)]
+    #[schemars(with = "Option<RawImpair>")]
+    pub impair: Option<Spanned<RawImpair>>,
 }
 
 /// One end of a link: `"node:interface"`, or a mapping.
@@ -137,10 +235,14 @@ pub struct RawEndpointMap {
     #[serde(default)]
     #[schemars(with = "Option<DatalinkKind>")]
     pub datalink: Option<Spanned<DatalinkKind>>,
+    /// Impairs the frames this end sends, over the link's `impair`.
+    #[serde(default)]
+    #[schemars(with = "Option<RawImpair>")]
+    pub impair: Option<Spanned<RawImpair>>,
 }
 
-/// One step: run a command in a node (`exec`), or end a background step
-/// and check its output (`wait`).
+/// One step: run a command in a node (`exec`), end a background step and
+/// check its output (`wait`), or set a link down or up (`link`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawStep {
@@ -176,6 +278,14 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(with = "Option<RawExpect>")]
     pub expect: Option<Spanned<RawExpect>>,
+    /// A link-state step: the endpoint `"node:interface"` to set.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub link: Option<Spanned<String>>,
+    /// With `link`: down or up.
+    #[serde(default)]
+    #[schemars(with = "Option<LinkState>")]
+    pub state: Option<Spanned<LinkState>>,
 }
 
 /// What a step's result must show.
@@ -212,6 +322,16 @@ pub struct RawCheck {
     #[serde(default)]
     #[schemars(with = "Option<usize>")]
     pub count: Option<Spanned<usize>>,
+    /// With `match`: the first capture group of every matching line is a
+    /// number at least this.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub at_least: Option<Spanned<f64>>,
+    /// With `match`: the first capture group of every matching line is a
+    /// number at most this.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub at_most: Option<Spanned<f64>>,
 }
 
 /// Text in the file. A number or `true`/`false` written without quotes is

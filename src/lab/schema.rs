@@ -60,7 +60,10 @@ mod tests {
                 keys.push(key.as_str());
             }
         }
-        for key in crate::lab::tests::CONTRACT_KEYS {
+        for key in crate::lab::tests::CONTRACT_KEYS
+            .iter()
+            .chain(crate::lab::tests::ADDED_KEYS)
+        {
             assert!(keys.contains(key), "`{key}` is not in the schema");
         }
         assert_eq!(

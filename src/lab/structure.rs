@@ -356,6 +356,9 @@ impl<'a> Walker<'a> {
             [] => "the file".to_owned(),
             [Key(k)] => format!("`{k}`"),
             [Key(n), Key(name)] if n == "nodes" => format!("node {name:?}"),
+            [Key(n), Key(name), Key(r), Index(i)] if n == "nodes" && r == "routes" => {
+                format!("route {} of node {name:?}", i + 1)
+            }
             [Key(l), Index(i)] if l == "links" => format!("link {}", i + 1),
             [Key(l), Index(i), Key(e), Index(j)] if l == "links" && e == "endpoints" => {
                 format!("endpoint {} of link {}", j + 1, i + 1)
@@ -499,7 +502,23 @@ fn expected_here(path: &[Seg]) -> Option<&'static str> {
         [] => "a mapping with name, nodes, links and steps",
         [Key(k)] if k == "name" => "a string: the lab's name, [a-z0-9][a-z0-9-]{0,19}",
         [Key(k)] if k == "nodes" => "a mapping of node names to their settings",
-        [Key(n), Key(_)] if n == "nodes" => "a mapping (image, datalink, env, sysctls) or nothing",
+        [Key(n), Key(_)] if n == "nodes" => {
+            "a mapping (image, datalink, env, sysctls, kernel, routes, binds, limits, \
+             privileged) or nothing"
+        }
+        [Key(n), Key(_), Key(k)] if n == "nodes" && k == "routes" => {
+            "a list of routes such as `- {to: 198.18.2.0/24, via: 198.18.1.254}`"
+        }
+        [Key(n), Key(_), Key(k), Index(_)] if n == "nodes" && k == "routes" => {
+            "a mapping such as {to: 198.18.2.0/24, via: 198.18.1.254}"
+        }
+        [Key(n), Key(_), Key(k)] if n == "nodes" && k == "binds" => {
+            "a list of HOST:NODE[:ro|:rw] strings, such as `- ./build/myfwd:/usr/local/bin/myfwd`"
+        }
+        [.., Key(k)] if k == "at_least" || k == "at_most" => "a number, such as 150000 or 0.5",
+        [.., Key(k)] if k == "impair" => {
+            "a mapping with rate, loss, delay or jitter, such as {rate: 100mbit, loss: 1%}"
+        }
         [.., Key(k)] if k == "endpoints" => "a list of two endpoints",
         [.., Key(e), Index(_)] if e == "endpoints" => {
             "\"node:interface\" or a mapping with node and interface"
@@ -561,6 +580,27 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("stop", "wait"),
     ("ready_on", "ready"),
     ("ready_regex", "ready"),
+    ("route", "routes"),
+    ("gateway", "via"),
+    ("gw", "via"),
+    ("nexthop", "via"),
+    ("dest", "to"),
+    ("destination", "to"),
+    ("mounts", "binds"),
+    ("volumes", "binds"),
+    ("bind", "binds"),
+    ("netem", "impair"),
+    ("impairment", "impair"),
+    ("impairments", "impair"),
+    ("bandwidth", "rate"),
+    ("drop", "loss"),
+    ("latency", "delay"),
+    ("min", "at_least"),
+    ("max", "at_most"),
+    ("minimum", "at_least"),
+    ("maximum", "at_most"),
+    ("pids_limit", "pids"),
+    ("mem", "memory"),
 ];
 
 fn synonym(key: &str) -> Option<&'static str> {

@@ -96,6 +96,7 @@ mod tests {
         Check {
             pattern: Pattern::Match(Regex::new(re).unwrap()),
             count,
+            bounds: None,
         }
     }
 
@@ -103,6 +104,7 @@ mod tests {
         Check {
             pattern: Pattern::Contains(s.into()),
             count: None,
+            bounds: None,
         }
     }
 

@@ -69,6 +69,9 @@ impl StepResult {
                 argv.clone(),
             ),
             Action::Wait { .. } => (StepKind::Wait, None, Vec::new()),
+            // Reported as a foreground step until the run learns link
+            // states (issue 14).
+            Action::SetLink { node, .. } => (StepKind::Foreground, Some(node.clone()), Vec::new()),
         };
         StepResult {
             name: step.name.clone(),

@@ -169,6 +169,15 @@ impl<'a> StepRunner<'a> {
                     "cannot wait for {target:?}: that background step did not start"
                 )),
             },
+            Action::SetLink {
+                node,
+                interface,
+                state,
+            } => result.fail(format!(
+                "cannot set {node}:{interface} {}: link-state steps are not supported by this \
+                 version of the run yet",
+                state.as_str()
+            )),
         }
     }
 

@@ -178,6 +178,10 @@ fn the_examples_of_the_docs_are_valid_and_the_error_examples_exact() {
         valid >= 6 && invalid >= 5,
         "{valid} valid, {invalid} invalid examples"
     );
+    // The host paths that the binds example mounts, beside the lab file.
+    fs::create_dir_all(dir.path().join("build")).unwrap_or_else(|e| panic!("{e}"));
+    fs::create_dir_all(dir.path().join("config")).unwrap_or_else(|e| panic!("{e}"));
+    fs::write(dir.path().join("build/myfwd"), "").unwrap_or_else(|e| panic!("{e}"));
     for (info, body, next) in &blocks {
         fs::write(dir.path().join("lab.yaml"), body).unwrap_or_else(|e| panic!("{e}"));
         let out = labctl_in(dir.path(), &["validate", "lab.yaml"]);

@@ -10,8 +10,8 @@ use serde_saphyr::{Location, Spanned};
 
 use super::names::{self, INTERFACE_RULE};
 use super::{pos, unknown_hint, Problems};
-use crate::lab::model::{DatalinkKind, Endpoint, Link, Node};
-use crate::lab::raw::{RawEndpoint, RawLink};
+use crate::lab::model::{DatalinkKind, Endpoint, Impairment, Link, Node};
+use crate::lab::raw::{RawEndpoint, RawImpair, RawLink};
 
 /// What the earlier endpoints claimed, to report reuse: the endpoint's
 /// label and where it was written.
@@ -61,6 +61,76 @@ struct Written<'a> {
     ipv4: Option<&'a Spanned<String>>,
     mac: Option<&'a Spanned<String>>,
     datalink: Option<DatalinkKind>,
+    impair: Option<&'a Spanned<RawImpair>>,
+}
+
+/// An `impair` mapping read, each key with where it was written.
+#[derive(Clone, Copy, Default)]
+struct Impair {
+    rate: Option<u64>,
+    loss: Option<f64>,
+    delay: Option<std::time::Duration>,
+    jitter: Option<(std::time::Duration, Location)>,
+}
+
+impl Impair {
+    fn read(raw: &RawImpair, whose: &str, problems: &mut Problems) -> Impair {
+        fn key<T>(
+            value: &Option<Spanned<String>>,
+            what: &str,
+            whose: &str,
+            parse: fn(&str) -> Result<T, String>,
+            problems: &mut Problems,
+        ) -> Option<(T, Location)> {
+            let text = value.as_ref()?;
+            parse(&text.value)
+                .map_err(|why| {
+                    problems.at(
+                        pos(text),
+                        format!("{what} {:?} of {whose} {why}", text.value),
+                    )
+                })
+                .ok()
+                .map(|v| (v, pos(text)))
+        }
+        Impair {
+            rate: key(&raw.rate, "rate", whose, names::parse_rate, problems).map(|v| v.0),
+            loss: key(&raw.loss, "loss", whose, names::parse_loss, problems).map(|v| v.0),
+            delay: key(&raw.delay, "delay", whose, names::parse_delay, problems).map(|v| v.0),
+            jitter: key(&raw.jitter, "jitter", whose, names::parse_delay, problems),
+        }
+    }
+
+    /// `self`, with `over`'s keys in its place where `over` has them.
+    fn under(self, over: Impair) -> Impair {
+        Impair {
+            rate: over.rate.or(self.rate),
+            loss: over.loss.or(self.loss),
+            delay: over.delay.or(self.delay),
+            jitter: over.jitter.or(self.jitter),
+        }
+    }
+
+    /// The impairment of one direction. A jitter needs a delay to vary:
+    /// reported once at the jitter, even when it applies to both ends.
+    fn model(self, problems: &mut Problems) -> Option<Impairment> {
+        if let (Some((jitter, at)), None) = (self.jitter, self.delay) {
+            problems.at(
+                at,
+                format!(
+                    "jitter {} has no delay to vary (add delay, such as delay: 10ms)",
+                    humantime::format_duration(jitter)
+                ),
+            );
+        }
+        let impairment = Impairment {
+            rate: self.rate,
+            loss: self.loss,
+            delay: self.delay,
+            jitter: self.jitter.map(|j| j.0),
+        };
+        (!impairment.is_empty()).then_some(impairment)
+    }
 }
 
 impl LinkContext<'_> {
@@ -68,6 +138,12 @@ impl LinkContext<'_> {
         let n = self.number;
         self.check_address_list(problems);
         self.check_mtu(problems);
+        let impair = self
+            .link
+            .impair
+            .as_ref()
+            .map(|raw| Impair::read(&raw.value, &format!("link {n}"), problems))
+            .unwrap_or_default();
         // Missing endpoints were reported by the structural pass.
         let endpoints = self.link.endpoints.as_ref()?;
         if endpoints.value.len() != 2 {
@@ -85,7 +161,7 @@ impl LinkContext<'_> {
         for (i, endpoint) in endpoints.value.iter().enumerate() {
             let endpoint = self
                 .written(i, endpoint, problems)
-                .and_then(|written| self.endpoint(written, claimed, problems));
+                .and_then(|written| self.endpoint(written, impair, claimed, problems));
             resolved.push(endpoint);
         }
         let [Some(a), Some(b)] = <[Option<Endpoint>; 2]>::try_from(resolved).ok()? else {
@@ -194,6 +270,7 @@ impl LinkContext<'_> {
                         .and_then(|list| list.value.get(index)),
                     mac: None,
                     datalink: None,
+                    impair: None,
                 })
             }
             // A missing node or interface was reported by the structural
@@ -206,6 +283,7 @@ impl LinkContext<'_> {
                 ipv4: map.ipv4.as_ref(),
                 mac: map.mac.as_ref(),
                 datalink: map.datalink.as_ref().map(|d| d.value),
+                impair: map.impair.as_ref(),
             }),
         }
     }
@@ -215,6 +293,7 @@ impl LinkContext<'_> {
     fn endpoint(
         &self,
         written: Written<'_>,
+        link_impair: Impair,
         claimed: &mut Claimed,
         problems: &mut Problems,
     ) -> Option<Endpoint> {
@@ -247,12 +326,19 @@ impl LinkContext<'_> {
         let mac = written
             .mac
             .and_then(|text| claimed.mac(&written, text, problems));
+        let label = written.label();
+        let own = written
+            .impair
+            .map(|raw| Impair::read(&raw.value, &format!("endpoint {label}"), problems))
+            .unwrap_or_default();
+        let impair = link_impair.under(own).model(problems);
         Some(Endpoint {
             node: written.node.to_owned(),
             interface: written.interface.to_owned(),
             ipv4,
             mac,
             datalink: written.datalink.unwrap_or(node?.datalink),
+            impair,
         })
     }
 }

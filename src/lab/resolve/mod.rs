@@ -10,6 +10,7 @@
 mod links;
 mod names;
 mod nodes;
+mod routes;
 mod steps;
 
 use std::path::Path;
@@ -65,15 +66,25 @@ pub(super) fn resolve(raw: RawLab, file: &Path) -> Result<Lab, Vec<Problem>> {
         .map(|d| d.value)
         .unwrap_or(DatalinkKind::AfPacket);
 
-    let nodes = nodes::resolve(raw.nodes.as_ref(), lab_datalink, &mut problems);
+    let runtime = raw.runtime.as_ref().map(|r| r.value).unwrap_or_default();
+    // Relative bind paths start at the lab file's directory.
+    let dir = file.parent().unwrap_or(Path::new(""));
+    let lab = nodes::LabWide {
+        datalink: lab_datalink,
+        runtime,
+        dir,
+    };
+    let mut nodes = nodes::resolve(raw.nodes.as_ref(), &lab, &mut problems);
     let links = links::resolve(
         raw.links.as_deref().unwrap_or_default(),
         &nodes,
         &mut problems,
     );
+    routes::resolve(raw.nodes.as_ref(), &mut nodes, &links, &mut problems);
     let steps = steps::resolve(
         raw.steps.as_deref().unwrap_or_default(),
         &nodes,
+        &links,
         &mut problems,
     );
 
@@ -85,6 +96,7 @@ pub(super) fn resolve(raw: RawLab, file: &Path) -> Result<Lab, Vec<Problem>> {
         description: raw.description,
         file: file.to_owned(),
         datalink: lab_datalink,
+        runtime,
         nodes,
         links,
         steps,

@@ -171,9 +171,329 @@ pub(super) fn parse_mac(text: &str) -> Result<MacAddr, String> {
     }
 }
 
+/// A route's destination: a network in CIDR form, or `default`.
+pub(super) fn parse_destination(text: &str) -> Result<Ipv4Net, String> {
+    let expected = "expected a network such as 198.18.2.0/24, or default";
+    if text == "default" {
+        return Ok(Ipv4Net::default());
+    }
+    match text.parse::<Ipv4Net>() {
+        Ok(net) if net.addr() != net.network() => Err(format!(
+            "has host bits set (expected its network, {}/{})",
+            net.network(),
+            net.prefix_len()
+        )),
+        Ok(net) => Ok(net),
+        Err(_) if text.parse::<Ipv4Addr>().is_ok() => Err(format!(
+            "has no prefix length ({expected}; {text}/32 for one host)"
+        )),
+        Err(_) => Err(format!("is not a CIDR network ({expected})")),
+    }
+}
+
+/// A next hop: a plain IPv4 address.
+pub(super) fn parse_next_hop(text: &str) -> Result<Ipv4Addr, String> {
+    match text.parse::<Ipv4Addr>() {
+        Ok(addr) => Ok(addr),
+        Err(_) if text.parse::<Ipv4Net>().is_ok() => {
+            Err("has a prefix length (expected a plain address, such as 198.18.1.254)".to_owned())
+        }
+        Err(_) => Err("is not an IPv4 address (expected one such as 198.18.1.254)".to_owned()),
+    }
+}
+
+/// Splits `12.5mbit` into its number and its unit.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    number.is_finite().then_some((number, unit.trim()))
+}
+
+/// A rate in tc's units (`100mbit`, `1gbit`, `500kbps`), in bits per second.
+pub(super) fn parse_rate(text: &str) -> Result<u64, String> {
+    let expected = "expected a rate such as 100mbit, 1gbit or 500kbit";
+    let Some((number, unit)) = number_and_unit(text) else {
+        return Err(format!("is not a rate ({expected})"));
+    };
+    if unit.is_empty() {
+        return Err(format!("has no unit ({expected})"));
+    }
+    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
+        "bit" => 1.0,
+        "kbit" => 1e3,
+        "mbit" => 1e6,
+        "gbit" => 1e9,
+        "tbit" => 1e12,
+        "kibit" => 1024.0,
+        "mibit" => 1024.0 * 1024.0,
+        "gibit" => 1024.0 * 1024.0 * 1024.0,
+        "tibit" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        // tc's "bps" is bytes per second.
+        "bps" => 8.0,
+        "kbps" => 8e3,
+        "mbps" => 8e6,
+        "gbps" => 8e9,
+        "tbps" => 8e12,
+        _ => {
+            return Err(format!(
+                "has the unknown unit {unit:?} (expected bit, kbit, mbit, gbit or tbit, or \
+                 bps, kbps, mbps, gbps for bytes per second, as tc writes them)"
+            ))
+        }
+    };
+    let bits = (number * scale).round();
+    if bits < 1.0 {
+        Err("is zero (expected at least 1bit; remove rate for no limit)".to_owned())
+    } else if bits > 1e15 {
+        Err("is more than 1000tbit".to_owned())
+    } else {
+        Ok(bits as u64)
+    }
+}
+
+/// A loss percentage (`1%`, `0.5%`), as a fraction.
+pub(super) fn parse_loss(text: &str) -> Result<f64, String> {
+    let expected = "expected a percentage such as 1% or 0.5%";
+    match number_and_unit(text) {
+        Some((percent, "%")) if percent <= 100.0 => Ok(percent / 100.0),
+        Some((_, "%")) => Err("is more than 100%".to_owned()),
+        Some((_, "")) => Err(format!("has no % sign ({expected})")),
+        _ => Err(format!("is not a percentage ({expected})")),
+    }
+}
+
+/// The longest delay or jitter a link may have; longer is surely a typo.
+const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A delay or a jitter (`10ms`, `2ms`, `1s`).
+pub(super) fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+    let expected = "expected a duration such as 10ms or 1s";
+    match humantime::parse_duration(text) {
+        Ok(d) if d > MAX_DELAY => Err("is longer than 1m".to_owned()),
+        Ok(d) => Ok(d),
+        Err(_) if text.trim().chars().all(|c| c.is_ascii_digit() || c == '.') => {
+            Err(format!("has no unit ({expected})"))
+        }
+        Err(_) => Err(format!("is not a duration ({expected})")),
+    }
+}
+
+/// The smallest memory limit: below it, even the tools fail to start.
+pub(super) const MIN_MEMORY: u64 = 16 * 1024 * 1024;
+
+/// A size (`256MiB`, `2GiB`, `500MB`), in bytes.
+pub(super) fn parse_size(text: &str) -> Result<u64, String> {
+    let expected = "expected a size such as 256MiB or 2GiB";
+    let Some((number, unit)) = number_and_unit(text) else {
+        return Err(format!("is not a size ({expected})"));
+    };
+    let scale: f64 = match unit {
+        "" => return Err(format!("has no unit ({expected})")),
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => {
+            return Err(format!(
+                "has the unknown unit {unit:?} (expected B, KiB, MiB, GiB, TiB, or kB, MB, GB, TB)"
+            ))
+        }
+    };
+    let bytes = (number * scale).round();
+    if bytes < MIN_MEMORY as f64 {
+        Err("is less than 16MiB (expected at least 16MiB)".to_owned())
+    } else if bytes > 1e15 {
+        Err("is more than 1000TB".to_owned())
+    } else {
+        Ok(bytes as u64)
+    }
+}
+
+/// A bind mount as written: `HOST:NODE[:ro|:rw]`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct BindSpec<'a> {
+    pub host: &'a str,
+    pub target: &'a str,
+    pub read_only: bool,
+}
+
+/// Reads `HOST:NODE[:ro|:rw]` (Docker's convention); the caller checks that
+/// HOST exists.
+pub(super) fn parse_bind(text: &str) -> Result<BindSpec<'_>, String> {
+    let expected = "expected HOST:NODE, HOST:NODE:ro or HOST:NODE:rw, such as \
+                    ./build/myfwd:/usr/local/bin/myfwd";
+    if has_nul(text) {
+        return Err("contains a NUL character, which no path can hold".to_owned());
+    }
+    let Some((host, rest)) = text.split_once(':') else {
+        return Err(format!("has no NODE path ({expected})"));
+    };
+    let (target, read_only) = match rest.rsplit_once(':') {
+        Some((target, "ro")) => (target, true),
+        Some((target, "rw")) => (target, false),
+        Some((_, mode)) => {
+            return Err(format!(
+                "has the mode {mode:?} ({expected}; ro is the default)"
+            ))
+        }
+        None => (rest, true),
+    };
+    if host.is_empty() {
+        return Err(format!("has an empty HOST path ({expected})"));
+    }
+    if !target.starts_with('/') {
+        return Err(format!(
+            "has the NODE path {target:?}, which is not absolute (expected a path in the node \
+             such as /usr/local/bin/myfwd)"
+        ));
+    }
+    let normal = std::path::Path::new(target);
+    if normal.components().count() == 1 {
+        return Err("would replace the node's root directory (expected a path below /)".to_owned());
+    }
+    if normal.starts_with("/lab") {
+        return Err(format!(
+            "has the NODE path {target:?}, under /lab, where labctl mounts the tools and \
+             /lab/out (choose another path)"
+        ));
+    }
+    Ok(BindSpec {
+        host,
+        target,
+        read_only,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destinations_and_next_hops() {
+        assert_eq!(
+            parse_destination("default").unwrap().to_string(),
+            "0.0.0.0/0"
+        );
+        assert_eq!(
+            parse_destination("198.18.2.0/24").unwrap().to_string(),
+            "198.18.2.0/24"
+        );
+        for (bad, why) in [
+            (
+                "198.18.2.1/24",
+                "host bits set (expected its network, 198.18.2.0/24)",
+            ),
+            ("198.18.2.1", "no prefix length"),
+            ("198.18.2.0/33", "not a CIDR"),
+            ("defualt", "not a CIDR"),
+        ] {
+            let problem = parse_destination(bad).unwrap_err();
+            assert!(problem.contains(why), "{bad}: {problem}");
+        }
+        assert!(parse_next_hop("198.18.1.254").is_ok());
+        assert!(parse_next_hop("198.18.1.254/24")
+            .unwrap_err()
+            .contains("prefix length"));
+        assert!(parse_next_hop("router")
+            .unwrap_err()
+            .contains("not an IPv4"));
+    }
+
+    #[test]
+    fn rates_in_tc_units() {
+        for (text, bits) in [
+            ("100mbit", 100_000_000),
+            ("1.5Mbit", 1_500_000),
+            ("1gbit", 1_000_000_000),
+            ("500kbit", 500_000),
+            ("1kibit", 1024),
+            ("1mbps", 8_000_000),
+            ("7bit", 7),
+        ] {
+            assert_eq!(parse_rate(text), Ok(bits), "{text}");
+        }
+        for (bad, why) in [
+            ("100", "no unit"),
+            ("100mb", "unknown unit \"mb\""),
+            ("fast", "not a rate"),
+            ("0mbit", "is zero"),
+            ("-1mbit", "not a rate"),
+            ("9999999tbit", "more than"),
+        ] {
+            let problem = parse_rate(bad).unwrap_err();
+            assert!(problem.contains(why), "{bad}: {problem}");
+        }
+    }
+
+    #[test]
+    fn loss_percentages() {
+        assert_eq!(parse_loss("1%"), Ok(0.01));
+        assert_eq!(parse_loss("0.5%"), Ok(0.005));
+        assert_eq!(parse_loss("100%"), Ok(1.0));
+        assert_eq!(parse_loss("0%"), Ok(0.0));
+        assert!(parse_loss("1").unwrap_err().contains("no % sign"));
+        assert!(parse_loss("0.01").unwrap_err().contains("no % sign"));
+        assert!(parse_loss("101%").unwrap_err().contains("more than 100%"));
+        assert!(parse_loss("-1%").unwrap_err().contains("not a percentage"));
+        assert!(parse_loss("lots").unwrap_err().contains("not a percentage"));
+    }
+
+    #[test]
+    fn delays() {
+        assert_eq!(parse_delay("10ms").unwrap().as_millis(), 10);
+        assert!(parse_delay("10").unwrap_err().contains("no unit"));
+        assert!(parse_delay("2m").unwrap_err().contains("longer than 1m"));
+        assert!(parse_delay("soon").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert!(parse_size("256").unwrap_err().contains("no unit"));
+        assert!(parse_size("256mb").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("1MiB").unwrap_err().contains("less than 16MiB"));
+        assert!(parse_size("big").unwrap_err().contains("not a size"));
+    }
+
+    #[test]
+    fn binds() {
+        assert_eq!(
+            parse_bind("./build/myfwd:/usr/local/bin/myfwd"),
+            Ok(BindSpec {
+                host: "./build/myfwd",
+                target: "/usr/local/bin/myfwd",
+                read_only: true
+            })
+        );
+        assert!(!parse_bind("/srv/config:/etc/myfwd:rw").unwrap().read_only);
+        assert!(parse_bind("/srv/config:/etc/myfwd:ro").unwrap().read_only);
+        for (bad, why) in [
+            ("/srv/config", "no NODE path"),
+            (":/etc/x", "empty HOST"),
+            ("/srv:etc/x", "not absolute"),
+            ("/srv:/etc/x:wr", "the mode \"wr\""),
+            ("/srv:/", "root directory"),
+            ("/srv:/lab/bin", "under /lab"),
+            ("/srv:/lab", "under /lab"),
+            ("/srv:/x\0", "NUL"),
+        ] {
+            let problem = parse_bind(bad).unwrap_err();
+            assert!(problem.contains(why), "{bad}: {problem}");
+        }
+        // A path that merely starts with the letters of /lab is fine.
+        assert!(parse_bind("/srv:/labs/x").is_ok());
+    }
 
     #[test]
     fn names() {

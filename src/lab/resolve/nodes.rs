@@ -1,19 +1,41 @@
-//! Nodes: names, images, environment, sysctls.
+//! Nodes: names, images, environment, sysctls, kernel, binds, limits.
+//! Routes are checked once the links are known ([`super::routes`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 use super::names::{self, NAME_RULE};
 use super::{pos, Problems};
-use crate::lab::model::{DatalinkKind, Node};
-use crate::lab::raw::{Entries, RawNode};
+use crate::lab::model::{Bind, DatalinkKind, Limits, Node, RuntimeKind};
+use crate::lab::raw::{Entries, RawLimits, RawNode};
 
-type RawNodes = Spanned<Entries<Spanned<String>, Option<RawNode>>>;
+pub(super) type RawNodes = Spanned<Entries<Spanned<String>, Option<RawNode>>>;
+
+/// What every node is resolved against.
+pub(super) struct LabWide<'a> {
+    pub datalink: DatalinkKind,
+    pub runtime: RuntimeKind,
+    /// Where relative bind paths start: the lab file's directory.
+    pub dir: &'a Path,
+}
+
+/// The nodes of `raw`, each name once (the first), with the raw node it was
+/// read from.
+pub(super) fn entries(raw: &RawNodes) -> impl Iterator<Item = (&Spanned<String>, &RawNode)> {
+    static DEFAULT: RawNode = RawNode::EMPTY;
+    let mut seen = HashSet::new();
+    raw.value
+        .0
+        .iter()
+        .filter(move |(name, _)| seen.insert(name.value.as_str()))
+        .map(|(name, node)| (name, node.as_ref().unwrap_or(&DEFAULT)))
+}
 
 pub(super) fn resolve(
     raw: Option<&RawNodes>,
-    lab_datalink: DatalinkKind,
+    lab: &LabWide<'_>,
     problems: &mut Problems,
 ) -> Vec<Node> {
     // Without `nodes`, the structural pass reported the missing key.
@@ -28,27 +50,125 @@ pub(super) fn resolve(
         );
     }
     let mut nodes: Vec<Node> = Vec::new();
-    let mut seen = HashSet::new();
-    for (name, node) in entries {
-        // A name written twice was reported by the structural pass.
-        if !seen.insert(name.value.as_str()) {
-            continue;
-        }
+    // A name written twice was reported by the structural pass.
+    for (name, node) in self::entries(raw) {
         check_name(name, problems);
-        let default = RawNode::default();
-        let node = node.as_ref().unwrap_or(&default);
         if let Some(image) = &node.image {
-            check_image(&name.value, image, problems);
+            check_image(&name.value, image, lab.runtime, problems);
         }
         nodes.push(Node {
             name: name.value.clone(),
             image: node.image.as_ref().map(|i| i.value.clone()),
-            datalink: node.datalink.as_ref().map_or(lab_datalink, |d| d.value),
+            datalink: node.datalink.as_ref().map_or(lab.datalink, |d| d.value),
             env: environment(&name.value, &node.env, problems),
             sysctls: sysctls(&name.value, &node.sysctls, problems),
+            kernel: node.kernel.as_ref().map(|k| k.value).unwrap_or_default(),
+            // Filled in by `routes::resolve`, which needs the links.
+            routes: Vec::new(),
+            binds: binds(&name.value, node.binds.as_ref(), lab.dir, problems),
+            limits: limits(&name.value, node.limits.as_ref(), problems),
+            privileged: node.privileged.as_ref().is_some_and(|p| p.value),
         });
     }
     nodes
+}
+
+fn binds(
+    node: &str,
+    raw: Option<&Spanned<Vec<Spanned<String>>>>,
+    dir: &Path,
+    problems: &mut Problems,
+) -> Vec<Bind> {
+    let mut binds = Vec::new();
+    let mut targets: HashMap<PathBuf, Location> = HashMap::new();
+    for (i, text) in raw.iter().flat_map(|r| r.value.iter()).enumerate() {
+        let which = format!("bind {} of node {node:?}", i + 1);
+        let spec = match names::parse_bind(&text.value) {
+            Ok(spec) => spec,
+            Err(why) => {
+                problems.at(pos(text), format!("{which} ({:?}) {why}", text.value));
+                continue;
+            }
+        };
+        let looked_for = dir.join(spec.host);
+        let host = match std::fs::canonicalize(&looked_for) {
+            Ok(host) => host,
+            Err(e) => {
+                // As the user named it (no `./`), not made absolute: the
+                // message then reads the same on every machine.
+                let shown: PathBuf = looked_for
+                    .components()
+                    .filter(|c| *c != std::path::Component::CurDir)
+                    .collect();
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    "does not exist".to_owned()
+                } else {
+                    format!("cannot be read: {e}")
+                };
+                problems.at(
+                    pos(text),
+                    format!(
+                        "{which}: the host path {:?} {why} (looked for {}; a relative HOST \
+                         starts at the lab file's directory)",
+                        spec.host,
+                        shown.display()
+                    ),
+                );
+                continue;
+            }
+        };
+        let target = PathBuf::from(spec.target);
+        if let Some(first) = targets.get(&target) {
+            problems.at(
+                pos(text),
+                format!(
+                    "{which} mounts onto {}, as a bind at line {} does (a path in the node \
+                     takes one bind)",
+                    target.display(),
+                    first.line()
+                ),
+            );
+            continue;
+        }
+        targets.insert(target.clone(), pos(text));
+        binds.push(Bind {
+            host,
+            target,
+            read_only: spec.read_only,
+        });
+    }
+    binds
+}
+
+fn limits(node: &str, raw: Option<&Spanned<RawLimits>>, problems: &mut Problems) -> Limits {
+    let mut limits = Limits::DEFAULT;
+    let Some(raw) = raw else {
+        return limits;
+    };
+    if let Some(pids) = &raw.value.pids {
+        if (16..=4_194_304).contains(&pids.value) {
+            limits.pids = pids.value;
+        } else {
+            problems.at(
+                pos(pids),
+                format!(
+                    "pids limit {} of node {node:?} is out of range (expected 16 to 4194304: \
+                     a node needs a few processes, and Linux has at most 4194304)",
+                    pids.value
+                ),
+            );
+        }
+    }
+    if let Some(memory) = &raw.value.memory {
+        match names::parse_size(&memory.value) {
+            Ok(bytes) => limits.memory = bytes,
+            Err(why) => problems.at(
+                pos(memory),
+                format!("memory limit {:?} of node {node:?} {why}", memory.value),
+            ),
+        }
+    }
+    limits
 }
 
 fn check_name(name: &Spanned<String>, problems: &mut Problems) {
@@ -68,8 +188,19 @@ fn check_name(name: &Spanned<String>, problems: &mut Problems) {
     }
 }
 
-fn check_image(node: &str, image: &Spanned<String>, problems: &mut Problems) {
+fn check_image(node: &str, image: &Spanned<String>, runtime: RuntimeKind, problems: &mut Problems) {
     let text = &image.value;
+    if runtime == RuntimeKind::Netns {
+        problems.at(
+            pos(image),
+            format!(
+                "node {node:?} has an image, but runtime: netns makes nodes as network \
+                 namespaces on the host, which run no image (remove image, or use runtime: \
+                 docker)"
+            ),
+        );
+        return;
+    }
     if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         problems.at(
             pos(image),

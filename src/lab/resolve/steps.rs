@@ -1,5 +1,5 @@
-//! Steps: exec or wait, nodes, readiness, timeouts, what `wait` may name,
-//! and the checks of `expect`.
+//! Steps: exec, wait or link, nodes, readiness, timeouts, what `wait` may
+//! name, the endpoint a link-state step sets, and the checks of `expect`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -9,7 +9,9 @@ use serde_saphyr::{Location, Spanned};
 
 use super::names;
 use super::{pos, unknown_hint, Problems};
-use crate::lab::model::{Action, Check, Expect, Node, Pattern, Step, DEFAULT_STEP_TIMEOUT};
+use crate::lab::model::{
+    Action, Bounds, Check, Expect, Link, Node, Pattern, Step, DEFAULT_STEP_TIMEOUT,
+};
 use crate::lab::raw::{RawCheck, RawExpect, RawStep};
 
 /// The longest timeout a step may have; longer is surely a typo, and keeps
@@ -41,9 +43,13 @@ impl<'a> StepNames<'a> {
     }
 }
 
+/// What each kind of step does, for messages about a step of none or two.
+const KINDS: &str = "exec runs a command, wait ends a background step, link sets a link down or up";
+
 pub(super) fn resolve(
     raw: &[Spanned<RawStep>],
     nodes: &[Node],
+    links: &[Link],
     problems: &mut Problems,
 ) -> Vec<Step> {
     let mut earlier: HashMap<String, Earlier> = HashMap::new();
@@ -63,31 +69,46 @@ pub(super) fn resolve(
             check_name(name, &earlier, problems);
         }
         let timeout = timeout(s, &label, problems);
-        let action = match (&s.exec, &s.wait) {
-            (Some(argv), None) => exec(step, &label, argv, nodes, &node_names, problems),
-            (None, Some(target)) => {
+        let kinds: Vec<(&str, Location)> = [
+            ("exec", s.exec.as_ref().map(pos)),
+            ("wait", s.wait.as_ref().map(pos)),
+            ("link", s.link.as_ref().map(pos)),
+        ]
+        .into_iter()
+        .filter_map(|(kind, at)| at.map(|at| (kind, at)))
+        .collect();
+        if let Some(state) = s.state.as_ref().filter(|_| s.link.is_none()) {
+            problems.at(
+                pos(state),
+                format!(
+                    "state applies to link-state steps; step {label} has no link (add link: \
+                     NODE:INTERFACE, or remove state)"
+                ),
+            );
+        }
+        let action = match (&s.exec, &s.wait, &s.link) {
+            _ if kinds.len() > 1 => {
+                problems.at(
+                    kinds[1].1,
+                    format!(
+                        "step {label} has both {} and {} (expected one: {KINDS})",
+                        kinds[0].0, kinds[1].0
+                    ),
+                );
+                None
+            }
+            (Some(argv), None, None) => exec(step, &label, argv, nodes, &node_names, problems),
+            (None, Some(target), None) => {
                 wait(step, &label, target, &mut earlier, &all_names, problems);
                 Some(Action::Wait {
                     step: target.value.clone(),
                 })
             }
-            (Some(_), Some(target)) => {
-                problems.at(
-                    pos(target),
-                    format!(
-                        "step {label} has both exec and wait (expected one: exec runs a \
-                         command, wait ends a background step)"
-                    ),
-                );
-                None
-            }
-            (None, None) => {
+            (None, None, Some(endpoint)) => set_link(step, &label, endpoint, links, problems),
+            _ => {
                 problems.at(
                     pos(step),
-                    format!(
-                        "step {label} has neither exec nor wait (expected one: exec runs a \
-                         command, wait ends a background step)"
-                    ),
+                    format!("step {label} has none of exec, wait and link (expected one: {KINDS})"),
                 );
                 None
             }
@@ -232,6 +253,92 @@ fn exec(
     })
 }
 
+fn set_link(
+    step: &Spanned<RawStep>,
+    label: &str,
+    endpoint: &Spanned<String>,
+    links: &[Link],
+    problems: &mut Problems,
+) -> Option<Action> {
+    let s = &step.value;
+    if let Some(node) = &s.node {
+        problems.at(
+            pos(node),
+            format!(
+                "step {label} sets a link and runs nothing, so it takes no node (remove node; \
+                 link names the node)"
+            ),
+        );
+    }
+    if let Some(background) = s.background.as_ref().filter(|b| b.value) {
+        problems.at(
+            pos(background),
+            format!(
+                "background applies to exec steps; step {label} sets a link (remove background)"
+            ),
+        );
+    }
+    if let Some(ready) = &s.ready {
+        problems.at(
+            pos(ready),
+            format!(
+                "ready applies to background exec steps; step {label} sets a link (remove ready)"
+            ),
+        );
+    }
+    if let Some(expect) = &s.expect {
+        problems.at(
+            pos(expect),
+            format!(
+                "expect applies to exec and wait steps; step {label} sets a link and prints \
+                 nothing (remove expect)"
+            ),
+        );
+    }
+    let text = &endpoint.value;
+    let Some((node, interface)) = text
+        .split_once(':')
+        .filter(|(node, interface)| !node.is_empty() && !interface.is_empty())
+    else {
+        problems.at(
+            pos(endpoint),
+            format!(
+                "link {text:?} of step {label} is not \"node:interface\" (expected an endpoint \
+                 of the lab, such as \"client:eth1\")"
+            ),
+        );
+        return None;
+    };
+    let ends: Vec<String> = links
+        .iter()
+        .flat_map(|l| l.endpoints.iter())
+        .map(|e| e.label())
+        .collect();
+    if !ends.iter().any(|e| e == text) {
+        problems.at(
+            pos(endpoint),
+            format!(
+                "step {label} sets link {text:?}, which is no endpoint of the lab ({})",
+                unknown_hint(text, ends.iter().map(String::as_str))
+            ),
+        );
+        return None;
+    }
+    // A missing or misspelled state was reported where it was written.
+    let Some(state) = &s.state else {
+        problems.at(
+            pos(step),
+            format!("step {label} sets link {text:?} but no state (add state: down or up)"),
+        );
+        return None;
+    };
+    Some(Action::SetLink {
+        node: node.to_owned(),
+        interface: interface.to_owned(),
+        state: state.value,
+    })
+}
+
 fn wait(
     step: &Spanned<RawStep>,
     label: &str,
@@ -351,6 +458,18 @@ fn checks(
         let pattern = match (&c.matches, &c.contains) {
             (Some(re), None) => regex(re, &which, problems).map(Pattern::Match),
             (None, Some(text)) => {
+                for (key, bound) in [("at_least", &c.at_least), ("at_most", &c.at_most)] {
+                    if let Some(bound) = bound {
+                        problems.at(
+                            pos(bound),
+                            format!(
+                                "{key} applies to match checks only, not to contains in {which} \
+                                 (a bound reads the number in a match's first capture group, \
+                                 such as match: 'sent ([0-9]+) frames')"
+                            ),
+                        );
+                    }
+                }
                 if let Some(count) = &c.count {
                     problems.at(
                         pos(count),
@@ -379,14 +498,74 @@ fn checks(
                 None
             }
         };
+        let bounds = bounds(c, &which, pattern.as_ref(), problems);
         if let Some(pattern) = pattern {
             checks.push(Check {
                 pattern,
                 count: c.count.as_ref().map(|n| n.value),
+                bounds,
             });
         }
     }
     checks
+}
+
+/// `at_least` / `at_most` of a match check: finite, in order, and a
+/// capture group to read the number from.
+fn bounds(
+    check: &RawCheck,
+    which: &str,
+    pattern: Option<&Pattern>,
+    problems: &mut Problems,
+) -> Option<Bounds> {
+    if check.at_least.is_none() && check.at_most.is_none() {
+        return None;
+    }
+    let mut finite = |key: &str, bound: &Option<Spanned<f64>>| {
+        let bound = bound.as_ref()?;
+        if bound.value.is_finite() {
+            return Some((bound.value, pos(bound)));
+        }
+        problems.at(
+            pos(bound),
+            format!("{key} of {which} is not a finite number (expected one such as 150000 or 0.5)"),
+        );
+        None
+    };
+    let at_least = finite("at_least", &check.at_least);
+    let at_most = finite("at_most", &check.at_most);
+    if let (Some((low, at)), Some((high, _))) = (at_least, at_most) {
+        if low > high {
+            problems.at(
+                at,
+                format!(
+                    "at_least {low} is more than at_most {high} in {which}, so no number can \
+                     pass (swap them)"
+                ),
+            );
+        }
+    }
+    let Some(Pattern::Match(re)) = pattern else {
+        return None;
+    };
+    if re.captures_len() < 2 {
+        if let Some(text) = &check.matches {
+            problems.at(
+                pos(text),
+                format!(
+                    "match {:?} of {which} has no capture group, so at_least and at_most have \
+                     no number to read (put the number in parentheses, such as 'sent ([0-9]+) \
+                     frames')",
+                    text.value
+                ),
+            );
+        }
+        return None;
+    }
+    Some(Bounds {
+        at_least: at_least.map(|b| b.0),
+        at_most: at_most.map(|b| b.0),
+    })
 }
 
 /// Compiles a regex, reporting the regex crate's own reason on failure.

@@ -77,7 +77,7 @@ fn unknown_key_names_the_nearest_known_key() {
 fn unknown_key_without_a_near_one_lists_the_known_ones() {
     assert_problems(
         &format!("{TWO_NODES}flavour: x\n"),
-        &["5:1: unknown key `flavour` at the top level (expected one of: datalink, description, links, name, nodes, steps)"],
+        &["5:1: unknown key `flavour` at the top level (expected one of: datalink, description, links, name, nodes, runtime, steps)"],
     );
 }
 
@@ -450,7 +450,7 @@ fn exec_and_wait_both_or_neither() {
         &source,
         &[
             "13:11: step \"both\" has both exec and wait",
-            "14:5: step \"neither\" has neither exec nor wait",
+            "14:5: step \"neither\" has none of exec, wait and link (expected one: exec runs a command, wait ends a background step, link sets a link down or up)",
         ],
     );
 }
@@ -675,4 +675,342 @@ fn a_problem_in_a_step_does_not_spill_into_the_steps_that_wait_for_it() {
         "  - name: pong\n    node: c\n    exec: [lab-pong, eth1]\n    background: true\n  - name: w\n    wait: pong\n",
     );
     assert_problems(&source, &["7:11: step \"pong\" names unknown node \"c\""]);
+}
+
+// --- routes ---
+
+/// `a` and `b` on one link, 198.18.1.0/24; `a`'s settings from line 3.
+fn routed(a: &str) -> String {
+    format!(
+        "name: x\nnodes:\n  a:\n{a}  b: {{}}\n  c: {{}}\nlinks:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n    ipv4: [198.18.1.1/24, 198.18.1.254/24]\n"
+    )
+}
+
+#[test]
+fn routes_resolve_with_their_interface() {
+    let lab = valid(&routed(
+        "    routes:\n      - {to: 198.18.2.0/24, via: 198.18.1.254}\n      - {to: default, via: 198.18.1.254}\n",
+    ));
+    let routes = &lab.nodes()[0].routes;
+    assert_eq!(routes.len(), 2);
+    assert_eq!(routes[0].to.to_string(), "198.18.2.0/24");
+    assert_eq!(routes[0].via.to_string(), "198.18.1.254");
+    assert_eq!(routes[0].interface, "eth1");
+    assert!(routes[1].is_default() && !routes[0].is_default());
+}
+
+#[test]
+fn route_errors() {
+    assert_problems(
+        &routed("    routes:\n      - {to: 198.18.2.1/24, via: 198.18.1.254}\n"),
+        &["5:14: `to` \"198.18.2.1/24\" of route 1 of node \"a\" has host bits set (expected its network, 198.18.2.0/24)"],
+    );
+    assert_problems(
+        &routed("    routes:\n      - {to: somewhere, via: 198.18.1.254}\n"),
+        &["5:14: `to` \"somewhere\" of route 1 of node \"a\" is not a CIDR network"],
+    );
+    assert_problems(
+        &routed("    routes:\n      - {to: default, via: 198.18.9.1}\n"),
+        &["5:28: `via` 198.18.9.1 of route 1 of node \"a\" is on none of the node's subnets (eth1 198.18.1.0/24; a next hop is a neighbour on one of the node's links)"],
+    );
+    assert_problems(
+        &routed("    routes:\n      - {to: default, via: 198.18.1.1}\n"),
+        &["5:28: `via` 198.18.1.1 of route 1 of node \"a\" is the node's own address on eth1"],
+    );
+    assert_problems(
+        &routed("    routes:\n      - {to: default, via: router}\n"),
+        &["5:28: `via` \"router\" of route 1 of node \"a\" is not an IPv4 address"],
+    );
+    assert_problems(
+        &routed("    routes:\n      - {to: default, via: 198.18.1.254}\n      - {to: 0.0.0.0/0, via: 198.18.1.254}\n"),
+        &["6:14: route 2 of node \"a\" goes to default, as the route at line 5 does"],
+    );
+    assert_problems(
+        &routed("    routes:\n      - {via: 198.18.1.254}\n").replace(
+            "  c: {}",
+            "  c:\n    routes: [{to: default, via: 198.18.1.254}]",
+        ),
+        &[
+            "5:9: missing key `to` in route 1 of node \"a\" (expected a string)",
+            "8:13: node \"c\" has routes but no interfaces",
+        ],
+    );
+}
+
+#[test]
+fn a_route_via_a_node_without_addresses() {
+    let source = "name: x\nnodes:\n  a:\n    routes: [{to: default, via: 198.18.1.254}]\n  b: {}\nlinks:\n  - endpoints: [\"a:eth1\", \"b:eth1\"]\n";
+    assert_problems(
+        source,
+        &["4:33: `via` 198.18.1.254 of route 1 of node \"a\" is on none of the node's subnets: its interfaces have no ipv4 addresses"],
+    );
+}
+
+// --- kernel, binds, limits, privileged, runtime ---
+
+#[test]
+fn node_settings_and_their_defaults() {
+    let lab = valid("name: x\nnodes:\n  a: {}\n  b:\n    kernel: normal\n    privileged: true\n    limits: {pids: 64, memory: 1GiB}\n    binds: [\"src:/src\", \"./Cargo.toml:/etc/c.toml:rw\"]\n");
+    let [a, b] = lab.nodes() else { panic!() };
+    assert_eq!(a.kernel, crate::lab::KernelMode::Quiet);
+    assert_eq!(a.limits, crate::lab::Limits::DEFAULT);
+    assert!(!a.privileged && a.binds.is_empty());
+    assert_eq!(b.kernel, crate::lab::KernelMode::Normal);
+    assert!(b.privileged);
+    assert_eq!(b.limits.pids, 64);
+    assert_eq!(b.limits.memory, 1 << 30);
+    let root = std::fs::canonicalize(env!("CARGO_MANIFEST_DIR")).unwrap();
+    assert_eq!(b.binds[0].host, root.join("src"));
+    assert_eq!(b.binds[0].target, std::path::Path::new("/src"));
+    assert!(b.binds[0].read_only);
+    assert_eq!(b.binds[1].host, root.join("Cargo.toml"));
+    assert!(!b.binds[1].read_only);
+    assert_eq!(lab.runtime(), crate::lab::RuntimeKind::Docker);
+}
+
+#[test]
+fn bind_errors() {
+    let bind = |b: &str| format!("name: x\nnodes:\n  a:\n    binds:\n      - {b}\n");
+    assert_problems(
+        &bind("./no/such/file:/x"),
+        &["5:9: bind 1 of node \"a\": the host path \"./no/such/file\" does not exist (looked for "],
+    );
+    assert_problems(
+        &bind("src:usr/bin"),
+        &["5:9: bind 1 of node \"a\" (\"src:usr/bin\") has the NODE path \"usr/bin\", which is not absolute"],
+    );
+    assert_problems(
+        &bind("src:/src:rx"),
+        &["5:9: bind 1 of node \"a\" (\"src:/src:rx\") has the mode \"rx\" (expected HOST:NODE, HOST:NODE:ro or HOST:NODE:rw"],
+    );
+    assert_problems(
+        &bind("src:/lab/bin"),
+        &["5:9: bind 1 of node \"a\" (\"src:/lab/bin\") has the NODE path \"/lab/bin\", under /lab"],
+    );
+    assert_problems(
+        &bind("src:/x\n      - Cargo.toml:/x"),
+        &["6:9: bind 2 of node \"a\" mounts onto /x, as a bind at line 5 does"],
+    );
+}
+
+#[test]
+fn binds_start_at_the_lab_files_directory() {
+    let source = "name: x\nnodes:\n  a:\n    binds: [\"icmp.yaml:/lab.yaml\"]\n";
+    let labs = concat!(env!("CARGO_MANIFEST_DIR"), "/labs/t.yaml");
+    let lab =
+        crate::lab::parse(source, std::path::Path::new(labs)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(lab.nodes()[0].binds[0].host.ends_with("labs/icmp.yaml"));
+    assert!(crate::lab::parse(source, std::path::Path::new("t.yaml")).is_err());
+}
+
+#[test]
+fn limit_errors() {
+    let limits = |l: &str| format!("name: x\nnodes:\n  a:\n    limits: {l}\n");
+    assert_problems(
+        &limits("{pids: 2}"),
+        &["4:20: pids limit 2 of node \"a\" is out of range (expected 16 to 4194304"],
+    );
+    assert_problems(
+        &limits("{memory: 256}"),
+        &["4:22: memory limit \"256\" of node \"a\" has no unit (expected a size such as 256MiB or 2GiB)"],
+    );
+    assert_problems(
+        &limits("{memory: 1MiB}"),
+        &["4:22: memory limit \"1MiB\" of node \"a\" is less than 16MiB"],
+    );
+    assert_problems(
+        &limits("{cpus: 2}"),
+        &["4:14: unknown key `cpus` in `limits` of node \"a\" (expected one of: memory, pids)"],
+    );
+}
+
+#[test]
+fn an_image_under_netns() {
+    assert_problems(
+        "name: x\nruntime: netns\nnodes:\n  a: {image: 'alpine:3'}\n  b: {}\n",
+        &["4:14: node \"a\" has an image, but runtime: netns makes nodes as network namespaces on the host, which run no image"],
+    );
+    let lab = valid("name: x\nruntime: netns\nnodes:\n  a: {binds: ['src:/src']}\n");
+    assert_eq!(lab.runtime(), crate::lab::RuntimeKind::Netns);
+    let docker = valid("name: x\nnodes:\n  a: {image: 'alpine:3'}\n");
+    let refused = docker
+        .with_runtime(crate::lab::RuntimeKind::Netns)
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "lab `x` cannot run on the netns runtime: node a names an image, and netns nodes are network namespaces on the host, without images (use --runtime docker)"
+    );
+    assert_problems(
+        "name: x\nruntime: netnz\nnodes: {a: {}}\n",
+        &["2:10: `runtime` is \"netnz\" (expected docker or netns; did you mean \"netns\"?)"],
+    );
+}
+
+// --- impairments ---
+
+#[test]
+fn impairments_both_ways_and_per_endpoint() {
+    let lab = valid("name: x\nnodes: {a: {}, b: {}}\nlinks:\n  - endpoints:\n      - {node: a, interface: e1, impair: {rate: 10mbit}}\n      - b:e1\n    impair: {rate: 100mbit, loss: 1%, delay: 10ms, jitter: 2ms}\n  - endpoints: [a:e2, b:e2]\n");
+    let [a, b] = &lab.links()[0].endpoints;
+    let a = a.impair.unwrap();
+    let b = b.impair.unwrap();
+    assert_eq!(a.rate, Some(10_000_000));
+    assert_eq!(b.rate, Some(100_000_000));
+    assert_eq!(a.loss, Some(0.01));
+    assert_eq!(b.delay, Some(std::time::Duration::from_millis(10)));
+    assert_eq!(a.jitter, Some(std::time::Duration::from_millis(2)));
+    assert!(a.needs_netem());
+    assert_eq!(
+        a.to_string(),
+        "rate 10mbit, loss 1%, delay 10ms, jitter 2ms"
+    );
+    assert!(!lab.links()[1].is_impaired());
+}
+
+#[test]
+fn impairment_errors() {
+    let impair = |i: &str| {
+        format!("name: x\nnodes: {{a: {{}}, b: {{}}}}\nlinks:\n  - endpoints: [a:e1, b:e1]\n    impair: {i}\n")
+    };
+    assert_problems(
+        &impair("{rate: 100}"),
+        &["5:20: rate \"100\" of link 1 has no unit (expected a rate such as 100mbit, 1gbit or 500kbit)"],
+    );
+    assert_problems(
+        &impair("{rate: 100mb}"),
+        &["5:20: rate \"100mb\" of link 1 has the unknown unit \"mb\""],
+    );
+    assert_problems(
+        &impair("{loss: 0.01}"),
+        &["5:20: loss \"0.01\" of link 1 has no % sign (expected a percentage such as 1% or 0.5%)"],
+    );
+    assert_problems(
+        &impair("{loss: 120%}"),
+        &["5:20: loss \"120%\" of link 1 is more than 100%"],
+    );
+    assert_problems(
+        &impair("{delay: 10}"),
+        &["5:21: delay \"10\" of link 1 has no unit (expected a duration such as 10ms or 1s)"],
+    );
+    assert_problems(
+        &impair("{jitter: 2ms}"),
+        &["5:22: jitter 2ms has no delay to vary (add delay, such as delay: 10ms)"],
+    );
+    assert_problems(
+        &impair("{rtae: 1mbit}"),
+        &["5:14: unknown key `rtae` in `impair` of link 1 (did you mean `rate`?)"],
+    );
+    let endpoint = "name: x\nnodes: {a: {}, b: {}}\nlinks:\n  - endpoints:\n      - {node: a, interface: e1, impair: {loss: lots}}\n      - b:e1\n";
+    assert_problems(
+        endpoint,
+        &["5:49: loss \"lots\" of endpoint a:e1 is not a percentage"],
+    );
+}
+
+// --- link-state steps ---
+
+/// [`TWO_NODES`] on one link a:eth1 -- b:eth1, `steps:` on line 7.
+fn with_link_steps(steps: &str) -> String {
+    format!("{TWO_NODES}links:\n  - endpoints: [a:eth1, b:eth1]\nsteps:\n{steps}")
+}
+
+#[test]
+fn link_state_steps() {
+    let lab = valid(&with_link_steps(
+        "  - name: cut\n    link: a:eth1\n    state: down\n  - name: restore\n    link: \"a:eth1\"\n    state: up\n",
+    ));
+    let crate::lab::Action::SetLink {
+        node,
+        interface,
+        state,
+    } = &lab.steps()[0].action
+    else {
+        panic!("{:?}", lab.steps()[0].action)
+    };
+    assert_eq!((node.as_str(), interface.as_str()), ("a", "eth1"));
+    assert_eq!(*state, crate::lab::LinkState::Down);
+}
+
+#[test]
+fn link_state_step_errors() {
+    assert_problems(
+        &with_link_steps("  - name: cut\n    link: a:eth2\n    state: down\n"),
+        &["9:11: step \"cut\" sets link \"a:eth2\", which is no endpoint of the lab (did you mean \"a:eth1\"?)"],
+    );
+    assert_problems(
+        &with_link_steps("  - name: cut\n    link: zz:eth9\n    state: down\n"),
+        &["9:11: step \"cut\" sets link \"zz:eth9\", which is no endpoint of the lab (known: a:eth1, b:eth1)"],
+    );
+    assert_problems(
+        &with_link_steps("  - name: cut\n    link: eth1\n    state: down\n"),
+        &["9:11: link \"eth1\" of step \"cut\" is not \"node:interface\""],
+    );
+    assert_problems(
+        &with_link_steps("  - name: cut\n    link: a:eth1\n"),
+        &["8:5: step \"cut\" sets link \"a:eth1\" but no state (add state: down or up)"],
+    );
+    assert_problems(
+        &with_link_steps("  - name: cut\n    link: a:eth1\n    state: off\n"),
+        &["10:12: `state` of step \"cut\" is \"off\" (expected down or up)"],
+    );
+    assert_problems(
+        &with_link_steps("  - name: cut\n    node: a\n    link: a:eth1\n    state: down\n    expect: {exit: 0}\n"),
+        &[
+            "9:11: step \"cut\" sets a link and runs nothing, so it takes no node",
+            "12:13: expect applies to exec and wait steps; step \"cut\" sets a link",
+        ],
+    );
+    assert_problems(
+        &with_link_steps("  - name: cut\n    node: a\n    exec: [x]\n    link: a:eth1\n"),
+        &["11:11: step \"cut\" has both exec and link (expected one: exec runs a command"],
+    );
+    assert_problems(
+        &with_link_steps("  - name: s\n    node: a\n    exec: [x]\n    state: up\n"),
+        &["11:12: state applies to link-state steps; step \"s\" has no link"],
+    );
+}
+
+// --- numeric checks ---
+
+fn checked(check: &str) -> String {
+    with_steps(&format!(
+        "  - name: s\n    node: a\n    exec: [x]\n    expect:\n      stdout:\n        - {check}\n"
+    ))
+}
+
+#[test]
+fn numeric_bounds() {
+    let lab = valid(&checked(
+        "{match: 'sent ([0-9]+) frames', at_least: 150000, at_most: 2e5}",
+    ));
+    let bounds = lab.steps()[0].expect.stdout[0].bounds.unwrap();
+    assert_eq!(bounds.at_least, Some(150000.0));
+    assert_eq!(bounds.at_most, Some(200000.0));
+    assert!(bounds.admits(150000.0) && !bounds.admits(149999.0) && !bounds.admits(2e5 + 1.0));
+    assert_eq!(bounds.to_string(), "from 150000 to 200000");
+}
+
+#[test]
+fn numeric_bound_errors() {
+    assert_problems(
+        &checked("{match: 'sent [0-9]+ frames', at_least: 1}"),
+        &["11:19: match \"sent [0-9]+ frames\" of stdout check 1 of step \"s\" has no capture group, so at_least and at_most have no number to read"],
+    );
+    assert_problems(
+        &checked("{contains: 'sent', at_most: 1}"),
+        &["11:39: at_most applies to match checks only, not to contains in stdout check 1 of step \"s\""],
+    );
+    assert_problems(
+        &checked("{match: '([0-9]+)', at_least: lots}"),
+        &["11:41: `at_least` of stdout check 1 of step \"s\" is \"lots\" (expected a number, such as 150000 or 0.5)"],
+    );
+    // The YAML reader refuses .nan and .inf before the bounds are checked.
+    assert_eq!(
+        problems(&checked("{match: '([0-9]+)', at_least: .inf}")).len(),
+        1
+    );
+    assert_problems(
+        &checked("{match: '([0-9]+)', at_least: 5, at_most: 1}"),
+        &["11:41: at_least 5 is more than at_most 1 in stdout check 1 of step \"s\", so no number can pass"],
+    );
 }

@@ -38,6 +38,30 @@ pub(crate) const CONTRACT_KEYS: &[&str] = &[
     "count",
 ];
 
+/// The keys added after version 1 (../shared/lab-format-additions.md), and
+/// labctl's own (`limits`, `pids`, `memory`, `privileged`).
+pub(crate) const ADDED_KEYS: &[&str] = &[
+    "runtime",
+    "routes",
+    "to",
+    "via",
+    "kernel",
+    "binds",
+    "limits",
+    "pids",
+    "memory",
+    "privileged",
+    "impair",
+    "rate",
+    "loss",
+    "delay",
+    "jitter",
+    "link",
+    "state",
+    "at_least",
+    "at_most",
+];
+
 /// Two nodes, `a` and `b`, nothing else: lines 1 to 4.
 const TWO_NODES: &str = "name: x\nnodes:\n  a: {}\n  b: {}\n";
 

@@ -69,6 +69,23 @@ const SCALARS: &[&str] = &[
     "0x10",
     "1e3",
     ".nan",
+    "default",
+    "198.18.2.0/24",
+    "100mbit",
+    "100",
+    "1%",
+    "0.5%",
+    "256MiB",
+    "src:/src",
+    "./nope:/x:rw",
+    "a:/lab/bin",
+    "down",
+    "up",
+    "quiet",
+    "normal",
+    "netns",
+    "docker",
+    "([0-9]+)",
     "af_packet",
     "af_xdp",
     "netmap",
@@ -133,7 +150,12 @@ fn doc() -> impl Strategy<Value = Doc> {
             prop::collection::vec(inner.clone(), 0..5).prop_map(Doc::List),
             prop::collection::vec(
                 (
-                    prop_oneof![word(super::CONTRACT_KEYS), word(NOT_KEYS), word(SCALARS)],
+                    prop_oneof![
+                        word(super::CONTRACT_KEYS),
+                        word(super::ADDED_KEYS),
+                        word(NOT_KEYS),
+                        word(SCALARS)
+                    ],
                     inner
                 ),
                 0..6
@@ -208,6 +230,8 @@ fn scalar(s: &str, style: u8) -> String {
 const VALID: &[&str] = &[
     include_str!("../../../labs/icmp.yaml"),
     "name: x\ndatalink: netmap\nnodes:\n  a: {}\n  b:\n    image: alpine:3\n    env: {K: v}\n    sysctls: {net.ipv4.ip_forward: 1}\nlinks:\n  - endpoints:\n      - {node: a, interface: e1, ipv4: 198.19.0.1/24, mac: '02:00:00:00:01:01'}\n      - {node: b, interface: e1, ipv4: 198.19.0.2/24, datalink: netmap}\n    mtu: 9000\nsteps:\n  - name: s\n    node: a\n    exec: [x, 3]\n    background: true\n    ready: up\n    timeout: 2s\n  - name: w\n    wait: s\n    expect:\n      exit: 1\n      stderr:\n        - match: '^x$'\n          count: 0\n",
+    // Every key added after version 1.
+    "name: y\nruntime: docker\nnodes:\n  c:\n    kernel: normal\n    privileged: true\n    limits: {pids: 64, memory: 256MiB}\n    binds: [\"src:/src\", \"./Cargo.toml:/etc/c.toml:rw\"]\n    routes:\n      - {to: 198.18.2.0/24, via: 198.18.1.254}\n      - {to: default, via: 198.18.1.254}\n  r: {kernel: normal, sysctls: {net.ipv4.ip_forward: 1}}\nlinks:\n  - endpoints:\n      - {node: c, interface: eth1, ipv4: 198.18.1.1/24, impair: {rate: 10mbit}}\n      - {node: r, interface: eth1, ipv4: 198.18.1.254/24}\n    impair: {rate: 100mbit, loss: 1%, delay: 10ms, jitter: 2ms}\nsteps:\n  - name: cut\n    link: c:eth1\n    state: down\n  - name: gen\n    node: c\n    exec: [lab-gen, eth1]\n    expect:\n      stdout:\n        - match: '^sent ([0-9]+) frames'\n          at_least: 150000\n          at_most: 1e9\n          count: 1\n  - name: up\n    link: c:eth1\n    state: up\n",
 ];
 
 #[derive(Debug, Clone)]
@@ -232,7 +256,12 @@ fn change() -> impl Strategy<Value = Change> {
         (
             line,
             0..80usize,
-            prop_oneof![word(SCALARS), word(super::CONTRACT_KEYS), word(NOT_KEYS)]
+            prop_oneof![
+                word(SCALARS),
+                word(super::CONTRACT_KEYS),
+                word(super::ADDED_KEYS),
+                word(NOT_KEYS)
+            ]
         )
             .prop_map(|(l, c, w)| Change::InsertText(l, c, w)),
     ]

@@ -51,6 +51,7 @@ fn expecting(mut step: Step, stdout: &[(&str, Option<usize>)]) -> Step {
         .map(|(re, count)| Check {
             pattern: Pattern::Match(Regex::new(re).unwrap()),
             count: *count,
+            bounds: None,
         })
         .collect();
     step
