@@ -107,7 +107,7 @@ pub fn load_lab(path: &Path) -> Result<lab::Lab, CliError> {
             eprintln!("{errors}");
             CliError::reported(exit::USAGE)
         }
-        read @ LoadError::Read { .. } => CliError::usage(read),
+        unreadable => CliError::usage(unreadable),
     })
 }
 
@@ -134,9 +134,8 @@ pub fn lab_name(arg: &str) -> Result<String, CliError> {
 /// Reads only `name` from a lab file that does not validate: as YAML if
 /// it still parses, else from a top-level `name:` line.
 fn name_in_file(path: &Path) -> Result<String, CliError> {
-    let source = std::fs::read_to_string(path)
-        .with_context(|| format!("reading lab file {}", path.display()))
-        .map_err(CliError::usage)?;
+    let bytes = lab::read_file(path).map_err(CliError::usage)?;
+    let source = String::from_utf8_lossy(&bytes);
     lenient_name(&source).ok_or_else(|| {
         CliError::usage(anyhow::anyhow!(
             "{}: no valid lab `name` in this file; pass the lab's name instead",

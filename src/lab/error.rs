@@ -75,6 +75,14 @@ pub enum LoadError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    /// A FIFO, a device, a directory: never read, so never a hang.
+    #[error("cannot read lab file {path}: it is {what} (expected a regular file)")]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error(
+        "lab file {path} is {:.1} MiB ({size} bytes), more than the 16 MiB a lab file may have",
+        *size as f64 / (1024.0 * 1024.0)
+    )]
+    TooLarge { path: PathBuf, size: u64 },
     #[error("{0}")]
     Invalid(LabErrors),
 }

@@ -15,6 +15,7 @@
 //! [`graph`] draws a valid lab.
 
 mod error;
+mod file;
 pub mod graph;
 mod model;
 mod raw;
@@ -28,14 +29,13 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 pub use error::{LabErrors, LoadError, Problem};
+pub use file::{read as read_file, MAX_LAB_FILE};
 pub use model::*;
 
-/// Reads and validates the lab file at `path`.
+/// Reads and validates the lab file at `path` (a regular file of at most
+/// [`MAX_LAB_FILE`] bytes).
 pub fn load(path: &Path) -> Result<Lab, LoadError> {
-    let bytes = std::fs::read(path).map_err(|cause| LoadError::Read {
-        path: path.to_owned(),
-        cause,
-    })?;
+    let bytes = file::read(path)?;
     parse_bytes(&bytes, path).map_err(LoadError::Invalid)
 }
 

@@ -450,3 +450,70 @@ fn unreadable_files_and_bad_usage_exit_2() {
         .assert()
         .code(EXIT_INVALID);
 }
+
+/// `labctl validate PATH`, killed if it has not ended within 10 s (a hang
+/// is what this guards against), with its exit code and stderr.
+fn validate_in_time(path: &Path) -> (Option<i32>, String) {
+    let mut child = Command::new(support::bin("labctl"))
+        .arg("validate")
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run labctl: {e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().ok().flatten().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("labctl validate {} did not end within 10 s", path.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    (out.status.code(), text(&out.stderr))
+}
+
+#[test]
+fn lab_files_that_are_not_small_regular_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fifo = dir.path().join("lab.yaml");
+    let status = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run mkfifo: {e}"));
+    assert!(status.success());
+    let big = dir.path().join("big.yaml");
+    // Sparse: 17 MiB of nothing on disk.
+    fs::File::create(&big)
+        .and_then(|f| f.set_len(17 * 1024 * 1024))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (path, says) in [
+        (
+            Path::new("/dev/zero").to_owned(),
+            "it is a character device (expected a regular file)",
+        ),
+        (fifo.clone(), "it is a FIFO (expected a regular file)"),
+        (
+            dir.path().to_owned(),
+            "it is a directory (expected a regular file)",
+        ),
+    ] {
+        let (code, stderr) = validate_in_time(&path);
+        assert_eq!(code, Some(EXIT_INVALID), "{}: {stderr}", path.display());
+        assert_eq!(
+            stderr,
+            format!("labctl: cannot read lab file {}: {says}\n", path.display())
+        );
+    }
+    let (code, stderr) = validate_in_time(&big);
+    assert_eq!(code, Some(EXIT_INVALID), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "labctl: lab file {} is 17.0 MiB (17825792 bytes), more than the 16 MiB a lab file \
+             may have\n",
+            big.display()
+        )
+    );
+}
