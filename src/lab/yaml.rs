@@ -63,8 +63,16 @@ pub(super) fn options(duplicate_keys: DuplicateKeyPolicy) -> Options {
     options.strict_booleans = true;
     options.with_snippet = false;
     options.duplicate_keys = duplicate_keys;
+    // A lab of a few hundred nodes has some thousands of values; an alias
+    // bomb is cut off sooner than at the parser's default of 250,000.
+    let mut budget = options.budget.clone().unwrap_or_default();
+    budget.max_nodes = MAX_NODES;
+    options.budget = Some(budget);
     options
 }
+
+/// The most YAML values a lab file may hold, aliases expanded.
+pub(super) const MAX_NODES: usize = 100_000;
 
 /// Parses `source` into a tree; a syntax error becomes one [`Problem`].
 pub(super) fn parse(source: &str) -> Result<Node, Problem> {
