@@ -101,7 +101,7 @@ class Labctl(Way):
         return found + links
 
     def image(self, lab: Lab) -> str:
-        inspect = run(["docker", "inspect", "-f", "{{.Config.Image}}", f"labctl-{lab.name}-n1"])
+        inspect = run(["docker", "inspect", "-f", "{{.Config.Image}}", f"labctl-{lab.name}.n1"])
         return inspect.stdout.strip()
 
 

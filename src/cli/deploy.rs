@@ -12,7 +12,12 @@ use super::{block_on, cancel_on_signal, exit, load_lab, print_timings, CliError,
 pub struct Args {
     /// The lab file
     lab: PathBuf,
+    /// Deploy as this instance (default: the lab's name); `exec`, `inspect`
+    /// and `destroy` take it
+    #[arg(long, value_name = "NAME", value_parser = super::instance_arg)]
+    name: Option<labctl::runtime::names::Instance>,
     /// If the lab is already up, destroy it and deploy it again
+    /// (never one another labctl process is running)
     #[arg(long)]
     reconfigure: bool,
     /// Print how long each phase took (image, containers, links)
@@ -27,6 +32,7 @@ pub fn run(args: Args) -> VerbResult {
             .await
             .map_err(CliError::from_runtime)?;
         let options = DeployOptions {
+            instance: args.name,
             reconfigure: args.reconfigure,
             ..Default::default()
         };
@@ -36,9 +42,13 @@ pub fn run(args: Args) -> VerbResult {
             .await;
         match outcome {
             Ok(DeployOutcome::Deployed(deployed)) => {
+                let name = if deployed.instance.as_str() == deployed.name {
+                    deployed.name.clone()
+                } else {
+                    format!("{} as {}", deployed.name, deployed.instance)
+                };
                 println!(
-                    "deployed lab {} (run {}): {}, {}",
-                    deployed.name,
+                    "deployed lab {name} (run {}): {}, {}",
                     deployed.run,
                     count(deployed.nodes.len(), "node"),
                     count(deployed.links, "link")
@@ -48,11 +58,14 @@ pub fn run(args: Args) -> VerbResult {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            Ok(DeployOutcome::AlreadyUp { run, nodes }) => {
+            Ok(DeployOutcome::AlreadyUp {
+                instance,
+                run,
+                nodes,
+            }) => {
                 println!(
-                    "lab {} is already deployed (run {run}, {nodes} nodes); nothing changed \
-                     (--reconfigure redeploys it)",
-                    lab.name()
+                    "lab {instance} is already deployed (run {run}, {nodes} nodes); nothing \
+                     changed (--reconfigure redeploys it)"
                 );
                 Ok(ExitCode::SUCCESS)
             }

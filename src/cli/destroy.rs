@@ -2,22 +2,27 @@
 
 use std::process::ExitCode;
 
-use labctl::runtime::{DockerRuntime, Scope};
+use labctl::runtime::backend::Backend;
+use labctl::runtime::Runtime;
+use labctl::runtime::{DockerRuntime, RuntimeError, Scope};
 
 use super::{block_on, lab_name, print_timings, CliError, VerbResult};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["lab", "all"])))]
 pub struct Args {
-    /// A lab file or a lab name
+    /// An instance name, or a lab file or lab name (its every instance)
     lab: Option<String>,
     /// Every lab on this Docker daemon
     #[arg(long, conflicts_with = "lab")]
     all: bool,
-    /// With --all: only the labs whose names start with PREFIX (e.g. a CI
-    /// job's own labs on a shared daemon)
+    /// With --all: only the instances whose names start with PREFIX (e.g. a
+    /// CI job's own labs on a shared daemon)
     #[arg(long, requires = "all", value_name = "PREFIX")]
     prefix: Option<String>,
+    /// Also remove labs that another labctl process is still running
+    #[arg(long)]
+    force: bool,
     /// Print how long the teardown took
     #[arg(long)]
     timings: bool,
@@ -25,7 +30,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> VerbResult {
     let scope = match &args.lab {
-        Some(lab) => Scope::Lab(lab_name(lab)?),
+        Some(lab) => Scope::Named(lab_name(lab)?),
         None => Scope::All {
             prefix: args.prefix.clone().unwrap_or_default(),
         },
@@ -34,6 +39,9 @@ pub fn run(args: Args) -> VerbResult {
         let runtime = DockerRuntime::connect()
             .await
             .map_err(CliError::from_runtime)?;
+        if !args.force {
+            refuse_if_owned(&runtime, &scope).await?;
+        }
         let removed = runtime.destroy(&scope).await;
         if removed.is_empty() && removed.errors.is_empty() {
             println!("{}: nothing to remove", scope.describe());
@@ -57,4 +65,33 @@ pub fn run(args: Args) -> VerbResult {
             }
         }
     })
+}
+
+/// A lab whose `labctl run` still runs is that process's to tear down:
+/// removing it under the run would fail the run, and it tears down anyway.
+async fn refuse_if_owned(runtime: &DockerRuntime, scope: &Scope) -> Result<(), CliError> {
+    let containers = runtime
+        .backend()
+        .list(scope)
+        .await
+        .map_err(CliError::from_runtime)?;
+    let mut owned: Vec<(String, u32)> = containers
+        .iter()
+        .filter_map(|c| Some((c.instance.clone(), c.live_owner()?.pid)))
+        .collect();
+    owned.sort();
+    owned.dedup();
+    if owned.is_empty() {
+        return Ok(());
+    }
+    let mut instances: Vec<&str> = owned.iter().map(|(i, _)| i.as_str()).collect();
+    instances.dedup();
+    let mut pids: Vec<u32> = owned.iter().map(|(_, p)| *p).collect();
+    pids.sort();
+    pids.dedup();
+    let what = match instances.as_slice() {
+        [one] => format!("lab {one}"),
+        many => format!("labs {}", many.join(", ")),
+    };
+    Err(CliError::from_runtime(RuntimeError::Owned { what, pids }))
 }

@@ -12,7 +12,7 @@ use super::{block_on, lab_name, CliError, VerbResult};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A lab file or a lab name
+    /// An instance name, or a lab file or lab name with one instance up
     lab: String,
     /// The node to run the command in
     node: String,

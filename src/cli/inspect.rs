@@ -8,16 +8,17 @@ use super::{block_on, lab_name, CliError, VerbResult};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A lab file or a lab name; every lab when omitted
+    /// A lab file, a lab name (its every instance) or an instance name;
+    /// every lab when omitted
     lab: Option<String>,
-    /// Print JSON: {"labs": [{name, file, run, nodes: [...]}]}
+    /// Print JSON: {"labs": [{name, instance, file, run, nodes: [...]}]}
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> VerbResult {
     let scope = match &args.lab {
-        Some(lab) => Scope::Lab(lab_name(lab)?),
+        Some(lab) => Scope::Named(lab_name(lab)?),
         None => Scope::All {
             prefix: String::new(),
         },
@@ -69,7 +70,7 @@ fn table(labs: &[LabStatus]) -> String {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into());
             let mut node_columns = [
-                lab.name.clone(),
+                lab.instance.clone(),
                 node.node.clone(),
                 node.container.clone(),
                 node.state.clone(),

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use labctl::lab::{self, LoadError};
-use labctl::runtime::{Cancel, RuntimeError, Timings};
+use labctl::runtime::{names, Cancel, RuntimeError, Timings};
 
 /// A verb that failed: what to print and the exit code.
 pub struct CliError {
@@ -63,7 +63,10 @@ impl CliError {
         let code = match error {
             RuntimeError::Interrupted => exit::INTERRUPTED,
             // Naming a lab or node that is not there is a usage error.
-            RuntimeError::NotDeployed { .. } | RuntimeError::NoSuchNode { .. } => exit::USAGE,
+            RuntimeError::NotDeployed { .. }
+            | RuntimeError::NoSuchNode { .. }
+            | RuntimeError::Ambiguous { .. }
+            | RuntimeError::Owned { .. } => exit::USAGE,
             _ => exit::RUNTIME,
         };
         CliError {
@@ -111,9 +114,11 @@ pub fn load_lab(path: &Path) -> Result<lab::Lab, CliError> {
     })
 }
 
-/// The lab a LAB argument names: a file's `name` if the path exists
+/// What a LAB argument names: a file's lab `name` if the path exists
 /// (read leniently, so an invalid or edited file can still be destroyed),
-/// else the argument itself if it is a valid lab name.
+/// else the argument itself if it is a valid lab or instance name. The
+/// runtime resolves it ([`labctl::runtime::Scope::Named`]): an instance of
+/// that name, else the instances of the lab of that name.
 pub fn lab_name(arg: &str) -> Result<String, CliError> {
     let path = Path::new(arg);
     if path.is_file() {
@@ -122,13 +127,20 @@ pub fn lab_name(arg: &str) -> Result<String, CliError> {
             Err(_) => name_in_file(path),
         };
     }
-    if lab::is_valid_name(arg) {
+    if names::is_valid_instance(arg) {
         Ok(arg.to_owned())
     } else {
         Err(CliError::usage(anyhow::anyhow!(
-            "{arg:?} is neither a lab file nor a lab name ([a-z0-9][a-z0-9-]{{0,19}})"
+            "{arg:?} is neither a lab file nor a lab or instance name \
+             ([a-z0-9][a-z0-9-]{{0,{}}})",
+            names::INSTANCE_MAX - 1
         )))
     }
+}
+
+/// Parses `--name`.
+pub fn instance_arg(name: &str) -> Result<names::Instance, String> {
+    names::Instance::new(name).map_err(|e| e.to_string())
 }
 
 /// Reads only `name` from a lab file that does not validate: as YAML if

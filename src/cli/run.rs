@@ -19,6 +19,10 @@ pub struct Args {
     /// Run the lab with every interface on this datalink
     #[arg(long, value_enum)]
     datalink: Option<DatalinkKind>,
+    /// Deploy as this instance (default: `<lab>-<4 hex>`, new for each run,
+    /// so runs of one lab on one host never meet)
+    #[arg(long, value_name = "NAME", value_parser = super::instance_arg)]
+    name: Option<labctl::runtime::names::Instance>,
     /// Leave the lab up at the end, for debugging (`labctl destroy` removes it)
     #[arg(long)]
     keep: bool,
@@ -39,6 +43,7 @@ pub struct Args {
 pub fn run(args: Args) -> VerbResult {
     let lab = load_lab(&args.lab)?;
     let options = RunOptions {
+        instance: args.name,
         datalink: args.datalink,
         keep: args.keep,
         keep_going: args.keep_going,
@@ -52,7 +57,6 @@ pub fn run(args: Args) -> VerbResult {
             .map_err(CliError::from_runtime)?;
         let interrupts = Interrupts::default();
         forward_interrupts(interrupts.clone());
-        let name = lab.name().to_owned();
         let steps = StepProgress::new(lab.steps().len());
         let report = run_lab(
             &runtime,
@@ -66,7 +70,10 @@ pub fn run(args: Args) -> VerbResult {
         .map_err(CliError::runtime)?;
         print!("{}", summary(&report));
         if options.keep && report.outcome != Outcome::Error {
-            println!("the lab is still up (--keep): remove it with `labctl destroy {name}`");
+            println!(
+                "the lab is still up (--keep): remove it with `labctl destroy {}`",
+                report.instance
+            );
         }
         Ok(ExitCode::from(exit::of_run(report.outcome)))
     })

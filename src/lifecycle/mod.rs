@@ -29,6 +29,7 @@ use crate::report::{junit_xml, summary, Outcome, Problem, ProblemKind, RunReport
 use crate::run::result::StepResult;
 use crate::run::steps::{Observer, StepOptions, StepRunner};
 use crate::runtime::backend::Backend;
+use crate::runtime::names::Instance;
 use crate::runtime::{
     deploy, Cancel, DeployOptions, DeployOutcome, DeployedLab, Progress, Removed, Runtime,
     RuntimeError, Scope, NODE_OUT_DIR,
@@ -39,6 +40,9 @@ mod tests;
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    /// The instance to deploy as (`--name`); `None`: a fresh one, so runs
+    /// of the same lab on one host never meet.
+    pub instance: Option<Instance>,
     /// Put every interface on this datalink.
     pub datalink: Option<DatalinkKind>,
     /// Leave the lab up at the end (for debugging).
@@ -88,10 +92,15 @@ pub async fn run_lab<R: Runtime>(
     step_observer: &dyn Observer,
 ) -> Result<RunReport, WriteError> {
     let started = SystemTime::now();
-    let run_dir = make_run_dir(&options.runs_dir, lab.name(), started)?;
+    let instance = options
+        .instance
+        .clone()
+        .unwrap_or_else(|| Instance::fresh(lab.name()));
+    let run_dir = make_run_dir(&options.runs_dir, instance.as_str(), started)?;
     let run = Run {
         options,
         interrupts,
+        instance,
         clock: Instant::now(),
     };
     Ok(run
@@ -109,6 +118,7 @@ pub async fn run_lab<R: Runtime>(
 struct Run<'a> {
     options: &'a RunOptions,
     interrupts: &'a Interrupts,
+    instance: Instance,
     clock: Instant,
 }
 
@@ -128,6 +138,7 @@ impl Run<'_> {
         };
         let mut report = RunReport {
             lab: lab.name().to_owned(),
+            instance: self.instance.to_string(),
             file: lab.file().to_owned(),
             run_id: String::new(),
             datalink: self.options.datalink,
@@ -167,7 +178,7 @@ impl Run<'_> {
         }
         self.evidence(runtime, &lab, &mut report).await;
         if !self.options.keep {
-            self.teardown(runtime, lab.name(), &mut report).await;
+            self.teardown(runtime, &mut report).await;
         }
         self.finish(report)
     }
@@ -190,6 +201,7 @@ impl Run<'_> {
             })
         };
         let options = DeployOptions {
+            instance: Some(self.instance.clone()),
             cancel,
             ..Default::default()
         };
@@ -198,15 +210,16 @@ impl Run<'_> {
         bridge.abort();
         match deployed {
             Ok(DeployOutcome::Deployed(deployed)) => Some(deployed),
-            Ok(DeployOutcome::AlreadyUp { run, .. }) => {
+            Ok(DeployOutcome::AlreadyUp { instance, run, .. }) => {
                 // A run needs a lab of its own: a lab left up by `deploy` or
-                // `--keep` is not reused silently.
+                // `--keep` is not reused silently. Its owner is gone (the
+                // deploy refuses one whose owner lives), so removing it
+                // breaks nobody's run.
                 report.problems.push(Problem::new(
                     ProblemKind::Deploy,
                     format!(
-                        "lab {} is already deployed (run {run}); remove it with `labctl destroy {}` first",
-                        lab.name(),
-                        lab.name()
+                        "lab {instance} is already deployed (run {run}); remove it with \
+                         `labctl destroy {instance}` first, or run under another `--name`"
                     ),
                 ));
                 None
@@ -234,7 +247,7 @@ impl Run<'_> {
         report: &mut RunReport,
     ) {
         let clock = Instant::now();
-        let launcher = runtime.launcher(lab.name());
+        let launcher = runtime.launcher(self.instance.as_str());
         let runner = StepRunner::new(
             &launcher,
             observer,
@@ -270,9 +283,10 @@ impl Run<'_> {
                 break;
             }
             let dest = report.run_dir.join("nodes").join(&node.name);
-            let copy = runtime
-                .backend()
-                .copy_out(lab.name(), &node.name, NODE_OUT_DIR, &dest);
+            let copy =
+                runtime
+                    .backend()
+                    .copy_out(self.instance.as_str(), &node.name, NODE_OUT_DIR, &dest);
             let copied = tokio::select! {
                 copied = copy => copied,
                 () = stop.cancelled() => {
@@ -310,12 +324,12 @@ impl Run<'_> {
     }
 
     /// Removes the lab; runs to its end whatever happens meanwhile.
-    async fn teardown<R: Runtime>(&self, runtime: &R, lab: &str, report: &mut RunReport) {
+    async fn teardown<R: Runtime>(&self, runtime: &R, report: &mut RunReport) {
         let interrupted_before = self.interrupts.interrupt.is_cancelled();
         let removed = deploy::teardown(
             runtime.backend(),
             runtime.wiring(),
-            &Scope::Lab(lab.to_owned()),
+            &Scope::Instance(self.instance.to_string()),
         )
         .await;
         report.phases.push(Timing {
@@ -417,9 +431,9 @@ fn write(path: &Path, data: &[u8]) -> Result<(), WriteError> {
     })
 }
 
-/// `RUNS/<lab>-<UTC date>T<time>`, with a counter if that exists already
+/// `RUNS/<instance>-<UTC date>T<time>`, with a counter if that exists already
 /// (two runs in the same second).
-fn make_run_dir(runs: &Path, lab: &str, started: SystemTime) -> Result<PathBuf, WriteError> {
+fn make_run_dir(runs: &Path, instance: &str, started: SystemTime) -> Result<PathBuf, WriteError> {
     let stamp = humantime::format_rfc3339_seconds(started)
         .to_string()
         .replace(['-', ':'], "")
@@ -431,8 +445,8 @@ fn make_run_dir(runs: &Path, lab: &str, started: SystemTime) -> Result<PathBuf, 
     })?;
     for n in 0u32.. {
         let name = match n {
-            0 => format!("{lab}-{stamp}"),
-            n => format!("{lab}-{stamp}-{n}"),
+            0 => format!("{instance}-{stamp}"),
+            n => format!("{instance}-{stamp}-{n}"),
         };
         let dir = runs.join(name);
         match std::fs::create_dir(&dir) {

@@ -34,7 +34,7 @@ steps:
 "#;
 
 /// Both containers of the lab, as the fake names them.
-const CONTAINERS: [&str; 2] = ["labctl-life-a", "labctl-life-b"];
+const CONTAINERS: [&str; 2] = ["labctl-life.a", "labctl-life.b"];
 
 fn lab() -> Lab {
     crate::lab::parse(LAB, Path::new("/labs/life.yaml")).unwrap_or_else(|e| panic!("{e}"))
@@ -98,6 +98,7 @@ async fn run_with(
     std::fs::create_dir(&run_dir).unwrap();
     prepare(&run_dir);
     let options = RunOptions {
+        instance: Some(Instance::of_lab("life")),
         datalink: None,
         keep: false,
         keep_going: false,
@@ -108,6 +109,7 @@ async fn run_with(
     let run = Run {
         options: &options,
         interrupts,
+        instance: Instance::of_lab("life"),
         clock: Instant::now(),
     };
     let report = run
@@ -166,7 +168,7 @@ async fn a_clean_run_keeps_outputs_and_files_then_tears_down() {
     );
     assert_eq!(
         done.report.removed,
-        ["container labctl-life-a", "container labctl-life-b"]
+        ["container labctl-life.a", "container labctl-life.b"]
     );
     assert_torn_down(&rt);
 }
@@ -200,7 +202,7 @@ async fn a_failing_evidence_copy_is_reported_and_the_verdict_holds() {
     assert_eq!(done.kinds(), [ProblemKind::Evidence]);
     assert!(
         done.messages()
-            .starts_with("artifacts of node a: copying /lab/out out of container labctl-life-a"),
+            .starts_with("artifacts of node a: copying /lab/out out of container labctl-life.a"),
         "{}",
         done.messages()
     );
@@ -347,6 +349,7 @@ async fn keep_leaves_the_lab_up() {
     let rt = runtime(FakeBackend::default());
     let dir = tempfile::tempdir().unwrap();
     let options = RunOptions {
+        instance: Some(Instance::of_lab("life")),
         datalink: None,
         keep: true,
         keep_going: false,

@@ -121,6 +121,8 @@ pub struct Timing {
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub lab: String,
+    /// The instance the run deployed (`<lab>-<4 hex>` unless `--name`).
+    pub instance: String,
     pub file: PathBuf,
     pub run_id: String,
     /// Set when `--datalink` put every interface on one datalink.
@@ -192,6 +194,7 @@ pub(crate) mod tests {
     pub fn report(steps: Vec<StepResult>) -> RunReport {
         RunReport {
             lab: "icmp".into(),
+            instance: "icmp-0a0b".into(),
             file: "labs/icmp.yaml".into(),
             run_id: "r1".into(),
             datalink: None,
@@ -204,7 +207,7 @@ pub(crate) mod tests {
                 name: "deploy".into(),
                 duration: Duration::from_millis(1500),
             }],
-            removed: vec!["container labctl-icmp-pinger".into()],
+            removed: vec!["container labctl-icmp-0a0b.pinger".into()],
             run_dir: "runs/icmp-r1".into(),
         }
     }

@@ -86,7 +86,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("removed: container labctl-icmp-pinger"),
+            text.contains("removed: container labctl-icmp-0a0b.pinger"),
             "{text}"
         );
         assert!(text.contains("run directory: runs/icmp-r1"), "{text}");

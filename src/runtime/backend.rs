@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::lab::Lab;
 
 use super::error::RuntimeError;
-use super::names::{RunId, Scope};
+use super::names::{Instance, Owner, RunId, Scope};
 use super::node::{InterfaceLabel, NodeImage, NodeSpec};
 use super::progress::Progress;
 
@@ -19,6 +19,10 @@ pub struct ContainerInfo {
     pub id: String,
     pub name: String,
     pub lab: String,
+    /// The instance of the lab ([`super::names::Instance`]).
+    pub instance: String,
+    /// The process that deployed it, if labelled.
+    pub owner: Option<Owner>,
     /// `None` for helper containers (the tools-volume filler).
     pub node: Option<String>,
     pub run: String,
@@ -34,6 +38,12 @@ pub struct ContainerInfo {
 impl ContainerInfo {
     pub fn is_running(&self) -> bool {
         self.state == "running"
+    }
+
+    /// Another labctl process that deployed this container and still runs:
+    /// the instance is in use and must not be removed under it.
+    pub fn live_owner(&self) -> Option<Owner> {
+        self.owner.filter(|o| o.is_alive() && !o.is_current())
     }
 }
 
@@ -70,6 +80,7 @@ pub trait Backend: Sync {
     fn prepare_images(
         &self,
         lab: &Lab,
+        instance: &Instance,
         run: &RunId,
         progress: &dyn Progress,
     ) -> impl Future<Output = Result<HashMap<String, NodeImage>, RuntimeError>> + Send;
@@ -89,14 +100,15 @@ pub trait Backend: Sync {
     /// Removes a container (killing it if needed); gone already is fine.
     fn remove(&self, container: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
-    /// Copies the directory `from` of node `node` of the deployed lab `lab`
+    /// Copies the directory `from` of node `node` of the deployed instance
+    /// `instance`
     /// into `dest` on the host (created if needed) and returns the files
     /// written. Only regular files and directories are copied, never
     /// anything outside `dest`. A failure to write on the host is
     /// [`RuntimeError::Write`].
     fn copy_out(
         &self,
-        lab: &str,
+        instance: &str,
         node: &str,
         from: &str,
         dest: &Path,

@@ -24,7 +24,7 @@ use crate::links::{self, VethPlan, Wiring};
 
 use super::backend::{Backend, ContainerInfo, StartedNode};
 use super::error::RuntimeError;
-use super::names::{self, RunId, Scope};
+use super::names::{self, Instance, RunId, Scope};
 use super::needs;
 use super::node::{self, NodeSpec};
 use super::progress::{Phase, Progress, Timings};
@@ -60,7 +60,10 @@ impl Cancel {
 
 #[derive(Clone, Debug)]
 pub struct DeployOptions {
-    /// Tear down a deployed lab of the same name first.
+    /// The instance to deploy as; `None`: the lab's own name.
+    pub instance: Option<Instance>,
+    /// Tear down a deployed instance of the same name first (unless
+    /// another live labctl process owns it).
     pub reconfigure: bool,
     pub concurrency: usize,
     pub cancel: Cancel,
@@ -69,6 +72,7 @@ pub struct DeployOptions {
 impl Default for DeployOptions {
     fn default() -> Self {
         DeployOptions {
+            instance: None,
             reconfigure: false,
             concurrency: DEFAULT_CONCURRENCY,
             cancel: Cancel::new(),
@@ -92,6 +96,7 @@ pub struct DeployedNode {
 #[derive(Clone, Debug)]
 pub struct DeployedLab {
     pub name: String,
+    pub instance: Instance,
     pub run: RunId,
     /// In the lab file's order.
     pub nodes: Vec<DeployedNode>,
@@ -111,7 +116,11 @@ pub enum DeployOutcome {
     Deployed(DeployedLab),
     /// The same lab (same file, every node running) was already up; nothing
     /// was changed.
-    AlreadyUp { run: String, nodes: usize },
+    AlreadyUp {
+        instance: Instance,
+        run: String,
+        nodes: usize,
+    },
 }
 
 /// What a teardown removed, and every error it met on the way (it goes on
@@ -191,29 +200,50 @@ pub async fn deploy<E: Backend, W: Wiring>(
         rollback: None,
     };
     needs::preflight(lab).map_err(fail)?;
+    let instance = options
+        .instance
+        .clone()
+        .unwrap_or_else(|| Instance::of_lab(lab.name()));
+    let scope = Scope::Instance(instance.to_string());
     let mut timings = Timings::new();
-    let existing = engine
-        .list(&Scope::Lab(lab.name().into()))
-        .await
-        .map_err(fail)?;
+    let existing = engine.list(&scope).await.map_err(fail)?;
     if !existing.is_empty() {
+        // Never touch an instance another live labctl process is running.
+        if let Some(owner) = existing.iter().find_map(ContainerInfo::live_owner) {
+            return Err(fail(RuntimeError::InUse {
+                lab: instance.to_string(),
+                pid: owner.pid,
+            }));
+        }
         if options.reconfigure {
             let started = Instant::now();
-            let removed = teardown(engine, wiring, &Scope::Lab(lab.name().into())).await;
+            let removed = teardown(engine, wiring, &scope).await;
             if let Some(first) = removed.errors.into_iter().next() {
                 return Err(fail(first));
             }
             timings.push((Phase::Teardown, started.elapsed()));
         } else {
-            return already_up(lab, &existing).map_err(fail);
+            return already_up(lab, &instance, &existing).map_err(fail);
         }
     }
     options.cancel.check().map_err(fail)?;
 
     let run = RunId::random();
-    match build(engine, wiring, lab, &run, options, progress, &mut timings).await {
+    match build(
+        engine,
+        wiring,
+        lab,
+        &instance,
+        &run,
+        options,
+        progress,
+        &mut timings,
+    )
+    .await
+    {
         Ok(nodes) => Ok(DeployOutcome::Deployed(DeployedLab {
             name: lab.name().to_owned(),
+            instance,
             run,
             nodes,
             links: lab.links().len(),
@@ -221,7 +251,7 @@ pub async fn deploy<E: Backend, W: Wiring>(
         })),
         Err(cause) => {
             let scope = Scope::Run {
-                lab: lab.name().to_owned(),
+                instance: instance.to_string(),
                 run,
             };
             let rollback = teardown(engine, wiring, &scope).await;
@@ -236,10 +266,14 @@ pub async fn deploy<E: Backend, W: Wiring>(
 
 /// A lab of this name is up: fine if it is this lab, complete; a conflict
 /// otherwise.
-fn already_up(lab: &Lab, existing: &[ContainerInfo]) -> Result<DeployOutcome, RuntimeError> {
+fn already_up(
+    lab: &Lab,
+    instance: &Instance,
+    existing: &[ContainerInfo],
+) -> Result<DeployOutcome, RuntimeError> {
     let file = node::absolute(lab.file());
     let conflict = |detail: String| RuntimeError::Conflict {
-        lab: lab.name().to_owned(),
+        lab: instance.to_string(),
         detail,
     };
     let nodes: Vec<&ContainerInfo> = existing.iter().filter(|c| c.node.is_some()).collect();
@@ -261,22 +295,25 @@ fn already_up(lab: &Lab, existing: &[ContainerInfo]) -> Result<DeployOutcome, Ru
         return Err(conflict("but not complete or not running".into()));
     }
     Ok(DeployOutcome::AlreadyUp {
+        instance: instance.clone(),
         run: nodes.first().map(|c| c.run.clone()).unwrap_or_default(),
         nodes: nodes.len(),
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn build<E: Backend, W: Wiring>(
     engine: &E,
     wiring: &W,
     lab: &Lab,
+    instance: &Instance,
     run: &RunId,
     options: &DeployOptions,
     progress: &dyn Progress,
     timings: &mut Timings,
 ) -> Result<Vec<DeployedNode>, RuntimeError> {
     let started = Instant::now();
-    let images = engine.prepare_images(lab, run, progress).await?;
+    let images = engine.prepare_images(lab, instance, run, progress).await?;
     timings.push((Phase::Image, started.elapsed()));
 
     let started = Instant::now();
@@ -285,14 +322,14 @@ async fn build<E: Backend, W: Wiring>(
         .iter()
         .filter_map(|node| {
             let image = images.get(&node.name)?.clone();
-            Some(NodeSpec::new(lab, node, image, run))
+            Some(NodeSpec::new(lab, instance, node, image, run))
         })
         .collect();
     let nodes = start_nodes(engine, &specs, options).await?;
     timings.push((Phase::Containers, started.elapsed()));
 
     let started = Instant::now();
-    let plans = links::plan(lab, &names::veth_alias(lab.name(), run));
+    let plans = links::plan(lab, &names::veth_alias(lab.name(), instance, run));
     wire_links(wiring, &plans, &nodes, options).await?;
     timings.push((Phase::Links, started.elapsed()));
     Ok(nodes)
@@ -528,7 +565,7 @@ links:
                 .collect::<Vec<_>>(),
             ["a", "b", "c"]
         );
-        assert_eq!(lab.node("b").unwrap().container, "labctl-three-b");
+        assert_eq!(lab.node("b").unwrap().container, "labctl-three.b");
         let mut wired = wiring.wired.lock().unwrap().clone();
         wired.sort();
         assert_eq!(wired, ["a:eth1 <-> b:eth1", "b:eth2 <-> c:eth1"]);
@@ -607,7 +644,7 @@ links:
             .await
             .unwrap()
         {
-            DeployOutcome::AlreadyUp { run, nodes } => {
+            DeployOutcome::AlreadyUp { run, nodes, .. } => {
                 assert_eq!(run, first.run.as_str());
                 assert_eq!(nodes, 3);
             }
@@ -635,7 +672,7 @@ links:
         let late = engine.containers.lock().unwrap().pop().unwrap();
         *engine.late.lock().unwrap() = vec![late];
         *engine.listings.lock().unwrap() = 0;
-        let removed = teardown(&engine, &wiring, &Scope::Lab("three".into())).await;
+        let removed = teardown(&engine, &wiring, &Scope::Named("three".into())).await;
         assert!(removed.errors.is_empty());
         assert_eq!(removed.containers.len(), 3);
         assert!(engine.containers.lock().unwrap().is_empty());

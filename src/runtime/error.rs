@@ -59,11 +59,34 @@ pub enum RuntimeError {
         reason: crate::tools::datalink::netmap::BufferTooSmall,
     },
 
+    /// An instance of this name is up and no live process owns it.
     #[error(
-        "lab {lab} is already deployed {detail}; remove it with `labctl destroy {lab}` or \
-         redeploy with `labctl deploy --reconfigure`"
+        "lab {lab} is already deployed {detail}; remove it with `labctl destroy {lab}`, \
+         redeploy with `labctl deploy --reconfigure`, or pick another name with `--name`"
     )]
     Conflict { lab: String, detail: String },
+
+    /// An instance of this name is up and the labctl process that made it
+    /// still runs: it must not be touched.
+    #[error(
+        "lab {lab} is in use by another labctl process (pid {pid}); pick another name with \
+         `--name`, or wait for it to end"
+    )]
+    InUse { lab: String, pid: u32 },
+
+    /// `destroy` of instances whose owners still run, without `--force`.
+    #[error(
+        "{what} is in use by labctl (pid {}), which is still running it; let it end (or stop it \
+         with Ctrl-C), or pass --force to remove it anyway",
+        pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    Owned { what: String, pids: Vec<u32> },
+
+    #[error(
+        "lab {lab} has {} instances up ({}): name one of them (`labctl inspect` lists them)",
+        instances.len(), instances.join(", ")
+    )]
+    Ambiguous { lab: String, instances: Vec<String> },
 
     #[error("lab {lab} is not deployed (see `labctl inspect`)")]
     NotDeployed { lab: String },

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::backend::{Backend, ContainerInfo, StartedNode};
 use super::error::RuntimeError;
 use super::image::ToolsImage;
-use super::names::{self, RunId, Scope};
+use super::names::{self, Instance, RunId, Scope};
 use super::node::{NodeImage, NodeSpec};
 use super::process::{Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream};
 use super::progress::Progress;
@@ -116,6 +116,7 @@ impl Backend for FakeBackend {
     async fn prepare_images(
         &self,
         lab: &Lab,
+        _instance: &Instance,
         _run: &RunId,
         _progress: &dyn Progress,
     ) -> Result<HashMap<String, NodeImage>, RuntimeError> {
@@ -133,6 +134,11 @@ impl Backend for FakeBackend {
             id: spec.container.clone(),
             name: spec.container.clone(),
             lab: spec.labels[names::LABEL_LAB].clone(),
+            instance: spec.labels[names::LABEL_INSTANCE].clone(),
+            owner: spec
+                .labels
+                .get(names::LABEL_OWNER)
+                .and_then(|o| names::Owner::parse(o)),
             node: Some(spec.node.clone()),
             run: spec.labels[names::LABEL_RUN].clone(),
             file: Some(spec.labels[names::LABEL_FILE].clone()),
@@ -169,10 +175,7 @@ impl Backend for FakeBackend {
         }
         Ok(lock(&self.containers)
             .iter()
-            .filter(|c| match scope {
-                Scope::Run { lab, run } => &c.lab == lab && c.run == run.as_str(),
-                other => other.has_lab(&c.lab),
-            })
+            .filter(|c| scope.has(&c.lab, &c.instance, &c.run))
             .cloned()
             .collect())
     }
@@ -186,13 +189,13 @@ impl Backend for FakeBackend {
 
     async fn copy_out(
         &self,
-        lab: &str,
+        instance: &str,
         node: &str,
         from: &str,
         dest: &Path,
     ) -> Result<Vec<PathBuf>, RuntimeError> {
         self.trip(Moment::CopyOut).await;
-        let container = names::container_name(lab, node);
+        let container = names::container_name(instance, node);
         let doing = format!("copying {from} out of container {container}");
         let exists = lock(&self.containers).iter().any(|c| c.name == container);
         if !exists || self.fail_copy.as_deref() == Some(node) {

@@ -307,11 +307,13 @@ pub async fn fill_tools_volume(
     docker: &Docker,
     image: &ToolsImage,
     lab: &str,
+    instance: &names::Instance,
     run: &RunId,
 ) -> Result<(), RuntimeError> {
-    let name = format!("labctl-{lab}-tools-fill-{run}");
+    let name = names::tools_fill_name(instance.as_str(), run);
     let labels = HashMap::from([
         (names::LABEL_LAB.to_owned(), lab.to_owned()),
+        (names::LABEL_INSTANCE.to_owned(), instance.to_string()),
         (names::LABEL_RUN.to_owned(), run.to_string()),
         (
             names::LABEL_ROLE.to_owned(),

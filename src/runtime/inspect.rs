@@ -15,7 +15,10 @@ use super::names::Scope;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LabStatus {
+    /// The lab's name.
     pub name: String,
+    /// The instance (what `exec` and `destroy` take).
+    pub instance: String,
     /// The lab file it was deployed from.
     pub file: Option<String>,
     /// The deploy's run id.
@@ -49,7 +52,7 @@ pub struct InterfaceStatus {
     pub live: Option<LiveInterface>,
 }
 
-/// The labs in `scope`, by name, their nodes by name.
+/// The instances in `scope`, by name, their nodes by name.
 pub async fn inspect(
     engine: &DockerBackend,
     scope: &Scope,
@@ -61,9 +64,10 @@ pub async fn inspect(
             continue;
         };
         let status = node_status(engine, node, &container).await?;
-        labs.entry(container.lab.clone())
+        labs.entry(container.instance.clone())
             .or_insert_with(|| LabStatus {
                 name: container.lab.clone(),
+                instance: container.instance.clone(),
                 file: container.file.clone(),
                 run: container.run.clone(),
                 nodes: Vec::new(),

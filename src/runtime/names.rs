@@ -1,11 +1,26 @@
 //! How labctl names and labels what it creates, so that every resource of a
 //! lab can be found again from the daemon and the kernel alone (after a
 //! crash, a SIGKILL, or from another shell) and two labs never collide.
+//!
+//! What is deployed is an *instance* of a lab: `labctl run` makes a fresh
+//! one each time (`<lab>-<4 hex>`), `labctl deploy` uses the lab's name,
+//! and `--name` picks one. Two runs of the same lab file on one host are
+//! two instances, with their own containers, labels, veth aliases and run
+//! directories. Lab, node and instance names are `[a-z0-9-]`, so the `.`
+//! of a container name (`labctl-<instance>.<node>`) and the `:` of a veth
+//! alias cannot be part of any of them: no two labs' names can collide.
 
 use std::fmt;
 
 /// Every container of a lab carries `labctl.lab=<lab name>`.
 pub const LABEL_LAB: &str = "labctl.lab";
+/// The instance the container belongs to (see the module documentation);
+/// containers made before instances existed lack it: their lab name is
+/// their instance.
+pub const LABEL_INSTANCE: &str = "labctl.instance";
+/// The labctl process that deployed the instance, `<pid>:<start time>`
+/// ([`Owner`]): while it lives, the instance is in use.
+pub const LABEL_OWNER: &str = "labctl.owner";
 /// The absolute path of the lab file the container was deployed from.
 pub const LABEL_FILE: &str = "labctl.file";
 /// The deploy that created the container: one random id per `deploy`.
@@ -24,79 +39,210 @@ pub const ROLE_NODE: &str = "node";
 /// A short-lived container that fills the tools volume (never started).
 pub const ROLE_TOOLS_FILL: &str = "tools-fill";
 
-/// `labctl-<lab>-<node>`: lab and node names are both `[a-z0-9-]`, so the
-/// name is a valid container name and unique per lab.
-pub fn container_name(lab: &str, node: &str) -> String {
-    format!("labctl-{lab}-{node}")
+/// The longest instance name: a lab name (20) and a `-` and 4 hex digits
+/// fit, with room for a user's own scheme (`ci-1234-icmp-af-xdp`).
+pub const INSTANCE_MAX: usize = 40;
+
+/// The name of one deployed copy of a lab: `[a-z0-9][a-z0-9-]{0,39}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Instance(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0:?} is not a valid instance name: use lowercase letters, digits and `-`, \
+     starting with a letter or digit, at most {INSTANCE_MAX} characters"
+)]
+pub struct InvalidInstance(pub String);
+
+impl Instance {
+    /// A name the user chose (`--name`).
+    pub fn new(name: &str) -> Result<Self, InvalidInstance> {
+        if is_valid_instance(name) {
+            Ok(Instance(name.to_owned()))
+        } else {
+            Err(InvalidInstance(name.to_owned()))
+        }
+    }
+
+    /// A fresh instance of lab `lab` for one `labctl run`: `<lab>-<4 hex>`.
+    /// Two runs drawing the same suffix is caught by the deploy, which
+    /// never reuses an instance another process owns.
+    pub fn fresh(lab: &str) -> Self {
+        Instance(format!("{lab}-{}", random_hex(2)))
+    }
+
+    /// The instance named like the lab itself (`labctl deploy`'s default).
+    pub fn of_lab(lab: &str) -> Self {
+        Instance(lab.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn is_valid_instance(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= INSTANCE_MAX
+        && bytes[0] != b'-'
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// `labctl-<instance>.<node>`: neither name can contain `.`, so lab `a`
+/// node `b-x` (`labctl-a.b-x`) and lab `a-b` node `x` (`labctl-a-b.x`)
+/// never meet, and the name stays readable.
+pub fn container_name(instance: &str, node: &str) -> String {
+    format!("labctl-{instance}.{node}")
+}
+
+/// The tools-volume filler of one deploy: `labctl-<instance>.tools-fill.<run>`
+/// (two dots: never a node's name).
+pub fn tools_fill_name(instance: &str, run: &RunId) -> String {
+    format!("labctl-{instance}.{ROLE_TOOLS_FILL}.{run}")
 }
 
 /// The interface alias (IFLA_IFALIAS) every veth of a deploy carries:
-/// `labctl:<lab>:<run>`. Aliases survive moves between namespaces, so a
-/// veth left on the host by a crash is still recognisable.
-pub fn veth_alias(lab: &str, run: &RunId) -> String {
-    format!("labctl:{lab}:{run}")
+/// `labctl:<lab>:<instance>:<run>`. Aliases survive moves between
+/// namespaces, so a veth left on the host by a crash is still recognisable.
+pub fn veth_alias(lab: &str, instance: &Instance, run: &RunId) -> String {
+    format!("labctl:{lab}:{instance}:{run}")
 }
 
-/// The alias prefix of every veth of lab `lab`, whatever the run. The
-/// trailing colon keeps lab `ab` from matching lab `abc`.
-pub fn veth_alias_prefix(lab: &str) -> String {
-    format!("labctl:{lab}:")
+/// The lab, instance and run a labctl veth alias names; `None` for any
+/// other alias. Aliases of before instances (`labctl:<lab>:<run>`) name the
+/// lab as instance.
+fn parse_alias(alias: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = alias.strip_prefix("labctl:")?.split(':');
+    let (lab, second, third) = (parts.next()?, parts.next()?, parts.next());
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(match third {
+        Some(run) => (lab, second, run),
+        None => (lab, lab, second),
+    })
 }
 
-/// The alias prefix of the veths of every lab whose name starts with
-/// `name_prefix` (empty: every lab).
-pub fn veth_alias_prefix_all(name_prefix: &str) -> String {
-    format!("labctl:{name_prefix}")
+/// The process that owns an instance: the `labctl run` or `labctl deploy`
+/// that created it. The pid alone could be reused; with the process's
+/// start time (in clock ticks since boot, /proc/PID/stat field 22) it names
+/// one process for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub start: u64,
 }
 
-/// Which labs (or which deploy of one lab) an operation applies to. The
+impl Owner {
+    /// This process.
+    pub fn current() -> Option<Self> {
+        let pid = std::process::id();
+        Some(Owner {
+            pid,
+            start: start_time(pid)?,
+        })
+    }
+
+    /// Reads back a [`LABEL_OWNER`] value.
+    pub fn parse(label: &str) -> Option<Self> {
+        let (pid, start) = label.split_once(':')?;
+        Some(Owner {
+            pid: pid.parse().ok()?,
+            start: start.parse().ok()?,
+        })
+    }
+
+    /// Whether the process still runs (same pid, same start time).
+    pub fn is_alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start)
+    }
+
+    /// Whether it is this process.
+    pub fn is_current(&self) -> bool {
+        Owner::current().as_ref() == Some(self)
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.pid, self.start)
+    }
+}
+
+/// Field 22 of /proc/PID/stat; the command name (field 2) may hold spaces
+/// and parentheses, so fields are counted after its last `)`.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    // Field 3 is the first after the name: 22 is the 20th from there.
+    after_comm.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Which labs (or which deploy of one) an operation applies to. The
 /// daemon is asked by label and the kernel by interface alias, never by
 /// what labctl remembers, so this works after a crash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
-    /// Every resource of one lab.
-    Lab(String),
+    /// Every resource of one instance.
+    Instance(String),
     /// What one deploy created (a rollback).
-    Run { lab: String, run: RunId },
-    /// Every lab whose name starts with `prefix` (empty: every lab).
+    Run { instance: String, run: RunId },
+    /// What a user named on the command line: the instance of that name,
+    /// or else every instance of the lab of that name.
+    Named(String),
+    /// Every instance whose name starts with `prefix` (empty: every lab).
     All { prefix: String },
 }
 
 impl Scope {
     /// Docker `label` filters that select the scope's containers (a
-    /// superset for [`Scope::All`] with a prefix: see [`Scope::has_lab`]).
+    /// superset for [`Scope::Named`] and [`Scope::All`]: see
+    /// [`Scope::has`]).
     pub fn label_filters(&self) -> Vec<String> {
         match self {
-            Scope::Lab(lab) => vec![format!("{LABEL_LAB}={lab}")],
-            Scope::Run { lab, run } => {
-                vec![format!("{LABEL_LAB}={lab}"), format!("{LABEL_RUN}={run}")]
-            }
-            Scope::All { .. } => vec![LABEL_LAB.to_owned()],
+            Scope::Instance(instance) => vec![format!("{LABEL_INSTANCE}={instance}")],
+            Scope::Run { instance, run } => vec![
+                format!("{LABEL_INSTANCE}={instance}"),
+                format!("{LABEL_RUN}={run}"),
+            ],
+            Scope::Named(_) | Scope::All { .. } => vec![LABEL_LAB.to_owned()],
         }
     }
 
-    /// Whether a container of lab `lab` belongs to the scope.
-    pub fn has_lab(&self, lab: &str) -> bool {
+    /// Whether a container of lab `lab`, instance `instance`, deploy `run`
+    /// belongs to the scope.
+    pub fn has(&self, lab: &str, instance: &str, run: &str) -> bool {
         match self {
-            Scope::Lab(name) | Scope::Run { lab: name, .. } => lab == name,
-            Scope::All { prefix } => lab.starts_with(prefix.as_str()),
+            Scope::Instance(name) => instance == name,
+            Scope::Run {
+                instance: i,
+                run: r,
+            } => instance == i && run == r.as_str(),
+            Scope::Named(name) => instance == name || lab == name,
+            Scope::All { prefix } => instance.starts_with(prefix.as_str()),
         }
     }
 
     /// Whether a veth with this alias belongs to the scope.
     pub fn has_alias(&self, alias: &str) -> bool {
-        match self {
-            Scope::Lab(lab) => alias.starts_with(&veth_alias_prefix(lab)),
-            Scope::Run { lab, run } => alias == veth_alias(lab, run),
-            Scope::All { prefix } => alias.starts_with(&veth_alias_prefix_all(prefix)),
-        }
+        parse_alias(alias).is_some_and(|(lab, instance, run)| self.has(lab, instance, run))
     }
 
     /// How messages name the scope.
     pub fn describe(&self) -> String {
         match self {
-            Scope::Lab(lab) => format!("lab {lab}"),
-            Scope::Run { lab, run } => format!("run {run} of lab {lab}"),
+            Scope::Instance(instance) => format!("lab {instance}"),
+            Scope::Run { instance, run } => format!("run {run} of lab {instance}"),
+            Scope::Named(name) => format!("lab {name}"),
             Scope::All { prefix } if prefix.is_empty() => "every lab".to_owned(),
             Scope::All { prefix } => format!("every lab named {prefix}*"),
         }
@@ -161,41 +307,105 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_carry_lab_and_node() {
-        assert_eq!(container_name("icmp", "pinger"), "labctl-icmp-pinger");
+    fn names_of_different_labs_never_collide() {
+        // Issue 15.3: lab `a` node `b-x` and lab `a-b` node `x`.
+        assert_eq!(container_name("a", "b-x"), "labctl-a.b-x");
+        assert_eq!(container_name("a-b", "x"), "labctl-a-b.x");
+        assert_ne!(container_name("a", "b-x"), container_name("a-b", "x"));
         let run = RunId::from_label("0123456789ab");
-        assert_eq!(veth_alias("icmp", &run), "labctl:icmp:0123456789ab");
-        assert!(veth_alias("icmp", &run).starts_with(&veth_alias_prefix("icmp")));
-        assert!(!veth_alias("icmpx", &run).starts_with(&veth_alias_prefix("icmp")));
-        assert!(veth_alias("icmpx", &run).starts_with(&veth_alias_prefix_all("icmp")));
+        assert_eq!(
+            tools_fill_name("a", &run),
+            "labctl-a.tools-fill.0123456789ab"
+        );
+        assert_ne!(
+            tools_fill_name("a", &run),
+            container_name("a", "tools-fill")
+        );
+    }
+
+    #[test]
+    fn instances_are_checked_and_fresh_ones_differ() {
+        assert!(Instance::new("icmp-1f2e").is_ok());
+        assert!(Instance::new(&"a".repeat(INSTANCE_MAX)).is_ok());
+        for bad in ["", "-a", "A", "a.b", "a:b", "a_b"] {
+            assert!(Instance::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(Instance::new(&"a".repeat(INSTANCE_MAX + 1)).is_err());
+        let fresh = Instance::fresh("icmp");
+        assert!(fresh.as_str().starts_with("icmp-") && fresh.as_str().len() == 9);
+        assert!(is_valid_instance(fresh.as_str()));
+        let many: std::collections::HashSet<_> = (0..50).map(|_| Instance::fresh("x")).collect();
+        assert!(many.len() > 1);
+    }
+
+    #[test]
+    fn aliases_name_lab_instance_and_run() {
+        let run = RunId::from_label("0123456789ab");
+        let alias = veth_alias("icmp", &Instance::of_lab("icmp-7a7a"), &run);
+        assert_eq!(alias, "labctl:icmp:icmp-7a7a:0123456789ab");
+        assert_eq!(
+            parse_alias(&alias),
+            Some(("icmp", "icmp-7a7a", "0123456789ab"))
+        );
+        assert_eq!(parse_alias("labctl:old:feed"), Some(("old", "old", "feed")));
+        assert_eq!(parse_alias("someone-elses"), None);
+        assert_eq!(parse_alias("labctl:a:b:c:d"), None);
     }
 
     #[test]
     fn scopes_select_by_label_and_alias() {
         let run = RunId::from_label("aaaaaaaaaaaa");
         let other = RunId::from_label("bbbbbbbbbbbb");
-        let lab = Scope::Lab("ab".into());
-        assert_eq!(lab.label_filters(), ["labctl.lab=ab"]);
-        assert!(lab.has_alias(&veth_alias("ab", &run)));
-        assert!(!lab.has_alias(&veth_alias("abc", &run)));
+        let alias = |lab: &str, instance: &str, run: &RunId| {
+            veth_alias(lab, &Instance::of_lab(instance), run)
+        };
+        let one = Scope::Instance("ab-1234".into());
+        assert_eq!(one.label_filters(), ["labctl.instance=ab-1234"]);
+        assert!(one.has_alias(&alias("ab", "ab-1234", &run)));
+        assert!(!one.has_alias(&alias("ab", "ab-5678", &run)));
+        assert!(!one.has_alias(&alias("ab-1234", "ab-1234x", &run)));
         let one_run = Scope::Run {
-            lab: "ab".into(),
+            instance: "ab".into(),
             run: run.clone(),
         };
         assert_eq!(
             one_run.label_filters(),
-            ["labctl.lab=ab", "labctl.run=aaaaaaaaaaaa"]
+            ["labctl.instance=ab", "labctl.run=aaaaaaaaaaaa"]
         );
-        assert!(one_run.has_alias(&veth_alias("ab", &run)));
-        assert!(!one_run.has_alias(&veth_alias("ab", &other)));
+        assert!(one_run.has_alias(&alias("ab", "ab", &run)));
+        assert!(!one_run.has_alias(&alias("ab", "ab", &other)));
+        // A name on the command line: the instance, or every instance of
+        // the lab of that name.
+        let named = Scope::Named("ab".into());
+        assert!(named.has("ab", "ab-1234", "r") && named.has("zz", "ab", "r"));
+        assert!(!named.has("abc", "abc-1234", "r"));
+        assert!(named.has_alias(&alias("ab", "ab-9999", &run)));
+        assert!(named.has_alias("labctl:ab:feed"));
+        assert!(!named.has_alias(&alias("abc", "abc-9999", &run)));
         let all = Scope::All { prefix: "a".into() };
         assert_eq!(all.label_filters(), ["labctl.lab"]);
-        assert!(all.has_lab("abc") && !all.has_lab("bc"));
-        assert!(all.has_alias(&veth_alias("abc", &run)));
-        assert!(!all.has_alias(&veth_alias("bc", &run)));
+        assert!(all.has("q", "abc", "r") && !all.has("abc", "bc", "r"));
+        assert!(all.has_alias(&alias("x", "abc", &run)));
+        assert!(!all.has_alias(&alias("a", "bc", &run)));
         let every = Scope::All { prefix: "".into() };
-        assert!(every.has_lab("x") && every.has_alias(&veth_alias("x", &run)));
+        assert!(every.has("x", "x", "r") && every.has_alias(&alias("x", "x", &run)));
         assert!(!every.has_alias("someone-elses-alias"));
+    }
+
+    #[test]
+    fn owners_are_this_process_or_a_dead_one() {
+        let me = Owner::current().expect("/proc/self/stat");
+        assert_eq!(me.pid, std::process::id());
+        assert!(me.is_alive() && me.is_current());
+        assert_eq!(Owner::parse(&me.to_string()), Some(me));
+        // Same pid, another start time: the pid was reused.
+        let reused = Owner {
+            start: me.start + 1,
+            ..me
+        };
+        assert!(!reused.is_alive());
+        assert_eq!(Owner::parse("12"), None);
+        assert_eq!(Owner::parse("x:1"), None);
     }
 
     #[test]

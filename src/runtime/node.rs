@@ -14,7 +14,7 @@ use crate::lab::{DatalinkKind, Lab, Node};
 use crate::links::sysctl;
 
 use super::image::{ToolsImage, TOOLS_PATH};
-use super::names::{self, RunId};
+use super::names::{self, Instance, Owner, RunId};
 use super::needs;
 
 /// Sysctls that keep a node's kernel silent on lab interfaces, set on
@@ -77,7 +77,7 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    pub fn new(lab: &Lab, node: &Node, image: NodeImage, run: &RunId) -> Self {
+    pub fn new(lab: &Lab, instance: &Instance, node: &Node, image: NodeImage, run: &RunId) -> Self {
         let interfaces = interface_labels(lab, node);
         let mut env: Vec<String> = interfaces
             .iter()
@@ -108,8 +108,9 @@ impl NodeSpec {
             .flat_map(|k| needs::devices(k).iter().map(|d| d.to_string()))
             .collect();
 
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (names::LABEL_LAB.to_owned(), lab.name().to_owned()),
+            (names::LABEL_INSTANCE.to_owned(), instance.to_string()),
             (names::LABEL_FILE.to_owned(), absolute(lab.file())),
             (names::LABEL_RUN.to_owned(), run.to_string()),
             (names::LABEL_NODE.to_owned(), node.name.clone()),
@@ -121,9 +122,13 @@ impl NodeSpec {
             ),
         ]);
 
+        if let Some(owner) = Owner::current() {
+            labels.insert(names::LABEL_OWNER.to_owned(), owner.to_string());
+        }
+
         NodeSpec {
             node: node.name.clone(),
-            container: names::container_name(lab.name(), &node.name),
+            container: names::container_name(instance.as_str(), &node.name),
             image,
             labels,
             env,
@@ -244,13 +249,22 @@ links:
                 tools,
             },
         };
-        NodeSpec::new(&lab, node, image, &RunId::from_label("feedbeef0000"))
+        NodeSpec::new(
+            &lab,
+            &Instance::of_lab("spec-1"),
+            node,
+            image,
+            &RunId::from_label("feedbeef0000"),
+        )
     }
 
     #[test]
     fn labels_name_the_lab_file_run_node_and_interfaces() {
         let a = spec("a");
-        assert_eq!(a.container, "labctl-spec-a");
+        assert_eq!(a.container, "labctl-spec-1.a");
+        assert_eq!(a.labels[names::LABEL_INSTANCE], "spec-1");
+        let owner = names::Owner::parse(&a.labels[names::LABEL_OWNER]).unwrap();
+        assert!(owner.is_current());
         assert_eq!(a.labels[names::LABEL_LAB], "spec");
         assert_eq!(a.labels[names::LABEL_FILE], "/labs/spec.yaml");
         assert_eq!(a.labels[names::LABEL_RUN], "feedbeef0000");

@@ -5,6 +5,7 @@
 
 mod af_xdp;
 mod fwd;
+mod instances;
 mod lab;
 mod netmap;
 mod route;

@@ -119,8 +119,18 @@ fn the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left() {
         summary.contains("5 steps, 5 passed, 0 failed, 0 skipped"),
         "{summary}"
     );
+    // The run's own instance names what it created.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let instance = report["instance"]
+        .as_str()
+        .expect("instance in report.json");
     assert!(
-        summary.contains(&format!("container labctl-{}-pinger", lab.name)),
+        instance.starts_with(&format!("{}-", lab.name)),
+        "{instance}"
+    );
+    assert!(
+        summary.contains(&format!("container labctl-{instance}.pinger")),
         "{summary}"
     );
     assert!(
@@ -270,7 +280,7 @@ fn keep_leaves_the_lab_up_and_says_how_to_remove_it() {
     assert_eq!(run.code(), Some(0), "{}", run.describe());
     let summary = stdout(&run.out);
     assert!(
-        summary.contains(&format!("labctl destroy {}", lab.name)),
+        summary.contains(&format!("labctl destroy {}-", lab.name)),
         "{summary}"
     );
     let containers = crate::support::lab::containers_of(&lab.name);
@@ -342,10 +352,16 @@ fn two_labs_with_different_names_run_side_by_side() {
 }
 
 #[test]
-fn a_lab_already_deployed_is_not_run_over() {
+fn a_deployed_lab_is_not_run_over_and_a_run_beside_it_passes() {
     let lab = TestLab::new("rup", &repo_lab("labs/icmp.yaml"));
     lab.deploy();
+    // Its own instance: runs beside the deployed one.
     let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    assert_eq!(crate::support::lab::containers_of(&lab.name).len(), 2);
+    // The deployed instance's name: refused; its deploy has ended, so
+    // removing it is the advice.
+    let run = Run::of(&lab, &["--name", &lab.name]);
     assert_eq!(run.code(), Some(3), "{}", run.describe());
     assert!(
         stdout(&run.out).contains(&format!(

@@ -30,7 +30,7 @@ use super::deploy::{self, DeployError, DeployOptions, DeployOutcome, Removed};
 use super::error::{is_not_found, RuntimeError};
 use super::image::{self, ToolsImage};
 use super::inspect::{self, LabStatus};
-use super::names::{self, RunId, Scope};
+use super::names::{self, Instance, RunId, Scope};
 use super::node::{NodeImage, NodeSpec};
 use super::progress::Progress;
 use super::Runtime;
@@ -82,35 +82,60 @@ impl DockerRuntime {
         inspect::inspect(&self.backend, scope).await
     }
 
-    /// Starts `argv` in node `node` of the deployed lab `lab`.
+    /// Starts `argv` in node `node` of the deployed lab `name`: an
+    /// instance's name, or a lab's name when one instance of it is up.
     pub async fn exec(
         &self,
-        lab: &str,
+        name: &str,
         node: &str,
         argv: &[String],
     ) -> Result<(ExecHandle, ExecStream), RuntimeError> {
-        let containers = self.backend.list(&Scope::Lab(lab.to_owned())).await?;
-        let nodes: Vec<_> = containers.iter().filter(|c| c.node.is_some()).collect();
-        if nodes.is_empty() {
-            return Err(RuntimeError::NotDeployed {
-                lab: lab.to_owned(),
-            });
-        }
+        let containers = self.backend.list(&Scope::Named(name.to_owned())).await?;
+        let instance = one_instance(name, &containers)?;
+        let nodes: Vec<_> = containers
+            .iter()
+            .filter(|c| c.node.is_some() && c.instance == instance)
+            .collect();
         let Some(target) = nodes.iter().find(|c| c.node.as_deref() == Some(node)) else {
             return Err(RuntimeError::NoSuchNode {
-                lab: lab.to_owned(),
+                lab: instance,
                 node: node.to_owned(),
                 nodes: nodes.iter().filter_map(|c| c.node.clone()).collect(),
             });
         };
         if !target.is_running() {
             return Err(RuntimeError::NotRunning {
-                lab: lab.to_owned(),
+                lab: instance,
                 node: node.to_owned(),
                 state: target.state.clone(),
             });
         }
-        exec::start(self.docker(), &names::container_name(lab, node), argv).await
+        exec::start(self.docker(), &target.name, argv).await
+    }
+}
+
+/// The one instance `name` designates among `containers` (those of
+/// [`Scope::Named`]): the instance of that name, else the lab's only one.
+pub(crate) fn one_instance(
+    name: &str,
+    containers: &[ContainerInfo],
+) -> Result<String, RuntimeError> {
+    let nodes = containers.iter().filter(|c| c.node.is_some());
+    if nodes.clone().any(|c| c.instance == name) {
+        return Ok(name.to_owned());
+    }
+    let mut instances: Vec<String> = nodes.map(|c| c.instance.clone()).collect();
+    instances.sort();
+    instances.dedup();
+    match instances.len() {
+        0 => Err(RuntimeError::NotDeployed {
+            lab: name.to_owned(),
+        }),
+        1 => Ok(instances.remove(0)),
+        _ => Err(RuntimeError::Ambiguous {
+            lab: name.to_owned(),
+            instances,
+        }),
     }
 }
 
@@ -127,8 +152,8 @@ impl Runtime for DockerRuntime {
         &self.netlink
     }
 
-    fn launcher(&self, lab: &str) -> DockerLauncher {
-        DockerLauncher::new(self.clone(), lab)
+    fn launcher(&self, instance: &str) -> DockerLauncher {
+        DockerLauncher::new(self.clone(), instance)
     }
 }
 
@@ -174,6 +199,7 @@ impl Backend for DockerBackend {
     async fn prepare_images(
         &self,
         lab: &Lab,
+        instance: &Instance,
         run: &RunId,
         progress: &dyn Progress,
     ) -> Result<HashMap<String, NodeImage>, RuntimeError> {
@@ -202,7 +228,7 @@ impl Backend for DockerBackend {
             images.insert(node.name.clone(), image);
         }
         if !own_image_paths.is_empty() {
-            image::fill_tools_volume(&self.docker, &tools, lab.name(), run).await?;
+            image::fill_tools_volume(&self.docker, &tools, lab.name(), instance, run).await?;
         }
         Ok(images)
     }
@@ -249,9 +275,9 @@ impl Backend for DockerBackend {
         let mut found: Vec<ContainerInfo> = containers
             .into_iter()
             .filter_map(container_info)
-            .filter(|c| scope.has_lab(&c.lab))
+            .filter(|c| scope.has(&c.lab, &c.instance, &c.run))
             .collect();
-        found.sort_by(|a, b| (&a.lab, &a.name).cmp(&(&b.lab, &b.name)));
+        found.sort_by(|a, b| (&a.instance, &a.name).cmp(&(&b.instance, &b.name)));
         Ok(found)
     }
 
@@ -276,12 +302,18 @@ impl Backend for DockerBackend {
 
     async fn copy_out(
         &self,
-        lab: &str,
+        instance: &str,
         node: &str,
         from: &str,
         dest: &Path,
     ) -> Result<Vec<PathBuf>, RuntimeError> {
-        copy::copy_out(&self.docker, &names::container_name(lab, node), from, dest).await
+        copy::copy_out(
+            &self.docker,
+            &names::container_name(instance, node),
+            from,
+            dest,
+        )
+        .await
     }
 }
 
@@ -300,6 +332,13 @@ fn container_info(summary: bollard::models::ContainerSummary) -> Option<Containe
     Some(ContainerInfo {
         id: summary.id?,
         name,
+        instance: labels
+            .get(names::LABEL_INSTANCE)
+            .or_else(|| labels.get(names::LABEL_LAB))?
+            .clone(),
+        owner: labels
+            .get(names::LABEL_OWNER)
+            .and_then(|o| names::Owner::parse(o)),
         lab: labels.get(names::LABEL_LAB)?.clone(),
         node: labels.get(names::LABEL_NODE).cloned(),
         run: labels.get(names::LABEL_RUN).cloned().unwrap_or_default(),

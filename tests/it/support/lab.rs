@@ -47,7 +47,7 @@ impl TestLab {
     }
 
     pub fn container(&self, node: &str) -> String {
-        format!("labctl-{}-{node}", self.name)
+        format!("labctl-{}.{node}", self.name)
     }
 
     /// The host pid of a node's init.
