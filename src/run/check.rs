@@ -1,7 +1,7 @@
 //! Applying a step's `expect` to what the step printed.
 
 use super::result::{tail, FailedCheck, TAIL_LINES};
-use crate::lab::{Check, Expect, Pattern};
+use crate::lab::{Bounds, Check, Expect, Pattern};
 
 /// What a finished step left behind.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +40,16 @@ fn check_stream(stream: &str, text: &str, check: &Check) -> Option<FailedCheck> 
         Pattern::Match(re) => {
             let matching = lines(text).filter(|l| re.is_match(l)).count();
             let what = format!("{stream} match '{}'", re.as_str());
+            if let Some(bounds) = &check.bounds {
+                if let Some((expected, found)) = out_of_bounds(text, re, bounds) {
+                    return Some(FailedCheck {
+                        check: what,
+                        expected,
+                        found,
+                        tail: tail(text, TAIL_LINES),
+                    });
+                }
+            }
             match check.count {
                 Some(n) if matching != n => (
                     what,
@@ -71,6 +81,52 @@ fn check_stream(stream: &str, text: &str, check: &Check) -> Option<FailedCheck> 
         found,
         tail: tail(text, TAIL_LINES),
     })
+}
+
+/// The first line whose number (the regex's first capture group) is not
+/// within `bounds`, as (expected, found); `None` when every matching line's
+/// number is. No matching line at all is left to the count rules.
+fn out_of_bounds(text: &str, re: &regex::Regex, bounds: &Bounds) -> Option<(String, String)> {
+    for (number, line) in lines(text).enumerate() {
+        let Some(captures) = re.captures(line) else {
+            continue;
+        };
+        let group = captures.get(1).map_or("", |m| m.as_str());
+        let expected = format!("a number {bounds} in the first capture group");
+        match group.trim().parse::<f64>() {
+            Ok(value) if value.is_finite() && bounds.admits(value) => {}
+            Ok(value) => {
+                return Some((
+                    expected,
+                    format!("{value} on line {}: {}", number + 1, clip(line)),
+                ))
+            }
+            Err(_) => {
+                return Some((
+                    expected,
+                    format!(
+                        "{group:?}, not a number, on line {}: {}",
+                        number + 1,
+                        clip(line)
+                    ),
+                ))
+            }
+        }
+    }
+    None
+}
+
+/// A line as quoted in a failure: whole when short, cut on a char boundary.
+fn clip(line: &str) -> String {
+    const MAX: usize = 200;
+    if line.len() <= MAX {
+        return line.to_owned();
+    }
+    let mut end = MAX;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
 }
 
 /// The lines of `text`, without their line endings.
@@ -195,6 +251,87 @@ mod tests {
         assert_eq!(evaluate(&expect, &o).len(), 1);
         o.stderr = "boom\n".into();
         assert!(evaluate(&expect, &o).is_empty());
+    }
+
+    fn bounded(re: &str, at_least: Option<f64>, at_most: Option<f64>) -> Check {
+        Check {
+            pattern: Pattern::Match(Regex::new(re).unwrap()),
+            count: None,
+            bounds: Some(Bounds { at_least, at_most }),
+        }
+    }
+
+    const SINK: &str = "receiving on eth1 (198.18.40.2, 02:00:00:00:40:02, af_packet)\n\
+                        received 36000 frames, lost 4000 (10.00%), duplicates 0, reordered 0, 18000 frames/s\n";
+
+    #[test]
+    fn bounds_hold_on_the_first_capture_group() {
+        let expect = Expect {
+            stdout: vec![
+                bounded(r"lost \d+ \(([0-9.]+)%\)", Some(5.0), Some(15.0)),
+                bounded(r"^received ([0-9]+) frames", Some(30000.0), None),
+            ],
+            ..Default::default()
+        };
+        assert!(evaluate(&expect, &out(0, SINK)).is_empty());
+    }
+
+    #[test]
+    fn a_number_out_of_bounds_names_the_line_the_number_and_the_bound() {
+        let expect = Expect {
+            stdout: vec![bounded(r"lost \d+ \(([0-9.]+)%\)", None, Some(0.5))],
+            ..Default::default()
+        };
+        let f = evaluate(&expect, &out(0, SINK));
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0].expected,
+            "a number at most 0.5 in the first capture group"
+        );
+        assert!(
+            f[0].found.starts_with("10 on line 2: received 36000"),
+            "{}",
+            f[0].found
+        );
+        let low = Expect {
+            stdout: vec![bounded(r"([0-9]+) frames/s", Some(20000.0), None)],
+            ..Default::default()
+        };
+        let f = evaluate(&low, &out(0, SINK));
+        assert!(
+            f[0].expected.contains("at least 20000"),
+            "{}",
+            f[0].expected
+        );
+        assert!(f[0].found.starts_with("18000 on line 2"), "{}", f[0].found);
+    }
+
+    #[test]
+    fn a_capture_that_is_not_a_number_fails_and_no_match_fails() {
+        let words = Expect {
+            stdout: vec![bounded(r"^(received) ", Some(1.0), None)],
+            ..Default::default()
+        };
+        let f = evaluate(&words, &out(0, SINK));
+        assert!(f[0].found.contains("not a number"), "{}", f[0].found);
+        let none = Expect {
+            stdout: vec![bounded(r"^sent ([0-9]+)", Some(1.0), None)],
+            ..Default::default()
+        };
+        let f = evaluate(&none, &out(0, SINK));
+        assert_eq!(f[0].found, "none");
+    }
+
+    #[test]
+    fn bounds_with_count_need_that_many_lines_in_bounds() {
+        let mut check = bounded(r"^received ([0-9]+)", Some(1.0), None);
+        check.count = Some(2);
+        let expect = Expect {
+            stdout: vec![check],
+            ..Default::default()
+        };
+        let f = evaluate(&expect, &out(0, SINK));
+        assert_eq!(f[0].expected, "exactly 2 matching lines");
     }
 
     #[test]
