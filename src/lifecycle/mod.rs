@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::lab::{DatalinkKind, Lab};
-use crate::report::{junit_xml, summary, Outcome, Problem, ProblemKind, RunReport, Timing};
+use crate::report::{junit_xml, summary, Outcome, RunProblem, RunProblemKind, RunReport, Timing};
 use crate::run::result::StepResult;
 use crate::run::steps::{Observer, StepOptions, StepRunner};
 use crate::runtime::backend::Backend;
@@ -174,7 +174,7 @@ impl Run<'_> {
         if let Err(e) = write_step_outputs(&report.run_dir, &report.steps) {
             report
                 .problems
-                .push(Problem::new(ProblemKind::Write, e.to_string()));
+                .push(RunProblem::new(RunProblemKind::Write, e.to_string()));
         }
         self.evidence(runtime, &lab, &mut report).await;
         if !self.options.keep {
@@ -215,8 +215,8 @@ impl Run<'_> {
                 // `--keep` is not reused silently. Its owner is gone (the
                 // deploy refuses one whose owner lives), so removing it
                 // breaks nobody's run.
-                report.problems.push(Problem::new(
-                    ProblemKind::Deploy,
+                report.problems.push(RunProblem::new(
+                    RunProblemKind::Deploy,
                     format!(
                         "lab {instance} is already deployed (run {run}); remove it with \
                          `labctl destroy {instance}` first, or run under another `--name`"
@@ -226,11 +226,13 @@ impl Run<'_> {
             }
             Err(failed) => {
                 let kind = if matches!(failed.cause, RuntimeError::Interrupted) {
-                    ProblemKind::Interrupted
+                    RunProblemKind::Interrupted
                 } else {
-                    ProblemKind::Deploy
+                    RunProblemKind::Deploy
                 };
-                report.problems.push(Problem::new(kind, failed.to_string()));
+                report
+                    .problems
+                    .push(RunProblem::new(kind, failed.to_string()));
                 if let Some(rollback) = &failed.rollback {
                     report.removed = removed_list(rollback);
                 }
@@ -299,18 +301,18 @@ impl Run<'_> {
                 // whose files cannot be read leaves the steps' verdict as
                 // it is, but the user hears of it.
                 let kind = match e {
-                    RuntimeError::Write { .. } => ProblemKind::Write,
-                    _ => ProblemKind::Evidence,
+                    RuntimeError::Write { .. } => RunProblemKind::Write,
+                    _ => RunProblemKind::Evidence,
                 };
-                report.problems.push(Problem::new(
+                report.problems.push(RunProblem::new(
                     kind,
                     format!("artifacts of node {}: {e}", node.name),
                 ));
             }
         }
         if let Some(node) = cut_at {
-            report.problems.push(Problem::new(
-                ProblemKind::Interrupted,
+            report.problems.push(RunProblem::new(
+                RunProblemKind::Interrupted,
                 format!(
                     "interrupted while copying the nodes' {NODE_OUT_DIR}: the files of node {node} \
                      and of the nodes after it were not kept"
@@ -341,11 +343,11 @@ impl Run<'_> {
             removed
                 .errors
                 .iter()
-                .map(|e| Problem::new(ProblemKind::Teardown, format!("teardown: {e}"))),
+                .map(|e| RunProblem::new(RunProblemKind::Teardown, format!("teardown: {e}"))),
         );
         if !interrupted_before && self.interrupts.interrupt.is_cancelled() {
-            report.problems.push(Problem::new(
-                ProblemKind::Interrupted,
+            report.problems.push(RunProblem::new(
+                RunProblemKind::Interrupted,
                 "interrupted during teardown, which ran to its end",
             ));
         }
@@ -358,9 +360,9 @@ impl Run<'_> {
         report.outcome = Outcome::of(&report.steps, &report.problems);
         let dir = report.run_dir.clone();
         let failed: Vec<WriteError> = [
-            (dir.join(REPORT_JUNIT), Format::Junit),
-            (dir.join(REPORT_JSON), Format::Json),
-            (dir.join(SUMMARY), Format::Summary),
+            (dir.join(REPORT_JUNIT), ReportFile::Junit),
+            (dir.join(REPORT_JSON), ReportFile::Json),
+            (dir.join(SUMMARY), ReportFile::Summary),
         ]
         .into_iter()
         .filter_map(|(path, format)| write_report(&report, format, &path).err())
@@ -369,8 +371,8 @@ impl Run<'_> {
         // The copies the user asked for come last, so they say what went
         // wrong in the run directory too.
         let failed: Vec<WriteError> = [
-            (self.options.junit.clone(), Format::Junit),
-            (self.options.json.clone(), Format::Json),
+            (self.options.junit.clone(), ReportFile::Junit),
+            (self.options.json.clone(), ReportFile::Json),
         ]
         .into_iter()
         .filter_map(|(path, format)| Some((path?, format)))
@@ -388,26 +390,26 @@ fn add_write_problems(report: &mut RunReport, failed: Vec<WriteError>) {
     report.problems.extend(
         failed
             .into_iter()
-            .map(|e| Problem::new(ProblemKind::Write, e.to_string())),
+            .map(|e| RunProblem::new(RunProblemKind::Write, e.to_string())),
     );
     report.outcome = Outcome::of(&report.steps, &report.problems);
 }
 
 #[derive(Clone, Copy)]
-enum Format {
+enum ReportFile {
     Junit,
     Json,
     Summary,
 }
 
-fn write_report(report: &RunReport, format: Format, path: &Path) -> Result<(), WriteError> {
+fn write_report(report: &RunReport, format: ReportFile, path: &Path) -> Result<(), WriteError> {
     let text = match format {
-        Format::Junit => junit_xml(report).map_err(|e| WriteError {
+        ReportFile::Junit => junit_xml(report).map_err(|e| WriteError {
             path: path.to_owned(),
             cause: std::io::Error::other(e.to_string()),
         })?,
-        Format::Json => report.to_json(),
-        Format::Summary => summary(report),
+        ReportFile::Json => report.to_json(),
+        ReportFile::Summary => summary(report),
     };
     write(path, text.as_bytes())
 }

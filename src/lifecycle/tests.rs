@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::report::ProblemKind;
+use crate::report::RunProblemKind;
 use crate::run::result::Status;
 use crate::run::steps::NoObserver;
 use crate::runtime::fake::{FakeBackend, FakeLauncher, FakeRuntime, Moment, Script};
@@ -68,7 +68,7 @@ struct Done {
 }
 
 impl Done {
-    fn kinds(&self) -> Vec<ProblemKind> {
+    fn kinds(&self) -> Vec<RunProblemKind> {
         self.report.problems.iter().map(|p| p.kind).collect()
     }
 
@@ -199,7 +199,7 @@ async fn a_failing_evidence_copy_is_reported_and_the_verdict_holds() {
     });
     let done = run(&rt).await;
     assert_eq!(done.report.outcome, Outcome::Passed);
-    assert_eq!(done.kinds(), [ProblemKind::Evidence]);
+    assert_eq!(done.kinds(), [RunProblemKind::Evidence]);
     assert!(
         done.messages()
             .starts_with("artifacts of node a: copying /lab/out out of container labctl-life.a"),
@@ -226,7 +226,10 @@ async fn a_write_error_in_the_run_directory_still_tears_down_and_keeps_every_pro
     assert_eq!(done.report.outcome, Outcome::Error);
     // The write error, then the evidence note found after it: neither
     // overwrites the other.
-    assert_eq!(done.kinds(), [ProblemKind::Write, ProblemKind::Evidence]);
+    assert_eq!(
+        done.kinds(),
+        [RunProblemKind::Write, RunProblemKind::Evidence]
+    );
     let steps = done.report.run_dir.join("steps");
     assert!(
         done.report.problems[0]
@@ -252,7 +255,7 @@ async fn a_failed_deploy_rolls_back_and_runs_nothing() {
     });
     let done = run(&rt).await;
     assert_eq!(done.report.outcome, Outcome::Error);
-    assert_eq!(done.kinds(), [ProblemKind::Deploy]);
+    assert_eq!(done.kinds(), [RunProblemKind::Deploy]);
     assert!(
         done.messages().starts_with("deploying lab life: node b"),
         "{}",
@@ -273,7 +276,7 @@ async fn ctrl_c_during_the_deploy_rolls_back_and_is_interrupted() {
     });
     let done = run_with(&rt, &interrupts, |_| {}).await;
     assert_eq!(done.report.outcome, Outcome::Interrupted);
-    assert_eq!(done.kinds(), [ProblemKind::Interrupted]);
+    assert_eq!(done.kinds(), [RunProblemKind::Interrupted]);
     assert!(rt.launcher.launched.lock().unwrap().is_empty());
     assert_torn_down(&rt);
 }
@@ -316,7 +319,7 @@ async fn ctrl_c_during_the_evidence_stops_the_copy_and_tears_down() {
     });
     let done = run_with(&rt, &interrupts, |_| {}).await;
     assert_eq!(done.report.outcome, Outcome::Interrupted);
-    assert_eq!(done.kinds(), [ProblemKind::Interrupted]);
+    assert_eq!(done.kinds(), [RunProblemKind::Interrupted]);
     assert!(
         done.messages().contains("the files of node a"),
         "{}",
@@ -339,7 +342,7 @@ async fn ctrl_c_during_teardown_lets_it_finish() {
     });
     let done = run_with(&rt, &interrupts, |_| {}).await;
     assert_eq!(done.report.outcome, Outcome::Interrupted);
-    assert_eq!(done.kinds(), [ProblemKind::Interrupted]);
+    assert_eq!(done.kinds(), [RunProblemKind::Interrupted]);
     assert!(done.report.run_dir.join("nodes/b/b.pcap").exists());
     assert_torn_down(&rt);
 }

@@ -77,7 +77,7 @@ fn first_line(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{report, step};
-    use super::super::{Outcome, Problem, ProblemKind};
+    use super::super::{Outcome, RunProblem, RunProblemKind};
     use super::*;
 
     #[test]
@@ -105,8 +105,8 @@ mod tests {
     #[test]
     fn a_lab_that_could_not_be_built_is_an_error_case() {
         let mut r = report(Vec::new());
-        r.problems = vec![Problem::new(
-            ProblemKind::Deploy,
+        r.problems = vec![RunProblem::new(
+            RunProblemKind::Deploy,
             "creating container labctl-icmp-pinger: no such image",
         )];
         r.outcome = Outcome::Error;

@@ -47,7 +47,7 @@ impl Outcome {
 
     /// The outcome of a run: the worst of its steps' and its problems'
     /// (an error outranks an interruption, which outranks a failed check).
-    pub fn of(steps: &[StepResult], problems: &[Problem]) -> Outcome {
+    pub fn of(steps: &[StepResult], problems: &[RunProblem]) -> Outcome {
         problems
             .iter()
             .filter_map(|p| p.kind.outcome())
@@ -57,15 +57,15 @@ impl Outcome {
 
 /// Something that went wrong in a run apart from its steps' checks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    pub kind: ProblemKind,
+pub struct RunProblem {
+    pub kind: RunProblemKind,
     /// One complete line: what, where, and the cause.
     pub message: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
+pub enum RunProblemKind {
     /// The lab could not be deployed (or another deploy of it is up):
     /// no step ran.
     Deploy,
@@ -80,29 +80,29 @@ pub enum ProblemKind {
     Teardown,
 }
 
-impl ProblemKind {
+impl RunProblemKind {
     /// What a problem of this kind makes of the run, if anything.
     pub fn outcome(self) -> Option<Outcome> {
         match self {
-            ProblemKind::Deploy | ProblemKind::Write | ProblemKind::Teardown => {
+            RunProblemKind::Deploy | RunProblemKind::Write | RunProblemKind::Teardown => {
                 Some(Outcome::Error)
             }
-            ProblemKind::Interrupted => Some(Outcome::Interrupted),
-            ProblemKind::Evidence => None,
+            RunProblemKind::Interrupted => Some(Outcome::Interrupted),
+            RunProblemKind::Evidence => None,
         }
     }
 }
 
-impl Problem {
-    pub fn new(kind: ProblemKind, message: impl Into<String>) -> Problem {
-        Problem {
+impl RunProblem {
+    pub fn new(kind: RunProblemKind, message: impl Into<String>) -> RunProblem {
+        RunProblem {
             kind,
             message: message.into(),
         }
     }
 }
 
-impl std::fmt::Display for Problem {
+impl std::fmt::Display for RunProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
@@ -134,7 +134,7 @@ pub struct RunReport {
     pub outcome: Outcome,
     /// Everything that went wrong apart from the steps' checks, in the
     /// order it happened.
-    pub problems: Vec<Problem>,
+    pub problems: Vec<RunProblem>,
     pub steps: Vec<StepResult>,
     pub phases: Vec<Timing>,
     /// What teardown removed.
@@ -226,13 +226,13 @@ pub(crate) mod tests {
             Outcome::of_steps(&[step("a", Status::Failed), step("b", Status::Interrupted)]),
             Outcome::Interrupted
         );
-        let teardown = Problem::new(ProblemKind::Teardown, "teardown: x");
-        let evidence = Problem::new(ProblemKind::Evidence, "artifacts of node a: x");
+        let teardown = RunProblem::new(RunProblemKind::Teardown, "teardown: x");
+        let evidence = RunProblem::new(RunProblemKind::Evidence, "artifacts of node a: x");
         let passed = [step("a", Status::Passed)];
         assert_eq!(Outcome::of(&passed, &[evidence]), Outcome::Passed);
         let interrupted = [step("a", Status::Interrupted)];
         assert_eq!(Outcome::of(&interrupted, &[teardown]), Outcome::Error);
-        let late = Problem::new(ProblemKind::Interrupted, "interrupted");
+        let late = RunProblem::new(RunProblemKind::Interrupted, "interrupted");
         assert_eq!(Outcome::of(&passed, &[late]), Outcome::Interrupted);
     }
 

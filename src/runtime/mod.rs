@@ -20,14 +20,14 @@
 
 pub mod backend;
 pub mod deploy;
-pub mod docker;
+pub(crate) mod docker;
 mod error;
 #[cfg(test)]
 pub(crate) mod fake;
-pub mod image;
-pub mod inspect;
+pub(crate) mod image;
+pub(crate) mod inspect;
 pub mod names;
-pub mod needs;
+pub(crate) mod needs;
 pub mod node;
 pub mod process;
 pub mod progress;
@@ -38,7 +38,7 @@ pub use deploy::{
 pub use docker::exec::{ExecHandle, ExecOutput, ExecStream};
 pub use docker::DockerRuntime;
 pub use error::RuntimeError;
-pub use inspect::{LabStatus, NodeStatus};
+pub use inspect::{InterfaceStatus, LabStatus, NodeStatus};
 pub use names::{RunId, Scope};
 pub use progress::{NoProgress, Phase, Progress, Timings};
 
