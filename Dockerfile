@@ -3,7 +3,7 @@
 # labctl-tools:<hash>. Nodes without their own `image` run it; nodes with
 # one get /lab/bin mounted from it (see docs/runtime.md).
 FROM scratch
-COPY lab-init lab-ping lab-pong lab-capture lab-fwd /lab/bin/
+COPY lab-init lab-ping lab-pong lab-capture lab-fwd lab-gen lab-sink /lab/bin/
 # WORKDIR creates the directory: scratch has no shell to run mkdir.
 WORKDIR /lab/out
 ENV PATH=/lab/bin

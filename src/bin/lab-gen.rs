@@ -98,7 +98,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         })?;
     let options = OpenOptions {
         bulk: true,
-        ..OpenOptions::default()
+        ..args.common.open_options()
     };
     let mut link = cli::open_datalink(kind, &args.iface, &options)?;
     let destination_mac =

@@ -65,7 +65,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
     };
     let open = OpenOptions {
         bulk: true,
-        ..OpenOptions::default()
+        ..args.common.open_options()
     };
     let mut link = cli::open_datalink(kind, &args.iface, &open)?;
     let mut out = Output::stdout(args.common.format());

@@ -28,7 +28,15 @@ use super::names::{self, RunId};
 use super::progress::Progress;
 
 /// The binaries the image carries, all from this package.
-pub const TOOLS: [&str; 5] = ["lab-init", "lab-ping", "lab-pong", "lab-capture", "lab-fwd"];
+pub const TOOLS: [&str; 7] = [
+    "lab-init",
+    "lab-ping",
+    "lab-pong",
+    "lab-capture",
+    "lab-fwd",
+    "lab-gen",
+    "lab-sink",
+];
 
 /// The repository's Dockerfile, part of the build context.
 pub const DOCKERFILE: &str = include_str!("../../Dockerfile");
@@ -391,7 +399,7 @@ mod tests {
         std::fs::write(dir.path().join("lab-init"), b"x").unwrap();
         let err = ToolsDir::at(dir.path().to_owned()).unwrap_err().to_string();
         assert!(
-            err.contains("lab-ping, lab-pong, lab-capture, lab-fwd"),
+            err.contains("lab-ping, lab-pong, lab-capture, lab-fwd, lab-gen, lab-sink"),
             "{err}"
         );
         assert!(err.contains("cargo build --release"), "{err}");
@@ -462,7 +470,9 @@ mod tests {
                 "lab-ping",
                 "lab-pong",
                 "lab-capture",
-                "lab-fwd"
+                "lab-fwd",
+                "lab-gen",
+                "lab-sink"
             ]
         );
     }
