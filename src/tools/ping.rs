@@ -140,6 +140,12 @@ pub struct PingSummary {
 pub enum PingEvent<'a> {
     Start(Start<'a>),
     Reply(&'a Reply),
+    /// A request the link did not take (it is down): sent, and lost.
+    NotSent {
+        iface: &'a str,
+        seq: u16,
+        error: String,
+    },
     Summary(&'a PingSummary),
 }
 
@@ -481,9 +487,23 @@ fn exchange<W: Write>(
             let request = session.request(index)?;
             let wall = SystemTime::now();
             last_sent = Instant::now();
-            datalink
-                .send(&request)
-                .map_err(|error| send_error(error, &session.me.name, request.len()))?;
+            match datalink.send(&request) {
+                Ok(()) => {}
+                // The link is down: the request counts as sent and lost,
+                // with a line, as iputils' "sendmsg: Network is down".
+                Err(error) if error.is_link_down() => {
+                    let error = match &error {
+                        DatalinkError::Io { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    };
+                    out.emit(&PingEvent::NotSent {
+                        iface: &session.me.name,
+                        seq: index as u16,
+                        error,
+                    })?;
+                }
+                Err(error) => return Err(send_error(error, &session.me.name, request.len())),
+            }
             session.sent_at(index, last_sent, wall);
             index += 1;
             next_send = (index < options.count)
@@ -515,8 +535,12 @@ fn exchange<W: Write>(
             continue;
         }
         if let Some(reply) = arp::answer(received.frame, &session.identity()) {
-            datalink.send(&reply).map_err(ToolError::Wire)?;
-            session.summary.arp_replies += 1;
+            match datalink.send(&reply) {
+                Ok(()) => session.summary.arp_replies += 1,
+                // Down again: the asker asks again.
+                Err(error) if error.is_link_down() => {}
+                Err(error) => return Err(ToolError::Wire(error)),
+            }
             continue;
         }
         frame.clear();
@@ -600,6 +624,9 @@ impl fmt::Display for PingEvent<'_> {
                 start.size
             ),
             PingEvent::Reply(reply) => reply.fmt(f),
+            PingEvent::NotSent { iface, seq, error } => {
+                write!(f, "{iface}: icmp_seq={seq}: {error}")
+            }
             PingEvent::Summary(summary) => summary.fmt(f),
         }
     }

@@ -13,7 +13,7 @@ use pnet::util::MacAddr;
 use serde::Serialize;
 
 use crate::tools::arp;
-use crate::tools::datalink::{Datalink, Direction};
+use crate::tools::datalink::{Datalink, DatalinkError, Direction};
 use crate::tools::error::ToolError;
 use crate::tools::frames::{self, EchoKind, Frame, Ipv4Params, Layer, Link, Malformed};
 use crate::tools::output::{as_text, recv_flushing, Output};
@@ -140,6 +140,8 @@ pub struct PongSummary {
     pub arp_replies: u64,
     pub ignored: u64,
     pub malformed: u64,
+    /// Answers that could not be sent because the link was down.
+    pub not_sent: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -161,6 +163,12 @@ pub enum PongEvent<'a> {
     Reply {
         iface: &'a str,
         frame: &'a Frame<'a>,
+    },
+    /// An answer the link did not take (it went down): lost, and pong
+    /// goes on.
+    NotSent {
+        iface: &'a str,
+        error: String,
     },
     Summary(&'a PongSummary),
 }
@@ -257,7 +265,21 @@ impl Pong<'_> {
                 return Ok(true);
             }
         };
-        datalink.send(&reply).map_err(ToolError::Wire)?;
+        match datalink.send(&reply) {
+            Ok(()) => {}
+            // The link went down under us: the answer is lost, as on a cut
+            // cable; pong carries on and answers again once it is back.
+            Err(error) if error.is_link_down() => {
+                self.summary.not_sent += 1;
+                let error = match &error {
+                    DatalinkError::Io { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                out.emit(&PongEvent::NotSent { iface, error })?;
+                return Ok(true);
+            }
+            Err(error) => return Err(ToolError::Wire(error)),
+        }
         match kind {
             AnswerKind::Arp => self.summary.arp_replies += 1,
             AnswerKind::Echo => {
@@ -289,6 +311,9 @@ impl fmt::Display for PongEvent<'_> {
             } => write!(f, "listening on {iface} ({ip}, {mac}, {datalink})"),
             PongEvent::Request { iface, frame } | PongEvent::Reply { iface, frame } => {
                 write!(f, "[{iface}]: {frame}")
+            }
+            PongEvent::NotSent { iface, error } => {
+                write!(f, "[{iface}]: reply not sent: {error}")
             }
             PongEvent::Summary(summary) => write!(
                 f,

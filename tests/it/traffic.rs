@@ -306,3 +306,70 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no ARP reply from 198.18.0.9"), "{stderr}");
 }
+
+/// lab-ping, lab-pong and lab-capture ride out their links going down and
+/// coming back: the pinger's own link first (its requests are refused:
+/// a line each, counted lost), then the responder's (pong and the capture
+/// see the link vanish and come back).
+#[test]
+fn ping_pong_and_capture_survive_their_links_going_down_and_up() {
+    let pair = pair(true);
+    for extra in [&[][..], &["--datalink", "af_xdp"][..]] {
+        let pong_args = with(&["eth1"], extra);
+        let pong = start(&pair.b.netns, "lab-pong", &refs(&pong_args), "listening on");
+        // A capture beside pong (on af_xdp it joins pong's hub).
+        let capture_args = with(&["eth1"], extra);
+        let capture = start(
+            &pair.b.netns,
+            "lab-capture",
+            &refs(&capture_args),
+            "capturing on",
+        );
+        let ping_args = with(
+            &["eth1", "198.18.0.2", "--count", "40", "--interval", "100ms"],
+            extra,
+        );
+        let mut pinging = Running::spawn(&pair.a.netns, &bin("lab-ping"), &refs(&ping_args), &[]);
+        pinging.wait_for("icmp_seq=3 ", Duration::from_secs(10));
+        ip(&["-n", &pair.a.netns, "link", "set", "eth1", "down"]);
+        std::thread::sleep(Duration::from_millis(600));
+        ip(&["-n", &pair.a.netns, "link", "set", "eth1", "up"]);
+        std::thread::sleep(Duration::from_millis(1200));
+        ip(&["-n", &pair.b.netns, "link", "set", "eth1", "down"]);
+        std::thread::sleep(Duration::from_millis(600));
+        ip(&["-n", &pair.b.netns, "link", "set", "eth1", "up"]);
+        let pinged = pinging.finish(Duration::from_secs(30));
+        assert!(pinged.status.success(), "{extra:?}: {pinged:?}");
+        let refused = pinged
+            .stdout
+            .iter()
+            .filter(|l| l.starts_with("eth1: icmp_seq=") && l.contains("down"))
+            .count();
+        assert!(
+            refused >= 2,
+            "{extra:?}: no line for the refused requests: {pinged:?}"
+        );
+        let summary = pinged
+            .stdout
+            .iter()
+            .find(|l| l.contains(" packets transmitted, "))
+            .unwrap_or_else(|| panic!("{extra:?}: no summary: {pinged:?}"));
+        assert!(summary.starts_with("40 packets transmitted, "), "{summary}");
+        let received = number_before(summary, " received");
+        assert!((15.0..40.0).contains(&received), "{extra:?}: {summary}");
+        // Replies came after both cuts: the last requests were answered.
+        assert!(
+            pinged.stdout.iter().any(|l| l.contains("icmp_seq=39 ")),
+            "{extra:?}: pong did not carry on: {pinged:?}"
+        );
+        let ponged = pong.stop(libc::SIGTERM);
+        assert!(ponged.status.success(), "{extra:?}: {ponged:?}");
+        let captured = capture.stop(libc::SIGINT);
+        assert!(captured.status.success(), "{extra:?}: {captured:?}");
+        assert!(
+            captured.stdout.iter().any(|l| l.contains("(seq=39, ")),
+            "{extra:?}: the capture stopped seeing frames: {:?}",
+            &captured.stdout[captured.stdout.len().saturating_sub(5)..]
+        );
+    }
+}
