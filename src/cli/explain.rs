@@ -10,9 +10,9 @@ use super::{exit, load_lab, CliError, VerbResult};
 
 #[derive(clap::Args)]
 pub struct ValidateArgs {
-    /// Lab files to check
+    /// Lab files to check: files, directories (their *.yaml) or globs
     #[arg(required = true, value_name = "FILE")]
-    files: Vec<PathBuf>,
+    files: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -27,7 +27,7 @@ pub struct GraphArgs {
 /// Checks every file, even after an invalid one.
 pub fn validate(args: ValidateArgs) -> VerbResult {
     let mut all_valid = true;
-    for file in &args.files {
+    for file in &super::files::expand(&args.files)? {
         match load_lab(file) {
             Ok(lab) => println!("{}: {}", file.display(), lab.summary()),
             Err(failure) => {

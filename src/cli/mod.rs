@@ -9,6 +9,7 @@ pub mod destroy;
 pub mod exec;
 pub mod exit;
 pub mod explain;
+mod files;
 pub mod inspect;
 mod progress;
 pub mod run;
@@ -23,6 +24,7 @@ use labctl::lab::{self, LoadError};
 use labctl::runtime::{names, Cancel, RuntimeError, Timings};
 
 /// A verb that failed: what to print and the exit code.
+#[derive(Debug)]
 pub struct CliError {
     code: u8,
     /// `None` when the problem was already printed (a lab file's problems,

@@ -9,7 +9,55 @@ use super::RunReport;
 use crate::run::result::Status;
 
 pub fn junit_xml(report: &RunReport) -> Result<String, quick_junit::SerializeError> {
-    let mut suite = TestSuite::new(format!("labctl run {}", report.lab));
+    let mut junit = Report::new("labctl");
+    junit.set_time(report.duration);
+    junit.add_test_suite(suite(report));
+    junit.to_string()
+}
+
+/// A run that did not happen, and why (a netmap lab where /dev/netmap is
+/// missing): a suite with one skipped case, never a pass.
+#[derive(Clone, Debug)]
+pub struct NotRun {
+    pub lab: String,
+    pub datalink: Option<crate::lab::DatalinkKind>,
+    pub reason: String,
+}
+
+/// One JUnit file for many runs (`labctl run A B --datalink x,y`): a
+/// test suite per lab × datalink, in the order given.
+pub fn junit_xml_many(
+    reports: &[RunReport],
+    not_run: &[NotRun],
+) -> Result<String, quick_junit::SerializeError> {
+    let mut junit = Report::new("labctl");
+    junit.set_time(reports.iter().map(|r| r.duration).sum());
+    for report in reports {
+        junit.add_test_suite(suite(report));
+    }
+    for skipped in not_run {
+        let mut suite = TestSuite::new(suite_name(&skipped.lab, skipped.datalink));
+        let mut status = TestCaseStatus::skipped();
+        status.set_message(skipped.reason.as_str());
+        let mut case = TestCase::new("lab", status);
+        case.set_classname(skipped.lab.as_str());
+        suite.add_test_case(case);
+        junit.add_test_suite(suite);
+    }
+    junit.to_string()
+}
+
+/// `labctl run icmp`, `labctl run icmp --datalink af_xdp`: unique per lab
+/// × datalink in one file.
+pub fn suite_name(lab: &str, datalink: Option<crate::lab::DatalinkKind>) -> String {
+    match datalink {
+        Some(d) => format!("labctl run {lab} --datalink {}", d.as_str()),
+        None => format!("labctl run {lab}"),
+    }
+}
+
+fn suite(report: &RunReport) -> TestSuite {
+    let mut suite = TestSuite::new(suite_name(&report.lab, report.datalink));
     suite.set_time(report.duration);
     suite.add_property(quick_junit::Property::new(
         "lab-file",
@@ -63,11 +111,7 @@ pub fn junit_xml(report: &RunReport) -> Result<String, quick_junit::SerializeErr
         }
         suite.add_test_case(case);
     }
-
-    let mut junit = Report::new("labctl");
-    junit.set_time(report.duration);
-    junit.add_test_suite(suite);
-    junit.to_string()
+    suite
 }
 
 fn first_line(text: &str) -> &str {

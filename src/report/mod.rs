@@ -13,7 +13,7 @@ mod junit;
 mod summary;
 mod wording;
 
-pub use junit::junit_xml;
+pub use junit::{junit_xml, junit_xml_many, suite_name, NotRun};
 pub use summary::summary;
 #[cfg(test)]
 pub(crate) use wording::failure_message;

@@ -7,6 +7,7 @@ mod af_xdp;
 mod fwd;
 mod instances;
 mod lab;
+mod many;
 mod netmap;
 mod route;
 mod run;
