@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
-use labctl::tools::datalink::{DatalinkKind, OpenOptions};
+use labctl::tools::datalink::DatalinkKind;
 use labctl::tools::error::ToolError;
 use labctl::tools::fwd::{self, FwdOptions, Promiscuous, Side, DEFAULT_BATCH};
 use labctl::tools::iface;
@@ -71,10 +71,12 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
             ),
         }
     }
-    let mut link_a = cli::open_datalink(kind_a, &a.name, &OpenOptions::default())?;
-    let mut link_b = cli::open_datalink(kind_b, &b.name, &OpenOptions::default())?;
+    let open = args.common.open_options();
+    let mut link_a = cli::open_datalink(kind_a, &a.name, &open)?;
+    let mut link_b = cli::open_datalink(kind_b, &b.name, &open)?;
     let options = FwdOptions {
         batch: usize::try_from(args.batch).unwrap_or(usize::MAX),
+        wait: args.common.wait_policy(),
     };
     let mut out = Output::stdout(args.common.format());
     fwd::run(

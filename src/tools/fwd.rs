@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::tools::datalink::{Datalink, Direction};
+use crate::tools::datalink::{Datalink, Direction, WaitPolicy};
 use crate::tools::error::ToolError;
 use crate::tools::output::Output;
 
@@ -183,12 +183,17 @@ pub fn forward_once(
 pub struct FwdOptions {
     /// Frames taken from one side per turn (1 or more).
     pub batch: usize,
+    /// How an idle forwarder waits: it keeps looking at both sides for
+    /// `spin` before it sleeps in `poll`, and never sleeps with
+    /// `--busy-poll`.
+    pub wait: WaitPolicy,
 }
 
 impl Default for FwdOptions {
     fn default() -> Self {
         FwdOptions {
             batch: DEFAULT_BATCH,
+            wait: WaitPolicy::default(),
         }
     }
 }
@@ -220,6 +225,7 @@ pub fn run<W: Write>(
     // When each side may be tried again after a failed receive.
     let mut rest_until: [Option<Instant>; 2] = [None, None];
     let mut drain_until = None;
+    let mut idle_since: Option<Instant> = None;
     loop {
         if drain_until.is_none() && stop.load(Ordering::Relaxed) {
             drain_until = Some(Instant::now() + DRAIN_LIMIT);
@@ -250,7 +256,16 @@ pub fn run<W: Write>(
             }
             continue;
         }
-        if moved == 0 {
+        if moved > 0 {
+            idle_since = None;
+            continue;
+        }
+        let idle = *idle_since.get_or_insert(now);
+        let spinning =
+            options.wait.busy_poll || now.saturating_duration_since(idle) < options.wait.spin;
+        if spinning {
+            std::hint::spin_loop();
+        } else {
             wait(&*link_a, &*link_b, &rest_until);
         }
     }

@@ -85,7 +85,10 @@ fn run_to_end(a: &mut Wire, b: &mut Wire, batch: usize, format: Format) -> (FwdS
             iface: "east",
             link: b,
         },
-        &FwdOptions { batch },
+        &FwdOptions {
+            batch,
+            ..FwdOptions::default()
+        },
         &mut out,
         &stop,
     )
