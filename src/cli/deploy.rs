@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use labctl::runtime::{DeployOptions, DeployOutcome, DockerRuntime, RuntimeError};
+use labctl::runtime::{DeployOptions, DeployOutcome, RuntimeError};
 
 use super::progress::ConsoleProgress;
+use super::runtimes::{self, AnyRuntime, Fallback, RuntimeArg};
 use super::{block_on, cancel_on_signal, exit, load_lab, print_timings, CliError, VerbResult};
 
 #[derive(clap::Args)]
@@ -23,23 +24,27 @@ pub struct Args {
     /// Print how long each phase took (image, containers, links)
     #[arg(long)]
     timings: bool,
+    /// Build the lab with this runtime, whatever the lab file says
+    /// (default: the lab's `runtime`, else docker)
+    #[arg(long, value_enum)]
+    runtime: Option<RuntimeArg>,
 }
 
 pub fn run(args: Args) -> VerbResult {
     let lab = load_lab(&args.lab)?;
     block_on(async move {
-        let runtime = DockerRuntime::connect()
-            .await
-            .map_err(CliError::from_runtime)?;
+        let runtime = runtimes::for_lab(&lab, args.runtime, Fallback::Never).await?;
         let options = DeployOptions {
             instance: args.name,
             reconfigure: args.reconfigure,
             ..Default::default()
         };
         cancel_on_signal(options.cancel.clone());
-        let outcome = runtime
-            .deploy(&lab, &options, &ConsoleProgress::new())
-            .await;
+        let progress = ConsoleProgress::new();
+        let outcome = match &runtime {
+            AnyRuntime::Docker(r) => r.deploy(&lab, &options, &progress).await,
+            AnyRuntime::Netns(r) => r.deploy(&lab, &options, &progress).await,
+        };
         match outcome {
             Ok(DeployOutcome::Deployed(deployed)) => {
                 let name = if deployed.instance.as_str() == deployed.name {

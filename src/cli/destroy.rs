@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use labctl::runtime::backend::Backend;
 use labctl::runtime::Runtime;
-use labctl::runtime::{DockerRuntime, RuntimeError, Scope};
+use labctl::runtime::{Removed, RuntimeError, Scope};
 
+use super::runtimes;
 use super::{block_on, lab_name, print_timings, CliError, VerbResult};
 
 #[derive(clap::Args)]
@@ -13,7 +14,7 @@ use super::{block_on, lab_name, print_timings, CliError, VerbResult};
 pub struct Args {
     /// An instance name, or a lab file or lab name (its every instance)
     lab: Option<String>,
-    /// Every lab on this Docker daemon
+    /// Every lab on this host (netns) and on this Docker daemon
     #[arg(long, conflicts_with = "lab")]
     all: bool,
     /// With --all: only the instances whose names start with PREFIX (e.g. a
@@ -36,13 +37,7 @@ pub fn run(args: Args) -> VerbResult {
         },
     };
     block_on(async move {
-        let runtime = DockerRuntime::connect()
-            .await
-            .map_err(CliError::from_runtime)?;
-        if !args.force {
-            refuse_if_owned(&runtime, &scope).await?;
-        }
-        let removed = runtime.destroy(&scope).await;
+        let removed = destroy_everywhere(&scope, args.force).await?;
         if removed.is_empty() && removed.errors.is_empty() {
             println!("{}: nothing to remove", scope.describe());
         } else if !removed.is_empty() {
@@ -69,9 +64,8 @@ pub fn run(args: Args) -> VerbResult {
 
 /// A lab whose `labctl run` still runs is that process's to tear down:
 /// removing it under the run would fail the run, and it tears down anyway.
-async fn refuse_if_owned(runtime: &DockerRuntime, scope: &Scope) -> Result<(), CliError> {
-    let containers = runtime
-        .backend()
+async fn refuse_if_owned<B: Backend>(backend: &B, scope: &Scope) -> Result<(), CliError> {
+    let containers = backend
         .list(scope)
         .await
         .map_err(CliError::from_runtime)?;
@@ -94,4 +88,31 @@ async fn refuse_if_owned(runtime: &DockerRuntime, scope: &Scope) -> Result<(), C
         many => format!("labs {}", many.join(", ")),
     };
     Err(CliError::from_runtime(RuntimeError::Owned { what, pids }))
+}
+
+/// Removes `scope` from the netns runtime, then from Docker when a daemon
+/// answers. No daemon is an error only when there was nothing of the
+/// scope on the netns runtime either: the lab may be on Docker.
+async fn destroy_everywhere(scope: &Scope, force: bool) -> Result<Removed, CliError> {
+    let netns = runtimes::netns()?;
+    let docker = runtimes::docker().await?;
+    if !force {
+        refuse_if_owned(netns.backend(), scope).await?;
+        if let runtimes::Docker::Up(docker) = &docker {
+            refuse_if_owned(docker.backend(), scope).await?;
+        }
+    }
+    let mut removed = netns.destroy(scope).await;
+    match docker {
+        runtimes::Docker::Up(docker) => {
+            let more = docker.destroy(scope).await;
+            removed.containers.extend(more.containers);
+            removed.veths.extend(more.veths);
+            removed.errors.extend(more.errors);
+            removed.timings.extend(more.timings);
+        }
+        runtimes::Docker::Down(_) if !removed.is_empty() => {}
+        runtimes::Docker::Down(e) => return Err(CliError::from_runtime(e)),
+    }
+    Ok(removed)
 }

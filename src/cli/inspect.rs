@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use labctl::runtime::{DockerRuntime, LabStatus, Scope};
+use labctl::runtime::{LabStatus, Scope};
 
+use super::runtimes;
 use super::{block_on, lab_name, CliError, VerbResult};
 
 #[derive(clap::Args)]
@@ -24,13 +25,24 @@ pub fn run(args: Args) -> VerbResult {
         },
     };
     block_on(async move {
-        let runtime = DockerRuntime::connect()
-            .await
-            .map_err(CliError::from_runtime)?;
-        let labs = runtime
+        // Both runtimes; without a Docker daemon, the netns labs alone
+        // (and the daemon's error when there are none).
+        let mut labs = runtimes::netns()?
             .inspect(&scope)
             .await
             .map_err(CliError::from_runtime)?;
+        match runtimes::docker().await? {
+            runtimes::Docker::Up(docker) => {
+                let more = docker
+                    .inspect(&scope)
+                    .await
+                    .map_err(CliError::from_runtime)?;
+                labs.extend(more);
+                labs.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            runtimes::Docker::Down(_) if !labs.is_empty() => {}
+            runtimes::Docker::Down(e) => return Err(CliError::from_runtime(e)),
+        }
         if args.json {
             let json = serde_json::json!({ "labs": labs });
             println!(

@@ -13,6 +13,7 @@ mod files;
 pub mod inspect;
 mod progress;
 pub mod run;
+mod runtimes;
 mod steps;
 
 use std::future::Future;

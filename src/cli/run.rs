@@ -11,9 +11,10 @@ use labctl::lifecycle::{run_lab, Interrupts, RunOptions};
 use labctl::report::{junit_xml_many, suite_name, summary, NotRun, Outcome, RunReport};
 use labctl::run::steps::NoObserver;
 use labctl::runtime::names::Instance;
-use labctl::runtime::{DockerRuntime, NoProgress};
+use labctl::runtime::{NoProgress, Runtime};
 
 use super::progress::ConsoleProgress;
+use super::runtimes::{self, AnyRuntime, Fallback, RuntimeArg};
 use super::steps::StepProgress;
 use super::{block_on, exit, files, load_lab, CliError, VerbResult};
 
@@ -50,6 +51,11 @@ pub struct Args {
     /// Where run directories are made
     #[arg(long, value_name = "DIR", default_value = "runs")]
     runs_dir: PathBuf,
+    /// Build the lab with this runtime, whatever the lab file says (default:
+    /// the lab's `runtime`, else docker, else netns when no Docker daemon
+    /// answers and no node has an image)
+    #[arg(long, value_enum)]
+    runtime: Option<RuntimeArg>,
 }
 
 /// A `--datalink` value: a datalink, or `None` for the lab as written.
@@ -157,21 +163,18 @@ fn options(args: &Args, datalink: Option<DatalinkKind>, single: bool) -> RunOpti
 fn run_one(args: &Args, planned: Planned) -> VerbResult {
     let options = options(args, planned.datalink, true);
     block_on(async move {
-        let runtime = DockerRuntime::connect()
-            .await
-            .map_err(CliError::from_runtime)?;
+        let runtime = runtimes::for_lab(&planned.lab, args.runtime, Fallback::ToNetns).await?;
         let interrupts = Interrupts::default();
         forward_interrupts(interrupts.clone());
         let steps = StepProgress::new(planned.lab.steps().len());
-        let report = run_lab(
-            &runtime,
-            planned.lab,
-            &options,
-            &interrupts,
-            &ConsoleProgress::new(),
-            &steps,
-        )
-        .await
+        let progress = ConsoleProgress::new();
+        let lab = planned.lab;
+        let report = match &runtime {
+            AnyRuntime::Docker(r) => {
+                run_lab(r, lab, &options, &interrupts, &progress, &steps).await
+            }
+            AnyRuntime::Netns(r) => run_lab(r, lab, &options, &interrupts, &progress, &steps).await,
+        }
         .map_err(CliError::runtime)?;
         print!("{}", summary(&report));
         print_kept(&options, &report);
@@ -206,15 +209,30 @@ fn cannot_run(planned: &Planned) -> Option<String> {
 fn run_many(args: &Args, plan: Vec<Planned>) -> VerbResult {
     let jobs = usize::from(args.jobs);
     block_on(async move {
-        let runtime = DockerRuntime::connect()
-            .await
-            .map_err(CliError::from_runtime)?;
+        let labs: Vec<&Lab> = plan.iter().map(|p| &p.lab).collect();
+        let runtime = runtimes::for_labs(&labs, args.runtime, Fallback::ToNetns).await?;
         let interrupts = Interrupts::default();
         forward_interrupts(interrupts.clone());
-        let total = plan.len();
-        let ended: Vec<Ended> = stream::iter(plan.into_iter().enumerate())
+        let ended = match &runtime {
+            AnyRuntime::Docker(r) => run_all(r, args, plan, &interrupts).await,
+            AnyRuntime::Netns(r) => run_all(r, args, plan, &interrupts).await,
+        };
+        finish_many(args, &ended, &interrupts)
+    })
+}
+
+/// Every planned run on `runtime`, `--jobs` at a time.
+async fn run_all<R: Runtime>(
+    runtime: &R,
+    args: &Args,
+    plan: Vec<Planned>,
+    interrupts: &Interrupts,
+) -> Vec<Ended> {
+    let jobs = usize::from(args.jobs);
+    let total = plan.len();
+    {
+        stream::iter(plan.into_iter().enumerate())
             .map(|(i, planned)| {
-                let (runtime, interrupts) = (&runtime, &interrupts);
                 async move {
                     let label = planned.label();
                     if let Some(reason) = cannot_run(&planned) {
@@ -279,9 +297,8 @@ fn run_many(args: &Args, plan: Vec<Planned>) -> VerbResult {
             })
             .buffered(jobs)
             .collect()
-            .await;
-        finish_many(args, &ended, &interrupts)
-    })
+            .await
+    }
 }
 
 /// The summary of every run (a line per lab × datalink), the JUnit and

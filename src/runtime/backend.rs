@@ -100,6 +100,16 @@ pub trait Backend: Sync {
     /// Removes a container (killing it if needed); gone already is fine.
     fn remove(&self, container: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
+    /// Removes several containers at once, when the backend does that
+    /// better than one by one (the netns one scans /proc once for all);
+    /// `None`: the caller removes them one by one.
+    fn remove_many(
+        &self,
+        _containers: &[String],
+    ) -> impl Future<Output = Option<Vec<(String, Result<(), RuntimeError>)>>> + Send {
+        async { None }
+    }
+
     /// Copies the directory `from` of node `node` of the deployed instance
     /// `instance`
     /// into `dest` on the host (created if needed) and returns the files

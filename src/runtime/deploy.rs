@@ -500,6 +500,10 @@ async fn remove_all<E: Backend>(
     engine: &E,
     containers: &[ContainerInfo],
 ) -> Vec<(String, Result<(), RuntimeError>)> {
+    let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+    if let Some(removed) = engine.remove_many(&names).await {
+        return removed;
+    }
     stream::iter(containers)
         .map(|c| async move { (c.name.clone(), engine.remove(&c.name).await) })
         .buffer_unordered(DEFAULT_CONCURRENCY)

@@ -105,6 +105,10 @@ pub enum RuntimeError {
         state: String,
     },
 
+    /// A lab the netns runtime cannot build as written.
+    #[error("node {node} {what}, which the netns runtime cannot provide; use `--runtime docker`")]
+    NetnsUnsupported { node: String, what: String },
+
     #[error("{0}")]
     Link(LinkError),
 

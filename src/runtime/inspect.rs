@@ -2,6 +2,7 @@
 //! declared (labels) and as it is inside the node right now (netlink).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -58,12 +59,34 @@ pub async fn inspect(
     scope: &Scope,
 ) -> Result<Vec<LabStatus>, RuntimeError> {
     let containers = engine.list(scope).await?;
+    statuses(containers, |container| async move {
+        let pid = if container.is_running() {
+            engine.pid(&container.name).await?
+        } else {
+            None
+        };
+        Ok((pid, pid.map(links::pid_path)))
+    })
+    .await
+}
+
+/// The labs of `containers`, by name, their nodes by name; `locate` says
+/// where a node's init and network namespace are, if it runs.
+pub async fn statuses<F, Fut>(
+    containers: Vec<ContainerInfo>,
+    locate: F,
+) -> Result<Vec<LabStatus>, RuntimeError>
+where
+    F: Fn(ContainerInfo) -> Fut,
+    Fut: std::future::Future<Output = Result<(Option<u32>, Option<PathBuf>), RuntimeError>>,
+{
     let mut labs: BTreeMap<String, LabStatus> = BTreeMap::new();
     for container in containers {
         let Some(node) = container.node.clone() else {
             continue;
         };
-        let status = node_status(engine, node, &container).await?;
+        let (pid, netns) = locate(container.clone()).await?;
+        let status = node_status(node, &container, pid, netns).await;
         labs.entry(container.instance.clone())
             .or_insert_with(|| LabStatus {
                 name: container.lab.clone(),
@@ -79,20 +102,14 @@ pub async fn inspect(
 }
 
 async fn node_status(
-    engine: &DockerBackend,
     node: String,
     container: &ContainerInfo,
-) -> Result<NodeStatus, RuntimeError> {
-    let pid = if container.is_running() {
-        engine.pid(&container.name).await?
-    } else {
-        None
-    };
+    pid: Option<u32>,
+    netns: Option<PathBuf>,
+) -> NodeStatus {
     // Looking inside needs root; without it, inspect shows what was declared.
-    let live = match pid {
-        Some(pid) => links::interfaces_in(&links::pid_path(pid))
-            .await
-            .unwrap_or_default(),
+    let live = match netns {
+        Some(netns) => links::interfaces_in(&netns).await.unwrap_or_default(),
         None => Vec::new(),
     };
     let interfaces = container
@@ -106,7 +123,7 @@ async fn node_status(
             live: live.iter().find(|l| l.name == declared.name).cloned(),
         })
         .collect();
-    Ok(NodeStatus {
+    NodeStatus {
         node,
         container: container.name.clone(),
         id: container.id.chars().take(12).collect(),
@@ -114,5 +131,5 @@ async fn node_status(
         state: container.state.clone(),
         pid,
         interfaces,
-    })
+    }
 }

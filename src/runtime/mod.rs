@@ -28,6 +28,7 @@ pub(crate) mod image;
 pub(crate) mod inspect;
 pub mod names;
 pub(crate) mod needs;
+pub mod netns;
 pub mod node;
 pub mod process;
 pub mod progress;

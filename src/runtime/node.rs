@@ -61,6 +61,9 @@ pub enum NodeImage {
         path: Option<String>,
         tools: ToolsImage,
     },
+    /// No image: a bare network namespace on the host, the tools from
+    /// labctl's own directory (the netns runtime).
+    Host,
 }
 
 /// Everything Docker is asked for, for one node.
@@ -142,6 +145,8 @@ impl NodeSpec {
     pub fn create_body(&self) -> ContainerCreateBody {
         let (image, entrypoint, mounts) = match &self.image {
             NodeImage::Tools(tools) => (tools.tag.clone(), None, None),
+            // Never given to Docker: the netns runtime makes no container.
+            NodeImage::Host => (String::new(), None, None),
             NodeImage::Custom { image, tools, .. } => (
                 image.clone(),
                 Some(vec![format!("{TOOLS_PATH}/lab-init")]),

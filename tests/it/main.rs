@@ -9,6 +9,7 @@ mod instances;
 mod lab;
 mod many;
 mod netmap;
+mod netns;
 mod route;
 mod run;
 mod runtime;

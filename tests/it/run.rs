@@ -6,6 +6,45 @@ use std::time::{Duration, Instant};
 
 use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab};
 
+/// `#[test] fn docker()` and `#[test] fn netns()` in a module named after
+/// the test body, which takes the runtime's name.
+macro_rules! on_both_runtimes {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[test]
+            fn docker() {
+                super::$body("docker");
+            }
+            #[test]
+            fn netns() {
+                super::$body("netns");
+            }
+        }
+    )*};
+}
+
+on_both_runtimes!(
+    the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left,
+    an_impossible_expectation_exits_1_and_the_junit_says_which_check,
+    ctrl_c_during_a_long_step_stops_it_tears_down_and_reports,
+    sigterm_during_a_long_step_stops_it_tears_down_and_reports,
+    a_step_past_its_timeout_fails_the_run_and_the_lab_is_removed,
+    keep_leaves_the_lab_up_and_says_how_to_remove_it,
+    two_labs_with_different_names_run_side_by_side,
+    a_full_run_directory_still_tears_the_lab_down_and_says_so,
+);
+
+/// How many nodes of lab `lab` are up on `runtime`.
+fn nodes_up(lab: &str, runtime: &str) -> usize {
+    match runtime {
+        "netns" => crate::support::lab::netns_leftovers(lab)
+            .iter()
+            .filter(|l| l.starts_with("/run/netns/"))
+            .count(),
+        _ => crate::support::lab::containers_of(lab).len(),
+    }
+}
+
 /// A lab file from the repository with its name replaced by `{name}`, so
 /// tests can run it side by side under unique names.
 fn repo_lab(path: &str) -> String {
@@ -81,10 +120,9 @@ impl Run {
     }
 }
 
-#[test]
-fn the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left() {
+fn the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left(runtime: &str) {
     let lab = TestLab::new("ricmp", &repo_lab("labs/icmp.yaml"));
-    let run = Run::of(&lab, &[]);
+    let run = Run::of(&lab, &["--runtime", runtime]);
     assert_eq!(run.code(), Some(0), "{}", run.describe());
 
     let junit = run.junit();
@@ -140,10 +178,9 @@ fn the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left() {
     assert_nothing_left(&lab.name);
 }
 
-#[test]
-fn an_impossible_expectation_exits_1_and_the_junit_says_which_check() {
+fn an_impossible_expectation_exits_1_and_the_junit_says_which_check(runtime: &str) {
     let lab = TestLab::new("rfail", &repo_lab("tests/labs/failing-expectation.yaml"));
-    let run = Run::of(&lab, &[]);
+    let run = Run::of(&lab, &["--runtime", runtime]);
     assert_eq!(run.code(), Some(1), "{}", run.describe());
     let junit = run.junit();
     assert!(junit.contains(r#"failures="1""#), "{junit}");
@@ -191,14 +228,23 @@ const LONG_STEP: &str = r#"
     exec: [lab-ping, eth1, 198.18.0.2, --count, "1"]
 "#;
 
-#[test]
-fn ctrl_c_during_a_long_step_stops_it_tears_down_and_reports() {
+fn ctrl_c_during_a_long_step_stops_it_tears_down_and_reports(runtime: &str) {
+    interrupt_a_long_step(runtime, libc::SIGINT);
+}
+
+fn sigterm_during_a_long_step_stops_it_tears_down_and_reports(runtime: &str) {
+    interrupt_a_long_step(runtime, libc::SIGTERM);
+}
+
+fn interrupt_a_long_step(runtime: &str, signal: i32) {
     let lab = TestLab::new("rintr", &pong_then(LONG_STEP));
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
     let mut child = crate::support::lab::labctl_command(&[
         "run",
         lab.path(),
+        "--runtime",
+        runtime,
         "--runs-dir",
         dir.path().join("runs").to_str().unwrap(),
         "--junit",
@@ -234,7 +280,7 @@ fn ctrl_c_during_a_long_step_stops_it_tears_down_and_reports() {
 
     let stopped_at = Instant::now();
     // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().expect("wait for labctl");
     let took = stopped_at.elapsed();
     let err = reader.join().unwrap();
@@ -258,10 +304,9 @@ const TIMEOUT: &str = r#"
     timeout: 1s
 "#;
 
-#[test]
-fn a_step_past_its_timeout_fails_the_run_and_the_lab_is_removed() {
+fn a_step_past_its_timeout_fails_the_run_and_the_lab_is_removed(runtime: &str) {
     let lab = TestLab::new("rtime", &pong_then(TIMEOUT));
-    let run = Run::of(&lab, &[]);
+    let run = Run::of(&lab, &["--runtime", runtime]);
     assert_eq!(run.code(), Some(1), "{}", run.describe());
     let summary = stdout(&run.out);
     assert!(
@@ -273,18 +318,16 @@ fn a_step_past_its_timeout_fails_the_run_and_the_lab_is_removed() {
     assert_nothing_left(&lab.name);
 }
 
-#[test]
-fn keep_leaves_the_lab_up_and_says_how_to_remove_it() {
+fn keep_leaves_the_lab_up_and_says_how_to_remove_it(runtime: &str) {
     let lab = TestLab::new("rkeep", &repo_lab("labs/icmp.yaml"));
-    let run = Run::of(&lab, &["--keep"]);
+    let run = Run::of(&lab, &["--keep", "--runtime", runtime]);
     assert_eq!(run.code(), Some(0), "{}", run.describe());
     let summary = stdout(&run.out);
     assert!(
         summary.contains(&format!("labctl destroy {}-", lab.name)),
         "{summary}"
     );
-    let containers = crate::support::lab::containers_of(&lab.name);
-    assert_eq!(containers.len(), 2, "both nodes still up");
+    assert_eq!(nodes_up(&lab.name, runtime), 2, "both nodes still up");
     // The guard destroys it; prove destroy works on a kept lab.
     let out = labctl(&["destroy", &lab.name]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -324,20 +367,28 @@ fn datalink_netmap_without_dev_netmap_exits_3_before_creating_anything() {
     assert_nothing_left(&lab.name);
 }
 
-#[test]
-fn two_labs_with_different_names_run_side_by_side() {
+fn two_labs_with_different_names_run_side_by_side(runtime: &str) {
     let first = TestLab::new("rsa", &repo_lab("labs/icmp.yaml"));
     let second = TestLab::new("rsb", &repo_lab("labs/icmp.yaml"));
     // Same topology, same interface names and addresses, at the same time.
     let other = std::thread::spawn({
         let path = second.path().to_owned();
+        let runtime = runtime.to_owned();
         move || {
+            let runtime = runtime.as_str();
             let dir = tempfile::tempdir().unwrap();
             let runs = dir.path().join("runs");
-            labctl(&["run", &path, "--runs-dir", runs.to_str().unwrap()])
+            labctl(&[
+                "run",
+                &path,
+                "--runtime",
+                runtime,
+                "--runs-dir",
+                runs.to_str().unwrap(),
+            ])
         }
     });
-    let run = Run::of(&first, &[]);
+    let run = Run::of(&first, &["--runtime", runtime]);
     let other = other.join().expect("second run");
     assert_eq!(run.code(), Some(0), "{}", run.describe());
     assert_eq!(
@@ -413,8 +464,7 @@ const CHATTY: &str = r#"
     exec: [lab-ping, eth1, 198.18.0.2, --count, "600", --interval, 1ms]
 "#;
 
-#[test]
-fn a_full_run_directory_still_tears_the_lab_down_and_says_so() {
+fn a_full_run_directory_still_tears_the_lab_down_and_says_so(runtime: &str) {
     let lab = TestLab::new("rfull", &pong_then(CHATTY));
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
@@ -425,6 +475,8 @@ fn a_full_run_directory_still_tears_the_lab_down_and_says_so() {
     let out = labctl(&[
         "run",
         lab.path(),
+        "--runtime",
+        runtime,
         "--runs-dir",
         runs.to_str().unwrap(),
         "--json",

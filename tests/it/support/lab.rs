@@ -81,6 +81,19 @@ impl Drop for TestLab {
 /// Force-removes whatever `labctl destroy` may have missed, so a failing
 /// test does not leave containers or veths behind; says so on stderr.
 pub fn remove_leftovers(lab: &str) {
+    use labctl::runtime::netns::ns;
+    let marker = format!("labctl-{lab}-");
+    for entry in std::fs::read_dir(ns::STATE_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&marker) {
+            eprintln!("test cleanup: removing leftover netns node {name}");
+            let _ = ns::remove(&name);
+        }
+    }
     let containers = containers_of(lab);
     if !containers.is_empty() {
         eprintln!("test cleanup: removing leftover containers {containers:?}");
@@ -117,8 +130,41 @@ pub fn host_veths_of(lab: &str) -> Vec<String> {
         .collect()
 }
 
-/// Asserts that no container, label or veth of lab `lab` is left.
+/// What is left of lab `lab` on the host: namespaces, node directories,
+/// mounts, veths with its alias.
+pub fn netns_leftovers(lab: &str) -> Vec<String> {
+    let marker = format!("labctl-{lab}-");
+    let mut left = Vec::new();
+    for dir in [
+        labctl::runtime::netns::ns::NETNS_DIR,
+        labctl::runtime::netns::ns::STATE_DIR,
+    ] {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&marker) {
+                left.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&marker))
+            .map(|l| format!("mount {l}")),
+    );
+    left.extend(host_veths_of(lab).into_iter().map(|v| format!("veth {v}")));
+    left
+}
+
+/// Asserts that no container, label, veth, namespace, node directory or
+/// mount of lab `lab` is left, on either runtime.
 pub fn assert_nothing_left(lab: &str) {
+    assert_eq!(
+        netns_leftovers(lab),
+        Vec::<String>::new(),
+        "netns nodes of {lab} left"
+    );
     assert_eq!(
         containers_of(lab),
         Vec::<String>::new(),
