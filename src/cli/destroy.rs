@@ -65,10 +65,7 @@ pub fn run(args: Args) -> VerbResult {
 /// A lab whose `labctl run` still runs is that process's to tear down:
 /// removing it under the run would fail the run, and it tears down anyway.
 async fn refuse_if_owned<B: Backend>(backend: &B, scope: &Scope) -> Result<(), CliError> {
-    let containers = backend
-        .list(scope)
-        .await
-        .map_err(CliError::from_runtime)?;
+    let containers = backend.list(scope).await.map_err(CliError::from_runtime)?;
     let mut owned: Vec<(String, u32)> = containers
         .iter()
         .filter_map(|c| Some((c.instance.clone(), c.live_owner()?.pid)))

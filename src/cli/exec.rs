@@ -30,7 +30,7 @@ pub fn run(args: Args) -> VerbResult {
         let mut interrupts = signal(SignalKind::interrupt())
             .map_err(|e| CliError::runtime(anyhow::Error::new(e).context("watching for Ctrl-C")))?;
         if runtimes::netns()?
-            .has(&Scope::Lab(lab.clone()))
+            .has(&Scope::Named(lab.clone()))
             .await
             .map_err(CliError::from_runtime)?
         {

@@ -39,7 +39,7 @@ pub async fn for_lab(
     flag: Option<RuntimeArg>,
     fallback: Fallback,
 ) -> Result<AnyRuntime, CliError> {
-    let chosen = flag;
+    let chosen = flag.or_else(|| lab_runtime(lab));
     if chosen == Some(RuntimeArg::Netns) {
         netns::check_lab(lab).map_err(CliError::usage)?;
         return netns_runtime();
@@ -59,6 +59,15 @@ pub async fn for_lab(
             netns_runtime()
         }
         Err(e) => Err(CliError::from_runtime(e)),
+    }
+}
+
+/// The lab file's `runtime:`, when it names netns (docker is also the
+/// default, so it does not rule out the embedded default).
+fn lab_runtime(lab: &Lab) -> Option<RuntimeArg> {
+    match lab.runtime() {
+        labctl::lab::RuntimeKind::Netns => Some(RuntimeArg::Netns),
+        labctl::lab::RuntimeKind::Docker => None,
     }
 }
 

@@ -83,6 +83,11 @@ impl ToolsDir {
         }
     }
 
+    /// The directory itself (the netns runtime mounts it on `/lab/bin`).
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
     fn read(&self, tool: &str) -> Result<Vec<u8>, RuntimeError> {
         let path = self.0.join(tool);
         std::fs::read(&path).map_err(RuntimeError::io(format!("reading {}", path.display())))

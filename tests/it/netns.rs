@@ -58,16 +58,7 @@ struct Guard(String);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        for entry in std::fs::read_dir(ns::STATE_DIR)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&format!("labctl-{}-", self.0)) {
-                let _ = ns::remove(&name);
-            }
-        }
+        crate::support::lab::remove_leftovers(&self.0);
     }
 }
 
@@ -129,7 +120,7 @@ async fn a_node_is_a_named_namespace_with_its_sysctls_links_and_lo() {
     let _guard = Guard(name.clone());
     let lab = lab(PAIR, &name);
     let netlink = up(&lab).await;
-    let a = format!("labctl-{name}-a");
+    let a = format!("labctl-{name}.a");
     assert!(ns::is_namespace(&ns::netns_path(&a)));
     // `ip netns` sees it: the iproute2 layout.
     let addrs = ip_in(&a, &["-o", "addr", "show", "dev", "eth1"]);
@@ -150,7 +141,7 @@ async fn a_node_is_a_named_namespace_with_its_sysctls_links_and_lo() {
         "0"
     );
 
-    let removed = teardown(&NetnsBackend, &netlink, &Scope::Lab(name.clone())).await;
+    let removed = teardown(&NetnsBackend, &netlink, &Scope::Named(name.clone())).await;
     assert!(removed.errors.is_empty(), "{:?}", removed.errors);
     assert_eq!(removed.containers.len(), 2);
     assert_eq!(leftovers(&name), Vec::<String>::new());
@@ -208,7 +199,7 @@ async fn a_step_runs_in_the_node_with_its_env_caps_hostname_and_out_dir() {
     // The mounts were the step's own: nothing on the host's /lab/out.
     assert!(!Path::new("/lab/out/a.txt").exists());
 
-    let removed = teardown(&NetnsBackend, &netlink, &Scope::Lab(name.clone())).await;
+    let removed = teardown(&NetnsBackend, &netlink, &Scope::Named(name.clone())).await;
     assert!(removed.errors.is_empty(), "{:?}", removed.errors);
     assert_eq!(leftovers(&name), Vec::<String>::new());
 }
@@ -249,20 +240,21 @@ async fn teardown_from_nothing_but_the_host_kills_every_process_and_removes_all(
     let lab = lab(PAIR, &name);
     drop(up(&lab).await);
     let pids = [
-        orphan_in(&format!("labctl-{name}-a")),
-        orphan_in(&format!("labctl-{name}-b")),
+        orphan_in(&format!("labctl-{name}.a")),
+        orphan_in(&format!("labctl-{name}.b")),
     ];
     assert!(pids.iter().all(|p| alive(*p)));
 
     // A fresh engine and netlink: what `labctl destroy` in another process
     // after a crash has.
     let netlink = Netlink::connect().unwrap();
-    let listed = labctl::runtime::backend::Backend::list(&NetnsBackend, &Scope::Lab(name.clone()))
-        .await
-        .unwrap();
+    let listed =
+        labctl::runtime::backend::Backend::list(&NetnsBackend, &Scope::Named(name.clone()))
+            .await
+            .unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|c| c.is_running() && c.run.len() == 12));
-    let removed = teardown(&NetnsBackend, &netlink, &Scope::Lab(name.clone())).await;
+    let removed = teardown(&NetnsBackend, &netlink, &Scope::Named(name.clone())).await;
     assert!(removed.errors.is_empty(), "{:?}", removed.errors);
     std::thread::sleep(Duration::from_millis(100));
     assert!(
@@ -271,7 +263,7 @@ async fn teardown_from_nothing_but_the_host_kills_every_process_and_removes_all(
     );
     assert_eq!(leftovers(&name), Vec::<String>::new());
     // Again: nothing to do, no error.
-    let again = teardown(&NetnsBackend, &netlink, &Scope::Lab(name.clone())).await;
+    let again = teardown(&NetnsBackend, &netlink, &Scope::Named(name.clone())).await;
     assert!(again.is_empty() && again.errors.is_empty());
 }
 
@@ -283,10 +275,10 @@ async fn a_half_made_node_is_found_and_removed() {
     let name = unique("nsh");
     let _guard = Guard(name.clone());
     // A crash after the directory, before the namespace.
-    let half = format!("labctl-{name}-a");
+    let half = format!("labctl-{name}.a");
     std::fs::create_dir_all(ns::out_path(&half)).unwrap();
     let netlink = Netlink::connect().unwrap();
-    let removed = teardown(&NetnsBackend, &netlink, &Scope::Lab(name.clone())).await;
+    let removed = teardown(&NetnsBackend, &netlink, &Scope::Named(name.clone())).await;
     assert!(removed.errors.is_empty(), "{:?}", removed.errors);
     assert_eq!(removed.containers, [half]);
     assert_eq!(leftovers(&name), Vec::<String>::new());
@@ -359,12 +351,12 @@ async fn two_labs_with_the_same_addresses_run_side_by_side() {
     assert!(o1.contains("2 received") && o2.contains("2 received"));
 
     // Removing one leaves the other whole.
-    let removed = teardown(&NetnsBackend, &n1, &Scope::Lab(one.clone())).await;
+    let removed = teardown(&NetnsBackend, &n1, &Scope::Named(one.clone())).await;
     assert!(removed.errors.is_empty(), "{:?}", removed.errors);
     assert_eq!(leftovers(&one), Vec::<String>::new());
     let (c2, o2, _) = exec(&two, "pinger", &ping).await;
     assert_eq!(c2, 0, "{o2}");
-    let removed = teardown(&NetnsBackend, &n2, &Scope::Lab(two.clone())).await;
+    let removed = teardown(&NetnsBackend, &n2, &Scope::Named(two.clone())).await;
     assert!(removed.errors.is_empty(), "{:?}", removed.errors);
     assert_eq!(leftovers(&two), Vec::<String>::new());
 }
@@ -485,7 +477,9 @@ fn sigkill_of_a_run_then_destroy_leaves_nothing() {
     child.wait().unwrap();
 
     // The steps outlive labctl, in the lab's namespaces.
-    let pinger = ns::netns_path(&format!("labctl-{}-pinger", lab.name));
+    let pinger = ns::netns_path(
+        &crate::support::lab::netns_node_of(&lab.name, "pinger").expect("the pinger namespace"),
+    );
     let orphans = ns::pids_in(&pinger);
     assert!(!orphans.is_empty(), "lab-ping still runs after the SIGKILL");
 

@@ -36,7 +36,7 @@ use super::deploy::{self, DeployError, DeployOptions, DeployOutcome, Removed};
 use super::error::RuntimeError;
 use super::image::ToolsDir;
 use super::inspect::{self, LabStatus};
-use super::names::{self, RunId, Scope};
+use super::names::{self, Instance, RunId, Scope};
 use super::node::{NodeImage, NodeSpec};
 use super::process::{Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream};
 use super::progress::Progress;
@@ -155,6 +155,7 @@ impl Backend for NetnsBackend {
     async fn prepare_images(
         &self,
         lab: &Lab,
+        _instance: &Instance,
         _run: &RunId,
         _progress: &dyn Progress,
     ) -> Result<HashMap<String, NodeImage>, RuntimeError> {
@@ -255,18 +256,19 @@ impl Backend for NetnsBackend {
 fn info(found: ns::Found, scope: &Scope) -> Option<ContainerInfo> {
     let state = if found.live { "running" } else { "created" }.to_owned();
     let Some(record) = found.record else {
-        // No record: a crash while it was written. Only the name tells
-        // whose it is.
-        let in_scope = match scope {
-            Scope::Lab(lab) | Scope::Run { lab, .. } => {
-                found.name.starts_with(&format!("labctl-{lab}-"))
-            }
-            Scope::All { prefix } => found.name.starts_with(&format!("labctl-{prefix}")),
-        };
-        return in_scope.then(|| ContainerInfo {
+        // No record: a crash while it was written. Only the name,
+        // `labctl-<instance>.<node>`, tells whose it is.
+        let instance = found
+            .name
+            .strip_prefix("labctl-")
+            .and_then(|rest| rest.rsplit_once('.'))
+            .map(|(instance, _)| instance.to_owned())?;
+        return scope.has(&instance, &instance, "").then(|| ContainerInfo {
             id: found.name.clone(),
             name: found.name,
-            lab: String::new(),
+            lab: instance.clone(),
+            instance,
+            owner: None,
             node: None,
             run: String::new(),
             file: None,
@@ -278,15 +280,19 @@ fn info(found: ns::Found, scope: &Scope) -> Option<ContainerInfo> {
     };
     let labels = record.labels;
     let lab = labels.get(names::LABEL_LAB)?.clone();
+    let instance = labels
+        .get(names::LABEL_INSTANCE)
+        .cloned()
+        .unwrap_or_else(|| lab.clone());
     let run = labels.get(names::LABEL_RUN).cloned().unwrap_or_default();
-    let in_scope = match scope {
-        Scope::Run { lab: l, run: r } => &lab == l && run == r.as_str(),
-        other => other.has_lab(&lab),
-    };
-    in_scope.then(|| ContainerInfo {
+    scope.has(&lab, &instance, &run).then(|| ContainerInfo {
         id: found.name.clone(),
         name: found.name,
         lab,
+        instance,
+        owner: labels
+            .get(names::LABEL_OWNER)
+            .and_then(|o| names::Owner::parse(o)),
         node: labels.get(names::LABEL_NODE).cloned(),
         run,
         file: labels.get(names::LABEL_FILE).cloned(),
@@ -300,37 +306,35 @@ fn info(found: ns::Found, scope: &Scope) -> Option<ContainerInfo> {
     })
 }
 
-/// The record of node `node` of lab `lab`, or why there is none.
-pub async fn node_record(lab: &str, node: &str) -> Result<NodeRecord, RuntimeError> {
-    let nodes: Vec<ContainerInfo> = NetnsBackend
-        .list(&Scope::Lab(lab.to_owned()))
-        .await?
-        .into_iter()
-        .filter(|c| c.node.is_some())
+/// The record of node `node` of the deployed netns instance (or lab) named
+/// `name`, with the node's namespace name, or why there is none.
+pub async fn node_record(name: &str, node: &str) -> Result<(String, NodeRecord), RuntimeError> {
+    let found = NetnsBackend.list(&Scope::Named(name.to_owned())).await?;
+    let instance = super::docker::one_instance(name, &found)?;
+    let nodes: Vec<&ContainerInfo> = found
+        .iter()
+        .filter(|c| c.node.is_some() && c.instance == instance)
         .collect();
-    if nodes.is_empty() {
-        return Err(RuntimeError::NotDeployed {
-            lab: lab.to_owned(),
-        });
-    }
     let Some(target) = nodes.iter().find(|c| c.node.as_deref() == Some(node)) else {
         return Err(RuntimeError::NoSuchNode {
-            lab: lab.to_owned(),
+            lab: instance,
             node: node.to_owned(),
             nodes: nodes.iter().filter_map(|c| c.node.clone()).collect(),
         });
     };
     if !target.is_running() {
         return Err(RuntimeError::NotRunning {
-            lab: lab.to_owned(),
+            lab: instance,
             node: node.to_owned(),
             state: target.state.clone(),
         });
     }
     let path = ns::state_path(&target.name).join("node.json");
     let json = std::fs::read(&path).map_err(io_error(format!("reading {}", path.display())))?;
-    serde_json::from_slice(&json)
-        .map_err(|e| RuntimeError::io(format!("reading {}", path.display()))(io::Error::other(e)))
+    let record = serde_json::from_slice(&json).map_err(|e| {
+        RuntimeError::io(format!("reading {}", path.display()))(io::Error::other(e))
+    })?;
+    Ok((target.name.clone(), record))
 }
 
 /// A command for `argv` in node `node` of the deployed netns lab `lab`;
@@ -340,9 +344,8 @@ pub async fn command(
     node: &str,
     argv: &[String],
 ) -> Result<tokio::process::Command, RuntimeError> {
-    let record = node_record(lab, node).await?;
+    let (name, record) = node_record(lab, node).await?;
     let tools = ToolsDir::locate()?;
-    let name = names::container_name(lab, node);
     process::command(&name, node, &record, tools.path(), argv).map_err(io_error(format!(
         "preparing {:?} in node {node}",
         argv.join(" ")
@@ -558,22 +561,22 @@ mod tests {
             caps: vec![],
         };
         let found = |record: Option<NodeRecord>| ns::Found {
-            name: "labctl-ab-n".into(),
+            name: "labctl-ab.n".into(),
             record,
             live: true,
         };
-        let c = info(found(Some(record.clone())), &Scope::Lab("ab".into())).unwrap();
+        let c = info(found(Some(record.clone())), &Scope::Instance("ab".into())).unwrap();
         assert_eq!((c.lab.as_str(), c.node.as_deref()), ("ab", Some("n")));
         assert_eq!((c.lab_nodes, c.is_running()), (Some(2), true));
-        assert!(info(found(Some(record.clone())), &Scope::Lab("abc".into())).is_none());
+        assert!(info(found(Some(record.clone())), &Scope::Instance("abc".into())).is_none());
         let other_run = Scope::Run {
-            lab: "ab".into(),
+            instance: "ab".into(),
             run: RunId::from_label("r2"),
         };
         assert!(info(found(Some(record)), &other_run).is_none());
         // Without a record, the name decides.
-        assert!(info(found(None), &Scope::Lab("ab".into())).is_some());
+        assert!(info(found(None), &Scope::Instance("ab".into())).is_some());
         assert!(info(found(None), &Scope::All { prefix: "a".into() }).is_some());
-        assert!(info(found(None), &Scope::Lab("a".into())).is_none());
+        assert!(info(found(None), &Scope::Instance("a".into())).is_none());
     }
 }

@@ -130,10 +130,27 @@ pub fn host_veths_of(lab: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a netns node's name (`labctl-<instance>.<node>`) is of an
+/// instance of lab `lab` (`<lab>` itself or `<lab>-<suffix>`).
+pub fn is_of_lab(name: &str, lab: &str) -> bool {
+    name.strip_prefix("labctl-")
+        .and_then(|rest| rest.strip_prefix(lab))
+        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
+}
+
+/// The netns node `node` of the one running instance of lab `lab`.
+pub fn netns_node_of(lab: &str, node: &str) -> Option<String> {
+    std::fs::read_dir(labctl::runtime::netns::ns::NETNS_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| is_of_lab(n, lab) && n.ends_with(&format!(".{node}")))
+}
+
 /// What is left of lab `lab` on the host: namespaces, node directories,
 /// mounts, veths with its alias.
 pub fn netns_leftovers(lab: &str) -> Vec<String> {
-    let marker = format!("labctl-{lab}-");
     let mut left = Vec::new();
     for dir in [
         labctl::runtime::netns::ns::NETNS_DIR,
@@ -141,7 +158,7 @@ pub fn netns_leftovers(lab: &str) -> Vec<String> {
     ] {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&marker) {
+            if is_of_lab(&name, lab) {
                 left.push(format!("{dir}/{name}"));
             }
         }
@@ -150,7 +167,11 @@ pub fn netns_leftovers(lab: &str) -> Vec<String> {
     left.extend(
         mounts
             .lines()
-            .filter(|l| l.contains(&marker))
+            .filter(|l| {
+                l.split_whitespace()
+                    .filter_map(|f| f.rsplit('/').next())
+                    .any(|f| is_of_lab(f, lab))
+            })
             .map(|l| format!("mount {l}")),
     );
     left.extend(host_veths_of(lab).into_iter().map(|v| format!("veth {v}")));
