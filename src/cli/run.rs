@@ -207,7 +207,6 @@ fn cannot_run(planned: &Planned) -> Option<String> {
 }
 
 fn run_many(args: &Args, plan: Vec<Planned>) -> VerbResult {
-    let jobs = usize::from(args.jobs);
     block_on(async move {
         let labs: Vec<&Lab> = plan.iter().map(|p| &p.lab).collect();
         let runtime = runtimes::for_labs(&labs, args.runtime, Fallback::ToNetns).await?;

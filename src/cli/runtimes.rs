@@ -62,6 +62,35 @@ pub async fn for_lab(
     }
 }
 
+/// One runtime for several labs run in one call: netns when the flag says
+/// so or every lab asks for it, else Docker, falling back to netns as for
+/// one lab when no lab needs an image.
+pub async fn for_labs(
+    labs: &[&Lab],
+    flag: Option<RuntimeArg>,
+    fallback: Fallback,
+) -> Result<AnyRuntime, CliError> {
+    let all_netns = !labs.is_empty() && labs.iter().all(|l| lab_runtime(l).is_some());
+    if flag == Some(RuntimeArg::Netns) || (flag.is_none() && all_netns) {
+        return netns_runtime();
+    }
+    match DockerRuntime::connect().await {
+        Ok(docker) => Ok(AnyRuntime::Docker(docker)),
+        Err(RuntimeError::Unreachable { host, cause })
+            if flag.is_none()
+                && fallback == Fallback::ToNetns
+                && labs.iter().all(|l| netns::check_lab(l).is_ok()) =>
+        {
+            eprintln!(
+                "labctl: no Docker daemon answers at {host} ({cause}); running the labs on the \
+                 netns runtime (bare network namespaces on this host)"
+            );
+            netns_runtime()
+        }
+        Err(e) => Err(CliError::from_runtime(e)),
+    }
+}
+
 /// The lab file's `runtime:`, when it names netns (docker is also the
 /// default, so it does not rule out the embedded default).
 fn lab_runtime(lab: &Lab) -> Option<RuntimeArg> {
