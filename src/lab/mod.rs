@@ -1,15 +1,18 @@
 //! The lab file: parse the YAML, check it, and turn it into a [`Lab`].
 //!
-//! Parse, then check the structure, then resolve:
-//! - [`yaml`] reads the file into a tree where every value has its line and
+//! Parse, then check the structure, then resolve, all in one pass:
+//! - [`file`] reads a lab file (a regular file, bounded);
+//! - [`yaml`] reads the text into a tree where every value has its line and
 //!   column (serde-saphyr: maintained, panic-free, with limits on depth and
 //!   aliases; serde_yaml is archived and knows positions only for syntax
 //!   errors);
 //! - [`structure`] walks that tree against the JSON Schema that [`schema`]
 //!   generates from the [`raw`] types, reporting every unknown key, wrong
-//!   type and missing key at once;
-//! - [`raw`] reads the file into typed values that keep their positions, and
-//!   [`resolve`] runs the semantic checks and builds the validated [`Lab`],
+//!   type and missing key at once, and marking the values serde cannot read;
+//! - [`typed`] reads the [`raw`] types (typed values that keep their
+//!   positions) from the tree, without the marked values, so a wrong type
+//!   hides none of the semantic checks;
+//! - [`resolve`] runs the semantic checks and builds the validated [`Lab`],
 //!   the only type the rest of labctl accepts.
 //!
 //! [`graph`] draws a valid lab.
@@ -22,6 +25,7 @@ mod raw;
 mod resolve;
 pub mod schema;
 mod structure;
+mod typed;
 mod yaml;
 
 use std::collections::HashSet;
@@ -99,16 +103,20 @@ fn check(source: &str, file: &Path) -> Result<Lab, Vec<Problem>> {
     }
     let structure = structure::check(&tree, lab_schema());
     let mut problems = structure.problems;
-    if structure.blocking {
+    if structure.dropped.contains(&typed::node_id(&tree)) {
+        // Not a mapping at all: nothing to read.
         return Err(problems);
     }
-    let raw = match raw::from_str(source) {
+    let raw: raw::RawLab = match typed::from_tree(&tree, &structure.dropped, source) {
         Ok(raw) => raw,
         Err(e) => {
             // The structural pass lets through only what serde reads (a
             // property test holds it to that); should they ever disagree,
             // the user still gets serde's word, with its position.
-            problems.push(yaml::serde_problem(&e));
+            problems.push(Problem::at(
+                e.at,
+                format!("cannot read this value: {}", e.message),
+            ));
             return Err(problems);
         }
     };
@@ -116,7 +124,7 @@ fn check(source: &str, file: &Path) -> Result<Lab, Vec<Problem>> {
         Ok(lab) if problems.is_empty() => Ok(lab),
         Ok(_) => Err(problems),
         Err(semantic) => {
-            problems.extend(without_echoes(semantic, &structure.suspect_mappings));
+            problems.extend(without_echoes(semantic, &structure.suspects));
             Err(problems)
         }
     }
@@ -125,14 +133,8 @@ fn check(source: &str, file: &Path) -> Result<Lab, Vec<Problem>> {
 /// Drops the semantic problems about a mapping as a whole (reported at its
 /// position) where that mapping holds a misspelled key: "has neither exec
 /// nor wait" would only repeat "unknown key `exce`".
-fn without_echoes(
-    semantic: Vec<Problem>,
-    suspect_mappings: &[serde_saphyr::Location],
-) -> Vec<Problem> {
-    let suspect: HashSet<(u64, u64)> = suspect_mappings
-        .iter()
-        .map(|at| (at.line(), at.column()))
-        .collect();
+fn without_echoes(semantic: Vec<Problem>, suspects: &[serde_saphyr::Location]) -> Vec<Problem> {
+    let suspect: HashSet<(u64, u64)> = suspects.iter().map(|at| (at.line(), at.column())).collect();
     semantic
         .into_iter()
         .filter(|p| !suspect.contains(&(p.line, p.column)))

@@ -25,9 +25,9 @@ use std::marker::PhantomData;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use super::model::{KernelMode, LinkState, RuntimeKind};
+use super::typed::Spanned;
 use crate::tools::datalink::DatalinkKind;
 
 /// The rule for lab and node names, as a JSON Schema pattern.
@@ -414,13 +414,4 @@ impl<'de> Deserialize<'de> for RawEndpoint {
 
         deserializer.deserialize_any(EndpointVisitor)
     }
-}
-
-/// The typed pass: only run once the structural pass found the tree sound,
-/// so an error here means the two disagree.
-pub(super) fn from_str(source: &str) -> Result<RawLab, serde_saphyr::Error> {
-    serde_saphyr::from_str_with_options(
-        source,
-        super::yaml::options(serde_saphyr::DuplicateKeyPolicy::FirstWins),
-    )
 }

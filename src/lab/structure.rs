@@ -11,25 +11,28 @@
 //! resolver's, which words them better. Only this file knows how to name a
 //! place in a lab ("endpoint 2 of link 1").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value as Json;
 use serde_saphyr::Location;
 
 use super::error::Problem;
+use super::typed::node_id;
 use super::yaml::{Node, Value};
 
 /// What the structural pass found.
 #[derive(Debug, Default)]
 pub(super) struct Structure {
     pub problems: Vec<Problem>,
-    /// serde cannot read the file (a value of the wrong type): the semantic
-    /// checks cannot run.
-    pub blocking: bool,
-    /// Mappings that hold an unknown key. The key was probably meant to be
-    /// one that is now missing, so the resolver's complaints about that
-    /// mapping as a whole ("needs a node") would only repeat the typo.
-    pub suspect_mappings: Vec<Location>,
+    /// The values serde cannot read (of the wrong type, out of the range of
+    /// their type), by [`node_id`]: the typed pass leaves them out, as if
+    /// they were not written, so the semantic checks still run.
+    pub dropped: HashSet<usize>,
+    /// Mappings and lists that hold an unknown key or a dropped value. The
+    /// key was probably meant to be one that is now missing, so the
+    /// resolver's complaints about that mapping as a whole ("needs a
+    /// node") would only repeat the problem.
+    pub suspects: Vec<Location>,
 }
 
 /// The keywords the walker enforces. Anything else in the schema is an
@@ -116,6 +119,7 @@ impl<'a> Walker<'a> {
                         path.push(Seg::Index(i));
                         self.walk(item, item_schema, path);
                         path.pop();
+                        self.suspect_if_dropped(node, item);
                     }
                 }
             }
@@ -126,7 +130,7 @@ impl<'a> Walker<'a> {
                             "{} is {i}, out of range (expected a whole number from {min} to {max})",
                             self.subject(path)
                         );
-                        self.block(node.referenced, message);
+                        self.drop(node, message);
                     }
                 }
             }
@@ -153,7 +157,8 @@ impl<'a> Walker<'a> {
                     self.place(path),
                     found(&key_node.value)
                 );
-                self.block(key_node.referenced, message);
+                self.drop(key_node, message);
+                self.found.suspects.push(node.referenced);
                 continue;
             };
             if let Some(first) = seen.get(&key) {
@@ -176,6 +181,7 @@ impl<'a> Walker<'a> {
             path.push(Seg::Key(key));
             self.walk(value, value_schema, path);
             path.pop();
+            self.suspect_if_dropped(node, value);
         }
         for required in schema
             .get("required")
@@ -240,7 +246,7 @@ impl<'a> Walker<'a> {
             self.subject(path),
             found(&node.value)
         );
-        self.block(node.referenced, message);
+        self.drop(node, message);
     }
 
     fn unknown_key(
@@ -269,7 +275,7 @@ impl<'a> Walker<'a> {
         };
         let message = format!("unknown key `{key}` {} ({hint})", self.place(path));
         self.note(key_node.referenced, message);
-        self.found.suspect_mappings.push(mapping.referenced);
+        self.found.suspects.push(mapping.referenced);
         meant.map(str::to_owned)
     }
 
@@ -340,9 +346,17 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn block(&mut self, at: Location, message: String) {
-        self.found.blocking = true;
-        self.note(at, message);
+    /// Reports `node` and leaves it out of the typed pass.
+    fn drop(&mut self, node: &Node, message: String) {
+        self.found.dropped.insert(node_id(node));
+        self.note(node.referenced, message);
+    }
+
+    /// `container` lost a value: its other problems may be echoes.
+    fn suspect_if_dropped(&mut self, container: &Node, value: &Node) {
+        if self.found.dropped.contains(&node_id(value)) {
+            self.found.suspects.push(container.referenced);
+        }
     }
 
     fn note(&mut self, at: Location, message: String) {

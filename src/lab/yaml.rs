@@ -94,15 +94,6 @@ fn syntax_problem(error: &serde_saphyr::Error) -> Problem {
     Problem::at(location(error), message)
 }
 
-/// An error of the typed pass, which the structural pass should have
-/// reported in its own words.
-pub(super) fn serde_problem(error: &serde_saphyr::Error) -> Problem {
-    Problem::at(
-        location(error),
-        format!("cannot read this value: {}", bare_message(error)),
-    )
-}
-
 fn location(error: &serde_saphyr::Error) -> Location {
     error
         .without_snippet()

@@ -100,6 +100,33 @@ fn several_problems_of_a_file_are_reported_in_one_run() {
 }
 
 #[test]
+fn eight_mistakes_of_mixed_kinds_are_reported_in_one_run() {
+    // Issue 16.4: wrong types and bad enum values used to hide the checks
+    // of meaning (5, then 2 more, then the last). The exact lines are in
+    // the corpus (eight-mistakes.expected).
+    let out = labctl(&["validate", "tests/labs/invalid/eight-mistakes.yaml"]);
+    assert_eq!(out.status.code(), Some(EXIT_INVALID));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 8, "{stderr}");
+    for (line, what) in [
+        (4, "`datalink` is \"afxdp\""),
+        (13, "`mtu` of link 1 is \"jumbo\""),
+        (12, "is not an address"),
+        (20, "unknown node \"clinet\""),
+        (23, "which is not a background step"),
+    ] {
+        let prefix = format!("tests/labs/invalid/eight-mistakes.yaml:{line}:");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.contains(what)),
+            "no {what:?} at line {line}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
 fn validate_goes_on_after_an_invalid_file() {
     let out = labctl(&[
         "validate",

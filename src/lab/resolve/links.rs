@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use pnet::util::MacAddr;
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Location;
+
+use crate::lab::typed::Spanned;
 
 use super::names::{self, INTERFACE_RULE};
 use super::{pos, unknown_hint, Problems};

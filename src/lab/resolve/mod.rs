@@ -15,7 +15,9 @@ mod steps;
 
 use std::path::Path;
 
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Location;
+
+use crate::lab::typed::Spanned;
 
 use super::error::Problem;
 use super::model::{DatalinkKind, Lab};

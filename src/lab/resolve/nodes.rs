@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Location;
+
+use crate::lab::typed::Spanned;
 
 use super::names::{self, NAME_RULE};
 use super::{pos, Problems};

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use regex::Regex;
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Location;
+
+use crate::lab::typed::Spanned;
 
 use super::names;
 use super::{pos, unknown_hint, Problems};
@@ -110,6 +112,24 @@ pub(super) fn resolve(
                     pos(step),
                     format!("step {label} has none of exec, wait and link (expected one: {KINDS})"),
                 );
+                // Its exec may have been left out for its type: the node
+                // it names is still checked.
+                if let Some(node) = s
+                    .node
+                    .as_ref()
+                    .filter(|n| !node_names.contains(n.value.as_str()))
+                {
+                    if !nodes.is_empty() {
+                        problems.at(
+                            pos(node),
+                            format!(
+                                "step {label} names unknown node {:?} ({})",
+                                node.value,
+                                unknown_hint(&node.value, nodes.iter().map(|n| n.name.as_str()))
+                            ),
+                        );
+                    }
+                }
                 None
             }
         };

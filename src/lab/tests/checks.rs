@@ -624,15 +624,36 @@ fn structural_and_semantic_problems_are_reported_together() {
 }
 
 #[test]
-fn a_wrong_type_stops_before_the_semantic_checks() {
-    // serde cannot read a list as a number; what it could not read is not
-    // guessed at, but every structural problem is still there.
+fn a_wrong_type_does_not_hide_the_semantic_checks() {
+    // What serde cannot read is left out, as if it was not written: the
+    // rest of the file is still checked, in the same run.
     let source = "name: Bad\nnodes:\n  a: {}\nlinks:\n  - endpoints: [\"a:e1\", \"a:e2\"]\n    mtu: [1]\n    mut: 1\n";
     assert_problems(
         source,
         &[
+            "1:7: invalid lab name \"Bad\"",
             "6:10: `mtu` of link 1 is a list (expected an integer)",
             "7:5: unknown key `mut` in link 1 (did you mean `mtu`?)",
+        ],
+    );
+}
+
+#[test]
+fn a_bad_enum_value_does_not_hide_the_semantic_checks_nor_echo() {
+    let source = with_steps(
+        "  - name: s\n    node: zz\n    exec: lab-ping eth1\n  - name: cut\n    link: a:eth1\n    state: sideways\n",
+    )
+    .replace("name: x\n", "name: x\ndatalink: afxdp\n");
+    assert_problems(
+        &source,
+        &[
+            "2:11: `datalink` is \"afxdp\"",
+            // No "has none of exec, wait and link": exec was left out.
+            "8:11: step \"s\" names unknown node \"zz\"",
+            "9:11: `exec` of step \"s\" is \"lab-ping eth1\"",
+            "11:11: step \"cut\" sets link \"a:eth1\", which is no endpoint of the lab (there are none)",
+            // No "but no state": state was left out.
+            "12:12: `state` of step \"cut\" is \"sideways\" (expected down or up)",
         ],
     );
 }
