@@ -8,7 +8,9 @@
 //!   errors);
 //! - [`structure`] walks that tree against the JSON Schema that [`schema`]
 //!   generates from the [`raw`] types, reporting every unknown key, wrong
-//!   type and missing key at once, and marking the values serde cannot read;
+//!   type and missing key at once, and marking the values serde cannot read
+//!   (the walker is generic over the schema; [`wording`] names the places
+//!   and keys of a lab);
 //! - [`typed`] reads the [`raw`] types (typed values that keep their
 //!   positions) from the tree, without the marked values, so a wrong type
 //!   hides none of the semantic checks;
@@ -26,6 +28,7 @@ mod resolve;
 pub mod schema;
 mod structure;
 mod typed;
+mod wording;
 mod yaml;
 
 use std::collections::HashSet;
@@ -59,7 +62,7 @@ pub fn parse(source: &str, file: &Path) -> Result<Lab, LabErrors> {
 /// Whether `name` is a valid lab (or node) name:
 /// `[a-z0-9][a-z0-9-]{0,19}`.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && resolve::is_valid_name(name)
+    resolve::is_valid_name(name)
 }
 
 /// Like [`parse`], for a file's bytes, which may not be UTF-8.

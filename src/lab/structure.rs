@@ -5,11 +5,11 @@
 //! The walker is generic over the schema (`type`, `properties`,
 //! `additionalProperties`, `required`, `items`, `$ref`, `anyOf`/`oneOf`/
 //! `allOf`, `const`/`enum`, integer `format`s). It enforces what serde would
-//! enforce, so a tree it accepts always deserializes into the raw types (a
-//! property test holds it to that). The finer rules that the schema only
-//! states for editors (`pattern`, `minimum`, `minItems`, ...) are the
-//! resolver's, which words them better. Only this file knows how to name a
-//! place in a lab ("endpoint 2 of link 1").
+//! enforce, and marks what serde could not read, so the typed pass can leave
+//! it out (a property test holds the two together). The finer rules that
+//! the schema only states for editors (`pattern`, `minimum`, `minItems`,
+//! ...) are the resolver's, which words them better. The words for places
+//! and keys of a lab ("endpoint 2 of link 1") are in [`super::wording`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,6 +18,7 @@ use serde_saphyr::Location;
 
 use super::error::Problem;
 use super::typed::node_id;
+use super::wording;
 use super::yaml::{Node, Value};
 
 /// What the structural pass found.
@@ -86,7 +87,7 @@ pub(super) fn check(tree: &Node, schema: &Json) -> Structure {
 
 /// One step of the path from the top of the file to a value.
 #[derive(Debug, Clone, PartialEq)]
-enum Seg {
+pub(super) enum Seg {
     Key(String),
     Index(usize),
 }
@@ -128,7 +129,7 @@ impl<'a> Walker<'a> {
                     if *i < min || *i > max {
                         let message = format!(
                             "{} is {i}, out of range (expected a whole number from {min} to {max})",
-                            self.subject(path)
+                            wording::subject(self.tree_root, path)
                         );
                         self.drop(node, message);
                     }
@@ -154,15 +155,15 @@ impl<'a> Walker<'a> {
             let Some(key) = key_node.value.as_key() else {
                 let message = format!(
                     "a key {} is {} (expected a plain key such as `name`)",
-                    self.place(path),
-                    found(&key_node.value)
+                    wording::place(self.tree_root, path),
+                    wording::found(&key_node.value)
                 );
                 self.drop(key_node, message);
                 self.found.suspects.push(node.referenced);
                 continue;
             };
             if let Some(first) = seen.get(&key) {
-                let message = self.duplicate_message(&key, *first, path);
+                let message = wording::duplicate_message(self.tree_root, &key, *first, path);
                 self.note(key_node.referenced, message);
             } else {
                 seen.insert(key.clone(), key_node.referenced);
@@ -202,7 +203,7 @@ impl<'a> Walker<'a> {
                     .unwrap_or_else(|| "a value".to_owned());
                 let message = format!(
                     "missing key `{required}` {} (expected {expected})",
-                    self.place(path)
+                    wording::place(self.tree_root, path)
                 );
                 // Required keys are `Option`s in the raw types: serde reads
                 // on, and the resolver skips what is missing.
@@ -237,14 +238,14 @@ impl<'a> Walker<'a> {
         let choices = self.constants(schema);
         let mut expected = self.expected(schema, path);
         if let (Some(choices), Value::Text(text)) = (&choices, &node.value) {
-            if let Some(near) = nearest(text, choices.iter().map(String::as_str)) {
+            if let Some(near) = wording::nearest(text, choices.iter().map(String::as_str)) {
                 expected = format!("{expected}; did you mean {near:?}?");
             }
         }
         let message = format!(
             "{} is {} (expected {expected})",
-            self.subject(path),
-            found(&node.value)
+            wording::subject(self.tree_root, path),
+            wording::found(&node.value)
         );
         self.drop(node, message);
     }
@@ -260,34 +261,26 @@ impl<'a> Walker<'a> {
         let known: Vec<&str> = properties
             .map(|p| p.keys().map(String::as_str).collect())
             .unwrap_or_default();
-        let meant = synonym(key)
+        let meant = wording::synonym(key)
             .filter(|s| known.contains(s))
-            .or_else(|| nearest(key, known.iter().copied()));
+            .or_else(|| wording::nearest(key, known.iter().copied()));
         // A misspelled synonym ("adresses") still points to the key.
         let meant = meant.or_else(|| {
-            nearest(key, SYNONYMS.iter().map(|(word, _)| *word))
-                .and_then(synonym)
+            wording::nearest(key, wording::SYNONYMS.iter().map(|(word, _)| *word))
+                .and_then(wording::synonym)
                 .filter(|s| known.contains(s))
         });
         let hint = match meant {
             Some(meant) => format!("did you mean `{meant}`?"),
             None => format!("expected one of: {}", known.join(", ")),
         };
-        let message = format!("unknown key `{key}` {} ({hint})", self.place(path));
+        let message = format!(
+            "unknown key `{key}` {} ({hint})",
+            wording::place(self.tree_root, path)
+        );
         self.note(key_node.referenced, message);
         self.found.suspects.push(mapping.referenced);
         meant.map(str::to_owned)
-    }
-
-    fn duplicate_message(&self, key: &str, first: Location, path: &[Seg]) -> String {
-        let first = format!("first at line {}, column {}", first.line(), first.column());
-        match path {
-            [Seg::Key(k)] if k == "nodes" => format!("node {key:?} is defined twice ({first})"),
-            _ => format!(
-                "key `{key}` is written twice {} ({first}; keys are unique in a mapping)",
-                self.place(path)
-            ),
-        }
     }
 
     fn deref(&self, schema: &'a Json) -> &'a Json {
@@ -325,15 +318,15 @@ impl<'a> Walker<'a> {
     /// What the schema wants, in words; the lab's own wording where the
     /// generic one would say too little.
     fn expected(&self, schema: &'a Json, path: &[Seg]) -> String {
-        if let Some(words) = expected_here(path) {
+        if let Some(words) = wording::expected_here(path) {
             return words.to_owned();
         }
         if let Some(choices) = self.constants(schema) {
-            return one_of(&choices);
+            return wording::one_of(&choices);
         }
         let mut words: Vec<&str> = Vec::new();
         for alternative in self.alternatives(schema) {
-            for word in type_words(alternative) {
+            for word in wording::type_words(alternative) {
                 if !words.contains(&word) {
                     words.push(word);
                 }
@@ -362,68 +355,9 @@ impl<'a> Walker<'a> {
     fn note(&mut self, at: Location, message: String) {
         self.found.problems.push(Problem::at(at, message));
     }
-
-    /// Names the value at `path`: "node `a`", "`mtu` of link 1".
-    fn noun(&self, path: &[Seg]) -> String {
-        use Seg::{Index, Key};
-        match path {
-            [] => "the file".to_owned(),
-            [Key(k)] => format!("`{k}`"),
-            [Key(n), Key(name)] if n == "nodes" => format!("node {name:?}"),
-            [Key(n), Key(name), Key(r), Index(i)] if n == "nodes" && r == "routes" => {
-                format!("route {} of node {name:?}", i + 1)
-            }
-            [Key(l), Index(i)] if l == "links" => format!("link {}", i + 1),
-            [Key(l), Index(i), Key(e), Index(j)] if l == "links" && e == "endpoints" => {
-                format!("endpoint {} of link {}", j + 1, i + 1)
-            }
-            [Key(s), Index(i)] if s == "steps" => self.step_noun(*i),
-            [Key(s), Index(i), Key(x), Key(stream), Index(j)] if s == "steps" && x == "expect" => {
-                format!("{stream} check {} of {}", j + 1, self.step_noun(*i))
-            }
-            [init @ .., Key(k)] => format!("`{k}` of {}", self.noun(init)),
-            [init @ .., Index(i)] => format!("item {} of {}", i + 1, self.noun(init)),
-        }
-    }
-
-    /// The subject of a sentence about the value at `path`.
-    fn subject(&self, path: &[Seg]) -> String {
-        if path.is_empty() {
-            "the file".to_owned()
-        } else {
-            self.noun(path)
-        }
-    }
-
-    /// Where a key sits: "in node `a`", "at the top level".
-    fn place(&self, path: &[Seg]) -> String {
-        if path.is_empty() {
-            "at the top level".to_owned()
-        } else {
-            format!("in {}", self.noun(path))
-        }
-    }
-
-    /// "step `ping`" when the step has a readable name, else "step 3".
-    fn step_noun(&self, index: usize) -> String {
-        let name = match &self.tree_root.value.get("steps").map(|s| &s.value) {
-            Some(Value::List(steps)) => steps
-                .get(index)
-                .and_then(|s| s.value.get("name"))
-                .and_then(|n| match &n.value {
-                    Value::Text(t) if !t.is_empty() && t.len() <= 40 => Some(t.clone()),
-                    _ => None,
-                }),
-            _ => None,
-        };
-        match name {
-            Some(name) => format!("step {name:?}"),
-            None => format!("step {}", index + 1),
-        }
-    }
 }
 
-fn type_names(schema: &Json) -> Option<Vec<&str>> {
+pub(super) fn type_names(schema: &Json) -> Option<Vec<&str>> {
     match schema.get("type")? {
         Json::String(t) => Some(vec![t.as_str()]),
         Json::Array(ts) => Some(ts.iter().filter_map(Json::as_str).collect()),
@@ -485,182 +419,6 @@ fn integer_range(schema: &Json) -> Option<(i128, i128)> {
         _ => return None,
     };
     Some(range)
-}
-
-fn type_words(schema: &Json) -> Vec<&'static str> {
-    let Some(types) = type_names(schema) else {
-        return Vec::new();
-    };
-    let mut words = Vec::new();
-    for t in &types {
-        let word = match *t {
-            "string" => "a string",
-            // Text fields also take numbers and booleans: "a string" says it.
-            "number" | "boolean" if types.contains(&"string") => continue,
-            "integer" => "an integer",
-            "number" => "a number",
-            "boolean" => "true or false",
-            "array" => "a list",
-            "object" => "a mapping",
-            _ => continue,
-        };
-        words.push(word);
-    }
-    words
-}
-
-/// The lab's own words for what some keys take.
-fn expected_here(path: &[Seg]) -> Option<&'static str> {
-    use Seg::{Index, Key};
-    let words = match path {
-        [] => "a mapping with name, nodes, links and steps",
-        [Key(k)] if k == "name" => "a string: the lab's name, [a-z0-9][a-z0-9-]{0,19}",
-        [Key(k)] if k == "nodes" => "a mapping of node names to their settings",
-        [Key(n), Key(_)] if n == "nodes" => {
-            "a mapping (image, datalink, env, sysctls, kernel, routes, binds, limits, \
-             privileged) or nothing"
-        }
-        [Key(n), Key(_), Key(k)] if n == "nodes" && k == "routes" => {
-            "a list of routes such as `- {to: 198.18.2.0/24, via: 198.18.1.254}`"
-        }
-        [Key(n), Key(_), Key(k), Index(_)] if n == "nodes" && k == "routes" => {
-            "a mapping such as {to: 198.18.2.0/24, via: 198.18.1.254}"
-        }
-        [Key(n), Key(_), Key(k)] if n == "nodes" && k == "binds" => {
-            "a list of HOST:NODE[:ro|:rw] strings, such as `- ./build/myfwd:/usr/local/bin/myfwd`"
-        }
-        [.., Key(k)] if k == "at_least" || k == "at_most" => "a number, such as 150000 or 0.5",
-        [.., Key(k)] if k == "impair" => {
-            "a mapping with rate, loss, delay or jitter, such as {rate: 100mbit, loss: 1%}"
-        }
-        [.., Key(k)] if k == "endpoints" => "a list of two endpoints",
-        [.., Key(e), Index(_)] if e == "endpoints" => {
-            "\"node:interface\" or a mapping with node and interface"
-        }
-        [Key(l), Index(_), Key(k)] if l == "links" && k == "ipv4" => {
-            "a list of two CIDR addresses, one per endpoint"
-        }
-        [.., Key(k)] if k == "exec" => {
-            "a list such as [lab-ping, eth1, 198.18.0.2]: an argv, never a shell string"
-        }
-        [.., Key(k)] if k == "stdout" || k == "stderr" => {
-            "a list of checks such as `- match: REGEX` or `- contains: TEXT`"
-        }
-        [.., Key(k)] if k == "timeout" => "a duration such as 200ms, 10s or 2m",
-        [Key(s), Index(_), Key(k)] if s == "steps" && k == "name" => {
-            "a string such as \"ping\", unique among the steps"
-        }
-        [.., Key(e), Index(_), Key(k)] if e == "endpoints" && k == "node" => "a node's name",
-        [.., Key(e), Index(_), Key(k)] if e == "endpoints" && k == "interface" => {
-            "an interface name such as eth1"
-        }
-        _ => return None,
-    };
-    Some(words)
-}
-
-/// Keys people bring from other tools, and the key labctl calls that.
-const SYNONYMS: &[(&str, &str)] = &[
-    ("cmd", "exec"),
-    ("command", "exec"),
-    ("run", "exec"),
-    ("args", "exec"),
-    ("argv", "exec"),
-    ("ip", "ipv4"),
-    ("ips", "ipv4"),
-    ("addr", "ipv4"),
-    ("address", "ipv4"),
-    ("addresses", "ipv4"),
-    ("ipv4_address", "ipv4"),
-    ("environment", "env"),
-    ("sysctl", "sysctls"),
-    ("interfaces", "endpoints"),
-    ("ends", "endpoints"),
-    ("iface", "interface"),
-    ("ifname", "interface"),
-    ("intf", "interface"),
-    ("output", "stdout"),
-    ("exit_code", "exit"),
-    ("exitcode", "exit"),
-    ("status", "exit"),
-    ("rc", "exit"),
-    ("regex", "match"),
-    ("matches", "match"),
-    ("pattern", "match"),
-    ("bg", "background"),
-    ("daemon", "background"),
-    ("detach", "background"),
-    ("wait_for", "wait"),
-    ("stop", "wait"),
-    ("ready_on", "ready"),
-    ("ready_regex", "ready"),
-    ("route", "routes"),
-    ("gateway", "via"),
-    ("gw", "via"),
-    ("nexthop", "via"),
-    ("dest", "to"),
-    ("destination", "to"),
-    ("mounts", "binds"),
-    ("volumes", "binds"),
-    ("bind", "binds"),
-    ("netem", "impair"),
-    ("impairment", "impair"),
-    ("impairments", "impair"),
-    ("bandwidth", "rate"),
-    ("drop", "loss"),
-    ("latency", "delay"),
-    ("min", "at_least"),
-    ("max", "at_most"),
-    ("minimum", "at_least"),
-    ("maximum", "at_most"),
-    ("pids_limit", "pids"),
-    ("mem", "memory"),
-];
-
-fn synonym(key: &str) -> Option<&'static str> {
-    let key = key.to_ascii_lowercase();
-    SYNONYMS
-        .iter()
-        .find(|(word, _)| *word == key)
-        .map(|(_, meant)| *meant)
-}
-
-/// The known word closest to `word`, if it is close enough to be a typo.
-pub(super) fn nearest<'k>(word: &str, known: impl Iterator<Item = &'k str>) -> Option<&'k str> {
-    let word = word.to_ascii_lowercase();
-    let limit = |k: &str| if k.len() <= 4 { 1 } else { 2 };
-    known
-        // Cheap first: a word much longer or shorter is no typo of it.
-        .filter(|k| k.len().abs_diff(word.len()) <= limit(k))
-        .map(|k| (strsim::osa_distance(&word, &k.to_ascii_lowercase()), k))
-        .filter(|(distance, k)| *distance <= limit(k) && *distance < k.len())
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, k)| k)
-}
-
-fn one_of(choices: &[String]) -> String {
-    match choices {
-        [] => "a value".to_owned(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
-    }
-}
-
-/// What was found, for messages: `"big"`, `3`, `a list`, `empty`.
-fn found(value: &Value) -> String {
-    match value {
-        Value::Null => "empty".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Text(t) => {
-            let shown: String = t.chars().take(40).collect();
-            let more = if shown.len() < t.len() { "..." } else { "" };
-            format!("\"{}\"{more}", shown.escape_debug())
-        }
-        Value::List(_) => "a list".to_owned(),
-        Value::Map(_) => "a mapping".to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -726,16 +484,5 @@ mod tests {
                 "{reference} does not resolve"
             );
         }
-    }
-
-    #[test]
-    fn nearest_word() {
-        let keys = ["image", "datalink", "env", "sysctls"];
-        assert_eq!(nearest("imgae", keys.into_iter()), Some("image"));
-        assert_eq!(nearest("Image", keys.into_iter()), Some("image"));
-        assert_eq!(nearest("sysctl", keys.into_iter()), Some("sysctls"));
-        assert_eq!(nearest("envv", keys.into_iter()), Some("env"));
-        assert_eq!(nearest("flavour", keys.into_iter()), None);
-        assert_eq!(nearest("e", keys.into_iter()), None);
     }
 }

@@ -42,7 +42,7 @@ fn pos<T>(spanned: &Spanned<T>) -> Location {
 fn unknown_hint<'k>(name: &str, known: impl Iterator<Item = &'k str>) -> String {
     // Bounded, so that a file with huge lists stays quick to check.
     let known: Vec<&str> = known.take(1000).collect();
-    if let Some(near) = super::structure::nearest(name, known.iter().copied()) {
+    if let Some(near) = super::wording::nearest(name, known.iter().copied()) {
         return format!("did you mean {near:?}?");
     }
     match known.as_slice() {
@@ -111,16 +111,9 @@ pub(super) fn is_valid_name(name: &str) -> bool {
 }
 
 fn lab_name_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some(format!(
-            "the lab's name is empty (expected {})",
-            names::NAME_RULE
-        ));
-    }
-    names::name_problem(name).map(|why| {
-        format!(
-            "invalid lab name {name:?}: {why} (expected {})",
-            names::NAME_RULE
-        )
+    let rule = names::NAME_RULE;
+    names::name_problem(name).map(|why| match why {
+        names::NameProblem::Empty => format!("the lab's name is empty (expected {rule})"),
+        why => format!("invalid lab name {name:?}: {why} (expected {rule})"),
     })
 }

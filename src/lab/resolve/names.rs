@@ -9,27 +9,47 @@ use pnet::util::MacAddr;
 /// What lab and node names may be, in words for messages.
 pub(super) const NAME_RULE: &str = "1 to 20 of a-z, 0-9 and '-', not starting with '-'";
 
+/// Why a lab or node name breaks the rule. Empty is one of the reasons, so
+/// no caller checks it apart; each words it (the lab's name, a node's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum NameProblem {
+    Empty,
+    /// Longer than 20 characters: how many.
+    TooLong(usize),
+    StartsWithDash,
+    /// A character outside `a-z`, `0-9` and `-`.
+    Invalid(char),
+}
+
+impl std::fmt::Display for NameProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NameProblem::Empty => f.write_str("is empty"),
+            NameProblem::TooLong(n) => write!(f, "is {n} characters long"),
+            NameProblem::StartsWithDash => f.write_str("starts with '-'"),
+            NameProblem::Invalid(c) if c.is_ascii_uppercase() => {
+                write!(f, "contains the uppercase {c:?}")
+            }
+            NameProblem::Invalid(c) => write!(f, "contains {c:?}"),
+        }
+    }
+}
+
 /// Lab and node names: `[a-z0-9][a-z0-9-]{0,19}`. They end up in container,
 /// veth and label names, which is why they are this strict.
-pub(super) fn name_problem(name: &str) -> Option<String> {
-    let first = name.chars().next()?;
-    let problem = if name.len() > 20 {
-        format!("is {} characters long", name.chars().count())
-    } else if first == '-' {
-        "starts with '-'".to_owned()
-    } else if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        if c.is_ascii_uppercase() {
-            format!("contains the uppercase {c:?}")
-        } else {
-            format!("contains {c:?}")
-        }
-    } else {
-        return None;
+pub(super) fn name_problem(name: &str) -> Option<NameProblem> {
+    let Some(first) = name.chars().next() else {
+        return Some(NameProblem::Empty);
     };
-    Some(problem)
+    if name.len() > 20 {
+        Some(NameProblem::TooLong(name.chars().count()))
+    } else if first == '-' {
+        Some(NameProblem::StartsWithDash)
+    } else {
+        name.chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+            .map(NameProblem::Invalid)
+    }
 }
 
 /// What interface names may be, in words for messages.
@@ -500,18 +520,18 @@ mod tests {
         assert_eq!(name_problem("icmp"), None);
         assert_eq!(name_problem("a-1"), None);
         assert_eq!(name_problem(&"a".repeat(20)), None);
-        assert!(
-            name_problem("").is_none(),
-            "empty is reported by the caller"
-        );
-        assert_eq!(
-            name_problem(&"a".repeat(21)).unwrap(),
-            "is 21 characters long"
-        );
-        assert_eq!(name_problem("-a").unwrap(), "starts with '-'");
-        assert_eq!(name_problem("Bad").unwrap(), "contains the uppercase 'B'");
-        assert_eq!(name_problem("a_b").unwrap(), "contains '_'");
-        assert_eq!(name_problem("é").unwrap(), "contains 'é'");
+        assert_eq!(name_problem(""), Some(NameProblem::Empty));
+        let why = |name: &str| {
+            name_problem(name)
+                .map(|p| p.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(why(""), "is empty");
+        assert_eq!(why(&"a".repeat(21)), "is 21 characters long");
+        assert_eq!(why("-a"), "starts with '-'");
+        assert_eq!(why("Bad"), "contains the uppercase 'B'");
+        assert_eq!(why("a_b"), "contains '_'");
+        assert_eq!(why("é"), "contains 'é'");
     }
 
     #[test]

@@ -174,12 +174,7 @@ fn limits(node: &str, raw: Option<&Spanned<RawLimits>>, problems: &mut Problems)
 }
 
 fn check_name(name: &Spanned<String>, problems: &mut Problems) {
-    let why = if name.value.is_empty() {
-        Some("is empty".to_owned())
-    } else {
-        names::name_problem(&name.value)
-    };
-    if let Some(why) = why {
+    if let Some(why) = names::name_problem(&name.value) {
         problems.at(
             pos(name),
             format!(
