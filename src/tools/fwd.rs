@@ -3,7 +3,8 @@
 //! unchanged, each interface on its own datalink.
 //!
 //! It moves frames in batches: it takes up to `batch` frames already queued
-//! on one side, then hands them to the other side, then the same the other
+//! on one side, then hands them to the other side in one
+//! [`Datalink::send_batch`], then the same the other
 //! way, and only when neither side had anything does it wait, on both at
 //! once (it polls the descriptors [`Datalink::poll_fds`] gives). A frame
 //! the far side cannot take (its link is down, its ring is full, the frame
@@ -166,16 +167,36 @@ pub fn forward_once(
             }
         }
     }
-    for frame in batch.frames() {
-        match to.send(frame) {
-            Ok(()) => counts.forwarded += 1,
-            Err(_) => counts.dropped += 1,
-        }
-    }
+    let frames: Vec<&[u8]> = batch.frames().collect();
+    send_all(to, &frames, counts);
     if failed && batch.len() == 0 {
         Pass::Failed
     } else {
         Pass::Moved(batch.len())
+    }
+}
+
+/// Hands `frames` to `to` in as few calls as its datalink can
+/// ([`Datalink::send_batch`]). A frame it refuses is dropped and the rest
+/// is tried again; when its link is down, the rest is dropped with it.
+fn send_all(to: &mut dyn Datalink, frames: &[&[u8]], counts: &mut Counts) {
+    let mut rest = frames;
+    while !rest.is_empty() {
+        match to.send_batch(rest) {
+            Ok(sent) if sent > 0 => {
+                counts.forwarded += sent as u64;
+                rest = &rest[sent.min(rest.len())..];
+            }
+            Err(error) if error.is_link_down() => {
+                counts.dropped += rest.len() as u64;
+                return;
+            }
+            // Refused (too big for the far side, a full ring): that one.
+            Ok(_) | Err(_) => {
+                counts.dropped += 1;
+                rest = &rest[1..];
+            }
+        }
     }
 }
 

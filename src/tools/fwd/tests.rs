@@ -19,6 +19,8 @@ struct Wire {
     sent: Vec<Vec<u8>>,
     down: bool,
     fail_receive: bool,
+    /// Frames longer than this are refused (EMSGSIZE), as above an MTU.
+    max_len: Option<usize>,
     current: Vec<u8>,
 }
 
@@ -47,6 +49,13 @@ impl Datalink for Wire {
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
         if self.down {
             return Err(down("send"));
+        }
+        if self.max_len.is_some_and(|max| frame.len() > max) {
+            return Err(DatalinkError::Io {
+                op: "send",
+                iface: "wire".into(),
+                source: std::io::Error::from_raw_os_error(libc::EMSGSIZE),
+            });
         }
         self.sent.push(frame.to_vec());
         Ok(())
@@ -185,6 +194,25 @@ fn what_a_down_side_cannot_take_is_dropped_and_forwarding_goes_on() {
         }
     );
     assert_eq!(b.sent, west[3..]);
+}
+
+#[test]
+fn a_frame_too_big_for_the_far_side_is_dropped_alone() {
+    let west = vec![frame(1, 64), frame(2, 9000), frame(3, 64)];
+    let mut a = Wire::with(&west);
+    let mut b = Wire {
+        max_len: Some(1514),
+        ..Wire::default()
+    };
+    let (summary, _) = run_to_end(&mut a, &mut b, 8, Format::Human);
+    assert_eq!(
+        summary.a_to_b,
+        Counts {
+            forwarded: 2,
+            dropped: 1
+        }
+    );
+    assert_eq!(b.sent, [frame(1, 64), frame(3, 64)]);
 }
 
 #[test]
