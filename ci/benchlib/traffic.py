@@ -53,7 +53,8 @@ def iperf3_rate(pair: VethPair, workdir) -> float:
     """Datagrams per second iperf3's client sent."""
     for side in (pair.a, pair.b):
         VethPair.set_sysctls(side, LOUD)
-    server = in_netns(pair.b.netns, "iperf3", "-s", "-1", "-B", pair.b.addr)
+    # --forceflush: its output goes to a file, where it would be buffered.
+    server = in_netns(pair.b.netns, "iperf3", "-s", "-1", "-B", pair.b.addr, "--forceflush")
     with Background(server, workdir, "iperf3-server") as srv:
         srv.wait_for(r"Server listening")
         client = in_netns(
