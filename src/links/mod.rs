@@ -23,7 +23,7 @@ use ipnet::Ipv4Net;
 
 use crate::lab::{Lab, Node};
 
-pub use netlink::{interfaces_in, LiveInterface, Netlink};
+pub use netlink::{interfaces_in, set_link_state, LiveInterface, Netlink};
 pub use netns::{pid_path, Netns};
 
 /// One veth pair to create.

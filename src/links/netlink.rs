@@ -303,3 +303,25 @@ fn live_interface(
     }
     live
 }
+
+/// Sets `interface` in the namespace `netns` down or up: a link fault
+/// injected mid-run (a link-state step). Setting one end of a veth down
+/// takes the carrier of the other end with it, as unplugging a cable would.
+pub async fn set_link_state(netns: &Path, interface: &str, up: bool) -> Result<(), LinkError> {
+    let netns = Netns::open(netns)?;
+    let handle = netns.netlink().await?;
+    let state = if up { "up" } else { "down" };
+    let index = index_of(&handle, interface).await?.ok_or_else(|| {
+        LinkError::io(format!("setting {interface} {state}: no such interface"))(
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+    })?;
+    let message = LinkUnspec::new_with_index(index);
+    let message = if up { message.up() } else { message.down() };
+    handle
+        .link()
+        .set(message.build())
+        .execute()
+        .await
+        .map_err(LinkError::netlink(format!("setting {interface} {state}")))
+}

@@ -24,6 +24,8 @@ pub enum StepKind {
     Foreground,
     Background,
     Wait,
+    /// A link-state step: an interface set down or up.
+    Link,
 }
 
 /// The result of one step.
@@ -69,9 +71,7 @@ impl StepResult {
                 argv.clone(),
             ),
             Action::Wait { .. } => (StepKind::Wait, None, Vec::new()),
-            // Reported as a foreground step until the run learns link
-            // states (issue 14).
-            Action::SetLink { node, .. } => (StepKind::Foreground, Some(node.clone()), Vec::new()),
+            Action::SetLink { node, .. } => (StepKind::Link, Some(node.clone()), Vec::new()),
         };
         StepResult {
             name: step.name.clone(),

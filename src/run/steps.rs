@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::check::{evaluate, StepOutput};
 use super::result::{Status, StepResult};
 use super::running::{Captured, Running};
-use crate::lab::{Action, Step};
+use crate::lab::{Action, LinkState, Step};
 use crate::runtime::process::{Launcher, Signal};
 
 /// Told about steps as they start and end (progress display).
@@ -173,11 +173,22 @@ impl<'a> StepRunner<'a> {
                 node,
                 interface,
                 state,
-            } => result.fail(format!(
-                "cannot set {node}:{interface} {}: link-state steps are not supported by this \
-                 version of the run yet",
-                state.as_str()
-            )),
+            } => {
+                let up = *state == LinkState::Up;
+                let set = self.launcher.set_link(node, interface, up);
+                match tokio::time::timeout(step.timeout, set).await {
+                    Err(_) => result.fail(format!(
+                        "setting {node}:{interface} {} timed out after {}",
+                        state.as_str(),
+                        humantime::format_duration(step.timeout)
+                    )),
+                    Ok(Err(e)) => result.fail(e.to_string()),
+                    Ok(Ok(())) => {
+                        result.stdout = format!("{node}:{interface} {}\n", state.as_str());
+                        result.status = Status::Passed;
+                    }
+                }
+            }
         }
     }
 

@@ -398,6 +398,18 @@ impl Launcher for FakeLauncher {
         }
         .boxed()
     }
+
+    /// Link-state steps are recorded as `node: link IFACE down|up`.
+    fn set_link<'a>(
+        &'a self,
+        node: &'a str,
+        interface: &'a str,
+        up: bool,
+    ) -> BoxFuture<'a, Result<(), ProcessError>> {
+        let state = if up { "up" } else { "down" };
+        lock(&self.launched).push(format!("{node}: link {interface} {state}"));
+        async { Ok(()) }.boxed()
+    }
 }
 
 async fn play(

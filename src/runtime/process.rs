@@ -47,6 +47,13 @@ pub enum ProcessError {
     Signal(String),
     #[error("reading the exit code: {0}")]
     ExitCode(String),
+    #[error("setting {node}:{interface} {state}: {reason}")]
+    LinkState {
+        node: String,
+        interface: String,
+        state: &'static str,
+        reason: String,
+    },
 }
 
 /// Controls one running process.
@@ -64,11 +71,21 @@ pub struct Launched {
     pub control: Arc<dyn Control>,
 }
 
-/// Starts commands in the nodes of a deployed lab.
+/// Starts commands in the nodes of a deployed lab, and sets their
+/// interfaces down or up (link-state steps).
 pub trait Launcher: Send + Sync {
     fn launch<'a>(
         &'a self,
         node: &'a str,
         argv: &'a [String],
     ) -> BoxFuture<'a, Result<Launched, ProcessError>>;
+
+    /// Sets `interface` of `node` down (`up: false`) or up, from outside
+    /// the node: the node needs no capability for it.
+    fn set_link<'a>(
+        &'a self,
+        node: &'a str,
+        interface: &'a str,
+        up: bool,
+    ) -> BoxFuture<'a, Result<(), ProcessError>>;
 }

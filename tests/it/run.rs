@@ -518,3 +518,51 @@ fn a_full_run_directory_still_tears_the_lab_down_and_says_so(runtime: &str) {
         "{report}"
     );
 }
+
+const LINK_CUT: &str = r#"
+  - name: before
+    node: pinger
+    exec: [lab-ping, eth1, 198.18.0.2, --count, "2", --interval, 100ms]
+  - name: cut
+    link: "ponger:eth1"
+    state: down
+  - name: during
+    node: pinger
+    exec: [lab-ping, eth1, 198.18.0.2, --count, "2", --interval, 100ms, --timeout, 500ms]
+    expect:
+      exit: 1
+      stdout:
+        - contains: "2 packets transmitted, 0 received"
+  - name: restore
+    link: "ponger:eth1"
+    state: up
+  - name: after
+    node: pinger
+    exec: [lab-ping, eth1, 198.18.0.2, --count, "2", --interval, 100ms]
+    expect:
+      stdout:
+        - contains: "2 packets transmitted, 2 received"
+"#;
+
+#[test]
+fn link_state_steps_cut_a_link_mid_run_and_restore_it() {
+    let lab = TestLab::new("rlink", &pong_then(LINK_CUT));
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    let summary = stdout(&run.out);
+    assert!(summary.contains("PASS  cut"), "{summary}");
+    assert!(summary.contains("PASS  restore"), "{summary}");
+    let json = run.json();
+    let kinds: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "link").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_nothing_left(&lab.name);
+}

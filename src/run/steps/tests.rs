@@ -316,3 +316,32 @@ async fn wait_on_a_step_that_did_not_start_fails() {
     assert_eq!(statuses(&r), [Status::Failed, Status::Failed]);
     assert!(r[1].error.as_deref().unwrap().contains("did not start"));
 }
+
+fn set_link(name: &str, state: LinkState) -> Step {
+    Step {
+        action: Action::SetLink {
+            node: "client".into(),
+            interface: "eth1".into(),
+            state,
+        },
+        ..exec(name, "")
+    }
+}
+
+#[tokio::test]
+async fn link_state_steps_set_the_interface_in_order_between_commands() {
+    let fake = FakeLauncher::default().with("ok", Script::prints(&["fine"]));
+    let steps = [
+        set_link("cut", LinkState::Down),
+        exec("during", "ok"),
+        set_link("restore", LinkState::Up),
+    ];
+    let r = run(&fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Passed; 3]);
+    assert_eq!(r[0].kind, crate::run::result::StepKind::Link);
+    assert_eq!(r[0].stdout, "client:eth1 down\n");
+    assert_eq!(
+        *fake.launched.lock().unwrap(),
+        ["client: link eth1 down", "n: ok", "client: link eth1 up"]
+    );
+}

@@ -73,6 +73,31 @@ impl Launcher for DockerLauncher {
         }
         .boxed()
     }
+
+    fn set_link<'a>(
+        &'a self,
+        node: &'a str,
+        interface: &'a str,
+        up: bool,
+    ) -> BoxFuture<'a, Result<(), ProcessError>> {
+        async move {
+            let failed = |reason: String| ProcessError::LinkState {
+                node: node.to_owned(),
+                interface: interface.to_owned(),
+                state: if up { "up" } else { "down" },
+                reason,
+            };
+            let netns = self
+                .runtime
+                .node_netns(&self.lab, node)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            crate::links::set_link_state(&netns, interface, up)
+                .await
+                .map_err(|e| failed(e.to_string()))
+        }
+        .boxed()
+    }
 }
 
 struct ExecControl(ExecHandle);

@@ -90,6 +90,30 @@ impl DockerRuntime {
         node: &str,
         argv: &[String],
     ) -> Result<(ExecHandle, ExecStream), RuntimeError> {
+        let target = self.running_node(name, node).await?;
+        exec::start(self.docker(), &target.name, argv).await
+    }
+
+    /// The network namespace of node `node` of the deployed lab `name`
+    /// (as in [`Self::exec`]): its init's `/proc/PID/ns/net`.
+    pub(crate) async fn node_netns(
+        &self,
+        name: &str,
+        node: &str,
+    ) -> Result<std::path::PathBuf, RuntimeError> {
+        let target = self.running_node(name, node).await?;
+        match self.backend.pid(&target.name).await? {
+            Some(pid) => Ok(crate::links::pid_path(pid)),
+            None => Err(RuntimeError::NotRunning {
+                lab: target.instance.clone(),
+                node: node.to_owned(),
+                state: "stopped".into(),
+            }),
+        }
+    }
+
+    /// The running container of `node` in the deployed lab `name`.
+    async fn running_node(&self, name: &str, node: &str) -> Result<ContainerInfo, RuntimeError> {
         let containers = self.backend.list(&Scope::Named(name.to_owned())).await?;
         let instance = one_instance(name, &containers)?;
         let nodes: Vec<_> = containers
@@ -110,7 +134,7 @@ impl DockerRuntime {
                 state: target.state.clone(),
             });
         }
-        exec::start(self.docker(), &target.name, argv).await
+        Ok((*target).clone())
     }
 }
 
