@@ -107,6 +107,16 @@ pub trait Wiring: Sync {
         netns: [&Path; 2],
     ) -> impl Future<Output = Result<(), LinkError>> + Send;
 
+    /// Adds `routes` to the main table of the namespace `netns` (a node's
+    /// `routes`, after its links are wired and up), in order; the first
+    /// that fails stops the rest.
+    fn add_routes(
+        &self,
+        node: &str,
+        routes: &[crate::lab::Route],
+        netns: &Path,
+    ) -> impl Future<Output = Result<(), LinkError>> + Send;
+
     /// Deletes every host interface whose alias `matches`; returns their
     /// names.
     fn remove_strays(

@@ -18,7 +18,7 @@ use std::path::Path;
 use futures_util::{future, TryStreamExt};
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::netns::Netns;
 use super::{sysctl, LinkError, VethEnd, VethPlan, Wiring};
@@ -86,6 +86,40 @@ impl Wiring for Netlink {
             let _ = delete_in(&netns[0], &plan.ends[0].interface).await;
         }
         configured.map(|_| ())
+    }
+
+    async fn add_routes(
+        &self,
+        node: &str,
+        routes: &[crate::lab::Route],
+        netns: &Path,
+    ) -> Result<(), LinkError> {
+        if routes.is_empty() {
+            return Ok(());
+        }
+        let netns = Netns::open(netns)?;
+        let handle = netns.netlink().await?;
+        for route in routes {
+            let doing = format!(
+                "adding the route to {} via {} on {node}:{}",
+                route.to, route.via, route.interface
+            );
+            let index = index_of(&handle, &route.interface).await?.ok_or_else(|| {
+                LinkError::io(doing.clone())(std::io::Error::from(std::io::ErrorKind::NotFound))
+            })?;
+            let message = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .destination_prefix(route.to.addr(), route.to.prefix_len())
+                .gateway(route.via)
+                .output_interface(index)
+                .build();
+            handle
+                .route()
+                .add(message)
+                .execute()
+                .await
+                .map_err(LinkError::netlink(doing))?;
+        }
+        Ok(())
     }
 
     async fn remove_strays(

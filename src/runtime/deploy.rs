@@ -331,6 +331,7 @@ async fn build<E: Backend, W: Wiring>(
     let started = Instant::now();
     let plans = links::plan(lab, &names::veth_alias(lab.name(), instance, run));
     wire_links(wiring, &plans, &nodes, options).await?;
+    add_routes(wiring, lab, &nodes, options).await?;
     timings.push((Phase::Links, started.elapsed()));
     Ok(nodes)
 }
@@ -380,6 +381,32 @@ async fn wire_links<W: Wiring>(
                 return Ok(());
             };
             wiring.wire(plan, [na, nb]).await?;
+            Ok(())
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    first_error(results).map(|_| ())
+}
+
+/// Every node's `routes`, once its links are up (a route needs its
+/// interface), before any step runs.
+async fn add_routes<W: Wiring>(
+    wiring: &W,
+    lab: &Lab,
+    nodes: &[DeployedNode],
+    options: &DeployOptions,
+) -> Result<(), RuntimeError> {
+    let results: Vec<Result<(), RuntimeError>> = stream::iter(nodes)
+        .filter_map(|deployed| async move {
+            let node = lab.nodes().iter().find(|n| n.name == deployed.name)?;
+            (!node.routes.is_empty()).then_some((node, deployed))
+        })
+        .map(|(node, deployed)| async move {
+            options.cancel.check()?;
+            wiring
+                .add_routes(&node.name, &node.routes, &deployed.netns)
+                .await?;
             Ok(())
         })
         .buffer_unordered(options.concurrency.max(1))

@@ -249,6 +249,19 @@ impl Wiring for FakeWiring {
         Ok(())
     }
 
+    async fn add_routes(
+        &self,
+        node: &str,
+        routes: &[crate::lab::Route],
+        _netns: &Path,
+    ) -> Result<(), LinkError> {
+        let mut wired = lock(&self.wired);
+        for r in routes {
+            wired.push(format!("{node}: route {} via {}", r.to, r.via));
+        }
+        Ok(())
+    }
+
     async fn remove_strays(
         &self,
         matches: &(dyn Fn(&str) -> bool + Sync),

@@ -10,7 +10,7 @@ use bollard::models::MountVolumeOptions;
 use bollard::models::{ContainerCreateBody, DeviceMapping, HostConfig, Mount, MountType};
 use serde::{Deserialize, Serialize};
 
-use crate::lab::{DatalinkKind, Lab, Node};
+use crate::lab::{Bind, DatalinkKind, KernelMode, Lab, Limits, Node};
 use crate::links::sysctl;
 
 use super::image::{ToolsImage, TOOLS_PATH};
@@ -77,6 +77,9 @@ pub struct NodeSpec {
     pub cap_add: Vec<String>,
     pub sysctls: HashMap<String, String>,
     pub devices: Vec<String>,
+    /// The node's `binds`, as Docker bind mounts.
+    pub binds: Vec<Bind>,
+    pub limits: Limits,
 }
 
 impl NodeSpec {
@@ -93,7 +96,13 @@ impl NodeSpec {
         env.extend(node.env.iter().map(|(k, v)| format!("{k}={v}")));
 
         let iface_names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
-        let mut sysctls: HashMap<String, String> = KERNEL_SILENCE
+        // `kernel: normal` leaves the kernel as it is: a kernel-stack
+        // device under test answers ARP and ICMP and forwards.
+        let silence: &[(&str, &str)] = match node.kernel {
+            KernelMode::Quiet => &KERNEL_SILENCE,
+            KernelMode::Normal => &[],
+        };
+        let mut sysctls: HashMap<String, String> = silence
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
@@ -138,6 +147,8 @@ impl NodeSpec {
             cap_add: needs::node_capabilities(lab, node),
             sysctls,
             devices,
+            binds: node.binds.clone(),
+            limits: node.limits,
         }
     }
 
@@ -164,6 +175,15 @@ impl NodeSpec {
                 }]),
             ),
         };
+        let mut mounts = mounts.unwrap_or_default();
+        mounts.extend(self.binds.iter().map(|b| Mount {
+            target: Some(b.target.to_string_lossy().into_owned()),
+            source: Some(b.host.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(b.read_only),
+            ..Default::default()
+        }));
+        let mounts = (!mounts.is_empty()).then_some(mounts);
         let devices = self
             .devices
             .iter()
@@ -190,6 +210,11 @@ impl NodeSpec {
                 devices: (!devices.is_empty()).then_some(devices),
                 mounts,
                 init: Some(false),
+                // A fork bomb or a leak in one node stays in it; no swap
+                // beyond the memory limit.
+                pids_limit: Some(i64::from(self.limits.pids)),
+                memory: i64::try_from(self.limits.memory).ok(),
+                memory_swap: i64::try_from(self.limits.memory).ok(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -298,6 +323,52 @@ links:
         assert_eq!(a.sysctls["net.ipv4.ip_forward"], "1");
         // Interface sysctls wait for the interface.
         assert!(!a.sysctls.contains_key("net.ipv4.conf.eth1.rp_filter"));
+    }
+
+    fn spec_of(yaml: &str, dir: &Path, node: &str) -> NodeSpec {
+        let file = dir.join("lab.yaml");
+        let lab = crate::lab::parse(yaml, &file).unwrap();
+        let node = lab.node(node).unwrap();
+        NodeSpec::new(
+            &lab,
+            &Instance::of_lab("k-1"),
+            node,
+            NodeImage::Tools(ToolsImage::for_hash("0123456789ab")),
+            &RunId::from_label("feedbeef0000"),
+        )
+    }
+
+    #[test]
+    fn a_normal_kernel_keeps_its_defaults_but_the_labs_sysctls() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "name: k\nnodes:\n  r:\n    kernel: normal\n    sysctls: { net.ipv4.ip_forward: 1 }\n  q: {}\nlinks:\n  - endpoints: [\"r:eth1\", \"q:eth1\"]\n";
+        let r = spec_of(yaml, dir.path(), "r");
+        assert!(!r.sysctls.contains_key("net.ipv4.conf.all.arp_ignore"));
+        assert!(!r.sysctls.contains_key("net.ipv4.icmp_echo_ignore_all"));
+        assert_eq!(r.sysctls["net.ipv4.ip_forward"], "1");
+        let q = spec_of(yaml, dir.path(), "q");
+        assert_eq!(q.sysctls["net.ipv4.conf.all.arp_ignore"], "8");
+    }
+
+    #[test]
+    fn binds_are_bind_mounts_read_only_unless_rw_and_limits_are_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myfwd"), b"").unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        let yaml = "name: k\nnodes:\n  d:\n    binds:\n      - ./myfwd:/usr/local/bin/myfwd\n      - ./conf:/etc/myfwd:rw\n";
+        let body = spec_of(yaml, dir.path(), "d").create_body();
+        let host = body.host_config.unwrap();
+        let mounts = host.mounts.unwrap();
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(mounts[0].typ, Some(MountType::BIND));
+        assert_eq!(mounts[0].target.as_deref(), Some("/usr/local/bin/myfwd"));
+        let source = std::fs::canonicalize(dir.path().join("myfwd")).unwrap();
+        assert_eq!(mounts[0].source.as_deref(), source.to_str());
+        assert_eq!(mounts[0].read_only, Some(true));
+        assert_eq!(mounts[1].read_only, Some(false));
+        assert_eq!(host.pids_limit, Some(i64::from(Limits::DEFAULT.pids)));
+        assert_eq!(host.memory, Some(Limits::DEFAULT.memory as i64));
+        assert_eq!(host.memory_swap, host.memory);
     }
 
     #[test]
