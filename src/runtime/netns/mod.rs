@@ -406,6 +406,29 @@ impl Launcher for NetnsLauncher {
         }
         .boxed()
     }
+
+    fn set_link<'a>(
+        &'a self,
+        node: &'a str,
+        interface: &'a str,
+        up: bool,
+    ) -> BoxFuture<'a, Result<(), ProcessError>> {
+        async move {
+            let failed = |reason: String| ProcessError::LinkState {
+                node: node.to_owned(),
+                interface: interface.to_owned(),
+                state: if up { "up" } else { "down" },
+                reason,
+            };
+            let (name, _) = node_record(&self.lab, node)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            crate::links::set_link_state(&ns::netns_path(&name), interface, up)
+                .await
+                .map_err(|e| failed(e.to_string()))
+        }
+        .boxed()
+    }
 }
 
 /// Sends what `pipe` gives to `tx` as chunks of `stream`.
