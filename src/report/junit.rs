@@ -12,7 +12,34 @@ pub fn junit_xml(report: &RunReport) -> Result<String, quick_junit::SerializeErr
     let mut junit = Report::new("labctl");
     junit.set_time(report.duration);
     junit.add_test_suite(suite(report));
-    junit.to_string()
+    junit.to_string().map(strict)
+}
+
+/// The Jenkins xunit plugin's junit-10.xsd (a copy is in tests/) has no
+/// `skipped` on `<testsuites>`, which quick-junit always writes: drop it
+/// there (each `<testsuite>` keeps its own count).
+fn strict(xml: String) -> String {
+    let Some(start) = xml.find("<testsuites") else {
+        return xml;
+    };
+    let end = xml[start..].find('>').map_or(xml.len(), |e| start + e);
+    let tag = &xml[start..end];
+    let Some(at) = tag.find(" skipped=\"") else {
+        return xml;
+    };
+    let value_end = tag[at + 10..]
+        .find('"')
+        .map_or(tag.len(), |e| at + 10 + e + 1);
+    format!("{}{}{}", &xml[..start + at], &tag[value_end..], &xml[end..])
+}
+
+/// The machine the run ran on, for `hostname` (Ant's JUnit schema has it).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// A run that did not happen, and why (a netmap lab where /dev/netmap is
@@ -44,7 +71,7 @@ pub fn junit_xml_many(
         suite.add_test_case(case);
         junit.add_test_suite(suite);
     }
-    junit.to_string()
+    junit.to_string().map(strict)
 }
 
 /// `labctl run icmp`, `labctl run icmp --datalink af_xdp`: unique per lab
@@ -58,6 +85,8 @@ pub fn suite_name(lab: &str, datalink: Option<crate::lab::DatalinkKind>) -> Stri
 
 fn suite(report: &RunReport) -> TestSuite {
     let mut suite = TestSuite::new(suite_name(&report.lab, report.datalink));
+    suite.set_timestamp(chrono::DateTime::<chrono::Utc>::from(report.started));
+    suite.extra.insert("hostname".into(), hostname().into());
     suite.set_time(report.duration);
     suite.add_property(quick_junit::Property::new(
         "lab-file",
@@ -72,6 +101,7 @@ fn suite(report: &RunReport) -> TestSuite {
     if let Some(first) = report.problems.first() {
         let all: Vec<&str> = report.problems.iter().map(|p| p.message.as_str()).collect();
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_type(problem_type(first.kind));
         status.set_message(first_line(&first.message));
         status.set_description(all.join("\n"));
         let mut case = TestCase::new("lab", status);
@@ -95,6 +125,11 @@ fn suite(report: &RunReport) -> TestSuite {
                 };
                 let message = failure_message(step);
                 let mut s = TestCaseStatus::non_success(kind);
+                s.set_type(if step.status == Status::Failed {
+                    "check"
+                } else {
+                    "interrupted"
+                });
                 s.set_message(first_line(&message));
                 s.set_description(message);
                 s
@@ -112,6 +147,19 @@ fn suite(report: &RunReport) -> TestSuite {
         suite.add_test_case(case);
     }
     suite
+}
+
+/// The failure `type` of the lab's own test case: the first problem's
+/// kind, as in report.json.
+fn problem_type(kind: crate::report::RunProblemKind) -> &'static str {
+    use crate::report::RunProblemKind as K;
+    match kind {
+        K::Deploy => "deploy",
+        K::Interrupted => "interrupted",
+        K::Write => "write",
+        K::Evidence => "evidence",
+        K::Teardown => "teardown",
+    }
 }
 
 fn first_line(text: &str) -> &str {

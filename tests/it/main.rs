@@ -10,6 +10,7 @@ mod lab;
 mod many;
 mod netmap;
 mod netns;
+mod reports;
 mod route;
 mod run;
 mod runtime;
