@@ -63,11 +63,11 @@ pub fn junit_xml_many(
         junit.add_test_suite(suite(report));
     }
     for skipped in not_run {
-        let mut suite = TestSuite::new(suite_name(&skipped.lab, skipped.datalink));
+        let mut suite = TestSuite::new(xml_text(&suite_name(&skipped.lab, skipped.datalink)));
         let mut status = TestCaseStatus::skipped();
-        status.set_message(skipped.reason.as_str());
+        status.set_message(xml_text(&skipped.reason));
         let mut case = TestCase::new("lab", status);
-        case.set_classname(skipped.lab.as_str());
+        case.set_classname(xml_text(&skipped.lab));
         suite.add_test_case(case);
         junit.add_test_suite(suite);
     }
@@ -84,15 +84,15 @@ pub fn suite_name(lab: &str, datalink: Option<crate::lab::DatalinkKind>) -> Stri
 }
 
 fn suite(report: &RunReport) -> TestSuite {
-    let mut suite = TestSuite::new(suite_name(&report.lab, report.datalink));
+    let mut suite = TestSuite::new(xml_text(&suite_name(&report.lab, report.datalink)));
     suite.set_timestamp(chrono::DateTime::<chrono::Utc>::from(report.started));
     suite.extra.insert("hostname".into(), hostname().into());
     suite.set_time(report.duration);
     suite.add_property(quick_junit::Property::new(
         "lab-file",
-        report.file.display().to_string(),
+        xml_text(&report.file.display().to_string()),
     ));
-    suite.add_property(("run-id", report.run_id.as_str()));
+    suite.add_property(("run-id", xml_text(&report.run_id).as_str()));
     if let Some(datalink) = report.datalink {
         suite.add_property(("datalink", datalink.as_str()));
     }
@@ -103,9 +103,9 @@ fn suite(report: &RunReport) -> TestSuite {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
         status.set_type(problem_type(first.kind));
         status.set_message(first_line(&first.message));
-        status.set_description(all.join("\n"));
+        status.set_description(xml_text(&all.join("\n")));
         let mut case = TestCase::new("lab", status);
-        case.set_classname(report.lab.as_str());
+        case.set_classname(xml_text(&report.lab));
         suite.add_test_case(case);
     }
 
@@ -131,18 +131,18 @@ fn suite(report: &RunReport) -> TestSuite {
                     "interrupted"
                 });
                 s.set_message(first_line(&message));
-                s.set_description(message);
+                s.set_description(xml_text(&message));
                 s
             }
         };
-        let mut case = TestCase::new(step.name.as_str(), status);
-        case.set_classname(report.lab.as_str());
+        let mut case = TestCase::new(xml_text(&step.name), status);
+        case.set_classname(xml_text(&report.lab));
         case.set_time(step.duration);
         if !step.stdout.is_empty() {
-            case.set_system_out(step.stdout.as_str());
+            case.set_system_out(output_text(&step.stdout));
         }
         if !step.stderr.is_empty() {
-            case.set_system_err(step.stderr.as_str());
+            case.set_system_err(output_text(&step.stderr));
         }
         suite.add_test_case(case);
     }
@@ -162,8 +162,39 @@ fn problem_type(kind: crate::report::RunProblemKind) -> &'static str {
     }
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
+fn first_line(text: &str) -> String {
+    xml_text(text.lines().next().unwrap_or(""))
+}
+
+/// `text` with what XML 1.0 cannot hold (control characters other than
+/// tab, newline and CR; U+FFFE and U+FFFF) replaced by U+FFFD: whatever a
+/// step prints, junit.xml stays well-formed.
+pub(crate) fn xml_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
+            _ => c,
+        })
+        .collect()
+}
+
+/// How much of a step's stdout or stderr junit.xml carries: the end of
+/// it; the whole output is in the run directory.
+pub(crate) const OUTPUT_BYTES: usize = 64 * 1024;
+
+fn output_text(text: &str) -> String {
+    if text.len() <= OUTPUT_BYTES {
+        return xml_text(text);
+    }
+    let mut start = text.len() - OUTPUT_BYTES;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!(
+        "[first {start} bytes cut; the whole output is in the run directory]\n{}",
+        xml_text(&text[start..])
+    )
 }
 
 #[cfg(test)]
@@ -208,5 +239,31 @@ mod tests {
             xml.contains(r#"<testcase name="lab" classname="icmp">"#),
             "{xml}"
         );
+    }
+
+    #[test]
+    fn what_xml_forbids_never_reaches_the_report() {
+        let mut bad = step("ping", Status::Failed);
+        bad.stdout = "a\u{ffff}b\u{0}c\u{1b}[31m\u{fffe}\ttab\r\n".into();
+        bad.stderr = "\u{7}bell".into();
+        bad.error = Some("exit \u{1}".into());
+        let xml = junit_xml(&report(vec![bad])).unwrap();
+        let forbidden = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+        assert!(!xml.chars().any(forbidden), "{xml:?}");
+        assert!(
+            xml.contains("a\u{fffd}b\u{fffd}c\u{fffd}[31m\u{fffd}"),
+            "{xml:?}"
+        );
+        assert!(xml.contains("\u{fffd}bell"), "{xml:?}");
+    }
+
+    #[test]
+    fn a_huge_output_is_cut_in_the_report() {
+        let mut big = step("ping", Status::Failed);
+        big.stdout = format!("{}\nthe end\n", "x".repeat(10 * 1024 * 1024));
+        let xml = junit_xml(&report(vec![big])).unwrap();
+        assert!(xml.len() < 2 * OUTPUT_BYTES, "{}", xml.len());
+        assert!(xml.contains("bytes cut; the whole output is in the run directory"));
+        assert!(xml.contains("the end"));
     }
 }

@@ -342,4 +342,17 @@ mod tests {
         assert_eq!(t[0], "line 15");
         assert_eq!(tail("", 3), Vec::<String>::new());
     }
+
+    #[test]
+    fn tail_cuts_a_huge_line_on_a_char_boundary() {
+        let huge = "é".repeat(3 * super::super::result::TAIL_LINE_CHARS);
+        let text = format!("first\n{huge}\nlast\n");
+        let t = tail(&text, TAIL_LINES);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[0], "first");
+        assert!(t[1].starts_with(&"é".repeat(512)), "{}", t[1]);
+        assert!(t[1].ends_with("… [2048 more bytes cut]"), "{}", t[1]);
+        assert!(t[1].chars().count() < 600);
+        assert_eq!(t[2], "last");
+    }
 }

@@ -97,13 +97,25 @@ impl StepResult {
 /// How many lines of output a failure shows.
 pub const TAIL_LINES: usize = 10;
 
-/// The last `n` lines of `text`.
+/// How many characters of one line a failure shows: a step printing one
+/// 100 MB line must not put it in the terminal, summary.txt or junit.xml.
+pub const TAIL_LINE_CHARS: usize = 512;
+
+/// The last `n` lines of `text`, each cut to [`TAIL_LINE_CHARS`]
+/// characters with a marker saying how much was left out.
 pub fn tail(text: &str, n: usize) -> Vec<String> {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
+    // From the end: only the lines shown are looked at.
+    let mut lines: Vec<String> = text.lines().rev().take(n).map(cap_line).collect();
+    lines.reverse();
+    lines
+}
+
+/// `line` cut on a char boundary after [`TAIL_LINE_CHARS`] characters.
+pub fn cap_line(line: &str) -> String {
+    match line.char_indices().nth(TAIL_LINE_CHARS) {
+        None => line.to_owned(),
+        Some((cut, _)) => format!("{}… [{} more bytes cut]", &line[..cut], line.len() - cut),
+    }
 }
 
 /// One check that did not hold: which check, what it expected, what was

@@ -91,7 +91,10 @@ fn junit_of_one_and_of_many_runs_validates_against_junit_10_xsd() {
         let xml = std::fs::read_to_string(file).unwrap();
         assert!(xml.contains(" timestamp=\""), "{xml}");
         assert!(xml.contains(" hostname=\""), "{xml}");
-        let failure = xml.lines().find(|l| l.contains("<failure ")).expect("a failure");
+        let failure = xml
+            .lines()
+            .find(|l| l.contains("<failure "))
+            .expect("a failure");
         assert!(failure.contains(" type=\"check\""), "{failure}");
         assert!(xml.contains("<skipped"), "{xml}");
         let head = xml.lines().find(|l| l.starts_with("<testsuites")).unwrap();

@@ -566,3 +566,71 @@ fn link_state_steps_cut_a_link_mid_run_and_restore_it() {
     );
     assert_nothing_left(&lab.name);
 }
+
+/// A step printing what XML 1.0 forbids (U+FFFF, control characters) and
+/// one 300 kB line: junit.xml stays well-formed (xmllint), and neither the
+/// summary, the terminal nor junit.xml carries the whole line.
+#[test]
+fn garbage_output_keeps_the_reports_valid_and_small() {
+    let Some(xmllint) = which_xmllint() else {
+        eprintln!("skipped: xmllint is not installed (ci/setup installs libxml2-utils)");
+        return;
+    };
+    let yaml = format!(
+        r#"name: {{name}}
+nodes:
+  box: {{ image: "{}" }}
+  tools: {{}}
+links:
+  - endpoints: ["box:eth1", "tools:eth1"]
+    ipv4: ["198.18.0.1/24", "198.18.0.2/24"]
+steps:
+  - name: garbage
+    node: box
+    exec: [sh, -c, 'printf "u\357\277\277 bell\007 esc\033[0m nul\000 end\n"; head -c 300000 /dev/zero | tr "\0" x; echo; printf "err\357\277\276\001\n" >&2; exit 1']
+"#,
+        crate::support::lab::busybox_image()
+    );
+    let lab = TestLab::new("rgarb", &yaml);
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+    let junit_path = run.dir.path().join("junit.xml");
+    let lint = std::process::Command::new(xmllint)
+        .arg("--noout")
+        .arg(&junit_path)
+        .output()
+        .expect("run xmllint");
+    assert!(
+        lint.status.success(),
+        "junit.xml is not well-formed: {}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let junit = run.junit();
+    assert!(
+        junit.contains("u\u{fffd} bell\u{fffd} esc"),
+        "{junit:.2000}"
+    );
+    assert!(junit.contains("more bytes cut]"), "{junit:.2000}");
+    assert!(junit.len() < 200_000, "junit.xml is {} bytes", junit.len());
+    let summary = std::fs::read_to_string(run.run_dir().join("summary.txt")).expect("summary");
+    assert!(
+        summary.len() < 20_000,
+        "summary.txt is {} bytes",
+        summary.len()
+    );
+    assert!(summary.contains("more bytes cut]"), "{summary:.2000}");
+    assert!(
+        run.out.stdout.len() + run.out.stderr.len() < 20_000,
+        "terminal got {} bytes",
+        run.out.stdout.len() + run.out.stderr.len()
+    );
+    assert_nothing_left(&lab.name);
+}
+
+fn which_xmllint() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join("xmllint"))
+        .find(|p| p.is_file())
+}
