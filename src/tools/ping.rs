@@ -388,7 +388,14 @@ fn resolve(
     };
     let mut answered = 0;
     for _ in 0..ARP_TRIES {
-        datalink.send(&request).map_err(ToolError::Wire)?;
+        // A request the link cannot carry (it is down, or its peer is: the
+        // veth has no carrier and the queue refuses) is a try that went
+        // unanswered, as on a cut cable; the tries run out as usual.
+        match datalink.send(&request) {
+            Ok(()) => {}
+            Err(error) if error.is_link_down() || error.is_queue_drop() => {}
+            Err(error) => return Err(ToolError::Wire(error)),
+        }
         let deadline = deadline_after(timeout);
         while let Some(left) = time_left(deadline) {
             if stop.load(Ordering::Relaxed) {
@@ -491,7 +498,7 @@ fn exchange<W: Write>(
                 Ok(()) => {}
                 // The link is down: the request counts as sent and lost,
                 // with a line, as iputils' "sendmsg: Network is down".
-                Err(error) if error.is_link_down() => {
+                Err(error) if error.is_link_down() || error.is_queue_drop() => {
                     let error = match &error {
                         DatalinkError::Io { source, .. } => source.to_string(),
                         other => other.to_string(),

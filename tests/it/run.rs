@@ -544,6 +544,35 @@ const LINK_CUT: &str = r#"
         - contains: "2 packets transmitted, 2 received"
 "#;
 
+const PEER_CUT: &str = r#"
+  - name: cut the far end
+    link: "ponger:eth1"
+    state: down
+  - name: during
+    node: pinger
+    exec: [lab-ping, eth1, 198.18.0.2, --count, "2", --interval, 100ms, --timeout, 300ms]
+    expect:
+      exit: 1
+      stderr:
+        - contains: "no ARP reply from 198.18.0.2"
+  - name: restore
+    link: "ponger:eth1"
+    state: up
+  - name: after
+    node: pinger
+    exec: [lab-ping, eth1, 198.18.0.2, --count, "2", --interval, 100ms]
+"#;
+
+/// With the far end down the veth has no carrier: lab-ping's requests are
+/// refused by the queue, which is a lost try, never a fatal error.
+#[test]
+fn a_ping_across_a_cut_far_end_is_lost_not_an_error() {
+    let lab = TestLab::new("rpeer", &pong_then(PEER_CUT));
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    assert_nothing_left(&lab.name);
+}
+
 #[test]
 fn link_state_steps_cut_a_link_mid_run_and_restore_it() {
     let lab = TestLab::new("rlink", &pong_then(LINK_CUT));
