@@ -83,6 +83,8 @@ class Placement:
 
 PLACEMENTS = [
     Placement("scheduler's choice", [], []),
+    # What the tools did before their waits spun: the default spin's effect.
+    Placement("scheduler's choice, --spin 0", [], [], ["--spin", "0"]),
     Placement("all on CPU 0", ["taskset", "-c", "0"], ["taskset", "-c", "0"]),
     Placement(
         "--busy-poll, own CPUs",
@@ -249,7 +251,7 @@ def bench(settings: Settings):
         settings.report.problem("tools (--busy-poll, own CPUs)", "needs 2 CPUs")
     with VethPair("t") as pair:
         for placement in PLACEMENTS:
-            if placement.flags and (os.cpu_count() or 1) < 2:
+            if placement.pong != placement.ping and (os.cpu_count() or 1) < 2:
                 continue
             for datalink in settings.datalinks:
                 try:

@@ -27,6 +27,10 @@ pub struct CommonArgs {
     /// at the cost of one CPU at 100% for as long as the tool runs
     #[arg(long)]
     pub busy_poll: bool,
+    /// How long a wait for frames spins before it sleeps (0: sleep at
+    /// once) [default: 50us]
+    #[arg(long, value_name = "DURATION", value_parser = duration, conflicts_with = "busy_poll")]
+    pub spin: Option<Duration>,
 }
 
 impl CommonArgs {
@@ -41,10 +45,13 @@ impl CommonArgs {
     /// How the datalink waits: `--busy-poll`, else a short spin before
     /// sleeping (docs/tools.md).
     pub fn wait_policy(&self) -> WaitPolicy {
-        if self.busy_poll {
-            WaitPolicy::busy_poll()
-        } else {
-            WaitPolicy::default()
+        match (self.busy_poll, self.spin) {
+            (true, _) => WaitPolicy::busy_poll(),
+            (false, Some(spin)) => WaitPolicy {
+                spin,
+                busy_poll: false,
+            },
+            (false, None) => WaitPolicy::default(),
         }
     }
 
@@ -223,6 +230,9 @@ mod tests {
         }
         let busy = Tool::try_parse_from(["x", "--busy-poll"]).unwrap().common;
         assert_eq!(busy.open_options().wait, WaitPolicy::busy_poll());
+        let none = Tool::try_parse_from(["x", "--spin", "0"]).unwrap().common;
+        assert_eq!(none.open_options().wait.spin, Duration::ZERO);
+        assert!(Tool::try_parse_from(["x", "--spin", "1ms", "--busy-poll"]).is_err());
         let default = Tool::try_parse_from(["x"]).unwrap().common;
         assert_eq!(default.open_options().wait, WaitPolicy::default());
         assert!(!default.open_options().capture);
@@ -242,12 +252,14 @@ mod tests {
             datalink: Some(DatalinkKind::Netmap),
             json: false,
             busy_poll: false,
+            spin: None,
         };
         assert_eq!(flag.datalink_for("eth1").unwrap(), DatalinkKind::Netmap);
         let none = CommonArgs {
             datalink: None,
             json: false,
             busy_poll: false,
+            spin: None,
         };
         // No variable is set for an interface name nobody uses.
         assert_eq!(
