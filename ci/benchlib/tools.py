@@ -83,8 +83,8 @@ class Placement:
 
 PLACEMENTS = [
     Placement("scheduler's choice", [], []),
-    # What the tools did before their waits spun: the default spin's effect.
-    Placement("scheduler's choice, --spin 0", [], [], ["--spin", "0"]),
+    # A short spin before every sleep: why the default is none.
+    Placement("scheduler's choice, --spin 50us", [], [], ["--spin", "50us"]),
     Placement("all on CPU 0", ["taskset", "-c", "0"], ["taskset", "-c", "0"]),
     Placement(
         "--busy-poll, own CPUs",

@@ -27,8 +27,8 @@ pub struct CommonArgs {
     /// at the cost of one CPU at 100% for as long as the tool runs
     #[arg(long)]
     pub busy_poll: bool,
-    /// How long a wait for frames spins before it sleeps (0: sleep at
-    /// once) [default: 50us]
+    /// How long a wait for frames spins before it sleeps, e.g. 50us (for
+    /// a tool with a CPU of its own) [default: 0, sleep at once]
     #[arg(long, value_name = "DURATION", value_parser = duration, conflicts_with = "busy_poll")]
     pub spin: Option<Duration>,
 }

@@ -136,6 +136,27 @@ fn pings_cross_lab_fwd_on_af_xdp() {
     );
 }
 
+/// `--busy-poll` on lab-fwd and on both ends: the forwarder says so on both
+/// sides and forwards every frame.
+#[test]
+fn pings_cross_a_busy_polling_lab_fwd() {
+    pings_cross(
+        &["--busy-poll"],
+        &[],
+        &["--busy-poll"],
+        ["af_packet, busy-poll", "af_packet, busy-poll"],
+    );
+    pings_cross(
+        &["--datalink", "af_xdp", "--busy-poll"],
+        &[],
+        &["--datalink", "af_xdp"],
+        [
+            "af_xdp, native XDP, copy mode, busy-poll",
+            "af_xdp, native XDP, copy mode, busy-poll",
+        ],
+    );
+}
+
 /// Each interface on its own datalink: one from the environment labctl
 /// sets, one from the flag.
 #[test]

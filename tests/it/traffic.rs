@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::bin;
 use crate::support::netns::{in_netns, ip, run_in, VethPair};
 use crate::support::process::{Finished, Running};
-use crate::support::tools::{pair, start};
+use crate::support::tools::{cpu_use, pair, start};
 
 const SINK_READY: &str = "receiving on eth1 (198.18.0.2, 02:00:00:00:00:02, ";
 
@@ -103,6 +103,27 @@ fn gen_to_sink_on_af_packet_counts_every_frame() {
 #[test]
 fn gen_to_sink_on_af_xdp_counts_every_frame() {
     assert_count_run(&["--datalink", "af_xdp"], "af_xdp, native XDP, copy mode");
+}
+
+/// `--busy-poll` on lab-gen and lab-sink: both say so, every frame
+/// arrives, and the idle sink asks for a whole CPU (it never sleeps).
+#[test]
+fn busy_polling_gen_and_sink_count_every_frame() {
+    assert_count_run(&["--busy-poll"], "af_packet, busy-poll");
+    let pair = pair(true);
+    let sink = start(
+        &pair.b.netns,
+        "lab-sink",
+        &["eth1", "--busy-poll"],
+        SINK_READY,
+    );
+    let (_, asked) = cpu_use(sink.pid(), Duration::from_millis(500));
+    assert!(
+        asked > 0.9,
+        "an idle busy-polling sink asked for {asked:.3} of a CPU"
+    );
+    let stopped = sink.stop(libc::SIGINT);
+    assert!(stopped.status.success(), "{stopped:?}");
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //!
 //! Sleeping in `poll` costs a wake-up per frame, which across CPUs is an
 //! inter-processor interrupt to an idle CPU (tens of µs in a VM,
-//! docs/performance.md). A wait therefore first looks for a frame without
-//! sleeping — the ring (AF_XDP, netmap) or a non-blocking receive
-//! (AF_PACKET) — for [`WaitPolicy::spin`], and only then sleeps in the
-//! kernel. `--busy-poll` never sleeps: it spins for the whole wait, one
+//! docs/performance.md). A wait can therefore first look for a frame
+//! without sleeping — the ring (AF_XDP, netmap) or a non-blocking receive
+//! (AF_PACKET) — for [`WaitPolicy::spin`] (`--spin`; none by default, as
+//! measured), and only then sleep in the kernel. `--busy-poll` never sleeps: it spins for the whole wait, one
 //! core per tool, and asks the kernel to busy-poll the device too
 //! (`SO_BUSY_POLL`) where the socket allows it.
 //!
@@ -25,11 +25,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a wait spins before it sleeps, unless `--busy-poll` (which
-/// spins for all of it) or `--spin` says otherwise. Chosen by measurement
-/// (docs/performance.md): long enough to catch the reply to a request
-/// this tool just sent on a veth, short enough that an idle tool spends
-/// well under 1% of a core.
-pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+/// spins for all of it) or `--spin` says otherwise: not at all. Measured
+/// (docs/performance.md): on a machine whose CPUs other work shares, a
+/// 50 µs spin before every sleep made a flood 10 to 16 times slower and
+/// the median RTT 2.5 times longer, at 8 to 12 times the CPU per round
+/// trip: the spinning tool holds the CPU its peer (or whoever the peer
+/// waits behind) needs. Spinning pays only on CPUs of its own, which is
+/// what `--busy-poll` (or `--spin`) asks for.
+pub const DEFAULT_SPIN: Duration = Duration::ZERO;
 
 /// What `SO_BUSY_POLL` asks for: how long the kernel busy-polls the
 /// device's queue inside one receive or poll call.
@@ -233,14 +236,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_spins_briefly_then_sleeps() {
-        let wait = WaitPolicy::default().start(Duration::from_secs(5));
+    fn a_spin_spins_briefly_then_sleeps() {
+        let spin = Duration::from_millis(2);
+        let wait = WaitPolicy {
+            spin,
+            busy_poll: false,
+        }
+        .start(Duration::from_secs(5));
         assert_eq!(wait.next(), Next::Spin);
-        std::thread::sleep(DEFAULT_SPIN + Duration::from_millis(1));
+        std::thread::sleep(spin + Duration::from_millis(1));
         match wait.next() {
             Next::Sleep(left) => assert!(left > Duration::from_secs(4), "{left:?}"),
             other => panic!("expected a sleep, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_default_sleeps_at_once() {
+        assert!(matches!(
+            WaitPolicy::default().start(Duration::from_secs(1)).next(),
+            Next::Sleep(_)
+        ));
     }
 
     #[test]

@@ -434,10 +434,14 @@ mod tests {
     }
 
     #[test]
-    fn the_default_spin_finds_a_frame_without_sleeping() {
+    fn a_spin_finds_a_frame_without_sleeping() {
         let region = FakeRegion::new(1, 1, 8, 128);
         let mut kernel = FakeKernel::new(&region);
         let mut rings = rings(&region);
+        rings.set_wait(WaitPolicy {
+            spin: Duration::from_millis(1),
+            busy_poll: false,
+        });
         kernel.deliver(0, b"while spinning");
         let got = rings
             .recv(&mut kernel, Duration::from_secs(1))
