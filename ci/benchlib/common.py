@@ -441,3 +441,5 @@ class Settings:
     chains: list
     workdir: Path
     report: Report = field(default_factory=Report)
+    # tools group: substrings of the placements to measure (empty: all)
+    placements: list = field(default_factory=list)
