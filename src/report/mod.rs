@@ -15,8 +15,6 @@ mod wording;
 
 pub use junit::{junit_xml, junit_xml_many, suite_name, NotRun};
 pub use summary::summary;
-#[cfg(test)]
-pub(crate) use wording::failure_message;
 
 /// How a run ended (the CLI turns it into the exit code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

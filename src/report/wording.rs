@@ -24,3 +24,27 @@ pub(crate) fn failure_message(step: &StepResult) -> String {
     }
     lines.join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::result::{FailedCheck, Status};
+
+    #[test]
+    fn a_failed_exit_shows_the_end_of_the_output() {
+        let mut step = crate::report::tests::step("bad", Status::Failed);
+        step.stdout = "oops\n".into();
+        step.failures = vec![FailedCheck {
+            check: "exit".into(),
+            expected: "exit code 0".into(),
+            found: "exit code 1".into(),
+            tail: Vec::new(),
+        }];
+        let message = failure_message(&step);
+        assert!(
+            message.starts_with("exit: expected exit code 0, found exit code 1\n"),
+            "{message}"
+        );
+        assert!(message.contains("  | oops"), "{message}");
+    }
+}
