@@ -51,6 +51,10 @@ pub enum RuntimeError {
     #[error("nodes {} use netmap, but {reason}", nodes.join(", "))]
     NetmapUnavailable { nodes: Vec<String>, reason: String },
 
+    /// Impairments with `delay` or `jitter` need the netem qdisc.
+    #[error("links {} need netem for delay or jitter, but {reason}", links.join(", "))]
+    NetemUnavailable { links: Vec<String>, reason: String },
+
     /// A netmap link's largest frame exceeds netmap's buffers; `reason`
     /// names the module parameter to raise and to what.
     #[error("link {link}: {reason}")]

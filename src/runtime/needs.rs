@@ -75,7 +75,61 @@ const DEFAULT_MTU: u32 = 1500;
 /// hold the largest frame of each netmap link (the module's `buf_size`,
 /// and `priv_buf_size` for captures, read under /sys).
 pub fn preflight(lab: &Lab) -> Result<(), RuntimeError> {
+    netem_preflight(lab, netem_missing)?;
     preflight_with(lab, Path::new(netmap::SYSFS), netmap::preflight)
+}
+
+/// Refuses a lab whose impairments need netem (`delay`, `jitter`) when
+/// `missing` says the kernel has none: tc would refuse the qdisc only
+/// after the nodes exist.
+fn netem_preflight(
+    lab: &Lab,
+    missing: impl FnOnce() -> Option<String>,
+) -> Result<(), RuntimeError> {
+    let links: Vec<String> = lab
+        .links()
+        .iter()
+        .filter(|l| {
+            l.endpoints
+                .iter()
+                .any(|e| e.impair.is_some_and(|i| i.needs_netem()))
+        })
+        .map(|l| format!("{} - {}", l.endpoints[0].label(), l.endpoints[1].label()))
+        .collect();
+    if links.is_empty() {
+        return Ok(());
+    }
+    match missing() {
+        Some(reason) => Err(RuntimeError::NetemUnavailable { links, reason }),
+        None => Ok(()),
+    }
+}
+
+/// Why this kernel has no netem, or `None` if it has: the module is
+/// loaded (or built in) when `/sys/module/sch_netem` exists, and loadable
+/// when the kernel's module lists name it.
+fn netem_missing() -> Option<String> {
+    netem_missing_in(Path::new("/sys/module"), Path::new("/lib/modules"))
+}
+
+fn netem_missing_in(sys_module: &Path, lib_modules: &Path) -> Option<String> {
+    if sys_module.join("sch_netem").exists() {
+        return None;
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let dir = lib_modules.join(release.trim());
+    let listed = ["modules.builtin", "modules.dep"]
+        .iter()
+        .any(|f| std::fs::read_to_string(dir.join(f)).is_ok_and(|text| text.contains("sch_netem")));
+    if listed {
+        return None;
+    }
+    Some(format!(
+        "this kernel has no netem (no {}, and {} lists no sch_netem): remove delay and jitter, \
+         or run on a kernel with CONFIG_NET_SCH_NETEM",
+        sys_module.join("sch_netem").display(),
+        dir.display()
+    ))
 }
 
 fn preflight_with(
@@ -143,6 +197,35 @@ links:
   - endpoints: ["a:eth1", "b:eth1"]
   - endpoints: ["a:eth2", "b:eth2"]
 "#;
+
+    #[test]
+    fn delay_without_netem_is_refused_naming_netem_and_the_link() {
+        let delayed = lab(
+            "name: d\nnodes: {a: {}, b: {}}\nlinks:\n  - endpoints: [a:eth1, b:eth1]\n    impair: {delay: 10ms}\n",
+        );
+        let err = netem_preflight(&delayed, || Some("this kernel has no netem".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("netem") && err.contains("a:eth1 - b:eth1"),
+            "{err}"
+        );
+        assert!(netem_preflight(&delayed, || None).is_ok());
+        // rate and loss do not need netem: the probe is not even asked.
+        let lossy = lab(
+            "name: l\nnodes: {a: {}, b: {}}\nlinks:\n  - endpoints: [a:eth1, b:eth1]\n    impair: {loss: 10%, rate: 10mbit}\n",
+        );
+        assert!(netem_preflight(&lossy, || panic!("asked")).is_ok());
+    }
+
+    #[test]
+    fn netem_probe_reads_sys_module() {
+        let empty = tempfile::tempdir().unwrap();
+        let reason = netem_missing_in(empty.path(), empty.path()).unwrap();
+        assert!(reason.contains("netem"), "{reason}");
+        std::fs::create_dir(empty.path().join("sch_netem")).unwrap();
+        assert_eq!(netem_missing_in(empty.path(), empty.path()), None);
+    }
 
     #[test]
     fn a_node_gets_the_union_of_its_interfaces_needs() {

@@ -347,6 +347,28 @@ fn an_invalid_lab_exits_2_and_creates_nothing() {
     assert_nothing_left(&lab.name);
 }
 
+#[test]
+fn a_delay_without_netem_exits_3_naming_netem_before_creating_anything() {
+    if Path::new("/sys/module/sch_netem").exists() {
+        eprintln!("skipped: this kernel has netem, so the lab would deploy");
+        return;
+    }
+    let src = repo_lab("labs/icmp.yaml").replace(
+        "    mtu: 1500\n",
+        "    mtu: 1500\n    impair: {delay: 10ms}\n",
+    );
+    assert!(src.contains("delay"), "labs/icmp.yaml changed shape");
+    let lab = TestLab::new("rnetem", &src);
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(3), "{}", run.describe());
+    assert!(
+        stderr(&run.out).contains("netem") || stdout(&run.out).contains("netem"),
+        "{}",
+        run.describe()
+    );
+    assert_nothing_left(&lab.name);
+}
+
 #[cfg_attr(
     labctl_has_netmap,
     ignore = "this host has /dev/netmap, so the lab would deploy"
