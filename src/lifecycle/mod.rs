@@ -358,6 +358,16 @@ impl Run<'_> {
     fn finish(&self, mut report: RunReport) -> RunReport {
         report.duration = self.clock.elapsed();
         report.outcome = Outcome::of(&report.steps, &report.problems);
+        // A signal that came in a gap the phases do not watch (the last
+        // node's copy finishing first, between copy and teardown) still
+        // makes the run interrupted: a cancelled CI job never reads as green.
+        if self.interrupts.interrupt.is_cancelled() && report.outcome < Outcome::Interrupted {
+            report.problems.push(RunProblem::new(
+                RunProblemKind::Interrupted,
+                "interrupted (Ctrl-C or SIGTERM) after the steps; the lab was torn down",
+            ));
+            report.outcome = Outcome::of(&report.steps, &report.problems);
+        }
         let dir = report.run_dir.clone();
         let failed: Vec<WriteError> = [
             (dir.join(REPORT_JUNIT), ReportFile::Junit),

@@ -348,6 +348,35 @@ async fn ctrl_c_during_teardown_lets_it_finish() {
 }
 
 #[tokio::test]
+async fn a_signal_no_phase_saw_still_makes_the_run_interrupted() {
+    let done = run(&runtime(FakeBackend::default())).await;
+    assert_eq!(done.report.outcome, Outcome::Passed);
+    let options = RunOptions {
+        instance: Some(Instance::of_lab("life")),
+        datalink: None,
+        keep: false,
+        keep_going: false,
+        runs_dir: done._dir.path().to_owned(),
+        junit: None,
+        json: None,
+    };
+    let interrupts = Interrupts::default();
+    interrupts.interrupt.cancel();
+    let run = Run {
+        options: &options,
+        interrupts: &interrupts,
+        instance: Instance::of_lab("life"),
+        clock: Instant::now(),
+    };
+    let report = run.finish(done.report.clone());
+    assert_eq!(report.outcome, Outcome::Interrupted);
+    assert_eq!(
+        report.problems.iter().map(|p| p.kind).collect::<Vec<_>>(),
+        [RunProblemKind::Interrupted]
+    );
+}
+
+#[tokio::test]
 async fn keep_leaves_the_lab_up() {
     let rt = runtime(FakeBackend::default());
     let dir = tempfile::tempdir().unwrap();
