@@ -126,10 +126,18 @@ fn the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left(runtime: &str)
     assert_eq!(run.code(), Some(0), "{}", run.describe());
 
     let junit = run.junit();
-    assert!(
-        junit.contains(r#"tests="5" skipped="0" failures="0" errors="0""#),
-        "{junit}"
-    );
+    let suite = junit
+        .lines()
+        .find(|l| l.trim_start().starts_with("<testsuite "))
+        .unwrap_or_else(|| panic!("no testsuite in {junit}"));
+    for attribute in [
+        r#"tests="5""#,
+        r#"skipped="0""#,
+        r#"failures="0""#,
+        r#"errors="0""#,
+    ] {
+        assert!(suite.contains(attribute), "{attribute} in {suite}");
+    }
     assert!(junit.contains(r#"<testcase name="ping""#), "{junit}");
     let report = run.json();
     assert_eq!(report["outcome"], "passed");
@@ -684,4 +692,82 @@ fn which_xmllint() -> Option<std::path::PathBuf> {
         .split(':')
         .map(|d| Path::new(d).join("xmllint"))
         .find(|p| p.is_file())
+}
+
+/// A node of its own image gets the lab's binds (read-only unless `:rw`),
+/// its routes before any step runs, and with `kernel: normal` its kernel
+/// defaults; the other node stays silenced.
+#[test]
+fn binds_routes_and_kernel_mode_reach_a_node_of_its_own_image() {
+    let host = tempfile::tempdir().unwrap();
+    let ro = host.path().join("ro");
+    let rw = host.path().join("rw");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::create_dir(&rw).unwrap();
+    std::fs::write(ro.join("hello"), "hello from the host\n").unwrap();
+    let yaml = format!(
+        r#"name: {{name}}
+nodes:
+  box:
+    image: "{image}"
+    kernel: normal
+    binds:
+      - {ro}:/data/ro
+      - {rw}:/data/rw:rw
+    routes:
+      - {{ to: 198.18.9.0/24, via: 198.18.0.2 }}
+  quiet: {{ image: "{image}" }}
+links:
+  - endpoints: ["box:eth1", "quiet:eth1"]
+    ipv4: ["198.18.0.1/24", "198.18.0.2/24"]
+steps:
+  - name: read the bind
+    node: box
+    exec: [cat, /data/ro/hello]
+    expect:
+      stdout:
+        - contains: "hello from the host"
+  - name: a read-only bind refuses writes
+    node: box
+    exec: [touch, /data/ro/new]
+    expect:
+      exit: 1
+      stderr:
+        - contains: "Read-only file system"
+  - name: a rw bind takes them
+    node: box
+    exec: [touch, /data/rw/new]
+  - name: the route is there
+    node: box
+    exec: [ip, route]
+    expect:
+      stdout:
+        - match: '^198\.18\.9\.0/24 via 198\.18\.0\.2 dev eth1'
+  - name: a normal kernel answers ping
+    node: box
+    exec: [cat, /proc/sys/net/ipv4/icmp_echo_ignore_all, /proc/sys/net/ipv4/conf/all/arp_ignore]
+    expect:
+      stdout:
+        - match: '^0$'
+          count: 2
+  - name: a quiet one does not
+    node: quiet
+    exec: [cat, /proc/sys/net/ipv4/icmp_echo_ignore_all]
+    expect:
+      stdout:
+        - match: '^1$'
+"#,
+        image = crate::support::lab::busybox_image(),
+        ro = ro.display(),
+        rw = rw.display(),
+    );
+    let lab = TestLab::new("rbind", &yaml);
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    assert!(
+        rw.join("new").exists(),
+        "the rw bind wrote through to the host"
+    );
+    assert!(!ro.join("new").exists());
+    assert_nothing_left(&lab.name);
 }

@@ -106,13 +106,23 @@ fn the_example_lab_runs_on_af_xdp_in_containers() {
 /// with other tests).
 fn repo_lab_renamed(path: &Path) -> String {
     let text = std::fs::read_to_string(path).expect("read lab file");
+    let dir = path.parent().expect("the lab's folder");
     text.lines()
         .map(|line| {
             if line.starts_with("name:") {
-                "name: {name}"
-            } else {
-                line
+                return "name: {name}".to_owned();
             }
+            // A relative bind (`- ./x:/y`, `- ../x:/y`) starts at the lab
+            // file's folder: keep it pointing there from the copy.
+            let trimmed = line.trim_start();
+            if let Some(rel) = trimmed
+                .strip_prefix("- ")
+                .filter(|r| r.starts_with("./") || r.starts_with("../"))
+            {
+                let indent = &line[..line.len() - trimmed.len()];
+                return format!("{indent}- {}", dir.join(rel).display());
+            }
+            line.to_owned()
         })
         .collect::<Vec<_>>()
         .join("\n")
