@@ -51,6 +51,15 @@ pub enum RuntimeError {
     #[error("nodes {} use netmap, but {reason}", nodes.join(", "))]
     NetmapUnavailable { nodes: Vec<String>, reason: String },
 
+    /// `rate` and `loss` are validated but this version of labctl does not
+    /// apply them yet: refused rather than run unimpaired.
+    #[error(
+        "links {} ask for rate or loss impairments, which this version of labctl does not apply yet \
+         (issue 14): remove `impair` to run the lab unimpaired",
+        links.join(", ")
+    )]
+    ImpairmentUnsupported { links: Vec<String> },
+
     /// Impairments with `delay` or `jitter` need the netem qdisc.
     #[error("links {} need netem for delay or jitter, but {reason}", links.join(", "))]
     NetemUnavailable { links: Vec<String>, reason: String },

@@ -76,6 +76,7 @@ const DEFAULT_MTU: u32 = 1500;
 /// and `priv_buf_size` for captures, read under /sys).
 pub fn preflight(lab: &Lab) -> Result<(), RuntimeError> {
     netem_preflight(lab, netem_missing)?;
+    impairment_preflight(lab)?;
     preflight_with(lab, Path::new(netmap::SYSFS), netmap::preflight)
 }
 
@@ -102,6 +103,28 @@ fn netem_preflight(
     match missing() {
         Some(reason) => Err(RuntimeError::NetemUnavailable { links, reason }),
         None => Ok(()),
+    }
+}
+
+/// Refuses a lab with `rate` or `loss` impairments: they are not applied
+/// to the veths yet, and a lab must never pass unimpaired while saying it
+/// was impaired.
+fn impairment_preflight(lab: &Lab) -> Result<(), RuntimeError> {
+    let links: Vec<String> = lab
+        .links()
+        .iter()
+        .filter(|l| {
+            l.endpoints.iter().any(|e| {
+                e.impair
+                    .is_some_and(|i| i.rate.is_some() || i.loss.is_some())
+            })
+        })
+        .map(|l| format!("{} - {}", l.endpoints[0].label(), l.endpoints[1].label()))
+        .collect();
+    if links.is_empty() {
+        Ok(())
+    } else {
+        Err(RuntimeError::ImpairmentUnsupported { links })
     }
 }
 
@@ -216,6 +239,13 @@ links:
             "name: l\nnodes: {a: {}, b: {}}\nlinks:\n  - endpoints: [a:eth1, b:eth1]\n    impair: {loss: 10%, rate: 10mbit}\n",
         );
         assert!(netem_preflight(&lossy, || panic!("asked")).is_ok());
+        // ... but they are not applied yet, so the run is refused.
+        let err = impairment_preflight(&lossy).unwrap_err().to_string();
+        assert!(
+            err.contains("a:eth1 - b:eth1") && err.contains("rate or loss"),
+            "{err}"
+        );
+        assert!(impairment_preflight(&lab(MIXED)).is_ok());
     }
 
     #[test]
