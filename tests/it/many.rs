@@ -5,28 +5,7 @@ use std::path::Path;
 
 use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab};
 
-const PING_LAB: &str = "\
-name: {name}
-nodes:
-  a: {}
-  b: {}
-links:
-  - endpoints: [\"a:eth1\", \"b:eth1\"]
-    ipv4: [\"198.18.9.1/24\", \"198.18.9.2/24\"]
-steps:
-  - name: pong
-    node: b
-    exec: [lab-pong, eth1]
-    background: true
-    ready: \"listening on eth1\"
-  - name: ping
-    node: a
-    exec: [lab-ping, eth1, 198.18.9.2, --count, \"2\", --interval, 100ms]
-    timeout: 10s
-    expect:
-      stdout:
-        - contains: \"2 packets transmitted, 2 received, 0% packet loss\"
-";
+use crate::support::lab::PING_PAIR_LAB as PING_LAB;
 
 fn repo_lab(path: &str) -> String {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();

@@ -6,33 +6,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab};
+use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab, PING_PAIR_LAB};
 
-const LAB: &str = "\
-name: {name}
-nodes:
-  a: {}
-  b: {}
-links:
-  - endpoints: [\"a:eth1\", \"b:eth1\"]
-    ipv4: [\"198.18.11.1/24\", \"198.18.11.2/24\"]
-steps:
-  - name: pong
-    node: b
-    exec: [lab-pong, eth1]
-    background: true
-    ready: \"listening on eth1\"
-  - name: ping
-    node: a
-    exec: [lab-ping, eth1, 198.18.11.2, --count, \"2\", --interval, 100ms]
-    timeout: 10s
-    expect:
-      stdout:
-        - contains: \"2 packets transmitted, 2 received, 0% packet loss\"
-  - name: never
-    node: a
-    exec: [lab-ping, --version]
-";
+/// The ping pair, then a step whose output is not checked.
+fn lab() -> String {
+    format!("{PING_PAIR_LAB}  - name: never\n    node: a\n    exec: [lab-ping, --version]\n")
+}
 
 fn xsd() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd")
@@ -57,9 +36,9 @@ fn xmllint(file: &Path) -> Option<std::process::Output> {
 
 #[test]
 fn junit_of_one_and_of_many_runs_validates_against_junit_10_xsd() {
-    let good = TestLab::new("jgood", LAB);
+    let good = TestLab::new("jgood", &lab());
     // A failed check (failure) and a skipped step.
-    let bad = TestLab::new("jbad", &LAB.replace("2 received", "9 received"));
+    let bad = TestLab::new("jbad", &lab().replace("2 received", "9 received"));
     let dir = tempfile::tempdir().unwrap();
     let one = dir.path().join("one.xml");
     let many = dir.path().join("many.xml");

@@ -278,3 +278,28 @@ fn which(program: &str) -> PathBuf {
         .find(|p| Path::new(p).is_file())
         .unwrap_or_else(|| panic!("{program} not found on PATH (ci/setup installs it)"))
 }
+
+/// Two nodes, lab-pong on one, two pings from the other that must all come
+/// back: the smallest lab that passes, for tests about runs and reports.
+pub const PING_PAIR_LAB: &str = "\
+name: {name}
+nodes:
+  a: {}
+  b: {}
+links:
+  - endpoints: [\"a:eth1\", \"b:eth1\"]
+    ipv4: [\"198.18.9.1/24\", \"198.18.9.2/24\"]
+steps:
+  - name: pong
+    node: b
+    exec: [lab-pong, eth1]
+    background: true
+    ready: \"listening on eth1\"
+  - name: ping
+    node: a
+    exec: [lab-ping, eth1, 198.18.9.2, --count, \"2\", --interval, 100ms]
+    timeout: 10s
+    expect:
+      stdout:
+        - contains: \"2 packets transmitted, 2 received, 0% packet loss\"
+";
