@@ -33,8 +33,9 @@ enum Command {
     /// Print the JSON Schema of lab files, for editors
     ///
     /// Save it (`labctl schema > lab.schema.json`) and point your editor's
-    /// YAML plugin at it; docs/lab-format.md says how.
-    Schema,
+    /// YAML plugin at it; docs/lab-format.md says how. With `--report`:
+    /// the schema of report.json (docs/running.md).
+    Schema(cli::explain::SchemaArgs),
     /// Create a lab's containers and veth links
     Deploy(cli::deploy::Args),
     /// Remove a lab, or every lab, and everything it created
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(args),
         Command::Validate(args) => cli::explain::validate(args),
         Command::Graph(args) => cli::explain::graph(args),
-        Command::Schema => cli::explain::schema(),
+        Command::Schema(args) => cli::explain::schema(args),
         Command::Deploy(args) => cli::deploy::run(args),
         Command::Destroy(args) => cli::destroy::run(args),
         Command::Inspect(args) => cli::inspect::run(args),

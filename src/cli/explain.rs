@@ -49,7 +49,18 @@ pub fn graph(args: GraphArgs) -> VerbResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn schema() -> VerbResult {
-    println!("{}", lab::schema::lab_schema_json());
+#[derive(clap::Args)]
+pub struct SchemaArgs {
+    /// Print the schema of report.json (a run's JSON report) instead
+    #[arg(long)]
+    report: bool,
+}
+
+pub fn schema(args: SchemaArgs) -> VerbResult {
+    if args.report {
+        println!("{}", labctl::report::report_schema_json());
+    } else {
+        println!("{}", lab::schema::lab_schema_json());
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use futures_util::{stream, StreamExt};
 use labctl::lab::{DatalinkKind, Lab};
 use labctl::lifecycle::{run_lab, Interrupts, RunOptions};
-use labctl::report::{junit_xml_many, suite_name, summary, NotRun, Outcome, RunReport};
+use labctl::report::{junit_xml_many, runs_json, suite_name, summary, NotRun, Outcome, RunReport};
 use labctl::run::steps::NoObserver;
 use labctl::runtime::names::Instance;
 use labctl::runtime::{NoProgress, Runtime};
@@ -370,14 +370,8 @@ fn finish_many(args: &Args, ended: &[Ended], interrupts: &Interrupts) -> VerbRes
         }
     }
     if let Some(path) = &args.json {
-        let runs: Vec<serde_json::Value> = reports
-            .iter()
-            .filter_map(|r| serde_json::from_str(&r.to_json()).ok())
-            .collect();
-        let json = serde_json::json!({ "runs": runs, "not_run": not_run.iter().map(|n| {
-            serde_json::json!({"lab": n.lab, "datalink": n.datalink, "reason": n.reason})
-        }).collect::<Vec<_>>() });
-        if let Err(e) = write(path, &format!("{json:#}\n")) {
+        let json = runs_json(&reports, &not_run);
+        if let Err(e) = write(path, &format!("{json}\n")) {
             eprintln!("labctl: {e:#}");
             write_failed = true;
         }

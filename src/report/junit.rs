@@ -44,7 +44,7 @@ fn hostname() -> String {
 
 /// A run that did not happen, and why (a netmap lab where /dev/netmap is
 /// missing): a suite with one skipped case, never a pass.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct NotRun {
     pub lab: String,
     pub datalink: Option<crate::lab::DatalinkKind>,

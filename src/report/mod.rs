@@ -4,20 +4,23 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::lab::DatalinkKind;
 use crate::run::result::{Status, StepResult};
 
 mod junit;
+pub mod schema;
 mod summary;
 mod wording;
 
 pub use junit::{junit_xml, junit_xml_many, suite_name, NotRun};
+pub use schema::{report_schema_json, runs_json, REPORT_SCHEMA_VERSION};
 pub use summary::summary;
 
 /// How a run ended (the CLI turns it into the exit code).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every step passed.
@@ -54,14 +57,14 @@ impl Outcome {
 }
 
 /// Something that went wrong in a run apart from its steps' checks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct RunProblem {
     pub kind: RunProblemKind,
     /// One complete line: what, where, and the cause.
     pub message: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunProblemKind {
     /// The lab could not be deployed (or another deploy of it is up):
@@ -108,15 +111,18 @@ impl std::fmt::Display for RunProblem {
 
 /// How long a phase of the run took (image, containers, links, steps,
 /// artifacts, teardown).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Timing {
     pub name: String,
+    /// Seconds.
     #[serde(serialize_with = "seconds")]
+    #[schemars(with = "f64")]
     pub duration: Duration,
 }
 
-/// Everything one `labctl run` did.
-#[derive(Clone, Debug, Serialize)]
+/// Everything one `labctl run` did. Its JSON (report.json) is described by
+/// the schema in [`schema`] and carries [`REPORT_SCHEMA_VERSION`].
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct RunReport {
     pub lab: String,
     /// The instance the run deployed (`<lab>-<4 hex>` unless `--name`).
@@ -125,9 +131,13 @@ pub struct RunReport {
     pub run_id: String,
     /// Set when `--datalink` put every interface on one datalink.
     pub datalink: Option<DatalinkKind>,
+    /// When the run started (RFC 3339, UTC, whole seconds).
     #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub started: SystemTime,
+    /// Seconds.
     #[serde(serialize_with = "seconds")]
+    #[schemars(with = "f64")]
     pub duration: Duration,
     pub outcome: Outcome,
     /// Everything that went wrong apart from the steps' checks, in the
@@ -145,9 +155,11 @@ impl RunReport {
         self.steps.iter().filter(|s| s.status == status).count()
     }
 
+    /// report.json: the report with its `schema_version` first.
     pub fn to_json(&self) -> String {
         // Serializing plain data with string keys cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        serde_json::to_string_pretty(&schema::Versioned::new(self))
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::lab::{Action, Step};
 
 /// How a step ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Passed,
@@ -18,7 +18,7 @@ pub enum Status {
     Interrupted,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     Foreground,
@@ -29,7 +29,7 @@ pub enum StepKind {
 }
 
 /// The result of one step.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct StepResult {
     pub name: String,
     pub kind: StepKind,
@@ -37,7 +37,9 @@ pub struct StepResult {
     pub node: Option<String>,
     pub argv: Vec<String>,
     pub status: Status,
+    /// Seconds.
     #[serde(serialize_with = "seconds")]
+    #[schemars(with = "f64")]
     pub duration: Duration,
     pub exit: Option<i64>,
     /// Checks of `expect` that failed.
@@ -120,7 +122,7 @@ pub fn cap_line(line: &str) -> String {
 
 /// One check that did not hold: which check, what it expected, what was
 /// found, and the end of the stream it looked at.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct FailedCheck {
     pub check: String,
     pub expected: String,

@@ -104,3 +104,127 @@ fn the_xsd_check_can_fail() {
     let Some(lint) = xmllint(&file) else { return };
     assert!(!lint.status.success(), "{}", stderr(&lint));
 }
+
+/// Validates each of `documents` (JSON files) against the JSON Schema at
+/// `schema` with Python's jsonschema (Draft-07), independent of labctl's
+/// serde and schemars; returns the validator's output.
+fn jsonschema_validates(schema: &Path, documents: &[std::path::PathBuf]) -> std::process::Output {
+    const SCRIPT: &str = "
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft7Validator.check_schema(schema)
+validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+bad = 0
+for path in sys.argv[2:]:
+    for e in validator.iter_errors(json.load(open(path))):
+        bad += 1
+        print(path, list(e.absolute_path), e.message)
+sys.exit(1 if bad else 0)
+";
+    // The interpreter apt installs python3-jsonschema for (ci/setup).
+    Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT])
+        .arg(schema)
+        .args(documents)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run /usr/bin/python3 (ci/setup installs it): {e}"))
+}
+
+/// Every report.json under `dir`.
+fn report_jsons(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(report_jsons(&path));
+        } else if path.file_name().is_some_and(|n| n == "report.json") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn report_json_of_real_runs_validates_against_schema_report() {
+    let out = labctl(&["schema", "--report"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("report.schema.json");
+    std::fs::write(&schema, &out.stdout).unwrap();
+
+    let good = TestLab::new("sgood", &lab());
+    let bad = TestLab::new("sbad", &lab().replace("2 received", "9 received"));
+    let runs = dir.path().join("runs");
+    let many = dir.path().join("many.json");
+    let out = labctl(&[
+        "run",
+        good.path(),
+        bad.path(),
+        "--jobs",
+        "2",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--json",
+        many.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_nothing_left(&good.name);
+    assert_nothing_left(&bad.name);
+
+    // One passed and one failed run (a failed check, a skipped step).
+    let reports = report_jsons(&runs);
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let outcomes: Vec<String> = reports
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(r).unwrap()).unwrap();
+            assert_eq!(v["schema_version"], 1, "{}", r.display());
+            v["outcome"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert!(
+        outcomes.contains(&"passed".into()) && outcomes.contains(&"failed".into()),
+        "{outcomes:?}"
+    );
+    // `--json` of many runs: each of its `runs` is a report.json.
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&many).unwrap()).unwrap();
+    assert_eq!(all["schema_version"], 1);
+    let mut documents = reports.clone();
+    for (i, run) in all["runs"].as_array().unwrap().iter().enumerate() {
+        let path = dir.path().join(format!("run-{i}.json"));
+        std::fs::write(&path, run.to_string()).unwrap();
+        documents.push(path);
+    }
+    assert_eq!(documents.len(), 4);
+    let verdict = jsonschema_validates(&schema, &documents);
+    assert!(
+        verdict.status.success(),
+        "report.json does not validate against `labctl schema --report`:\n{}{}",
+        stdout(&verdict),
+        stderr(&verdict)
+    );
+
+    // The check can fail: a report of another version, or with an outcome
+    // the schema does not know, is refused.
+    let mut wrong: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&reports[0]).unwrap()).unwrap();
+    wrong["schema_version"] = 2.into();
+    wrong["outcome"] = "maybe".into();
+    let wrong_path = dir.path().join("wrong.json");
+    std::fs::write(&wrong_path, wrong.to_string()).unwrap();
+    let verdict = jsonschema_validates(&schema, &[wrong_path]);
+    assert_eq!(verdict.status.code(), Some(1), "{}", stderr(&verdict));
+    let said = stdout(&verdict);
+    assert!(
+        said.contains("['schema_version']") && said.contains("['outcome']"),
+        "{said}"
+    );
+}
