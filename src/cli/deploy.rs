@@ -32,6 +32,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> VerbResult {
     let lab = load_lab(&args.lab)?;
+    super::check_privileges()?;
     block_on(async move {
         let runtime = runtimes::for_lab(&lab, args.runtime, Fallback::Never).await?;
         let options = DeployOptions {

@@ -13,6 +13,10 @@ pub const USAGE: u8 = 2;
 /// The lab could not be built or torn down (Docker, netlink, image), or
 /// the run's files could not be written.
 pub const RUNTIME: u8 = 3;
+/// labctl cannot build labs here, as it runs or as it is installed: not
+/// root (or without CAP_NET_ADMIN and CAP_SYS_ADMIN), or packet tools that
+/// are not statically linked. Nothing was created.
+pub const SETUP: u8 = 4;
 /// Interrupted by Ctrl-C or SIGTERM (after rolling back or tearing down).
 pub const INTERRUPTED: u8 = 130;
 

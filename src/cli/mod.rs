@@ -70,6 +70,7 @@ impl CliError {
             | RuntimeError::NoSuchNode { .. }
             | RuntimeError::Ambiguous { .. }
             | RuntimeError::Owned { .. } => exit::USAGE,
+            RuntimeError::NotPrivileged { .. } | RuntimeError::ToolsNotStatic { .. } => exit::SETUP,
             _ => exit::RUNTIME,
         };
         CliError {
@@ -177,6 +178,12 @@ fn lenient_name(source: &str) -> Option<String> {
     from_yaml
         .or_else(from_line)
         .filter(|n| lab::is_valid_name(n))
+}
+
+/// The verbs that build or remove labs check first that this process may
+/// (exit 4 with one line, before anything is created).
+pub fn check_privileges() -> Result<(), CliError> {
+    labctl::runtime::check_host_privileges().map_err(CliError::from_runtime)
 }
 
 /// Sets `cancel` on the first SIGINT or SIGTERM.

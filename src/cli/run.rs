@@ -113,6 +113,7 @@ pub fn run(args: Args) -> VerbResult {
     if invalid {
         return Err(CliError::reported(exit::USAGE));
     }
+    super::check_privileges()?;
     let datalinks: Vec<Option<DatalinkKind>> = if args.datalink.is_empty() {
         vec![None]
     } else {

@@ -45,7 +45,7 @@ pub async fn for_lab(
         return netns_runtime();
     }
     match DockerRuntime::connect().await {
-        Ok(docker) => Ok(AnyRuntime::Docker(docker)),
+        Ok(docker) => docker_runtime(docker),
         Err(RuntimeError::Unreachable { host, cause })
             if chosen.is_none()
                 && fallback == Fallback::ToNetns
@@ -75,7 +75,7 @@ pub async fn for_labs(
         return netns_runtime();
     }
     match DockerRuntime::connect().await {
-        Ok(docker) => Ok(AnyRuntime::Docker(docker)),
+        Ok(docker) => docker_runtime(docker),
         Err(RuntimeError::Unreachable { host, cause })
             if flag.is_none()
                 && fallback == Fallback::ToNetns
@@ -97,6 +97,16 @@ fn lab_runtime(lab: &Lab) -> Option<RuntimeArg> {
     match lab.runtime() {
         labctl::lab::RuntimeKind::Netns => Some(RuntimeArg::Netns),
         labctl::lab::RuntimeKind::Docker => None,
+    }
+}
+
+/// Docker, once the tools it would put in the tools image are known to be
+/// statically linked (exit 4 otherwise, before anything is created). Other
+/// problems with the tools are the deploy's to report, as before.
+fn docker_runtime(docker: DockerRuntime) -> Result<AnyRuntime, CliError> {
+    match labctl::runtime::check_tools_static() {
+        Err(e @ RuntimeError::ToolsNotStatic { .. }) => Err(CliError::from_runtime(e)),
+        _ => Ok(AnyRuntime::Docker(docker)),
     }
 }
 

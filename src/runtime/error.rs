@@ -34,6 +34,26 @@ pub enum RuntimeError {
     )]
     ToolsMissing { dir: PathBuf, missing: Vec<String> },
 
+    /// A tool that needs a program interpreter or shared libraries: it
+    /// could not run in the FROM-scratch tools image nor in other images.
+    #[error(
+        "the packet tool {} is {problem}, so it cannot run in the lab's nodes: build the tools \
+         statically (`cargo build --release` in the labctl repository, whose .cargo/config.toml \
+         does it, or `RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target \
+         x86_64-unknown-linux-gnu`)",
+        tool.display()
+    )]
+    ToolsNotStatic { tool: PathBuf, problem: String },
+
+    /// This process lacks what building a lab needs.
+    #[error(
+        "building or removing a lab needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN, and this \
+         process (uid {uid}) lacks {}: run labctl with sudo (in a container: --privileged, or \
+         --cap-add for those)",
+        missing.join(" and ")
+    )]
+    NotPrivileged { uid: u32, missing: Vec<String> },
+
     #[error("{doing}: {cause}")]
     Io {
         doing: String,

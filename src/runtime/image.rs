@@ -83,6 +83,23 @@ impl ToolsDir {
         }
     }
 
+    /// Refuses a tool that is not statically linked ([`super::linkage`]):
+    /// it could not run in the FROM-scratch image nor in any other image.
+    pub fn check_static(&self) -> Result<(), RuntimeError> {
+        for tool in TOOLS {
+            let path = self.0.join(tool);
+            let linkage = super::linkage::linkage(&path)
+                .map_err(RuntimeError::io(format!("reading {}", path.display())))?;
+            if let Some(problem) = linkage.problem() {
+                return Err(RuntimeError::ToolsNotStatic {
+                    tool: path,
+                    problem,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The directory itself (the netns runtime mounts it on `/lab/bin`).
     pub fn path(&self) -> &Path {
         &self.0
@@ -252,6 +269,12 @@ impl ToolsImage {
     }
 }
 
+/// The Docker runtime's preflight: the tools labctl would put in the tools
+/// image are there and statically linked.
+pub fn check_tools_static() -> Result<(), RuntimeError> {
+    ToolsDir::locate()?.check_static()
+}
+
 /// Returns the tools image, building it first if the daemon lacks it.
 pub async fn ensure_tools_image(
     docker: &Docker,
@@ -259,6 +282,9 @@ pub async fn ensure_tools_image(
 ) -> Result<ToolsImage, RuntimeError> {
     let context = Context::of(&ToolsDir::locate()?);
     let tools = context.tools.clone();
+    // Before the image is looked up: one built from these files (by an
+    // older labctl) would be as broken.
+    tools.check_static()?;
     let hash = tokio::task::spawn_blocking(move || Context::of(&tools).cached_hash())
         .await
         .map_err(|e| RuntimeError::io("reading the packet tools")(e.into()))??;
@@ -388,6 +414,40 @@ pub async fn image_path_env(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamically_linked_tools_are_refused_with_how_to_build_them() {
+        // Real ELF files: this test binary is built like the tools
+        // (crt-static); /bin/ls is linked dynamically.
+        let me = std::env::current_exe().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for tool in TOOLS {
+            std::os::unix::fs::symlink(&me, dir.path().join(tool)).unwrap();
+        }
+        let tools = ToolsDir::at(dir.path().to_owned()).unwrap();
+        tools.check_static().unwrap();
+        if !Path::new("/bin/ls").exists() {
+            eprintln!("SKIPPED (half): no /bin/ls to stand for a dynamic tool");
+            return;
+        }
+        let ping = dir.path().join("lab-ping");
+        std::fs::remove_file(&ping).unwrap();
+        std::os::unix::fs::symlink("/bin/ls", &ping).unwrap();
+        let e = tools.check_static().unwrap_err();
+        assert!(
+            matches!(&e, RuntimeError::ToolsNotStatic { tool, .. } if *tool == ping),
+            "{e:?}"
+        );
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        for words in [
+            "lab-ping is dynamically linked, needs the interpreter /lib",
+            "target-feature=+crt-static",
+            "--target x86_64-unknown-linux-gnu",
+        ] {
+            assert!(line.contains(words), "{words:?} not in: {line}");
+        }
+    }
 
     fn fake_tools(content: &[u8]) -> (tempfile::TempDir, ToolsDir) {
         let dir = tempfile::tempdir().unwrap();

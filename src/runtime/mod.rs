@@ -15,8 +15,10 @@
 //! Runtime-neutral pieces: [`names`] (container names, labels, veth
 //! aliases, scopes), [`node`] (what a node looks like, [`node::NodeSpec`]),
 //! [`needs`] (capabilities and devices per datalink, host preflight),
-//! [`progress`] (what a deploy reports while it runs). Docker-only:
-//! [`image`] (the tools image and its volume), [`inspect`].
+//! [`progress`] (what a deploy reports while it runs), the host's
+//! privileges ([`check_host_privileges`]). Docker-only: [`image`] (the
+//! tools image and its volume; [`linkage`] refuses tools that are not
+//! statically linked), [`inspect`].
 
 pub mod backend;
 pub mod deploy;
@@ -26,10 +28,12 @@ mod error;
 pub(crate) mod fake;
 pub(crate) mod image;
 pub(crate) mod inspect;
+pub mod linkage;
 pub mod names;
 pub(crate) mod needs;
 pub mod netns;
 pub mod node;
+mod privileges;
 pub mod process;
 pub mod progress;
 
@@ -39,8 +43,10 @@ pub use deploy::{
 pub use docker::exec::{ExecHandle, ExecOutput, ExecStream};
 pub use docker::DockerRuntime;
 pub use error::RuntimeError;
+pub use image::check_tools_static;
 pub use inspect::{InterfaceStatus, LabStatus, NodeStatus};
 pub use names::{RunId, Scope};
+pub use privileges::check_host_privileges;
 pub use progress::{NoProgress, Phase, Progress, Timings};
 
 /// Where the tools write the files a run keeps (pcaps, logs), in every

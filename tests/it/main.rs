@@ -5,6 +5,7 @@
 
 mod af_xdp;
 mod fwd;
+mod install;
 mod instances;
 mod lab;
 mod many;
