@@ -143,6 +143,8 @@ mod tests {
             error: None,
             stdout: String::new(),
             stderr: String::new(),
+            stdout_truncated_bytes: 0,
+            stderr_truncated_bytes: 0,
         };
         assert_eq!(
             finished_line("[2/5] ping", &r),

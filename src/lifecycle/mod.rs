@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lab::{DatalinkKind, Lab};
 use crate::report::{junit_xml, summary, Outcome, RunProblem, RunProblemKind, RunReport, Timing};
-use crate::run::result::StepResult;
 use crate::run::steps::{Observer, StepOptions, StepRunner};
 use crate::runtime::backend::Backend;
 use crate::runtime::names::Instance;
@@ -171,11 +170,6 @@ impl Run<'_> {
         // From here the lab is up: nothing below returns early, so
         // teardown always runs.
         self.steps(runtime, &lab, step_observer, &mut report).await;
-        if let Err(e) = write_step_outputs(&report.run_dir, &report.steps) {
-            report
-                .problems
-                .push(RunProblem::new(RunProblemKind::Write, e.to_string()));
-        }
         self.evidence(runtime, &lab, &mut report).await;
         if !self.options.keep {
             self.teardown(runtime, &mut report).await;
@@ -259,8 +253,14 @@ impl Run<'_> {
             },
             self.interrupts.interrupt.clone(),
             self.interrupts.force.clone(),
+            &report.run_dir.join("steps"),
         );
         report.steps = runner.run(lab.steps()).await;
+        if let Some(error) = runner.write_errors() {
+            report
+                .problems
+                .push(RunProblem::new(RunProblemKind::Write, error));
+        }
         report.phases.push(Timing {
             name: "steps".into(),
             duration: clock.elapsed(),
@@ -468,26 +468,4 @@ fn make_run_dir(runs: &Path, instance: &str, started: SystemTime) -> Result<Path
         }
     }
     unreachable!("u32 counter exhausted")
-}
-
-/// Each step's output in `steps/NN-name.{stdout,stderr}`. Stops at the
-/// first error: the next files would fail the same way.
-fn write_step_outputs(run_dir: &Path, steps: &[StepResult]) -> Result<(), WriteError> {
-    for (i, step) in steps.iter().enumerate() {
-        let slug: String = step
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let base = run_dir.join("steps").join(format!("{:02}-{slug}", i + 1));
-        write(&base.with_extension("stdout"), step.stdout.as_bytes())?;
-        write(&base.with_extension("stderr"), step.stderr.as_bytes())?;
-    }
-    Ok(())
 }

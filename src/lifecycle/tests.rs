@@ -415,13 +415,3 @@ fn run_dirs_are_named_by_lab_and_time_and_never_reused() {
     assert_eq!(a.file_name().unwrap(), "icmp-20261118T110640");
     assert_eq!(b.file_name().unwrap(), "icmp-20261118T110640-1");
 }
-
-#[test]
-fn step_outputs_are_numbered_files() {
-    let runs = tempfile::tempdir().unwrap();
-    let step = crate::report::tests::step("pong answered", Status::Passed);
-    write_step_outputs(runs.path(), &[step]).unwrap();
-    let out = std::fs::read_to_string(runs.path().join("steps/01-pong_answered.stdout")).unwrap();
-    assert!(out.starts_with("64 bytes"));
-    assert!(runs.path().join("steps/01-pong_answered.stderr").exists());
-}

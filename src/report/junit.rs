@@ -139,10 +139,10 @@ fn suite(report: &RunReport) -> TestSuite {
         case.set_classname(xml_text(&report.lab));
         case.set_time(step.duration);
         if !step.stdout.is_empty() {
-            case.set_system_out(output_text(&step.stdout));
+            case.set_system_out(output_text(&step.stdout, step.stdout_truncated_bytes));
         }
         if !step.stderr.is_empty() {
-            case.set_system_err(output_text(&step.stderr));
+            case.set_system_err(output_text(&step.stderr, step.stderr_truncated_bytes));
         }
         suite.add_test_case(case);
     }
@@ -183,16 +183,19 @@ pub(crate) fn xml_text(text: &str) -> String {
 /// it; the whole output is in the run directory.
 pub(crate) const OUTPUT_BYTES: usize = 64 * 1024;
 
-fn output_text(text: &str) -> String {
-    if text.len() <= OUTPUT_BYTES {
+/// The end of a step's output, `cut` bytes of whose beginning memory
+/// did not keep.
+fn output_text(text: &str, cut: u64) -> String {
+    if text.len() <= OUTPUT_BYTES && cut == 0 {
         return xml_text(text);
     }
-    let mut start = text.len() - OUTPUT_BYTES;
+    let mut start = text.len().saturating_sub(OUTPUT_BYTES);
     while !text.is_char_boundary(start) {
         start += 1;
     }
     format!(
-        "[first {start} bytes cut; the whole output is in the run directory]\n{}",
+        "[first {} bytes cut; the whole output is in the run directory]\n{}",
+        start as u64 + cut,
         xml_text(&text[start..])
     )
 }
@@ -265,5 +268,19 @@ mod tests {
         assert!(xml.len() < 2 * OUTPUT_BYTES, "{}", xml.len());
         assert!(xml.contains("bytes cut; the whole output is in the run directory"));
         assert!(xml.contains("the end"));
+    }
+
+    #[test]
+    fn output_memory_did_not_keep_is_counted_in_the_cut() {
+        let mut cut = step("ping", Status::Passed);
+        cut.stdout = "the end\n".into();
+        cut.stdout_truncated_bytes = 200_000_000;
+        let xml = junit_xml(&report(vec![cut])).unwrap();
+        assert!(
+            xml.contains(
+                "[first 200000000 bytes cut; the whole output is in the run directory]\nthe end"
+            ),
+            "{xml}"
+        );
     }
 }

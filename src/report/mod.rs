@@ -198,6 +198,8 @@ pub(crate) mod tests {
             error: None,
             stdout: "64 bytes from 198.18.0.2 <&>\n".into(),
             stderr: String::new(),
+            stdout_truncated_bytes: 0,
+            stderr_truncated_bytes: 0,
         }
     }
 

@@ -19,7 +19,13 @@ pub(crate) fn failure_message(step: &StepResult) -> String {
             t
         });
     if !shown_tail.is_empty() {
-        lines.push("last lines of output:".into());
+        lines.push(if step.truncated() {
+            "last lines of output (memory kept only its end; the whole output is in the run \
+             directory):"
+                .into()
+        } else {
+            "last lines of output:".into()
+        });
         lines.extend(shown_tail.iter().map(|l| format!("  | {l}")));
     }
     lines.join("\n")
@@ -46,5 +52,22 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("  | oops"), "{message}");
+    }
+
+    #[test]
+    fn a_truncated_output_says_its_tail_is_only_the_end() {
+        let mut step = crate::report::tests::step("big", Status::Failed);
+        step.stdout = "last line\n".into();
+        step.stdout_truncated_bytes = 1 << 30;
+        step.error = Some("timed out".into());
+        step.failures.clear();
+        let message = failure_message(&step);
+        assert!(
+            message.contains(
+                "last lines of output (memory kept only its end; the whole output is in the run \
+                 directory):\n  | last line"
+            ),
+            "{message}"
+        );
     }
 }

@@ -1,9 +1,21 @@
-//! Applying a step's `expect` to what the step printed.
+//! Applying a step's `expect` to what the step printed, streaming: each
+//! stream is read once, piece by piece (from the step's file), so a check
+//! over 1 GB of output or one 200 MB line holds no more of it than
+//! [`LINE_BYTES`].
+//!
+//! `match` (counts, bounds) looks at each line over its first
+//! [`LINE_BYTES`]; `contains` at the whole stream, raw bytes, an
+//! occurrence may span lines. The tails shown in failures come from the
+//! window memory kept.
 
+use std::io::Read;
+
+use super::output::{Finder, LineSplitter, LINE_BYTES};
 use super::result::{tail, FailedCheck, TAIL_LINES};
 use crate::lab::{Bounds, Check, Expect, Pattern};
 
-/// What a finished step left behind.
+/// What a finished step left behind, as text in memory (short outputs,
+/// tests): the checks read these strings whole.
 #[derive(Debug, Clone, Default)]
 pub struct StepOutput {
     /// `None` when the exit code could not be read (the process was lost).
@@ -12,60 +24,215 @@ pub struct StepOutput {
     pub stderr: String,
 }
 
+/// One stream to check: where to read it whole, and the end of it that
+/// failures show.
+pub struct StreamSource<'a> {
+    pub read: Box<dyn Read + 'a>,
+    pub tail: &'a str,
+}
+
 /// Every check of `expect` that fails on `out`, in the order written.
 pub fn evaluate(expect: &Expect, out: &StepOutput) -> Vec<FailedCheck> {
+    evaluate_streams(
+        expect,
+        out.exit,
+        StreamSource {
+            read: Box::new(out.stdout.as_bytes()),
+            tail: &out.stdout,
+        },
+        StreamSource {
+            read: Box::new(out.stderr.as_bytes()),
+            tail: &out.stderr,
+        },
+    )
+}
+
+/// Every check of `expect` that fails, reading each stream once. A stream
+/// that cannot be read to its end is checked as far as it was read, and
+/// the read error is one more failure.
+pub fn evaluate_streams(
+    expect: &Expect,
+    exit: Option<i64>,
+    stdout: StreamSource<'_>,
+    stderr: StreamSource<'_>,
+) -> Vec<FailedCheck> {
     let mut failures = Vec::new();
-    if out.exit != Some(expect.exit) {
+    if exit != Some(expect.exit) {
         failures.push(FailedCheck {
             check: "exit".into(),
             expected: format!("exit code {}", expect.exit),
-            found: match out.exit {
+            found: match exit {
                 Some(code) => format!("exit code {code}"),
                 None => "no exit code (the process was lost)".into(),
             },
             tail: Vec::new(),
         });
     }
-    for (stream, text, checks) in [
-        ("stdout", &out.stdout, &expect.stdout),
-        ("stderr", &out.stderr, &expect.stderr),
+    for (stream, source, checks) in [
+        ("stdout", stdout, &expect.stdout),
+        ("stderr", stderr, &expect.stderr),
     ] {
-        failures.extend(checks.iter().filter_map(|c| check_stream(stream, text, c)));
+        if checks.is_empty() {
+            continue;
+        }
+        failures.extend(check_stream(stream, source, checks));
     }
     failures
 }
 
-fn check_stream(stream: &str, text: &str, check: &Check) -> Option<FailedCheck> {
-    let (what, expected, found) = match &check.pattern {
-        Pattern::Match(re) => {
-            let matching = lines(text).filter(|l| re.is_match(l)).count();
-            let what = format!("{stream} match '{}'", re.as_str());
-            if let Some(bounds) = &check.bounds {
-                if let Some((expected, found)) = out_of_bounds(text, re, bounds) {
-                    return Some(FailedCheck {
-                        check: what,
-                        expected,
-                        found,
-                        tail: tail(text, TAIL_LINES),
-                    });
+/// What one check has seen so far.
+enum Seen {
+    Match {
+        matching: usize,
+        /// The first line out of bounds, as (expected, found).
+        out_of_bounds: Option<(String, String)>,
+    },
+    Contains(Finder),
+}
+
+fn check_stream(stream: &str, mut source: StreamSource<'_>, checks: &[Check]) -> Vec<FailedCheck> {
+    let mut seen: Vec<Seen> = checks
+        .iter()
+        .map(|c| match &c.pattern {
+            Pattern::Match(_) => Seen::Match {
+                matching: 0,
+                out_of_bounds: None,
+            },
+            Pattern::Contains(needle) => Seen::Contains(Finder::new(needle)),
+        })
+        .collect();
+    let mut lines = LineSplitter::new(LINE_BYTES);
+    let mut number = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read_error = None;
+    loop {
+        match source.read.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                lines.feed(&buf[..n], &mut |line| {
+                    see_lines(checks, &mut seen, &mut number, line)
+                });
+                for s in seen_contains(&mut seen) {
+                    s.feed(&buf[..n]);
                 }
             }
-            match check.count {
-                Some(n) if matching != n => (
-                    what,
-                    format!("exactly {n} matching line{}", plural(n)),
-                    format!("{matching}"),
-                ),
-                None if matching == 0 => (
-                    what,
-                    "at least one matching line".to_owned(),
-                    "none".to_owned(),
-                ),
-                _ => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                read_error = Some(e);
+                break;
             }
         }
-        Pattern::Contains(needle) => {
-            if text.contains(needle.as_str()) {
+    }
+    lines.finish(&mut |line| see_lines(checks, &mut seen, &mut number, line));
+
+    let mut failures: Vec<FailedCheck> = checks
+        .iter()
+        .zip(&seen)
+        .filter_map(|(check, seen)| verdict(stream, check, seen, source.tail))
+        .collect();
+    if let Some(e) = read_error {
+        failures.push(FailedCheck {
+            check: format!("{stream} checks"),
+            expected: format!("the whole {stream} to read"),
+            found: format!("a read error: {e}"),
+            tail: tail(source.tail, TAIL_LINES),
+        });
+    }
+    failures
+}
+
+fn see_lines(checks: &[Check], seen: &mut [Seen], number: &mut usize, line: &[u8]) {
+    *number += 1;
+    let line = String::from_utf8_lossy(line);
+    for (check, seen) in checks.iter().zip(seen.iter_mut()) {
+        if let Pattern::Match(re) = &check.pattern {
+            see_line(check, re, seen, &line, *number);
+        }
+    }
+}
+
+fn seen_contains(seen: &mut [Seen]) -> impl Iterator<Item = &mut Finder> {
+    seen.iter_mut().filter_map(|s| match s {
+        Seen::Contains(f) => Some(f),
+        Seen::Match { .. } => None,
+    })
+}
+
+fn see_line(check: &Check, re: &regex::Regex, seen: &mut Seen, line: &str, number: usize) {
+    let Seen::Match {
+        matching,
+        out_of_bounds,
+    } = seen
+    else {
+        return;
+    };
+    let Some(captures) = re.captures(line) else {
+        return;
+    };
+    *matching += 1;
+    let Some(bounds) = &check.bounds else {
+        return;
+    };
+    if out_of_bounds.is_none() {
+        *out_of_bounds = out_of_bound(&captures, bounds, line, number);
+    }
+}
+
+/// `(expected, found)` when the line's number (the regex's first capture
+/// group) is not within `bounds`.
+fn out_of_bound(
+    captures: &regex::Captures<'_>,
+    bounds: &Bounds,
+    line: &str,
+    number: usize,
+) -> Option<(String, String)> {
+    let group = captures.get(1).map_or("", |m| m.as_str());
+    let expected = format!("a number {bounds} in the first capture group");
+    match group.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && bounds.admits(value) => None,
+        Ok(value) => Some((
+            expected,
+            format!("{value} on line {number}: {}", clip(line)),
+        )),
+        Err(_) => Some((
+            expected,
+            format!("{group:?}, not a number, on line {number}: {}", clip(line)),
+        )),
+    }
+}
+
+fn verdict(stream: &str, check: &Check, seen: &Seen, tail_text: &str) -> Option<FailedCheck> {
+    let (what, expected, found) = match (&check.pattern, seen) {
+        (
+            Pattern::Match(re),
+            Seen::Match {
+                matching,
+                out_of_bounds,
+            },
+        ) => {
+            let what = format!("{stream} match '{}'", re.as_str());
+            // The first line out of bounds fails the check; no matching
+            // line at all is left to the count rules.
+            if let Some((expected, found)) = out_of_bounds.clone() {
+                (what, expected, found)
+            } else {
+                match check.count {
+                    Some(n) if *matching != n => (
+                        what,
+                        format!("exactly {n} matching line{}", plural(n)),
+                        format!("{matching}"),
+                    ),
+                    None if *matching == 0 => (
+                        what,
+                        "at least one matching line".to_owned(),
+                        "none".to_owned(),
+                    ),
+                    _ => return None,
+                }
+            }
+        }
+        (Pattern::Contains(needle), Seen::Contains(finder)) => {
+            if finder.found() {
                 return None;
             }
             (
@@ -74,46 +241,14 @@ fn check_stream(stream: &str, text: &str, check: &Check) -> Option<FailedCheck> 
                 "no occurrence".to_owned(),
             )
         }
+        _ => return None,
     };
     Some(FailedCheck {
         check: what,
         expected,
         found,
-        tail: tail(text, TAIL_LINES),
+        tail: tail(tail_text, TAIL_LINES),
     })
-}
-
-/// The first line whose number (the regex's first capture group) is not
-/// within `bounds`, as (expected, found); `None` when every matching line's
-/// number is. No matching line at all is left to the count rules.
-fn out_of_bounds(text: &str, re: &regex::Regex, bounds: &Bounds) -> Option<(String, String)> {
-    for (number, line) in lines(text).enumerate() {
-        let Some(captures) = re.captures(line) else {
-            continue;
-        };
-        let group = captures.get(1).map_or("", |m| m.as_str());
-        let expected = format!("a number {bounds} in the first capture group");
-        match group.trim().parse::<f64>() {
-            Ok(value) if value.is_finite() && bounds.admits(value) => {}
-            Ok(value) => {
-                return Some((
-                    expected,
-                    format!("{value} on line {}: {}", number + 1, clip(line)),
-                ))
-            }
-            Err(_) => {
-                return Some((
-                    expected,
-                    format!(
-                        "{group:?}, not a number, on line {}: {}",
-                        number + 1,
-                        clip(line)
-                    ),
-                ))
-            }
-        }
-    }
-    None
 }
 
 /// A line as quoted in a failure: whole when short, cut on a char boundary.
@@ -127,11 +262,6 @@ fn clip(line: &str) -> String {
         end -= 1;
     }
     format!("{}…", &line[..end])
-}
-
-/// The lines of `text`, without their line endings.
-pub fn lines(text: &str) -> impl Iterator<Item = &str> {
-    text.lines()
 }
 
 fn plural(n: usize) -> &'static str {

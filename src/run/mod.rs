@@ -9,6 +9,7 @@
 //! - [`running`]: a started process whose output is collected as it comes.
 
 pub mod check;
+pub mod output;
 pub mod result;
 pub mod running;
 pub mod steps;

@@ -47,8 +47,20 @@ pub struct StepResult {
     /// Why the step could not do its job (launch error, timeout, not
     /// ready), apart from failed checks.
     pub error: Option<String>,
+    /// What memory kept of stdout: all of it, or its end when
+    /// `stdout_truncated_bytes` says how much of the beginning is only in
+    /// the step's file in the run directory.
     pub stdout: String,
     pub stderr: String,
+    /// Bytes of the output's beginning that `stdout` (`stderr`) lacks.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stdout_truncated_bytes: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stderr_truncated_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -87,7 +99,15 @@ impl StepResult {
             error: None,
             stdout: String::new(),
             stderr: String::new(),
+            stdout_truncated_bytes: 0,
+            stderr_truncated_bytes: 0,
         }
+    }
+
+    /// Whether memory lacks part of the output (the tail shown is the end
+    /// of it; the whole is in the run directory).
+    pub fn truncated(&self) -> bool {
+        self.stdout_truncated_bytes > 0 || self.stderr_truncated_bytes > 0
     }
 
     pub(crate) fn fail(&mut self, error: impl Into<String>) {

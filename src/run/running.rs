@@ -1,19 +1,55 @@
 //! A started process whose output is collected as it arrives, so the step
 //! runner can look at it at any time (readiness) and signal it meanwhile.
+//!
+//! Memory holds a bounded window of each stream (the end of it, see
+//! [`super::output::WINDOW_BYTES`]); the whole goes, byte for byte as the
+//! process wrote it, to the step's file when one is given. The `ready`
+//! regex is matched here, on each line as it completes, so no line needs
+//! to stay in memory until someone looks.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use regex::Regex;
 use tokio::sync::watch;
 
+use super::output::{LineSplitter, Tail};
 use crate::runtime::process::{Control, Launched, Stream};
 
-/// Everything a process printed so far.
+/// What a process printed so far, as memory keeps it.
 #[derive(Debug, Default, Clone)]
 pub struct Captured {
+    /// The end of stdout (at most [`super::output::WINDOW_BYTES`]).
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// How many bytes of the streams' beginnings `stdout`/`stderr` lack.
+    pub stdout_cut: u64,
+    pub stderr_cut: u64,
     /// Both streams closed.
     pub ended: bool,
+    /// A line (or the partial last line) matched the `ready` regex.
+    pub ready: bool,
+    /// Writing a stream's file failed (then the file stops there).
+    pub write_error: Option<String>,
+}
+
+/// Where a process's streams go, besides memory.
+#[derive(Debug, Clone, Default)]
+pub struct Collect {
+    /// The stdout and stderr files (created, or truncated).
+    pub files: Option<[PathBuf; 2]>,
+    /// Matched against each line of both streams.
+    pub ready: Option<Regex>,
+}
+
+#[derive(Default)]
+struct Shared {
+    stdout: Tail,
+    stderr: Tail,
+    ended: bool,
+    ready: bool,
+    write_error: Option<String>,
 }
 
 /// A process whose output a background task collects, so the engine can
@@ -22,50 +58,131 @@ pub struct Captured {
 #[derive(Clone)]
 pub struct Running {
     pub control: Arc<dyn Control>,
-    captured: Arc<Mutex<Captured>>,
+    shared: Arc<Mutex<Shared>>,
     changed: watch::Receiver<u64>,
+    files: Option<[PathBuf; 2]>,
+}
+
+/// One stream's file; after an error it takes nothing more.
+struct Spool {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Spool {
+    fn create(path: &PathBuf) -> (Spool, Option<String>) {
+        match std::fs::File::create(path) {
+            Ok(file) => (
+                Spool {
+                    path: path.clone(),
+                    file: Some(file),
+                },
+                None,
+            ),
+            Err(e) => (
+                Spool {
+                    path: path.clone(),
+                    file: None,
+                },
+                Some(format!("writing {}: {e}", path.display())),
+            ),
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> Option<String> {
+        let file = self.file.as_mut()?;
+        // Unbuffered: the file always holds everything collected so far,
+        // whenever the checks read it.
+        match file.write_all(data) {
+            Ok(()) => None,
+            Err(e) => {
+                self.file = None;
+                Some(format!("writing {}: {e}", self.path.display()))
+            }
+        }
+    }
 }
 
 impl Running {
-    /// Starts collecting `launched`'s output on a task of its own.
+    /// Starts collecting `launched`'s output into memory only (the window).
     pub fn collect(launched: Launched) -> Running {
+        Running::collect_with(launched, Collect::default())
+    }
+
+    /// Starts collecting `launched`'s output on a task of its own: each
+    /// chunk to its stream's file as it comes, the end of each stream in
+    /// memory, each line against `ready`.
+    pub fn collect_with(launched: Launched, collect: Collect) -> Running {
         let Launched {
             mut output,
             control,
         } = launched;
-        let captured = Arc::new(Mutex::new(Captured::default()));
+        let shared = Arc::new(Mutex::new(Shared::default()));
         let (tx, changed) = watch::channel(0u64);
-        let sink = Arc::clone(&captured);
+        let sink = Arc::clone(&shared);
+        let files = collect.files.clone();
         tokio::spawn(async move {
+            let mut spools: Option<[Spool; 2]> = None;
+            if let Some([out, err]) = &collect.files {
+                let (o, e1) = Spool::create(out);
+                let (e, e2) = Spool::create(err);
+                spools = Some([o, e]);
+                if let Some(error) = e1.or(e2) {
+                    lock(&sink).write_error.get_or_insert(error);
+                }
+            }
+            let mut ready = collect.ready.map(ReadyLines::new);
             let mut n = 0u64;
             while let Some(chunk) = output.recv().await {
+                let i = match chunk.stream {
+                    Stream::Stdout => 0,
+                    Stream::Stderr => 1,
+                };
+                let error = spools.as_mut().and_then(|s| s[i].write(&chunk.data));
+                let hit = ready.as_mut().is_some_and(|r| r.feed(i, &chunk.data));
                 {
                     let mut c = lock(&sink);
                     match chunk.stream {
-                        Stream::Stdout => c.stdout.extend_from_slice(&chunk.data),
-                        Stream::Stderr => c.stderr.extend_from_slice(&chunk.data),
+                        Stream::Stdout => c.stdout.push(&chunk.data),
+                        Stream::Stderr => c.stderr.push(&chunk.data),
                     }
+                    if let Some(error) = error {
+                        c.write_error.get_or_insert(error);
+                    }
+                    c.ready |= hit;
                 }
                 n += 1;
                 tx.send_replace(n);
             }
-            lock(&sink).ended = true;
+            let hit = ready.as_mut().is_some_and(ReadyLines::finish);
+            drop(spools);
+            {
+                let mut c = lock(&sink);
+                c.ready |= hit;
+                c.ended = true;
+            }
             tx.send_replace(n + 1);
         });
         Running {
             control,
-            captured,
+            shared,
             changed,
+            files,
         }
     }
 
-    /// A copy of what was printed so far.
+    /// The files the streams go to, if any.
+    pub fn files(&self) -> Option<&[PathBuf; 2]> {
+        self.files.as_ref()
+    }
+
+    /// A copy of what memory holds of the output so far.
     pub fn snapshot(&self) -> Captured {
-        lock(&self.captured).clone()
+        captured(&lock(&self.shared))
     }
 
     pub fn ended(&self) -> bool {
-        lock(&self.captured).ended
+        lock(&self.shared).ended
     }
 
     /// Looks at the output with `f` now and after each new chunk, until `f`
@@ -73,7 +190,7 @@ impl Running {
     pub async fn watch<T>(&mut self, mut f: impl FnMut(&Captured) -> Option<T>) -> Option<T> {
         loop {
             {
-                let c = lock(&self.captured);
+                let c = captured(&lock(&self.shared));
                 if let Some(t) = f(&c) {
                     return Some(t);
                 }
@@ -83,19 +200,114 @@ impl Running {
             }
             if self.changed.changed().await.is_err() {
                 // The collector is gone: one last look.
-                return f(&lock(&self.captured));
+                return f(&captured(&lock(&self.shared)));
+            }
+        }
+    }
+
+    /// Waits until a line matched the `ready` regex given to
+    /// [`Running::collect_with`]; `false` if the output ended first.
+    pub async fn ready(&mut self) -> bool {
+        loop {
+            {
+                let s = lock(&self.shared);
+                if s.ready {
+                    return true;
+                }
+                if s.ended {
+                    return false;
+                }
+            }
+            if self.changed.changed().await.is_err() {
+                return lock(&self.shared).ready;
             }
         }
     }
 
     /// Waits until the output has ended.
     pub async fn ended_async(&mut self) {
-        self.watch(|c| c.ended.then_some(())).await;
+        loop {
+            if lock(&self.shared).ended {
+                return;
+            }
+            if self.changed.changed().await.is_err() {
+                return;
+            }
+        }
     }
 }
 
-fn lock(m: &Mutex<Captured>) -> std::sync::MutexGuard<'_, Captured> {
-    // A panic while holding this lock cannot leave Captured half-written in
-    // a way that matters (appends only), so a poisoned lock is still usable.
+fn captured(s: &Shared) -> Captured {
+    let (stdout, stdout_cut) = s.stdout.kept();
+    let (stderr, stderr_cut) = s.stderr.kept();
+    Captured {
+        stdout: stdout.to_vec(),
+        stderr: stderr.to_vec(),
+        stdout_cut,
+        stderr_cut,
+        ended: s.ended,
+        ready: s.ready,
+        write_error: s.write_error.clone(),
+    }
+}
+
+/// The `ready` regex against each line of both streams as it completes,
+/// and against the partial line so far (a prompt printed without a line
+/// break still counts), each line cut at [`super::output::LINE_BYTES`].
+struct ReadyLines {
+    re: Regex,
+    lines: [LineSplitter; 2],
+    /// How much of each partial line was already matched (once cut at the
+    /// cap it does not grow: no need to match it again).
+    tried: [usize; 2],
+    hit: bool,
+}
+
+impl ReadyLines {
+    fn new(re: Regex) -> ReadyLines {
+        ReadyLines {
+            re,
+            lines: Default::default(),
+            tried: [0, 0],
+            hit: false,
+        }
+    }
+
+    fn feed(&mut self, i: usize, data: &[u8]) -> bool {
+        if self.hit {
+            return true;
+        }
+        let (re, hit) = (&self.re, &mut self.hit);
+        let mut completed = false;
+        self.lines[i].feed(data, &mut |line| {
+            completed = true;
+            *hit |= re.is_match(&String::from_utf8_lossy(line));
+        });
+        if completed {
+            self.tried[i] = 0;
+        }
+        let partial = self.lines[i].partial();
+        if !self.hit && !partial.is_empty() && partial.len() != self.tried[i] {
+            self.tried[i] = partial.len();
+            self.hit = self.re.is_match(&String::from_utf8_lossy(partial));
+        }
+        self.hit
+    }
+
+    fn finish(&mut self) -> bool {
+        if !self.hit {
+            let (re, hit) = (&self.re, &mut self.hit);
+            for lines in &mut self.lines {
+                lines.finish(&mut |line| *hit |= re.is_match(&String::from_utf8_lossy(line)));
+            }
+        }
+        self.hit
+    }
+}
+
+fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    // A panic while holding this lock cannot leave the output half-written
+    // in a way that matters (appends only), so a poisoned lock is still
+    // usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -4,15 +4,17 @@
 //! [`Launcher`].
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
 use tokio_util::sync::CancellationToken;
 
-use super::check::{evaluate, StepOutput};
+use super::check::{evaluate_streams, StreamSource};
+use super::output::{step_files, window_text};
 use super::result::{Status, StepResult};
-use super::running::{Captured, Running};
+use super::running::{Captured, Collect, Running};
 use crate::lab::{Action, LinkState, Step};
 use crate::runtime::process::{Launcher, Signal};
 
@@ -47,6 +49,10 @@ impl Default for StepOptions {
 /// Runs steps through a launcher. `interrupt` is cancelled on the first
 /// Ctrl-C (stop processes gracefully, skip what is left); `force` on the
 /// second (stop without grace).
+///
+/// Each step's output goes to its files in `output_dir` as it comes
+/// ([`step_files`]: `NN-name.stdout`, `.stderr`, raw bytes); memory keeps
+/// the end of each stream, and the checks read the files.
 pub struct StepRunner<'a> {
     launcher: &'a dyn Launcher,
     observer: &'a dyn Observer,
@@ -55,6 +61,10 @@ pub struct StepRunner<'a> {
     force: CancellationToken,
     /// Every process started, so an interrupt can stop them all.
     started: Mutex<Vec<Running>>,
+    output_dir: PathBuf,
+    /// The first file of the output that could not be written, and how
+    /// many more (a full disk fails them all the same way).
+    write_errors: Mutex<(Option<String>, usize)>,
 }
 
 impl<'a> StepRunner<'a> {
@@ -64,6 +74,7 @@ impl<'a> StepRunner<'a> {
         options: StepOptions,
         interrupt: CancellationToken,
         force: CancellationToken,
+        output_dir: &Path,
     ) -> Self {
         StepRunner {
             launcher,
@@ -72,6 +83,32 @@ impl<'a> StepRunner<'a> {
             interrupt,
             force,
             started: Mutex::new(Vec::new()),
+            output_dir: output_dir.to_owned(),
+            write_errors: Mutex::new((None, 0)),
+        }
+    }
+
+    /// The step files that could not be written, once [`StepRunner::run`]
+    /// returned: one line (the first path and its cause, and how many more
+    /// failed), or none.
+    pub fn write_errors(&self) -> Option<String> {
+        let errors = self.write_errors.lock().unwrap_or_else(|e| e.into_inner());
+        let first = errors.0.clone()?;
+        Some(match errors.1 {
+            0 => first,
+            n => format!(
+                "{first} (and {n} more step output file{} not written)",
+                if n == 1 { "" } else { "s" }
+            ),
+        })
+    }
+
+    fn write_error(&self, error: String) {
+        let mut errors = self.write_errors.lock().unwrap_or_else(|e| e.into_inner());
+        match &errors.0 {
+            None => errors.0 = Some(error),
+            Some(first) if *first == error => {}
+            Some(_) => errors.1 += 1,
         }
     }
 
@@ -81,6 +118,9 @@ impl<'a> StepRunner<'a> {
         let mut results: Vec<StepResult> = steps.iter().map(StepResult::new).collect();
         let mut background: HashMap<String, (usize, Running)> = HashMap::new();
         let mut failed = false;
+        if let Err(e) = std::fs::create_dir_all(&self.output_dir) {
+            self.write_error(format!("writing {}: {e}", self.output_dir.display()));
+        }
 
         for (i, step) in steps.iter().enumerate() {
             if self.interrupt.is_cancelled() || (failed && !self.options.keep_going) {
@@ -112,26 +152,88 @@ impl<'a> StepRunner<'a> {
                 .map(|r| self.stop(r.clone())),
         )
         .await;
-        // Background steps keep the whole output of their process.
+        // Background steps keep the end of their process's whole output.
         for (index, running) in background.values() {
-            let out = running.snapshot();
-            results[*index].stdout = text(&out.stdout);
-            results[*index].stderr = text(&out.stderr);
+            keep_output(&running.snapshot(), &mut results[*index]);
         }
+        for running in &leftovers {
+            if let Some(error) = running.snapshot().write_error {
+                self.write_error(error);
+            }
+        }
+        self.write_other_files(steps, &results, &background);
         results
+    }
+
+    /// The files of the steps whose output did not stream to their own:
+    /// a wait step's are its process's (a hard link, or a copy), the rest
+    /// (link-state steps, steps not run) hold what memory has.
+    fn write_other_files(
+        &self,
+        steps: &[Step],
+        results: &[StepResult],
+        background: &HashMap<String, (usize, Running)>,
+    ) {
+        for (i, (step, result)) in steps.iter().zip(results).enumerate() {
+            let ours = step_files(&self.output_dir, i, &step.name);
+            let streamed = match &step.action {
+                Action::Exec { .. } => self.lock_started().iter().any(|r| r.files() == Some(&ours)),
+                _ => false,
+            };
+            if streamed {
+                continue;
+            }
+            let process = match &step.action {
+                Action::Wait { step: target } => {
+                    background.get(target).and_then(|(_, r)| r.files().cloned())
+                }
+                _ => None,
+            };
+            for (k, path) in ours.iter().enumerate() {
+                let written = match &process {
+                    Some(theirs) => {
+                        let _ = std::fs::remove_file(path);
+                        std::fs::hard_link(&theirs[k], path)
+                            .or_else(|_| std::fs::copy(&theirs[k], path).map(|_| ()))
+                    }
+                    None => {
+                        let text = if k == 0 {
+                            &result.stdout
+                        } else {
+                            &result.stderr
+                        };
+                        std::fs::write(path, text.as_bytes())
+                    }
+                };
+                if let Err(e) = written {
+                    self.write_error(format!("writing {}: {e}", path.display()));
+                }
+            }
+        }
     }
 
     fn lock_started(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
         self.started.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn launch(&self, node: &str, argv: &[String]) -> Result<Running, String> {
+    async fn launch(
+        &self,
+        index: usize,
+        step: &Step,
+        node: &str,
+        argv: &[String],
+        ready: Option<&Regex>,
+    ) -> Result<Running, String> {
         let launched = self
             .launcher
             .launch(node, argv)
             .await
             .map_err(|e| e.to_string())?;
-        let running = Running::collect(launched);
+        let collect = Collect {
+            files: Some(step_files(&self.output_dir, index, &step.name)),
+            ready: ready.cloned(),
+        };
+        let running = Running::collect_with(launched, collect);
         self.lock_started().push(running.clone());
         Ok(running)
     }
@@ -149,7 +251,7 @@ impl<'a> StepRunner<'a> {
                 argv,
                 background: false,
                 ..
-            } => self.foreground(step, node, argv, result).await,
+            } => self.foreground(index, step, node, argv, result).await,
             Action::Exec {
                 node,
                 argv,
@@ -157,7 +259,7 @@ impl<'a> StepRunner<'a> {
                 ready,
             } => {
                 if let Some(running) = self
-                    .start_background(step, node, argv, ready.as_ref(), result)
+                    .start_background(index, step, node, argv, ready.as_ref(), result)
                     .await
                 {
                     background.insert(step.name.clone(), (index, running));
@@ -192,8 +294,15 @@ impl<'a> StepRunner<'a> {
         }
     }
 
-    async fn foreground(&self, step: &Step, node: &str, argv: &[String], result: &mut StepResult) {
-        let mut running = match self.launch(node, argv).await {
+    async fn foreground(
+        &self,
+        index: usize,
+        step: &Step,
+        node: &str,
+        argv: &[String],
+        result: &mut StepResult,
+    ) {
+        let mut running = match self.launch(index, step, node, argv, None).await {
             Ok(r) => r,
             Err(e) => return result.fail(e),
         };
@@ -214,13 +323,14 @@ impl<'a> StepRunner<'a> {
 
     async fn start_background(
         &self,
+        index: usize,
         step: &Step,
         node: &str,
         argv: &[String],
         ready: Option<&Regex>,
         result: &mut StepResult,
     ) -> Option<Running> {
-        let mut running = match self.launch(node, argv).await {
+        let mut running = match self.launch(index, step, node, argv, ready).await {
             Ok(r) => r,
             Err(e) => {
                 result.fail(e);
@@ -231,15 +341,11 @@ impl<'a> StepRunner<'a> {
             result.status = Status::Passed;
             return Some(running);
         };
-        let mut scan = ReadyScan::default();
-        let matched =
-            tokio::time::timeout(step.timeout, running.watch(|c| scan.find(ready, c))).await;
-        let out = running.snapshot();
-        result.stdout = text(&out.stdout);
-        result.stderr = text(&out.stderr);
+        let matched = tokio::time::timeout(step.timeout, running.ready()).await;
+        keep_output(&running.snapshot(), result);
         match matched {
-            Ok(Some(())) => result.status = Status::Passed,
-            Ok(None) => {
+            Ok(true) => result.status = Status::Passed,
+            Ok(false) => {
                 let exit = running.control.exit_code().await.ok();
                 result.exit = exit;
                 result.fail(format!(
@@ -288,15 +394,15 @@ impl<'a> StepRunner<'a> {
         } else {
             None
         };
-        let output = StepOutput {
-            exit,
-            stdout: text(&out.stdout),
-            stderr: text(&out.stderr),
-        };
-        result.failures = evaluate(&step.expect, &output);
+        keep_output(&out, result);
+        // The checks read the whole output from the files; without them
+        // (they could not be written), what memory kept.
+        let files = running.files().filter(|_| out.write_error.is_none());
+        let stdout = source(files, 0, &out.stdout, &result.stdout);
+        let stderr = source(files, 1, &out.stderr, &result.stderr);
+        let failures = evaluate_streams(&step.expect, exit, stdout, stderr);
+        result.failures = failures;
         result.exit = exit;
-        result.stdout = output.stdout;
-        result.stderr = output.stderr;
         result.status = if result.failures.is_empty() {
             Status::Passed
         } else {
@@ -325,43 +431,33 @@ impl<'a> StepRunner<'a> {
     }
 }
 
-/// Looks for the `ready` regex in each line of stdout and stderr, reading
-/// each complete line once however often the output grows (a chatty
-/// process must not make readiness quadratic).
-#[derive(Default)]
-struct ReadyScan {
-    stdout_done: usize,
-    stderr_done: usize,
-}
-
-impl ReadyScan {
-    fn find(&mut self, ready: &Regex, c: &Captured) -> Option<()> {
-        let hit = scan(ready, &c.stdout, &mut self.stdout_done, c.ended)
-            || scan(ready, &c.stderr, &mut self.stderr_done, c.ended);
-        hit.then_some(())
+/// Stream `k` of a process for the checks: its file, or when it has none
+/// (it could not be written) what memory kept.
+fn source<'s>(
+    files: Option<&[PathBuf; 2]>,
+    k: usize,
+    kept: &'s [u8],
+    tail: &'s str,
+) -> StreamSource<'s> {
+    let file = files.and_then(|f| std::fs::File::open(&f[k]).ok());
+    StreamSource {
+        read: match file {
+            Some(f) => Box::new(f),
+            None => Box::new(kept),
+        },
+        tail,
     }
 }
 
-/// Matches the lines of `bytes[*done..]`; complete lines are marked done, a
-/// partial last line is looked at again next time (or now, if the output
-/// ended).
-fn scan(ready: &Regex, bytes: &[u8], done: &mut usize, ended: bool) -> bool {
-    let fresh = &bytes[*done..];
-    let complete = match fresh.iter().rposition(|b| *b == b'\n') {
-        Some(last_newline) => last_newline + 1,
-        None => 0,
-    };
-    let text = String::from_utf8_lossy(&fresh[..complete]);
-    if text.lines().any(|l| ready.is_match(l)) {
-        return true;
-    }
-    *done += complete;
-    let partial = String::from_utf8_lossy(&bytes[*done..]);
-    (ended || !partial.is_empty()) && ready.is_match(&partial)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// What memory kept of the output into `result`: the text and how much
+/// of each stream's beginning it lacks.
+fn keep_output(out: &Captured, result: &mut StepResult) {
+    let (stdout, stdout_cut) = window_text(&out.stdout, out.stdout_cut);
+    let (stderr, stderr_cut) = window_text(&out.stderr, out.stderr_cut);
+    result.stdout = stdout;
+    result.stderr = stderr;
+    result.stdout_truncated_bytes = stdout_cut;
+    result.stderr_truncated_bytes = stderr_cut;
 }
 
 #[cfg(test)]

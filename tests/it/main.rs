@@ -9,6 +9,7 @@ mod install;
 mod instances;
 mod lab;
 mod many;
+mod memory;
 mod netmap;
 mod netns;
 mod reports;

@@ -646,8 +646,8 @@ fn link_state_steps_cut_a_link_mid_run_and_restore_it() {
     assert_nothing_left(&lab.name);
 }
 
-/// A step printing what XML 1.0 forbids (U+FFFF, control characters) and
-/// one 300 kB line: junit.xml stays well-formed (xmllint), and neither the
+/// A step printing one 300 kB line (beyond what memory keeps), what XML
+/// 1.0 forbids (U+FFFF, control characters) and a 20 kB line: junit.xml stays well-formed (xmllint), and neither the
 /// summary, the terminal nor junit.xml carries the whole line.
 #[test]
 fn garbage_output_keeps_the_reports_valid_and_small() {
@@ -666,7 +666,7 @@ links:
 steps:
   - name: garbage
     node: box
-    exec: [sh, -c, 'printf "u\357\277\277 bell\007 esc\033[0m nul\000 end\n"; head -c 300000 /dev/zero | tr "\0" x; echo; printf "err\357\277\276\001\n" >&2; exit 1']
+    exec: [sh, -c, 'head -c 300000 /dev/zero | tr "\0" x; echo; printf "u\357\277\277 bell\007 esc\033[0m nul\000 end\n"; head -c 20000 /dev/zero | tr "\0" y; echo; printf "err\357\277\276\001\n" >&2; exit 1']
 "#,
         crate::support::lab::busybox_image()
     );
@@ -690,6 +690,11 @@ steps:
         "{junit:.2000}"
     );
     assert!(junit.contains("more bytes cut]"), "{junit:.2000}");
+    // The 300 kB line is beyond the 64 KiB memory keeps: junit says so.
+    assert!(
+        junit.contains("bytes cut; the whole output is in the run directory]"),
+        "{junit:.2000}"
+    );
     assert!(junit.len() < 200_000, "junit.xml is {} bytes", junit.len());
     let summary = std::fs::read_to_string(run.run_dir().join("summary.txt")).expect("summary");
     assert!(

@@ -68,12 +68,14 @@ async fn run_with(
     options: StepOptions,
     interrupt: CancellationToken,
 ) -> Vec<StepResult> {
+    let dir = tempfile::tempdir().unwrap();
     let engine = StepRunner::new(
         launcher,
         &NoObserver,
         options,
         interrupt,
         CancellationToken::new(),
+        dir.path(),
     );
     engine.run(steps).await
 }
@@ -343,5 +345,110 @@ async fn link_state_steps_set_the_interface_in_order_between_commands() {
     assert_eq!(
         *fake.launched.lock().unwrap(),
         ["client: link eth1 down", "n: ok", "client: link eth1 up"]
+    );
+}
+
+/// Runs `steps` with their files in `dir`.
+async fn run_in(dir: &std::path::Path, launcher: &FakeLauncher, steps: &[Step]) -> Vec<StepResult> {
+    let options = StepOptions {
+        stop_grace: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let engine = StepRunner::new(
+        launcher,
+        &NoObserver,
+        options,
+        CancellationToken::new(),
+        CancellationToken::new(),
+        dir,
+    );
+    let results = engine.run(steps).await;
+    assert_eq!(engine.write_errors(), None);
+    results
+}
+
+/// `n` lines `line <i>`, at once, 1000 to a chunk.
+fn many_lines(n: usize) -> Script {
+    let all: Vec<String> = (0..n).map(|i| format!("line {i}\n")).collect();
+    Script {
+        lines: all
+            .chunks(1000)
+            .map(|c| (Duration::ZERO, Stream::Stdout, c.concat()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn output_beyond_the_window_goes_whole_to_the_file_and_the_checks_see_all_of_it() {
+    use crate::run::output::WINDOW_BYTES;
+    let n = 30_000; // ~290 KB: several windows
+    let fake = FakeLauncher::default().with("chatty", many_lines(n));
+    let mut step = expecting(
+        exec("chatty", "chatty"),
+        &[("^line \\d+$", Some(n)), ("^line 0$", Some(1))],
+    );
+    step.expect.stdout.push(Check {
+        pattern: Pattern::Contains("line 17\nline 18\n".into()),
+        count: None,
+        bounds: None,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_in(dir.path(), &fake, &[step]).await;
+    assert_eq!(statuses(&r), [Status::Passed], "{:?}", r[0].failures);
+    let expected: String = (0..n).map(|i| format!("line {i}\n")).collect();
+    let file = std::fs::read(dir.path().join("01-chatty.stdout")).unwrap();
+    assert!(file == expected.as_bytes(), "the file differs");
+    // Memory kept the end, from a line's start, and says how much is cut.
+    assert!(r[0].stdout.len() <= WINDOW_BYTES);
+    assert!(r[0].stdout.starts_with("line "), "{:?}", &r[0].stdout[..20]);
+    assert!(r[0].stdout.ends_with(&format!("line {}\n", n - 1)));
+    assert_eq!(
+        r[0].stdout_truncated_bytes as usize + r[0].stdout.len(),
+        expected.len()
+    );
+    assert!(expected.ends_with(&r[0].stdout));
+}
+
+#[tokio::test]
+async fn a_failed_check_over_a_cut_output_shows_the_end_and_counts_every_line() {
+    let n = 20_000;
+    let fake = FakeLauncher::default().with("chatty", many_lines(n));
+    let step = expecting(exec("chatty", "chatty"), &[("^line 1\\d*$", Some(1))]);
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_in(dir.path(), &fake, &[step]).await;
+    assert_eq!(statuses(&r), [Status::Failed]);
+    // line 1, 10-19, 100-199, 1000-1999, 10000-19999
+    assert_eq!(r[0].failures[0].found, "11111");
+    assert_eq!(
+        r[0].failures[0].tail.last().map(String::as_str),
+        Some("line 19999")
+    );
+    assert!(r[0].truncated());
+}
+
+#[tokio::test]
+async fn a_wait_step_file_holds_its_process_output_and_ready_matches_a_late_line() {
+    let mut script = many_lines(20_000);
+    script
+        .lines
+        .push((Duration::ZERO, Stream::Stderr, "up and ready\n".into()));
+    script.forever = true;
+    script.on_interrupt = Some(("bye\n".into(), 0));
+    let fake = FakeLauncher::default().with("srv", script);
+    let steps = [
+        background("srv", "srv", Some("^up and ready$")),
+        expecting(wait("stop", "srv"), &[("^line \\d+$", Some(20_000))]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_in(dir.path(), &fake, &steps).await;
+    assert_eq!(statuses(&r), [Status::Passed; 2], "{:?}", r[1].failures);
+    let bg = std::fs::read(dir.path().join("01-srv.stdout")).unwrap();
+    let waited = std::fs::read(dir.path().join("02-stop.stdout")).unwrap();
+    assert!(bg.ends_with(b"line 19999\nbye\n"));
+    assert!(bg == waited);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("02-stop.stderr")).unwrap(),
+        "up and ready\n"
     );
 }

@@ -2,7 +2,7 @@
 //! archive Docker sends is unpacked as it arrives, so memory stays bounded
 //! however large the files (a long capture) are.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -157,13 +157,23 @@ fn extract(archive: impl Read, dest: &Path) -> Result<Vec<PathBuf>, Fault> {
                     std::fs::create_dir_all(parent).map_err(write_fault(parent))?;
                 }
                 let mut file = std::fs::File::create(&target).map_err(write_fault(&target))?;
+                let mut size = 0u64;
                 loop {
                     let n = entry.read(&mut buf).map_err(Fault::Read)?;
                     if n == 0 {
                         break;
                     }
-                    file.write_all(&buf[..n]).map_err(write_fault(&target))?;
+                    size += n as u64;
+                    // Zeros become a hole: a sparse file in a node (a
+                    // preallocated capture) stays sparse on the host.
+                    if buf[..n].iter().all(|b| *b == 0) {
+                        file.seek(SeekFrom::Current(n as i64))
+                            .map_err(write_fault(&target))?;
+                    } else {
+                        file.write_all(&buf[..n]).map_err(write_fault(&target))?;
+                    }
                 }
+                file.set_len(size).map_err(write_fault(&target))?;
                 written.push(target);
             }
             // Links, devices and fifos are not artifacts.
@@ -215,6 +225,22 @@ mod tests {
             b"pcap"
         );
         assert_eq!(std::fs::read(dir.path().join("sub/x.txt")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn zeros_become_holes_and_the_size_and_bytes_stay() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = vec![0u8; 4 << 20];
+        data[1 << 20] = 7;
+        data.extend_from_slice(&[0u8; 100]);
+        let tar = archive(&[("out/sparse", &data)]);
+        extract(&tar[..], dir.path()).unwrap();
+        let path = dir.path().join("sparse");
+        assert!(std::fs::read(&path).unwrap() == data);
+        // 4 MiB of zeros did not take 4 MiB of disk.
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.blocks() * 512 < 1 << 20, "{} blocks", meta.blocks());
     }
 
     #[test]
