@@ -155,6 +155,17 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The same lab with every node `privileged: true` (`labctl run
+    /// --privileged`): trusted like root.
+    pub fn trusted_like_root(mut self) -> Self {
+        for node in &mut self.nodes {
+            node.privileged = true;
+        }
+        self
+    }
+}
+
 /// `labctl run --runtime netns` on a lab that needs images.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RuntimeMismatch {

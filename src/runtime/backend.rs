@@ -11,6 +11,7 @@ use crate::lab::Lab;
 use super::error::RuntimeError;
 use super::names::{Instance, Owner, RunId, Scope};
 use super::node::{InterfaceLabel, NodeImage, NodeSpec};
+use super::privilege::HostSupport;
 use super::progress::Progress;
 
 /// One labctl container as the daemon reports it.
@@ -84,6 +85,10 @@ pub trait Backend: Sync {
         run: &RunId,
         progress: &dyn Progress,
     ) -> impl Future<Output = Result<HashMap<String, NodeImage>, RuntimeError>> + Send;
+
+    /// What this host lets the runtime grant a node (CAP_BPF or not),
+    /// asked before anything is created.
+    fn host_support(&self) -> impl Future<Output = Result<HostSupport, RuntimeError>> + Send;
 
     /// Creates and starts a node; returns where it lives.
     fn start_node(

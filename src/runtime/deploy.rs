@@ -27,6 +27,7 @@ use super::error::RuntimeError;
 use super::names::{self, Instance, RunId, Scope};
 use super::needs;
 use super::node::{self, NodeSpec};
+use super::privilege::HostSupport;
 use super::progress::{Phase, Progress, Timings};
 
 /// How many containers or links are set up at the same time.
@@ -200,6 +201,8 @@ pub async fn deploy<E: Backend, W: Wiring>(
         rollback: None,
     };
     needs::preflight(lab).map_err(fail)?;
+    let host = engine.host_support().await.map_err(fail)?;
+    needs::privilege_preflight(lab, &host).map_err(fail)?;
     let instance = options
         .instance
         .clone()
@@ -235,6 +238,7 @@ pub async fn deploy<E: Backend, W: Wiring>(
         lab,
         &instance,
         &run,
+        &host,
         options,
         progress,
         &mut timings,
@@ -308,6 +312,7 @@ async fn build<E: Backend, W: Wiring>(
     lab: &Lab,
     instance: &Instance,
     run: &RunId,
+    host: &HostSupport,
     options: &DeployOptions,
     progress: &dyn Progress,
     timings: &mut Timings,
@@ -322,7 +327,7 @@ async fn build<E: Backend, W: Wiring>(
         .iter()
         .filter_map(|node| {
             let image = images.get(&node.name)?.clone();
-            Some(NodeSpec::new(lab, instance, node, image, run))
+            Some(NodeSpec::new(lab, instance, node, image, run, host))
         })
         .collect();
     let nodes = start_nodes(engine, &specs, options).await?;

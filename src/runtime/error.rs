@@ -71,6 +71,16 @@ pub enum RuntimeError {
     #[error("nodes {} use netmap, but {reason}", nodes.join(", "))]
     NetmapUnavailable { nodes: Vec<String>, reason: String },
 
+    /// An af_xdp node on a host that cannot grant CAP_BPF, without
+    /// `privileged: true`.
+    #[error(
+        "nodes {} use af_xdp, but {reason}, and without it af_xdp needs CAP_SYS_ADMIN, which \
+         makes a node root on the host: add `privileged: true` to these nodes only if you trust \
+         this lab like root, or run it on a host that grants CAP_BPF",
+        nodes.join(", ")
+    )]
+    AfXdpNeedsPrivilege { nodes: Vec<String>, reason: String },
+
     /// `rate` and `loss` are validated but this version of labctl does not
     /// apply them yet: refused rather than run unimpaired.
     #[error(

@@ -23,6 +23,7 @@ use super::error::RuntimeError;
 use super::image::ToolsImage;
 use super::names::{self, Instance, RunId, Scope};
 use super::node::{NodeImage, NodeSpec};
+use super::privilege::HostSupport;
 use super::process::{Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream};
 use super::progress::Progress;
 use super::Runtime;
@@ -91,6 +92,8 @@ pub struct FakeBackend {
     /// Cancel this token at that moment (then give the run a moment to
     /// see it, as a real Ctrl-C arrives while an operation is under way).
     pub interrupt: Option<(Moment, CancellationToken)>,
+    /// What the host can grant ([`HostSupport::FULL`] by default).
+    pub host: HostSupport,
 }
 
 impl FakeBackend {
@@ -126,6 +129,10 @@ impl Backend for FakeBackend {
             .iter()
             .map(|n| (n.name.clone(), NodeImage::Tools(tools.clone())))
             .collect())
+    }
+
+    async fn host_support(&self) -> Result<HostSupport, RuntimeError> {
+        Ok(self.host.clone())
     }
 
     async fn start_node(&self, spec: &NodeSpec) -> Result<StartedNode, RuntimeError> {

@@ -15,6 +15,8 @@
 //! Runtime-neutral pieces: [`names`] (container names, labels, veth
 //! aliases, scopes), [`node`] (what a node looks like, [`node::NodeSpec`]),
 //! [`needs`] (capabilities and devices per datalink, host preflight),
+//! [`privilege`] (whether the host can grant CAP_BPF), [`seccomp`] (the
+//! profile of af_xdp nodes under Docker),
 //! [`progress`] (what a deploy reports while it runs), the host's
 //! privileges ([`check_host_privileges`]). Docker-only: [`image`] (the
 //! tools image and its volume; [`linkage`] refuses tools that are not
@@ -33,9 +35,11 @@ pub mod names;
 pub(crate) mod needs;
 pub mod netns;
 pub mod node;
+pub mod privilege;
 mod privileges;
 pub mod process;
 pub mod progress;
+pub(crate) mod seccomp;
 
 pub use deploy::{
     Cancel, DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Removed,

@@ -11,20 +11,25 @@ use crate::lab::{DatalinkKind, Lab, Node};
 use crate::tools::datalink::netmap;
 
 use super::error::RuntimeError;
+use super::privilege::HostSupport;
 
 /// The netmap control device, passed into nodes that use netmap.
 pub const NETMAP_DEVICE: &str = crate::tools::datalink::netmap::DEVICE;
 
-/// Capabilities (Docker's names, without `CAP_`) one datalink needs.
-pub fn capabilities(kind: DatalinkKind) -> &'static [&'static str] {
+/// Capabilities (Docker's names, without `CAP_`) one datalink needs, on
+/// a host that can grant CAP_BPF (`cap_bpf`) or not.
+pub fn capabilities(kind: DatalinkKind, cap_bpf: bool) -> &'static [&'static str] {
     match kind {
         // AF_PACKET sockets.
         DatalinkKind::AfPacket => &["NET_RAW"],
         // The af_xdp datalink's own list, measured by its tests (see
-        // docs/af_xdp.md): NET_RAW for the socket, SYS_ADMIN for bpf()
-        // (Docker's seccomp profile; it also covers the kernel's BPF and
-        // NET_ADMIN checks), IPC_LOCK for the UMEM's locked memory.
-        DatalinkKind::AfXdp => crate::tools::datalink::af_xdp::CAPABILITIES,
+        // docs/af_xdp.md): BPF to load the program and create the map,
+        // NET_ADMIN for the XSKMAP and to attach to the interface, NET_RAW
+        // for the socket, IPC_LOCK for the UMEM's locked memory.
+        DatalinkKind::AfXdp if cap_bpf => crate::tools::datalink::af_xdp::CAPABILITIES,
+        // Without CAP_BPF only SYS_ADMIN covers the kernel's checks:
+        // granted only to a `privileged: true` node ([`privilege_preflight`]).
+        DatalinkKind::AfXdp => crate::tools::datalink::af_xdp::SYS_ADMIN_CAPABILITIES,
         // None: netmap makes no capability check (upstream netmap has no
         // capable() call; registering, the rings, poll and the monitors
         // need only a descriptor of /dev/netmap), and the device is
@@ -32,6 +37,38 @@ pub fn capabilities(kind: DatalinkKind) -> &'static [&'static str] {
         // capability either. Measured: the tools pass with no capability
         // on a real netmap kernel (docs/netmap.md#privileges).
         DatalinkKind::Netmap => &[],
+    }
+}
+
+/// The seccomp profile a Docker node runs under: labctl's own
+/// ([`super::seccomp`], which allows bpf()) for a node using af_xdp,
+/// Docker's default (`None`) for every other node.
+pub fn security_opt(lab: &Lab, node: &Node) -> Option<String> {
+    node_datalinks(lab, node)
+        .contains(&DatalinkKind::AfXdp)
+        .then(super::seccomp::security_opt)
+}
+
+/// Refuses a lab with an af_xdp node on a host that cannot give it
+/// CAP_BPF, unless the node says `privileged: true`: only CAP_SYS_ADMIN
+/// would do there, and it makes the node root on the host.
+pub fn privilege_preflight(lab: &Lab, host: &HostSupport) -> Result<(), RuntimeError> {
+    let Some(reason) = &host.no_cap_bpf else {
+        return Ok(());
+    };
+    let nodes: Vec<String> = lab
+        .nodes()
+        .iter()
+        .filter(|n| !n.privileged && node_datalinks(lab, n).contains(&DatalinkKind::AfXdp))
+        .map(|n| n.name.clone())
+        .collect();
+    if nodes.is_empty() {
+        Ok(())
+    } else {
+        Err(RuntimeError::AfXdpNeedsPrivilege {
+            nodes,
+            reason: reason.clone(),
+        })
     }
 }
 
@@ -56,10 +93,14 @@ pub fn node_datalinks(lab: &Lab, node: &Node) -> Vec<DatalinkKind> {
 }
 
 /// The union of [`capabilities`] over a node's datalinks, sorted.
-pub fn node_capabilities(lab: &Lab, node: &Node) -> Vec<String> {
+pub fn node_capabilities(lab: &Lab, node: &Node, host: &HostSupport) -> Vec<String> {
     let mut caps: Vec<String> = node_datalinks(lab, node)
         .into_iter()
-        .flat_map(|k| capabilities(k).iter().map(|c| c.to_string()))
+        .flat_map(|k| {
+            capabilities(k, host.cap_bpf())
+                .iter()
+                .map(|c| c.to_string())
+        })
         .collect();
     caps.sort();
     caps.dedup();
@@ -260,12 +301,52 @@ links:
     #[test]
     fn a_node_gets_the_union_of_its_interfaces_needs() {
         let lab = lab(MIXED);
-        let caps = |n: &str| node_capabilities(&lab, lab.node(n).unwrap());
+        let full = HostSupport::FULL;
+        let caps = |n: &str| node_capabilities(&lab, lab.node(n).unwrap(), &full);
         assert_eq!(caps("a"), ["NET_RAW"]);
-        assert_eq!(caps("b"), ["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]);
+        assert_eq!(caps("b"), ["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"]);
         // No interfaces: the node's own datalink decides.
         assert!(caps("c").is_empty(), "netmap needs only /dev/netmap");
         assert_eq!(caps("d"), ["NET_RAW"]);
+    }
+
+    #[test]
+    fn without_cap_bpf_an_af_xdp_node_is_refused_unless_privileged() {
+        let old = HostSupport::docker("20.10.24+dfsg1", "6.18.44");
+        let mixed = lab(MIXED);
+        let err = privilege_preflight(&mixed, &old).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "nodes b use af_xdp, but Docker 20.10.24+dfsg1 cannot grant CAP_BPF (Docker 23.0 \
+             or later can), and without it af_xdp needs CAP_SYS_ADMIN, which makes a node root \
+             on the host: add `privileged: true` to these nodes only if you trust this lab like \
+             root, or run it on a host that grants CAP_BPF"
+        );
+        assert!(privilege_preflight(&mixed, &HostSupport::FULL).is_ok());
+        // privileged nodes get SYS_ADMIN there; the others are not asked.
+        let trusted = lab(
+            "name: t\ndatalink: af_xdp\nnodes:\n  a: {privileged: true}\n  b: {privileged: true}\n  \
+             c: {datalink: af_packet}\nlinks:\n  - endpoints: [a:eth1, b:eth1]\n",
+        );
+        assert!(privilege_preflight(&trusted, &old).is_ok());
+        let caps = |n: &str, host| node_capabilities(&trusted, trusted.node(n).unwrap(), host);
+        assert_eq!(caps("a", &old), ["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]);
+        // privileged asks for nothing more where CAP_BPF can be granted.
+        assert_eq!(
+            caps("a", &HostSupport::FULL),
+            ["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"]
+        );
+        assert_eq!(caps("c", &old), ["NET_RAW"]);
+    }
+
+    #[test]
+    fn only_af_xdp_nodes_get_labctls_seccomp_profile() {
+        let mixed = lab(MIXED);
+        let opt = |n: &str| security_opt(&mixed, mixed.node(n).unwrap());
+        assert!(opt("b").unwrap().starts_with("seccomp={"));
+        assert_eq!(opt("a"), None, "a's end of the link is af_packet");
+        assert_eq!(opt("c"), None);
+        assert_eq!(opt("d"), None);
     }
 
     #[test]

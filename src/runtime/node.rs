@@ -16,6 +16,7 @@ use crate::links::sysctl;
 use super::image::{ToolsImage, TOOLS_PATH};
 use super::names::{self, Instance, Owner, RunId};
 use super::needs;
+use super::privilege::HostSupport;
 
 /// Sysctls that keep a node's kernel silent on lab interfaces, set on
 /// every node before any interface exists. The `default` entries are what
@@ -75,6 +76,9 @@ pub struct NodeSpec {
     pub labels: HashMap<String, String>,
     pub env: Vec<String>,
     pub cap_add: Vec<String>,
+    /// Docker's `SecurityOpt`: labctl's seccomp profile for af_xdp nodes,
+    /// empty (Docker's default profile) for the others.
+    pub security_opt: Vec<String>,
     pub sysctls: HashMap<String, String>,
     pub devices: Vec<String>,
     /// The node's `binds`, as Docker bind mounts.
@@ -83,7 +87,16 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    pub fn new(lab: &Lab, instance: &Instance, node: &Node, image: NodeImage, run: &RunId) -> Self {
+    /// `host` says what this host can grant (CAP_BPF or not); the lab has
+    /// passed [`needs::privilege_preflight`] for it.
+    pub fn new(
+        lab: &Lab,
+        instance: &Instance,
+        node: &Node,
+        image: NodeImage,
+        run: &RunId,
+        host: &HostSupport,
+    ) -> Self {
         let interfaces = interface_labels(lab, node);
         let mut env: Vec<String> = interfaces
             .iter()
@@ -144,7 +157,8 @@ impl NodeSpec {
             image,
             labels,
             env,
-            cap_add: needs::node_capabilities(lab, node),
+            cap_add: needs::node_capabilities(lab, node, host),
+            security_opt: needs::security_opt(lab, node).into_iter().collect(),
             sysctls,
             devices,
             binds: node.binds.clone(),
@@ -206,6 +220,7 @@ impl NodeSpec {
                 network_mode: Some("none".into()),
                 cap_drop: Some(vec!["ALL".into()]),
                 cap_add: Some(self.cap_add.clone()),
+                security_opt: (!self.security_opt.is_empty()).then(|| self.security_opt.clone()),
                 sysctls: Some(self.sysctls.clone()),
                 devices: (!devices.is_empty()).then_some(devices),
                 mounts,
@@ -285,6 +300,7 @@ links:
             node,
             image,
             &RunId::from_label("feedbeef0000"),
+            &HostSupport::FULL,
         )
     }
 
@@ -335,6 +351,7 @@ links:
             node,
             NodeImage::Tools(ToolsImage::for_hash("0123456789ab")),
             &RunId::from_label("feedbeef0000"),
+            &HostSupport::FULL,
         )
     }
 
@@ -376,8 +393,21 @@ links:
         let body = spec("b").create_body();
         let host = body.host_config.unwrap();
         assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
-        assert_eq!(host.cap_add.unwrap(), ["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]);
+        assert_eq!(
+            host.cap_add.unwrap(),
+            ["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"]
+        );
         assert_eq!(host.network_mode.as_deref(), Some("none"));
+        let opts = host.security_opt.unwrap();
+        assert_eq!(opts.len(), 1);
+        let profile = opts[0].strip_prefix("seccomp=").expect("a seccomp option");
+        let profile: serde_json::Value = serde_json::from_str(profile).expect("JSON text");
+        assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+        // Other nodes keep Docker's default profile.
+        assert_eq!(
+            spec("a").create_body().host_config.unwrap().security_opt,
+            None
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ use super::image::{self, ToolsImage};
 use super::inspect::{self, LabStatus};
 use super::names::{self, Instance, RunId, Scope};
 use super::node::{NodeImage, NodeSpec};
+use super::privilege::{self, HostSupport};
 use super::progress::Progress;
 use super::Runtime;
 use exec::{ExecHandle, ExecStream};
@@ -255,6 +256,23 @@ impl Backend for DockerBackend {
             image::fill_tools_volume(&self.docker, &tools, lab.name(), instance, run).await?;
         }
         Ok(images)
+    }
+
+    async fn host_support(&self) -> Result<HostSupport, RuntimeError> {
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(RuntimeError::docker("asking Docker for its version"))?;
+        // The daemon's kernel, which is this one unless DOCKER_HOST is
+        // another machine.
+        let kernel = version
+            .kernel_version
+            .unwrap_or_else(privilege::running_kernel);
+        Ok(HostSupport::docker(
+            version.version.as_deref().unwrap_or("unknown"),
+            &kernel,
+        ))
     }
 
     async fn start_node(&self, spec: &NodeSpec) -> Result<StartedNode, RuntimeError> {

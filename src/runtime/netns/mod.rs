@@ -38,6 +38,7 @@ use super::image::ToolsDir;
 use super::inspect::{self, LabStatus};
 use super::names::{self, Instance, RunId, Scope};
 use super::node::{NodeImage, NodeSpec};
+use super::privilege::{self, HostSupport};
 use super::process::{Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream};
 use super::progress::Progress;
 use super::{Runtime, NODE_OUT_DIR};
@@ -167,6 +168,12 @@ impl Backend for NetnsBackend {
             .iter()
             .map(|n| (n.name.clone(), NodeImage::Host))
             .collect())
+    }
+
+    async fn host_support(&self) -> Result<HostSupport, RuntimeError> {
+        // Steps are host processes: labctl gives them any capability the
+        // kernel has.
+        Ok(HostSupport::kernel(&privilege::running_kernel()))
     }
 
     async fn start_node(&self, spec: &NodeSpec) -> Result<StartedNode, RuntimeError> {

@@ -306,8 +306,12 @@ mod tests {
             "NET_RAW".to_owned(),
             "SYS_ADMIN".to_owned(),
             "IPC_LOCK".to_owned(),
+            "BPF".to_owned(),
         ];
-        assert_eq!(capability_mask(&caps).unwrap(), 1 << 13 | 1 << 21 | 1 << 14);
+        assert_eq!(
+            capability_mask(&caps).unwrap(),
+            1 << 13 | 1 << 21 | 1 << 14 | 1 << 39
+        );
         assert!(capability_mask(&["NET_RAWR".to_owned()]).is_err());
     }
 

@@ -9,26 +9,43 @@ use std::time::Duration;
 
 use crate::support::bin;
 use crate::support::lab::{
-    assert_nothing_left, busybox_image, docker_inspect, labctl, stderr, stdout, TestLab,
+    assert_nothing_left, busybox_image, containers_of, docker_grants_cap_bpf, docker_inspect,
+    labctl, stderr, stdout, TestLab,
 };
 use crate::support::process::Running;
 
 const MODE: &str = "af_xdp, native XDP, copy mode";
 
-fn lab_yaml() -> String {
+/// The example lab; its nodes say `privileged: true` if `privileged`.
+fn lab_yaml_with(privileged: bool) -> String {
     format!(
         r#"
 name: "{{name}}"
 datalink: af_xdp
 nodes:
-  pinger: {{}}
-  ponger: {{ image: "{}" }}
+  pinger: {{ privileged: {privileged} }}
+  ponger: {{ image: "{}", privileged: {privileged} }}
 links:
   - endpoints: ["pinger:eth1", "ponger:eth1"]
     ipv4: ["198.18.0.1/24", "198.18.0.2/24"]
 "#,
         busybox_image()
     )
+}
+
+/// The example lab as this host can run it: privileged only where Docker
+/// cannot grant CAP_BPF.
+fn lab_yaml() -> String {
+    lab_yaml_with(!docker_grants_cap_bpf())
+}
+
+/// What an af_xdp node gets on this host.
+fn expected_caps() -> serde_json::Value {
+    if docker_grants_cap_bpf() {
+        serde_json::json!(["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"])
+    } else {
+        serde_json::json!(["IPC_LOCK", "NET_RAW", "SYS_ADMIN"])
+    }
 }
 
 /// A tool run in a node with `docker exec`; the tools end by themselves
@@ -45,11 +62,11 @@ fn the_example_lab_runs_on_af_xdp_in_containers() {
     lab.deploy();
     for node in ["pinger", "ponger"] {
         let host = &docker_inspect(&lab.container(node))["HostConfig"];
-        assert_eq!(
-            host["CapAdd"],
-            serde_json::json!(["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]),
-            "{node}"
-        );
+        assert_eq!(host["CapAdd"], expected_caps(), "{node}");
+        // labctl's own seccomp profile, which allows bpf().
+        let opt = host["SecurityOpt"][0].as_str().unwrap_or_default();
+        assert!(opt.starts_with("seccomp="), "{node}: {opt}");
+        assert!(opt.contains("SCMP_ACT_ERRNO"), "{node}: {opt}");
     }
 
     let ready = Duration::from_secs(10);
@@ -146,9 +163,11 @@ fn every_lab_passes_with_labctl_run_datalink_af_xdp() {
         let out_dir = tempfile::tempdir().unwrap();
         let runs = out_dir.path().join("runs");
         let json = out_dir.path().join("report.json");
+        // --privileged changes nothing where Docker grants CAP_BPF.
         let out = labctl(&[
             "run",
             lab.path(),
+            "--privileged",
             "--datalink",
             "af_xdp",
             "--runs-dir",
@@ -182,4 +201,86 @@ fn every_lab_passes_with_labctl_run_datalink_af_xdp() {
         assert!(!outputs.contains("af_packet"), "{what}\n{outputs}");
         assert_nothing_left(&lab.name);
     }
+}
+
+/// Where Docker cannot grant CAP_BPF, an af_xdp lab whose nodes do not say
+/// `privileged: true` is refused in one line, exit 3, before anything is
+/// created.
+#[test]
+fn without_cap_bpf_an_unprivileged_af_xdp_lab_is_refused_before_anything_is_created() {
+    if docker_grants_cap_bpf() {
+        eprintln!("skipped: this Docker grants CAP_BPF, so nothing is refused");
+        return;
+    }
+    let lab = TestLab::new("axrefuse", &lab_yaml_with(false));
+    let runs = tempfile::tempdir().unwrap();
+    let run = labctl(&[
+        "run",
+        lab.path(),
+        "--runs-dir",
+        runs.path().to_str().unwrap(),
+    ]);
+    let said = stdout(&run) + &stderr(&run);
+    assert_eq!(run.status.code(), Some(3), "{said}");
+    let refusal = "nodes pinger, ponger use af_xdp, but Docker ";
+    assert_eq!(said.matches(refusal).count(), 1, "{said}");
+    assert!(containers_of(&lab.name).is_empty());
+    // deploy says it in one line, and that line says what to do.
+    let out = labctl(&["deploy", lab.path()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(refusal)
+            && err.contains("cannot grant CAP_BPF")
+            && err.contains("`privileged: true`"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(containers_of(&lab.name).is_empty());
+    assert_nothing_left(&lab.name);
+}
+
+/// The two escapes of issue 15 from an af_xdp node of a custom image fail:
+/// remounting the shared tools volume read-write, and a fresh procfs to
+/// write the host's core_pattern. labctl's seccomp profile refuses mount(2)
+/// whatever the capabilities (so even a `privileged: true` node on a host
+/// without CAP_BPF, which gets CAP_SYS_ADMIN, cannot); without
+/// CAP_SYS_ADMIN the kernel refuses it too.
+#[test]
+fn an_af_xdp_node_cannot_remount_the_tools_or_mount_proc() {
+    let lab = TestLab::new("axescape", &lab_yaml());
+    lab.deploy();
+    let node = lab.container("ponger");
+    let script = "mount -o remount,rw,bind /lab/bin; echo remount=$?; \
+                  mkdir -p /mnt/p; mount -t proc proc /mnt/p; echo proc=$?; \
+                  echo '|/bin/true' > /mnt/p/sys/kernel/core_pattern; echo core=$?; \
+                  touch /lab/bin/x; echo write=$?; \
+                  unshare -m true; echo unshare=$?";
+    let out = crate::support::lab::docker(&["exec", &node, "sh", "-c", script]);
+    let said = stdout(&out);
+    for line in ["remount=", "proc=", "core=", "write=", "unshare="] {
+        let value = said
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .unwrap_or_else(|| panic!("no {line} in {said}\n{}", stderr(&out)));
+        assert_ne!(value, "0", "{line} succeeded:\n{said}\n{}", stderr(&out));
+    }
+    let core = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    assert!(!core.contains("/bin/true"), "{core}");
+    // af_xdp still works in that node, under that profile.
+    let mut pong = exec(&lab, "ponger", &["lab-pong", "eth1", "--count", "1"]);
+    pong.wait_for("listening on", Duration::from_secs(10));
+    let pinged = labctl(&[
+        "exec",
+        &lab.name,
+        "pinger",
+        "--",
+        "lab-ping",
+        "eth1",
+        "198.18.0.2",
+        "--count",
+        "1",
+    ]);
+    assert!(pinged.status.success(), "{}", stderr(&pinged));
+    assert!(pong.finish(Duration::from_secs(10)).status.success());
 }

@@ -329,7 +329,7 @@ fn without_sys_admin_the_tools_say_so_on_one_line() {
         assert_unavailable(
             &finished,
             tool,
-            "af_xdp is not available: bpf() was refused (EPERM): the process needs CAP_SYS_ADMIN",
+            "af_xdp is not available: bpf() was refused (EPERM): the process needs CAP_BPF and CAP_NET_ADMIN",
         );
     }
 }

@@ -215,6 +215,20 @@ pub fn docker(args: &[&str]) -> Output {
         .expect("run docker")
 }
 
+/// Whether this Docker daemon (and its kernel) can grant CAP_BPF, as
+/// labctl decides it: where not, af_xdp nodes need `privileged: true`.
+pub fn docker_grants_cap_bpf() -> bool {
+    let out = docker(&[
+        "version",
+        "--format",
+        "{{.Server.Version}} {{.Server.KernelVersion}}",
+    ]);
+    assert_success(&out, "docker version");
+    let text = stdout(&out);
+    let (engine, kernel) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+    labctl::runtime::privilege::HostSupport::docker(engine, kernel).cap_bpf()
+}
+
 /// `docker inspect` of one object, parsed.
 pub fn docker_inspect(name: &str) -> serde_json::Value {
     let out = docker(&["inspect", name]);

@@ -89,7 +89,7 @@ impl Failure {
                 )),
                 libc::EPERM | libc::EACCES => unavailable(format!(
                     "attaching the XDP program to {iface} was refused ({}): the process needs \
-                     CAP_SYS_ADMIN, or CAP_NET_ADMIN with CAP_BPF",
+                     CAP_NET_ADMIN with CAP_BPF (or CAP_SYS_ADMIN where CAP_BPF cannot be granted)",
                     error_name(&e)
                 )),
                 libc::EINVAL => unavailable(format!(
@@ -108,8 +108,10 @@ const NO_BPF: &str = "the kernel has no bpf() system call (CONFIG_BPF_SYSCALL), 
 
 fn bpf_refused(e: &io::Error) -> String {
     format!(
-        "bpf() was refused ({}): the process needs CAP_SYS_ADMIN (Docker's default seccomp \
-         profile allows bpf() only with it; outside Docker, CAP_BPF with CAP_NET_ADMIN also works)",
+        "bpf() was refused ({}): the process needs CAP_BPF and CAP_NET_ADMIN (labctl grants \
+         both to af_xdp nodes; under Docker the seccomp profile must allow bpf(), as labctl's \
+         own does and Docker's default does only with CAP_SYS_ADMIN), or CAP_SYS_ADMIN where \
+         CAP_BPF cannot be granted (Linux before 5.8, Docker before 23.0)",
         error_name(e)
     )
 }
@@ -271,7 +273,10 @@ mod tests {
     #[test]
     fn each_missing_piece_is_named() {
         let cases: Vec<(Failure, &str)> = vec![
-            (Failure::CreateMap(os(libc::EPERM)), "CAP_SYS_ADMIN"),
+            (
+                Failure::CreateMap(os(libc::EPERM)),
+                "needs CAP_BPF and CAP_NET_ADMIN",
+            ),
             (Failure::CreateMap(os(libc::ENOSYS)), "CONFIG_BPF_SYSCALL"),
             (Failure::CreateMap(os(libc::EINVAL)), "CONFIG_XDP_SOCKETS"),
             (
@@ -305,7 +310,7 @@ mod tests {
                     error: os(libc::EPERM),
                     verifier: None,
                 }),
-                "Docker's default seccomp",
+                "the seccomp profile must allow bpf()",
             ),
         ];
         for (failure, expected) in cases {

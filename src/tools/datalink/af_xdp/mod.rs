@@ -25,14 +25,20 @@ use super::wait::{self, KernelBusyPoll, Next, WaitPolicy};
 use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Received, Stats};
 use explain::Failure;
 
-/// The Linux capabilities a container needs (Docker's CapAdd) to use the
-/// af_xdp datalink, as docs/af_xdp.md explains: the AF_XDP socket needs
-/// NET_RAW; loading the XDP program needs bpf(), which Docker's default
-/// seccomp profile allows only with SYS_ADMIN (and SYS_ADMIN also covers
-/// the kernel's CAP_BPF and CAP_NET_ADMIN checks for the program, the map
-/// and the link); IPC_LOCK exempts the UMEM from the locked-memory limit,
-/// which the kernel counts per user across all containers.
-pub const CAPABILITIES: &[&str] = &["NET_RAW", "SYS_ADMIN", "IPC_LOCK"];
+/// The Linux capabilities a process needs (Docker's CapAdd names) to use
+/// the af_xdp datalink, measured (docs/af_xdp.md#privileges): BPF to
+/// create the XSKMAP and load the XDP program, NET_ADMIN for the XSKMAP
+/// and the XDP link, NET_RAW for the AF_XDP socket, and IPC_LOCK to exempt
+/// the UMEM from the locked-memory limit, which the kernel counts per user
+/// across all containers. Under Docker, bpf() also needs a seccomp profile
+/// that allows it (labctl's own, `runtime::seccomp`).
+pub const CAPABILITIES: &[&str] = &["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"];
+
+/// Where CAP_BPF cannot be granted (Docker before 23.0, Linux before 5.8):
+/// SYS_ADMIN covers the BPF and NET_ADMIN checks, and Docker's default
+/// seccomp profile allows bpf() with it. It makes the process root on the
+/// host: labctl grants it only to a `privileged: true` node.
+pub const SYS_ADMIN_CAPABILITIES: &[&str] = &["IPC_LOCK", "NET_RAW", "SYS_ADMIN"];
 
 /// How long `open` keeps retrying while the interface's XDP hook or queue
 /// is still held by a previous owner that is going away (the kernel
