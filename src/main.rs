@@ -7,10 +7,17 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(version, about = "Containerized network test labs")]
+#[command(
+    version = env!("LABCTL_VERSION"),
+    about = "Containerized network test labs",
+    long_about = "Containerized network test labs: nodes joined by veth pairs, packet tools \
+                  on AF_PACKET, AF_XDP or netmap, steps with checks, JUnit and JSON reports, \
+                  teardown on every path. `run`, `deploy` and `destroy` need root; the other \
+                  commands work for any user."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,6 +51,16 @@ enum Command {
     Inspect(cli::inspect::Args),
     /// Run a command in a node; exits with the command's exit code
     Exec(cli::exec::Args),
+    /// Print a shell completion script
+    ///
+    /// bash: `labctl completions bash > /etc/bash_completion.d/labctl`;
+    /// zsh: into a directory of your `fpath` as `_labctl`; fish:
+    /// `labctl completions fish > ~/.config/fish/completions/labctl.fish`.
+    Completions(cli::manual::CompletionsArgs),
+    /// Print the man page (roff): `labctl man | man -l -`
+    ///
+    /// `labctl man run` prints labctl-run(1), the page of one command.
+    Man(cli::manual::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +74,8 @@ fn main() -> ExitCode {
         Command::Destroy(args) => cli::destroy::run(args),
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Exec(args) => cli::exec::run(args),
+        Command::Completions(args) => cli::manual::completions(args, Cli::command()),
+        Command::Man(args) => cli::manual::man(args, Cli::command()),
     };
     cli::finish(outcome)
 }

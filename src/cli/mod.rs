@@ -4,6 +4,8 @@
 //!
 //! The exit codes are in [`exit`].
 
+#[cfg(test)]
+mod commit;
 pub mod deploy;
 pub mod destroy;
 pub mod exec;
@@ -11,6 +13,7 @@ pub mod exit;
 pub mod explain;
 mod files;
 pub mod inspect;
+pub mod manual;
 mod progress;
 pub mod run;
 mod runtimes;

@@ -1,12 +1,23 @@
 //! Progress on the console: a spinner on a terminal, plain lines otherwise
 //! (CI logs, tests).
 
-use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use labctl::runtime::Progress;
+
+/// Whether progress may draw spinners: stderr is a terminal that is not
+/// `TERM=dumb`, and `NO_COLOR` is not set (<https://no-color.org>; a
+/// spinner's cursor movements are escape sequences too). Otherwise plain
+/// lines. clap's help and errors follow `NO_COLOR` by themselves.
+pub fn spinners() -> bool {
+    use std::io::IsTerminal;
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal()
+        && !set("NO_COLOR")
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
 
 pub struct ConsoleProgress {
     spinner: Mutex<Option<ProgressBar>>,
@@ -17,7 +28,7 @@ impl ConsoleProgress {
     pub fn new() -> Self {
         ConsoleProgress {
             spinner: Mutex::new(None),
-            terminal: std::io::stderr().is_terminal(),
+            terminal: spinners(),
         }
     }
 }

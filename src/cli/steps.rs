@@ -2,7 +2,7 @@
 //! spinner on a terminal; plain lines otherwise (CI logs), with a "still
 //! running" line every few seconds so a long step is visibly alive.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,9 +30,10 @@ enum Mode {
 }
 
 impl StepProgress {
-    /// A spinner when stderr is a terminal, plain lines otherwise.
+    /// A spinner on a terminal ([`super::progress::spinners`]), plain
+    /// lines otherwise.
     pub fn new(total: usize) -> StepProgress {
-        if std::io::stderr().is_terminal() {
+        if super::progress::spinners() {
             StepProgress {
                 total,
                 mode: Mode::Terminal(Mutex::new(None)),

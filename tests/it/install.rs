@@ -178,6 +178,8 @@ fn an_unprivileged_user_gets_one_line_for_run_and_can_still_read_labs() {
         vec!["graph", icmp.as_str()],
         vec!["schema"],
         vec!["schema", "--report"],
+        vec!["completions", "bash"],
+        vec!["man"],
         vec!["--version"],
     ] {
         let Some(out) = as_nobody(&verb) else { return };

@@ -4,6 +4,7 @@
 //! it even when an assertion fails.
 
 mod af_xdp;
+mod cli;
 mod fwd;
 mod install;
 mod instances;
