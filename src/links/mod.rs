@@ -12,6 +12,7 @@
 //! uses (any runtime whose nodes have a network namespace can use it),
 //! with [`Netlink`] the real implementation.
 
+pub mod impair;
 mod netlink;
 mod netns;
 pub mod sysctl;
@@ -23,6 +24,7 @@ use ipnet::Ipv4Net;
 
 use crate::lab::{Lab, Node};
 
+pub use impair::Shaping;
 pub use netlink::{interfaces_in, set_link_state, LiveInterface, Netlink};
 pub use netns::{pid_path, Netns};
 
@@ -51,6 +53,8 @@ pub struct VethEnd {
     pub mac: Option<[u8; 6]>,
     /// `(key, value)` sysctls of this interface from the node's `sysctls`.
     pub sysctls: Vec<(String, String)>,
+    /// What the frames this end sends go through (`impair`: rate, loss).
+    pub shaping: Option<Shaping>,
 }
 
 impl VethEnd {
@@ -77,6 +81,7 @@ pub fn plan(lab: &Lab, alias: &str) -> Vec<VethPlan> {
                     ipv4: e.ipv4,
                     mac: e.mac.map(|m| m.octets()),
                     sysctls,
+                    shaping: e.impair.as_ref().and_then(Shaping::from_impairment),
                 }
             }),
         })
@@ -115,6 +120,16 @@ pub trait Wiring: Sync {
         node: &str,
         routes: &[crate::lab::Route],
         netns: &Path,
+    ) -> impl Future<Output = Result<(), LinkError>> + Send;
+
+    /// Applies each end's `shaping` (rate: a tbf root qdisc; loss: a
+    /// clsact egress filter) to its interface inside its node (`netns` in
+    /// the order of `plan.ends`), after the pair is wired; a no-op for a
+    /// plain link. What it adds lives on the interface and goes with it.
+    fn impair(
+        &self,
+        plan: &VethPlan,
+        netns: [&Path; 2],
     ) -> impl Future<Output = Result<(), LinkError>> + Send;
 
     /// Deletes every host interface whose alias `matches`; returns their
@@ -185,5 +200,36 @@ links:
             [("net.ipv4.conf.eth1.rp_filter".to_owned(), "2".to_owned())]
         );
         assert!(p.ends[1].sysctls.is_empty() && p.ends[1].ipv4.is_none());
+        assert!(p.ends.iter().all(|e| e.shaping.is_none()));
+    }
+
+    #[test]
+    fn each_end_is_shaped_as_its_impairment_says() {
+        let src = r#"
+name: p
+nodes: { a: {}, b: {} }
+links:
+  - endpoints:
+      - { node: a, interface: eth1, impair: { rate: 10mbit } }
+      - b:eth1
+    impair: { loss: 10% }
+"#;
+        let lab = crate::lab::parse(src, Path::new("p.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let plans = plan(&lab, "labctl:p:run");
+        let [a, b] = &plans[0].ends;
+        assert_eq!(
+            a.shaping,
+            Some(Shaping {
+                rate: Some(10_000_000),
+                drop_below: Some(429_496_730)
+            })
+        );
+        assert_eq!(
+            b.shaping,
+            Some(Shaping {
+                rate: None,
+                drop_below: Some(429_496_730)
+            })
+        );
     }
 }

@@ -20,8 +20,12 @@ use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
+use super::impair;
 use super::netns::Netns;
 use super::{sysctl, LinkError, VethEnd, VethPlan, Wiring};
+
+/// A veth's MTU when the link sets none.
+const DEFAULT_MTU: u32 = 1500;
 
 /// ENODEV: the interface is already gone.
 const NO_SUCH_DEVICE: i32 = libc::ENODEV;
@@ -118,6 +122,24 @@ impl Wiring for Netlink {
                 .execute()
                 .await
                 .map_err(LinkError::netlink(doing))?;
+        }
+        Ok(())
+    }
+
+    async fn impair(&self, plan: &VethPlan, netns: [&Path; 2]) -> Result<(), LinkError> {
+        let mtu = plan.mtu.unwrap_or(DEFAULT_MTU);
+        for (end, netns) in plan.ends.iter().zip(netns) {
+            let Some(shaping) = &end.shaping else {
+                continue;
+            };
+            let netns = Netns::open(netns)?;
+            let handle = netns.netlink().await?;
+            let index = index_of(&handle, &end.interface).await?.ok_or_else(|| {
+                LinkError::io(format!("impairing {}: no such interface", end.label()))(
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                )
+            })?;
+            impair::apply(&handle, index, &end.label(), mtu, shaping).await?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{stream, StreamExt};
+use futures_util::{future, stream, StreamExt};
 
 use crate::lab::Lab;
 use crate::links::{self, VethPlan, Wiring};
@@ -337,6 +337,7 @@ async fn build<E: Backend, W: Wiring>(
     let plans = links::plan(lab, &names::veth_alias(lab.name(), instance, run));
     wire_links(wiring, &plans, &nodes, options).await?;
     add_routes(wiring, lab, &nodes, options).await?;
+    impair_links(wiring, &plans, &nodes, options).await?;
     timings.push((Phase::Links, started.elapsed()));
     Ok(nodes)
 }
@@ -386,6 +387,37 @@ async fn wire_links<W: Wiring>(
                 return Ok(());
             };
             wiring.wire(plan, [na, nb]).await?;
+            Ok(())
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    first_error(results).map(|_| ())
+}
+
+/// Every impaired link's shaping, once the links are wired and routed,
+/// before any step runs.
+async fn impair_links<W: Wiring>(
+    wiring: &W,
+    plans: &[VethPlan],
+    nodes: &[DeployedNode],
+    options: &DeployOptions,
+) -> Result<(), RuntimeError> {
+    let netns_of = |name: &str| {
+        nodes
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| n.netns.as_path())
+    };
+    let results: Vec<Result<(), RuntimeError>> = stream::iter(plans)
+        .filter(|plan| future::ready(plan.ends.iter().any(|e| e.shaping.is_some())))
+        .map(|plan| async move {
+            options.cancel.check()?;
+            let [a, b] = &plan.ends;
+            let (Some(na), Some(nb)) = (netns_of(&a.node), netns_of(&b.node)) else {
+                return Ok(());
+            };
+            wiring.impair(plan, [na, nb]).await?;
             Ok(())
         })
         .buffer_unordered(options.concurrency.max(1))
@@ -607,6 +639,34 @@ links:
         assert_eq!(wired, ["a:eth1 <-> b:eth1", "b:eth2 <-> c:eth1"]);
         let phases: Vec<Phase> = lab.timings.iter().map(|(p, _)| *p).collect();
         assert_eq!(phases, [Phase::Image, Phase::Containers, Phase::Links]);
+    }
+
+    #[tokio::test]
+    async fn impairments_are_applied_once_their_links_are_wired() {
+        let (engine, wiring) = (FakeBackend::default(), FakeWiring::default());
+        let lab = crate::lab::parse(
+            "name: slow\nnodes: { a: {}, b: {} }\nlinks:\n  - endpoints:\n      - { node: a, interface: eth1, impair: { rate: 10mbit } }\n      - b:eth1\n  - endpoints: [a:eth2, b:eth2]\n",
+            Path::new("/labs/slow.yaml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        deploy(
+            &engine,
+            &wiring,
+            &lab,
+            &DeployOptions::default(),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        // The fake asserts the link was wired first; only the shaped end of
+        // the impaired link is touched.
+        let wired = wiring.wired.lock().unwrap().clone();
+        let impaired: Vec<&String> = wired.iter().filter(|w| w.contains("impair")).collect();
+        assert_eq!(
+            impaired,
+            ["a:eth1: impair Shaping { rate: Some(10000000), drop_below: None }"]
+        );
+        assert_eq!(wired.last(), impaired.last().copied());
     }
 
     #[tokio::test]

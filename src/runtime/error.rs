@@ -81,14 +81,15 @@ pub enum RuntimeError {
     )]
     AfXdpNeedsPrivilege { nodes: Vec<String>, reason: String },
 
-    /// `rate` and `loss` are validated but this version of labctl does not
-    /// apply them yet: refused rather than run unimpaired.
+    /// `rate` and `loss` on netmap endpoints: netmap's transmit skips the
+    /// qdiscs that apply them, so refused rather than run unimpaired.
     #[error(
-        "links {} ask for rate or loss impairments, which this version of labctl does not apply yet \
-         (issue 14): remove `impair` to run the lab unimpaired",
-        links.join(", ")
+        "endpoints {} impair what they send through netmap, whose transmit skips the qdiscs that \
+         apply rate and loss: put those endpoints on af_packet or af_xdp (`datalink:`), or remove \
+         their `impair`",
+        endpoints.join(", ")
     )]
-    ImpairmentUnsupported { links: Vec<String> },
+    ImpairmentUnsupported { endpoints: Vec<String> },
 
     /// Impairments with `delay` or `jitter` need the netem qdisc.
     #[error("links {} need netem for delay or jitter, but {reason}", links.join(", "))]

@@ -269,6 +269,24 @@ impl Wiring for FakeWiring {
         Ok(())
     }
 
+    async fn impair(&self, plan: &VethPlan, netns: [&Path; 2]) -> Result<(), LinkError> {
+        assert!(netns
+            .iter()
+            .all(|p| p.to_string_lossy().starts_with("/proc/10")));
+        let mut wired = lock(&self.wired);
+        assert!(
+            wired.contains(&plan.describe()),
+            "{} impaired before it was wired",
+            plan.describe()
+        );
+        for end in &plan.ends {
+            if let Some(shaping) = &end.shaping {
+                wired.push(format!("{}: impair {shaping:?}", end.label()));
+            }
+        }
+        Ok(())
+    }
+
     async fn remove_strays(
         &self,
         matches: &(dyn Fn(&str) -> bool + Sync),

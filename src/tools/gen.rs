@@ -239,8 +239,10 @@ pub fn run<W: Write>(
                     send_all(datalink, &frames)
                 };
                 match result {
-                    Ok(()) => {
-                        summary.sent += n as u64;
+                    Ok(dropped) => {
+                        summary.sent += n as u64 - dropped;
+                        summary.lost += dropped;
+                        summary.queue_drops += dropped;
                         last_sent = Instant::now();
                         if let Some(lost) = down.take() {
                             out.emit(&GenEvent::LinkUp {
@@ -250,10 +252,15 @@ pub fn run<W: Write>(
                             out.flush()?;
                         }
                     }
-                    Err((sent, error)) if error.is_link_down() => {
-                        let lost = (n - sent) as u64;
-                        summary.sent += sent as u64;
-                        summary.lost += lost;
+                    Err(SendFailure {
+                        done,
+                        dropped,
+                        error,
+                    }) if error.is_link_down() => {
+                        let lost = (n - done) as u64;
+                        summary.sent += done as u64 - dropped;
+                        summary.lost += lost + dropped;
+                        summary.queue_drops += dropped;
                         match down.as_mut() {
                             Some(total) => *total += lost,
                             None => {
@@ -276,15 +283,9 @@ pub fn run<W: Write>(
                             *total += missed;
                         }
                     }
-                    // The interface's queue (a tc rate limit) dropped
-                    // them: lost, as on a congested link.
-                    Err((sent, error)) if error.is_queue_drop() => {
-                        let dropped = (n - sent) as u64;
-                        summary.sent += sent as u64;
-                        summary.lost += dropped;
-                        summary.queue_drops += dropped;
+                    Err(SendFailure { error, .. }) => {
+                        return Err(send_error(error, &me.name, options.size))
                     }
-                    Err((_, error)) => return Err(send_error(error, &me.name, options.size)),
                 }
                 answerer.serve(datalink, RX_BURST, &mut summary)?;
             }
@@ -325,18 +326,42 @@ pub fn run<W: Write>(
     Ok(summary)
 }
 
-/// Sends every frame of `frames`, in as few calls as the datalink needs.
-/// On failure: how many went before it, and the error.
-fn send_all(datalink: &mut dyn Datalink, frames: &[&[u8]]) -> Result<(), (usize, DatalinkError)> {
+/// Sends every frame of `frames`, in as few calls as the datalink needs;
+/// returns how many of them the interface's queue dropped (ENOBUFS: a tc
+/// rate limit's full queue, a loss filter, a full veth), each counted for
+/// the one frame it hit, the rest still sent. On another failure: how many
+/// went (or were dropped) before it, and the error.
+fn send_all(datalink: &mut dyn Datalink, frames: &[&[u8]]) -> Result<u64, SendFailure> {
     let mut sent = 0;
+    let mut dropped = 0;
     while sent < frames.len() {
         match datalink.send_batch(&frames[sent..]) {
             Ok(0) => {}
             Ok(n) => sent += n,
-            Err(error) => return Err((sent, error)),
+            // The first frame of the call was taken and dropped.
+            Err(error) if error.is_queue_drop() => {
+                sent += 1;
+                dropped += 1;
+            }
+            Err(error) => {
+                return Err(SendFailure {
+                    done: sent,
+                    dropped,
+                    error,
+                })
+            }
         }
     }
-    Ok(())
+    Ok(dropped)
+}
+
+/// How far [`send_all`] got before an error other than a queue drop.
+struct SendFailure {
+    /// Frames sent or dropped before the error.
+    done: usize,
+    /// Of those, dropped.
+    dropped: u64,
+    error: DatalinkError,
 }
 
 fn link_down_text(error: &DatalinkError) -> String {
@@ -423,8 +448,9 @@ impl ArpAnswerer {
         if let Some(reply) = reply {
             match datalink.send(&reply) {
                 Ok(()) => summary.arp_replies += 1,
-                // Down again: the asker will ask again.
-                Err(error) if error.is_link_down() => {}
+                // Down again, or dropped (a loss filter, a full queue):
+                // the asker will ask again.
+                Err(error) if error.is_link_down() || error.is_queue_drop() => {}
                 Err(error) => return Err(ToolError::Wire(error)),
             }
         }

@@ -408,8 +408,12 @@ fn resolve(
                 continue;
             }
             if let Some(reply) = arp::answer(received.frame, &identity) {
-                datalink.send(&reply).map_err(ToolError::Wire)?;
-                answered += 1;
+                match datalink.send(&reply) {
+                    Ok(()) => answered += 1,
+                    // Dropped on the way out: the asker asks again.
+                    Err(error) if error.is_link_down() || error.is_queue_drop() => {}
+                    Err(error) => return Err(ToolError::Wire(error)),
+                }
                 continue;
             }
             let Ok(frame) = frames::decode(received.frame) else {
@@ -544,8 +548,8 @@ fn exchange<W: Write>(
         if let Some(reply) = arp::answer(received.frame, &session.identity()) {
             match datalink.send(&reply) {
                 Ok(()) => session.summary.arp_replies += 1,
-                // Down again: the asker asks again.
-                Err(error) if error.is_link_down() => {}
+                // Down again, or dropped: the asker asks again.
+                Err(error) if error.is_link_down() || error.is_queue_drop() => {}
                 Err(error) => return Err(ToolError::Wire(error)),
             }
             continue;

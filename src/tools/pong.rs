@@ -269,7 +269,9 @@ impl Pong<'_> {
             Ok(()) => {}
             // The link went down under us: the answer is lost, as on a cut
             // cable; pong carries on and answers again once it is back.
-            Err(error) if error.is_link_down() => {
+            // A lab's loss filter or a full queue dropped it (ENOBUFS):
+            // lost the same way.
+            Err(error) if error.is_link_down() || error.is_queue_drop() => {
                 self.summary.not_sent += 1;
                 let error = match &error {
                     DatalinkError::Io { source, .. } => source.to_string(),

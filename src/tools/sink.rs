@@ -324,7 +324,7 @@ pub fn run<W: Write>(
             match datalink.send(&reply) {
                 Ok(()) => arp_replies += 1,
                 // The link went down meanwhile: the asker asks again.
-                Err(error) if error.is_link_down() => {}
+                Err(error) if error.is_link_down() || error.is_queue_drop() => {}
                 Err(error) => return Err(ToolError::Wire(error)),
             }
         }

@@ -6,6 +6,7 @@
 mod af_xdp;
 mod cli;
 mod fwd;
+mod impair;
 mod install;
 mod instances;
 mod lab;

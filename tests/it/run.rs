@@ -377,26 +377,6 @@ fn a_delay_without_netem_exits_3_naming_netem_before_creating_anything() {
     assert_nothing_left(&lab.name);
 }
 
-/// `rate` and `loss` are not applied yet: such a lab is refused before
-/// anything is created, never run unimpaired as if it passed impaired.
-#[test]
-fn a_lab_asking_for_rate_or_loss_is_refused_until_they_are_applied() {
-    let src = repo_lab("labs/icmp.yaml").replace(
-        "    mtu: 1500\n",
-        "    mtu: 1500\n    impair: {loss: 10%}\n",
-    );
-    assert!(src.contains("loss"), "labs/icmp.yaml changed shape");
-    let lab = TestLab::new("rloss", &src);
-    let run = Run::of(&lab, &[]);
-    assert_eq!(run.code(), Some(3), "{}", run.describe());
-    assert!(
-        run.describe().contains("rate or loss impairments"),
-        "{}",
-        run.describe()
-    );
-    assert_nothing_left(&lab.name);
-}
-
 #[cfg_attr(
     labctl_has_netmap,
     ignore = "this host has /dev/netmap, so the lab would deploy"

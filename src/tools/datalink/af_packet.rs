@@ -48,7 +48,7 @@ use super::wait::{self, KernelBusyPoll, Next, WaitPolicy};
 use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Received, Stats};
 
 mod batch;
-mod qdisc;
+pub(super) mod qdisc;
 mod ring;
 
 use ring::{RingFrame, RxRing};
@@ -72,6 +72,10 @@ pub struct AfPacket {
     capture: bool,
     /// The qdisc is bypassed (see [`qdisc`]).
     qdisc_bypass: bool,
+    /// The interface has a qdisc of its own (a lab's rate limit or loss
+    /// filter): batches go one frame a call, so a drop is known for the
+    /// frame it hit (`sendmmsg` reports an error only when no frame went).
+    shaped: bool,
     /// `PACKET_STATISTICS` resets the kernel's counters on every read.
     dropped: Cell<u64>,
     wait: WaitPolicy,
@@ -130,8 +134,9 @@ impl AfPacket {
             .wait
             .busy_poll
             .then(|| wait::enable_kernel_busy_poll(socket.as_raw_fd()));
+        let shaped = !qdisc::nothing_to_bypass(interface.index);
         let qdisc_bypass = options.bulk
-            && qdisc::nothing_to_bypass(interface.index)
+            && !shaped
             && set_socket_option(&socket, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS).is_ok();
         let fd = socket.as_raw_fd();
         let config = datalink::Config {
@@ -164,6 +169,7 @@ impl AfPacket {
             _owner: sender,
             capture: options.capture,
             qdisc_bypass,
+            shaped,
             dropped: Cell::new(0),
             wait: options.wait,
             kernel_busy_poll,
@@ -387,6 +393,12 @@ impl Datalink for AfPacket {
         let frames = &frames[..frames.len().min(MAX_BATCH)];
         if frames.is_empty() {
             return Ok(0);
+        }
+        if self.shaped {
+            // A qdisc that drops (ENOBUFS) consumes the frame: sendmmsg
+            // would report it sent-short and the caller would send it
+            // again, hiding the loss. One frame, one verdict.
+            return self.send(frames[0]).map(|()| 1);
         }
         let mut iovecs: Vec<libc::iovec> = frames
             .iter()

@@ -232,6 +232,69 @@ fn a_down_link_loses_frames_with_a_line_and_the_run_goes_on() {
     assert!(counted.lost <= summary.lost, "{counted:?}");
 }
 
+/// Drops every `nth` frame it is given (ENOBUFS: the frame was taken and
+/// dropped by a qdisc, as a lab's loss filter does).
+struct Lossy {
+    inner: FakeLink,
+    nth: usize,
+    calls: usize,
+}
+
+impl Datalink for Lossy {
+    fn describe(&self) -> String {
+        "lossy".into()
+    }
+    fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
+        self.calls += 1;
+        if self.calls % self.nth == 0 {
+            return Err(DatalinkError::Io {
+                op: "sending a frame",
+                iface: "eth1".into(),
+                source: std::io::Error::from_raw_os_error(libc::ENOBUFS),
+            });
+        }
+        self.inner.send(frame)
+    }
+    fn recv(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<crate::tools::datalink::Received<'_>>, DatalinkError> {
+        self.inner.recv(timeout.min(Duration::from_millis(1)))
+    }
+}
+
+#[test]
+fn a_queue_drop_loses_the_frame_it_hit_and_the_batch_goes_on() {
+    let mut link = Lossy {
+        inner: FakeLink::silent(),
+        nth: 10,
+        calls: 0,
+    };
+    let mut out = Output::new(Format::Human, Vec::new());
+    let options = options(Limit::Count(2001), Some(200_000.0));
+    let summary = run(
+        &mut link,
+        &me(),
+        &options,
+        &mut out,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    // One frame in ten, whatever the batches: never the rest of a batch,
+    // never a dropped frame sent again.
+    assert_eq!(summary.queue_drops, 200, "{summary:?}");
+    assert_eq!((summary.sent, summary.lost), (1801, 200), "{summary:?}");
+    assert_eq!(link.inner.sent.len(), 1801);
+    let mut sink = Sink::new(options.destination);
+    for frame in &link.inner.sent {
+        sink.on_frame(frame, traffic::monotonic_ns());
+    }
+    let counted = sink.summary(Duration::from_secs(1));
+    assert_eq!(counted.received, 1801, "{counted:?}");
+    // A flow's drops after its last frame received are invisible (3 flows).
+    assert!((197..=200).contains(&counted.lost), "{counted:?}");
+}
+
 #[test]
 fn another_error_is_fatal() {
     let mut link = Flaky {

@@ -15,7 +15,7 @@ mod ring;
 mod xsk;
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
 use std::time::{Duration, Instant};
 
 pub use bpf::XdpMode;
@@ -100,6 +100,12 @@ pub struct AfXdp {
     /// The last kick said ENETDOWN: frames on the TX ring wait there until
     /// the link is back, so nothing more is queued until it is.
     link_down: bool,
+    /// On an interface with a qdisc of its own (a lab's rate limit or loss
+    /// filter), frames are sent through this AF_PACKET socket instead of
+    /// the TX ring: AF_XDP's transmit hands frames straight to the driver,
+    /// skipping the qdisc and tc's egress hook, so the impairment would
+    /// not apply. Receiving stays on the XDP socket.
+    qdisc_tx: Option<super::af_packet::AfPacket>,
 }
 
 impl AfXdp {
@@ -124,7 +130,17 @@ impl AfXdp {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(failure) => return Err(failure.explain(iface)),
-                Ok(open) => return Ok(open),
+                Ok(mut open) => {
+                    if !options.capture && !super::af_packet::qdisc::nothing_to_bypass(ifindex) {
+                        let kernel = OpenOptions {
+                            capture: false,
+                            wait: options.wait,
+                            bulk: false,
+                        };
+                        open.qdisc_tx = Some(super::af_packet::AfPacket::open(iface, &kernel)?);
+                    }
+                    return Ok(open);
+                }
             }
         }
     }
@@ -171,6 +187,7 @@ impl AfXdp {
             tx_kicks: 0,
             ifindex,
             link_down: false,
+            qdisc_tx: None,
         })
     }
 
@@ -292,7 +309,11 @@ impl AfXdp {
     }
 }
 
-/// True when the interface is up (IFF_UP), read from sysfs by index.
+/// True when the interface is up (IFF_UP), asked of the kernel by index
+/// (SIOCGIFFLAGS on a throwaway socket). Not through /sys/class/net: a
+/// process that entered a namespace without remounting /sys (the netns
+/// runtime's steps) sees the host's interfaces there, and would take its
+/// own interface for gone, never up again.
 fn link_is_up(ifindex: u32) -> bool {
     let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: name has IF_NAMESIZE bytes, as if_indextoname requires.
@@ -300,12 +321,27 @@ fn link_is_up(ifindex: u32) -> bool {
     if found.is_null() {
         return false;
     }
-    // SAFETY: if_indextoname wrote a NUL-terminated name into `name`.
-    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
-    std::fs::read_to_string(format!("/sys/class/net/{}/flags", name.to_string_lossy()))
-        .ok()
-        .and_then(|flags| u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok())
-        .is_some_and(|flags| flags & libc::IFF_UP as u32 != 0)
+    // SAFETY: a plain socket call; the descriptor is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: socket() returned a new descriptor nothing else owns.
+    let socket = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is valid; the name fits (IF_NAMESIZE).
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    request.ifr_name.copy_from_slice(&name);
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags of the
+    // ifreq it is given, which lives across the call.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::SIOCGIFFLAGS,
+            &mut request,
+        )
+    };
+    // SAFETY: on success the kernel filled the flags member of the union.
+    rc == 0 && unsafe { request.ifr_ifru.ifru_flags } & libc::IFF_UP as libc::c_short != 0
 }
 
 impl Datalink for AfXdp {
@@ -315,11 +351,17 @@ impl Datalink for AfXdp {
             text.push_str(", ");
             text.push_str(&granted.describe());
         }
+        if self.qdisc_tx.is_some() {
+            text.push_str(", sending through the qdisc");
+        }
         text
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
         self.check_len(frame)?;
+        if let Some(kernel) = self.qdisc_tx.as_mut() {
+            return kernel.send(frame);
+        }
         self.check_link()?;
         let deadline = Instant::now() + TX_STALL;
         while !self.socket.queue_for_send(frame) {
@@ -344,6 +386,9 @@ impl Datalink for AfXdp {
         }
         for frame in frames {
             self.check_len(frame)?;
+        }
+        if let Some(kernel) = self.qdisc_tx.as_mut() {
+            return kernel.send_batch(frames);
         }
         self.check_link()?;
         let deadline = Instant::now() + TX_STALL;

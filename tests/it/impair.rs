@@ -1,0 +1,286 @@
+//! Impairments applied by `labctl run`, proven by measurement: lab-gen
+//! sends through an impaired veth end and lab-sink measures what came
+//! through (real binaries, real veths, the lab's own numeric checks and
+//! the numbers read back here). On af_packet and af_xdp, whose transmit
+//! would skip the qdisc if the datalink let it.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab};
+
+/// `labctl run` with the run directory in a temporary folder.
+struct Run {
+    out: std::process::Output,
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn of(lab: &TestLab, extra: &[&str]) -> Run {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let runs = dir.path().join("runs");
+        let mut args = vec!["run", lab.path(), "--runs-dir", runs.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Run {
+            out: labctl(&args),
+            dir,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.out.status.code(),
+            stdout(&self.out),
+            stderr(&self.out)
+        )
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        let runs = self.dir.path().join("runs");
+        let mut dirs: Vec<_> = std::fs::read_dir(&runs)
+            .expect("runs dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(dirs.len(), 1, "one run directory in {runs:?}");
+        dirs.pop().unwrap()
+    }
+
+    /// What step `name` printed on stdout (its file in the run directory).
+    fn step_stdout(&self, name: &str) -> String {
+        let steps = self.run_dir().join("steps");
+        let file = std::fs::read_dir(&steps)
+            .expect("steps dir")
+            .map(|e| e.expect("entry").path())
+            .find(|p| file_name(p).ends_with(&format!("-{name}.stdout")))
+            .unwrap_or_else(|| panic!("no stdout of step {name} in {steps:?}"));
+        std::fs::read_to_string(file).expect("step stdout")
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// lab-sink's summary line: `received N frames, lost N (P%), ..., R frames/s`.
+struct SinkSummary {
+    received: f64,
+    loss_percent: f64,
+    rate: f64,
+}
+
+fn sink_summary(output: &str) -> SinkSummary {
+    let line = output
+        .lines()
+        .find(|l| l.starts_with("received "))
+        .unwrap_or_else(|| panic!("no summary in {output:?}"));
+    let word = |i: usize| -> f64 {
+        line.split_whitespace()
+            .nth(i)
+            .map(|w| w.trim_matches(|c: char| "(%),".contains(c)))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("word {i} of {line:?}"))
+    };
+    let rate = line
+        .rsplit(", ")
+        .next()
+        .and_then(|r| r.strip_suffix(" frames/s"))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {line:?}"));
+    SinkSummary {
+        received: word(1),
+        loss_percent: word(5),
+        rate,
+    }
+}
+
+/// 10% loss on what `a` sends (the endpoint's own `impair`), none on
+/// what `b` sends: lab-sink on each side measures it.
+const LOSSY: &str = r#"name: {name}
+nodes:
+  a: {}
+  b: {}
+links:
+  - endpoints:
+      - { node: a, interface: eth1, ipv4: 198.18.0.1/24, impair: { loss: 10% } }
+      - { node: b, interface: eth1, ipv4: 198.18.0.2/24 }
+steps:
+  - name: sink b
+    node: b
+    exec: [lab-sink, eth1]
+    background: true
+    ready: "^receiving on eth1 "
+  - name: a sends
+    node: a
+    exec: [lab-gen, eth1, 198.18.0.2, --rate, "10000", --count, "20000"]
+    timeout: 60s
+  - name: b received
+    wait: sink b
+    expect:
+      stdout:
+        - match: 'lost [0-9]+ \(([0-9.]+)%\)'
+          at_least: 7
+          at_most: 13
+  - name: sink a
+    node: a
+    exec: [lab-sink, eth1]
+    background: true
+    ready: "^receiving on eth1 "
+  - name: b sends
+    node: b
+    exec: [lab-gen, eth1, 198.18.0.1, --rate, "10000", --count, "10000"]
+    timeout: 60s
+  - name: a received
+    wait: sink a
+    expect:
+      stdout:
+        - match: 'lost [0-9]+ \(([0-9.]+)%\)'
+          at_most: 2
+"#;
+
+fn ten_percent_loss_shows_in_the_sinks_loss(datalink: &str) {
+    let lab = TestLab::new("iloss", LOSSY);
+    let run = Run::of(&lab, &["--datalink", datalink]);
+    // The lab's own checks say which bound failed, with the number.
+    assert_eq!(run.out.status.code(), Some(0), "{}", run.describe());
+    let forward = sink_summary(&run.step_stdout("b_received"));
+    let back = sink_summary(&run.step_stdout("a_received"));
+    assert!(
+        (7.0..=13.0).contains(&forward.loss_percent),
+        "a -> b through 10% loss: lab-sink lost {}%",
+        forward.loss_percent
+    );
+    assert!(
+        forward.received >= 17_000.0,
+        "{} of 20000",
+        forward.received
+    );
+    assert!(
+        back.loss_percent <= 2.0,
+        "b -> a is not impaired, yet lab-sink lost {}%",
+        back.loss_percent
+    );
+    eprintln!(
+        "{datalink}: 10% loss -> {}% ({} received), back {}%",
+        forward.loss_percent, forward.received, back.loss_percent
+    );
+    let sent = run.step_stdout("a_sends");
+    assert!(
+        sent.contains(&format!("eth1 ({datalink}")),
+        "lab-gen ran on {datalink}: {sent}"
+    );
+    assert_nothing_left(&lab.name);
+}
+
+#[test]
+fn ten_percent_loss_on_af_packet() {
+    ten_percent_loss_shows_in_the_sinks_loss("af_packet");
+}
+
+#[test]
+fn ten_percent_loss_on_af_xdp() {
+    ten_percent_loss_shows_in_the_sinks_loss("af_xdp");
+}
+
+/// Two links from `a` to `b`, eth1 limited to 4 Mbit/s, eth2 not: the
+/// same offered load (2,000 frames/s of 1,000 bytes, 16 Mbit/s) on each,
+/// four times the limit, so a generator that stalls on a loaded machine
+/// still keeps the limited link busy.
+const RATE: &str = r#"name: {name}
+nodes:
+  a: {}
+  b: {}
+links:
+  - endpoints:
+      - { node: a, interface: eth1, ipv4: 198.18.0.1/24 }
+      - { node: b, interface: eth1, ipv4: 198.18.0.2/24 }
+    impair: { rate: 4mbit }
+  - endpoints:
+      - { node: a, interface: eth2, ipv4: 198.18.1.1/24 }
+      - { node: b, interface: eth2, ipv4: 198.18.1.2/24 }
+steps:
+  - name: sink limited
+    node: b
+    exec: [lab-sink, eth1]
+    background: true
+    ready: "^receiving on eth1 "
+  - name: send limited
+    node: a
+    exec: [lab-gen, eth1, 198.18.0.2, --rate, "2000", --duration, 3s, --size, "1000"]
+    timeout: 30s
+  - name: limited
+    wait: sink limited
+    expect:
+      stdout:
+        # 4 Mbit/s of 1000-byte frames: 500 frames/s.
+        - match: ', ([0-9.]+) frames/s$'
+          at_least: 400
+          at_most: 600
+  - name: sink plain
+    node: b
+    exec: [lab-sink, eth2]
+    background: true
+    ready: "^receiving on eth2 "
+  - name: send plain
+    node: a
+    exec: [lab-gen, eth2, 198.18.1.2, --rate, "2000", --duration, 3s, --size, "1000"]
+    timeout: 30s
+  - name: plain
+    wait: sink plain
+    expect:
+      stdout:
+        - match: ', ([0-9.]+) frames/s$'
+          at_least: 1200
+"#;
+
+fn a_rate_limit_shows_in_the_sinks_rate(datalink: &str) {
+    let lab = TestLab::new("irate", RATE);
+    let run = Run::of(&lab, &["--datalink", datalink, "--runtime", "netns"]);
+    assert_eq!(run.out.status.code(), Some(0), "{}", run.describe());
+    let limited = sink_summary(&run.step_stdout("limited"));
+    let plain = sink_summary(&run.step_stdout("plain"));
+    assert!(
+        (400.0..=600.0).contains(&limited.rate),
+        "4 Mbit/s of 1000-byte frames is 500 frames/s; lab-sink measured {}",
+        limited.rate
+    );
+    assert!(
+        plain.rate >= 1200.0 && plain.rate > 2.0 * limited.rate,
+        "unimpaired {} frames/s, limited {}",
+        plain.rate,
+        limited.rate
+    );
+    eprintln!(
+        "{datalink}: 4 Mbit/s -> {} frames/s ({}% lost), unimpaired {} frames/s",
+        limited.rate, limited.loss_percent, plain.rate
+    );
+    assert_nothing_left(&lab.name);
+}
+
+#[test]
+fn a_rate_limit_on_af_packet() {
+    a_rate_limit_shows_in_the_sinks_rate("af_packet");
+}
+
+#[test]
+fn a_rate_limit_on_af_xdp() {
+    a_rate_limit_shows_in_the_sinks_rate("af_xdp");
+}
+
+/// netmap's transmit skips the qdiscs: an impaired netmap endpoint is
+/// refused before anything is created, never run unimpaired.
+#[test]
+fn loss_on_a_netmap_endpoint_exits_3_before_anything_is_created() {
+    let lab = TestLab::new(
+        "inmap",
+        &LOSSY.replace("  a: {}\n  b: {}\n", "  a: {}\n  b: {}\ndatalink: netmap\n"),
+    );
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.out.status.code(), Some(3), "{}", run.describe());
+    let said = run.describe();
+    assert!(
+        said.contains("endpoints a:eth1 impair what they send through netmap")
+            && said.contains("af_packet or af_xdp"),
+        "{said}"
+    );
+    assert_nothing_left(&lab.name);
+}
