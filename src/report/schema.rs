@@ -117,6 +117,18 @@ mod tests {
                 "`{key}` is not in the schema"
             );
         }
+        // What the schema requires is always written (a field skipped when
+        // empty must not be required: `#[serde(default)]` says so).
+        let step = &v["steps"][0];
+        for (object, required) in [
+            (&v, &schema["required"]),
+            (step, &schema["definitions"]["StepResult"]["required"]),
+        ] {
+            for key in required.as_array().unwrap() {
+                let key = key.as_str().unwrap();
+                assert!(object.get(key).is_some(), "required `{key}` is not written");
+            }
+        }
         let required = schema["required"].as_array().unwrap();
         assert!(required.contains(&"schema_version".into()));
         assert!(required.contains(&"outcome".into()));

@@ -52,10 +52,11 @@ pub struct StepResult {
     /// the step's file in the run directory.
     pub stdout: String,
     pub stderr: String,
-    /// Bytes of the output's beginning that `stdout` (`stderr`) lacks.
-    #[serde(skip_serializing_if = "is_zero")]
+    /// Bytes of the output's beginning that `stdout` (`stderr`) lacks;
+    /// absent from report.json when 0 (`default`: optional in its schema).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub stdout_truncated_bytes: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub stderr_truncated_bytes: u64,
 }
 
