@@ -65,4 +65,12 @@ impl Progress for ConsoleProgress {
         }
         eprintln!("labctl: built image {tag} in {:.1}s", took.as_secs_f64());
     }
+
+    fn copying_evidence(&self) {
+        eprintln!("labctl: copying the nodes' /lab/out into the run directory");
+    }
+
+    fn tearing_down(&self) {
+        eprintln!("labctl: tearing the lab down");
+    }
 }

@@ -170,8 +170,10 @@ impl Run<'_> {
         // From here the lab is up: nothing below returns early, so
         // teardown always runs.
         self.steps(runtime, &lab, step_observer, &mut report).await;
+        deploy_progress.copying_evidence();
         self.evidence(runtime, &lab, &mut report).await;
         if !self.options.keep {
+            deploy_progress.tearing_down();
             self.teardown(runtime, &mut report).await;
         }
         self.finish(report)

@@ -39,6 +39,11 @@ pub trait Progress: Sync {
     fn build_output(&self, _line: &str) {}
     /// The build of `tag` finished.
     fn image_built(&self, _tag: &str, _took: Duration) {}
+    /// A run copies its nodes' files out (a long copy is visibly alive,
+    /// and a signal now is known to land in the copy).
+    fn copying_evidence(&self) {}
+    /// A run tears its lab down.
+    fn tearing_down(&self) {}
 }
 
 /// Reports nothing.

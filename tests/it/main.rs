@@ -9,6 +9,7 @@ mod fwd;
 mod impair;
 mod install;
 mod instances;
+mod interrupts;
 mod lab;
 mod many;
 mod memory;
