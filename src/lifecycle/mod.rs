@@ -231,6 +231,12 @@ impl Run<'_> {
                     .push(RunProblem::new(kind, failed.to_string()));
                 if let Some(rollback) = &failed.rollback {
                     report.removed = removed_list(rollback);
+                    if !rollback.errors.is_empty() {
+                        report.problems.push(RunProblem::new(
+                            RunProblemKind::Teardown,
+                            still_up(&self.instance),
+                        ));
+                    }
                 }
                 None
             }
@@ -347,6 +353,12 @@ impl Run<'_> {
                 .iter()
                 .map(|e| RunProblem::new(RunProblemKind::Teardown, format!("teardown: {e}"))),
         );
+        if !removed.errors.is_empty() {
+            report.problems.push(RunProblem::new(
+                RunProblemKind::Teardown,
+                still_up(&self.instance),
+            ));
+        }
         if !interrupted_before && self.interrupts.interrupt.is_cancelled() {
             report.problems.push(RunProblem::new(
                 RunProblemKind::Interrupted,
@@ -393,6 +405,16 @@ impl Run<'_> {
         add_write_problems(&mut report, failed);
         report
     }
+}
+
+/// What to do when teardown could not finish (Docker stopped answering,
+/// most often): the lab may still be up, and the exact command that
+/// removes it once the runtime is back.
+fn still_up(instance: &Instance) -> String {
+    format!(
+        "lab {instance} may still be up (teardown could not finish): once the runtime answers \
+         again (for Docker: the daemon is back), remove it with `labctl destroy {instance}`"
+    )
 }
 
 fn add_write_problems(report: &mut RunReport, failed: Vec<WriteError>) {

@@ -415,3 +415,47 @@ fn run_dirs_are_named_by_lab_and_time_and_never_reused() {
     assert_eq!(a.file_name().unwrap(), "icmp-20261118T110640");
     assert_eq!(b.file_name().unwrap(), "icmp-20261118T110640-1");
 }
+
+#[tokio::test]
+async fn docker_dying_mid_run_says_the_lab_may_be_up_and_how_to_remove_it_keeping_every_problem() {
+    // The daemon stops answering when the evidence is copied: the copy and
+    // the whole teardown fail.
+    let rt = runtime(FakeBackend {
+        dies_at: Some(Moment::CopyOut),
+        ..Default::default()
+    });
+    let done = run(&rt).await;
+    assert_eq!(done.report.outcome, Outcome::Error);
+    // The copy's problem first, then teardown's, then what to do: the
+    // later ones add to the earlier, never replace them.
+    assert_eq!(
+        done.kinds(),
+        [
+            RunProblemKind::Evidence,
+            RunProblemKind::Evidence,
+            RunProblemKind::Teardown,
+            RunProblemKind::Teardown
+        ],
+        "{}",
+        done.messages()
+    );
+    assert!(
+        done.report.problems[2]
+            .message
+            .starts_with("teardown: listing the lab's containers: error trying to connect"),
+        "{}",
+        done.messages()
+    );
+    assert_eq!(
+        done.report.problems[3].message,
+        "lab life may still be up (teardown could not finish): once the runtime answers again \
+         (for Docker: the daemon is back), remove it with `labctl destroy life`"
+    );
+    // The steps' verdicts stay.
+    assert_eq!(done.statuses(), [Status::Passed; 3]);
+    // Nothing was removed: the containers are still there.
+    assert!(rt.backend.removed().is_empty());
+    assert_eq!(rt.backend.containers.lock().unwrap().len(), 2);
+    let text = crate::report::summary(&done.report);
+    assert!(text.contains("`labctl destroy life`"), "{text}");
+}

@@ -94,9 +94,31 @@ pub struct FakeBackend {
     pub interrupt: Option<(Moment, CancellationToken)>,
     /// What the host can grant ([`HostSupport::FULL`] by default).
     pub host: HostSupport,
+    /// The daemon stops answering at that moment: from then on every call
+    /// fails as a connection to a dead Docker socket does (the containers
+    /// stay where they are).
+    pub dies_at: Option<Moment>,
+    pub dead: std::sync::atomic::AtomicBool,
 }
 
 impl FakeBackend {
+    /// Fails when the fake daemon is dead, with what bollard says then.
+    fn answer(&self, now: Option<Moment>, doing: &str) -> Result<(), RuntimeError> {
+        use std::sync::atomic::Ordering;
+        if now.is_some() && now == self.dies_at {
+            self.dead.store(true, Ordering::SeqCst);
+        }
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(RuntimeError::Io {
+                doing: doing.to_owned(),
+                cause: std::io::Error::other(
+                    "error trying to connect: No such file or directory (os error 2)",
+                ),
+            });
+        }
+        Ok(())
+    }
+
     async fn trip(&self, now: Moment) {
         if let Some((moment, token)) = &self.interrupt {
             if *moment == now && !token.is_cancelled() {
@@ -171,6 +193,7 @@ impl Backend for FakeBackend {
     }
 
     async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        self.answer(None, "listing the lab's containers")?;
         let second = {
             let mut listings = lock(&self.listings);
             *listings += 1;
@@ -189,6 +212,10 @@ impl Backend for FakeBackend {
 
     async fn remove(&self, container: &str) -> Result<(), RuntimeError> {
         self.trip(Moment::Remove).await;
+        self.answer(
+            Some(Moment::Remove),
+            &format!("removing container {container}"),
+        )?;
         lock(&self.removed).push(container.to_owned());
         lock(&self.containers).retain(|c| c.name != container);
         Ok(())
@@ -204,6 +231,7 @@ impl Backend for FakeBackend {
         self.trip(Moment::CopyOut).await;
         let container = names::container_name(instance, node);
         let doing = format!("copying {from} out of container {container}");
+        self.answer(Some(Moment::CopyOut), &doing)?;
         let exists = lock(&self.containers).iter().any(|c| c.name == container);
         if !exists || self.fail_copy.as_deref() == Some(node) {
             return Err(RuntimeError::Io {

@@ -5,6 +5,7 @@
 
 mod af_xdp;
 mod cli;
+mod dead_docker;
 mod fwd;
 mod impair;
 mod install;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chain;
+pub mod dockerd;
 pub mod lab;
 pub mod netns;
 pub mod process;

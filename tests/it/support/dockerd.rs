@@ -1,0 +1,282 @@
+//! A Docker daemon of a test's own, to kill and restart at will: its own
+//! socket, data-root, exec-root, pidfile, config file (the host's
+//! /etc/docker/daemon.json is not read), containerd namespaces, and a
+//! bridge of its own (never `--bridge=none`, which deletes the host's
+//! docker0); no iptables rules. The system daemon is never touched.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::unique;
+
+pub struct PrivateDockerd {
+    pub dir: PathBuf,
+    pub bridge: String,
+    namespace: String,
+    /// The running dockerd, waited for once it ends (a zombie would keep
+    /// its pid alive, and a restart would refuse the pidfile).
+    child: std::sync::Mutex<Option<std::process::Child>>,
+    /// containerd, of our own too: it outlives a killed dockerd, as the
+    /// system's does, and the restarted daemon finds its containers there.
+    containerd: std::sync::Mutex<Option<std::process::Child>>,
+}
+
+impl PrivateDockerd {
+    /// Starts a daemon, or says why it cannot run here.
+    pub fn start() -> Result<PrivateDockerd, String> {
+        if Command::new("dockerd").arg("--version").output().is_err() {
+            return Err("dockerd is not installed".into());
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("a daemon of the test's own needs root".into());
+        }
+        // Short: the socket path must fit in sun_path.
+        let dir = PathBuf::from(format!("/tmp/{}", unique("lbdd")));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{dir:?}: {e}"))?;
+        std::fs::write(dir.join("daemon.json"), "{}").map_err(|e| e.to_string())?;
+        let bridge = unique("lbdbr");
+        let namespace = unique("lbdns");
+        let daemon = PrivateDockerd {
+            dir,
+            bridge,
+            namespace,
+            child: std::sync::Mutex::new(None),
+            containerd: std::sync::Mutex::new(None),
+        };
+        for args in [
+            vec!["link", "add", &daemon.bridge, "type", "bridge"],
+            vec!["addr", "add", "198.19.250.1/24", "dev", &daemon.bridge],
+            vec!["link", "set", &daemon.bridge, "up"],
+        ] {
+            let out = Command::new("ip")
+                .args(&args)
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        daemon.run_containerd()?;
+        daemon.run()?;
+        Ok(daemon)
+    }
+
+    /// `unix://…/docker.sock`, for DOCKER_HOST.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.join("docker.sock").display())
+    }
+
+    fn containerd_socket(&self) -> PathBuf {
+        self.dir.join("ctd.sock")
+    }
+
+    fn run_containerd(&self) -> Result<(), String> {
+        let d = &self.dir;
+        std::fs::write(d.join("containerd.toml"), "version = 2\n").map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(d.join("containerd.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(d.join("containerd.toml"))
+            .arg("--address")
+            .arg(self.containerd_socket())
+            .arg("--root")
+            .arg(d.join("ctd-root"))
+            .arg("--state")
+            .arg(d.join("ctd-state"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting containerd: {e}"))?;
+        *self.containerd.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.containerd_socket().exists() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err("containerd did not make its socket within 30 s".into())
+    }
+
+    /// Starts dockerd (again) and waits until it answers.
+    pub fn run(&self) -> Result<(), String> {
+        let d = &self.dir;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("dockerd.log"))
+            .map_err(|e| e.to_string())?;
+        let plugins = format!("{}-plugins", self.namespace);
+        let child = Command::new("dockerd")
+            .arg(format!("--config-file={}", d.join("daemon.json").display()))
+            .arg(format!("--host={}", self.host()))
+            .arg(format!("--data-root={}", d.join("data").display()))
+            .arg(format!("--exec-root={}", d.join("exec").display()))
+            .arg(format!("--pidfile={}", d.join("docker.pid").display()))
+            .arg(format!("--bridge={}", self.bridge))
+            .arg(format!(
+                "--containerd={}",
+                self.containerd_socket().display()
+            ))
+            .arg(format!("--containerd-namespace={}", self.namespace))
+            .arg(format!("--containerd-plugins-namespace={plugins}"))
+            .args(["--iptables=false", "--ip-masq=false"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting dockerd: {e}"))?;
+        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.docker(&["version"]).status.success() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Err(format!(
+            "the daemon did not answer within 60 s; its log: {}",
+            self.log_tail()
+        ))
+    }
+
+    /// The daemon's pid, from its pidfile.
+    pub fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join("docker.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// SIGKILL to the daemon (its containers stay up a while, as when the
+    /// daemon crashes); waits until its socket stops answering.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && self.docker(&["version"]).status.success() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .output()
+            .expect("run docker")
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+}
+
+/// SIGTERM to a process of ours, a grace period, SIGKILL; waits for it.
+fn stop(slot: &std::sync::Mutex<Option<std::process::Child>>) {
+    let Some(mut child) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for PrivateDockerd {
+    fn drop(&mut self) {
+        // Whatever the test left: the daemon's containers, the daemon,
+        // its containerd (ours: it runs from our exec-root), the bridge, the
+        // mounts under our directory, the directory.
+        if !self.docker(&["version"]).status.success() {
+            // Killed by the test: back up, to remove its containers.
+            let _ = self.run();
+        }
+        if self.docker(&["version"]).status.success() {
+            let ids = self.docker(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                self.docker(&["rm", "-f", id]);
+            }
+        }
+        stop(&self.child);
+        stop(&self.containerd);
+        // Last resort: shims (and their containers' processes) that
+        // outlived their daemon, found by our directory in their command
+        // line.
+        for pid in processes_mentioning(self.dir.to_str().unwrap_or("-")) {
+            for child in children_of(pid) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(child, libc::SIGKILL) };
+            }
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| m.starts_with(self.dir.to_str().unwrap_or("-")))
+            .collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = Command::new("umount").arg("-l").arg(m).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn processes_mentioning(text: &str) -> Vec<i32> {
+    pids()
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(text)
+        })
+        .collect()
+}
+
+/// Direct children of `parent` (from /proc/PID/stat's ppid field).
+fn children_of(parent: i32) -> Vec<i32> {
+    pids()
+        .into_iter()
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so after ')'.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                == Some(parent)
+        })
+        .collect()
+}
