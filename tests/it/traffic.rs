@@ -158,6 +158,44 @@ fn busy_polling_gen_and_sink_count_every_frame() {
     );
 }
 
+/// lab-sink on af_packet stopped (SIGSTOP) while lab-gen sends 5,000
+/// frames at 20,000/s, then let go: its receive ring held them all.
+/// The socket queue it read before (`rmem_max`, 212 KiB: a few hundred
+/// frames) lost most of such a burst.
+#[test]
+fn a_sink_off_the_cpu_during_a_burst_loses_nothing_its_ring_holds() {
+    let pair = pair(true);
+    let sink = start(
+        &pair.b.netns,
+        "lab-sink",
+        &["eth1", "--count", "5000", "--json"],
+        "\"event\":\"ready\"",
+    );
+    let args = ["eth1", "198.18.0.2", "--count", "5000", "--rate", "20000"];
+    let mut gen = Running::spawn(&pair.a.netns, &bin("lab-gen"), &args, &[]);
+    // Stopped once lab-gen has its MAC (the ARP answer is the sink's):
+    // it is away for the whole 250 ms of the burst.
+    gen.wait_for("generating to ", Duration::from_secs(10));
+    sink.signal(libc::SIGSTOP);
+    let sent = gen.finish(Duration::from_secs(30));
+    sink.signal(libc::SIGCONT);
+    assert!(sent.status.success(), "{sent:?}");
+    assert!(
+        sent.stdout
+            .last()
+            .unwrap()
+            .starts_with("sent 5000 frames in "),
+        "{sent:?}"
+    );
+    let received = sink.finish(Duration::from_secs(30));
+    assert!(received.status.success(), "{received:?}");
+    let summary: Value = serde_json::from_str(received.stdout.last().unwrap()).unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["received"], 5000, "{summary}");
+    assert_eq!(summary["lost"], 0, "{summary}");
+    assert_eq!(summary["dropped"], 0, "{summary}");
+}
+
 #[test]
 fn json_events_from_gen_and_sink() {
     let pair = pair(true);

@@ -22,8 +22,9 @@
 //!   with a flood of frames;
 //! - `sendmmsg` for a batch (lab-gen), up to [`MAX_BATCH`] frames a call,
 //!   and for a bulk sender `PACKET_QDISC_BYPASS` when the interface has no
-//!   qdisc it would skip ([`qdisc`]); `recvmmsg` for a bulk receiver
-//!   (lab-sink, [`batch`]).
+//!   qdisc it would skip ([`qdisc`]); a `TPACKET_V2` receive ring for a
+//!   bulk receiver (lab-sink, [`slots`]), `recvmmsg` ([`batch`]) where the
+//!   ring cannot be had.
 //!
 //! Ping and pong read with `recvmsg` and `SO_TIMESTAMPNS`: the kernel's
 //! receive time of each frame, from which lab-ping takes a reply's time
@@ -50,8 +51,10 @@ use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Recei
 mod batch;
 pub(super) mod qdisc;
 mod ring;
+mod slots;
 
 use ring::{RingFrame, RxRing};
+use slots::{SlotFrame, SlotRing};
 
 /// Big enough for a GSO frame (up to 64 KiB plus headers), which AF_PACKET
 /// hands out whole on veth.
@@ -91,7 +94,10 @@ enum Receiver {
     Socket { buffer: Vec<u8> },
     /// The capture's ring.
     Ring(RxRing),
-    /// `recvmmsg` into slots (a bulk receiver: lab-sink).
+    /// A bulk receiver's ring (lab-sink, lab-gen).
+    Slots(SlotRing),
+    /// `recvmmsg` into slots: a bulk receiver where the ring could not be
+    /// had.
     Batch(batch::Batch),
 }
 
@@ -103,6 +109,7 @@ enum Taken {
         direction: Direction,
     },
     Ring(RingFrame),
+    Slot(SlotFrame),
     Batch {
         slot: usize,
         len: usize,
@@ -115,6 +122,7 @@ impl Taken {
         match self {
             Taken::Buffer { direction, .. } | Taken::Batch { direction, .. } => direction,
             Taken::Ring(frame) => frame.direction,
+            Taken::Slot(frame) => frame.direction,
         }
     }
 }
@@ -156,7 +164,12 @@ impl AfPacket {
                 .map_err(|source| io_error("mapping a TPACKET_V3 receive ring", iface, source))?;
             Receiver::Ring(ring)
         } else if options.bulk {
-            Receiver::Batch(batch::Batch::new())
+            let slot_bytes = slots::slot_bytes(slots::mtu(fd, iface).unwrap_or(1500));
+            match SlotRing::attach(fd, slot_bytes) {
+                Ok(ring) => Receiver::Slots(ring),
+                // An old kernel, or no memory for the ring: read the queue.
+                Err(_) => Receiver::Batch(batch::Batch::new()),
+            }
         } else {
             Receiver::Socket {
                 buffer: vec![0; RECV_BUFFER_BYTES],
@@ -238,6 +251,11 @@ impl AfPacket {
     fn take(&mut self) -> Result<Option<Taken>, DatalinkError> {
         match &mut self.receiver {
             Receiver::Ring(ring) => Ok(ring.next().map(Taken::Ring)),
+            Receiver::Slots(ring) => {
+                let frame = ring.next();
+                self.received_at = frame.and_then(SlotRing::received_at);
+                Ok(frame.map(Taken::Slot))
+            }
             Receiver::Batch(batch) => match batch.next(self.fd) {
                 Ok(taken) => Ok(taken.map(|(slot, len, direction)| Taken::Batch {
                     slot,
@@ -269,6 +287,7 @@ impl AfPacket {
     fn lend(&self, taken: Taken) -> Received<'_> {
         let frame = match (&self.receiver, taken) {
             (Receiver::Ring(ring), Taken::Ring(frame)) => ring.bytes(frame),
+            (Receiver::Slots(ring), Taken::Slot(frame)) => ring.bytes(frame),
             (Receiver::Socket { buffer }, Taken::Buffer { len, .. }) => &buffer[..len],
             (Receiver::Batch(batch), Taken::Batch { slot, len, .. }) => batch.bytes(slot, len),
             // `take` returns what the receiver holds.
@@ -285,7 +304,7 @@ impl AfPacket {
     fn kernel_holds_frames(&self) -> bool {
         match &self.receiver {
             Receiver::Ring(ring) => ring.kernel_holds_frames(),
-            Receiver::Socket { .. } | Receiver::Batch(_) => false,
+            Receiver::Socket { .. } | Receiver::Slots(_) | Receiver::Batch(_) => false,
         }
     }
 }
