@@ -229,6 +229,7 @@ impl AfXdp {
     /// for it, until nothing is left on the TX ring.
     fn flush_tx(&mut self) -> Result<(), DatalinkError> {
         let deadline = Instant::now() + TX_STALL;
+        let mut before = self.socket.tx_in_flight();
         loop {
             // Where the kernel takes frames off the ring by itself (a
             // zero-copy driver that is awake), a kick would be wasted.
@@ -238,12 +239,17 @@ impl AfXdp {
             } else {
                 Ok(())
             };
+            // EAGAIN in copy mode: the kernel sent its budget (32 frames
+            // a call) and more are waiting, so kick again at once. Only a
+            // kernel that took nothing is waited for (yielding the CPU
+            // every 32 frames gave it away to other work on a busy machine).
+            let mut again = false;
             match kicked {
                 Ok(()) => {}
                 // The driver dropped the frame (NET_XMIT_DROP), as a full
                 // queue drops one on AF_PACKET; count it and go on.
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.tx_dropped += 1,
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => again = true,
                 Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
                     self.link_down = true;
                     return Err(self.io_error(
@@ -253,9 +259,15 @@ impl AfXdp {
                 }
                 Err(e) => return Err(self.io_error("send", e)),
             }
-            if self.socket.tx_in_flight() == 0 {
+            let in_flight = self.socket.tx_in_flight();
+            if in_flight == 0 {
                 return Ok(());
             }
+            if again && in_flight < before {
+                before = in_flight;
+                continue;
+            }
+            before = in_flight;
             if Instant::now() >= deadline {
                 return Err(self.io_error(
                     "send",

@@ -240,7 +240,13 @@ pub(super) struct XskSocket {
     /// system call to look at the TX or fill ring (kernels before 5.4
     /// refuse the flag; then every send is kicked).
     need_wakeup: bool,
+    /// Chunks recycled onto the fill ring but not yet published.
+    fill_pending: u32,
 }
+
+/// The most received chunks held back from the kernel before they are
+/// published on the fill ring (a fraction of the smallest RX share, 192).
+const FILL_BATCH: u32 = 32;
 
 impl XskSocket {
     /// Creates the socket and binds it to queue 0 of `ifindex`, zero-copy
@@ -289,6 +295,7 @@ impl XskSocket {
             zero_copy: false,
             umem_bytes,
             need_wakeup: true,
+            fill_pending: 0,
         };
         for i in 0..sizes.rx_frames {
             socket.fill.push(u64::from(i * FRAME_SIZE));
@@ -344,7 +351,11 @@ impl XskSocket {
     /// caller's until it hands it back with `recycle`.
     pub(super) fn next_received(&mut self) -> Option<(u64, usize)> {
         loop {
-            let desc = self.rx.pop()?;
+            let Some(desc) = self.rx.pop() else {
+                // Caught up: hand the kernel the chunks held back.
+                self.submit_fill();
+                return None;
+            };
             self.rx.release();
             let len = desc.len as usize;
             if self.frame(desc.addr, len).is_some() {
@@ -370,12 +381,24 @@ impl XskSocket {
         Some(unsafe { std::slice::from_raw_parts(self.umem.ptr.as_ptr().add(start), len) })
     }
 
-    /// Gives a received chunk back to the kernel for new frames.
+    /// Gives a received chunk back to the kernel for new frames: published
+    /// [`FILL_BATCH`] at a time, or when the RX ring is empty, so that a
+    /// flood does not write the ring index the kernel reads on every frame.
     pub(super) fn recycle(&mut self, addr: u64) {
         let chunk = addr - addr % u64::from(FRAME_SIZE);
         // The fill ring holds every RX chunk, so it always has room.
         self.fill.push(chunk);
-        self.fill.submit();
+        self.fill_pending += 1;
+        if self.fill_pending >= FILL_BATCH {
+            self.submit_fill();
+        }
+    }
+
+    fn submit_fill(&mut self) {
+        if self.fill_pending > 0 {
+            self.fill.submit();
+            self.fill_pending = 0;
+        }
     }
 
     /// Takes back the chunks the kernel finished sending.
