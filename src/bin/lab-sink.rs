@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
-use labctl::tools::datalink::OpenOptions;
+use labctl::tools::datalink::{DatalinkKind, OpenOptions};
 use labctl::tools::error::{ToolError, EXIT_NO_REPLY};
 use labctl::tools::iface;
 use labctl::tools::output::Output;
@@ -62,6 +62,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         count: args.count,
         duration: args.duration,
         per_flow: args.per_flow,
+        kernel_sees_frames: kind == DatalinkKind::AfPacket,
     };
     let open = OpenOptions {
         bulk: true,

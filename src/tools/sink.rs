@@ -12,9 +12,15 @@
 //! its batch to the kernel: the kernel, the wire, the device under test
 //! and the sink's own receive queue. Nodes share the host's clock, so the
 //! two readings compare.
+//!
+//! Per frame the accounting costs no allocation and, while frames come
+//! from the flow of the frame before (a single flow, or a batch of one
+//! flow's frames), no hashing: the last flow is looked at first, the
+//! others through a map from the flow to its place in a list.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +60,9 @@ pub struct SinkOptions {
     pub duration: Option<Duration>,
     /// One line per flow before the summary.
     pub per_flow: bool,
+    /// The node's kernel sees the frames too (af_packet): take them off
+    /// its hands ([`KernelPorts`]).
+    pub kernel_sees_frames: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -118,11 +127,53 @@ pub enum SinkEvent<'a> {
     Summary(&'a SinkSummary),
 }
 
+/// A multiply-rotate hash of the flow's few words: a flow key is not
+/// chosen by an attacker who could gain from collisions (the map is
+/// bounded at [`MAX_FLOWS`] whatever happens), and SipHash cost more than
+/// the rest of a frame's accounting.
+#[derive(Default)]
+struct FlowHasher(u64);
+
+impl Hasher for FlowHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
 /// The counts of a sink, fed one frame at a time: [`Sink::on_frame`] is a
 /// function of the bytes and the time, so any frame can be tested.
 pub struct Sink {
     ip: Ipv4Addr,
-    flows: HashMap<FlowKey, SeqTracker>,
+    /// The flows tracked, in the order first seen.
+    flows: Vec<(FlowKey, SeqTracker)>,
+    /// Where each flow is in `flows`.
+    index: HashMap<FlowKey, usize, BuildHasherDefault<FlowHasher>>,
+    /// The flow of the last frame counted.
+    last_flow: Option<usize>,
+    /// Frames counted (duplicates and untracked flows included).
+    received: u64,
+    /// The destination port of a flow first seen since the last look.
+    new_port: Option<u16>,
     /// Frames of flows beyond MAX_FLOWS: received, not tracked.
     untracked: u64,
     latency: Histogram<u64>,
@@ -144,7 +195,11 @@ impl Sink {
     pub fn new(ip: Ipv4Addr) -> Sink {
         Sink {
             ip,
-            flows: HashMap::new(),
+            flows: Vec::new(),
+            index: HashMap::default(),
+            last_flow: None,
+            received: 0,
+            new_port: None,
             untracked: 0,
             // Bounds this wide and 3 digits always make a histogram.
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
@@ -186,15 +241,10 @@ impl Sink {
             dst_port,
             session: stamp.session,
         };
-        let room = self.flows.len() < MAX_FLOWS;
-        match self.flows.get_mut(&key) {
-            Some(flow) => {
-                flow.record(stamp.seq);
-            }
-            None if room => {
-                let mut flow = SeqTracker::default();
-                flow.record(stamp.seq);
-                self.flows.insert(key, flow);
+        self.received += 1;
+        match self.flow_of(key) {
+            Some(at) => {
+                self.flows[at].1.record(stamp.seq);
             }
             None => self.untracked += 1,
         }
@@ -207,9 +257,34 @@ impl Sink {
         Seen::Counted
     }
 
+    /// Where `key`'s tracker is, a new one if there is room; `None` for a
+    /// flow beyond [`MAX_FLOWS`].
+    fn flow_of(&mut self, key: FlowKey) -> Option<usize> {
+        if let Some(at) = self.last_flow.filter(|&at| self.flows[at].0 == key) {
+            return Some(at);
+        }
+        let at = match self.index.get(&key) {
+            Some(&at) => at,
+            None if self.flows.len() < MAX_FLOWS => {
+                self.new_port = Some(key.dst_port);
+                self.flows.push((key, SeqTracker::default()));
+                self.index.insert(key, self.flows.len() - 1);
+                self.flows.len() - 1
+            }
+            None => return None,
+        };
+        self.last_flow = Some(at);
+        Some(at)
+    }
+
+    /// The destination port of a new flow, once.
+    pub fn take_new_port(&mut self) -> Option<u16> {
+        self.new_port.take()
+    }
+
     /// Frames counted so far (duplicates included).
     pub fn received(&self) -> u64 {
-        self.flows.values().map(|f| f.received).sum::<u64>() + self.untracked
+        self.received
     }
 
     pub fn summary(&self, ready_for: Duration) -> SinkSummary {
@@ -231,7 +306,7 @@ impl Sink {
             .collect();
         let received = self.received();
         let lost: u64 = flows.iter().map(|f| f.lost).sum();
-        let unique: u64 = self.flows.values().map(|f| f.unique).sum::<u64>() + self.untracked;
+        let unique: u64 = self.flows.iter().map(|(_, f)| f.unique).sum::<u64>() + self.untracked;
         let expected = unique + lost;
         let loss_percent = if expected == 0 {
             0.0
@@ -294,6 +369,7 @@ pub fn run<W: Write>(
     let end = options.duration.and_then(|d| ready.checked_add(d));
     let answerer = ArpAnswerer::new(options.mac, options.ip);
     let mut sink = Sink::new(options.ip);
+    let mut kernel_ports = KernelPorts::new(options.ip, options.kernel_sees_frames);
     let mut arp_replies = 0;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -320,6 +396,9 @@ pub fn run<W: Write>(
                 Seen::Counted | Seen::Skipped => None,
             },
         };
+        if let Some(port) = sink.take_new_port() {
+            kernel_ports.absorb(port);
+        }
         if let Some(reply) = reply {
             match datalink.send(&reply) {
                 Ok(()) => arp_replies += 1,
@@ -340,6 +419,53 @@ pub fn run<W: Write>(
     out.emit(&SinkEvent::Summary(&summary))?;
     out.flush()?;
     Ok(summary)
+}
+
+/// UDP sockets on the ports lab-gen sends to, so that the node's own
+/// kernel, which on af_packet gets every frame too, drops them at the
+/// socket instead of preparing an ICMP port unreachable for each: that
+/// (a route lookup, the ICMP rate limit) was 17% of a flood's CPU, paid
+/// on the sender's CPU on a veth (docs/performance.md). The sockets are
+/// never read; their queue is the smallest the kernel allows, so the
+/// frames cost no memory. A port that cannot be bound (taken by a real
+/// service, a port below 1024 without CAP_NET_BIND_SERVICE) is left as
+/// it was: slower, never wrong.
+struct KernelPorts {
+    ip: Ipv4Addr,
+    enabled: bool,
+    /// Ports tried, bound or not.
+    tried: Vec<u16>,
+    sockets: Vec<socket2::Socket>,
+}
+
+/// The most ports taken (one socket each).
+const MAX_KERNEL_PORTS: usize = 64;
+
+impl KernelPorts {
+    fn new(ip: Ipv4Addr, enabled: bool) -> KernelPorts {
+        KernelPorts {
+            ip,
+            enabled,
+            tried: Vec::new(),
+            sockets: Vec::new(),
+        }
+    }
+
+    fn absorb(&mut self, port: u16) {
+        if !self.enabled || self.tried.len() >= MAX_KERNEL_PORTS || self.tried.contains(&port) {
+            return;
+        }
+        self.tried.push(port);
+        let bound = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .and_then(|socket| {
+                socket.set_recv_buffer_size(0)?;
+                socket.bind(&std::net::SocketAddr::from((self.ip, port)).into())?;
+                Ok(socket)
+            });
+        if let Ok(socket) = bound {
+            self.sockets.push(socket);
+        }
+    }
 }
 
 fn or_dash(ms: Option<f64>) -> String {
