@@ -94,9 +94,12 @@ fn sink_summary(output: &str) -> SinkSummary {
 }
 
 /// 10% loss on what `a` sends (the endpoint's own `impair`), none on
-/// what `b` sends: lab-sink on each side measures it. 5,000 frames/s, a
-/// rate a debug lab-sink receives without loss of its own on a loaded
-/// machine (at 10,000/s it sometimes added 2-3 points).
+/// what `b` sends: lab-sink on each side measures it. At 1,000 frames/s:
+/// a lab-sink kept off the CPU for 200 ms on a loaded machine (load 16 on
+/// 2 cores was seen) still finds them all in its socket's buffer, where
+/// at 5,000/s it lost a fifth more of its own. 6,000 frames put 10% loss
+/// at 10 ± 0.4 points (one standard deviation), so ± 3 cannot fail by
+/// chance.
 const LOSSY: &str = r#"name: {name}
 nodes:
   a: {}
@@ -113,7 +116,7 @@ steps:
     ready: "^receiving on eth1 "
   - name: a sends
     node: a
-    exec: [lab-gen, eth1, 198.18.0.2, --rate, "5000", --count, "20000"]
+    exec: [lab-gen, eth1, 198.18.0.2, --rate, "1000", --count, "6000"]
     timeout: 60s
   - name: b received
     wait: sink b
@@ -129,7 +132,7 @@ steps:
     ready: "^receiving on eth1 "
   - name: b sends
     node: b
-    exec: [lab-gen, eth1, 198.18.0.1, --rate, "5000", --count, "5000"]
+    exec: [lab-gen, eth1, 198.18.0.1, --rate, "1000", --count, "2000"]
     timeout: 60s
   - name: a received
     wait: sink a
@@ -158,11 +161,7 @@ fn ten_percent_loss_shows_in_the_sinks_loss(datalink: &str) {
         "a -> b through 10% loss: lab-sink lost {}%",
         forward.loss_percent
     );
-    assert!(
-        forward.received >= 17_000.0,
-        "{} of 20000",
-        forward.received
-    );
+    assert!(forward.received >= 5_100.0, "{} of 6000", forward.received);
     assert!(
         back.loss_percent <= 2.0,
         "b -> a is not impaired, yet lab-sink lost {}%",
