@@ -12,6 +12,7 @@ mod install;
 mod instances;
 mod interrupts;
 mod lab;
+mod limits;
 mod many;
 mod memory;
 mod netmap;
