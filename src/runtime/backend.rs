@@ -96,6 +96,29 @@ pub trait Backend: Sync {
         spec: &NodeSpec,
     ) -> impl Future<Output = Result<StartedNode, RuntimeError>> + Send;
 
+    /// Once the node's links are up: attaches, from the host, the XDP
+    /// programs of the af_xdp interfaces in `spec.pinned_xdp` inside the
+    /// node's namespace `netns`, and pins their maps where the node finds
+    /// them ([`super::xdp`]). A runtime whose nodes load their programs
+    /// themselves never gets such a spec ([`HostSupport::no_pinned_xdp`]).
+    fn attach_xdp(
+        &self,
+        _spec: &NodeSpec,
+        _netns: &Path,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// After a teardown removed `scope`'s containers: what the runtime
+    /// keeps on the host for them (the XDP pins), removed; returns what it
+    /// removed.
+    fn remove_host_state(
+        &self,
+        _scope: &Scope,
+    ) -> impl Future<Output = Result<Vec<String>, RuntimeError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Every labctl container in `scope`, running or not.
     fn list(
         &self,

@@ -76,7 +76,7 @@ pub enum RuntimeError {
     #[error(
         "nodes {} use af_xdp, but {reason}, and without it af_xdp needs CAP_SYS_ADMIN, which \
          makes a node root on the host: add `privileged: true` to these nodes only if you trust \
-         this lab like root, or run it on a host that grants CAP_BPF",
+         this lab like root, or run it on Linux 6.5 or later or a host that grants CAP_BPF",
         nodes.join(", ")
     )]
     AfXdpNeedsPrivilege { nodes: Vec<String>, reason: String },

@@ -99,6 +99,12 @@ pub struct FakeBackend {
     /// stay where they are).
     pub dies_at: Option<Moment>,
     pub dead: std::sync::atomic::AtomicBool,
+    /// Every XDP attach from the host: (node, its interfaces).
+    pub attached_xdp: Mutex<Vec<(String, Vec<String>)>>,
+    /// The scope of every `remove_host_state`.
+    pub host_state_removed: Mutex<Vec<String>>,
+    /// `attach_xdp` of this node fails.
+    pub fail_xdp: Option<String>,
 }
 
 impl FakeBackend {
@@ -208,6 +214,30 @@ impl Backend for FakeBackend {
             .filter(|c| scope.has(&c.lab, &c.instance, &c.run))
             .cloned()
             .collect())
+    }
+
+    async fn attach_xdp(&self, spec: &NodeSpec, _netns: &Path) -> Result<(), RuntimeError> {
+        // As the real one: the node exists (its directory was bind-mounted).
+        assert!(
+            lock(&self.containers)
+                .iter()
+                .any(|c| c.name == spec.container),
+            "XDP attached before the node {} exists",
+            spec.node
+        );
+        if self.fail_xdp.as_deref() == Some(spec.node.as_str()) {
+            return Err(RuntimeError::Io {
+                doing: format!("attaching XDP programs for {}", spec.node),
+                cause: std::io::Error::other("broken on purpose"),
+            });
+        }
+        lock(&self.attached_xdp).push((spec.node.clone(), spec.pinned_xdp.clone()));
+        Ok(())
+    }
+
+    async fn remove_host_state(&self, scope: &Scope) -> Result<Vec<String>, RuntimeError> {
+        lock(&self.host_state_removed).push(scope.describe());
+        Ok(Vec::new())
     }
 
     async fn remove(&self, container: &str) -> Result<(), RuntimeError> {

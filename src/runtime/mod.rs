@@ -15,8 +15,9 @@
 //! Runtime-neutral pieces: [`names`] (container names, labels, veth
 //! aliases, scopes), [`node`] (what a node looks like, [`node::NodeSpec`]),
 //! [`needs`] (capabilities and devices per datalink, host preflight),
-//! [`privilege`] (whether the host can grant CAP_BPF), [`seccomp`] (the
-//! profile of af_xdp nodes under Docker),
+//! [`privilege`] (whether the host can grant CAP_BPF, or attach af_xdp
+//! nodes' programs itself), [`seccomp`] (the profile of af_xdp nodes under
+//! Docker), [`xdp`] (XDP programs attached from the host, their pins),
 //! [`progress`] (what a deploy reports while it runs), the host's
 //! privileges ([`check_host_privileges`]). Docker-only: [`image`] (the
 //! tools image and its volume; [`linkage`] refuses tools that are not
@@ -40,6 +41,7 @@ mod privileges;
 pub mod process;
 pub mod progress;
 pub(crate) mod seccomp;
+pub mod xdp;
 
 pub use deploy::{
     Cancel, DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Removed,

@@ -11,25 +11,33 @@ use crate::lab::{DatalinkKind, Lab, Node};
 use crate::tools::datalink::netmap;
 
 use super::error::RuntimeError;
-use super::privilege::HostSupport;
+use super::privilege::{AfXdpGrant, HostSupport};
 
 /// The netmap control device, passed into nodes that use netmap.
 pub const NETMAP_DEVICE: &str = crate::tools::datalink::netmap::DEVICE;
 
-/// Capabilities (Docker's names, without `CAP_`) one datalink needs, on
-/// a host that can grant CAP_BPF (`cap_bpf`) or not.
-pub fn capabilities(kind: DatalinkKind, cap_bpf: bool) -> &'static [&'static str] {
+/// Capabilities (Docker's names, without `CAP_`) one datalink needs, with
+/// af_xdp given as `grant` ([`HostSupport::af_xdp_grant`]).
+pub fn capabilities(kind: DatalinkKind, grant: AfXdpGrant) -> &'static [&'static str] {
+    use crate::tools::datalink::af_xdp;
     match kind {
         // AF_PACKET sockets.
         DatalinkKind::AfPacket => &["NET_RAW"],
-        // The af_xdp datalink's own list, measured by its tests (see
-        // docs/af_xdp.md): BPF to load the program and create the map,
-        // NET_ADMIN for the XSKMAP and to attach to the interface, NET_RAW
-        // for the socket, IPC_LOCK for the UMEM's locked memory.
-        DatalinkKind::AfXdp if cap_bpf => crate::tools::datalink::af_xdp::CAPABILITIES,
-        // Without CAP_BPF only SYS_ADMIN covers the kernel's checks:
-        // granted only to a `privileged: true` node ([`privilege_preflight`]).
-        DatalinkKind::AfXdp => crate::tools::datalink::af_xdp::SYS_ADMIN_CAPABILITIES,
+        // labctl attached the program from the host: NET_RAW for the
+        // socket, IPC_LOCK for the UMEM's locked memory, nothing for BPF
+        // (the pinned map's file permissions decide).
+        DatalinkKind::AfXdp => match grant {
+            AfXdpGrant::Pinned => af_xdp::PINNED_CAPABILITIES,
+            // The af_xdp datalink's own list, measured by its tests (see
+            // docs/af_xdp.md): BPF to load the program and create the
+            // map, NET_ADMIN for the XSKMAP and to attach to the
+            // interface, NET_RAW, IPC_LOCK.
+            AfXdpGrant::CapBpf => af_xdp::CAPABILITIES,
+            // Without CAP_BPF only SYS_ADMIN covers the kernel's checks:
+            // granted only to a `privileged: true` node
+            // ([`privilege_preflight`] refuses the others).
+            AfXdpGrant::SysAdmin | AfXdpGrant::Refused => af_xdp::SYS_ADMIN_CAPABILITIES,
+        },
         // None: netmap makes no capability check (upstream netmap has no
         // capable() call; registering, the rings, poll and the monitors
         // need only a descriptor of /dev/netmap), and the device is
@@ -43,19 +51,38 @@ pub fn capabilities(kind: DatalinkKind, cap_bpf: bool) -> &'static [&'static str
 /// The seccomp profile a Docker node runs under: labctl's own
 /// ([`super::seccomp`], which allows bpf()) for a node using af_xdp,
 /// Docker's default (`None`) for every other node.
-pub fn security_opt(lab: &Lab, node: &Node) -> Option<String> {
+pub fn security_opt(lab: &Lab, node: &Node, host: &HostSupport) -> Option<String> {
+    let grant = host.af_xdp_grant(node.privileged);
     node_datalinks(lab, node)
         .contains(&DatalinkKind::AfXdp)
-        .then(super::seccomp::security_opt)
+        .then(|| super::seccomp::security_opt(grant))
+}
+
+/// The af_xdp interfaces of a node whose XDP program labctl attaches from
+/// the host (and whose maps it pins in the node's `/lab/xdp`), sorted;
+/// empty unless the node gets [`AfXdpGrant::Pinned`].
+pub fn pinned_xdp_interfaces(lab: &Lab, node: &Node, host: &HostSupport) -> Vec<String> {
+    if host.af_xdp_grant(node.privileged) != AfXdpGrant::Pinned {
+        return Vec::new();
+    }
+    let mut ifaces: Vec<String> = lab
+        .interfaces_of(&node.name)
+        .filter(|e| e.datalink == DatalinkKind::AfXdp)
+        .map(|e| e.interface.clone())
+        .collect();
+    ifaces.sort();
+    ifaces.dedup();
+    ifaces
 }
 
 /// Refuses a lab with an af_xdp node on a host that cannot give it
 /// CAP_BPF, unless the node says `privileged: true`: only CAP_SYS_ADMIN
 /// would do there, and it makes the node root on the host.
 pub fn privilege_preflight(lab: &Lab, host: &HostSupport) -> Result<(), RuntimeError> {
-    let Some(reason) = &host.no_cap_bpf else {
+    let (Some(no_cap_bpf), Some(no_pinned)) = (&host.no_cap_bpf, &host.no_pinned_xdp) else {
         return Ok(());
     };
+    let reason = format!("{no_cap_bpf}, {no_pinned}");
     let nodes: Vec<String> = lab
         .nodes()
         .iter()
@@ -65,10 +92,7 @@ pub fn privilege_preflight(lab: &Lab, host: &HostSupport) -> Result<(), RuntimeE
     if nodes.is_empty() {
         Ok(())
     } else {
-        Err(RuntimeError::AfXdpNeedsPrivilege {
-            nodes,
-            reason: reason.clone(),
-        })
+        Err(RuntimeError::AfXdpNeedsPrivilege { nodes, reason })
     }
 }
 
@@ -94,13 +118,10 @@ pub fn node_datalinks(lab: &Lab, node: &Node) -> Vec<DatalinkKind> {
 
 /// The union of [`capabilities`] over a node's datalinks, sorted.
 pub fn node_capabilities(lab: &Lab, node: &Node, host: &HostSupport) -> Vec<String> {
+    let grant = host.af_xdp_grant(node.privileged);
     let mut caps: Vec<String> = node_datalinks(lab, node)
         .into_iter()
-        .flat_map(|k| {
-            capabilities(k, host.cap_bpf())
-                .iter()
-                .map(|c| c.to_string())
-        })
+        .flat_map(|k| capabilities(k, grant).iter().map(|c| c.to_string()))
         .collect();
     caps.sort();
     caps.dedup();
@@ -314,28 +335,46 @@ links:
     #[test]
     fn a_node_gets_the_union_of_its_interfaces_needs() {
         let lab = lab(MIXED);
+        let caps =
+            |n: &str, host: &HostSupport| node_capabilities(&lab, lab.node(n).unwrap(), host);
         let full = HostSupport::FULL;
-        let caps = |n: &str| node_capabilities(&lab, lab.node(n).unwrap(), &full);
-        assert_eq!(caps("a"), ["NET_RAW"]);
-        assert_eq!(caps("b"), ["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"]);
+        assert_eq!(caps("a", &full), ["NET_RAW"]);
+        // labctl attaches the program: no BPF, no NET_ADMIN.
+        assert_eq!(caps("b", &full), ["IPC_LOCK", "NET_RAW"]);
+        let cap_bpf_only = HostSupport::docker_with("27.0.1", "6.1.0", Some(2));
+        assert_eq!(
+            caps("b", &cap_bpf_only),
+            ["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"]
+        );
         // No interfaces: the node's own datalink decides.
-        assert!(caps("c").is_empty(), "netmap needs only /dev/netmap");
-        assert_eq!(caps("d"), ["NET_RAW"]);
+        assert!(caps("c", &full).is_empty(), "netmap needs only /dev/netmap");
+        assert_eq!(caps("d", &full), ["NET_RAW"]);
+        assert_eq!(
+            pinned_xdp_interfaces(&lab, lab.node("b").unwrap(), &full),
+            ["eth1", "eth2"]
+        );
+        assert!(pinned_xdp_interfaces(&lab, lab.node("b").unwrap(), &cap_bpf_only).is_empty());
+        assert!(pinned_xdp_interfaces(&lab, lab.node("a").unwrap(), &full).is_empty());
     }
 
     #[test]
-    fn without_cap_bpf_an_af_xdp_node_is_refused_unless_privileged() {
-        let old = HostSupport::docker("20.10.24+dfsg1", "6.18.44");
+    fn without_cap_bpf_or_pinned_maps_an_af_xdp_node_is_refused_unless_privileged() {
+        let old = HostSupport::docker_with("20.10.24+dfsg1", "6.1.0", Some(2));
         let mixed = lab(MIXED);
         let err = privilege_preflight(&mixed, &old).unwrap_err().to_string();
         assert_eq!(
             err,
             "nodes b use af_xdp, but Docker 20.10.24+dfsg1 cannot grant CAP_BPF (Docker 23.0 \
-             or later can), and without it af_xdp needs CAP_SYS_ADMIN, which makes a node root \
-             on the host: add `privileged: true` to these nodes only if you trust this lab like \
-             root, or run it on a host that grants CAP_BPF"
+             or later can), Linux 6.1.0 lets a process without CAP_BPF use a BPF map only with \
+             kernel.unprivileged_bpf_disabled = 0 (Linux 6.5 or later does), and without it \
+             af_xdp needs CAP_SYS_ADMIN, which makes a node root on the host: add `privileged: \
+             true` to these nodes only if you trust this lab like root, or run it on Linux 6.5 \
+             or later or a host that grants CAP_BPF"
         );
         assert!(privilege_preflight(&mixed, &HostSupport::FULL).is_ok());
+        // This machine: Docker 20.10 on Linux 6.18, labctl attaches.
+        let here = HostSupport::docker_with("20.10.24+dfsg1", "6.18.44", Some(2));
+        assert!(privilege_preflight(&mixed, &here).is_ok());
         // privileged nodes get SYS_ADMIN there; the others are not asked.
         let trusted = lab(
             "name: t\ndatalink: af_xdp\nnodes:\n  a: {privileged: true}\n  b: {privileged: true}\n  \
@@ -344,6 +383,7 @@ links:
         assert!(privilege_preflight(&trusted, &old).is_ok());
         let caps = |n: &str, host| node_capabilities(&trusted, trusted.node(n).unwrap(), host);
         assert_eq!(caps("a", &old), ["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]);
+        assert_eq!(caps("a", &here), ["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]);
         // privileged asks for nothing more where CAP_BPF can be granted.
         assert_eq!(
             caps("a", &HostSupport::FULL),
@@ -355,8 +395,13 @@ links:
     #[test]
     fn only_af_xdp_nodes_get_labctls_seccomp_profile() {
         let mixed = lab(MIXED);
-        let opt = |n: &str| security_opt(&mixed, mixed.node(n).unwrap());
+        let full = HostSupport::FULL;
+        let opt = |n: &str| security_opt(&mixed, mixed.node(n).unwrap(), &full);
         assert!(opt("b").unwrap().starts_with("seccomp={"));
+        assert_eq!(
+            opt("b").unwrap(),
+            super::super::seccomp::security_opt(AfXdpGrant::Pinned)
+        );
         assert_eq!(opt("a"), None, "a's end of the link is af_packet");
         assert_eq!(opt("c"), None);
         assert_eq!(opt("d"), None);

@@ -5,6 +5,7 @@
 //! [`super::docker`]).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use bollard::models::MountVolumeOptions;
 use bollard::models::{ContainerCreateBody, DeviceMapping, HostConfig, Mount, MountType};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lab::{Bind, DatalinkKind, KernelMode, Lab, Limits, Node};
 use crate::links::sysctl;
+use crate::tools::datalink::af_xdp;
 
 use super::image::{ToolsImage, TOOLS_PATH};
 use super::names::{self, Instance, Owner, RunId};
@@ -84,6 +86,12 @@ pub struct NodeSpec {
     /// The node's `binds`, as Docker bind mounts.
     pub binds: Vec<Bind>,
     pub limits: Limits,
+    /// The af_xdp interfaces whose XDP program labctl attaches from the
+    /// host once the links are up ([`needs::pinned_xdp_interfaces`]).
+    pub pinned_xdp: Vec<String>,
+    /// Where on the host their maps are pinned ([`super::xdp`]): created
+    /// before the node, bind-mounted at `/lab/xdp`.
+    pub xdp_dir: Option<PathBuf>,
 }
 
 impl NodeSpec {
@@ -105,6 +113,14 @@ impl NodeSpec {
         if let NodeImage::Custom { path, .. } = &image {
             let path = path.as_deref().unwrap_or(DEFAULT_PATH);
             env.push(format!("PATH={TOOLS_PATH}:{path}"));
+        }
+        let pinned_xdp = needs::pinned_xdp_interfaces(lab, node, host);
+        let xdp_dir = (!pinned_xdp.is_empty()).then(|| {
+            let alias = names::veth_alias(lab.name(), instance, run);
+            super::xdp::node_dir(Path::new(super::xdp::BPF_ROOT), &alias, &node.name)
+        });
+        if xdp_dir.is_some() {
+            env.push(format!("{}={}", af_xdp::PIN_DIR_ENV, af_xdp::PIN_DIR));
         }
         env.extend(node.env.iter().map(|(k, v)| format!("{k}={v}")));
 
@@ -158,11 +174,13 @@ impl NodeSpec {
             labels,
             env,
             cap_add: needs::node_capabilities(lab, node, host),
-            security_opt: needs::security_opt(lab, node).into_iter().collect(),
+            security_opt: needs::security_opt(lab, node, host).into_iter().collect(),
             sysctls,
             devices,
             binds: node.binds.clone(),
             limits: node.limits,
+            pinned_xdp,
+            xdp_dir,
         }
     }
 
@@ -195,6 +213,15 @@ impl NodeSpec {
             source: Some(b.host.to_string_lossy().into_owned()),
             typ: Some(MountType::BIND),
             read_only: Some(b.read_only),
+            ..Default::default()
+        }));
+        // Only this node's pins, read-write: BPF_OBJ_GET for writing
+        // checks write access to the pin.
+        mounts.extend(self.xdp_dir.iter().map(|dir| Mount {
+            target: Some(af_xdp::PIN_DIR.into()),
+            source: Some(super::xdp::map_dir(dir).to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(false),
             ..Default::default()
         }));
         let mounts = (!mounts.is_empty()).then_some(mounts);
@@ -327,7 +354,36 @@ links:
         let a = spec("a");
         assert_eq!(a.env, ["LABCTL_DATALINK_eth1=af_packet", "GREETING=hello"]);
         let b = spec("b");
-        assert_eq!(b.env, ["LABCTL_DATALINK_eth1=af_xdp", "PATH=/lab/bin:/bin"]);
+        assert_eq!(
+            b.env,
+            [
+                "LABCTL_DATALINK_eth1=af_xdp",
+                "PATH=/lab/bin:/bin",
+                "LABCTL_XDP_DIR=/lab/xdp"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_af_xdp_node_gets_its_own_pin_directory_where_labctl_attaches() {
+        let b = spec("b");
+        assert_eq!(b.pinned_xdp, ["eth1"]);
+        let dir = b.xdp_dir.clone().unwrap();
+        assert_eq!(
+            dir,
+            Path::new("/run/labctl/bpf/labctl:spec:spec-1:feedbeef0000:b")
+        );
+        let mounts = b.create_body().host_config.unwrap().mounts.unwrap();
+        let pins = mounts.last().unwrap();
+        assert_eq!(pins.target.as_deref(), Some("/lab/xdp"));
+        assert_eq!(
+            pins.source.as_deref(),
+            Some("/run/labctl/bpf/labctl:spec:spec-1:feedbeef0000:b/xdp"),
+            "the maps only, not the links"
+        );
+        assert_eq!(pins.read_only, Some(false));
+        assert_eq!(spec("a").xdp_dir, None);
+        assert!(spec("a").pinned_xdp.is_empty());
     }
 
     #[test]
@@ -393,10 +449,8 @@ links:
         let body = spec("b").create_body();
         let host = body.host_config.unwrap();
         assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
-        assert_eq!(
-            host.cap_add.unwrap(),
-            ["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"]
-        );
+        // labctl attaches the XDP program: no BPF, NET_ADMIN, SYS_ADMIN.
+        assert_eq!(host.cap_add.unwrap(), ["IPC_LOCK", "NET_RAW"]);
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         let opts = host.security_opt.unwrap();
         assert_eq!(opts.len(), 1);

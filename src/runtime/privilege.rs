@@ -16,15 +16,65 @@
 pub struct HostSupport {
     /// Why this host cannot give a node CAP_BPF, or `None` if it can.
     pub no_cap_bpf: Option<String>,
+    /// Why an af_xdp node cannot use an XDP program labctl attached from
+    /// the host (the node then only opens the map labctl pinned for it,
+    /// which needs no capability: Linux 6.5 or later, or
+    /// `kernel.unprivileged_bpf_disabled = 0`), or `None` if it can.
+    pub no_pinned_xdp: Option<String>,
+}
+
+/// How a runtime gives an af_xdp node what AF_XDP needs, least privilege
+/// first (docs/runtime.md#security-model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfXdpGrant {
+    /// labctl loads and attaches the XDP program from the host and pins
+    /// its XSKMAP in the node's `/lab/xdp`; the node gets CAP_NET_RAW and
+    /// CAP_IPC_LOCK only, and bpf() only to open and update that map.
+    Pinned,
+    /// The node loads the program itself: CAP_BPF, CAP_NET_ADMIN.
+    CapBpf,
+    /// A `privileged: true` node where CAP_BPF cannot be granted.
+    SysAdmin,
+    /// None of them: the lab is refused ([`super::needs::privilege_preflight`]).
+    Refused,
 }
 
 impl HostSupport {
-    pub const FULL: HostSupport = HostSupport { no_cap_bpf: None };
+    pub const FULL: HostSupport = HostSupport {
+        no_cap_bpf: None,
+        no_pinned_xdp: None,
+    };
+
+    /// What a node gets for af_xdp on this host. A privileged node keeps
+    /// loading the program itself (what `privileged` has always meant).
+    pub fn af_xdp_grant(&self, privileged: bool) -> AfXdpGrant {
+        match (privileged, self.cap_bpf(), self.pinned_xdp()) {
+            (false, _, true) => AfXdpGrant::Pinned,
+            (_, true, _) => AfXdpGrant::CapBpf,
+            (true, false, _) => AfXdpGrant::SysAdmin,
+            (false, false, false) => AfXdpGrant::Refused,
+        }
+    }
+
+    pub fn pinned_xdp(&self) -> bool {
+        self.no_pinned_xdp.is_none()
+    }
 
     /// The Docker daemon at `engine` (its `/version`: "20.10.24+dfsg1"),
     /// on a kernel of release `kernel` (the daemon's, which is the one that
     /// matters when DOCKER_HOST is another machine).
     pub fn docker(engine: &str, kernel: &str) -> HostSupport {
+        Self::docker_with(engine, kernel, unprivileged_bpf_disabled())
+    }
+
+    /// As [`HostSupport::docker`], with the value of
+    /// `kernel.unprivileged_bpf_disabled` given (`None`: unreadable).
+    pub fn docker_with(
+        engine: &str,
+        kernel: &str,
+        unprivileged_bpf_disabled: Option<u32>,
+    ) -> HostSupport {
+        let no_pinned_xdp = kernel_without_pinned_xdp(kernel, unprivileged_bpf_disabled);
         let no_cap_bpf = kernel_without_cap_bpf(kernel).or_else(|| match version(engine) {
             Some(v) if v >= DOCKER_WITH_CAP_BPF => None,
             Some(_) => Some(format!(
@@ -35,13 +85,18 @@ impl HostSupport {
                  relied on"
             )),
         });
-        HostSupport { no_cap_bpf }
+        HostSupport {
+            no_cap_bpf,
+            no_pinned_xdp,
+        }
     }
 
-    /// Host processes (the netns runtime): only the kernel decides.
+    /// Host processes (the netns runtime): only the kernel decides, and
+    /// the steps load the program themselves (they can get CAP_BPF).
     pub fn kernel(kernel: &str) -> HostSupport {
         HostSupport {
             no_cap_bpf: kernel_without_cap_bpf(kernel),
+            no_pinned_xdp: Some("the netns runtime's steps load the XDP program themselves".into()),
         }
     }
 
@@ -57,6 +112,34 @@ impl Default for HostSupport {
 }
 
 const DOCKER_WITH_CAP_BPF: (u32, u32) = (23, 0);
+/// Linux 6.5 dropped the global unprivileged check from the bpf() map
+/// commands (BPF_OBJ_GET, BPF_MAP_UPDATE_ELEM), measured on 6.18 with
+/// `unprivileged_bpf_disabled = 2`; before it they need CAP_BPF unless
+/// `unprivileged_bpf_disabled` is 0.
+const KERNEL_WITH_UNPRIVILEGED_MAP_ACCESS: (u32, u32) = (6, 5);
+
+fn kernel_without_pinned_xdp(
+    kernel: &str,
+    unprivileged_bpf_disabled: Option<u32>,
+) -> Option<String> {
+    match version(kernel) {
+        Some(v) if v >= KERNEL_WITH_UNPRIVILEGED_MAP_ACCESS => None,
+        _ if unprivileged_bpf_disabled == Some(0) => None,
+        _ => Some(format!(
+            "Linux {kernel} lets a process without CAP_BPF use a BPF map only with \
+             kernel.unprivileged_bpf_disabled = 0 (Linux 6.5 or later does)"
+        )),
+    }
+}
+
+/// `kernel.unprivileged_bpf_disabled` of this host.
+fn unprivileged_bpf_disabled() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 const KERNEL_WITH_CAP_BPF: (u32, u32) = (5, 8);
 
 fn kernel_without_cap_bpf(kernel: &str) -> Option<String> {
@@ -74,8 +157,8 @@ fn kernel_without_cap_bpf(kernel: &str) -> Option<String> {
 
 /// The `SecurityOpt` entry labctl gives af_xdp nodes under Docker
 /// (`seccomp=<its profile as JSON>`), for tests and tooling.
-pub fn af_xdp_security_opt() -> String {
-    super::seccomp::security_opt()
+pub fn af_xdp_security_opt(grant: AfXdpGrant) -> String {
+    super::seccomp::security_opt(grant)
 }
 
 /// The release of the running kernel, as `uname -r` says it.
@@ -123,5 +206,45 @@ mod tests {
         assert!(!HostSupport::docker("unknown", "6.1").cap_bpf());
         assert!(HostSupport::kernel("6.18.44").cap_bpf());
         assert!(!HostSupport::kernel("5.7.19").cap_bpf());
+    }
+
+    #[test]
+    fn pinned_maps_need_linux_6_5_or_unprivileged_bpf_allowed() {
+        let docker = |kernel, ubd| HostSupport::docker_with("20.10.24+dfsg1", kernel, ubd);
+        assert!(docker("6.18.44", Some(2)).pinned_xdp());
+        assert!(docker("6.5.0", None).pinned_xdp());
+        assert!(docker("6.1.0", Some(0)).pinned_xdp());
+        let old = docker("6.1.0", Some(2));
+        assert!(old
+            .no_pinned_xdp
+            .as_deref()
+            .unwrap()
+            .contains("Linux 6.1.0 lets a process without CAP_BPF"));
+        assert!(!docker("6.4.9", None).pinned_xdp());
+        assert!(
+            !HostSupport::kernel("6.18").pinned_xdp(),
+            "netns: steps load it"
+        );
+    }
+
+    #[test]
+    fn the_least_privilege_that_works_is_chosen() {
+        use AfXdpGrant::*;
+        let here = HostSupport::docker_with("20.10.24", "6.18.44", Some(2));
+        assert_eq!(here.af_xdp_grant(false), Pinned);
+        assert_eq!(
+            here.af_xdp_grant(true),
+            SysAdmin,
+            "privileged keeps its meaning"
+        );
+        let new = HostSupport::docker_with("27.0.1", "6.18.44", Some(2));
+        assert_eq!(new.af_xdp_grant(false), Pinned);
+        assert_eq!(new.af_xdp_grant(true), CapBpf);
+        let old_kernel = HostSupport::docker_with("27.0.1", "6.1.0", Some(2));
+        assert_eq!(old_kernel.af_xdp_grant(false), CapBpf);
+        let neither = HostSupport::docker_with("20.10.24", "6.1.0", Some(2));
+        assert_eq!(neither.af_xdp_grant(false), Refused);
+        assert_eq!(neither.af_xdp_grant(true), SysAdmin);
+        assert_eq!(HostSupport::kernel("6.18").af_xdp_grant(false), CapBpf);
     }
 }

@@ -27,6 +27,8 @@
 
 use serde_json::{json, Value};
 
+use super::privilege::AfXdpGrant;
+
 /// Syscalls allowed without conditions.
 #[rustfmt::skip]
 pub const ALLOWED: &[&str] = &[
@@ -120,13 +122,31 @@ pub const REFUSED: &[&str] = &[
     "epoll_wait_old",
 ];
 
-/// The bpf() commands the af_xdp datalink uses (enum bpf_cmd).
+/// The bpf() commands the af_xdp datalink uses when it loads the program
+/// itself (enum bpf_cmd).
 pub const BPF_COMMANDS: [(u64, &str); 4] = [
     (0, "BPF_MAP_CREATE"),
     (2, "BPF_MAP_UPDATE_ELEM"),
     (5, "BPF_PROG_LOAD"),
     (28, "BPF_LINK_CREATE"),
 ];
+
+/// The bpf() commands it uses on the map labctl pinned for it
+/// ([`AfXdpGrant::Pinned`]): open the pin, put its socket in, take it out.
+/// No map creation, no program load, no link.
+pub const PINNED_BPF_COMMANDS: [(u64, &str); 3] = [
+    (2, "BPF_MAP_UPDATE_ELEM"),
+    (3, "BPF_MAP_DELETE_ELEM"),
+    (7, "BPF_OBJ_GET"),
+];
+
+/// The bpf() commands a node with `grant` may make.
+pub fn bpf_commands(grant: AfXdpGrant) -> &'static [(u64, &'static str)] {
+    match grant {
+        AfXdpGrant::Pinned => &PINNED_BPF_COMMANDS,
+        AfXdpGrant::CapBpf | AfXdpGrant::SysAdmin | AfXdpGrant::Refused => &BPF_COMMANDS,
+    }
+}
 
 /// CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
 /// CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET.
@@ -136,12 +156,13 @@ const CLONE_NAMESPACES: u64 = 0x7E02_0000;
 /// UNAME26, their combination, and the query.
 const PERSONALITIES: [u64; 5] = [0, 0x8, 0x2_0000, 0x2_0008, 0xffff_ffff];
 
-/// The profile, as the JSON Docker's `seccomp=` option takes.
-pub fn profile() -> Value {
+/// The profile, as the JSON Docker's `seccomp=` option takes, for a node
+/// given af_xdp as `grant`.
+pub fn profile(grant: AfXdpGrant) -> Value {
     let allow = |name: &str, args: Value| json!({ "names": [name], "action": "SCMP_ACT_ALLOW", "args": args });
     let mut rules = vec![json!({ "names": ALLOWED, "action": "SCMP_ACT_ALLOW" })];
     // Several rules for one syscall: any of them allows it.
-    rules.extend(BPF_COMMANDS.iter().map(|(cmd, _)| {
+    rules.extend(bpf_commands(grant).iter().map(|(cmd, _)| {
         allow(
             "bpf",
             json!([{ "index": 0, "value": cmd, "op": "SCMP_CMP_EQ" }]),
@@ -170,8 +191,8 @@ pub fn profile() -> Value {
 }
 
 /// The `HostConfig.SecurityOpt` entry for [`profile`].
-pub fn security_opt() -> String {
-    format!("seccomp={}", profile())
+pub fn security_opt(grant: AfXdpGrant) -> String {
+    format!("seccomp={}", profile(grant))
 }
 
 #[cfg(test)]
@@ -257,7 +278,7 @@ mod tests {
 
     #[test]
     fn the_profile_is_an_allowlist_with_bpf_only_for_the_datalinks_commands() {
-        let p = profile();
+        let p = profile(AfXdpGrant::CapBpf);
         assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(p["architectures"], json!(["SCMP_ARCH_X86_64"]));
         let rules = p["syscalls"].as_array().unwrap();
@@ -290,6 +311,16 @@ mod tests {
         let clone3 = rules_for("clone3");
         assert_eq!(clone3[0]["action"], "SCMP_ACT_ERRNO");
         assert_eq!(clone3[0]["errnoRet"], libc::ENOSYS);
-        assert!(security_opt().starts_with("seccomp={\""));
+        assert!(security_opt(AfXdpGrant::SysAdmin).starts_with("seccomp={\""));
+        // labctl attached the program: open the pin, update and delete.
+        let pinned = profile(AfXdpGrant::Pinned);
+        let commands: Vec<u64> = pinned["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == "bpf"))
+            .map(|r| r["args"][0]["value"].as_u64().unwrap())
+            .collect();
+        assert_eq!(commands, [2, 3, 7]);
     }
 }

@@ -41,8 +41,6 @@ fn labs_by_file_glob_and_directory_on_two_datalinks_in_parallel() {
         one.path(),
         &glob,
         dir_of(&three),
-        // af_xdp nodes where Docker cannot grant CAP_BPF.
-        "--privileged",
         "--datalink",
         "af_packet,af_xdp",
         "--jobs",

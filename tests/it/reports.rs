@@ -56,8 +56,6 @@ fn junit_of_one_and_of_many_runs_validates_against_junit_10_xsd() {
         "run",
         good.path(),
         bad.path(),
-        // af_xdp nodes where Docker cannot grant CAP_BPF.
-        "--privileged",
         "--datalink",
         "as-written,af_xdp",
         "--jobs",

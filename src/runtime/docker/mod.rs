@@ -277,6 +277,10 @@ impl Backend for DockerBackend {
 
     async fn start_node(&self, spec: &NodeSpec) -> Result<StartedNode, RuntimeError> {
         let name = &spec.container;
+        // The pin directory is bind-mounted at create time: it must exist.
+        if let Some(dir) = &spec.xdp_dir {
+            super::xdp::prepare(Path::new(super::xdp::BPF_ROOT), dir)?;
+        }
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         self.docker
             .create_container(Some(options), spec.create_body())
@@ -298,6 +302,17 @@ impl Backend for DockerBackend {
                 state: "exited right after it started".into(),
             }),
         }
+    }
+
+    async fn attach_xdp(&self, spec: &NodeSpec, netns: &Path) -> Result<(), RuntimeError> {
+        let Some(dir) = &spec.xdp_dir else {
+            return Ok(());
+        };
+        super::xdp::attach(netns, dir, &spec.pinned_xdp).await
+    }
+
+    async fn remove_host_state(&self, scope: &Scope) -> Result<Vec<String>, RuntimeError> {
+        super::xdp::remove_dirs(Path::new(super::xdp::BPF_ROOT), scope)
     }
 
     async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {

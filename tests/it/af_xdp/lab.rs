@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use crate::support::bin;
 use crate::support::lab::{
-    assert_nothing_left, busybox_image, containers_of, docker_grants_cap_bpf, docker_inspect,
-    labctl, stderr, stdout, TestLab,
+    assert_nothing_left, busybox_image, containers_of, docker_af_xdp_grant, docker_inspect, labctl,
+    stderr, stdout, xdp_pins_of, TestLab,
 };
 use crate::support::process::Running;
+use labctl::runtime::privilege::AfXdpGrant;
 
 const MODE: &str = "af_xdp, native XDP, copy mode";
 
@@ -33,19 +34,34 @@ links:
     )
 }
 
-/// The example lab as this host can run it: privileged only where Docker
-/// cannot grant CAP_BPF.
+/// The example lab as this host can run it: privileged only where
+/// neither labctl's pinned maps nor CAP_BPF work.
 fn lab_yaml() -> String {
-    lab_yaml_with(!docker_grants_cap_bpf())
+    lab_yaml_with(docker_af_xdp_grant() == AfXdpGrant::Refused)
 }
 
 /// What an af_xdp node gets on this host.
 fn expected_caps() -> serde_json::Value {
-    if docker_grants_cap_bpf() {
-        serde_json::json!(["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"])
-    } else {
-        serde_json::json!(["IPC_LOCK", "NET_RAW", "SYS_ADMIN"])
+    match docker_af_xdp_grant() {
+        AfXdpGrant::Pinned => serde_json::json!(["IPC_LOCK", "NET_RAW"]),
+        AfXdpGrant::CapBpf => serde_json::json!(["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"]),
+        AfXdpGrant::SysAdmin | AfXdpGrant::Refused => {
+            serde_json::json!(["IPC_LOCK", "NET_RAW", "SYS_ADMIN"])
+        }
     }
+}
+
+/// CAP_SYS_ADMIN's bit in /proc/PID/status's CapEff.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The effective capabilities of a node's init.
+fn cap_eff(lab: &TestLab, node: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", lab.pid(node))).unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .expect("CapEff in status");
+    u64::from_str_radix(hex.trim(), 16).expect("CapEff is hex")
 }
 
 /// A tool run in a node with `docker exec`; the tools end by themselves
@@ -114,9 +130,94 @@ fn the_example_lab_runs_on_af_xdp_in_containers() {
         Some("8 packets captured, 0 dropped, 0 malformed"),
         "{captured:?}"
     );
-    // The tools are gone, and so is their XDP program.
     let link = lab.in_netns("ponger", &["ip", "-d", "link", "show", "eth1"]);
-    assert!(!link.contains("prog/xdp"), "{link}");
+    if docker_af_xdp_grant() == AfXdpGrant::Pinned {
+        // labctl's program stays while the lab is up; the tools loaded none.
+        assert_eq!(link.matches("prog/xdp").count(), 1, "{link}");
+        assert!(link.contains("name labctl_xsk"), "{link}");
+    } else {
+        // The tools are gone, and so is their XDP program.
+        assert!(!link.contains("prog/xdp"), "{link}");
+    }
+}
+
+/// Where labctl attaches the XDP programs from the host: each af_xdp node
+/// sees only its own pins at /lab/xdp, has neither CAP_SYS_ADMIN nor
+/// CAP_BPF nor CAP_NET_ADMIN, and the pins go at teardown and with
+/// `labctl destroy` after labctl was killed (SIGKILL) mid-run.
+#[test]
+fn host_attached_xdp_pins_are_per_node_and_removed_by_teardown_and_destroy() {
+    if docker_af_xdp_grant() != AfXdpGrant::Pinned {
+        eprintln!("skipped: on this host af_xdp nodes load their own XDP programs");
+        return;
+    }
+    let lab = TestLab::new("axpins", &lab_yaml());
+    lab.deploy();
+    let pins = xdp_pins_of(&lab.name);
+    assert_eq!(pins.len(), 2, "{pins:?}");
+    for node in ["pinger", "ponger"] {
+        let listed = crate::support::lab::docker(&["exec", &lab.container(node), "ls", "/lab/xdp"]);
+        // The FROM-scratch pinger has no ls: look from the host instead.
+        let seen = if listed.status.success() {
+            stdout(&listed)
+        } else {
+            let root = format!("/proc/{}/root/lab/xdp", lab.pid(node));
+            std::fs::read_dir(root)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned() + "\n")
+                .collect()
+        };
+        assert_eq!(seen.trim(), "eth1", "{node}: only its own map, no link");
+        let caps = cap_eff(&lab, node);
+        // CAP_NET_ADMIN 12, CAP_SYS_ADMIN 21, CAP_BPF 39.
+        for bit in [12, CAP_SYS_ADMIN, 39] {
+            assert_eq!(
+                caps & (1 << bit),
+                0,
+                "{node}: CapEff {caps:x} has bit {bit}"
+            );
+        }
+    }
+    let out = labctl(&["destroy", &lab.name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_nothing_left(&lab.name);
+
+    // SIGKILL in the middle of a step, then destroy.
+    let slow = lab_yaml().replace(
+        "links:",
+        "steps:\n  - { name: wait, node: ponger, exec: [sleep, \"30\"] }\nlinks:",
+    );
+    let lab = TestLab::new("axpinkill", &slow);
+    let runs = tempfile::tempdir().unwrap();
+    let mut run = crate::support::lab::labctl_command(&[
+        "run",
+        lab.path(),
+        "--runs-dir",
+        runs.path().to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while containers_of(&lab.name).len() < 2 || xdp_pins_of(&lab.name).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lab never came up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    run.kill().expect("SIGKILL labctl");
+    let _ = run.wait();
+    assert_eq!(
+        xdp_pins_of(&lab.name).len(),
+        2,
+        "a killed labctl removed nothing"
+    );
+    let out = labctl(&["destroy", &lab.name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_nothing_left(&lab.name);
 }
 
 /// A lab file of the repository under a fresh name (labs run side by side
@@ -163,11 +264,10 @@ fn every_lab_passes_with_labctl_run_datalink_af_xdp() {
         let out_dir = tempfile::tempdir().unwrap();
         let runs = out_dir.path().join("runs");
         let json = out_dir.path().join("report.json");
-        // --privileged changes nothing where Docker grants CAP_BPF.
+        // No --privileged: af_xdp nodes without CAP_SYS_ADMIN.
         let out = labctl(&[
             "run",
             lab.path(),
-            "--privileged",
             "--datalink",
             "af_xdp",
             "--runs-dir",
@@ -208,8 +308,11 @@ fn every_lab_passes_with_labctl_run_datalink_af_xdp() {
 /// created.
 #[test]
 fn without_cap_bpf_an_unprivileged_af_xdp_lab_is_refused_before_anything_is_created() {
-    if docker_grants_cap_bpf() {
-        eprintln!("skipped: this Docker grants CAP_BPF, so nothing is refused");
+    if docker_af_xdp_grant() != AfXdpGrant::Refused {
+        eprintln!(
+            "skipped: this host gives af_xdp nodes CAP_BPF or labctl's pinned maps, so nothing \
+             is refused (the refusal's wording is unit-tested in runtime::needs)"
+        );
         return;
     }
     let lab = TestLab::new("axrefuse", &lab_yaml_with(false));
@@ -245,11 +348,23 @@ fn without_cap_bpf_an_unprivileged_af_xdp_lab_is_refused_before_anything_is_crea
 /// write the host's core_pattern. labctl's seccomp profile refuses mount(2)
 /// whatever the capabilities (so even a `privileged: true` node on a host
 /// without CAP_BPF, which gets CAP_SYS_ADMIN, cannot); without
-/// CAP_SYS_ADMIN the kernel refuses it too.
+/// CAP_SYS_ADMIN the kernel refuses it too. The node is not privileged
+/// (on this host: labctl attached its XDP program) and has no
+/// CAP_SYS_ADMIN.
 #[test]
 fn an_af_xdp_node_cannot_remount_the_tools_or_mount_proc() {
-    let lab = TestLab::new("axescape", &lab_yaml());
+    if docker_af_xdp_grant() == AfXdpGrant::Refused {
+        eprintln!("skipped: on this host af_xdp nodes must be privileged");
+        return;
+    }
+    let lab = TestLab::new("axescape", &lab_yaml_with(false));
     lab.deploy();
+    let caps = cap_eff(&lab, "ponger");
+    assert_eq!(
+        caps & (1 << CAP_SYS_ADMIN),
+        0,
+        "CapEff {caps:x} has CAP_SYS_ADMIN"
+    );
     let node = lab.container("ponger");
     let script = "mount -o remount,rw,bind /lab/bin; echo remount=$?; \
                   mkdir -p /mnt/p; mount -t proc proc /mnt/p; echo proc=$?; \
@@ -283,4 +398,58 @@ fn an_af_xdp_node_cannot_remount_the_tools_or_mount_proc() {
     ]);
     assert!(pinged.status.success(), "{}", stderr(&pinged));
     assert!(pong.finish(Duration::from_secs(10)).status.success());
+}
+
+/// `labctl run --privileged` still means what it did (every node as if it
+/// said `privileged: true`: here CAP_SYS_ADMIN, no pins), and without it
+/// the same lab's af_xdp nodes run without CAP_SYS_ADMIN.
+#[test]
+fn run_privileged_trusts_the_lab_like_root_and_without_it_no_node_has_sys_admin() {
+    if docker_af_xdp_grant() != AfXdpGrant::Pinned {
+        eprintln!("skipped: checks the pinned-map host (Docker without CAP_BPF, Linux 6.5+)");
+        return;
+    }
+    let caps_step = lab_yaml_with(false).replace(
+        "links:",
+        "steps:\n  - { name: caps, node: ponger, exec: [grep, CapEff, /proc/self/status] }\nlinks:",
+    );
+    for privileged in [true, false] {
+        let lab = TestLab::new("axflag", &caps_step);
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("report.json");
+        let mut args = vec!["run", lab.path()];
+        if privileged {
+            args.push("--privileged");
+        }
+        let runs = dir.path().join("runs");
+        args.extend([
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        let out = labctl(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let line = report["steps"][0]["stdout"].as_str().unwrap().to_owned();
+        let hex = line
+            .trim()
+            .strip_prefix("CapEff:")
+            .expect("CapEff line")
+            .trim();
+        let caps = u64::from_str_radix(hex, 16).unwrap();
+        assert_eq!(
+            caps & (1 << CAP_SYS_ADMIN) != 0,
+            privileged,
+            "privileged {privileged}: CapEff {caps:x}"
+        );
+        assert_nothing_left(&lab.name);
+    }
 }

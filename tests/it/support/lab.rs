@@ -105,6 +105,10 @@ pub fn remove_leftovers(lab: &str) {
         eprintln!("test cleanup: removing leftover veth {veth}");
         let _ = Command::new("ip").args(["link", "del", &veth]).output();
     }
+    for dir in xdp_pins_of(lab) {
+        eprintln!("test cleanup: removing leftover XDP pins {dir}");
+        let _ = std::fs::remove_dir_all(Path::new(labctl::runtime::xdp::BPF_ROOT).join(dir));
+    }
 }
 
 /// Ids of every container, running or not, labelled with lab `lab`.
@@ -196,6 +200,26 @@ pub fn assert_nothing_left(lab: &str) {
         Vec::<String>::new(),
         "veths of {lab} left"
     );
+    assert_eq!(
+        xdp_pins_of(lab),
+        Vec::<String>::new(),
+        "XDP pins of {lab} left"
+    );
+}
+
+/// The node directories labctl keeps XDP pins in for lab `lab` (every
+/// instance), under /run/labctl/bpf.
+pub fn xdp_pins_of(lab: &str) -> Vec<String> {
+    let prefix = format!("labctl:{lab}:");
+    let mut left: Vec<String> = std::fs::read_dir(labctl::runtime::xdp::BPF_ROOT)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    left.sort();
+    left
 }
 
 pub fn labctl(args: &[&str]) -> Output {
@@ -218,6 +242,12 @@ pub fn docker(args: &[&str]) -> Output {
 /// Whether this Docker daemon (and its kernel) can grant CAP_BPF, as
 /// labctl decides it: where not, af_xdp nodes need `privileged: true`.
 pub fn docker_grants_cap_bpf() -> bool {
+    docker_host_support().cap_bpf()
+}
+
+/// What this Docker daemon (and its kernel) lets labctl grant, as labctl
+/// decides it.
+pub fn docker_host_support() -> labctl::runtime::privilege::HostSupport {
     let out = docker(&[
         "version",
         "--format",
@@ -226,7 +256,12 @@ pub fn docker_grants_cap_bpf() -> bool {
     assert_success(&out, "docker version");
     let text = stdout(&out);
     let (engine, kernel) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
-    labctl::runtime::privilege::HostSupport::docker(engine, kernel).cap_bpf()
+    labctl::runtime::privilege::HostSupport::docker(engine, kernel)
+}
+
+/// How a non-privileged af_xdp Docker node gets AF_XDP on this host.
+pub fn docker_af_xdp_grant() -> labctl::runtime::privilege::AfXdpGrant {
+    docker_host_support().af_xdp_grant(false)
 }
 
 /// `docker inspect` of one object, parsed.

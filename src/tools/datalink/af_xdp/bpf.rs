@@ -5,21 +5,31 @@
 //!
 //! The link is what keeps a lab clean: the program stays attached only as
 //! long as the link's file descriptor is open, so it goes away when the
-//! tool exits, however it exits (SIGKILL and panics included). Nothing is
-//! pinned, nothing is left for anyone to detach.
+//! tool exits, however it exits (SIGKILL and panics included). A tool
+//! pins nothing, so it leaves nothing for anyone to detach. labctl itself
+//! (on the host, for a Docker node without CAP_BPF) pins the map where the
+//! node finds it, and the link where only the host does
+//! (`super::host`); it removes both at teardown.
 //!
 //! Numbers and layouts are those of include/uapi/linux/bpf.h; the tests at
 //! the bottom check every offset against that header.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 // enum bpf_cmd
 const BPF_MAP_CREATE: libc::c_int = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
 const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_OBJ_PIN: libc::c_int = 6;
+const BPF_OBJ_GET: libc::c_int = 7;
 const BPF_LINK_CREATE: libc::c_int = 28;
+// BPF_MAP_UPDATE_ELEM flags: only if the key has no value yet.
+const BPF_NOEXIST: u64 = 1;
 // enum bpf_map_type
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 // enum bpf_prog_type
@@ -154,6 +164,14 @@ struct ProgLoadAttr {
     expected_attach_type: u32,
 }
 
+/// The BPF_OBJ_PIN / BPF_OBJ_GET part of union bpf_attr.
+#[repr(C)]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
 /// The BPF_LINK_CREATE part of union bpf_attr (the fields XDP uses).
 #[repr(C)]
 struct LinkCreateAttr {
@@ -223,18 +241,76 @@ impl XskMap {
         Ok(XskMap { fd })
     }
 
+    /// The map pinned at `path` in a bpffs (by labctl, on the host), read
+    /// and write. Needs no capability (Linux 6.5 or later, or
+    /// `kernel.unprivileged_bpf_disabled = 0`): the pin's file
+    /// permissions decide.
+    pub(super) fn open_pinned(path: &Path) -> io::Result<XskMap> {
+        let path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the pin's path"))?;
+        let mut attr = ObjAttr {
+            pathname: path.as_ptr() as u64,
+            bpf_fd: 0,
+            // Read and write.
+            file_flags: 0,
+        };
+        let fd = fd_from(sys_bpf(BPF_OBJ_GET, &mut attr)?)?;
+        Ok(XskMap { fd })
+    }
+
+    /// Pins the map at `path`, in a bpffs.
+    pub(super) fn pin(&self, path: &Path) -> io::Result<()> {
+        pin(self.fd.as_fd(), path)
+    }
+
     /// Makes frames of `queue` go to `socket`.
     pub(super) fn insert(&self, queue: u32, socket: BorrowedFd<'_>) -> io::Result<()> {
+        self.update(queue, socket, 0)
+    }
+
+    /// As [`XskMap::insert`], but fails with EEXIST when `queue` already
+    /// has a socket (another process's, in a shared map): the kernel drops
+    /// a socket's entries when it is closed, so that one is alive.
+    pub(super) fn insert_new(&self, queue: u32, socket: BorrowedFd<'_>) -> io::Result<()> {
+        self.update(queue, socket, BPF_NOEXIST)
+    }
+
+    fn update(&self, queue: u32, socket: BorrowedFd<'_>, flags: u64) -> io::Result<()> {
         let value: u32 = socket.as_raw_fd() as u32;
         let mut attr = MapElemAttr {
             map_fd: self.fd.as_raw_fd() as u32,
             _pad: 0,
             key: &queue as *const u32 as u64,
             value: &value as *const u32 as u64,
-            flags: 0,
+            flags,
         };
         sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
     }
+
+    /// Empties the entry of `queue`: its frames go to the kernel again.
+    pub(super) fn remove(&self, queue: u32) -> io::Result<()> {
+        let mut attr = MapElemAttr {
+            map_fd: self.fd.as_raw_fd() as u32,
+            _pad: 0,
+            key: &queue as *const u32 as u64,
+            value: 0,
+            flags: 0,
+        };
+        sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr).map(drop)
+    }
+}
+
+/// BPF_OBJ_PIN: the object `fd` stays alive as long as the file at `path`
+/// (in a bpffs) does.
+fn pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the pin's path"))?;
+    let mut attr = ObjAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: fd.as_raw_fd() as u32,
+        file_flags: 0,
+    };
+    sys_bpf(BPF_OBJ_PIN, &mut attr).map(drop)
 }
 
 /// Why the program could not be loaded.
@@ -320,7 +396,7 @@ impl XdpMode {
 
 /// The program attached to an interface; closing it detaches.
 pub(super) struct XdpLink {
-    _fd: OwnedFd,
+    fd: OwnedFd,
 }
 
 impl XdpLink {
@@ -336,7 +412,14 @@ impl XdpLink {
             flags: mode.flags(),
         };
         let fd = fd_from(sys_bpf(BPF_LINK_CREATE, &mut attr)?)?;
-        Ok(XdpLink { _fd: fd })
+        Ok(XdpLink { fd })
+    }
+
+    /// Pins the link at `path` (in a bpffs): the program then stays
+    /// attached after this process ends, until the pin is removed or the
+    /// interface goes.
+    pub(super) fn pin(&self, path: &Path) -> io::Result<()> {
+        pin(self.fd.as_fd(), path)
     }
 }
 
@@ -394,6 +477,10 @@ mod tests {
         assert_eq!(offset_of!(ProgLoadAttr, prog_ifindex), 64);
         assert_eq!(offset_of!(ProgLoadAttr, expected_attach_type), 68);
         assert_eq!(size_of::<ProgLoadAttr>(), 72);
+
+        assert_eq!(offset_of!(ObjAttr, bpf_fd), 8);
+        assert_eq!(offset_of!(ObjAttr, file_flags), 12);
+        assert_eq!(size_of::<ObjAttr>(), 16);
 
         assert_eq!(offset_of!(LinkCreateAttr, target_ifindex), 4);
         assert_eq!(offset_of!(LinkCreateAttr, attach_type), 8);

@@ -14,6 +14,8 @@ pub(super) enum Failure {
     LoadProgram(LoadError),
     Socket(SetupError),
     UpdateMap(io::Error),
+    /// Opening the map labctl pinned for the interface.
+    OpenPin(std::path::PathBuf, io::Error),
     /// Both modes were tried when the native one was unsupported; the
     /// error kept is the one to report.
     Attach(io::Error),
@@ -41,6 +43,8 @@ impl Failure {
                 error,
             }) => errno(error) == libc::EBUSY,
             Failure::Attach(error) => matches!(errno(error), libc::EBUSY | libc::EEXIST),
+            // labctl's map has another live socket at the queue.
+            Failure::UpdateMap(error) => errno(error) == libc::EEXIST,
             _ => false,
         }
     }
@@ -81,7 +85,22 @@ impl Failure {
             }
             Failure::Socket(SetupError { step, error }) => explain_socket(step, error, iface)
                 .unwrap_or_else(|error| io(socket_op(step), error)),
+            Failure::UpdateMap(e) if errno(&e) == libc::EEXIST => unavailable(format!(
+                "queue 0 of {iface} already has an AF_XDP socket in labctl's XSKMAP (another \
+                 tool on {iface} is running): one af_xdp tool per interface at a time"
+            )),
             Failure::UpdateMap(e) => io("put the AF_XDP socket in the XSKMAP", e),
+            Failure::OpenPin(pin, e) => match errno(&e) {
+                libc::EPERM | libc::EACCES => unavailable(format!(
+                    "opening labctl's XSKMAP {} was refused ({}): without CAP_BPF it needs \
+                     Linux 6.5 or later (or kernel.unprivileged_bpf_disabled = 0), and under \
+                     Docker a seccomp profile that allows bpf(BPF_OBJ_GET), as labctl's own does",
+                    pin.display(),
+                    error_name(&e)
+                )),
+                libc::ENOSYS => unavailable(NO_BPF.into()),
+                _ => io("open labctl's pinned XSKMAP", e),
+            },
             Failure::Attach(e) => match errno(&e) {
                 libc::EBUSY | libc::EEXIST => unavailable(format!(
                     "{iface} already has an XDP program attached (see `ip link show {iface}`); \

@@ -11,6 +11,7 @@
 
 mod bpf;
 mod explain;
+pub mod host;
 mod ring;
 mod xsk;
 
@@ -33,6 +34,12 @@ use explain::Failure;
 /// across all containers. Under Docker, bpf() also needs a seccomp profile
 /// that allows it (labctl's own, `runtime::seccomp`).
 pub const CAPABILITIES: &[&str] = &["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"];
+
+/// Where labctl attached the program from the host and pinned its map
+/// for the node ([`pinned_map`]): NET_RAW for the AF_XDP socket, IPC_LOCK
+/// for the UMEM; opening the pin and updating the map need no capability
+/// (Linux 6.5 or later: the pin's file permissions decide).
+pub const PINNED_CAPABILITIES: &[&str] = &["IPC_LOCK", "NET_RAW"];
 
 /// Where CAP_BPF cannot be granted (Docker before 23.0, Linux before 5.8):
 /// SYS_ADMIN covers the BPF and NET_ADMIN checks, and Docker's default
@@ -79,10 +86,13 @@ impl Mode {
 ///
 /// Field order is drop order: the link goes first, so the program is
 /// detached before the socket it redirects to is closed.
+///
+/// Where labctl attached the program from the host and pinned its map
+/// for the node ([`pinned_map`]), the datalink only puts its socket in
+/// that map, and takes it out again when dropped.
 pub struct AfXdp {
-    _link: bpf::XdpLink,
-    _program: bpf::RedirectProgram,
-    _map: bpf::XskMap,
+    attached: Option<Attached>,
+    map: bpf::XskMap,
     socket: xsk::XskSocket,
     iface: String,
     mode: Mode,
@@ -106,6 +116,47 @@ pub struct AfXdp {
     /// skipping the qdisc and tc's egress hook, so the impairment would
     /// not apply. Receiving stays on the XDP socket.
     qdisc_tx: Option<super::af_packet::AfPacket>,
+}
+
+/// The program this datalink loaded and attached itself.
+struct Attached {
+    _link: bpf::XdpLink,
+    _program: bpf::RedirectProgram,
+}
+
+/// Where labctl pins, in a Docker node whose XDP program it attached from
+/// the host, the XSKMAP of each af_xdp interface: `/lab/xdp/<iface>` (a
+/// bpffs directory of that node only). [`PIN_DIR_ENV`] names another
+/// directory.
+pub const PIN_DIR: &str = "/lab/xdp";
+
+/// The environment variable that overrides [`PIN_DIR`]; labctl sets it
+/// in the nodes it pins maps for.
+pub const PIN_DIR_ENV: &str = "LABCTL_XDP_DIR";
+
+/// The name of the empty directory beside a pin that says labctl attached
+/// the program in generic mode (native otherwise): bpffs holds only pins
+/// and directories.
+fn generic_marker(iface: &str) -> String {
+    format!("{iface}.generic")
+}
+
+/// The pinned XSKMAP labctl left for `iface`, and the mode its program
+/// runs in; `None`: the datalink loads and attaches the program itself.
+pub fn pinned_map(iface: &str) -> Option<(std::path::PathBuf, XdpMode)> {
+    let dir = std::env::var_os(PIN_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| std::path::PathBuf::from(PIN_DIR), Into::into);
+    let pin = dir.join(iface);
+    if !pin.exists() {
+        return None;
+    }
+    let mode = if dir.join(generic_marker(iface)).is_dir() {
+        XdpMode::Generic
+    } else {
+        XdpMode::Native
+    };
+    Some((pin, mode))
 }
 
 impl AfXdp {
@@ -151,6 +202,9 @@ impl AfXdp {
         sizes: xsk::Sizes,
         wait: WaitPolicy,
     ) -> Result<AfXdp, Failure> {
+        if let Some((pin, xdp)) = pinned_map(iface) {
+            return Self::try_open_pinned(iface, ifindex, sizes, wait, &pin, xdp);
+        }
         let map = bpf::XskMap::create().map_err(Failure::CreateMap)?;
         let program = bpf::RedirectProgram::load(&map).map_err(Failure::LoadProgram)?;
         let socket = xsk::XskSocket::open(ifindex, sizes).map_err(Failure::Socket)?;
@@ -166,6 +220,49 @@ impl AfXdp {
             }
             Err(native) => return Err(Failure::Attach(native)),
         };
+        Ok(Self::assemble(
+            Some(Attached {
+                _link: link,
+                _program: program,
+            }),
+            map,
+            socket,
+            iface,
+            xdp,
+            wait,
+            ifindex,
+        ))
+    }
+
+    /// The program is labctl's, already attached: open the socket and
+    /// put it in the pinned map, nothing else (no CAP_BPF, no
+    /// CAP_NET_ADMIN needed).
+    fn try_open_pinned(
+        iface: &str,
+        ifindex: u32,
+        sizes: xsk::Sizes,
+        wait: WaitPolicy,
+        pin: &std::path::Path,
+        xdp: XdpMode,
+    ) -> Result<AfXdp, Failure> {
+        let map = bpf::XskMap::open_pinned(pin).map_err(|e| Failure::OpenPin(pin.to_owned(), e))?;
+        let socket = xsk::XskSocket::open(ifindex, sizes).map_err(Failure::Socket)?;
+        // Not over another live socket's entry: one owner per queue, as
+        // the XDP hook gives when each tool attaches its own program.
+        map.insert_new(0, socket.as_fd())
+            .map_err(Failure::UpdateMap)?;
+        Ok(Self::assemble(None, map, socket, iface, xdp, wait, ifindex))
+    }
+
+    fn assemble(
+        attached: Option<Attached>,
+        map: bpf::XskMap,
+        socket: xsk::XskSocket,
+        iface: &str,
+        xdp: XdpMode,
+        wait: WaitPolicy,
+        ifindex: u32,
+    ) -> AfXdp {
         let mode = Mode {
             xdp,
             zero_copy: socket.zero_copy(),
@@ -173,10 +270,9 @@ impl AfXdp {
         let kernel_busy_poll = wait
             .busy_poll
             .then(|| wait::enable_kernel_busy_poll(socket_fd(&socket)));
-        Ok(AfXdp {
-            _link: link,
-            _program: program,
-            _map: map,
+        AfXdp {
+            attached,
+            map,
             socket,
             iface: iface.to_owned(),
             mode,
@@ -188,7 +284,13 @@ impl AfXdp {
             ifindex,
             link_down: false,
             qdisc_tx: None,
-        })
+        }
+    }
+
+    /// True when labctl attached the program and this datalink only put
+    /// its socket in labctl's map.
+    pub fn uses_pinned_map(&self) -> bool {
+        self.attached.is_none()
     }
 
     /// How many times `send` asked the kernel to transmit.
@@ -278,6 +380,17 @@ impl AfXdp {
                 ));
             }
             std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for AfXdp {
+    /// In labctl's shared map, the entry goes before the socket: frames go
+    /// back to the kernel at once (closing the socket would drop the entry
+    /// too, a moment later).
+    fn drop(&mut self) {
+        if self.attached.is_none() {
+            let _ = self.map.remove(0);
         }
     }
 }
@@ -566,13 +679,20 @@ mod tests {
 
     #[test]
     fn capabilities_are_docker_names() {
-        for cap in CAPABILITIES {
+        for cap in CAPABILITIES
+            .iter()
+            .chain(SYS_ADMIN_CAPABILITIES)
+            .chain(PINNED_CAPABILITIES)
+        {
             assert!(
                 !cap.starts_with("CAP_"),
                 "Docker's CapAdd takes {cap} without CAP_"
             );
             assert!(cap.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
         }
-        assert!(CAPABILITIES.contains(&"SYS_ADMIN"));
+        assert!(!CAPABILITIES.contains(&"SYS_ADMIN"));
+        assert!(SYS_ADMIN_CAPABILITIES.contains(&"SYS_ADMIN"));
+        // With labctl's pinned map: no BPF, no NET_ADMIN.
+        assert_eq!(PINNED_CAPABILITIES, ["IPC_LOCK", "NET_RAW"]);
     }
 }
