@@ -15,8 +15,8 @@ use clap::{CommandFactory, Parser, Subcommand};
     about = "Containerized network test labs",
     long_about = "Containerized network test labs: nodes joined by veth pairs, packet tools \
                   on AF_PACKET, AF_XDP or netmap, steps with checks, JUnit and JSON reports, \
-                  teardown on every path. `run`, `deploy` and `destroy` need root; the other \
-                  commands work for any user."
+                  teardown on every path. `run`, `deploy`, `destroy`, `inspect` and `exec` need \
+                  root; the other commands work for any user."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -32,7 +32,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> VerbResult {
     let lab = load_lab(&args.lab)?;
-    super::check_privileges()?;
+    super::check_privileges("deploy")?;
     block_on(async move {
         let runtime = runtimes::for_lab(&lab, args.runtime, Fallback::Never).await?;
         let options = DeployOptions {

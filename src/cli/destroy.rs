@@ -36,7 +36,7 @@ pub fn run(args: Args) -> VerbResult {
             prefix: args.prefix.clone().unwrap_or_default(),
         },
     };
-    super::check_privileges()?;
+    super::check_privileges("destroy")?;
     block_on(async move {
         let removed = destroy_everywhere(&scope, args.force).await?;
         if removed.is_empty() && removed.errors.is_empty() {

@@ -24,6 +24,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> VerbResult {
     let lab = lab_name(&args.lab)?;
+    super::check_privileges("exec")?;
     block_on(async move {
         // Ctrl-C goes to the command and labctl reports how it ended. The
         // handler is in place before the command starts.

@@ -24,6 +24,7 @@ pub fn run(args: Args) -> VerbResult {
             prefix: String::new(),
         },
     };
+    super::check_privileges("inspect")?;
     block_on(async move {
         // Both runtimes; without a Docker daemon, the netns labs alone
         // (and the daemon's error when there are none).

@@ -183,10 +183,10 @@ fn lenient_name(source: &str) -> Option<String> {
         .filter(|n| lab::is_valid_name(n))
 }
 
-/// The verbs that build or remove labs check first that this process may
-/// (exit 4 with one line, before anything is created).
-pub fn check_privileges() -> Result<(), CliError> {
-    labctl::runtime::check_host_privileges().map_err(CliError::from_runtime)
+/// The verbs that build, look into or remove labs check first that this
+/// process may (exit 4 with one line, before anything is done).
+pub fn check_privileges(verb: &'static str) -> Result<(), CliError> {
+    labctl::runtime::check_host_privileges(verb).map_err(CliError::from_runtime)
 }
 
 /// Sets `cancel` on the first SIGINT or SIGTERM.

@@ -119,7 +119,7 @@ pub fn run(args: Args) -> VerbResult {
     if invalid {
         return Err(CliError::reported(exit::USAGE));
     }
-    super::check_privileges()?;
+    super::check_privileges("run")?;
     let datalinks: Vec<Option<DatalinkKind>> = if args.datalink.is_empty() {
         vec![None]
     } else {

@@ -47,12 +47,16 @@ pub enum RuntimeError {
 
     /// This process lacks what building a lab needs.
     #[error(
-        "building or removing a lab needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN, and this \
-         process (uid {uid}) lacks {}: run labctl with sudo (in a container: --privileged, or \
-         --cap-add for those)",
+        "`labctl {verb}` needs root (network namespaces, veths, netlink: CAP_NET_ADMIN and \
+         CAP_SYS_ADMIN), and this process (uid {uid}) lacks {}: run it with sudo (in a \
+         container: --privileged, or --cap-add for those)",
         missing.join(" and ")
     )]
-    NotPrivileged { uid: u32, missing: Vec<String> },
+    NotPrivileged {
+        verb: &'static str,
+        uid: u32,
+        missing: Vec<String>,
+    },
 
     #[error("{doing}: {cause}")]
     Io {

@@ -9,14 +9,15 @@ use super::RuntimeError;
 /// (linux/capability.h).
 const NEEDED: [(&str, u32); 2] = [("CAP_NET_ADMIN", 12), ("CAP_SYS_ADMIN", 21)];
 
-/// Ok when this process has every capability a deploy needs.
-pub fn check_host_privileges() -> Result<(), RuntimeError> {
+/// Ok when this process has every capability `labctl verb` needs.
+pub fn check_host_privileges(verb: &'static str) -> Result<(), RuntimeError> {
     // Without /proc the check cannot be made; the deploy will say what fails.
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return Ok(());
     };
     match missing_in(&status) {
         Some(missing) if !missing.is_empty() => Err(RuntimeError::NotPrivileged {
+            verb,
             uid: effective_uid(),
             missing,
         }),
@@ -70,6 +71,7 @@ mod tests {
     #[test]
     fn the_refusal_is_one_line_saying_what_to_do() {
         let e = RuntimeError::NotPrivileged {
+            verb: "run",
             uid: 65534,
             missing: vec!["CAP_NET_ADMIN".into(), "CAP_SYS_ADMIN".into()],
         };
@@ -79,6 +81,7 @@ mod tests {
             line.contains("lacks CAP_NET_ADMIN and CAP_SYS_ADMIN"),
             "{line}"
         );
+        assert!(line.starts_with("`labctl run` needs root"), "{line}");
         assert!(line.contains("sudo"), "{line}");
     }
 }

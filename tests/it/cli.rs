@@ -202,23 +202,30 @@ fn version_names_the_commit_it_was_built_from() {
     assert_eq!(out.status.code(), Some(0));
     let line = stdout(&out);
     let version = env!("CARGO_PKG_VERSION");
-    // The checkout this test binary was built from, if it is one (build.rs
-    // falls back to "unknown" elsewhere; src/cli/commit.rs tests that).
-    let head = Command::new("git")
-        .args([
-            "-C",
-            env!("CARGO_MANIFEST_DIR"),
-            "rev-parse",
-            "--short=12",
-            "HEAD",
-        ])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| stdout(&o).trim().to_owned());
+    // The checkout this test binary was built from, if the package is the
+    // top level of one (build.rs falls back to "unknown" elsewhere, and
+    // LABCTL_COMMIT overrides it; src/cli/commit.rs tests that).
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(package)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| stdout(&o).trim().to_owned())
+    };
+    let top_level = git(&["rev-parse", "--show-toplevel"])
+        .and_then(|top| Path::new(&top).canonicalize().ok())
+        .is_some_and(|top| Some(top) == package.canonicalize().ok());
+    let head = match option_env!("LABCTL_COMMIT").filter(|c| !c.is_empty()) {
+        Some(commit) => Some(commit.to_owned()),
+        None if top_level => git(&["rev-parse", "--short=12", "HEAD"]),
+        None => None,
+    };
     match head {
-        // The binary may be a commit behind when the test runs right after
-        // a commit without a rebuild; cargo test rebuilds it first.
+        // cargo test rebuilds labctl after a commit (build.rs watches HEAD).
         Some(head) => assert_eq!(line, format!("labctl {version} (commit {head})\n")),
         None => assert_eq!(line, format!("labctl {version} (commit unknown)\n")),
     }

@@ -161,13 +161,15 @@ fn an_unprivileged_user_gets_one_line_for_run_and_can_still_read_labs() {
         vec!["run", icmp.as_str()],
         vec!["deploy", icmp.as_str()],
         vec!["destroy", "icmp"],
+        vec!["inspect"],
+        vec!["exec", "icmp", "pinger", "--", "true"],
     ] {
         let Some(out) = as_nobody(&verb) else { return };
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(EXIT_SETUP), "{verb:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{verb:?}: {err}");
         assert!(
-            err.starts_with("labctl: building or removing a lab needs root")
+            err.starts_with(&format!("labctl: `labctl {}` needs root", verb[0]))
                 && err.contains("(uid 65534) lacks CAP_NET_ADMIN and CAP_SYS_ADMIN")
                 && err.contains("sudo"),
             "{verb:?}: {err}"
