@@ -62,6 +62,23 @@ fn ensure_bpffs(root: &Path) -> Result<(), RuntimeError> {
     if is_bpffs(root) {
         return Ok(());
     }
+    // Two labctl processes mounting at once would stack two bpffs, the
+    // second hiding what the first created: check and mount under a lock.
+    let lock_path = root.with_extension("lock");
+    let lock = std::fs::File::create(&lock_path).map_err(RuntimeError::io(format!(
+        "creating {}",
+        lock_path.display()
+    )))?;
+    // SAFETY: flock on a descriptor we own; released when `lock` closes.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(RuntimeError::Io {
+            doing: format!("locking {}", lock_path.display()),
+            cause: io::Error::last_os_error(),
+        });
+    }
+    if is_bpffs(root) {
+        return Ok(());
+    }
     let target = c_path(root)?;
     // SAFETY: valid NUL-terminated strings; no data beyond the options.
     let mounted = unsafe {
@@ -162,6 +179,34 @@ pub fn remove_dirs(root: &Path, scope: &Scope) -> Result<Vec<String>, RuntimeErr
 mod tests {
     use super::*;
     use crate::runtime::names::{Instance, RunId};
+
+    #[test]
+    fn a_bpffs_is_mounted_once_where_none_is() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: mounting a bpffs needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("bpf");
+        assert!(!is_bpffs(dir.path()));
+        let node = node_dir(&root, "labctl:l:l:0123", "a");
+        prepare(&root, &node).unwrap();
+        assert!(is_bpffs(&root));
+        assert!(map_dir(&node).is_dir() && link_dir(&node).is_dir());
+        // Again: the same bpffs, not a second one on top.
+        prepare(&root, &node_dir(&root, "labctl:l:l:0123", "b")).unwrap();
+        assert!(node.exists(), "a second mount would hide a's directory");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let here = root.to_string_lossy().into_owned();
+        assert_eq!(mounts.lines().filter(|l| l.contains(&here)).count(), 1);
+        let target = c_path(&root).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) },
+            0
+        );
+    }
 
     #[test]
     fn teardown_removes_the_directories_of_its_scope_only() {
