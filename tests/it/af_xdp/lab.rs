@@ -178,6 +178,24 @@ fn host_attached_xdp_pins_are_per_node_and_removed_by_teardown_and_destroy() {
             );
         }
     }
+    // Without the pin the tool would load its own program: the node may
+    // not (no CAP_BPF, and the profile allows no BPF_MAP_CREATE).
+    let own = crate::support::lab::docker(&[
+        "exec",
+        "-e",
+        "LABCTL_XDP_DIR=/nowhere",
+        &lab.container("ponger"),
+        "lab-pong",
+        "eth1",
+        "--count",
+        "1",
+    ]);
+    assert!(!own.status.success(), "{}", stdout(&own));
+    assert!(
+        stderr(&own).contains("af_xdp is not available: bpf() was refused (EPERM)"),
+        "{}",
+        stderr(&own)
+    );
     let out = labctl(&["destroy", &lab.name]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_nothing_left(&lab.name);
