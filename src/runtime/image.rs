@@ -18,6 +18,7 @@ use std::time::Instant;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -338,7 +339,108 @@ async fn build(
 /// image that mounts the volume (never started) makes Docker copy
 /// /lab/bin into it if it is empty; a filled volume is left as it is. The
 /// container carries the lab's labels so `destroy` finds it after a crash.
+///
+/// Docker skips the copy into a volume that is not empty, so two runs
+/// filling it at once (or a labctl killed mid-copy) could leave a run
+/// with half the tools: fills of one volume take turns under a host lock,
+/// and a volume found incomplete afterwards is removed and filled again.
 pub async fn fill_tools_volume(
+    docker: &Docker,
+    image: &ToolsImage,
+    lab: &str,
+    instance: &names::Instance,
+    run: &RunId,
+) -> Result<(), RuntimeError> {
+    let volume = image.volume.clone();
+    let _turn = tokio::task::spawn_blocking(move || lock_volume(Path::new(LOCK_DIR), &volume))
+        .await
+        .map_err(|e| RuntimeError::io("waiting for the tools volume's lock")(e.into()))??;
+    let tools = ToolsDir::locate()?;
+    create_fill_container(docker, image, lab, instance, run).await?;
+    if volume_is_whole(docker, &image.volume, &tools).await? {
+        return Ok(());
+    }
+    // Left half-filled (a labctl killed mid-copy): empty it and fill again.
+    docker
+        .remove_volume(&image.volume, None::<RemoveVolumeOptions>)
+        .await
+        .map_err(RuntimeError::docker(format!(
+            "removing the incomplete tools volume {} (is a lab still using it? \
+             `labctl destroy --all` then run again)",
+            image.volume
+        )))?;
+    create_fill_container(docker, image, lab, instance, run).await?;
+    if volume_is_whole(docker, &image.volume, &tools).await? {
+        Ok(())
+    } else {
+        Err(RuntimeError::io(format!(
+            "filling the tools volume {}",
+            image.volume
+        ))(io::Error::other(
+            "Docker left it without every tool; remove it with `docker volume rm`",
+        )))
+    }
+}
+
+/// Where the tools volumes' fill locks live (tmpfs: gone at boot, as the
+/// processes that held them).
+const LOCK_DIR: &str = "/run/labctl/locks";
+
+/// Waits for this host's turn to fill `volume`. flock(2): the kernel
+/// releases it when the file closes, so a labctl that dies frees it.
+fn lock_volume(dir: &Path, volume: &str) -> Result<File, RuntimeError> {
+    use std::os::fd::AsRawFd;
+    let doing = || format!("locking {}", dir.join(volume).display());
+    std::fs::create_dir_all(dir).map_err(RuntimeError::io(doing()))?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{volume}.lock")))
+        .map_err(RuntimeError::io(doing()))?;
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(file);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(RuntimeError::io(doing())(e));
+        }
+    }
+}
+
+/// Whether the volume holds every tool at its full size. A daemon on
+/// another machine keeps its volumes out of our sight: trusted then.
+async fn volume_is_whole(
+    docker: &Docker,
+    volume: &str,
+    tools: &ToolsDir,
+) -> Result<bool, RuntimeError> {
+    let inspect = docker
+        .inspect_volume(volume)
+        .await
+        .map_err(RuntimeError::docker(format!("looking up volume {volume}")))?;
+    let mountpoint = PathBuf::from(inspect.mountpoint);
+    if !mountpoint.is_dir() {
+        return Ok(true);
+    }
+    Ok(holds_every_tool(&mountpoint, tools.path()))
+}
+
+fn holds_every_tool(copy: &Path, tools: &Path) -> bool {
+    TOOLS.iter().all(|tool| {
+        match (
+            std::fs::metadata(copy.join(tool)),
+            std::fs::metadata(tools.join(tool)),
+        ) {
+            (Ok(have), Ok(want)) => have.is_file() && have.len() == want.len(),
+            _ => false,
+        }
+    })
+}
+
+async fn create_fill_container(
     docker: &Docker,
     image: &ToolsImage,
     lab: &str,
@@ -414,6 +516,47 @@ pub async fn image_path_env(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_volume_missing_a_tool_or_holding_a_cut_one_is_not_whole() {
+        let tools = tempfile::tempdir().unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        for tool in TOOLS {
+            std::fs::write(tools.path().join(tool), b"0123456789").unwrap();
+            std::fs::write(copy.path().join(tool), b"0123456789").unwrap();
+        }
+        assert!(holds_every_tool(copy.path(), tools.path()));
+        // Cut short, as a copy killed midway leaves it.
+        std::fs::write(copy.path().join(TOOLS[3]), b"01234").unwrap();
+        assert!(!holds_every_tool(copy.path(), tools.path()));
+        std::fs::remove_file(copy.path().join(TOOLS[3])).unwrap();
+        assert!(!holds_every_tool(copy.path(), tools.path()));
+    }
+
+    #[test]
+    fn fills_of_one_volume_take_turns() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_volume(dir.path(), "labctl-tools-x").unwrap();
+        let released = Arc::new(AtomicBool::new(false));
+        let second = {
+            let (dir, released) = (dir.path().to_owned(), released.clone());
+            std::thread::spawn(move || {
+                let _turn = lock_volume(&dir, "labctl-tools-x").unwrap();
+                released.load(Ordering::SeqCst)
+            })
+        };
+        // Another volume's lock is free meanwhile.
+        drop(lock_volume(dir.path(), "labctl-tools-y").unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        released.store(true, Ordering::SeqCst);
+        drop(first);
+        assert!(
+            second.join().unwrap(),
+            "the second fill went before the first ended"
+        );
+    }
 
     #[test]
     fn dynamically_linked_tools_are_refused_with_how_to_build_them() {

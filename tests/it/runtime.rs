@@ -657,3 +657,51 @@ fn deploy_until_containers_appear(lab: &TestLab, stderr: Stdio) -> std::process:
     }
     deploy
 }
+
+/// Runs that fill a fresh tools volume at once all get every tool: Docker
+/// skips its copy into a volume that is not empty, so without labctl's
+/// lock the second run saw half the tools ("stat /lab/bin/lab-init").
+#[test]
+fn runs_filling_a_fresh_tools_volume_at_once_all_get_every_tool() {
+    let yaml = format!(
+        r#"
+name: {{name}}
+nodes:
+  box: {{ image: "{}" }}
+steps:
+  - name: tools
+    node: box
+    exec: [/lab/bin/lab-ping, --version]
+"#,
+        busybox_image()
+    );
+    let labs: Vec<TestLab> = (0..3).map(|_| TestLab::new("rfill", &yaml)).collect();
+    // A fresh volume, where no other test holds it (removal fails while a
+    // container uses it: the runs below then only prove they pass).
+    let volumes = docker(&["volume", "ls", "-q", "--filter", "name=labctl-tools-"]);
+    for volume in stdout(&volumes).lines() {
+        docker(&["volume", "rm", volume]);
+    }
+    let dirs: Vec<tempfile::TempDir> = labs.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let children: Vec<Child> = labs
+        .iter()
+        .zip(&dirs)
+        .map(|(lab, dir)| {
+            labctl_command(&[
+                "run",
+                lab.path(),
+                "--runs-dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("labctl run")
+        })
+        .collect();
+    for (child, lab) in children.into_iter().zip(&labs) {
+        let out = child.wait_with_output().expect("labctl run");
+        assert_success(&out, &format!("run of {}", lab.name));
+        assert_nothing_left(&lab.name);
+    }
+}
