@@ -11,8 +11,8 @@ grow without bound (issue 15.2). Target: under 64 MiB each.
 Each run's reference is nothing: the figure is the peak itself, against
 the target. The lab is one busybox node (the host's static busybox,
 FROM scratch). A warm-up run first makes sure the tools image exists: its
-build (first run on a host, or after the tools changed) holds the build
-context in memory and is not measured here.
+build (first run on a host, or after the tools changed) is not what is
+measured here.
 """
 
 import os
@@ -71,8 +71,8 @@ def bench(settings: Settings):
     name = f"{PREFIX}-mem"
     try:
         # The first run on a host (or after the tools changed) builds the
-        # tools image, whose build context labctl holds in memory (the
-        # tools' binaries: hundreds of MiB): not what is measured here.
+        # tools image (the build streams the tools' binaries, hundreds of
+        # MiB, to Docker): not what is measured here.
         warm = settings.workdir / f"{name}-warm.yaml"
         warm.write_text(f"name: {name}\nnodes:\n  box: {{}}\n  other: {{ image: {image} }}\nsteps: []\n")
         with tempfile.TemporaryDirectory(dir=settings.workdir) as runs_dir:

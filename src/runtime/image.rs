@@ -105,17 +105,12 @@ impl ToolsDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
-
-    fn read(&self, tool: &str) -> Result<Vec<u8>, RuntimeError> {
-        let path = self.0.join(tool);
-        std::fs::read(&path).map_err(RuntimeError::io(format!("reading {}", path.display())))
-    }
 }
 
 /// The build context: the Dockerfile and the tools. A release build of the
 /// tools weighs over 100 MiB and every deploy needs the context's hash, so
 /// the tools are hashed as streams, behind a cache keyed by their metadata
-/// ([`Context::cached_hash`]), and read whole only to build the image.
+/// ([`Context::cached_hash`]), and streamed through a file to build the image.
 pub struct Context {
     tools: ToolsDir,
 }
@@ -201,26 +196,78 @@ impl Context {
 
     /// The context as the tar stream Docker's build endpoint takes; fixed
     /// owners, modes and times, so equal inputs give equal bytes.
-    pub fn tar(&self) -> Result<Vec<u8>, RuntimeError> {
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut files = vec![("Dockerfile", DOCKERFILE.as_bytes().to_vec())];
+    /// Writes the tar to `out`, each tool streamed from its file: the
+    /// tools of a debug build weigh over a GiB, which must not sit in
+    /// memory.
+    pub fn write_tar<W: io::Write>(&self, out: W) -> Result<W, RuntimeError> {
+        let packing = || RuntimeError::io("packing the tools image's build context");
+        let mut tar = tar::Builder::new(out);
+        let dockerfile = DOCKERFILE.as_bytes();
+        tar.append_data(
+            &mut header(dockerfile.len() as u64, 0o644),
+            "Dockerfile",
+            dockerfile,
+        )
+        .map_err(packing())?;
         for tool in TOOLS {
-            files.push((tool, self.tools.read(tool)?));
+            let path = self.tools.0.join(tool);
+            let reading = || RuntimeError::io(format!("reading {}", path.display()));
+            let file = File::open(&path).map_err(reading())?;
+            let len = file.metadata().map_err(reading())?.len();
+            // At most the length the header announces, whatever the file
+            // does meanwhile.
+            tar.append_data(&mut header(len, 0o755), tool, io::Read::take(file, len))
+                .map_err(packing())?;
         }
-        for (name, bytes) in &files {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(if *name == "Dockerfile" { 0o644 } else { 0o755 });
-            header.set_mtime(0);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_cksum();
-            tar.append_data(&mut header, name, bytes.as_slice())
-                .map_err(RuntimeError::io("packing the tools image's build context"))?;
-        }
-        tar.into_inner()
-            .map_err(RuntimeError::io("packing the tools image's build context"))
+        tar.into_inner().map_err(packing())
     }
+}
+
+/// A reproducible tar header: no owner, no time.
+fn header(len: u64, mode: u32) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(len);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_cksum();
+    header
+}
+
+/// The build context in a file of its own that no directory names
+/// (O_TMPFILE; else one unlinked at once), read back as a stream.
+fn context_file(context: &Context) -> Result<File, RuntimeError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir();
+    let creating = || RuntimeError::io(format!("writing the build context in {}", dir.display()));
+    let file = match File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(&dir)
+    {
+        Ok(file) => file,
+        Err(_) => {
+            let path = dir.join(format!("labctl-context-{}", std::process::id()));
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(creating())?;
+            std::fs::remove_file(&path).map_err(creating())?;
+            file
+        }
+    };
+    let mut file = context
+        .write_tar(io::BufWriter::new(file))?
+        .into_inner()
+        .map_err(|e| creating()(e.into_error()))?;
+    io::Seek::rewind(&mut file).map_err(creating())?;
+    Ok(file)
 }
 
 fn add_file(sha: &mut Sha256, name: &str, len: u64) {
@@ -321,7 +368,10 @@ async fn build(
         .rm(true)
         .forcerm(true)
         .build();
-    let body = bollard::body_full(context.tar()?.into());
+    let file = context_file(context)?;
+    let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(file),
+    ));
     let mut output = docker.build_image(options, None, Some(body));
     while let Some(info) = output.next().await {
         let info = info.map_err(RuntimeError::docker(doing()))?;
@@ -662,8 +712,13 @@ mod tests {
     fn the_context_is_a_reproducible_tar_with_every_file() {
         let (_d, tools) = fake_tools(b"binary");
         let context = Context::of(&tools);
-        let bytes = context.tar().unwrap();
-        assert_eq!(bytes, context.tar().unwrap());
+        let bytes = context.write_tar(Vec::new()).unwrap();
+        assert_eq!(bytes, context.write_tar(Vec::new()).unwrap());
+        // What the build streams: the same bytes, from a file no
+        // directory names.
+        let mut streamed = Vec::new();
+        io::Read::read_to_end(&mut context_file(&context).unwrap(), &mut streamed).unwrap();
+        assert_eq!(streamed, bytes);
         let mut archive = tar::Archive::new(bytes.as_slice());
         let names: Vec<String> = archive
             .entries()
