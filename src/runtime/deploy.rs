@@ -335,9 +335,9 @@ async fn build<E: Backend, W: Wiring>(
 
     let started = Instant::now();
     let plans = links::plan(lab, &names::veth_alias(lab.name(), instance, run));
-    wire_links(wiring, &plans, &nodes, options).await?;
+    on_links(wiring, &plans, &nodes, options, LinkWork::Wire).await?;
     add_routes(wiring, lab, &nodes, options).await?;
-    impair_links(wiring, &plans, &nodes, options).await?;
+    on_links(wiring, &plans, &nodes, options, LinkWork::Impair).await?;
     attach_xdp(engine, &specs, &nodes, options).await?;
     timings.push((Phase::Links, started.elapsed()));
     Ok(nodes)
@@ -391,11 +391,22 @@ async fn start_nodes<E: Backend>(
     first_error(results)
 }
 
-async fn wire_links<W: Wiring>(
+/// What [`on_links`] does to each link.
+#[derive(Clone, Copy)]
+enum LinkWork {
+    /// Create the veth pair in its two namespaces.
+    Wire,
+    /// Its impairments' shaping, once the links are wired and routed,
+    /// before any step runs (only links with an impaired end).
+    Impair,
+}
+
+async fn on_links<W: Wiring>(
     wiring: &W,
     plans: &[VethPlan],
     nodes: &[DeployedNode],
     options: &DeployOptions,
+    work: LinkWork,
 ) -> Result<(), RuntimeError> {
     let netns_of = |name: &str| {
         nodes
@@ -404,6 +415,12 @@ async fn wire_links<W: Wiring>(
             .map(|n| n.netns.as_path())
     };
     let results: Vec<Result<(), RuntimeError>> = stream::iter(plans)
+        .filter(|plan| {
+            future::ready(match work {
+                LinkWork::Wire => true,
+                LinkWork::Impair => plan.ends.iter().any(|e| e.shaping.is_some()),
+            })
+        })
         .map(|plan| async move {
             options.cancel.check()?;
             let [a, b] = &plan.ends;
@@ -411,38 +428,10 @@ async fn wire_links<W: Wiring>(
             let (Some(na), Some(nb)) = (netns_of(&a.node), netns_of(&b.node)) else {
                 return Ok(());
             };
-            wiring.wire(plan, [na, nb]).await?;
-            Ok(())
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
-        .await;
-    first_error(results).map(|_| ())
-}
-
-/// Every impaired link's shaping, once the links are wired and routed,
-/// before any step runs.
-async fn impair_links<W: Wiring>(
-    wiring: &W,
-    plans: &[VethPlan],
-    nodes: &[DeployedNode],
-    options: &DeployOptions,
-) -> Result<(), RuntimeError> {
-    let netns_of = |name: &str| {
-        nodes
-            .iter()
-            .find(|n| n.name == name)
-            .map(|n| n.netns.as_path())
-    };
-    let results: Vec<Result<(), RuntimeError>> = stream::iter(plans)
-        .filter(|plan| future::ready(plan.ends.iter().any(|e| e.shaping.is_some())))
-        .map(|plan| async move {
-            options.cancel.check()?;
-            let [a, b] = &plan.ends;
-            let (Some(na), Some(nb)) = (netns_of(&a.node), netns_of(&b.node)) else {
-                return Ok(());
-            };
-            wiring.impair(plan, [na, nb]).await?;
+            match work {
+                LinkWork::Wire => wiring.wire(plan, [na, nb]).await?,
+                LinkWork::Impair => wiring.impair(plan, [na, nb]).await?,
+            }
             Ok(())
         })
         .buffer_unordered(options.concurrency.max(1))
