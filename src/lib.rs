@@ -12,7 +12,10 @@
 //! - [`run`]: the steps of a lab and the checks on their output.
 //! - [`report`]: summary, JUnit and JSON reports, from a step's results.
 //! - [`tools`]: the packet tools that run inside nodes, and their datalinks.
+//! - [`bpf`]: the bpf(2) syscall, under the af_xdp datalink and the loss
+//!   impairment.
 
+pub mod bpf;
 pub mod lab;
 pub mod lifecycle;
 pub mod links;

@@ -21,9 +21,8 @@
 //! Numbers and layouts are those of include/uapi/linux/{bpf.h,pkt_sched.h,
 //! pkt_cls.h}.
 
-use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use futures_util::StreamExt;
 use rtnetlink::packet_core::{
@@ -36,6 +35,10 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::Handle;
 
 use super::LinkError;
+use crate::bpf::{
+    Insn, Program, BPF_ALU64, BPF_CALL, BPF_DW, BPF_EXIT, BPF_IMM, BPF_JLT, BPF_JMP, BPF_K, BPF_LD,
+    BPF_MOV, BPF_X,
+};
 
 /// What one end's egress gets: the lab's `Impairment` minus what needs
 /// netem (refused before anything is created).
@@ -249,49 +252,11 @@ async fn request(handle: &Handle, message: RouteNetlinkMessage) -> Result<(), rt
 
 // --- the loss program (include/uapi/linux/bpf.h) ---
 
-const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 const BPF_FUNC_GET_PRANDOM_U32: i32 = 7;
 // Direct-action return codes (include/uapi/linux/pkt_cls.h).
 const TC_ACT_OK: i32 = 0;
 const TC_ACT_SHOT: i32 = 2;
-
-const BPF_LD: u8 = 0x00;
-const BPF_JMP: u8 = 0x05;
-const BPF_ALU64: u8 = 0x07;
-const BPF_DW: u8 = 0x18;
-const BPF_IMM: u8 = 0x00;
-const BPF_K: u8 = 0x00;
-const BPF_X: u8 = 0x08;
-const BPF_MOV: u8 = 0xb0;
-const BPF_JLT: u8 = 0xa0;
-const BPF_CALL: u8 = 0x80;
-const BPF_EXIT: u8 = 0x90;
-
-const OBJ_NAME_LEN: usize = 16;
-const LICENSE: &CStr = c"Dual MIT/GPL";
-
-/// struct bpf_insn: `regs` holds dst_reg in its low nibble and src_reg in
-/// its high nibble (the C bitfields, on a little-endian machine).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-impl Insn {
-    const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-        Insn {
-            code,
-            regs: (src << 4) | (dst & 0x0f),
-            off,
-            imm,
-        }
-    }
-}
 
 /// The loss program, for a threshold `drop_below` (0 to 2^32):
 ///
@@ -318,24 +283,6 @@ pub fn loss_program(drop_below: u64) -> [Insn; 8] {
     ]
 }
 
-/// The BPF_PROG_LOAD part of union bpf_attr (up to expected_attach_type).
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; OBJ_NAME_LEN],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
 /// The loaded loss program (BPF_PROG_TYPE_SCHED_CLS).
 struct LossProgram {
     fd: OwnedFd,
@@ -344,45 +291,27 @@ struct LossProgram {
 impl LossProgram {
     fn load(drop_below: u64) -> io::Result<LossProgram> {
         let insns = loss_program(drop_below);
-        let mut prog_name = [0u8; OBJ_NAME_LEN];
-        prog_name[..LOSS_PROGRAM_NAME.len()].copy_from_slice(LOSS_PROGRAM_NAME.as_bytes());
-        let mut attr = ProgLoadAttr {
+        let fd = Program {
             prog_type: BPF_PROG_TYPE_SCHED_CLS,
-            insn_cnt: insns.len() as u32,
-            insns: insns.as_ptr() as u64,
-            license: LICENSE.as_ptr() as u64,
-            prog_name,
-            ..Default::default()
-        };
-        let ret = loop {
-            // SAFETY: attr is a live, initialized #[repr(C)] prefix of
-            // union bpf_attr of the size given (the kernel zero-fills the
-            // rest); insns and license outlive the call.
-            let ret = unsafe {
-                libc::syscall(
-                    libc::SYS_bpf,
-                    BPF_PROG_LOAD,
-                    &mut attr as *mut ProgLoadAttr as *mut libc::c_void,
-                    std::mem::size_of::<ProgLoadAttr>() as libc::c_uint,
-                )
-            };
-            if ret >= 0 {
-                break ret;
-            }
-            let err = io::Error::last_os_error();
-            if !matches!(err.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) {
-                return Err(io::Error::new(
-                    err.kind(),
-                    format!("loading the loss program (bpf BPF_PROG_LOAD): {err}"),
-                ));
-            }
-        };
-        let fd = libc::c_int::try_from(ret)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bpf() returned no fd"))?;
-        // SAFETY: BPF_PROG_LOAD returns a new descriptor nothing else owns.
-        Ok(LossProgram {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+            expected_attach_type: 0,
+            name: LOSS_PROGRAM_NAME.as_bytes(),
+            insns: &insns,
+        }
+        .load()
+        .map_err(|e| {
+            let why = e
+                .verifier
+                .map(|v| format!(" (verifier: {v})"))
+                .unwrap_or_default();
+            io::Error::new(
+                e.error.kind(),
+                format!(
+                    "loading the loss program (bpf BPF_PROG_LOAD): {}{why}",
+                    e.error
+                ),
+            )
+        })?;
+        Ok(LossProgram { fd })
     }
 }
 
@@ -431,7 +360,6 @@ mod tests {
         assert_eq!(insns[4], Insn::new(0xb7, 0, 0, 0, 0));
         assert_eq!(insns[0], Insn::new(0x85, 0, 0, 0, 7));
         assert_eq!(std::mem::size_of::<Insn>(), 8);
-        assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 72);
     }
 
     #[test]

@@ -14,17 +14,22 @@
 //! Numbers and layouts are those of include/uapi/linux/bpf.h; the tests at
 //! the bottom check every offset against that header.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+pub(super) use crate::bpf::LoadError;
+use crate::bpf::{
+    fd_from, name, sys_bpf, Insn, Program, BPF_ALU64, BPF_CALL, BPF_DW, BPF_EXIT, BPF_IMM, BPF_JMP,
+    BPF_K, BPF_LD, BPF_LDX, BPF_MEM, BPF_MOV, BPF_W, OBJ_NAME_LEN,
+};
 
 // enum bpf_cmd
 const BPF_MAP_CREATE: libc::c_int = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
-const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_OBJ_PIN: libc::c_int = 6;
 const BPF_OBJ_GET: libc::c_int = 7;
 const BPF_LINK_CREATE: libc::c_int = 28;
@@ -49,45 +54,8 @@ const BPF_PSEUDO_MAP_FD: u8 = 1;
 const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
 
 // Instruction encoding (classes, sizes and modes shared with classic BPF).
-const BPF_LD: u8 = 0x00;
-const BPF_LDX: u8 = 0x01;
-const BPF_JMP: u8 = 0x05;
-const BPF_ALU64: u8 = 0x07;
-const BPF_W: u8 = 0x00;
-const BPF_DW: u8 = 0x18;
-const BPF_IMM: u8 = 0x00;
-const BPF_MEM: u8 = 0x60;
-const BPF_K: u8 = 0x00;
-const BPF_MOV: u8 = 0xb0;
-const BPF_CALL: u8 = 0x80;
-const BPF_EXIT: u8 = 0x90;
-
-const OBJ_NAME_LEN: usize = 16;
 const PROGRAM_NAME: &[u8] = b"labctl_xsk";
 const MAP_NAME: &[u8] = b"labctl_xsks";
-const LICENSE: &CStr = c"Dual MIT/GPL";
-
-/// struct bpf_insn: `regs` holds dst_reg in its low nibble and src_reg in
-/// its high nibble (the C bitfields, on a little-endian machine).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-impl Insn {
-    const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-        Insn {
-            code,
-            regs: (src << 4) | (dst & 0x0f),
-            off,
-            imm,
-        }
-    }
-}
 
 /// The XDP program:
 ///
@@ -146,24 +114,6 @@ struct MapElemAttr {
     flags: u64,
 }
 
-/// The BPF_PROG_LOAD part of union bpf_attr (up to expected_attach_type).
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; OBJ_NAME_LEN],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
 /// The BPF_OBJ_PIN / BPF_OBJ_GET part of union bpf_attr.
 #[repr(C)]
 struct ObjAttr {
@@ -179,47 +129,6 @@ struct LinkCreateAttr {
     target_ifindex: u32,
     attach_type: u32,
     flags: u32,
-}
-
-fn name(bytes: &[u8]) -> [u8; OBJ_NAME_LEN] {
-    let mut name = [0; OBJ_NAME_LEN];
-    let len = bytes.len().min(OBJ_NAME_LEN - 1);
-    name[..len].copy_from_slice(&bytes[..len]);
-    name
-}
-
-/// bpf(cmd, attr, sizeof attr). The kernel zero-fills the rest of its
-/// larger union, so passing only the part a command uses is fine.
-fn sys_bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long> {
-    loop {
-        // SAFETY: attr points to a live, initialized #[repr(C)] prefix of
-        // union bpf_attr of the size given; pointers inside it (insns,
-        // license, log buffer, key, value) are valid for the call.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd,
-                attr as *mut T as *mut libc::c_void,
-                std::mem::size_of::<T>() as libc::c_uint,
-            )
-        };
-        if ret >= 0 {
-            return Ok(ret);
-        }
-        let err = io::Error::last_os_error();
-        // Program loads may be interrupted or ask to be retried.
-        if !matches!(err.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) {
-            return Err(err);
-        }
-    }
-}
-
-fn fd_from(ret: libc::c_long) -> io::Result<OwnedFd> {
-    let fd = libc::c_int::try_from(ret)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bpf() returned no fd"))?;
-    // SAFETY: on success these bpf() commands return a new descriptor
-    // that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// An XSKMAP with one entry: queue 0 -> our socket.
@@ -313,14 +222,6 @@ fn pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     sys_bpf(BPF_OBJ_PIN, &mut attr).map(drop)
 }
 
-/// Why the program could not be loaded.
-#[derive(Debug)]
-pub(super) struct LoadError {
-    pub(super) error: io::Error,
-    /// The verifier's last line, when it rejected the program.
-    pub(super) verifier: Option<String>,
-}
-
 /// The loaded redirect program.
 pub(super) struct RedirectProgram {
     fd: OwnedFd,
@@ -329,52 +230,15 @@ pub(super) struct RedirectProgram {
 impl RedirectProgram {
     pub(super) fn load(map: &XskMap) -> Result<RedirectProgram, LoadError> {
         let insns = redirect_program(map.fd.as_raw_fd());
-        match Self::load_with_log(&insns, &mut []) {
-            Ok(fd) => Ok(RedirectProgram { fd }),
-            Err(error) if error.raw_os_error() == Some(libc::EPERM) => Err(LoadError {
-                error,
-                verifier: None,
-            }),
-            Err(error) => {
-                // Load again with the verifier's log, to say why.
-                let mut log = vec![0u8; 64 * 1024];
-                let _ = Self::load_with_log(&insns, &mut log);
-                Err(LoadError {
-                    error,
-                    verifier: last_line(&log),
-                })
-            }
-        }
-    }
-
-    fn load_with_log(insns: &[Insn], log: &mut [u8]) -> io::Result<OwnedFd> {
-        let mut attr = ProgLoadAttr {
+        let fd = Program {
             prog_type: BPF_PROG_TYPE_XDP,
-            insn_cnt: insns.len() as u32,
-            insns: insns.as_ptr() as u64,
-            license: LICENSE.as_ptr() as u64,
-            log_level: u32::from(!log.is_empty()),
-            log_size: log.len() as u32,
-            log_buf: if log.is_empty() {
-                0
-            } else {
-                log.as_mut_ptr() as u64
-            },
-            prog_name: name(PROGRAM_NAME),
             expected_attach_type: BPF_XDP,
-            ..Default::default()
-        };
-        fd_from(sys_bpf(BPF_PROG_LOAD, &mut attr)?)
+            name: PROGRAM_NAME,
+            insns: &insns,
+        }
+        .load()?;
+        Ok(RedirectProgram { fd })
     }
-}
-
-fn last_line(log: &[u8]) -> Option<String> {
-    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-    String::from_utf8_lossy(&log[..end])
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| l.trim().to_owned())
 }
 
 /// Where the program runs: in the driver, or after the kernel built an
@@ -429,15 +293,6 @@ mod tests {
     use std::mem::{offset_of, size_of};
 
     #[test]
-    fn instruction_is_eight_bytes_with_registers_in_nibbles() {
-        assert_eq!(size_of::<Insn>(), 8);
-        let insn = Insn::new(0x61, 2, 1, 16, 0);
-        // SAFETY: Insn is #[repr(C)], 8 bytes, no padding.
-        let bytes: [u8; 8] = unsafe { std::mem::transmute(insn) };
-        assert_eq!(bytes, [0x61, 0x12, 16, 0, 0, 0, 0, 0]);
-    }
-
-    #[test]
     fn redirect_program_encodes_as_the_kernel_expects() {
         let program = redirect_program(7);
         // SAFETY: [Insn; 6] is 48 plain bytes.
@@ -467,17 +322,6 @@ mod tests {
         assert_eq!(offset_of!(MapElemAttr, flags), 24);
         assert_eq!(size_of::<MapElemAttr>(), 32);
 
-        assert_eq!(offset_of!(ProgLoadAttr, insns), 8);
-        assert_eq!(offset_of!(ProgLoadAttr, license), 16);
-        assert_eq!(offset_of!(ProgLoadAttr, log_level), 24);
-        assert_eq!(offset_of!(ProgLoadAttr, log_buf), 32);
-        assert_eq!(offset_of!(ProgLoadAttr, kern_version), 40);
-        assert_eq!(offset_of!(ProgLoadAttr, prog_flags), 44);
-        assert_eq!(offset_of!(ProgLoadAttr, prog_name), 48);
-        assert_eq!(offset_of!(ProgLoadAttr, prog_ifindex), 64);
-        assert_eq!(offset_of!(ProgLoadAttr, expected_attach_type), 68);
-        assert_eq!(size_of::<ProgLoadAttr>(), 72);
-
         assert_eq!(offset_of!(ObjAttr, bpf_fd), 8);
         assert_eq!(offset_of!(ObjAttr, file_flags), 12);
         assert_eq!(size_of::<ObjAttr>(), 16);
@@ -486,23 +330,5 @@ mod tests {
         assert_eq!(offset_of!(LinkCreateAttr, attach_type), 8);
         assert_eq!(offset_of!(LinkCreateAttr, flags), 12);
         assert_eq!(size_of::<LinkCreateAttr>(), 16);
-    }
-
-    #[test]
-    fn object_names_are_truncated_and_nul_terminated() {
-        assert_eq!(&name(b"labctl_xsk")[..11], b"labctl_xsk\0");
-        let long = name(b"a_name_longer_than_sixteen");
-        assert_eq!(long[15], 0);
-        assert_eq!(&long[..15], b"a_name_longer_t");
-    }
-
-    #[test]
-    fn verifier_log_gives_its_last_line() {
-        let log = b"0: R1=ctx() R10=fp0\ninvalid bpf_context access off=99\n\n\0garbage";
-        assert_eq!(
-            last_line(log).as_deref(),
-            Some("invalid bpf_context access off=99")
-        );
-        assert_eq!(last_line(b"\0"), None);
     }
 }
