@@ -77,23 +77,7 @@ impl RxRing {
         };
         set_option(fd, libc::PACKET_RX_RING, &request)?;
         let map_len = BLOCK_BYTES * BLOCKS;
-        // SAFETY: a shared read-write mapping of the ring the kernel just
-        // allocated for this socket, of exactly its size; checked below.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let map =
-            NonNull::new(map.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        let map = map_ring(fd, map_len)?;
         Ok(RxRing {
             map,
             map_len,
@@ -256,7 +240,30 @@ fn zero_header() -> libc::tpacket3_hdr {
     unsafe { mem::zeroed() }
 }
 
-fn set_option<T>(fd: RawFd, option: libc::c_int, value: &T) -> io::Result<()> {
+/// Maps the receive ring the kernel just allocated for socket `fd`, of
+/// exactly `len` bytes (shared, read-write: slots are handed back by
+/// writing their status).
+pub(super) fn map_ring(fd: RawFd, len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a shared read-write mapping of the socket's ring, of its
+    // size; the result is checked below.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(map.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))
+}
+
+/// setsockopt(fd, SOL_PACKET, option, value).
+pub(super) fn set_option<T>(fd: RawFd, option: libc::c_int, value: &T) -> io::Result<()> {
     // SAFETY: the option value is a plain C struct or integer that outlives
     // the call, passed with its size.
     let rc = unsafe {

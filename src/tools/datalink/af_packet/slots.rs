@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::super::Direction;
+use super::ring::{map_ring, set_option};
 
 /// The ring's size, whatever the slot size: 8,192 slots of 2 KiB at a
 /// 1500-byte MTU, 100 ms of a flood of 80,000 frames a second.
@@ -95,23 +96,7 @@ impl SlotRing {
             tp_frame_nr: slots as libc::c_uint,
         };
         set_option(fd, libc::PACKET_RX_RING, &request)?;
-        // SAFETY: a shared read-write mapping of the ring the kernel just
-        // allocated for this socket, of exactly its size; checked below.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                RING_BYTES,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let memory =
-            NonNull::new(map.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        let memory = map_ring(fd, RING_BYTES)?;
         Ok(SlotRing {
             memory,
             mapped: Some(RING_BYTES),
@@ -260,25 +245,6 @@ pub fn mtu(fd: RawFd, iface: &str) -> Option<u32> {
     }
     // SAFETY: SIOCGIFMTU filled the union's mtu member.
     u32::try_from(unsafe { request.ifr_ifru.ifru_mtu }).ok()
-}
-
-fn set_option<T>(fd: RawFd, option: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: the option value is a plain C struct or integer that outlives
-    // the call, passed with its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_PACKET,
-            option,
-            (value as *const T).cast(),
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 #[cfg(test)]
