@@ -56,6 +56,27 @@ pub enum ProcessError {
     },
 }
 
+/// What every runtime's [`Launcher::set_link`] does once it has looked up
+/// the node's namespace (`netns`: the file, or why it was not found): sets
+/// `interface` up or down there, the error naming the node and interface.
+pub async fn set_link_state<E: std::fmt::Display>(
+    netns: Result<std::path::PathBuf, E>,
+    node: &str,
+    interface: &str,
+    up: bool,
+) -> Result<(), ProcessError> {
+    let failed = |reason: String| ProcessError::LinkState {
+        node: node.to_owned(),
+        interface: interface.to_owned(),
+        state: if up { "up" } else { "down" },
+        reason,
+    };
+    let netns = netns.map_err(|e| failed(e.to_string()))?;
+    crate::links::set_link_state(&netns, interface, up)
+        .await
+        .map_err(|e| failed(e.to_string()))
+}
+
 /// Controls one running process.
 pub trait Control: Send + Sync {
     /// Sends `signal`; a process that already ended is not an error.

@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 
 use super::exec::{ExecHandle, ExecOutput};
 use super::DockerRuntime;
-use crate::runtime::process::{Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream};
+use crate::runtime::process::{
+    self, Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream,
+};
 
 /// Starts steps in the nodes of one deployed lab.
 pub struct DockerLauncher {
@@ -81,20 +83,8 @@ impl Launcher for DockerLauncher {
         up: bool,
     ) -> BoxFuture<'a, Result<(), ProcessError>> {
         async move {
-            let failed = |reason: String| ProcessError::LinkState {
-                node: node.to_owned(),
-                interface: interface.to_owned(),
-                state: if up { "up" } else { "down" },
-                reason,
-            };
-            let netns = self
-                .runtime
-                .node_netns(&self.lab, node)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            crate::links::set_link_state(&netns, interface, up)
-                .await
-                .map_err(|e| failed(e.to_string()))
+            let netns = self.runtime.node_netns(&self.lab, node).await;
+            process::set_link_state(netns, node, interface, up).await
         }
         .boxed()
     }

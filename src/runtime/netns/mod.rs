@@ -421,18 +421,10 @@ impl Launcher for NetnsLauncher {
         up: bool,
     ) -> BoxFuture<'a, Result<(), ProcessError>> {
         async move {
-            let failed = |reason: String| ProcessError::LinkState {
-                node: node.to_owned(),
-                interface: interface.to_owned(),
-                state: if up { "up" } else { "down" },
-                reason,
-            };
-            let (name, _) = node_record(&self.lab, node)
+            let netns = node_record(&self.lab, node)
                 .await
-                .map_err(|e| failed(e.to_string()))?;
-            crate::links::set_link_state(&ns::netns_path(&name), interface, up)
-                .await
-                .map_err(|e| failed(e.to_string()))
+                .map(|(name, _)| ns::netns_path(&name));
+            super::process::set_link_state(netns, node, interface, up).await
         }
         .boxed()
     }
