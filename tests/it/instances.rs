@@ -7,31 +7,8 @@ use std::time::{Duration, Instant};
 use crate::support::bin;
 use crate::support::lab::{
     assert_nothing_left, assert_success, containers_of, labctl, stderr, stdout, TestLab,
+    PING_PAIR_LAB,
 };
-
-const PING_LAB: &str = "\
-name: {name}
-nodes:
-  a: {}
-  b: {}
-links:
-  - endpoints: [\"a:eth1\", \"b:eth1\"]
-    ipv4: [\"198.18.7.1/24\", \"198.18.7.2/24\"]
-steps:
-  - name: pong
-    node: b
-    exec: [lab-pong, eth1]
-    background: true
-    ready: \"listening on eth1\"
-  - name: ping
-    node: a
-    exec: [lab-ping, eth1, 198.18.7.2, --count, \"3\", --interval, 100ms]
-    timeout: 10s
-    expect:
-      exit: 0
-      stdout:
-        - contains: \"3 packets transmitted, 3 received, 0% packet loss\"
-";
 
 /// A lab that stays up for a minute (a long ping), so a test can look at
 /// it while its run is alive.
@@ -75,7 +52,7 @@ fn wait_for_containers(lab: &str, n: usize) {
 
 #[test]
 fn the_same_lab_file_runs_twice_at_once_and_both_pass() {
-    let lab = TestLab::new("twice", PING_LAB);
+    let lab = TestLab::new("twice", PING_PAIR_LAB);
     let runs = tempfile::tempdir().unwrap();
     let first = spawn_run(&lab, runs.path(), &[]);
     let second = spawn_run(&lab, runs.path(), &[]);
@@ -102,9 +79,9 @@ fn the_same_lab_file_runs_twice_at_once_and_both_pass() {
 #[test]
 fn lab_a_node_b_x_and_lab_a_b_node_x_run_side_by_side() {
     let base = crate::support::unique("n");
-    // Node `a` of PING_LAB renamed.
+    // Node `a` of PING_PAIR_LAB renamed.
     let yaml = |node: &str| {
-        PING_LAB
+        PING_PAIR_LAB
             .replace("a:", &format!("{node}:"))
             .replace("node: a", &format!("node: {node}"))
     };
@@ -212,7 +189,7 @@ fn destroy_force_removes_a_lab_in_use() {
 
 #[test]
 fn exec_inspect_and_destroy_find_a_lab_by_instance_or_by_lab() {
-    let lab = TestLab::new("inst", PING_LAB);
+    let lab = TestLab::new("inst", PING_PAIR_LAB);
     let (one, two) = (format!("{}-one", lab.name), format!("{}-two", lab.name));
     for name in [&one, &two] {
         assert_success(
