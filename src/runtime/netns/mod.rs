@@ -43,7 +43,7 @@ use super::process::{Chunk, Control, Launched, Launcher, ProcessError, Signal, S
 use super::progress::Progress;
 use super::{Runtime, NODE_OUT_DIR};
 
-pub use ns::NodeRecord;
+pub use ns::{NodeRecord, RecordBind};
 
 /// What `inspect` shows as a netns node's image.
 pub const IMAGE: &str = "(netns)";
@@ -132,14 +132,41 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Whether a bind can be mounted in a netns node: its target exists on
+/// the host and is of the same kind as its source (a mount point is never
+/// created on the host's filesystem).
+fn bind_target_fits(bind: &crate::lab::Bind) -> bool {
+    match std::fs::metadata(&bind.target) {
+        Ok(target) => target.is_dir() == bind.host.is_dir(),
+        Err(_) => false,
+    }
+}
+
 /// Refuses what a bare namespace cannot give a node, before anything is
-/// created: an image, sysctls of namespaces it does not have.
+/// created: an image, sysctls of namespaces it does not have, a bind
+/// whose target is not on the host.
 pub fn check_lab(lab: &Lab) -> Result<(), RuntimeError> {
     for node in lab.nodes() {
         if let Some(image) = &node.image {
             return Err(RuntimeError::NetnsUnsupported {
                 node: node.name.clone(),
                 what: format!("has image {image}"),
+            });
+        }
+        if let Some(bind) = node.binds.iter().find(|b| !bind_target_fits(b)) {
+            return Err(RuntimeError::NetnsUnsupported {
+                node: node.name.clone(),
+                what: format!(
+                    "binds {} on {}, which is not a {} on this host (a netns node mounts a \
+                     bind over the host's own path, for its processes only)",
+                    bind.host.display(),
+                    bind.target.display(),
+                    if bind.host.is_dir() {
+                        "directory"
+                    } else {
+                        "file"
+                    }
+                ),
             });
         }
         if let Some(key) = node.sysctls.keys().find(|k| ns::sysctl_path(k).is_none()) {
@@ -181,6 +208,15 @@ impl Backend for NetnsBackend {
             labels: spec.labels.clone(),
             env: spec.env.clone(),
             caps: spec.cap_add.clone(),
+            binds: spec
+                .binds
+                .iter()
+                .map(|b| RecordBind {
+                    host: b.host.clone(),
+                    target: b.target.clone(),
+                    read_only: b.read_only,
+                })
+                .collect(),
         };
         let mut sysctls: Vec<(String, String)> = spec
             .sysctls
@@ -571,6 +607,32 @@ mod tests {
     }
 
     #[test]
+    fn a_bind_needs_a_host_target_of_its_own_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("conf"), "x").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let with_bind = |bind: &str| {
+            let src = format!("name: x\nnodes:\n  a: {{ binds: [\"{bind}\"] }}\n");
+            crate::lab::parse(&src, &dir.path().join("t.yaml")).unwrap_or_else(|e| panic!("{e}"))
+        };
+        // A file over an existing file, a directory over a directory.
+        assert!(check_lab(&with_bind("./conf:/etc/hostname")).is_ok());
+        assert!(check_lab(&with_bind("./sub:/etc")).is_ok());
+        for (bind, kind) in [
+            ("./conf:/nonexistent-labctl/conf", "file"),
+            ("./sub:/etc/hostname", "directory"),
+            ("./conf:/etc", "file"),
+        ] {
+            let err = check_lab(&with_bind(bind)).unwrap_err().to_string();
+            assert!(
+                err.starts_with("node a binds ")
+                    && err.contains(&format!("not a {kind} on this host")),
+                "{bind}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn found_nodes_are_listed_by_scope() {
         let record = NodeRecord {
             labels: HashMap::from([
@@ -581,6 +643,7 @@ mod tests {
             ]),
             env: vec![],
             caps: vec![],
+            binds: vec![],
         };
         let found = |record: Option<NodeRecord>| ns::Found {
             name: "labctl-ab.n".into(),

@@ -45,6 +45,18 @@ pub struct NodeRecord {
     pub env: Vec<String>,
     /// Capabilities (Docker's names) steps keep.
     pub caps: Vec<String>,
+    /// The node's `binds`, mounted in each step's own mount namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<RecordBind>,
+}
+
+/// One bind of a netns node: `host` mounted on `target` (an existing host
+/// path) for the node's processes only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordBind {
+    pub host: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
 }
 
 /// The namespace file of node namespace `name`.

@@ -11,8 +11,10 @@
 //! 3. `unshare` a mount and a UTS namespace: the node's directory is
 //!    bind-mounted on `/lab/out` and the tools on `/lab/bin` (read-only),
 //!    seen by this process and its children only, and the hostname is
-//!    the node's name. Mounts propagate from the host into it (slave), so
-//!    they die with the process and hold nothing of the host.
+//!    the node's name; the node's `binds` are mounted over their targets,
+//!    host paths that must exist (checked before the node is made). Mounts
+//!    propagate from the host into it (slave), so they die with the process
+//!    and hold nothing of the host.
 //! 4. Capabilities: the bounding set, the inheritable and the ambient sets
 //!    are cut to what the node's datalinks need, so after exec root holds
 //!    exactly those (as a container started with `CapDrop: ALL`), and
@@ -141,6 +143,11 @@ pub fn command(
         out: path_c(&ns::out_path(name))?,
         tools: path_c(tools)?,
         hostname: node.as_bytes().to_vec(),
+        binds: record
+            .binds
+            .iter()
+            .map(|b| Ok((path_c(&b.host)?, path_c(&b.target)?, b.read_only)))
+            .collect::<io::Result<_>>()?,
         keep: capability_mask(&record.caps)?,
         last_cap: last_cap(),
     };
@@ -175,6 +182,8 @@ struct ChildSetup {
     out: CString,
     tools: CString,
     hostname: Vec<u8>,
+    /// The node's binds: source, target (an existing host path), read-only.
+    binds: Vec<(CString, CString, bool)>,
     keep: u64,
     last_cap: u32,
 }
@@ -223,6 +232,9 @@ impl ChildSetup {
             ))?;
             self.bind(&self.out, c"/lab/out", false)?;
             self.bind(&self.tools, c"/lab/bin", true)?;
+            for (source, target, read_only) in &self.binds {
+                self.bind(source, target, *read_only)?;
+            }
             rc(libc::sethostname(
                 self.hostname.as_ptr().cast(),
                 self.hostname.len(),
