@@ -217,6 +217,7 @@ impl Backend for NetnsBackend {
                     read_only: b.read_only,
                 })
                 .collect(),
+            bpffs: spec.cap_add.iter().any(|cap| cap == "BPF"),
         };
         let mut sysctls: Vec<(String, String)> = spec
             .sysctls
@@ -644,6 +645,7 @@ mod tests {
             env: vec![],
             caps: vec![],
             binds: vec![],
+            bpffs: false,
         };
         let found = |record: Option<NodeRecord>| ns::Found {
             name: "labctl-ab.n".into(),

@@ -32,6 +32,8 @@ pub const STATE_DIR: &str = "/run/labctl/netns";
 const RECORD: &str = "node.json";
 /// The node's `/lab/out`, inside its directory.
 const OUT: &str = "out";
+/// The node's own BPF filesystem, inside its directory.
+const BPFFS: &str = "bpf";
 /// `statfs` type of a namespace file.
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
@@ -48,6 +50,11 @@ pub struct NodeRecord {
     /// The node's `binds`, mounted in each step's own mount namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binds: Vec<RecordBind>,
+    /// The node holds BPF: a BPF filesystem of its own is mounted in its
+    /// directory and seen by its processes at `/sys/fs/bpf`, where BPF
+    /// tools pin their maps and programs (libxdp, bpftool, iproute2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bpffs: bool,
 }
 
 /// One bind of a netns node: `host` mounted on `target` (an existing host
@@ -72,6 +79,12 @@ pub fn state_path(name: &str) -> PathBuf {
 /// The node's `/lab/out` on the host.
 pub fn out_path(name: &str) -> PathBuf {
     state_path(name).join(OUT)
+}
+
+/// Where the node's own BPF filesystem is mounted on the host
+/// ([`NodeRecord::bpffs`]).
+pub fn bpffs_path(name: &str) -> PathBuf {
+    state_path(name).join(BPFFS)
 }
 
 fn io_context(doing: impl Into<String>) -> impl FnOnce(io::Error) -> io::Error {
@@ -146,6 +159,12 @@ pub fn create(name: &str, record: &NodeRecord, sysctls: &[(String, String)]) -> 
         "writing {}",
         state.join(RECORD).display()
     )))?;
+    if record.bpffs {
+        if let Err(e) = mount_bpffs(&bpffs_path(name)) {
+            let _ = remove(name);
+            return Err(e);
+        }
+    }
     let target = netns_path(name);
     let sysctls = sysctls.to_vec();
     let made = std::thread::Builder::new()
@@ -158,6 +177,27 @@ pub fn create(name: &str, record: &NodeRecord, sysctls: &[(String, String)]) -> 
         let _ = remove(name);
     }
     made.map_err(io_context(format!("creating network namespace {name}")))
+}
+
+/// A fresh BPF filesystem on `dir` (made here), for one node: its pins
+/// are its own, and go when teardown unmounts it.
+fn mount_bpffs(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir(dir).map_err(io_context(format!("creating {}", dir.display())))?;
+    let target = cstring(dir)?;
+    // SAFETY: valid NUL-terminated strings.
+    check(unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            target.as_ptr(),
+            c"bpf".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            c"mode=0700".as_ptr().cast(),
+        )
+    })
+    .map_err(io_context(format!(
+        "mounting a BPF filesystem on {}",
+        dir.display()
+    )))
 }
 
 /// On a thread of its own (it ends right after): a new network namespace,
@@ -391,6 +431,11 @@ fn unmount_and_delete(name: &str) -> io::Result<()> {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_context(format!("removing {}", netns.display()))(e)),
+    }
+    if let Ok(c) = cstring(&bpffs_path(name)) {
+        // SAFETY: as above; a node without a BPF filesystem has no such
+        // mount point (ENOENT). Detached, its pins are freed with it.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     }
     let state = state_path(name);
     match std::fs::remove_dir_all(&state) {

@@ -12,7 +12,8 @@
 //!    bind-mounted on `/lab/out` and the tools on `/lab/bin` (read-only),
 //!    seen by this process and its children only, and the hostname is
 //!    the node's name; the node's `binds` are mounted over their targets,
-//!    host paths that must exist (checked before the node is made). Mounts
+//!    host paths that must exist (checked before the node is made), and a
+//!    node that holds BPF sees its own BPF filesystem at `/sys/fs/bpf`. Mounts
 //!    propagate from the host into it (slave), so they die with the process
 //!    and hold nothing of the host.
 //! 4. Capabilities: the bounding set, the inheritable and the ambient sets
@@ -148,6 +149,11 @@ pub fn command(
             .iter()
             .map(|b| Ok((path_c(&b.host)?, path_c(&b.target)?, b.read_only)))
             .collect::<io::Result<_>>()?,
+        bpffs: if record.bpffs {
+            Some(path_c(&ns::bpffs_path(name))?)
+        } else {
+            None
+        },
         keep: capability_mask(&record.caps)?,
         last_cap: last_cap(),
     };
@@ -184,6 +190,8 @@ struct ChildSetup {
     hostname: Vec<u8>,
     /// The node's binds: source, target (an existing host path), read-only.
     binds: Vec<(CString, CString, bool)>,
+    /// The node's own BPF filesystem, seen at `/sys/fs/bpf`.
+    bpffs: Option<CString>,
     keep: u64,
     last_cap: u32,
 }
@@ -234,6 +242,9 @@ impl ChildSetup {
             self.bind(&self.tools, c"/lab/bin", true)?;
             for (source, target, read_only) in &self.binds {
                 self.bind(source, target, *read_only)?;
+            }
+            if let Some(bpffs) = &self.bpffs {
+                self.bind(bpffs, c"/sys/fs/bpf", false)?;
             }
             rc(libc::sethostname(
                 self.hostname.as_ptr().cast(),
