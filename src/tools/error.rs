@@ -52,6 +52,10 @@ pub enum ToolError {
         tries: u32,
         waited: Duration,
     },
+    /// SIGINT or SIGTERM came while the tool was still resolving its next
+    /// hop: it stops at once, with nothing sent.
+    #[error("interrupted while resolving {target} on {iface} (ARP): nothing was sent")]
+    Interrupted { target: Ipv4Addr, iface: String },
     /// No next hop for the destination, or the table could not be read.
     #[error("{0}")]
     Route(#[from] RouteError),
@@ -72,7 +76,9 @@ impl ToolError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ToolError::Usage(_) => EXIT_USAGE,
-            ToolError::NoArpReply { .. } => EXIT_NO_REPLY,
+            // As an interrupted ping or generator that got no reply or
+            // sent nothing.
+            ToolError::NoArpReply { .. } | ToolError::Interrupted { .. } => EXIT_NO_REPLY,
             ToolError::Route(RouteError::Netlink(_)) => EXIT_INTERFACE,
             ToolError::Route(_) => EXIT_NO_REPLY,
             ToolError::Stdout(_) | ToolError::Pcap { .. } => EXIT_OUTPUT,

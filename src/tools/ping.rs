@@ -387,7 +387,14 @@ fn resolve(
         mac: me.mac,
     };
     let mut answered = 0;
+    let interrupted = || ToolError::Interrupted {
+        target,
+        iface: me.name.clone(),
+    };
     for _ in 0..ARP_TRIES {
+        if stop.load(Ordering::Relaxed) {
+            return Err(interrupted());
+        }
         // A request the link cannot carry (it is down, or its peer is: the
         // veth has no carrier and the queue refuses) is a try that went
         // unanswered, as on a cut cable; the tries run out as usual.
@@ -398,8 +405,9 @@ fn resolve(
         }
         let deadline = deadline_after(timeout);
         while let Some(left) = time_left(deadline) {
+            // A signal ends the whole resolution, not just this try's wait.
             if stop.load(Ordering::Relaxed) {
-                break;
+                return Err(interrupted());
             }
             let Some(received) = datalink.recv(left).map_err(ToolError::Wire)? else {
                 continue;

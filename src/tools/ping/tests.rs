@@ -582,3 +582,40 @@ fn arp_requests_for_us_are_answered_while_resolving() {
     assert_eq!(reply.arp().unwrap().operation, Arp::REPLY);
     assert_eq!(reply.eth_dst, PEER.mac);
 }
+
+#[test]
+fn a_signal_during_arp_stops_at_once_instead_of_sending_the_other_tries() {
+    let mut link = FakeLink::silent();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let signal = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let started = Instant::now();
+    let me = me();
+    let err = resolve_mac(
+        &mut link,
+        &me,
+        options(1).source,
+        PEER.ip,
+        Duration::from_secs(10),
+        &stop,
+    )
+    .unwrap_err();
+    signal.join().unwrap();
+    // One request, cut short: neither the 10 s wait nor two more requests.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(link.sent.len(), 1);
+    assert!(
+        matches!(err, ToolError::Interrupted { target, .. } if target == PEER.ip),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), crate::tools::error::EXIT_NO_REPLY);
+}
