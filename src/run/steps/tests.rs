@@ -21,6 +21,7 @@ fn exec(name: &str, program: &str) -> Step {
         },
         timeout: Duration::from_secs(5),
         expect: Expect::default(),
+        until: None,
     }
 }
 
