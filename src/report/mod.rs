@@ -200,6 +200,7 @@ pub(crate) mod tests {
             stderr: String::new(),
             stdout_truncated_bytes: 0,
             stderr_truncated_bytes: 0,
+            tries: None,
         }
     }
 
