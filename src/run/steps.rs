@@ -52,8 +52,9 @@ impl Default for StepOptions {
 /// second (stop without grace).
 ///
 /// Each step's output goes to its files in `output_dir` as it comes
-/// ([`step_files`]: `NN-name.stdout`, `.stderr`, raw bytes); memory keeps
-/// the end of each stream, and the checks read the files.
+/// ([`step_files`]: `NN-name.stdout`, `.stderr`, raw bytes; for a step
+/// with `until`, every try after a header line); memory keeps the end of
+/// each stream, and the checks read the files.
 pub struct StepRunner<'a> {
     launcher: &'a dyn Launcher,
     observer: &'a dyn Observer,
