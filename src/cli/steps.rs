@@ -67,8 +67,12 @@ pub fn finished_line(label: &str, result: &StepResult) -> String {
         Status::Skipped => "skipped",
         Status::Interrupted => "interrupted",
     };
+    let tries = result
+        .tries_text()
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default();
     format!(
-        "{label}: {verdict} in {:.2}s",
+        "{label}: {verdict} in {:.2}s{tries}",
         result.duration.as_secs_f64()
     )
 }
@@ -146,6 +150,7 @@ mod tests {
             stderr: String::new(),
             stdout_truncated_bytes: 0,
             stderr_truncated_bytes: 0,
+            tries: None,
         };
         assert_eq!(
             finished_line("[2/5] ping", &r),

@@ -419,6 +419,19 @@ pub struct Step {
     /// to exit.
     pub timeout: Duration,
     pub expect: Expect,
+    /// `until`: run again until the step passes (foreground exec steps
+    /// only).
+    pub until: Option<Until>,
+}
+
+/// How a step that waits for a condition tries again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Until {
+    /// The longest the tries may take together (`until`); a try still
+    /// running then is stopped.
+    pub within: Duration,
+    /// The pause after a try that did not pass (`every`), at most `within`.
+    pub every: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -522,3 +535,6 @@ pub enum Pattern {
 
 /// The default step timeout of the lab format.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default pause between the tries of a step with `until`.
+pub const DEFAULT_UNTIL_EVERY: Duration = Duration::from_secs(1);

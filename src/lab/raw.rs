@@ -270,6 +270,15 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
+    /// A foreground exec step is run again until it passes, for at most
+    /// this long (`30s`, `2m`); each try is bounded by `timeout`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub until: Option<Spanned<String>>,
+    /// With `until`: the pause between tries (default 1s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub every: Option<Spanned<String>>,
     /// Ends the background step of that name and checks its output.
     #[serde(default)]
     #[schemars(with = "Option<String>")]

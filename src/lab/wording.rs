@@ -141,7 +141,9 @@ pub(super) fn expected_here(path: &[Seg]) -> Option<&'static str> {
         [.., Key(k)] if k == "stdout" || k == "stderr" => {
             "a list of checks such as `- match: REGEX` or `- contains: TEXT`"
         }
-        [.., Key(k)] if k == "timeout" => "a duration such as 200ms, 10s or 2m",
+        [.., Key(k)] if ["timeout", "until", "every"].contains(&k.as_str()) => {
+            "a duration such as 200ms, 10s or 2m"
+        }
         [Key(s), Index(_), Key(k)] if s == "steps" && k == "name" => {
             "a string such as \"ping\", unique among the steps"
         }

@@ -138,8 +138,20 @@ fn suite(report: &RunReport) -> TestSuite {
         let mut case = TestCase::new(xml_text(&step.name), status);
         case.set_classname(xml_text(&report.lab));
         case.set_time(step.duration);
-        if !step.stdout.is_empty() {
-            case.set_system_out(output_text(&step.stdout, step.stdout_truncated_bytes));
+        // The testcase of junit-10.xsd has no properties: the tries are
+        // said where a reader of the output looks.
+        match step.tries_text() {
+            Some(tries) => {
+                case.set_system_out(format!(
+                    "[{tries}; the output is the last try's, every try's is in the run \
+                     directory]\n{}",
+                    output_text(&step.stdout, step.stdout_truncated_bytes)
+                ));
+            }
+            None if !step.stdout.is_empty() => {
+                case.set_system_out(output_text(&step.stdout, step.stdout_truncated_bytes));
+            }
+            None => {}
         }
         if !step.stderr.is_empty() {
             case.set_system_err(output_text(&step.stderr, step.stderr_truncated_bytes));
@@ -226,6 +238,21 @@ mod tests {
             xml.contains("<system-out>64 bytes from 198.18.0.2 &lt;&amp;&gt;"),
             "{xml}"
         );
+    }
+
+    #[test]
+    fn the_tries_of_a_step_with_until_open_its_system_out() {
+        let mut converged = step("converged", Status::Passed);
+        converged.tries = Some(5);
+        let xml = junit_xml(&report(vec![converged, step("plain", Status::Passed)])).unwrap();
+        assert!(
+            xml.contains(
+                "<system-out>[5 tries; the output is the last try&apos;s, every try&apos;s is in \
+                 the run directory]\n64 bytes from"
+            ),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("tries;").count(), 1, "{xml}");
     }
 
     #[test]

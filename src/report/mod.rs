@@ -200,6 +200,7 @@ pub(crate) mod tests {
             stderr: String::new(),
             stdout_truncated_bytes: 0,
             stderr_truncated_bytes: 0,
+            tries: None,
         }
     }
 
@@ -257,5 +258,15 @@ pub(crate) mod tests {
         assert_eq!(v["steps"][0]["status"], "failed");
         assert_eq!(v["steps"][0]["duration"], 0.64);
         assert_eq!(v["started"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn tries_are_in_the_json_only_for_a_step_with_until() {
+        let mut converged = step("converged", Status::Passed);
+        converged.tries = Some(5);
+        let r = report(vec![converged, step("ping", Status::Passed)]);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["steps"][0]["tries"], 5);
+        assert!(v["steps"][1].get("tries").is_none(), "{v}");
     }
 }

@@ -22,6 +22,9 @@ pub fn summary(report: &RunReport) -> String {
         if step.status != Status::Skipped {
             let _ = write!(out, "  {:>7.2}s", step.duration.as_secs_f64());
         }
+        if let Some(tries) = step.tries_text() {
+            let _ = write!(out, " ({tries})");
+        }
         out.push('\n');
         if matches!(step.status, Status::Failed | Status::Interrupted) {
             for line in failure_message(step).lines() {
@@ -90,5 +93,27 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("run directory: runs/icmp-r1"), "{text}");
+    }
+
+    #[test]
+    fn a_step_with_until_says_how_many_tries_it_took() {
+        let mut converged = step("converged", Status::Passed);
+        converged.tries = Some(5);
+        let mut once = step("once", Status::Passed);
+        once.tries = Some(1);
+        let text = summary(&report(vec![
+            converged,
+            once,
+            step("plain", Status::Passed),
+        ]));
+        assert!(
+            text.contains("  PASS  converged     0.64s (5 tries)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  PASS  once          0.64s (1 try)\n"),
+            "{text}"
+        );
+        assert!(text.contains("  PASS  plain         0.64s\n"), "{text}");
     }
 }

@@ -58,6 +58,11 @@ pub struct StepResult {
     pub stdout_truncated_bytes: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stderr_truncated_bytes: u64,
+    /// How many times a step with `until` ran its command (its output and
+    /// checks are the last try's); absent for the other steps, which run
+    /// once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tries: Option<u32>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -102,7 +107,14 @@ impl StepResult {
             stderr: String::new(),
             stdout_truncated_bytes: 0,
             stderr_truncated_bytes: 0,
+            tries: None,
         }
+    }
+
+    /// `5 tries`, `1 try`: how many times a step with `until` ran.
+    pub fn tries_text(&self) -> Option<String> {
+        self.tries
+            .map(|n| format!("{n} {}", if n == 1 { "try" } else { "tries" }))
     }
 
     /// Whether memory lacks part of the output (the tail shown is the end

@@ -41,6 +41,9 @@ pub struct Collect {
     pub files: Option<[PathBuf; 2]>,
     /// Matched against each line of both streams.
     pub ready: Option<Regex>,
+    /// Append to the files instead of truncating them (the tries of a step
+    /// with `until` follow each other in the step's files).
+    pub append: bool,
 }
 
 #[derive(Default)]
@@ -61,6 +64,9 @@ pub struct Running {
     shared: Arc<Mutex<Shared>>,
     changed: watch::Receiver<u64>,
     files: Option<[PathBuf; 2]>,
+    /// Where this process's output starts in each file (after what earlier
+    /// tries appended there).
+    starts: [u64; 2],
 }
 
 /// One stream's file; after an error it takes nothing more.
@@ -70,13 +76,25 @@ struct Spool {
 }
 
 impl Spool {
-    fn create(path: &PathBuf) -> (Spool, Option<String>) {
-        match std::fs::File::create(path) {
-            Ok(file) => (
+    /// The file at `path`, created or truncated, or with `append` added
+    /// to; and where the new output starts in it.
+    fn open(path: &PathBuf, append: bool) -> (Spool, u64, Option<String>) {
+        let opened = if append {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|f| Ok((f.metadata()?.len(), f)))
+        } else {
+            std::fs::File::create(path).map(|f| (0, f))
+        };
+        match opened {
+            Ok((start, file)) => (
                 Spool {
                     path: path.clone(),
                     file: Some(file),
                 },
+                start,
                 None,
             ),
             Err(e) => (
@@ -84,6 +102,7 @@ impl Spool {
                     path: path.clone(),
                     file: None,
                 },
+                0,
                 Some(format!("writing {}: {e}", path.display())),
             ),
         }
@@ -117,20 +136,23 @@ impl Running {
             mut output,
             control,
         } = launched;
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        // Opened here rather than in the task, so that where this output
+        // starts in the files is known at once.
+        let mut shared = Shared::default();
+        let mut starts = [0; 2];
+        let mut spools: Option<[Spool; 2]> = None;
+        if let Some([out, err]) = &collect.files {
+            let (o, o_start, e1) = Spool::open(out, collect.append);
+            let (e, e_start, e2) = Spool::open(err, collect.append);
+            spools = Some([o, e]);
+            starts = [o_start, e_start];
+            shared.write_error = e1.or(e2);
+        }
+        let shared = Arc::new(Mutex::new(shared));
         let (tx, changed) = watch::channel(0u64);
         let sink = Arc::clone(&shared);
         let files = collect.files.clone();
         tokio::spawn(async move {
-            let mut spools: Option<[Spool; 2]> = None;
-            if let Some([out, err]) = &collect.files {
-                let (o, e1) = Spool::create(out);
-                let (e, e2) = Spool::create(err);
-                spools = Some([o, e]);
-                if let Some(error) = e1.or(e2) {
-                    lock(&sink).write_error.get_or_insert(error);
-                }
-            }
             let mut ready = collect.ready.map(ReadyLines::new);
             let mut n = 0u64;
             while let Some(chunk) = output.recv().await {
@@ -168,12 +190,28 @@ impl Running {
             shared,
             changed,
             files,
+            starts,
         }
     }
 
     /// The files the streams go to, if any.
     pub fn files(&self) -> Option<&[PathBuf; 2]> {
         self.files.as_ref()
+    }
+
+    /// Where this process's stdout and stderr start in [`Running::files`].
+    pub fn starts(&self) -> [u64; 2] {
+        self.starts
+    }
+
+    /// Whether `other` is a clone of this one (the same process).
+    pub fn same(&self, other: &Running) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// The first error writing the files, if any.
+    pub fn write_error(&self) -> Option<String> {
+        lock(&self.shared).write_error.clone()
     }
 
     /// A copy of what memory holds of the output so far.

@@ -4,6 +4,7 @@
 //! [`Launcher`].
 
 use std::collections::HashMap;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use super::check::{evaluate_streams, StreamSource};
 use super::output::{step_files, window_text};
 use super::result::{Status, StepResult};
 use super::running::{Captured, Collect, Running};
-use crate::lab::{Action, LinkState, Step};
+use crate::lab::{Action, LinkState, Step, Until};
 use crate::runtime::process::{Launcher, Signal};
 
 /// Told about steps as they start and end (progress display).
@@ -51,8 +52,9 @@ impl Default for StepOptions {
 /// second (stop without grace).
 ///
 /// Each step's output goes to its files in `output_dir` as it comes
-/// ([`step_files`]: `NN-name.stdout`, `.stderr`, raw bytes); memory keeps
-/// the end of each stream, and the checks read the files.
+/// ([`step_files`]: `NN-name.stdout`, `.stderr`, raw bytes; for a step
+/// with `until`, every try after a header line); memory keeps the end of
+/// each stream, and the checks read the files.
 pub struct StepRunner<'a> {
     launcher: &'a dyn Launcher,
     observer: &'a dyn Observer,
@@ -177,6 +179,9 @@ impl<'a> StepRunner<'a> {
         for (i, (step, result)) in steps.iter().zip(results).enumerate() {
             let ours = step_files(&self.output_dir, i, &step.name);
             let streamed = match &step.action {
+                // The tries of a step with until wrote their headers there,
+                // even if none started.
+                Action::Exec { .. } if step.until.is_some() => true,
                 Action::Exec { .. } => self.lock_started().iter().any(|r| r.files() == Some(&ours)),
                 _ => false,
             };
@@ -223,6 +228,7 @@ impl<'a> StepRunner<'a> {
         node: &str,
         argv: &[String],
         ready: Option<&Regex>,
+        append: bool,
     ) -> Result<Running, String> {
         let launched = self
             .launcher
@@ -232,6 +238,7 @@ impl<'a> StepRunner<'a> {
         let collect = Collect {
             files: Some(step_files(&self.output_dir, index, &step.name)),
             ready: ready.cloned(),
+            append,
         };
         let running = Running::collect_with(launched, collect);
         self.lock_started().push(running.clone());
@@ -302,23 +309,134 @@ impl<'a> StepRunner<'a> {
         argv: &[String],
         result: &mut StepResult,
     ) {
-        let mut running = match self.launch(index, step, node, argv, None).await {
+        match step.until {
+            None => {
+                self.run_once(index, step, node, argv, None, result).await;
+            }
+            Some(until) => self.until(index, step, node, argv, until, result).await,
+        }
+    }
+
+    /// Runs a foreground command to its end, at most its timeout and, for
+    /// a try of a step with `until`, not past `deadline`. The process, if
+    /// it started.
+    async fn run_once(
+        &self,
+        index: usize,
+        step: &Step,
+        node: &str,
+        argv: &[String],
+        deadline: Option<tokio::time::Instant>,
+        result: &mut StepResult,
+    ) -> Option<Running> {
+        let mut running = match self
+            .launch(index, step, node, argv, None, deadline.is_some())
+            .await
+        {
             Ok(r) => r,
-            Err(e) => return result.fail(e),
+            Err(e) => {
+                result.fail(e);
+                return None;
+            }
         };
-        let in_time = tokio::time::timeout(step.timeout, running.ended_async())
+        let timeout_at = tokio::time::Instant::now() + step.timeout;
+        let cut_at = deadline.map_or(timeout_at, |d| d.min(timeout_at));
+        let in_time = tokio::time::timeout_at(cut_at, running.ended_async())
             .await
             .is_ok();
         if !in_time {
             self.stop(running.clone()).await;
         }
         self.finish(step, &running, result).await;
-        if !in_time {
+        if !in_time && cut_at < timeout_at {
+            result.fail("still running at the end of until and was stopped");
+        } else if !in_time {
             result.fail(format!(
                 "timed out after {} and was stopped",
                 humantime::format_duration(step.timeout)
             ));
         }
+        Some(running)
+    }
+
+    /// A step with `until`: tries until one passes, pausing `every` after
+    /// each that did not. No try starts after the deadline and one still
+    /// running then is stopped, so the step ends near `until` (plus the
+    /// stop's grace at most). The result is the passing try's, or the
+    /// last one's with the number of tries.
+    async fn until(
+        &self,
+        index: usize,
+        step: &Step,
+        node: &str,
+        argv: &[String],
+        until: Until,
+        result: &mut StepResult,
+    ) {
+        let started = tokio::time::Instant::now();
+        let deadline = started + until.within;
+        let mut previous: Option<Running> = None;
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            // Set now, so an interrupted step says how far it got.
+            result.tries = Some(tries);
+            self.try_header(index, step, tries, started.elapsed());
+            let mut attempt = result.clone();
+            let running = self
+                .run_once(index, step, node, argv, Some(deadline), &mut attempt)
+                .await;
+            // A try that did not start leaves the last one's files in place.
+            if let Some(done) = running.and_then(|r| previous.replace(r)) {
+                self.forget(&done);
+            }
+            if attempt.status == Status::Passed {
+                *result = attempt;
+                return;
+            }
+            let next = tokio::time::Instant::now() + until.every;
+            if next >= deadline {
+                let last = match attempt.error.take() {
+                    Some(error) => error,
+                    None if attempt.failures.len() == 1 => "1 check failed".to_owned(),
+                    None => format!("{} checks failed", attempt.failures.len()),
+                };
+                *result = attempt;
+                let tries = result.tries_text().unwrap_or_default();
+                return result.fail(format!(
+                    "did not pass within {}: {tries}; last try: {last}",
+                    humantime::format_duration(until.within)
+                ));
+            }
+            tokio::time::sleep_until(next).await;
+        }
+    }
+
+    /// The line that starts try `n` in both of the step's files (the
+    /// first truncates them): the tries follow each other there.
+    fn try_header(&self, index: usize, step: &Step, n: u32, at: Duration) {
+        let header = format!("--- labctl: try {n}, at {:.2}s ---\n", at.as_secs_f64());
+        for path in step_files(&self.output_dir, index, &step.name) {
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(n > 1)
+                .truncate(n == 1)
+                .open(&path)
+                .and_then(|mut f| f.write_all(header.as_bytes()));
+            if let Err(e) = written {
+                self.write_error(format!("writing {}: {e}", path.display()));
+            }
+        }
+    }
+
+    /// Drops an ended try from the processes an interrupt would stop: a
+    /// step that tries for hours keeps only its last try in memory.
+    fn forget(&self, running: &Running) {
+        if let Some(error) = running.write_error() {
+            self.write_error(error);
+        }
+        self.lock_started().retain(|r| !r.same(running));
     }
 
     async fn start_background(
@@ -330,7 +448,7 @@ impl<'a> StepRunner<'a> {
         ready: Option<&Regex>,
         result: &mut StepResult,
     ) -> Option<Running> {
-        let mut running = match self.launch(index, step, node, argv, ready).await {
+        let mut running = match self.launch(index, step, node, argv, ready, false).await {
             Ok(r) => r,
             Err(e) => {
                 result.fail(e);
@@ -395,11 +513,13 @@ impl<'a> StepRunner<'a> {
             None
         };
         keep_output(&out, result);
-        // The checks read the whole output from the files; without them
-        // (they could not be written), what memory kept.
+        // The checks read the whole output from the files (this try's part
+        // of them); without them (they could not be written), what memory
+        // kept.
         let files = running.files().filter(|_| out.write_error.is_none());
-        let stdout = source(files, 0, &out.stdout, &result.stdout);
-        let stderr = source(files, 1, &out.stderr, &result.stderr);
+        let [stdout_start, stderr_start] = running.starts();
+        let stdout = source(files, 0, stdout_start, &out.stdout, &result.stdout);
+        let stderr = source(files, 1, stderr_start, &out.stderr, &result.stderr);
         let failures = evaluate_streams(&step.expect, exit, stdout, stderr);
         result.failures = failures;
         result.exit = exit;
@@ -431,15 +551,20 @@ impl<'a> StepRunner<'a> {
     }
 }
 
-/// Stream `k` of a process for the checks: its file, or when it has none
-/// (it could not be written) what memory kept.
+/// Stream `k` of a process for the checks: its file from `start` on, or
+/// when it has none (it could not be written) what memory kept.
 fn source<'s>(
     files: Option<&[PathBuf; 2]>,
     k: usize,
+    start: u64,
     kept: &'s [u8],
     tail: &'s str,
 ) -> StreamSource<'s> {
-    let file = files.and_then(|f| std::fs::File::open(&f[k]).ok());
+    let file = files.and_then(|f| {
+        let mut file = std::fs::File::open(&f[k]).ok()?;
+        file.seek(SeekFrom::Start(start)).ok()?;
+        Some(file)
+    });
     StreamSource {
         read: match file {
             Some(f) => Box::new(f),

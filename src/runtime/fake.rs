@@ -411,15 +411,24 @@ impl Script {
 /// Clones share the programs and the record.
 #[derive(Clone, Default)]
 pub struct FakeLauncher {
-    scripts: Arc<HashMap<String, Script>>,
+    /// Each program's scripts, one per launch in turn, the last again.
+    scripts: Arc<HashMap<String, Vec<Script>>>,
+    /// How many times each program was launched.
+    launches: Arc<Mutex<HashMap<String, usize>>>,
     pub signals: Arc<Mutex<Vec<(String, Signal)>>>,
     /// Every command started, as `node: argv[0]`.
     pub launched: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeLauncher {
-    pub fn with(mut self, program: &str, script: Script) -> Self {
-        Arc::make_mut(&mut self.scripts).insert(program.to_owned(), script);
+    pub fn with(self, program: &str, script: Script) -> Self {
+        self.with_each(program, vec![script])
+    }
+
+    /// `program` plays `scripts` in turn, one per launch, then the last
+    /// one again (the tries of a step with `until`).
+    pub fn with_each(mut self, program: &str, scripts: Vec<Script>) -> Self {
+        Arc::make_mut(&mut self.scripts).insert(program.to_owned(), scripts);
         self
     }
 
@@ -469,7 +478,17 @@ impl Launcher for FakeLauncher {
         argv: &'a [String],
     ) -> BoxFuture<'a, Result<Launched, ProcessError>> {
         let program = argv.first().cloned().unwrap_or_default();
-        let script = self.scripts.get(&program).cloned();
+        let nth = {
+            let mut launches = lock(&self.launches);
+            let n = launches.entry(program.clone()).or_default();
+            *n += 1;
+            *n - 1
+        };
+        let script = self
+            .scripts
+            .get(&program)
+            .and_then(|s| s.get(nth).or(s.last()))
+            .cloned();
         lock(&self.launched).push(format!("{node}: {program}"));
         let log = Arc::clone(&self.signals);
         async move {

@@ -387,6 +387,8 @@ fn schema_is_draft_07_json_with_every_key() {
         "background",
         "ready",
         "timeout",
+        "until",
+        "every",
         "wait",
         "expect",
     ] {

@@ -776,3 +776,125 @@ steps:
     assert!(!ro.join("new").exists());
     assert_nothing_left(&lab.name);
 }
+
+/// One netns node whose background step makes /lab/out/ready after 2 s,
+/// then a step that waits for it with `until` (`{until}`, `{every}`).
+const CONVERGES: &str = r#"name: {name}
+runtime: netns
+nodes:
+  r1: {}
+steps:
+  - name: daemon
+    node: r1
+    exec: [sh, -c, "sleep 2; touch /lab/out/ready; exec sleep 60"]
+    background: true
+  - name: converged
+    node: r1
+    exec: [sh, -c, "if test -f /lab/out/ready; then echo ready; else echo not yet; exit 3; fi"]
+    until: {until}
+    every: {every}
+    timeout: 5s
+    expect:
+      stdout:
+        - contains: ready
+"#;
+
+#[test]
+fn a_step_with_until_passes_once_its_condition_holds() {
+    if !crate::support::netns::have_root() {
+        eprintln!("skipped: the netns runtime needs root");
+        return;
+    }
+    let yaml = CONVERGES
+        .replace("{until}", "20s")
+        .replace("{every}", "500ms");
+    let lab = TestLab::new("runtil", &yaml);
+    let run = Run::of(&lab, &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.describe());
+
+    let json = run.json();
+    let step = &json["steps"][1];
+    assert_eq!(step["status"], "passed", "{json}");
+    let tries = step["tries"].as_u64().expect("tries in report.json");
+    // The file appears about 2 s in; tries every 0.5 s.
+    assert!((3..=8).contains(&tries), "{tries} tries: {json}");
+    assert_eq!(step["stdout"], "ready\n", "the passing try's output");
+    assert!(json["steps"][0].get("tries").is_none(), "{json}");
+
+    let summary = stdout(&run.out);
+    assert!(
+        summary.contains(&format!("s ({tries} tries)\n")),
+        "{summary}"
+    );
+    let junit = run.junit();
+    assert!(
+        junit.contains(&format!("<system-out>[{tries} tries; ")),
+        "{junit}"
+    );
+    let xmllint = which_xmllint();
+    if xmllint.is_none() {
+        eprintln!("junit.xml not checked against junit-10.xsd: no xmllint (ci/setup installs it)");
+    }
+    if let Some(xmllint) = xmllint {
+        let file = run.dir.path().join("junit.xml");
+        let lint = std::process::Command::new(xmllint)
+            .args(["--noout", "--schema"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(lint.status.success(), "{}\n{junit}", stderr(&lint));
+    }
+    // The step's file has every try, each after its header line.
+    let file = std::fs::read_to_string(run.run_dir().join("steps/02-converged.stdout")).unwrap();
+    assert_eq!(
+        file.matches("--- labctl: try ").count() as u64,
+        tries,
+        "{file}"
+    );
+    assert_eq!(
+        file.matches("not yet\n").count() as u64,
+        tries - 1,
+        "{file}"
+    );
+    assert!(file.ends_with("ready\n"), "{file}");
+    assert_nothing_left(&lab.name);
+}
+
+#[test]
+fn a_step_with_until_fails_at_its_deadline_with_the_tries_and_the_last_output() {
+    if !crate::support::netns::have_root() {
+        eprintln!("skipped: the netns runtime needs root");
+        return;
+    }
+    // The file never comes.
+    let yaml = CONVERGES
+        .replace("sleep 2; touch /lab/out/ready; ", "")
+        .replace("{until}", "3s")
+        .replace("{every}", "1s");
+    let lab = TestLab::new("runtilx", &yaml);
+    let began = Instant::now();
+    let run = Run::of(&lab, &[]);
+    let took = began.elapsed();
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+
+    let json = run.json();
+    let step = &json["steps"][1];
+    assert_eq!(step["status"], "failed", "{json}");
+    let tries = step["tries"].as_u64().expect("tries in report.json");
+    // Tries at about 0, 1 and 2 s; a fourth would start past 3 s.
+    assert_eq!(tries, 3, "{json}");
+    assert_eq!(step["stdout"], "not yet\n", "{json}");
+    assert_eq!(step["exit"], 3, "{json}");
+    let summary = stdout(&run.out);
+    assert!(
+        summary.contains("did not pass within 3s: 3 tries; last try: 2 checks failed"),
+        "{summary}"
+    );
+    assert!(summary.contains("(3 tries)\n"), "{summary}");
+    assert!(summary.contains("  | not yet"), "{summary}");
+    // Deploy and teardown of one namespace take well under a second; a
+    // step that ignored its deadline would run for its 3 s again and again.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_nothing_left(&lab.name);
+}

@@ -12,7 +12,8 @@ use crate::lab::typed::Spanned;
 use super::names;
 use super::{pos, unknown_hint, Problems};
 use crate::lab::model::{
-    Action, Bounds, Check, Expect, Link, Node, Pattern, Step, DEFAULT_STEP_TIMEOUT,
+    Action, Bounds, Check, Expect, Link, Node, Pattern, Step, Until, DEFAULT_STEP_TIMEOUT,
+    DEFAULT_UNTIL_EVERY,
 };
 use crate::lab::raw::{RawCheck, RawExpect, RawStep};
 
@@ -71,6 +72,7 @@ pub(super) fn resolve(
             check_name(name, &earlier, problems);
         }
         let timeout = timeout(s, &label, problems);
+        let until = until(s, &label, problems);
         let kinds: Vec<(&str, Location)> = [
             ("exec", s.exec.as_ref().map(pos)),
             ("wait", s.wait.as_ref().map(pos)),
@@ -151,6 +153,7 @@ pub(super) fn resolve(
                 action,
                 timeout,
                 expect,
+                until,
             });
         }
     }
@@ -183,13 +186,24 @@ fn check_name(name: &Spanned<String>, earlier: &HashMap<String, Earlier>, proble
 }
 
 fn timeout(step: &RawStep, label: &str, problems: &mut Problems) -> Duration {
-    let Some(text) = &step.timeout else {
-        return DEFAULT_STEP_TIMEOUT;
-    };
+    step.timeout
+        .as_ref()
+        .and_then(|text| duration("timeout", text, label, problems))
+        .unwrap_or(DEFAULT_STEP_TIMEOUT)
+}
+
+/// A duration key of a step (`timeout`, `until`, `every`): more than 0,
+/// at most 24h.
+fn duration(
+    key: &str,
+    text: &Spanned<String>,
+    label: &str,
+    problems: &mut Problems,
+) -> Option<Duration> {
     let why = match humantime::parse_duration(&text.value) {
         Ok(d) if d.is_zero() => "is zero (expected more than 0)".to_owned(),
         Ok(d) if d > MAX_TIMEOUT => "is longer than 24h".to_owned(),
-        Ok(d) => return d,
+        Ok(d) => return Some(d),
         Err(_) if text.value.trim().chars().all(|c| c.is_ascii_digit()) => {
             "has no unit (expected a duration such as 200ms, 10s or 2m)".to_owned()
         }
@@ -197,9 +211,82 @@ fn timeout(step: &RawStep, label: &str, problems: &mut Problems) -> Duration {
     };
     problems.at(
         pos(text),
-        format!("timeout {:?} of step {label} {why}", text.value),
+        format!("{key} {:?} of step {label} {why}", text.value),
     );
-    DEFAULT_STEP_TIMEOUT
+    None
+}
+
+/// `until` and `every`: on foreground exec steps only (the others end
+/// once: a background step keeps running, a wait ends it, a link is set),
+/// `every` only with `until` and not longer than it.
+fn until(step: &RawStep, label: &str, problems: &mut Problems) -> Option<Until> {
+    let written = [("until", &step.until), ("every", &step.every)];
+    let background = step.background.as_ref().is_some_and(|b| b.value);
+    let other = match (&step.exec, &step.wait, &step.link) {
+        (Some(_), _, _) if background => Some((
+            "runs in the background",
+            "; ready waits for a line of its output",
+        )),
+        (None, Some(_), _) => Some(("waits", "")),
+        (None, None, Some(_)) => Some(("sets a link", "")),
+        _ => None,
+    };
+    if let Some((other, hint)) = other {
+        for (key, text) in written {
+            if let Some(text) = text {
+                problems.at(
+                    pos(text),
+                    format!(
+                        "{key} applies to foreground exec steps; step {label} {other} (remove \
+                         {key}{hint})"
+                    ),
+                );
+            }
+        }
+        return None;
+    }
+    let within = step
+        .until
+        .as_ref()
+        .map(|text| duration("until", text, label, problems));
+    let every = step
+        .every
+        .as_ref()
+        .map(|text| (text, duration("every", text, label, problems)));
+    let within = match (within, &every) {
+        (None, None) => return None,
+        (None, Some((text, _))) => {
+            problems.at(
+                pos(*text),
+                format!(
+                    "every of step {label} is the pause between tries, which needs until (add \
+                     until: DURATION, the longest the tries may take, or remove every)"
+                ),
+            );
+            return None;
+        }
+        (Some(within), _) => within?,
+    };
+    let every = match every {
+        // The default pause, where until is shorter, leaves room for a
+        // second try.
+        None => DEFAULT_UNTIL_EVERY.min(within),
+        Some((_, None)) => return None,
+        Some((text, Some(every))) if every > within => {
+            problems.at(
+                pos(text),
+                format!(
+                    "every {:?} of step {label} is longer than its until {} (the pause between \
+                     tries must fit in until)",
+                    text.value,
+                    humantime::format_duration(within)
+                ),
+            );
+            return None;
+        }
+        Some((_, Some(every))) => every,
+    };
+    Some(Until { within, every })
 }
 
 fn exec(

@@ -564,6 +564,39 @@ fn timeouts() {
 }
 
 #[test]
+fn until_and_every() {
+    let step = |keys: &str| with_steps(&format!("  - name: s\n    node: a\n    exec: [x]\n{keys}"));
+    let lab = valid(&step("    until: 30s\n    every: 2s\n"));
+    let until = lab.steps()[0].until.expect("until");
+    assert_eq!((until.within.as_secs(), until.every.as_secs()), (30, 2));
+    let lab = valid(&step("    until: 10s\n"));
+    assert_eq!(lab.steps()[0].until.map(|u| u.every.as_secs()), Some(1));
+    // The default pause never leaves until without a second try.
+    let lab = valid(&step("    until: 300ms\n"));
+    assert_eq!(lab.steps()[0].until.map(|u| u.every.as_millis()), Some(300));
+    assert!(valid(&step("")).steps()[0].until.is_none());
+    assert_problems(
+        &step("    until: 1s\n    every: 2s\n"),
+        &["10:12: every \"2s\" of step \"s\" is longer than its until 1s"],
+    );
+    assert_problems(
+        &step("    every: 2s\n"),
+        &["9:12: every of step \"s\" is the pause between tries, which needs until"],
+    );
+    assert_problems(
+        &step("    until: 2days\n"),
+        &["9:12: until \"2days\" of step \"s\" is longer than 24h"],
+    );
+    assert_problems(
+        &step("    background: true\n    until: 5s\n    every: 1s\n"),
+        &[
+            "10:12: until applies to foreground exec steps; step \"s\" runs in the background",
+            "11:12: every applies to foreground exec steps; step \"s\" runs in the background",
+        ],
+    );
+}
+
+#[test]
 fn count_on_contains_says_how_to_count_lines() {
     let source = with_steps(
         "  - name: s\n    node: a\n    exec: [x]\n    expect:\n      stdout:\n        - contains: '3 packets'\n          count: 3\n",

@@ -6,7 +6,7 @@ use regex::Regex;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::lab::{Check, Expect, Pattern};
+use crate::lab::{Check, Expect, Pattern, Until};
 use crate::runtime::fake::{FakeLauncher, Script};
 use crate::runtime::process::Stream;
 
@@ -21,6 +21,7 @@ fn exec(name: &str, program: &str) -> Step {
         },
         timeout: Duration::from_secs(5),
         expect: Expect::default(),
+        until: None,
     }
 }
 
@@ -451,4 +452,196 @@ async fn a_wait_step_file_holds_its_process_output_and_ready_matches_a_late_line
         std::fs::read_to_string(dir.path().join("02-stop.stderr")).unwrap(),
         "up and ready\n"
     );
+}
+
+// --- until: the tries, on tokio's paused clock ---
+
+fn until(mut step: Step, within: u64, every: u64) -> Step {
+    step.until = Some(Until {
+        within: Duration::from_secs(within),
+        every: Duration::from_secs(every),
+    });
+    step
+}
+
+fn contains(mut step: Step, text: &str) -> Step {
+    step.expect.stdout.push(Check {
+        pattern: Pattern::Contains(text.into()),
+        count: None,
+        bounds: None,
+    });
+    step
+}
+
+#[tokio::test(start_paused = true)]
+async fn until_passes_on_the_third_try_with_each_try_checked_on_its_own_output() {
+    // Each try exits 0: only the checks, on that try's output, tell them
+    // apart (over the whole file, "not yet" would be found on the third).
+    let fake = FakeLauncher::default().with_each(
+        "probe",
+        vec![
+            Script::prints(&["not yet"]),
+            Script::prints(&["not yet"]),
+            Script::prints(&["converged"]),
+        ],
+    );
+    let step = contains(
+        expecting(exec("ospf", "probe"), &[("^not yet$", Some(0))]),
+        "converged",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let begun = tokio::time::Instant::now();
+    let r = run_in(dir.path(), &fake, &[until(step, 30, 1)]).await;
+    assert_eq!(statuses(&r), [Status::Passed], "{:#?}", r[0]);
+    assert_eq!(r[0].tries, Some(3));
+    assert_eq!(r[0].stdout, "converged\n");
+    // Two pauses of 1s, and the fake's 5ms per line.
+    let took = begun.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_millis(2100));
+    // The files keep every try, each after its header.
+    let file = std::fs::read_to_string(dir.path().join("01-ospf.stdout")).unwrap();
+    let lines: Vec<&str> = file.lines().collect();
+    assert_eq!(lines.len(), 6, "{file}");
+    assert!(
+        lines[0].starts_with("--- labctl: try 1, at 0.00s ---"),
+        "{file}"
+    );
+    assert!(lines[2].starts_with("--- labctl: try 2, at 1.0"), "{file}");
+    assert_eq!(
+        [lines[1], lines[3], lines[5]],
+        ["not yet", "not yet", "converged"]
+    );
+    let stderr = std::fs::read_to_string(dir.path().join("01-ospf.stderr")).unwrap();
+    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn until_fails_at_the_deadline_with_the_count_and_the_last_output() {
+    let fake = FakeLauncher::default().with_each(
+        "probe",
+        vec![
+            Script::prints(&["first"]).exits(1),
+            Script::prints(&["later"]).exits(1),
+        ],
+    );
+    let begun = tokio::time::Instant::now();
+    let r = run(&fake, &[until(exec("ospf", "probe"), 5, 1)]).await;
+    assert_eq!(statuses(&r), [Status::Failed]);
+    // Tries at 0, 1, 2, 3 and 4s: a sixth would start after the deadline.
+    assert_eq!(r[0].tries, Some(5));
+    assert_eq!(
+        r[0].error.as_deref(),
+        Some("did not pass within 5s: 5 tries; last try: 1 check failed")
+    );
+    assert_eq!(r[0].failures[0].check, "exit");
+    assert_eq!(r[0].stdout, "later\n");
+    let took = begun.elapsed();
+    assert!(took > Duration::from_secs(4) && took < Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn until_pauses_every_between_tries() {
+    let fake = FakeLauncher::default().with("probe", Script::prints(&["no"]).exits(1));
+    let begun = tokio::time::Instant::now();
+    let r = run(&fake, &[until(exec("ospf", "probe"), 10, 3)]).await;
+    // Tries at 0, 3, 6 and 9s; with the default 1s there would be 10.
+    assert_eq!(r[0].tries, Some(4));
+    assert_eq!(fake.launched.lock().unwrap().len(), 4);
+    let took = begun.elapsed();
+    assert!(took > Duration::from_secs(9) && took < Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_try_still_running_at_the_deadline_is_stopped_there() {
+    // The second try hangs; its own timeout (30s) is far past the deadline.
+    let fake = FakeLauncher::default().with_each(
+        "probe",
+        vec![
+            Script::prints(&["no"]).exits(1),
+            Script::prints(&["stuck"]).until_interrupt("bye"),
+        ],
+    );
+    let begun = tokio::time::Instant::now();
+    let step = until(timeout(exec("ospf", "probe"), 30_000), 2, 1);
+    let r = run(&fake, &[step]).await;
+    assert_eq!(statuses(&r), [Status::Failed]);
+    assert_eq!(r[0].tries, Some(2));
+    assert_eq!(
+        r[0].error.as_deref(),
+        Some(
+            "did not pass within 2s: 2 tries; last try: still running at the end of until and \
+             was stopped"
+        )
+    );
+    assert_eq!(fake.signals_to("probe"), [Signal::Interrupt]);
+    assert_eq!(r[0].stdout, "stuck\nbye\n");
+    let took = begun.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_millis(2100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_try_is_bounded_by_the_step_timeout() {
+    let fake = FakeLauncher::default().with_each(
+        "probe",
+        vec![
+            Script::prints(&["stuck"]).until_interrupt("bye"),
+            Script::prints(&["ok"]),
+        ],
+    );
+    let begun = tokio::time::Instant::now();
+    let r = run(&fake, &[until(timeout(exec("ospf", "probe"), 500), 10, 1)]).await;
+    assert_eq!(statuses(&r), [Status::Passed], "{:#?}", r[0]);
+    assert_eq!(r[0].tries, Some(2));
+    assert_eq!(r[0].error, None);
+    let took = begun.elapsed();
+    assert!(took > Duration::from_millis(1500) && took < Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupt_in_the_pause_stops_the_step_at_once() {
+    let fake = FakeLauncher::default()
+        .with("probe", Script::prints(&["no"]).exits(1))
+        .with("later", Script::prints(&["ok"]));
+    let steps = [until(exec("ospf", "probe"), 60, 30), exec("later", "later")];
+    let interrupt = CancellationToken::new();
+    let trigger = interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        trigger.cancel();
+    });
+    let begun = tokio::time::Instant::now();
+    let r = run_with(&fake, &steps, StepOptions::default(), interrupt).await;
+    assert_eq!(statuses(&r), [Status::Interrupted, Status::Skipped]);
+    assert_eq!(r[0].tries, Some(1));
+    let took = begun.elapsed();
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_millis(3100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupt_during_a_try_stops_it() {
+    let fake = FakeLauncher::default().with_each(
+        "probe",
+        vec![
+            Script::prints(&["no"]).exits(1),
+            Script::prints(&["stuck"]).until_interrupt("bye"),
+        ],
+    );
+    let interrupt = CancellationToken::new();
+    let trigger = interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        trigger.cancel();
+    });
+    let step = until(timeout(exec("ospf", "probe"), 30_000), 60, 1);
+    let r = run_with(&fake, &[step], StepOptions::default(), interrupt).await;
+    assert_eq!(statuses(&r), [Status::Interrupted]);
+    assert_eq!(r[0].tries, Some(2));
+    assert_eq!(fake.signals_to("probe"), [Signal::Interrupt]);
+}
+
+#[tokio::test]
+async fn a_step_without_until_has_no_tries() {
+    let fake = FakeLauncher::default().with("ok", Script::prints(&["fine"]));
+    let r = run(&fake, &[exec("once", "ok")]).await;
+    assert_eq!(r[0].tries, None);
 }
