@@ -95,8 +95,12 @@ pub enum RuntimeError {
     )]
     ImpairmentUnsupported { endpoints: Vec<String> },
 
-    /// Impairments with `delay` or `jitter` need the netem qdisc.
-    #[error("links {} need netem for delay or jitter, but {reason}", links.join(", "))]
+    /// Impairments with `delay`, `jitter`, `duplicate`, `reorder` or
+    /// `corrupt` need the netem qdisc.
+    #[error(
+        "links {} need netem for delay, jitter, duplicate, reorder or corrupt, but {reason}",
+        links.join(", ")
+    )]
     NetemUnavailable { links: Vec<String>, reason: String },
 
     /// A netmap link's largest frame exceeds netmap's buffers; `reason`

@@ -142,7 +142,8 @@ pub fn preflight(lab: &Lab) -> Result<(), RuntimeError> {
     preflight_with(lab, Path::new(netmap::SYSFS), netmap::preflight)
 }
 
-/// Refuses a lab whose impairments need netem (`delay`, `jitter`) when
+/// Refuses a lab whose impairments need netem (`delay`, `jitter`,
+/// `duplicate`, `reorder`, `corrupt`) when
 /// `missing` says the kernel has none: tc would refuse the qdisc only
 /// after the nodes exist.
 fn netem_preflight(
@@ -211,8 +212,8 @@ fn netem_missing_in(sys_module: &Path, lib_modules: &Path) -> Option<String> {
         return None;
     }
     Some(format!(
-        "this kernel has no netem (no {}, and {} lists no sch_netem): remove delay and jitter, \
-         or run on a kernel with CONFIG_NET_SCH_NETEM",
+        "this kernel has no netem (no {}, and {} lists no sch_netem): remove delay, jitter, \
+         duplicate, reorder and corrupt, or run on a kernel with CONFIG_NET_SCH_NETEM",
         sys_module.join("sch_netem").display(),
         dir.display()
     ))
@@ -305,6 +306,44 @@ links:
         // ... and they are applied on af_packet and af_xdp.
         assert!(impairment_preflight(&lossy).is_ok());
         assert!(impairment_preflight(&lab(MIXED)).is_ok());
+    }
+
+    #[test]
+    fn every_netem_key_without_netem_is_refused() {
+        for (key, other_end) in [
+            ("delay: 10ms", "b:eth1"),
+            ("delay: 10ms, jitter: 2ms", "b:eth1"),
+            ("duplicate: 1%", "b:eth1"),
+            ("delay: 10ms, reorder: 25%", "b:eth1"),
+            ("corrupt: 0.1%", "b:eth1"),
+            // On one endpoint only.
+            (
+                "corrupt: 0.1%",
+                "{node: b, interface: eth1, impair: {rate: 1mbit}}",
+            ),
+        ] {
+            let src = format!(
+                "name: n\nnodes: {{a: {{}}, b: {{}}}}\nlinks:\n  - endpoints: \
+                 [{{node: a, interface: eth1, impair: {{{key}}}}}, {other_end}]\n  - endpoints: \
+                 [a:eth2, b:eth2]\n    impair: {{rate: 1mbit, loss: 1%}}\n"
+            );
+            let err = netem_preflight(&lab(&src), netem_missing_in_empty)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(
+                    "links a:eth1 - b:eth1 need netem for delay, jitter, duplicate, reorder or \
+                     corrupt, but this kernel has no netem"
+                ) && err.contains("remove delay, jitter, duplicate, reorder and corrupt"),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    /// The probe on a system with no module files at all.
+    fn netem_missing_in_empty() -> Option<String> {
+        let empty = tempfile::tempdir().unwrap();
+        netem_missing_in(empty.path(), empty.path())
     }
 
     #[test]
