@@ -85,11 +85,11 @@ pub enum RuntimeError {
     )]
     AfXdpNeedsPrivilege { nodes: Vec<String>, reason: String },
 
-    /// `rate` and `loss` on netmap endpoints: netmap's transmit skips the
+    /// Impairments on netmap endpoints: netmap's transmit skips the
     /// qdiscs that apply them, so refused rather than run unimpaired.
     #[error(
         "endpoints {} impair what they send through netmap, whose transmit skips the qdiscs that \
-         apply rate and loss: put those endpoints on af_packet or af_xdp (`datalink:`), or remove \
+         apply impairments: put those endpoints on af_packet or af_xdp (`datalink:`), or remove \
          their `impair`",
         endpoints.join(", ")
     )]

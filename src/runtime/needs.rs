@@ -169,20 +169,17 @@ fn netem_preflight(
     }
 }
 
-/// Refuses a lab with `rate` or `loss` on a netmap endpoint: labctl
-/// applies them to the interface's qdiscs, which netmap's transmit skips
-/// (a native veth adapter hands frames straight to the peer's rings), so
-/// the lab would run unimpaired while its file says it is impaired.
+/// Refuses a lab with an impairment (any key) on a netmap endpoint:
+/// labctl applies them to the interface's qdiscs, which netmap's transmit
+/// skips (a native veth adapter hands frames straight to the peer's
+/// rings), so the lab would run unimpaired while its file says it is
+/// impaired.
 fn impairment_preflight(lab: &Lab) -> Result<(), RuntimeError> {
     let endpoints: Vec<String> = lab
         .links()
         .iter()
         .flat_map(|l| l.endpoints.iter())
-        .filter(|e| {
-            e.datalink == DatalinkKind::Netmap
-                && e.impair
-                    .is_some_and(|i| i.rate.is_some() || i.loss.is_some())
-        })
+        .filter(|e| e.datalink == DatalinkKind::Netmap && e.impair.is_some())
         .map(|e| e.label())
         .collect();
     if endpoints.is_empty() {
@@ -349,11 +346,12 @@ links:
     #[test]
     fn rate_or_loss_on_netmap_is_refused_naming_the_endpoints() {
         let netmap = lab(
-            "name: n\nnodes: {a: {datalink: netmap}, b: {datalink: netmap}}\nlinks:\n  - endpoints:\n      - {node: a, interface: eth1, impair: {loss: 1%}}\n      - b:eth1\n  - endpoints: [a:eth2, b:eth2]\n",
+            "name: n\nnodes: {a: {datalink: netmap}, b: {datalink: netmap}}\nlinks:\n  - endpoints:\n      - {node: a, interface: eth1, impair: {loss: 1%}}\n      - b:eth1\n  - endpoints: [a:eth2, b:eth2]\n  - endpoints:\n      - {node: a, interface: eth3, impair: {duplicate: 1%}}\n      - b:eth3\n",
         );
         let err = impairment_preflight(&netmap).unwrap_err().to_string();
         assert!(
             err.contains("a:eth1")
+                && err.contains("a:eth3")
                 && !err.contains("b:eth1")
                 && !err.contains("eth2")
                 && err.contains("netmap")
