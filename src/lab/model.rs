@@ -340,13 +340,24 @@ pub struct Impairment {
     pub delay: Option<Duration>,
     /// Varies `delay` by up to this much (netem); only with `delay`.
     pub jitter: Option<Duration>,
+    /// The fraction of frames sent twice, 0.0 to 1.0 (netem).
+    pub duplicate: Option<f64>,
+    /// The fraction of frames sent without the delay, so ahead of frames
+    /// delayed before them, 0.0 to 1.0 (netem); only with a `delay`.
+    pub reorder: Option<f64>,
+    /// The fraction of frames with one bit flipped, 0.0 to 1.0 (netem).
+    pub corrupt: Option<f64>,
 }
 
 impl Impairment {
     /// Whether applying it needs netem in the host's kernel (`rate` needs
-    /// tbf and `loss` a tc BPF classifier; `delay` and `jitter` need netem).
+    /// tbf and `loss` a tc BPF classifier; the other keys need netem).
     pub fn needs_netem(&self) -> bool {
-        self.delay.is_some() || self.jitter.is_some()
+        self.delay.is_some()
+            || self.jitter.is_some()
+            || self.duplicate.is_some()
+            || self.reorder.is_some()
+            || self.corrupt.is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -355,7 +366,7 @@ impl Impairment {
 }
 
 impl fmt::Display for Impairment {
-    /// `rate 100mbit, loss 1%, delay 10ms, jitter 2ms`.
+    /// `rate 100mbit, loss 1%, delay 10ms, jitter 2ms, duplicate 1%`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
         if let Some(rate) = self.rate {
@@ -369,6 +380,15 @@ impl fmt::Display for Impairment {
         }
         if let Some(jitter) = self.jitter {
             parts.push(format!("jitter {}", humantime::format_duration(jitter)));
+        }
+        for (key, fraction) in [
+            ("duplicate", self.duplicate),
+            ("reorder", self.reorder),
+            ("corrupt", self.corrupt),
+        ] {
+            if let Some(fraction) = fraction {
+                parts.push(format!("{key} {}%", fraction * 100.0));
+            }
         }
         f.write_str(&parts.join(", "))
     }

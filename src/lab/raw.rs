@@ -179,6 +179,19 @@ pub struct RawImpair {
     #[serde(default)]
     #[schemars(with = "Option<Text>")]
     pub jitter: Option<Spanned<String>>,
+    /// Frames sent twice, such as `0.1%` (needs netem).
+    #[serde(default)]
+    #[schemars(with = "Option<Text>")]
+    pub duplicate: Option<Spanned<String>>,
+    /// Frames sent without the delay, ahead of earlier ones, such as `1%`
+    /// (needs netem; only with delay).
+    #[serde(default)]
+    #[schemars(with = "Option<Text>")]
+    pub reorder: Option<Spanned<String>>,
+    /// Frames with one bit flipped, such as `0.01%` (needs netem).
+    #[serde(default)]
+    #[schemars(with = "Option<Text>")]
+    pub corrupt: Option<Spanned<String>>,
 }
 
 /// A veth pair between two nodes.

@@ -126,7 +126,8 @@ pub(super) fn expected_here(path: &[Seg]) -> Option<&'static str> {
         }
         [.., Key(k)] if k == "at_least" || k == "at_most" => "a number, such as 150000 or 0.5",
         [.., Key(k)] if k == "impair" => {
-            "a mapping with rate, loss, delay or jitter, such as {rate: 100mbit, loss: 1%}"
+            "a mapping with rate, loss, delay, jitter, duplicate, reorder or corrupt, such as \
+             {rate: 100mbit, loss: 1%}"
         }
         [.., Key(k)] if k == "endpoints" => "a list of two endpoints",
         [.., Key(e), Index(_)] if e == "endpoints" => {

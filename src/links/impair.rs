@@ -1,28 +1,37 @@
 //! Impairments on a veth end: what the lab's `impair` asks of the frames
 //! an endpoint sends, applied to the egress of its end of the pair.
 //!
-//! - `rate`: a tbf qdisc as the root qdisc of the interface ([`tbf_options`]
-//!   says how burst and queue are chosen).
 //! - `loss`: a clsact qdisc with a cls_bpf filter in direct-action mode on
 //!   egress, whose eight-instruction program drops a frame when
 //!   `bpf_get_prandom_u32()` falls below `loss * 2^32` ([`loss_program`]).
 //!   The kernel keeps the program for as long as the filter exists; our
 //!   descriptor is closed once the filter holds it.
+//! - `delay`, `jitter`, `duplicate`, `reorder`, `corrupt`: a netem qdisc as
+//!   the root qdisc (handle 1:), [`netem_options`].
+//! - `rate`: a tbf qdisc ([`tbf_options`] says how burst and queue are
+//!   chosen): the root qdisc (1:), or netem's child (parent 1:1, handle
+//!   10:) when the end has netem too, as in tc-netem(8)'s rate example.
 //!
-//! Both live on the interface, so they go with the veth (and the veth with
-//! its node's namespace): teardown has nothing more to remove.
+//! So a frame meets the loss first (the egress clsact hook runs before the
+//! root qdisc), then netem (which duplicates, corrupts and delays it), then
+//! the rate limit: netem hands a frame to its child once its delay is over.
+//! Only `rate` and `loss` work without netem; the other keys are refused
+//! before anything is created where the kernel has none
+//! (`runtime::needs`).
 //!
-//! The egress clsact hook runs before the root qdisc, so with both keys a
-//! frame is first subject to the loss and then to the rate limit. Sends
-//! that skip the qdisc layer (PACKET_QDISC_BYPASS, AF_XDP's transmit) skip
-//! both; the datalinks do not skip it on an interface that has either
+//! All of it lives on the interface, so it goes with the veth (and the
+//! veth with its node's namespace): teardown has nothing more to remove.
+//! Sends that skip the qdisc layer (PACKET_QDISC_BYPASS, AF_XDP's
+//! transmit) would skip it all; the datalinks do not skip it on an
+//! interface whose root qdisc is not `noqueue`, nor where clsact is
 //! (docs/lab-format.md, "Impairments").
 //!
 //! Numbers and layouts are those of include/uapi/linux/{bpf.h,pkt_sched.h,
-//! pkt_cls.h}.
+//! pkt_cls.h,rtnetlink.h}.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use rtnetlink::packet_core::{
@@ -39,29 +48,13 @@ use crate::bpf::{
     Insn, Program, BPF_ALU64, BPF_CALL, BPF_DW, BPF_EXIT, BPF_IMM, BPF_JLT, BPF_JMP, BPF_K, BPF_LD,
     BPF_MOV, BPF_X,
 };
+use crate::lab::Impairment;
 
-/// What one end's egress gets: the lab's `Impairment` minus what needs
-/// netem (refused before anything is created).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Shaping {
-    /// Bits per second.
-    pub rate: Option<u64>,
-    /// A frame is dropped when a random u32 is below this (`loss * 2^32`,
-    /// so 2^32 drops every frame).
-    pub drop_below: Option<u64>,
-}
-
-impl Shaping {
-    pub fn from_impairment(impair: &crate::lab::Impairment) -> Option<Shaping> {
-        let shaping = Shaping {
-            rate: impair.rate,
-            drop_below: impair
-                .loss
-                .filter(|loss| *loss > 0.0)
-                .map(|loss| (loss.clamp(0.0, 1.0) * 4_294_967_296.0).round() as u64),
-        };
-        (shaping != Shaping::default()).then_some(shaping)
-    }
+/// The loss program's threshold for `loss` (a fraction): a frame is
+/// dropped when a random u32 is below it (`loss * 2^32`, so 2^32 drops
+/// every frame). `None` for no loss: 0% is no filter at all.
+pub fn drop_below(loss: f64) -> Option<u64> {
+    (loss > 0.0).then(|| (loss.clamp(0.0, 1.0) * 4_294_967_296.0).round() as u64)
 }
 
 // --- tbf (include/uapi/linux/pkt_sched.h) ---
@@ -143,15 +136,106 @@ pub fn tbf_options(rate: u64, mtu: u32) -> Vec<TcOption> {
     options
 }
 
-/// RTM_NEWQDISC: tbf as the root qdisc of `ifindex` (handle 1:).
-pub fn tbf_message(ifindex: i32, rate: u64, mtu: u32) -> TcMessage {
+/// The root qdisc's handle, 1: (netem's, or tbf's without netem).
+const ROOT_HANDLE: TcHandle = TcHandle { major: 1, minor: 0 };
+/// netem's one class, 1:1, where its child qdisc hangs.
+const NETEM_CLASS: TcHandle = TcHandle { major: 1, minor: 1 };
+/// tbf's handle under netem, 10: (tc-netem(8)'s example; tc reads
+/// handles in hex).
+const TBF_UNDER_NETEM: TcHandle = TcHandle {
+    major: 0x10,
+    minor: 0,
+};
+
+/// RTM_NEWQDISC: tbf on `ifindex`, as the root qdisc (handle 1:) or, with
+/// `under_netem`, as the child of the root netem (parent 1:1, handle 10:).
+pub fn tbf_message(ifindex: i32, rate: u64, mtu: u32, under_netem: bool) -> TcMessage {
     let mut message = TcMessage::with_index(ifindex);
-    message.header.parent = TcHandle::ROOT;
-    message.header.handle = TcHandle { major: 1, minor: 0 };
+    (message.header.parent, message.header.handle) = if under_netem {
+        (NETEM_CLASS, TBF_UNDER_NETEM)
+    } else {
+        (TcHandle::ROOT, ROOT_HANDLE)
+    };
     message.attributes.push(TcAttribute::Kind("tbf".into()));
     message
         .attributes
         .push(TcAttribute::Options(tbf_options(rate, mtu)));
+    message
+}
+
+// --- netem (include/uapi/linux/pkt_sched.h) ---
+
+const TCA_OPTIONS: u16 = 2;
+const TCA_NETEM_REORDER: u16 = 3;
+const TCA_NETEM_CORRUPT: u16 = 4;
+/// netem's queue in frames, tc's default: it holds every frame for its
+/// delay, so beyond 1,000 frames in flight (100,000 frames/s at 10 ms)
+/// netem drops what comes next.
+const NETEM_LIMIT: u32 = 1000;
+
+/// A fraction as netem's probability: of u32::MAX, rounded, as tc writes
+/// it (netem acts when the probability is at least a random u32, so
+/// u32::MAX is every frame).
+fn probability(fraction: f64) -> u32 {
+    (fraction.clamp(0.0, 1.0) * f64::from(u32::MAX)).round() as u32
+}
+
+/// A duration in psched ticks (64 ns).
+fn ticks(duration: Duration) -> u32 {
+    u32::try_from(duration.as_nanos() >> PSCHED_SHIFT).unwrap_or(u32::MAX)
+}
+
+/// TCA_OPTIONS of a netem qdisc for the netem keys of `impair`, as tc
+/// (iproute2 6.1) builds them: struct tc_netem_qopt, then (not nested)
+/// TCA_NETEM_REORDER and TCA_NETEM_CORRUPT when given.
+///
+/// - `latency` and `jitter` in psched ticks, as tc does: labctl's delays
+///   are at most a minute, which fits (tc adds TCA_NETEM_LATENCY64 and
+///   JITTER64, in ns, only beyond u32 ticks, about 274 s).
+/// - `gap` 1 with a reorder, as tc sets it: every frame may be the one
+///   sent at once (netem sends a frame without its delay when the frame
+///   counter reached gap - 1 and the reorder probability is hit).
+/// - `loss` 0: loss stays the BPF filter, so it works without netem and
+///   means the same with it.
+/// - No correlations (TCA_NETEM_CORR): each frame is impaired
+///   independently, as `loss` is.
+pub fn netem_options(impair: &Impairment) -> Vec<u8> {
+    let mut options = Vec::with_capacity(48);
+    let mut field = |value: u32| options.extend_from_slice(&value.to_ne_bytes());
+    field(impair.delay.map_or(0, ticks));
+    field(NETEM_LIMIT);
+    field(0);
+    field(u32::from(impair.reorder.is_some()));
+    field(impair.duplicate.map_or(0, probability));
+    field(impair.jitter.map_or(0, ticks));
+    for (kind, fraction) in [
+        (TCA_NETEM_REORDER, impair.reorder),
+        (TCA_NETEM_CORRUPT, impair.corrupt),
+    ] {
+        if let Some(fraction) = fraction {
+            // struct tc_netem_reorder / tc_netem_corrupt: probability,
+            // correlation; 12 bytes with the attribute's header, aligned.
+            options.extend_from_slice(&12u16.to_ne_bytes());
+            options.extend_from_slice(&kind.to_ne_bytes());
+            options.extend_from_slice(&probability(fraction).to_ne_bytes());
+            options.extend_from_slice(&0u32.to_ne_bytes());
+        }
+    }
+    options
+}
+
+/// RTM_NEWQDISC: netem as the root qdisc of `ifindex` (handle 1:). Its
+/// TCA_OPTIONS is a struct followed by attributes, which `TcOption` does
+/// not express: it goes as raw bytes, flagged as tc flags it (not nested).
+pub fn netem_message(ifindex: i32, impair: &Impairment) -> TcMessage {
+    let mut message = TcMessage::with_index(ifindex);
+    message.header.parent = TcHandle::ROOT;
+    message.header.handle = ROOT_HANDLE;
+    message.attributes.push(TcAttribute::Kind("netem".into()));
+    message.attributes.push(TcAttribute::Other(DefaultNla::new(
+        TCA_OPTIONS,
+        netem_options(impair),
+    )));
     message
 }
 
@@ -191,7 +275,7 @@ pub fn loss_filter_message(ifindex: i32, program_fd: u32) -> TcMessage {
     message
 }
 
-/// Applies `shaping` to interface `ifindex` through `handle` (a netlink
+/// Applies `impair` to interface `ifindex` through `handle` (a netlink
 /// connection inside the interface's namespace); `label` and `mtu` are
 /// the end's, for messages and the tbf burst.
 pub async fn apply(
@@ -199,10 +283,10 @@ pub async fn apply(
     ifindex: u32,
     label: &str,
     mtu: u32,
-    shaping: &Shaping,
+    impair: &Impairment,
 ) -> Result<(), LinkError> {
     let index = i32::try_from(ifindex).unwrap_or(i32::MAX);
-    if let Some(threshold) = shaping.drop_below {
+    if let Some(threshold) = impair.loss.and_then(drop_below) {
         let doing = format!("adding the loss filter (clsact, cls_bpf) on {label}");
         let program = LossProgram::load(threshold).map_err(LinkError::io(doing.clone()))?;
         request(
@@ -221,10 +305,27 @@ pub async fn apply(
         // The filter holds its own reference to the program now.
         drop(program);
     }
-    if let Some(rate) = shaping.rate {
+    let netem = impair.needs_netem();
+    if netem {
+        // Named by its netem keys only: rate and loss are not netem's.
+        let keys = Impairment {
+            rate: None,
+            loss: None,
+            ..*impair
+        };
         request(
             handle,
-            RouteNetlinkMessage::NewQueueDiscipline(tbf_message(index, rate, mtu)),
+            RouteNetlinkMessage::NewQueueDiscipline(netem_message(index, impair)),
+        )
+        .await
+        .map_err(LinkError::netlink(format!(
+            "adding netem ({keys}) on {label}"
+        )))?;
+    }
+    if let Some(rate) = impair.rate {
+        request(
+            handle,
+            RouteNetlinkMessage::NewQueueDiscipline(tbf_message(index, rate, mtu, netem)),
         )
         .await
         .map_err(LinkError::netlink(format!(
@@ -235,11 +336,16 @@ pub async fn apply(
     Ok(())
 }
 
-/// Sends one creating request and waits for its acknowledgement.
-async fn request(handle: &Handle, message: RouteNetlinkMessage) -> Result<(), rtnetlink::Error> {
+/// A creating request, flagged as tc flags its own (`tc qdisc add`).
+fn creating(message: RouteNetlinkMessage) -> NetlinkMessage<RouteNetlinkMessage> {
     let mut request = NetlinkMessage::from(message);
     request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-    let mut responses = handle.clone().request(request)?;
+    request
+}
+
+/// Sends one creating request and waits for its acknowledgement.
+async fn request(handle: &Handle, message: RouteNetlinkMessage) -> Result<(), rtnetlink::Error> {
+    let mut responses = handle.clone().request(creating(message))?;
     while let Some(response) = responses.next().await {
         if let NetlinkPayload::Error(error) = response.payload {
             if error.code.is_some() {
@@ -323,22 +429,10 @@ mod tests {
 
     #[test]
     fn loss_thresholds_follow_the_fraction() {
-        let loss = |l: f64| {
-            Shaping::from_impairment(&crate::lab::Impairment {
-                loss: Some(l),
-                ..Default::default()
-            })
-        };
-        assert_eq!(loss(0.1).unwrap().drop_below, Some(429_496_730));
-        assert_eq!(loss(1.0).unwrap().drop_below, Some(1 << 32));
+        assert_eq!(drop_below(0.1), Some(429_496_730));
+        assert_eq!(drop_below(1.0), Some(1 << 32));
         // 0% is no filter at all.
-        assert_eq!(loss(0.0), None);
-        let rate = Shaping::from_impairment(&crate::lab::Impairment {
-            rate: Some(10_000_000),
-            ..Default::default()
-        })
-        .unwrap();
-        assert_eq!((rate.rate, rate.drop_below), (Some(10_000_000), None));
+        assert_eq!(drop_below(0.0), None);
     }
 
     #[test]
@@ -383,7 +477,7 @@ mod tests {
 
     #[test]
     fn the_tbf_message_carries_the_kernels_layout() {
-        let message = tbf_message(7, 10_000_000, 1500);
+        let message = tbf_message(7, 10_000_000, 1500, false);
         assert_eq!(message.header.index, 7);
         assert_eq!(u32::from(message.header.parent), 0xffff_ffff);
         assert_eq!(u32::from(message.header.handle), 0x0001_0000);
@@ -408,7 +502,7 @@ mod tests {
         assert_eq!(u32_at(28), 156_250, "buffer");
         assert_eq!(options[1].kind(), TCA_TBF_BURST);
         // Over 34 Gbit/s the rate needs TCA_TBF_RATE64.
-        let fast = tbf_message(7, 40_000_000_000, 1500);
+        let fast = tbf_message(7, 40_000_000_000, 1500, false);
         let TcAttribute::Options(options) = &fast.attributes[1] else {
             panic!()
         };
@@ -438,5 +532,319 @@ mod tests {
             TcBpfFlags::DirectAction
         ))));
         assert!(!options_bytes(&filter).is_empty());
+    }
+}
+
+/// labctl's qdisc requests against the bytes iproute2's `tc` sends for
+/// the same qdiscs, decoded and compared field by field.
+///
+/// The fixtures were captured on iproute2 6.1.0 (Debian 12) in a
+/// throwaway namespace, the veth `va` being ifindex 3 there; the kernel
+/// here has no netem and refused both, but the request is what counts:
+///
+/// ```text
+/// unshare -n sh -c 'ip link add va type veth peer name vb
+///   strace -e trace=sendmsg -e write=3 tc qdisc add dev va root handle 1: netem delay 10ms
+///   strace -e trace=sendmsg -e write=3 tc qdisc add dev va root handle 1: \
+///     netem delay 10ms 2ms duplicate 1% reorder 25% corrupt 0.1%
+///   strace -e trace=sendmsg -e write=3 tc qdisc add dev va parent 1:1 handle 10: \
+///     tbf rate 10mbit burst 12500 limit 137500'
+/// ```
+///
+/// (the hex dump of each `sendmsg`, joined). tc's quirks, which labctl
+/// follows: `latency` and `jitter` in psched ticks of 64 ns in struct
+/// tc_netem_qopt, and TCA_NETEM_LATENCY64/JITTER64 only beyond what u32
+/// ticks hold (none here); `gap` 1 with a reorder; `limit` 1000 frames
+/// unless told; probabilities as a fraction of u32::MAX, rounded.
+#[cfg(test)]
+mod tc_compat {
+    use super::*;
+
+    /// include/uapi/linux/rtnetlink.h.
+    const RTM_NEWQDISC: u16 = 36;
+
+    const TC_NETEM_DELAY: &str = "4c0000002400050649d4156b00000000000000000300000000000100ffffffff\
+        000000000a0001006e6574656d0000001c0002005a620200e80300000000000000000000000000000000\
+        0000";
+
+    const TC_NETEM_ALL: &str = "640000002400050647d4156b00000000000000000300000000000100ffffffff\
+        000000000a0001006e6574656d000000340002005a620200e80300000000000001000000295c8f02127a\
+        00000c00030000000040000000000c0004003789410000000000";
+
+    /// The first 88 bytes of tc's 1,124: nlmsghdr, tcmsg, TCA_KIND,
+    /// TCA_OPTIONS with TCA_TBF_PARMS and TCA_TBF_BURST. What follows is
+    /// the 1,024-byte rate table (TCA_TBF_RTAB), which labctl does not
+    /// send: tbf computes from the rate itself and takes the table only
+    /// when given. Its length stays in the headers.
+    const TC_TBF_UNDER_NETEM: &str = "640400002400050647d4156b000000000000000003000000\
+        0000100001000100000000000800010074626600380402002800010003010000ffff0000d01213000000\
+        000000000000000000001c1902005a6202000000000008000600d4300000";
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        let hex: String = hex.split_whitespace().collect();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn u16_at(bytes: &[u8], at: usize) -> u16 {
+        u16::from_ne_bytes(bytes[at..at + 2].try_into().unwrap())
+    }
+
+    fn u32_at(bytes: &[u8], at: usize) -> u32 {
+        u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap())
+    }
+
+    /// Attributes as `(type, value)`, in order; one cut short (a
+    /// truncated fixture) keeps what is there.
+    fn attributes(mut bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut found = Vec::new();
+        while bytes.len() >= 4 {
+            let len = usize::from(u16_at(bytes, 0));
+            assert!(len >= 4, "attribute of length {len}");
+            let end = len.min(bytes.len());
+            found.push((u16_at(bytes, 2), bytes[4..end].to_vec()));
+            bytes = &bytes[((len + 3) & !3).min(bytes.len())..];
+        }
+        found
+    }
+
+    /// One RTM_NEWQDISC request, decoded as far as the tests compare it.
+    #[derive(Debug, PartialEq)]
+    struct Request {
+        kind: u16,
+        flags: u16,
+        ifindex: u32,
+        handle: u32,
+        parent: u32,
+        info: u32,
+        /// TCA_KIND, without its NUL.
+        qdisc: String,
+        options: Vec<u8>,
+    }
+
+    fn decode(bytes: &[u8]) -> Request {
+        // struct nlmsghdr (16 bytes), then struct tcmsg (20 bytes).
+        let attributes = attributes(&bytes[36..]);
+        let value = |kind: u16| {
+            attributes
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no attribute {kind} in {attributes:?}"))
+        };
+        Request {
+            kind: u16_at(bytes, 4),
+            flags: u16_at(bytes, 6),
+            ifindex: u32_at(bytes, 20),
+            handle: u32_at(bytes, 24),
+            parent: u32_at(bytes, 28),
+            info: u32_at(bytes, 32),
+            qdisc: String::from_utf8(value(1))
+                .unwrap()
+                .trim_end_matches('\0')
+                .into(),
+            options: value(TCA_OPTIONS),
+        }
+    }
+
+    /// What labctl sends for `message`, as `request` sends it.
+    fn ours(message: TcMessage) -> Vec<u8> {
+        let mut request = creating(RouteNetlinkMessage::NewQueueDiscipline(message));
+        request.finalize();
+        let mut bytes = vec![0; request.buffer_len()];
+        request.serialize(&mut bytes);
+        bytes
+    }
+
+    /// struct tc_netem_qopt, by field.
+    #[derive(Debug, PartialEq)]
+    struct NetemQopt {
+        latency: u32,
+        limit: u32,
+        loss: u32,
+        gap: u32,
+        duplicate: u32,
+        jitter: u32,
+    }
+
+    /// netem's TCA_OPTIONS: the struct, then the attributes after it,
+    /// each as `(type, [u32 fields])`.
+    fn netem(options: &[u8]) -> (NetemQopt, Vec<(u16, Vec<u32>)>) {
+        let qopt = NetemQopt {
+            latency: u32_at(options, 0),
+            limit: u32_at(options, 4),
+            loss: u32_at(options, 8),
+            gap: u32_at(options, 12),
+            duplicate: u32_at(options, 16),
+            jitter: u32_at(options, 20),
+        };
+        let nested = attributes(&options[24..])
+            .into_iter()
+            .map(|(kind, value)| {
+                let words = value.chunks(4).map(|w| u32_at(w, 0)).collect();
+                (kind, words)
+            })
+            .collect();
+        (qopt, nested)
+    }
+
+    fn compare_netem(tc_hex: &str, impair: &Impairment) -> (NetemQopt, Vec<(u16, Vec<u32>)>) {
+        let tc = decode(&unhex(tc_hex));
+        let labctl = decode(&ours(netem_message(3, impair)));
+        assert_eq!(tc.kind, RTM_NEWQDISC);
+        assert_eq!(
+            (labctl.kind, labctl.flags, labctl.ifindex),
+            (tc.kind, tc.flags, tc.ifindex)
+        );
+        assert_eq!(
+            (labctl.handle, labctl.parent, labctl.info),
+            (tc.handle, tc.parent, tc.info),
+            "handle 1:, root"
+        );
+        assert_eq!(
+            (labctl.qdisc.as_str(), tc.qdisc.as_str()),
+            ("netem", "netem")
+        );
+        let (theirs, theirs_nested) = netem(&tc.options);
+        let (mine, mine_nested) = netem(&labctl.options);
+        assert_eq!(mine, theirs);
+        assert_eq!(mine_nested, theirs_nested);
+        // Field for field, so the byte strings agree too.
+        assert_eq!(labctl.options, tc.options);
+        (mine, mine_nested)
+    }
+
+    #[test]
+    fn a_delay_is_what_tc_sends() {
+        let (qopt, nested) = compare_netem(
+            TC_NETEM_DELAY,
+            &Impairment {
+                delay: Some(Duration::from_millis(10)),
+                ..Default::default()
+            },
+        );
+        // 10 ms in ticks of 64 ns; tc's default queue; no reorder.
+        assert_eq!((qopt.latency, qopt.limit, qopt.gap), (156_250, 1000, 0));
+        assert!(nested.is_empty(), "{nested:?}");
+    }
+
+    #[test]
+    fn every_netem_key_is_what_tc_sends() {
+        let (qopt, nested) = compare_netem(
+            TC_NETEM_ALL,
+            &Impairment {
+                delay: Some(Duration::from_millis(10)),
+                jitter: Some(Duration::from_millis(2)),
+                duplicate: Some(0.01),
+                reorder: Some(0.25),
+                corrupt: Some(0.001),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            qopt,
+            NetemQopt {
+                latency: 156_250,
+                limit: 1000,
+                loss: 0,
+                gap: 1,
+                duplicate: 42_949_673,
+                jitter: 31_250,
+            }
+        );
+        assert_eq!(
+            nested,
+            [
+                (TCA_NETEM_REORDER, vec![1 << 30, 0]),
+                (TCA_NETEM_CORRUPT, vec![4_294_967, 0])
+            ]
+        );
+    }
+
+    #[test]
+    fn rate_and_loss_stay_out_of_netem() {
+        let with = |rate, loss| Impairment {
+            rate,
+            loss,
+            delay: Some(Duration::from_millis(10)),
+            ..Default::default()
+        };
+        assert_eq!(
+            netem_options(&with(Some(10_000_000), Some(0.5))),
+            netem_options(&with(None, None))
+        );
+        // Every frame, at 100%.
+        let all = netem_options(&Impairment {
+            duplicate: Some(1.0),
+            ..Default::default()
+        });
+        assert_eq!(netem(&all).0.duplicate, u32::MAX);
+    }
+
+    #[test]
+    fn tbf_under_netem_is_what_tc_sends() {
+        let tc = decode(&unhex(TC_TBF_UNDER_NETEM));
+        let labctl = decode(&ours(tbf_message(3, 10_000_000, 1500, true)));
+        assert_eq!(
+            (labctl.kind, labctl.flags, labctl.ifindex),
+            (tc.kind, tc.flags, tc.ifindex)
+        );
+        // Parent 1:1 (netem's class), handle 10:.
+        assert_eq!((tc.parent, tc.handle), (0x0001_0001, 0x0010_0000));
+        assert_eq!((labctl.parent, labctl.handle), (tc.parent, tc.handle));
+        assert_eq!((labctl.qdisc.as_str(), tc.qdisc.as_str()), ("tbf", "tbf"));
+        let theirs = attributes(&tc.options);
+        let mine = attributes(&labctl.options);
+        let find = |attributes: &[(u16, Vec<u8>)], kind: u16| {
+            attributes
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no attribute {kind}"))
+        };
+        let (their_parms, my_parms) = (find(&theirs, TCA_TBF_PARMS), find(&mine, TCA_TBF_PARMS));
+        assert_eq!(
+            my_parms.len(),
+            their_parms.len(),
+            "sizeof(struct tc_tbf_qopt)"
+        );
+        // struct tc_tbf_qopt: the rate's linklayer and bytes/s, no peak
+        // rate, limit, buffer (ticks), mtu. tc also sets the rate's
+        // cell_log and cell_align, which describe its rate table (not
+        // sent by labctl).
+        assert_eq!(my_parms[1], their_parms[1], "linklayer");
+        for (at, what) in [
+            (8, "rate"),
+            (12, "peakrate"),
+            (20, "peakrate bytes/s"),
+            (24, "limit"),
+            (28, "buffer"),
+            (32, "mtu"),
+        ] {
+            assert_eq!(u32_at(&my_parms, at), u32_at(&their_parms, at), "{what}");
+        }
+        assert_eq!(u32_at(&their_parms, 8), 1_250_000);
+        assert_eq!(find(&mine, TCA_TBF_BURST), find(&theirs, TCA_TBF_BURST));
+        // At the root without netem: handle 1:, as before.
+        let root = decode(&ours(tbf_message(3, 10_000_000, 1500, false)));
+        assert_eq!((root.parent, root.handle), (0xffff_ffff, 0x0001_0000));
+    }
+
+    #[test]
+    fn the_fixtures_decode() {
+        // A wrong fixture would fail the comparisons for the wrong
+        // reason: its lengths must agree with its bytes.
+        for hex in [TC_NETEM_DELAY, TC_NETEM_ALL] {
+            let bytes = unhex(hex);
+            assert_eq!(u32_at(&bytes, 0) as usize, bytes.len());
+            let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
+            assert!(matches!(
+                message.payload,
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewQueueDiscipline(_))
+            ));
+        }
+        assert_eq!(u32_at(&unhex(TC_TBF_UNDER_NETEM), 0), 1124);
     }
 }

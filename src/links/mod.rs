@@ -22,14 +22,13 @@ use std::path::Path;
 
 use ipnet::Ipv4Net;
 
-use crate::lab::{Lab, Node};
+use crate::lab::{Impairment, Lab, Node};
 
-pub use impair::Shaping;
 pub use netlink::{interfaces_in, set_link_state, LiveInterface, Netlink};
 pub use netns::{pid_path, Netns};
 
 /// One veth pair to create.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VethPlan {
     /// IFLA_IFALIAS on both ends: `labctl:<lab>:<run>`.
     pub alias: String,
@@ -45,7 +44,7 @@ impl VethPlan {
 }
 
 /// One end of a veth, as it must look inside its node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VethEnd {
     pub node: String,
     pub interface: String,
@@ -53,8 +52,8 @@ pub struct VethEnd {
     pub mac: Option<[u8; 6]>,
     /// `(key, value)` sysctls of this interface from the node's `sysctls`.
     pub sysctls: Vec<(String, String)>,
-    /// What the frames this end sends go through (`impair`: rate, loss).
-    pub shaping: Option<Shaping>,
+    /// What the frames this end sends go through (`impair`).
+    pub impair: Option<Impairment>,
 }
 
 impl VethEnd {
@@ -81,7 +80,7 @@ pub fn plan(lab: &Lab, alias: &str) -> Vec<VethPlan> {
                     ipv4: e.ipv4,
                     mac: e.mac.map(|m| m.octets()),
                     sysctls,
-                    shaping: e.impair.as_ref().and_then(Shaping::from_impairment),
+                    impair: e.impair,
                 }
             }),
         })
@@ -200,11 +199,11 @@ links:
             [("net.ipv4.conf.eth1.rp_filter".to_owned(), "2".to_owned())]
         );
         assert!(p.ends[1].sysctls.is_empty() && p.ends[1].ipv4.is_none());
-        assert!(p.ends.iter().all(|e| e.shaping.is_none()));
+        assert!(p.ends.iter().all(|e| e.impair.is_none()));
     }
 
     #[test]
-    fn each_end_is_shaped_as_its_impairment_says() {
+    fn each_end_carries_its_impairment() {
         let src = r#"
 name: p
 nodes: { a: {}, b: {} }
@@ -217,19 +216,10 @@ links:
         let lab = crate::lab::parse(src, Path::new("p.yaml")).unwrap_or_else(|e| panic!("{e}"));
         let plans = plan(&lab, "labctl:p:run");
         let [a, b] = &plans[0].ends;
-        assert_eq!(
-            a.shaping,
-            Some(Shaping {
-                rate: Some(10_000_000),
-                drop_below: Some(429_496_730)
-            })
-        );
-        assert_eq!(
-            b.shaping,
-            Some(Shaping {
-                rate: None,
-                drop_below: Some(429_496_730)
-            })
-        );
+        let a = a.impair.unwrap();
+        let b = b.impair.unwrap();
+        assert_eq!((a.rate, a.loss), (Some(10_000_000), Some(0.1)));
+        assert_eq!((b.rate, b.loss), (None, Some(0.1)));
+        assert!(!a.needs_netem() && !b.needs_netem());
     }
 }

@@ -129,7 +129,7 @@ impl Wiring for Netlink {
     async fn impair(&self, plan: &VethPlan, netns: [&Path; 2]) -> Result<(), LinkError> {
         let mtu = plan.mtu.unwrap_or(DEFAULT_MTU);
         for (end, netns) in plan.ends.iter().zip(netns) {
-            let Some(shaping) = &end.shaping else {
+            let Some(impair) = &end.impair else {
                 continue;
             };
             let netns = Netns::open(netns)?;
@@ -139,7 +139,7 @@ impl Wiring for Netlink {
                     std::io::Error::from(std::io::ErrorKind::NotFound),
                 )
             })?;
-            impair::apply(&handle, index, &end.label(), mtu, shaping).await?;
+            impair::apply(&handle, index, &end.label(), mtu, impair).await?;
         }
         Ok(())
     }

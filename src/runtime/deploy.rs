@@ -418,7 +418,7 @@ async fn on_links<W: Wiring>(
         .filter(|plan| {
             future::ready(match work {
                 LinkWork::Wire => true,
-                LinkWork::Impair => plan.ends.iter().any(|e| e.shaping.is_some()),
+                LinkWork::Impair => plan.ends.iter().any(|e| e.impair.is_some()),
             })
         })
         .map(|plan| async move {
@@ -680,10 +680,7 @@ links:
         // the impaired link is touched.
         let wired = wiring.wired.lock().unwrap().clone();
         let impaired: Vec<&String> = wired.iter().filter(|w| w.contains("impair")).collect();
-        assert_eq!(
-            impaired,
-            ["a:eth1: impair Shaping { rate: Some(10000000), drop_below: None }"]
-        );
+        assert_eq!(impaired, ["a:eth1: impair rate 10mbit"]);
         assert_eq!(wired.last(), impaired.last().copied());
     }
 

@@ -85,18 +85,22 @@ pub enum RuntimeError {
     )]
     AfXdpNeedsPrivilege { nodes: Vec<String>, reason: String },
 
-    /// `rate` and `loss` on netmap endpoints: netmap's transmit skips the
+    /// Impairments on netmap endpoints: netmap's transmit skips the
     /// qdiscs that apply them, so refused rather than run unimpaired.
     #[error(
         "endpoints {} impair what they send through netmap, whose transmit skips the qdiscs that \
-         apply rate and loss: put those endpoints on af_packet or af_xdp (`datalink:`), or remove \
+         apply impairments: put those endpoints on af_packet or af_xdp (`datalink:`), or remove \
          their `impair`",
         endpoints.join(", ")
     )]
     ImpairmentUnsupported { endpoints: Vec<String> },
 
-    /// Impairments with `delay` or `jitter` need the netem qdisc.
-    #[error("links {} need netem for delay or jitter, but {reason}", links.join(", "))]
+    /// Impairments with `delay`, `jitter`, `duplicate`, `reorder` or
+    /// `corrupt` need the netem qdisc.
+    #[error(
+        "links {} need netem for delay, jitter, duplicate, reorder or corrupt, but {reason}",
+        links.join(", ")
+    )]
     NetemUnavailable { links: Vec<String>, reason: String },
 
     /// A netmap link's largest frame exceeds netmap's buffers; `reason`

@@ -338,8 +338,8 @@ impl Wiring for FakeWiring {
             plan.describe()
         );
         for end in &plan.ends {
-            if let Some(shaping) = &end.shaping {
-                wired.push(format!("{}: impair {shaping:?}", end.label()));
+            if let Some(impair) = &end.impair {
+                wired.push(format!("{}: impair {impair}", end.label()));
             }
         }
         Ok(())

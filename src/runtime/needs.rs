@@ -142,7 +142,8 @@ pub fn preflight(lab: &Lab) -> Result<(), RuntimeError> {
     preflight_with(lab, Path::new(netmap::SYSFS), netmap::preflight)
 }
 
-/// Refuses a lab whose impairments need netem (`delay`, `jitter`) when
+/// Refuses a lab whose impairments need netem (`delay`, `jitter`,
+/// `duplicate`, `reorder`, `corrupt`) when
 /// `missing` says the kernel has none: tc would refuse the qdisc only
 /// after the nodes exist.
 fn netem_preflight(
@@ -168,20 +169,17 @@ fn netem_preflight(
     }
 }
 
-/// Refuses a lab with `rate` or `loss` on a netmap endpoint: labctl
-/// applies them to the interface's qdiscs, which netmap's transmit skips
-/// (a native veth adapter hands frames straight to the peer's rings), so
-/// the lab would run unimpaired while its file says it is impaired.
+/// Refuses a lab with an impairment (any key) on a netmap endpoint:
+/// labctl applies them to the interface's qdiscs, which netmap's transmit
+/// skips (a native veth adapter hands frames straight to the peer's
+/// rings), so the lab would run unimpaired while its file says it is
+/// impaired.
 fn impairment_preflight(lab: &Lab) -> Result<(), RuntimeError> {
     let endpoints: Vec<String> = lab
         .links()
         .iter()
         .flat_map(|l| l.endpoints.iter())
-        .filter(|e| {
-            e.datalink == DatalinkKind::Netmap
-                && e.impair
-                    .is_some_and(|i| i.rate.is_some() || i.loss.is_some())
-        })
+        .filter(|e| e.datalink == DatalinkKind::Netmap && e.impair.is_some())
         .map(|e| e.label())
         .collect();
     if endpoints.is_empty() {
@@ -211,8 +209,8 @@ fn netem_missing_in(sys_module: &Path, lib_modules: &Path) -> Option<String> {
         return None;
     }
     Some(format!(
-        "this kernel has no netem (no {}, and {} lists no sch_netem): remove delay and jitter, \
-         or run on a kernel with CONFIG_NET_SCH_NETEM",
+        "this kernel has no netem (no {}, and {} lists no sch_netem): remove delay, jitter, \
+         duplicate, reorder and corrupt, or run on a kernel with CONFIG_NET_SCH_NETEM",
         sys_module.join("sch_netem").display(),
         dir.display()
     ))
@@ -308,13 +306,52 @@ links:
     }
 
     #[test]
+    fn every_netem_key_without_netem_is_refused() {
+        for (key, other_end) in [
+            ("delay: 10ms", "b:eth1"),
+            ("delay: 10ms, jitter: 2ms", "b:eth1"),
+            ("duplicate: 1%", "b:eth1"),
+            ("delay: 10ms, reorder: 25%", "b:eth1"),
+            ("corrupt: 0.1%", "b:eth1"),
+            // On one endpoint only.
+            (
+                "corrupt: 0.1%",
+                "{node: b, interface: eth1, impair: {rate: 1mbit}}",
+            ),
+        ] {
+            let src = format!(
+                "name: n\nnodes: {{a: {{}}, b: {{}}}}\nlinks:\n  - endpoints: \
+                 [{{node: a, interface: eth1, impair: {{{key}}}}}, {other_end}]\n  - endpoints: \
+                 [a:eth2, b:eth2]\n    impair: {{rate: 1mbit, loss: 1%}}\n"
+            );
+            let err = netem_preflight(&lab(&src), netem_missing_in_empty)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(
+                    "links a:eth1 - b:eth1 need netem for delay, jitter, duplicate, reorder or \
+                     corrupt, but this kernel has no netem"
+                ) && err.contains("remove delay, jitter, duplicate, reorder and corrupt"),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    /// The probe on a system with no module files at all.
+    fn netem_missing_in_empty() -> Option<String> {
+        let empty = tempfile::tempdir().unwrap();
+        netem_missing_in(empty.path(), empty.path())
+    }
+
+    #[test]
     fn rate_or_loss_on_netmap_is_refused_naming_the_endpoints() {
         let netmap = lab(
-            "name: n\nnodes: {a: {datalink: netmap}, b: {datalink: netmap}}\nlinks:\n  - endpoints:\n      - {node: a, interface: eth1, impair: {loss: 1%}}\n      - b:eth1\n  - endpoints: [a:eth2, b:eth2]\n",
+            "name: n\nnodes: {a: {datalink: netmap}, b: {datalink: netmap}}\nlinks:\n  - endpoints:\n      - {node: a, interface: eth1, impair: {loss: 1%}}\n      - b:eth1\n  - endpoints: [a:eth2, b:eth2]\n  - endpoints:\n      - {node: a, interface: eth3, impair: {duplicate: 1%}}\n      - b:eth3\n",
         );
         let err = impairment_preflight(&netmap).unwrap_err().to_string();
         assert!(
             err.contains("a:eth1")
+                && err.contains("a:eth3")
                 && !err.contains("b:eth1")
                 && !err.contains("eth2")
                 && err.contains("netmap")

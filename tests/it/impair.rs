@@ -293,3 +293,43 @@ fn loss_on_a_netmap_endpoint_exits_3_before_anything_is_created() {
     );
     assert_nothing_left(&lab.name);
 }
+
+/// Where the kernel has no netem (this host: no sch_netem, no modules),
+/// each key that needs it stops the run before anything is created,
+/// exit 3, naming netem: never a run that silently goes unimpaired.
+/// (tests/labs/vm/netem.yaml measures them where netem exists: ci/vm-netem.)
+#[test]
+fn every_netem_key_without_netem_exits_3_before_anything_is_created() {
+    if Path::new("/sys/module/sch_netem").exists() {
+        eprintln!("skipped: this kernel has netem, so the labs would deploy");
+        return;
+    }
+    for key in [
+        "delay: 10ms",
+        "delay: 10ms, jitter: 2ms",
+        "duplicate: 1%",
+        "delay: 10ms, reorder: 25%",
+        "corrupt: 0.1%",
+    ] {
+        let lab = TestLab::new("inetem", &LOSSY.replace("loss: 10%", key));
+        assert!(lab_source(&lab).contains(key), "LOSSY changed shape");
+        for runtime in ["netns", "docker"] {
+            let run = Run::of(&lab, &["--runtime", runtime]);
+            let said = run.describe();
+            assert_eq!(run.out.status.code(), Some(3), "{key}: {said}");
+            assert!(
+                said.contains(
+                    "links a:eth1 - b:eth1 need netem for delay, jitter, duplicate, reorder or \
+                     corrupt, but this kernel has no netem"
+                ),
+                "{key}: {said}"
+            );
+            // No namespace, container, veth or qdisc of the lab.
+            assert_nothing_left(&lab.name);
+        }
+    }
+}
+
+fn lab_source(lab: &TestLab) -> String {
+    std::fs::read_to_string(lab.path()).expect("lab file")
+}

@@ -73,6 +73,9 @@ struct Impair {
     loss: Option<f64>,
     delay: Option<std::time::Duration>,
     jitter: Option<(std::time::Duration, Location)>,
+    duplicate: Option<f64>,
+    reorder: Option<(f64, Location)>,
+    corrupt: Option<f64>,
 }
 
 impl Impair {
@@ -100,6 +103,16 @@ impl Impair {
             loss: key(&raw.loss, "loss", whose, names::parse_loss, problems).map(|v| v.0),
             delay: key(&raw.delay, "delay", whose, names::parse_delay, problems).map(|v| v.0),
             jitter: key(&raw.jitter, "jitter", whose, names::parse_delay, problems),
+            duplicate: key(
+                &raw.duplicate,
+                "duplicate",
+                whose,
+                names::parse_loss,
+                problems,
+            )
+            .map(|v| v.0),
+            reorder: key(&raw.reorder, "reorder", whose, names::parse_loss, problems),
+            corrupt: key(&raw.corrupt, "corrupt", whose, names::parse_loss, problems).map(|v| v.0),
         }
     }
 
@@ -110,11 +123,16 @@ impl Impair {
             loss: over.loss.or(self.loss),
             delay: over.delay.or(self.delay),
             jitter: over.jitter.or(self.jitter),
+            duplicate: over.duplicate.or(self.duplicate),
+            reorder: over.reorder.or(self.reorder),
+            corrupt: over.corrupt.or(self.corrupt),
         }
     }
 
-    /// The impairment of one direction. A jitter needs a delay to vary:
-    /// reported once at the jitter, even when it applies to both ends.
+    /// The impairment of one direction. A jitter needs a delay to vary,
+    /// and a reorder a delay for the reordered frames to skip (netem
+    /// reorders by sending them at once): reported once at the key, even
+    /// when it applies to both ends.
     fn model(self, problems: &mut Problems) -> Option<Impairment> {
         if let (Some((jitter, at)), None) = (self.jitter, self.delay) {
             problems.at(
@@ -125,11 +143,26 @@ impl Impair {
                 ),
             );
         }
+        if let (Some((reorder, at)), None | Some(std::time::Duration::ZERO)) =
+            (self.reorder, self.delay)
+        {
+            problems.at(
+                at,
+                format!(
+                    "reorder {}% has no delay to skip (netem reorders by sending those frames \
+                     without the delay; add delay, such as delay: 10ms)",
+                    reorder * 100.0
+                ),
+            );
+        }
         let impairment = Impairment {
             rate: self.rate,
             loss: self.loss,
             delay: self.delay,
             jitter: self.jitter.map(|j| j.0),
+            duplicate: self.duplicate,
+            reorder: self.reorder.map(|r| r.0),
+            corrupt: self.corrupt,
         };
         (!impairment.is_empty()).then_some(impairment)
     }

@@ -922,6 +922,33 @@ fn impairments_both_ways_and_per_endpoint() {
 }
 
 #[test]
+fn netem_keys_merge_per_direction() {
+    // The reorder is b's own, the delay the link's: valid together.
+    let lab = valid("name: x\nnodes: {a: {}, b: {}}\nlinks:\n  - endpoints:\n      - {node: a, interface: e1, impair: {duplicate: 100%}}\n      - {node: b, interface: e1, impair: {reorder: 25%, corrupt: 0.1%}}\n    impair: {delay: 10ms, duplicate: 1%}\n");
+    let [a, b] = &lab.links()[0].endpoints;
+    let (a, b) = (a.impair.unwrap(), b.impair.unwrap());
+    assert_eq!((a.duplicate, a.reorder, a.corrupt), (Some(1.0), None, None));
+    assert_eq!(
+        (b.duplicate, b.reorder, b.corrupt),
+        (Some(0.01), Some(0.25), Some(0.001))
+    );
+    assert!(a.needs_netem() && b.needs_netem());
+    assert_eq!(
+        b.to_string(),
+        "delay 10ms, duplicate 1%, reorder 25%, corrupt 0.1%"
+    );
+    for key in ["duplicate: 1%", "reorder: 1%, delay: 1ms", "corrupt: 1%"] {
+        let lab = valid(&format!(
+            "name: x\nnodes: {{a: {{}}, b: {{}}}}\nlinks:\n  - endpoints: [a:e1, b:e1]\n    impair: {{{key}}}\n"
+        ));
+        assert!(
+            lab.links()[0].endpoints[0].impair.unwrap().needs_netem(),
+            "{key}"
+        );
+    }
+}
+
+#[test]
 fn impairment_errors() {
     let impair = |i: &str| {
         format!("name: x\nnodes: {{a: {{}}, b: {{}}}}\nlinks:\n  - endpoints: [a:e1, b:e1]\n    impair: {i}\n")
@@ -950,6 +977,21 @@ fn impairment_errors() {
         &impair("{jitter: 2ms}"),
         &["5:22: jitter 2ms has no delay to vary (add delay, such as delay: 10ms)"],
     );
+    assert_problems(
+        &impair("{duplicate: 1}"),
+        &["5:25: duplicate \"1\" of link 1 has no % sign (expected a percentage such as 1% or 0.5%)"],
+    );
+    assert_problems(
+        &impair("{corrupt: 200%}"),
+        &["5:23: corrupt \"200%\" of link 1 is more than 100%"],
+    );
+    assert_problems(
+        &impair("{reorder: 25%}"),
+        &["5:23: reorder 25% has no delay to skip (netem reorders by sending those frames without the delay; add delay, such as delay: 10ms)"],
+    );
+    assert_problems(&impair("{reorder: 25%, delay: 0ms}"), &[
+        "5:23: reorder 25% has no delay to skip (netem reorders by sending those frames without the delay; add delay, such as delay: 10ms)",
+    ]);
     assert_problems(
         &impair("{rtae: 1mbit}"),
         &["5:14: unknown key `rtae` in `impair` of link 1 (did you mean `rate`?)"],
