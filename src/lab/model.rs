@@ -15,6 +15,8 @@ use pnet::util::MacAddr;
 use regex::Regex;
 use serde::Deserialize;
 
+use super::capability::Capability;
+
 pub use crate::tools::datalink::DatalinkKind;
 
 /// A lab that passed every check.
@@ -260,6 +262,9 @@ pub struct Node {
     /// `privileged: true`: the lab is trusted like root (capabilities a
     /// datalink would otherwise be refused may be granted).
     pub privileged: bool,
+    /// `capabilities`: held on top of the datalinks' own, in file order,
+    /// each once.
+    pub capabilities: Vec<Capability>,
 }
 
 /// One IPv4 route of a node.

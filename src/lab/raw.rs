@@ -116,6 +116,12 @@ pub struct RawNode {
     #[serde(default)]
     #[schemars(with = "bool", extend("default" = false))]
     pub privileged: Option<Spanned<bool>>,
+    /// Linux capabilities the node's steps hold on top of its datalinks'
+    /// own, named as in capabilities(7) without `CAP_`, such as
+    /// `[NET_ADMIN, NET_BIND_SERVICE]`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub capabilities: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 impl RawNode {
@@ -130,6 +136,7 @@ impl RawNode {
         binds: None,
         limits: None,
         privileged: None,
+        capabilities: None,
     };
 }
 
