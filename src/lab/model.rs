@@ -260,7 +260,8 @@ pub struct Node {
     /// Resource limits, defaults already applied.
     pub limits: Limits,
     /// `privileged: true`: the lab is trusted like root (capabilities a
-    /// datalink would otherwise be refused may be granted).
+    /// datalink would otherwise be refused may be granted, and those of
+    /// `capabilities` that reach the host: [`super::Reach::Host`]).
     pub privileged: bool,
     /// `capabilities`: held on top of the datalinks' own, in file order,
     /// each once.

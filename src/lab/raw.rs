@@ -112,7 +112,8 @@ pub struct RawNode {
     #[schemars(with = "Option<RawLimits>")]
     pub limits: Option<Spanned<RawLimits>>,
     /// Trust this lab like root: the node may get capabilities that a
-    /// datalink would otherwise be refused (default false).
+    /// datalink would otherwise be refused, and hold those of its
+    /// `capabilities` that reach the host (default false).
     #[serde(default)]
     #[schemars(with = "bool", extend("default" = false))]
     pub privileged: Option<Spanned<bool>>,
