@@ -58,7 +58,8 @@ pub struct Args {
     runtime: Option<RuntimeArg>,
     /// Trust these labs like root: as if every node said `privileged:
     /// true` (an af_xdp node may then get CAP_SYS_ADMIN where the host
-    /// cannot grant CAP_BPF; elsewhere nothing changes)
+    /// cannot grant CAP_BPF, and a node the capabilities it names that
+    /// reach the host; nothing a node does not name)
     #[arg(long)]
     privileged: bool,
 }

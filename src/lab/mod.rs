@@ -19,6 +19,7 @@
 //!
 //! [`graph`] draws a valid lab.
 
+mod capability;
 mod error;
 mod file;
 pub mod graph;
@@ -35,6 +36,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::OnceLock;
 
+pub use capability::{Capability, Reach};
 pub use error::{LabErrors, LoadError, Problem};
 pub use file::{read as read_file, MAX_LAB_FILE};
 pub use model::*;

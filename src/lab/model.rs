@@ -15,6 +15,8 @@ use pnet::util::MacAddr;
 use regex::Regex;
 use serde::Deserialize;
 
+use super::capability::Capability;
+
 pub use crate::tools::datalink::DatalinkKind;
 
 /// A lab that passed every check.
@@ -258,8 +260,12 @@ pub struct Node {
     /// Resource limits, defaults already applied.
     pub limits: Limits,
     /// `privileged: true`: the lab is trusted like root (capabilities a
-    /// datalink would otherwise be refused may be granted).
+    /// datalink would otherwise be refused may be granted, and those of
+    /// `capabilities` that reach the host: [`super::Reach::Host`]).
     pub privileged: bool,
+    /// `capabilities`: held on top of the datalinks' own, in file order,
+    /// each once.
+    pub capabilities: Vec<Capability>,
 }
 
 /// One IPv4 route of a node.

@@ -112,10 +112,17 @@ pub struct RawNode {
     #[schemars(with = "Option<RawLimits>")]
     pub limits: Option<Spanned<RawLimits>>,
     /// Trust this lab like root: the node may get capabilities that a
-    /// datalink would otherwise be refused (default false).
+    /// datalink would otherwise be refused, and hold those of its
+    /// `capabilities` that reach the host (default false).
     #[serde(default)]
     #[schemars(with = "bool", extend("default" = false))]
     pub privileged: Option<Spanned<bool>>,
+    /// Linux capabilities the node's steps hold on top of its datalinks'
+    /// own, named as in capabilities(7) without `CAP_`, such as
+    /// `[NET_ADMIN, NET_BIND_SERVICE]`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub capabilities: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 impl RawNode {
@@ -130,6 +137,7 @@ impl RawNode {
         binds: None,
         limits: None,
         privileged: None,
+        capabilities: None,
     };
 }
 

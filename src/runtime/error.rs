@@ -85,6 +85,38 @@ pub enum RuntimeError {
     )]
     AfXdpNeedsPrivilege { nodes: Vec<String>, reason: String },
 
+    /// Capabilities a lab names that this runtime cannot grant on this
+    /// host; `refusals` are `node NAME asks for CAP, but WHY`.
+    #[error(
+        "{}: remove {} from `capabilities`, or run the lab where {} granted",
+        refusals.join("; "),
+        if refusals.len() == 1 { "it" } else { "them" },
+        if refusals.len() == 1 { "it can be" } else { "they can be" }
+    )]
+    CapabilityUnavailable { refusals: Vec<String> },
+
+    /// Capabilities that reach the host on this runtime
+    /// ([`crate::lab::Reach::Host`]), named by nodes without
+    /// `privileged: true`; `nodes` are `NAME (CAP, CAP)`.
+    #[error(
+        "node{} {} ask{} for capabilities that reach beyond the node to the host on the {runtime} \
+         runtime{}: add `privileged: true` to {} only if you trust this lab like root \
+         (docs/runtime.md#security-model)",
+        if nodes.len() == 1 { "" } else { "s" },
+        nodes.join(", "),
+        if nodes.len() == 1 { "s" } else { "" },
+        if *runtime == crate::lab::RuntimeKind::Netns {
+            " (a netns step is a host process: they make it root on the host)"
+        } else {
+            ""
+        },
+        if nodes.len() == 1 { "the node" } else { "these nodes" }
+    )]
+    CapabilityNeedsPrivilege {
+        nodes: Vec<String>,
+        runtime: crate::lab::RuntimeKind,
+    },
+
     /// Impairments on netmap endpoints: netmap's transmit skips the
     /// qdiscs that apply them, so refused rather than run unimpaired.
     #[error(

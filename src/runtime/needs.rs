@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::lab::{DatalinkKind, Lab, Node};
+use crate::lab::{DatalinkKind, Lab, Node, Reach};
 use crate::tools::datalink::netmap;
 
 use super::error::RuntimeError;
@@ -77,8 +77,56 @@ pub fn pinned_xdp_interfaces(lab: &Lab, node: &Node, host: &HostSupport) -> Vec<
 
 /// Refuses a lab with an af_xdp node on a host that cannot give it
 /// CAP_BPF, unless the node says `privileged: true`: only CAP_SYS_ADMIN
-/// would do there, and it makes the node root on the host.
+/// would do there, and it makes the node root on the host. Then the
+/// capabilities nodes name ([`capability_preflight`]).
 pub fn privilege_preflight(lab: &Lab, host: &HostSupport) -> Result<(), RuntimeError> {
+    af_xdp_preflight(lab, host)?;
+    capability_preflight(lab, host)
+}
+
+/// Refuses the capabilities nodes name that this runtime cannot grant
+/// here (Docker would refuse the container, the kernel the capset, only
+/// once the first nodes exist), then those that reach the host on this
+/// runtime, named by a node without `privileged: true`.
+fn capability_preflight(lab: &Lab, host: &HostSupport) -> Result<(), RuntimeError> {
+    let refusals: Vec<String> = lab
+        .nodes()
+        .iter()
+        .flat_map(|n| {
+            n.capabilities.iter().filter_map(|&cap| {
+                let why = host.cannot_grant(cap)?;
+                Some(format!("node {} asks for {cap}, but {why}", n.name))
+            })
+        })
+        .collect();
+    if !refusals.is_empty() {
+        return Err(RuntimeError::CapabilityUnavailable { refusals });
+    }
+    let nodes: Vec<String> = lab
+        .nodes()
+        .iter()
+        .filter(|n| !n.privileged)
+        .filter_map(|n| {
+            let reaching: Vec<&str> = n
+                .capabilities
+                .iter()
+                .filter(|c| c.reach(host.runtime) == Reach::Host)
+                .map(|c| c.name())
+                .collect();
+            (!reaching.is_empty()).then(|| format!("{} ({})", n.name, reaching.join(", ")))
+        })
+        .collect();
+    if nodes.is_empty() {
+        Ok(())
+    } else {
+        Err(RuntimeError::CapabilityNeedsPrivilege {
+            nodes,
+            runtime: host.runtime,
+        })
+    }
+}
+
+fn af_xdp_preflight(lab: &Lab, host: &HostSupport) -> Result<(), RuntimeError> {
     let (Some(no_cap_bpf), Some(no_pinned)) = (&host.no_cap_bpf, &host.no_pinned_xdp) else {
         return Ok(());
     };
@@ -116,12 +164,14 @@ pub fn node_datalinks(lab: &Lab, node: &Node) -> Vec<DatalinkKind> {
     kinds
 }
 
-/// The union of [`capabilities`] over a node's datalinks, sorted.
+/// The union of [`capabilities`] over a node's datalinks and the node's
+/// own `capabilities`, sorted.
 pub fn node_capabilities(lab: &Lab, node: &Node, host: &HostSupport) -> Vec<String> {
     let grant = host.af_xdp_grant(node.privileged);
     let mut caps: Vec<String> = node_datalinks(lab, node)
         .into_iter()
         .flat_map(|k| capabilities(k, grant).iter().map(|c| c.to_string()))
+        .chain(node.capabilities.iter().map(|c| c.name().to_owned()))
         .collect();
     caps.sort();
     caps.dedup();
@@ -422,11 +472,103 @@ links:
         assert_eq!(caps("a", &old), ["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]);
         assert_eq!(caps("a", &here), ["IPC_LOCK", "NET_RAW", "SYS_ADMIN"]);
         // privileged asks for nothing more where CAP_BPF can be granted.
+        let full = HostSupport::FULL;
         assert_eq!(
-            caps("a", &HostSupport::FULL),
+            caps("a", &full),
             ["BPF", "IPC_LOCK", "NET_ADMIN", "NET_RAW"]
         );
         assert_eq!(caps("c", &old), ["NET_RAW"]);
+    }
+
+    const ROUTERS: &str =
+        "name: r\nnodes:\n  r1: {capabilities: [NET_ADMIN, NET_BIND_SERVICE]}\n  \
+                           r2: {capabilities: [NET_RAW]}\n  plain: {}\nlinks:\n  \
+                           - endpoints: [r1:eth1, r2:eth1]\n  - endpoints: [r2:eth2, plain:eth1]\n";
+
+    #[test]
+    fn a_nodes_capabilities_come_on_top_of_its_datalinks_and_nothing_else_changes() {
+        let lab = lab(ROUTERS);
+        let full = HostSupport::FULL;
+        let caps = |n: &str| node_capabilities(&lab, lab.node(n).unwrap(), &full);
+        assert_eq!(caps("r1"), ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW"]);
+        // Already af_packet's: once.
+        assert_eq!(caps("r2"), ["NET_RAW"]);
+        // Least privilege stays the default.
+        assert_eq!(caps("plain"), ["NET_RAW"]);
+        let netns = HostSupport::kernel_with("6.18.44", Some(40));
+        assert!(privilege_preflight(&lab, &netns).is_ok());
+        let docker = HostSupport::docker_with("20.10.24+dfsg1", "6.18.44", Some(2));
+        assert!(privilege_preflight(&lab, &docker).is_ok());
+    }
+
+    #[test]
+    fn a_capability_the_runtime_cannot_grant_is_refused_naming_node_and_reason() {
+        // Privileged: PERFMON reaches the host, which is not the point here.
+        let lab = lab(
+            "name: b\nnodes:\n  a: {capabilities: [NET_ADMIN, BPF, PERFMON], privileged: true}\n  \
+                       b: {capabilities: [CHECKPOINT_RESTORE], privileged: true}\n",
+        );
+        let old = HostSupport::docker_with("20.10.24+dfsg1", "6.18.44", Some(2));
+        assert_eq!(
+            privilege_preflight(&lab, &old).unwrap_err().to_string(),
+            "node a asks for BPF, but Docker 20.10.24+dfsg1 does not know CAP_BPF (Docker 23.0 \
+             or later does); node a asks for PERFMON, but Docker 20.10.24+dfsg1 does not know \
+             CAP_PERFMON (Docker 23.0 or later does); node b asks for CHECKPOINT_RESTORE, but \
+             Docker 20.10.24+dfsg1 does not know CAP_CHECKPOINT_RESTORE (Docker 23.0 or later \
+             does): remove them from `capabilities`, or run the lab where they can be granted"
+        );
+        // A newer Docker on an older kernel: the kernel decides.
+        let old_kernel = HostSupport::docker_with("27.0.1", "5.8.0", Some(2));
+        assert_eq!(
+            privilege_preflight(&lab, &old_kernel)
+                .unwrap_err()
+                .to_string(),
+            "node b asks for CHECKPOINT_RESTORE, but Linux 5.8.0 has no CAP_CHECKPOINT_RESTORE \
+             (its last is CAP_BPF): remove it from `capabilities`, or run the lab where it can \
+             be granted"
+        );
+        // The netns runtime: the kernel's cap_last_cap.
+        let netns = |last| HostSupport::kernel_with("6.18.44", Some(last));
+        let err = privilege_preflight(&lab, &netns(39))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("node b asks for CHECKPOINT_RESTORE, but Linux 6.18.44 has no"),
+            "{err}"
+        );
+        assert!(privilege_preflight(&lab, &netns(40)).is_ok());
+        let new = HostSupport::docker_with("27.0.1", "6.18.44", Some(2));
+        assert!(privilege_preflight(&lab, &new).is_ok());
+        // Only what a lab names is refused, not a datalink's own.
+        assert!(privilege_preflight(&self::lab(ROUTERS), &old).is_ok());
+    }
+
+    #[test]
+    fn capabilities_that_reach_the_host_need_privileged_on_the_runtime_where_they_do() {
+        let lab = lab("name: h\nnodes:\n  a: {capabilities: [NET_ADMIN, DAC_OVERRIDE, SYS_PTRACE]}\n  \
+                       b: {capabilities: [SYS_ADMIN]}\n  c: {capabilities: [SYS_MODULE], privileged: true}\n");
+        let netns = HostSupport::kernel_with("6.18.44", Some(40));
+        assert_eq!(
+            privilege_preflight(&lab, &netns).unwrap_err().to_string(),
+            "nodes a (DAC_OVERRIDE, SYS_PTRACE), b (SYS_ADMIN) ask for capabilities that reach \
+             beyond the node to the host on the netns runtime (a netns step is a host process: \
+             they make it root on the host): add `privileged: true` to these nodes only if you \
+             trust this lab like root (docs/runtime.md#security-model)"
+        );
+        // In a container, DAC_OVERRIDE and SYS_PTRACE stay in the node.
+        let docker = HostSupport::docker_with("27.0.1", "6.18.44", Some(2));
+        assert_eq!(
+            privilege_preflight(&lab, &docker).unwrap_err().to_string(),
+            "node b (SYS_ADMIN) asks for capabilities that reach beyond the node to the host on \
+             the docker runtime: add `privileged: true` to the node only if you trust this lab \
+             like root (docs/runtime.md#security-model)"
+        );
+        // `labctl run --privileged`: trusted, and granted what they name.
+        let trusted = lab.trusted_like_root();
+        assert!(privilege_preflight(&trusted, &netns).is_ok());
+        assert!(privilege_preflight(&trusted, &docker).is_ok());
+        let caps = node_capabilities(&trusted, trusted.node("b").unwrap(), &docker);
+        assert_eq!(caps, ["NET_RAW", "SYS_ADMIN"]);
     }
 
     #[test]

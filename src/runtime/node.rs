@@ -465,6 +465,29 @@ links:
     }
 
     #[test]
+    fn a_nodes_own_capabilities_are_added_to_its_datalinks() {
+        let lab = crate::lab::parse(
+            "name: r\nnodes:\n  r1: {capabilities: [NET_BIND_SERVICE, NET_ADMIN]}\n  r2: {}\n\
+             links:\n  - endpoints: [r1:eth1, r2:eth1]\n",
+            Path::new("/labs/r.yaml"),
+        )
+        .unwrap();
+        let cap_add = |node: &str| {
+            let spec = NodeSpec::new(
+                &lab,
+                &Instance::of_lab("r"),
+                lab.node(node).unwrap(),
+                NodeImage::Host,
+                &RunId::from_label("feedbeef0000"),
+                &HostSupport::FULL,
+            );
+            spec.create_body().host_config.unwrap().cap_add.unwrap()
+        };
+        assert_eq!(cap_add("r1"), ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW"]);
+        assert_eq!(cap_add("r2"), ["NET_RAW"]);
+    }
+
+    #[test]
     fn a_custom_image_gets_the_tools_volume_and_lab_init() {
         let body = spec("b").create_body();
         assert_eq!(body.image.as_deref(), Some("busybox:local"));

@@ -9,6 +9,14 @@
 //!   ("unknown capability", measured on 20.10.24: its capability list
 //!   stops at CAP_AUDIT_READ, even for `--privileged`); Docker 23.0 is the
 //!   first release that knows CAP_BPF.
+//!
+//! The same facts say which of the capabilities a lab names (`capabilities:`)
+//! the runtime can grant: Docker before 23.0 knows none past CAP_AUDIT_READ
+//! (it answers `unknown capability: "CAP_BPF"`, and likewise for
+//! CAP_PERFMON and CAP_CHECKPOINT_RESTORE, measured on 20.10.24), and no
+//! runtime grants one past the kernel's last.
+
+use crate::lab::{Capability, RuntimeKind};
 
 /// What the host can grant; [`HostSupport::FULL`] when it can grant
 /// everything labctl asks for.
@@ -21,6 +29,12 @@ pub struct HostSupport {
     /// which needs no capability: Linux 6.5 or later, or
     /// `kernel.unprivileged_bpf_disabled = 0`), or `None` if it can.
     pub no_pinned_xdp: Option<String>,
+    /// Which runtime this is: what a capability reaches depends on it
+    /// ([`Capability::reach`]).
+    pub runtime: RuntimeKind,
+    /// The capabilities this runtime cannot grant on this host, each with
+    /// why, by number.
+    pub ungrantable: Vec<(Capability, String)>,
 }
 
 /// How a runtime gives an af_xdp node what AF_XDP needs, least privilege
@@ -43,7 +57,17 @@ impl HostSupport {
     pub const FULL: HostSupport = HostSupport {
         no_cap_bpf: None,
         no_pinned_xdp: None,
+        runtime: RuntimeKind::Docker,
+        ungrantable: Vec::new(),
     };
+
+    /// Why this host cannot grant `cap`, or `None` if it can.
+    pub fn cannot_grant(&self, cap: Capability) -> Option<&str> {
+        self.ungrantable
+            .iter()
+            .find(|(c, _)| *c == cap)
+            .map(|(_, why)| why.as_str())
+    }
 
     /// What a node gets for af_xdp on this host. A privileged node keeps
     /// loading the program itself (what `privileged` has always meant).
@@ -85,18 +109,49 @@ impl HostSupport {
                  relied on"
             )),
         });
+        let docker_knows = match version(engine) {
+            Some(v) if v >= DOCKER_WITH_CAP_BPF => None,
+            Some(_) => Some(format!("Docker {engine} does not know")),
+            None => Some(format!(
+                "Docker's version {engine:?} is not one labctl can read, so it may not know"
+            )),
+        };
+        let last = kernel_last_cap(kernel);
+        let ungrantable = Capability::all()
+            .filter_map(|cap| {
+                let why = kernel_lacks(kernel, last, cap).or_else(|| {
+                    let unknown = docker_knows.as_ref()?;
+                    (cap > Capability::AUDIT_READ)
+                        .then(|| format!("{unknown} CAP_{cap} (Docker 23.0 or later does)"))
+                })?;
+                Some((cap, why))
+            })
+            .collect();
         HostSupport {
             no_cap_bpf,
             no_pinned_xdp,
+            runtime: RuntimeKind::Docker,
+            ungrantable,
         }
     }
 
     /// Host processes (the netns runtime): only the kernel decides, and
     /// the steps load the program themselves (they can get CAP_BPF).
     pub fn kernel(kernel: &str) -> HostSupport {
+        let last = host_last_cap().or_else(|| kernel_last_cap(kernel));
+        Self::kernel_with(kernel, last)
+    }
+
+    /// As [`HostSupport::kernel`], with the kernel's last capability given
+    /// (`/proc/sys/kernel/cap_last_cap`; `None`: unknown).
+    pub fn kernel_with(kernel: &str, last_cap: Option<u32>) -> HostSupport {
         HostSupport {
             no_cap_bpf: kernel_without_cap_bpf(kernel),
             no_pinned_xdp: Some("the netns runtime's steps load the XDP program themselves".into()),
+            runtime: RuntimeKind::Netns,
+            ungrantable: Capability::all()
+                .filter_map(|cap| Some((cap, kernel_lacks(kernel, last_cap, cap)?)))
+                .collect(),
         }
     }
 
@@ -155,6 +210,36 @@ fn kernel_without_cap_bpf(kernel: &str) -> Option<String> {
     }
 }
 
+/// The last capability of a kernel of release `kernel`: CAP_AUDIT_READ
+/// came in Linux 3.16, CAP_PERFMON and CAP_BPF in 5.8,
+/// CAP_CHECKPOINT_RESTORE in 5.9. `None` for a release labctl cannot read
+/// (or one before 3.16, which Docker does not support either).
+fn kernel_last_cap(kernel: &str) -> Option<u32> {
+    let last = match version(kernel)? {
+        v if v >= (5, 9) => Capability::CHECKPOINT_RESTORE,
+        v if v >= KERNEL_WITH_CAP_BPF => Capability::BPF,
+        v if v >= (3, 16) => Capability::AUDIT_READ,
+        _ => return None,
+    };
+    Some(last.number())
+}
+
+/// This host's `/proc/sys/kernel/cap_last_cap`, which a distribution's
+/// backports may move past what the release says.
+fn host_last_cap() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Why a kernel whose last capability is `last` cannot grant `cap`.
+fn kernel_lacks(kernel: &str, last: Option<u32>, cap: Capability) -> Option<String> {
+    let last = Capability::from_number(last?)?;
+    (cap > last).then(|| format!("Linux {kernel} has no CAP_{cap} (its last is CAP_{last})"))
+}
+
 /// The `SecurityOpt` entry labctl gives af_xdp nodes under Docker
 /// (`seccomp=<its profile as JSON>`), for tests and tooling.
 pub fn af_xdp_security_opt(grant: AfXdpGrant) -> String {
@@ -206,6 +291,48 @@ mod tests {
         assert!(!HostSupport::docker("unknown", "6.1").cap_bpf());
         assert!(HostSupport::kernel("6.18.44").cap_bpf());
         assert!(!HostSupport::kernel("5.7.19").cap_bpf());
+    }
+
+    #[test]
+    fn docker_before_23_knows_no_capability_past_audit_read_and_no_kernel_one_past_its_last() {
+        let names = |host: &HostSupport| -> Vec<&str> {
+            host.ungrantable.iter().map(|(c, _)| c.name()).collect()
+        };
+        let old = HostSupport::docker("20.10.24+dfsg1", "6.18.44");
+        assert_eq!(names(&old), ["PERFMON", "BPF", "CHECKPOINT_RESTORE"]);
+        assert_eq!(
+            old.cannot_grant(Capability::PERFMON),
+            Some("Docker 20.10.24+dfsg1 does not know CAP_PERFMON (Docker 23.0 or later does)")
+        );
+        assert_eq!(old.cannot_grant(Capability::AUDIT_READ), None);
+        assert!(HostSupport::docker("23.0.1", "6.18.44")
+            .ungrantable
+            .is_empty());
+        let kernel_5_8 = HostSupport::docker("27.0.1", "5.8.18");
+        assert_eq!(names(&kernel_5_8), ["CHECKPOINT_RESTORE"]);
+        assert_eq!(
+            names(&HostSupport::docker("27.0.1", "5.4.0-150-generic")),
+            ["PERFMON", "BPF", "CHECKPOINT_RESTORE"]
+        );
+        assert_eq!(names(&HostSupport::docker("unknown", "6.1")).len(), 3);
+        // netns: cap_last_cap decides, the release when it is unknown.
+        assert!(HostSupport::kernel_with("6.18.44", Some(40))
+            .ungrantable
+            .is_empty());
+        let at_39 = HostSupport::kernel_with("6.18.44", Some(39));
+        assert_eq!(
+            at_39.cannot_grant(Capability::CHECKPOINT_RESTORE),
+            Some("Linux 6.18.44 has no CAP_CHECKPOINT_RESTORE (its last is CAP_BPF)")
+        );
+        // A kernel newer than labctl: nothing it names is beyond it.
+        assert!(HostSupport::kernel_with("7.9", Some(45))
+            .ungrantable
+            .is_empty());
+        // This machine.
+        assert_eq!(
+            HostSupport::kernel(&running_kernel()).runtime,
+            RuntimeKind::Netns
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! it even when an assertion fails.
 
 mod af_xdp;
+mod caps;
 mod cli;
 mod dead_docker;
 mod fwd;

@@ -1,4 +1,5 @@
-//! Nodes: names, images, environment, sysctls, kernel, binds, limits.
+//! Nodes: names, images, environment, sysctls, kernel, binds, limits,
+//! capabilities.
 //! Routes are checked once the links are known ([`super::routes`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -10,8 +11,10 @@ use crate::lab::typed::Spanned;
 
 use super::names::{self, NAME_RULE};
 use super::{pos, Problems};
+use crate::lab::capability::Capability;
 use crate::lab::model::{Bind, DatalinkKind, Limits, Node, RuntimeKind};
 use crate::lab::raw::{Entries, RawLimits, RawNode};
+use crate::lab::wording;
 
 pub(super) type RawNodes = Spanned<Entries<Spanned<String>, Option<RawNode>>>;
 
@@ -70,6 +73,7 @@ pub(super) fn resolve(
             binds: binds(&name.value, node.binds.as_ref(), lab.dir, problems),
             limits: limits(&name.value, node.limits.as_ref(), problems),
             privileged: node.privileged.as_ref().is_some_and(|p| p.value),
+            capabilities: capabilities(&name.value, node.capabilities.as_ref(), problems),
         });
     }
     nodes
@@ -140,6 +144,74 @@ fn binds(
         });
     }
     binds
+}
+
+/// `capabilities`: names as in capabilities(7), without `CAP_`, each once.
+/// Whether the runtime can grant them, and may without `privileged`, is
+/// the runtime's preflight (the runtime can be chosen on the command line).
+fn capabilities(
+    node: &str,
+    raw: Option<&Spanned<Vec<Spanned<String>>>>,
+    problems: &mut Problems,
+) -> Vec<Capability> {
+    let mut caps: Vec<Capability> = Vec::new();
+    let mut first: HashMap<Capability, Location> = HashMap::new();
+    for text in raw.iter().flat_map(|r| r.value.iter()) {
+        let name = text.value.as_str();
+        let Some(cap) = Capability::from_name(name) else {
+            problems.at(pos(text), capability_problem(node, name));
+            continue;
+        };
+        if let Some(at) = first.get(&cap) {
+            problems.at(
+                pos(text),
+                format!(
+                    "capability {name:?} is listed twice in node {node:?} (first at line {}, \
+                     column {})",
+                    at.line(),
+                    at.column()
+                ),
+            );
+            continue;
+        }
+        first.insert(cap, pos(text));
+        caps.push(cap);
+    }
+    caps
+}
+
+/// Why `name` is not a capability, and what to write instead.
+fn capability_problem(node: &str, name: &str) -> String {
+    let names = || Capability::all().map(Capability::name);
+    if name.eq_ignore_ascii_case("ALL") {
+        return format!(
+            "capability {name:?} in node {node:?} is refused: a node holds only the capabilities \
+             it names (ALL is root on the host, which is what `privileged: true` trusts a lab \
+             with; even then, name each capability the node needs, such as NET_ADMIN)"
+        );
+    }
+    let bare = name
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("CAP_"))
+        .map(|_| &name[4..]);
+    if let Some(bare) = bare {
+        let meant = Capability::from_name(&bare.to_ascii_uppercase())
+            .map(Capability::name)
+            .or_else(|| wording::nearest(bare, names()));
+        if let Some(meant) = meant {
+            return format!(
+                "capability {name:?} in node {node:?} is written with its prefix: write \
+                 {meant} (labctl names capabilities without CAP_, as Docker does)"
+            );
+        }
+    }
+    let hint = match wording::nearest(bare.unwrap_or(name), names()) {
+        Some(near) => format!("did you mean {near:?}?"),
+        None => "expected a name from capabilities(7) without CAP_, such as NET_ADMIN or \
+                 NET_BIND_SERVICE"
+            .to_owned(),
+    };
+    format!("unknown capability {name:?} in node {node:?} ({hint})")
 }
 
 fn limits(node: &str, raw: Option<&Spanned<RawLimits>>, problems: &mut Problems) -> Limits {

@@ -1110,3 +1110,48 @@ fn numeric_bound_errors() {
         &["11:41: at_least 5 is more than at_most 1 in stdout check 1 of step \"s\", so no number can pass"],
     );
 }
+
+// --- capabilities ---
+
+#[test]
+fn capabilities_are_kept_in_file_order_and_default_to_none() {
+    let lab = valid("name: x\nnodes:\n  a: {}\n  b:\n    capabilities: [NET_BIND_SERVICE, NET_ADMIN, SYS_ADMIN]\n  c: {capabilities: []}\n");
+    let [a, b, c] = lab.nodes() else { panic!() };
+    assert!(a.capabilities.is_empty() && c.capabilities.is_empty());
+    let names: Vec<&str> = b.capabilities.iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["NET_BIND_SERVICE", "NET_ADMIN", "SYS_ADMIN"]);
+    // Whether SYS_ADMIN may be granted is the runtime's to say.
+    assert!(!b.privileged);
+}
+
+#[test]
+fn capability_errors() {
+    let caps = |list: &str| format!("name: x\nnodes:\n  a:\n    capabilities: {list}\n");
+    assert_problems(
+        &caps("[NET_ADMN]"),
+        &["4:20: unknown capability \"NET_ADMN\" in node \"a\" (did you mean \"NET_ADMIN\"?)"],
+    );
+    assert_problems(
+        &caps("[CAP_NET_ADMIN]"),
+        &["4:20: capability \"CAP_NET_ADMIN\" in node \"a\" is written with its prefix: write NET_ADMIN "],
+    );
+    // The prefix and a typo: the suggestion is the nearest name.
+    assert_problems(
+        &caps("[cap_sys_admn]"),
+        &["4:20: capability \"cap_sys_admn\" in node \"a\" is written with its prefix: write SYS_ADMIN "],
+    );
+    assert_problems(
+        &caps("[all]"),
+        &["4:20: capability \"all\" in node \"a\" is refused: a node holds only the capabilities it names (ALL is root on the host, which is what `privileged: true`"],
+    );
+    assert_problems(
+        &caps("[NET_RAW, BPF, NET_RAW]"),
+        &["4:34: capability \"NET_RAW\" is listed twice in node \"a\" (first at line 4, column 20)"],
+    );
+    assert_problems(
+        &caps("[FLY]"),
+        &["4:20: unknown capability \"FLY\" in node \"a\" (expected a name from capabilities(7) without CAP_"],
+    );
+    // Not a list of names: the structural pass says so.
+    assert_eq!(problems(&caps("NET_ADMIN")).len(), 1);
+}

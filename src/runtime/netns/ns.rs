@@ -45,7 +45,8 @@ pub struct NodeRecord {
     pub labels: HashMap<String, String>,
     /// `KEY=VALUE` for every process started in the node.
     pub env: Vec<String>,
-    /// Capabilities (Docker's names) steps keep.
+    /// Capabilities (Docker's names) steps hold: the datalinks' and the
+    /// node's own `capabilities` (`needs::node_capabilities`).
     pub caps: Vec<String>,
     /// The node's `binds`, mounted in each step's own mount namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -16,10 +16,12 @@
 //!    node that holds BPF sees its own BPF filesystem at `/sys/fs/bpf`. Mounts
 //!    propagate from the host into it (slave), so they die with the process
 //!    and hold nothing of the host.
-//! 4. Capabilities: the bounding set, the inheritable and the ambient sets
-//!    are cut to what the node's datalinks need, so after exec root holds
-//!    exactly those (as a container started with `CapDrop: ALL`), and
-//!    `no_new_privs` keeps it from gaining more.
+//! 4. Capabilities: the bounding, permitted, effective, inheritable and
+//!    ambient sets are exactly what the node's datalinks need and its
+//!    `capabilities` name, so after exec root holds those (as a container
+//!    started with `CapDrop: ALL` and that `CapAdd`), a program that is
+//!    not root keeps them too (ambient), and `no_new_privs` keeps it from
+//!    gaining more.
 
 use std::ffi::CString;
 use std::io;
@@ -31,6 +33,7 @@ use std::process::ExitStatus;
 use std::sync::OnceLock;
 
 use super::ns::{self, NodeRecord};
+use crate::lab::Capability;
 
 /// Where a node sees its output directory and the tools.
 pub const OUT_MOUNT: &str = "/lab/out";
@@ -38,59 +41,12 @@ pub const BIN_MOUNT: &str = "/lab/bin";
 /// Host programs after the tools, as in an image that sets no `PATH`.
 const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Linux capability numbers by Docker's names (without `CAP_`).
-const CAPABILITIES: [&str; 41] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
 /// The bit mask of capabilities named `names`; an unknown name is an error.
 pub fn capability_mask(names: &[String]) -> io::Result<u64> {
     names.iter().try_fold(0u64, |mask, name| {
-        let bit = CAPABILITIES
-            .iter()
-            .position(|c| c == name)
+        let cap = Capability::from_name(name)
             .ok_or_else(|| io::Error::other(format!("unknown capability {name}")))?;
-        Ok(mask | 1 << bit)
+        Ok(mask | 1 << cap.number())
     })
 }
 
@@ -286,6 +242,18 @@ impl ChildSetup {
                 },
             ];
             rc(libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) as libc::c_int)?;
+            // Ambient needs each one permitted and inheritable: set above.
+            for cap in 0..=self.last_cap.min(63) {
+                if self.keep & (1 << cap) != 0 {
+                    rc(libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                        cap as libc::c_ulong,
+                        0,
+                        0,
+                    ))?;
+                }
+            }
             rc(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
         }
         Ok(())
