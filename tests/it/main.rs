@@ -7,6 +7,7 @@ mod af_xdp;
 mod caps;
 mod cli;
 mod dead_docker;
+mod devices;
 mod fwd;
 mod impair;
 mod install;
