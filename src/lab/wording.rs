@@ -121,6 +121,10 @@ pub(super) fn expected_here(path: &[Seg]) -> Option<&'static str> {
         [Key(n), Key(_), Key(k), Index(_)] if n == "nodes" && k == "routes" => {
             "a mapping such as {to: 198.18.2.0/24, via: 198.18.1.254}"
         }
+        [Key(n), Key(_), Key(k)] if n == "nodes" && k == "cmd" => {
+            "a list of strings (the command's argv), such as `[my-lb, --config, /etc/lb.conf]`, \
+             or [] to run nothing of the image"
+        }
         [Key(n), Key(_), Key(k)] if n == "nodes" && k == "binds" => {
             "a list of HOST:NODE[:ro|:rw] strings, such as `- ./build/myfwd:/usr/local/bin/myfwd`"
         }
