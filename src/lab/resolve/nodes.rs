@@ -255,7 +255,10 @@ fn check_cmd(
     if let Some(first) = cmd.value.first().filter(|a| a.value.is_empty()) {
         problems.at(
             pos(first),
-            format!("the cmd of node {node:?} starts with an empty program name"),
+            format!(
+                "the cmd of node {node:?} starts with an empty program name (expected the \
+                 program first, such as [my-lb, --config, /etc/lb.conf])"
+            ),
         );
     }
     for (i, arg) in cmd.value.iter().enumerate() {
