@@ -4,8 +4,8 @@
 //! lab-init itself), labctl reads them back after the steps to learn how
 //! the command ended, so the two cannot drift.
 //!
-//! lab-init's arguments are `-- ARGV...`: the command, if the node runs
-//! one (the `--` leaves room for lab-init's own options).
+//! lab-init's arguments are `[--user USER] -- ARGV...`: the command, if
+//! the node runs one, and the image's USER to run it as.
 
 use std::fmt;
 
@@ -15,12 +15,19 @@ pub const PREFIX: &str = "lab-init: ";
 /// The separator before the command in lab-init's arguments.
 pub const COMMAND_SEPARATOR: &str = "--";
 
-/// lab-init's arguments for running `argv` (nothing when it is empty).
-pub fn init_args(argv: &[String]) -> Vec<String> {
+/// lab-init's option before the separator: run the command as this user.
+pub const USER_OPTION: &str = "--user";
+
+/// lab-init's arguments for running `argv` as `user` (nothing when
+/// `argv` is empty).
+pub fn init_args(argv: &[String], user: Option<&str>) -> Vec<String> {
     if argv.is_empty() {
         return Vec::new();
     }
-    std::iter::once(COMMAND_SEPARATOR.to_owned())
+    let user = user
+        .into_iter()
+        .flat_map(|u| [USER_OPTION.to_owned(), u.to_owned()]);
+    user.chain(std::iter::once(COMMAND_SEPARATOR.to_owned()))
         .chain(argv.iter().cloned())
         .collect()
 }
@@ -203,10 +210,13 @@ mod tests {
     #[test]
     fn the_command_follows_the_separator_in_lab_inits_arguments() {
         let argv = vec!["my-lb".to_owned(), "--".to_owned()];
-        let args = init_args(&argv);
+        let args = init_args(&argv, None);
         assert_eq!(args, ["--", "my-lb", "--"]);
         assert_eq!(command_of(&args), argv.as_slice());
-        assert!(init_args(&[]).is_empty());
+        let args = init_args(&argv, Some("frr"));
+        assert_eq!(args, ["--user", "frr", "--", "my-lb", "--"]);
+        assert_eq!(command_of(&args), argv.as_slice());
+        assert!(init_args(&[], Some("frr")).is_empty());
         assert!(command_of::<String>(&[]).is_empty());
     }
 }

@@ -547,6 +547,8 @@ pub struct ImageConfig {
     /// `/bin/sh -c ...`).
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
+    /// Its USER, `None` when it sets none (root).
+    pub user: Option<String>,
 }
 
 /// The [`ImageConfig`] of a local image. Fails with
@@ -575,6 +577,7 @@ pub async fn image_config(
             .find_map(|kv| kv.strip_prefix("PATH=").map(str::to_owned)),
         entrypoint: config.entrypoint.unwrap_or_default(),
         cmd: config.cmd.unwrap_or_default(),
+        user: config.user.filter(|u| !u.is_empty()),
     })
 }
 

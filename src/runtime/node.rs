@@ -76,11 +76,13 @@ pub enum NodeImage {
     Tools(ToolsImage),
     /// The node's own image, with the tools mounted from the volume;
     /// `path` is the image's own PATH, if it sets one; `command` what
-    /// lab-init runs in it ([`node_command`]), empty for nothing.
+    /// lab-init runs in it ([`node_command`]), empty for nothing, as
+    /// `user`, the image's USER (lab-init and the steps run as root).
     Custom {
         image: String,
         path: Option<String>,
         command: Vec<String>,
+        user: Option<String>,
         tools: ToolsImage,
     },
     /// No image: a bare network namespace on the host, the tools from
@@ -207,11 +209,31 @@ impl NodeSpec {
     /// command ([`console::init_args`]).
     fn init_args(&self) -> Option<Vec<String>> {
         match &self.image {
-            NodeImage::Custom { command, .. } if !command.is_empty() => {
-                Some(console::init_args(command))
+            NodeImage::Custom { command, user, .. } if !command.is_empty() => {
+                Some(console::init_args(command, user.as_deref()))
             }
             _ => None,
         }
+    }
+
+    /// `cap_add`, and what lab-init needs to give the command the image's
+    /// USER and still stop it (it runs as root with every other
+    /// capability dropped; signalling another user's process takes KILL).
+    fn capabilities(&self) -> Vec<String> {
+        let mut caps = self.cap_add.clone();
+        if let NodeImage::Custom {
+            user: Some(_),
+            command,
+            ..
+        } = &self.image
+        {
+            if !command.is_empty() {
+                caps.extend(["KILL", "SETGID", "SETUID"].map(str::to_owned));
+                caps.sort();
+                caps.dedup();
+            }
+        }
+        caps
     }
 
     /// The body of Docker's container-create call.
@@ -275,13 +297,18 @@ impl NodeSpec {
             // PID 1 ignores signals it has no handler for.
             stop_signal: matches!(self.image, NodeImage::Custom { .. })
                 .then(|| "SIGTERM".to_owned()),
+            // lab-init and the steps as root, whatever USER the image
+            // sets: the tools need the node's capabilities, which a
+            // non-root user loses at exec; lab-init gives the command the
+            // image's USER.
+            user: matches!(self.image, NodeImage::Custom { .. }).then(|| "0:0".to_owned()),
             env: Some(self.env.clone()),
             labels: Some(self.labels.clone()),
             network_disabled: None,
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
                 cap_drop: Some(vec!["ALL".into()]),
-                cap_add: Some(self.cap_add.clone()),
+                cap_add: Some(self.capabilities()),
                 security_opt: (!self.security_opt.is_empty()).then(|| self.security_opt.clone()),
                 sysctls: Some(self.sysctls.clone()),
                 devices: (!devices.is_empty()).then_some(devices),
@@ -354,6 +381,7 @@ links:
                 image: image.clone(),
                 path: Some("/bin".into()),
                 command: vec!["my-lb".into(), "--config".into(), "/etc/lb.conf".into()],
+                user: None,
                 tools,
             },
         };
@@ -510,6 +538,7 @@ links:
             ["--", "my-lb", "--config", "/etc/lb.conf"]
         );
         assert_eq!(body.stop_signal.as_deref(), Some("SIGTERM"));
+        assert_eq!(body.user.as_deref(), Some("0:0"));
         let mounts = body.host_config.unwrap().mounts.unwrap();
         assert_eq!(
             mounts[0].source.as_deref(),
@@ -526,6 +555,7 @@ links:
         assert!(tools_node.entrypoint.is_none());
         assert!(tools_node.cmd.is_none());
         assert!(tools_node.stop_signal.is_none());
+        assert!(tools_node.user.is_none());
         assert!(tools_node.host_config.unwrap().mounts.is_none());
     }
 
@@ -549,6 +579,29 @@ links:
         assert!(node_command(&[], &[], None).is_empty());
         // An entrypoint alone runs, as under `docker run`.
         assert_eq!(node_command(&entrypoint, &[], None), entrypoint);
+    }
+
+    #[test]
+    fn the_images_user_goes_to_lab_init_with_the_capabilities_to_switch_to_it() {
+        let mut b = spec("b");
+        if let NodeImage::Custom { user, .. } = &mut b.image {
+            *user = Some("frr".into());
+        }
+        let body = b.create_body();
+        assert_eq!(
+            body.cmd.unwrap(),
+            ["--user", "frr", "--", "my-lb", "--config", "/etc/lb.conf"]
+        );
+        assert_eq!(
+            body.host_config.unwrap().cap_add.unwrap(),
+            ["IPC_LOCK", "KILL", "NET_RAW", "SETGID", "SETUID"]
+        );
+        // No command, nothing to switch.
+        if let NodeImage::Custom { command, .. } = &mut b.image {
+            command.clear();
+        }
+        let caps = b.create_body().host_config.unwrap().cap_add.unwrap();
+        assert_eq!(caps, ["IPC_LOCK", "NET_RAW"]);
     }
 
     #[test]

@@ -10,15 +10,15 @@ use crate::support::lab::{
     assert_nothing_left, assert_success, busybox_image, docker, labctl, stderr, stdout, TestLab,
 };
 
-/// An image whose entrypoint says where and with what it starts, then
-/// runs its command; the command a daemon that says when it stops.
+/// An image whose entrypoint says as whom, where and with what it starts,
+/// then runs its command; the command a daemon that says when it stops.
 fn daemon_image() -> String {
     static BUILT: Mutex<Option<String>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(tag) = built.as_ref() {
         return tag.clone();
     }
-    let tag = "labctl-test-daemon:1".to_owned();
+    let tag = "labctl-test-daemon:2".to_owned();
     let dir = tempfile::tempdir().expect("temporary directory");
     std::fs::write(
         dir.path().join("Dockerfile"),
@@ -26,7 +26,8 @@ fn daemon_image() -> String {
             "FROM {}\n\
              WORKDIR /srv\n\
              ENV GREETING=from-the-image\n\
-             ENTRYPOINT [\"/bin/sh\", \"-c\", \"echo entrypoint in $(pwd) $GREETING $NODE_VAR; exec \\\"$@\\\"\", \"entry\"]\n\
+             USER 1000:1000\n\
+             ENTRYPOINT [\"/bin/sh\", \"-c\", \"echo entrypoint as $(id -u) in $(pwd) $GREETING $NODE_VAR; exec \\\"$@\\\"\", \"entry\"]\n\
              CMD [\"sh\", \"-c\", \"echo started; trap 'echo stopping; exit 0' TERM; while :; do sleep 1; done\"]\n",
             busybox_image()
         ),
@@ -97,10 +98,14 @@ steps:
     node: dut
     exec: [cat, /proc/1/cmdline]
     expect: {{ stdout: [{{ contains: "lab-init" }}] }}
+  - name: steps-as-root
+    node: dut
+    exec: [id, -u]
+    expect: {{ stdout: [{{ match: "^0$" }}] }}
   - name: daemon
     node: dut
-    exec: [ps, -o, args]
-    expect: {{ stdout: [{{ contains: "while :; do sleep 1; done" }}] }}
+    exec: [ps, -o, "pid,user,args"]
+    expect: {{ stdout: [{{ match: '^ *[0-9]+ +1000 +sh -c echo started' }}] }}
 "#,
             daemon_image()
         ),
@@ -108,10 +113,10 @@ steps:
     let run = Run::of(&lab);
     assert_eq!(run.out.status.code(), Some(0), "{}", run.describe());
     let console = run.console("dut");
-    // The image's WorkingDir and Env, the node's env, the entrypoint
-    // before the command.
+    // The image's USER, WorkingDir and Env, the node's env, the
+    // entrypoint before the command.
     assert!(
-        console.contains("entrypoint in /srv from-the-image from-the-lab\nstarted\n"),
+        console.contains("entrypoint as 1000 in /srv from-the-image from-the-lab\nstarted\n"),
         "{console}"
     );
     // Stopped at the end: the command heard SIGTERM and said so, and
@@ -155,7 +160,7 @@ steps:
     let console = run.console("over");
     // The entrypoint stays, the lab's command replaces the image's.
     assert!(
-        console.contains("entrypoint in /srv from-the-image\noverridden\n"),
+        console.contains("entrypoint as 1000 in /srv from-the-image\noverridden\n"),
         "{console}"
     );
     assert!(!console.contains("started"), "{console}");
@@ -197,7 +202,7 @@ steps:
     assert!(console.contains("failing\n"), "{console}");
     let path = run.run_dir().join("nodes/bad/console.log");
     let expected = format!(
-        "node bad: its command `/bin/sh -c 'echo entrypoint in $(pwd) $GREETING $NODE_VAR; \
+        "node bad: its command `/bin/sh -c 'echo entrypoint as $(id -u) in $(pwd) $GREETING $NODE_VAR; \
          exec \"$@\"' entry sh -c 'echo failing; exit 3'` exited with status 3 before the \
          steps ended; its output is in {}",
         path.display()

@@ -249,6 +249,10 @@ impl Backend for DockerBackend {
                         image: own.clone(),
                         command: node_command(&config.entrypoint, &config.cmd, node.cmd.as_deref()),
                         path: config.path,
+                        // Root needs no switch (nor the capabilities for it).
+                        user: config
+                            .user
+                            .filter(|u| !matches!(u.as_str(), "0" | "root" | "0:0" | "root:root")),
                         tools: tools.clone(),
                     }
                 }
