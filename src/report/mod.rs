@@ -250,9 +250,15 @@ pub(crate) mod tests {
         let interrupted = [step("a", Status::Interrupted)];
         assert_eq!(Outcome::of(&interrupted, &[teardown]), Outcome::Error);
         let late = RunProblem::new(RunProblemKind::Interrupted, "interrupted");
-        assert_eq!(Outcome::of(&passed, &[late.clone()]), Outcome::Interrupted);
+        assert_eq!(
+            Outcome::of(&passed, std::slice::from_ref(&late)),
+            Outcome::Interrupted
+        );
         let command = RunProblem::new(RunProblemKind::NodeCommand, "node a: ... status 3");
-        assert_eq!(Outcome::of(&passed, &[command.clone()]), Outcome::Failed);
+        assert_eq!(
+            Outcome::of(&passed, std::slice::from_ref(&command)),
+            Outcome::Failed
+        );
         assert_eq!(Outcome::of(&passed, &[command, late]), Outcome::Interrupted);
     }
 
