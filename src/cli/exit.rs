@@ -5,7 +5,8 @@ use labctl::report::Outcome;
 
 /// Success; `labctl run`: every step passed.
 pub const SUCCESS: u8 = 0;
-/// `labctl run`: a step failed its checks.
+/// `labctl run`: a step failed its checks, or a node's own command ended
+/// with a failure before the steps ended.
 pub const CHECK_FAILED: u8 = 1;
 /// An invalid lab file or bad usage (including a lab or node that is not
 /// deployed).

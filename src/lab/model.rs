@@ -246,6 +246,10 @@ pub struct Node {
     pub name: String,
     /// A local image; `None` runs the tools image that labctl builds.
     pub image: Option<String>,
+    /// `cmd`: replaces the CMD of the node's own image (its ENTRYPOINT
+    /// stays); `Some([])` runs nothing of the image, `None` its own CMD.
+    /// Only on a node with `image`.
+    pub cmd: Option<Vec<String>>,
     /// The node's default datalink (already resolved against the lab's).
     pub datalink: DatalinkKind,
     pub env: BTreeMap<String, String>,

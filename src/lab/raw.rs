@@ -80,6 +80,12 @@ pub struct RawNode {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub image: Option<Spanned<String>>,
+    /// The command of the node's own image, as Docker's CMD: a list of
+    /// strings (argv) run after the image's ENTRYPOINT; `[]` runs nothing
+    /// of the image. Only with `image`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub cmd: Option<Spanned<Vec<Spanned<String>>>>,
     /// Overrides the lab's datalink for this node's interfaces.
     #[serde(default)]
     #[schemars(with = "Option<DatalinkKind>")]
@@ -129,6 +135,7 @@ impl RawNode {
     /// `name:` or `name: {}`: every default.
     pub const EMPTY: RawNode = RawNode {
         image: None,
+        cmd: None,
         datalink: None,
         env: Entries(Vec::new()),
         sysctls: Entries(Vec::new()),

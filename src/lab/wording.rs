@@ -112,14 +112,18 @@ pub(super) fn expected_here(path: &[Seg]) -> Option<&'static str> {
         [Key(k)] if k == "name" => "a string: the lab's name, [a-z0-9][a-z0-9-]{0,19}",
         [Key(k)] if k == "nodes" => "a mapping of node names to their settings",
         [Key(n), Key(_)] if n == "nodes" => {
-            "a mapping (image, datalink, env, sysctls, kernel, routes, binds, limits, \
-             privileged) or nothing"
+            "a mapping (image, cmd, datalink, env, sysctls, kernel, routes, binds, limits, \
+             capabilities, privileged) or nothing"
         }
         [Key(n), Key(_), Key(k)] if n == "nodes" && k == "routes" => {
             "a list of routes such as `- {to: 198.18.2.0/24, via: 198.18.1.254}`"
         }
         [Key(n), Key(_), Key(k), Index(_)] if n == "nodes" && k == "routes" => {
             "a mapping such as {to: 198.18.2.0/24, via: 198.18.1.254}"
+        }
+        [Key(n), Key(_), Key(k)] if n == "nodes" && k == "cmd" => {
+            "a list of strings (the command's argv), such as `[my-lb, --config, /etc/lb.conf]`, \
+             or [] to run nothing of the image"
         }
         [Key(n), Key(_), Key(k)] if n == "nodes" && k == "binds" => {
             "a list of HOST:NODE[:ro|:rw] strings, such as `- ./build/myfwd:/usr/local/bin/myfwd`"

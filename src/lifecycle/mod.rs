@@ -27,11 +27,12 @@ use tokio_util::sync::CancellationToken;
 use crate::lab::{DatalinkKind, Lab};
 use crate::report::{junit_xml, summary, Outcome, RunProblem, RunProblemKind, RunReport, Timing};
 use crate::run::steps::{Observer, StepOptions, StepRunner};
-use crate::runtime::backend::Backend;
+use crate::runtime::backend::{Backend, KeptConsole};
+use crate::runtime::console;
 use crate::runtime::names::Instance;
 use crate::runtime::{
     deploy, Cancel, DeployOptions, DeployOutcome, DeployedLab, Progress, Removed, Runtime,
-    RuntimeError, Scope, NODE_OUT_DIR,
+    RuntimeError, Scope, CONSOLE_FILE, NODE_OUT_DIR,
 };
 
 #[cfg(test)]
@@ -275,10 +276,12 @@ impl Run<'_> {
         });
     }
 
-    /// Copies each node's [`NODE_OUT_DIR`] into `nodes/<node>` of the run
-    /// directory. A Ctrl-C that stopped the steps still lets it run (the
-    /// files of an interrupted run are worth keeping); one that arrives
-    /// now, or a second one, stops it.
+    /// Stops the nodes' own commands (unless the lab is kept), then copies
+    /// each node's [`NODE_OUT_DIR`] into `nodes/<node>` of the run
+    /// directory, and its console into `nodes/<node>/`[`CONSOLE_FILE`]. A
+    /// Ctrl-C that stopped the steps still lets it run (the files of an
+    /// interrupted run are worth keeping); one that arrives now, or a
+    /// second one, stops it.
     async fn evidence<R: Runtime>(&self, runtime: &R, lab: &Lab, report: &mut RunReport) {
         let clock = Instant::now();
         let stop = if self.interrupts.interrupt.is_cancelled() {
@@ -287,7 +290,16 @@ impl Run<'_> {
             &self.interrupts.interrupt
         };
         let mut cut_at = None;
+        if !self.options.keep {
+            tokio::select! {
+                () = self.stop_commands(runtime, lab, report) => {}
+                () = stop.cancelled() => cut_at = lab.nodes().first().map(|n| n.name.as_str()),
+            }
+        }
         for node in lab.nodes() {
+            if cut_at.is_some() {
+                break;
+            }
             if stop.is_cancelled() {
                 cut_at = Some(node.name.as_str());
                 break;
@@ -305,17 +317,45 @@ impl Run<'_> {
                 }
             };
             if let Err(e) = copied {
-                // A full run directory is the run's own failure; a node
-                // whose files cannot be read leaves the steps' verdict as
-                // it is, but the user hears of it.
-                let kind = match e {
-                    RuntimeError::Write { .. } => RunProblemKind::Write,
-                    _ => RunProblemKind::Evidence,
-                };
-                report.problems.push(RunProblem::new(
-                    kind,
-                    format!("artifacts of node {}: {e}", node.name),
+                report.problems.push(evidence_problem(
+                    format!("artifacts of node {}", node.name),
+                    e,
                 ));
+            }
+            let console_file = dest.join(CONSOLE_FILE);
+            let console =
+                runtime
+                    .backend()
+                    .keep_console(self.instance.as_str(), &node.name, &console_file);
+            let kept = tokio::select! {
+                kept = console => kept,
+                () = stop.cancelled() => {
+                    cut_at = Some(node.name.as_str());
+                    break;
+                }
+            };
+            match kept {
+                Ok(Some(KeptConsole {
+                    path,
+                    command,
+                    ended: Some(ending),
+                })) if !ending.is_success() => {
+                    report.problems.push(RunProblem::new(
+                        RunProblemKind::NodeCommand,
+                        format!(
+                            "node {}: its command `{}` {ending} before the steps ended; its \
+                             output is in {}",
+                            node.name,
+                            console::shown(&command),
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => report.problems.push(evidence_problem(
+                    format!("console of node {}", node.name),
+                    e,
+                )),
             }
         }
         if let Some(node) = cut_at {
@@ -331,6 +371,27 @@ impl Run<'_> {
             name: "artifacts".into(),
             duration: clock.elapsed(),
         });
+    }
+
+    /// Stops every node's own command at once (each within its grace), so
+    /// what they print and write on their way out is kept too; stopped
+    /// here, a command's end is not its failure.
+    async fn stop_commands<R: Runtime>(&self, runtime: &R, lab: &Lab, report: &mut RunReport) {
+        let stops = lab.nodes().iter().map(|node| async move {
+            let stopped = runtime
+                .backend()
+                .stop_command(self.instance.as_str(), &node.name)
+                .await;
+            (node, stopped)
+        });
+        for (node, stopped) in futures_util::future::join_all(stops).await {
+            if let Err(e) = stopped {
+                report.problems.push(evidence_problem(
+                    format!("stopping the command of node {}", node.name),
+                    e,
+                ));
+            }
+        }
     }
 
     /// Removes the lab; runs to its end whatever happens meanwhile.
@@ -405,6 +466,17 @@ impl Run<'_> {
         add_write_problems(&mut report, failed);
         report
     }
+}
+
+/// A node's evidence that could not be kept: a full run directory is the
+/// run's own failure; a node whose files cannot be read leaves the steps'
+/// verdict as it is, but the user hears of it.
+fn evidence_problem(what: String, e: RuntimeError) -> RunProblem {
+    let kind = match e {
+        RuntimeError::Write { .. } => RunProblemKind::Write,
+        _ => RunProblemKind::Evidence,
+    };
+    RunProblem::new(kind, format!("{what}: {e}"))
 }
 
 /// What to do when teardown could not finish (Docker stopped answering,

@@ -192,6 +192,42 @@ async fn a_failing_step_fails_the_run_and_still_tears_down() {
 }
 
 #[tokio::test]
+async fn a_nodes_command_that_failed_on_its_own_fails_the_run_after_every_command_is_stopped() {
+    use crate::runtime::console::Ending;
+    let rt = runtime(FakeBackend {
+        commands: vec![("a".into(), Some(Ending::Exited(3))), ("b".into(), None)],
+        ..Default::default()
+    });
+    let done = run(&rt).await;
+    assert_eq!(done.report.outcome, Outcome::Failed);
+    assert_eq!(done.kinds(), [RunProblemKind::NodeCommand]);
+    let console = done.report.run_dir.join("nodes/a/console.log");
+    assert_eq!(
+        done.messages(),
+        format!(
+            "node a: its command `daemon --config 'a b'` exited with status 3 before the steps \
+             ended; its output is in {}",
+            console.display()
+        )
+    );
+    assert_eq!(*rt.backend.stopped.lock().unwrap(), ["a", "b"]);
+    assert!(done.statuses().iter().all(|s| *s == Status::Passed));
+    assert_torn_down(&rt);
+}
+
+#[tokio::test]
+async fn a_command_that_exited_0_or_runs_until_stopped_is_no_problem() {
+    use crate::runtime::console::Ending;
+    let rt = runtime(FakeBackend {
+        commands: vec![("a".into(), Some(Ending::Exited(0))), ("b".into(), None)],
+        ..Default::default()
+    });
+    let done = run(&rt).await;
+    assert_eq!(done.report.outcome, Outcome::Passed, "{}", done.messages());
+    assert!(done.kinds().is_empty());
+}
+
+#[tokio::test]
 async fn a_failing_evidence_copy_is_reported_and_the_verdict_holds() {
     let rt = runtime(FakeBackend {
         fail_copy: Some("a".into()),

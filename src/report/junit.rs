@@ -171,6 +171,7 @@ fn problem_type(kind: crate::report::RunProblemKind) -> &'static str {
         K::Write => "write",
         K::Evidence => "evidence",
         K::Teardown => "teardown",
+        K::NodeCommand => "node_command",
     }
 }
 

@@ -79,6 +79,10 @@ pub enum RunProblemKind {
     Evidence,
     /// Teardown could not remove everything.
     Teardown,
+    /// A node's own command (its image's entrypoint and command) ended
+    /// with a failure before the steps ended: the run fails as a failed
+    /// check does.
+    NodeCommand,
 }
 
 impl RunProblemKind {
@@ -89,6 +93,7 @@ impl RunProblemKind {
                 Some(Outcome::Error)
             }
             RunProblemKind::Interrupted => Some(Outcome::Interrupted),
+            RunProblemKind::NodeCommand => Some(Outcome::Failed),
             RunProblemKind::Evidence => None,
         }
     }
@@ -246,7 +251,16 @@ pub(crate) mod tests {
         let interrupted = [step("a", Status::Interrupted)];
         assert_eq!(Outcome::of(&interrupted, &[teardown]), Outcome::Error);
         let late = RunProblem::new(RunProblemKind::Interrupted, "interrupted");
-        assert_eq!(Outcome::of(&passed, &[late]), Outcome::Interrupted);
+        assert_eq!(
+            Outcome::of(&passed, std::slice::from_ref(&late)),
+            Outcome::Interrupted
+        );
+        let command = RunProblem::new(RunProblemKind::NodeCommand, "node a: ... status 3");
+        assert_eq!(
+            Outcome::of(&passed, std::slice::from_ref(&command)),
+            Outcome::Failed
+        );
+        assert_eq!(Outcome::of(&passed, &[command, late]), Outcome::Interrupted);
     }
 
     #[test]

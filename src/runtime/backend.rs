@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::lab::Lab;
 
+use super::console::Ending;
 use super::error::RuntimeError;
 use super::names::{Instance, Owner, RunId, Scope};
 use super::node::{InterfaceLabel, NodeImage, NodeSpec};
@@ -66,6 +67,18 @@ impl StartedNode {
             netns: crate::links::pid_path(pid),
         }
     }
+}
+
+/// A node's console kept in the run directory ([`Backend::keep_console`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptConsole {
+    /// The file written.
+    pub path: PathBuf,
+    /// The node's command, as lab-init ran it.
+    pub command: Vec<String>,
+    /// How the command ended by itself, before anything told it to stop;
+    /// `None` while it runs, or when a stop ended it.
+    pub ended: Option<Ending>,
 }
 
 /// The node side of a runtime: what deploy, teardown and the run's
@@ -136,6 +149,32 @@ pub trait Backend: Sync {
         _containers: &[String],
     ) -> impl Future<Output = Option<Vec<(String, Result<(), RuntimeError>)>>> + Send {
         async { None }
+    }
+
+    /// After the steps: stops the command of node `node` of `instance`
+    /// (its own image's entrypoint and command) as `docker stop` would,
+    /// so its last words and files are in the evidence; returns once the
+    /// node has stopped. A node that runs no command is left as it is,
+    /// which is every node by default (bare namespaces run no image).
+    fn stop_command(
+        &self,
+        _instance: &str,
+        _node: &str,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Writes the console of node `node` of `instance` (the output of its
+    /// command) to the file `dest`, streamed; `None` when the node runs no command
+    /// (by default). A failure to write on the host is
+    /// [`RuntimeError::Write`].
+    fn keep_console(
+        &self,
+        _instance: &str,
+        _node: &str,
+        _dest: &Path,
+    ) -> impl Future<Output = Result<Option<KeptConsole>, RuntimeError>> + Send {
+        async { Ok(None) }
     }
 
     /// Copies the directory `from` of node `node` of the deployed instance

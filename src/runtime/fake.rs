@@ -105,6 +105,11 @@ pub struct FakeBackend {
     pub host_state_removed: Mutex<Vec<String>>,
     /// `attach_xdp` of this node fails.
     pub fail_xdp: Option<String>,
+    /// The nodes that run a command, and how it ends by itself (`None`:
+    /// it runs until stopped).
+    pub commands: Vec<(String, Option<crate::runtime::console::Ending>)>,
+    /// Every node whose command `stop_command` stopped, in order.
+    pub stopped: Mutex<Vec<String>>,
 }
 
 impl FakeBackend {
@@ -249,6 +254,29 @@ impl Backend for FakeBackend {
         lock(&self.removed).push(container.to_owned());
         lock(&self.containers).retain(|c| c.name != container);
         Ok(())
+    }
+
+    async fn stop_command(&self, _instance: &str, node: &str) -> Result<(), RuntimeError> {
+        if self.commands.iter().any(|(n, _)| n == node) {
+            lock(&self.stopped).push(node.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn keep_console(
+        &self,
+        _instance: &str,
+        node: &str,
+        dest: &Path,
+    ) -> Result<Option<super::backend::KeptConsole>, RuntimeError> {
+        let Some((_, ended)) = self.commands.iter().find(|(n, _)| n == node) else {
+            return Ok(None);
+        };
+        Ok(Some(super::backend::KeptConsole {
+            path: dest.to_owned(),
+            command: vec!["daemon".into(), "--config".into(), "a b".into()],
+            ended: *ended,
+        }))
     }
 
     async fn copy_out(

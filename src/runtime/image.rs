@@ -538,13 +538,26 @@ async fn create_fill_container(
         .map_err(RuntimeError::docker(format!("removing {name}")))
 }
 
-/// The `PATH` a local image sets, or `None` when it sets none. Fails with
+/// What a local image says about how it runs, as labctl uses it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// Its `PATH`, `None` when it sets none.
+    pub path: Option<String>,
+    /// Its ENTRYPOINT and CMD, as Docker stores them (shell forms already
+    /// `/bin/sh -c ...`).
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// Its USER, `None` when it sets none (root).
+    pub user: Option<String>,
+}
+
+/// The [`ImageConfig`] of a local image. Fails with
 /// [`RuntimeError::ImageMissing`] when the image is not in the local store.
-pub async fn image_path_env(
+pub async fn image_config(
     docker: &Docker,
     node: &str,
     image: &str,
-) -> Result<Option<String>, RuntimeError> {
+) -> Result<ImageConfig, RuntimeError> {
     let inspect = docker.inspect_image(image).await.map_err(|e| {
         if is_not_found(&e) {
             RuntimeError::ImageMissing {
@@ -555,12 +568,17 @@ pub async fn image_path_env(
             RuntimeError::docker(format!("looking up image {image} of node {node}"))(e)
         }
     })?;
-    Ok(inspect
-        .config
-        .and_then(|c| c.env)
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|kv| kv.strip_prefix("PATH=").map(str::to_owned)))
+    let config = inspect.config.unwrap_or_default();
+    Ok(ImageConfig {
+        path: config
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|kv| kv.strip_prefix("PATH=").map(str::to_owned)),
+        entrypoint: config.entrypoint.unwrap_or_default(),
+        cmd: config.cmd.unwrap_or_default(),
+        user: config.user.filter(|u| !u.is_empty()),
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //!
 //! Runtime-neutral pieces: [`names`] (container names, labels, veth
 //! aliases, scopes), [`node`] (what a node looks like, [`node::NodeSpec`]),
+//! [`console`] (lab-init's words about a node's own command),
 //! [`needs`] (capabilities and devices per datalink, host preflight),
 //! [`privilege`] (whether the host can grant CAP_BPF, or attach af_xdp
 //! nodes' programs itself), [`seccomp`] (the profile of af_xdp nodes under
@@ -24,6 +25,7 @@
 //! statically linked), [`inspect`].
 
 pub mod backend;
+pub mod console;
 pub mod deploy;
 pub(crate) mod docker;
 mod error;
@@ -58,6 +60,10 @@ pub use progress::{NoProgress, Phase, Progress, Timings};
 /// Where the tools write the files a run keeps (pcaps, logs), in every
 /// node; `labctl run` copies it into the run directory before teardown.
 pub const NODE_OUT_DIR: &str = "/lab/out";
+
+/// The file, in a node's folder of the run directory, that keeps the
+/// output of the node's own image's command ([`console`]).
+pub const CONSOLE_FILE: &str = "console.log";
 
 /// One runtime: its three seams. The run ([`crate::lifecycle`]), deploy
 /// and teardown ([`deploy`]) take any `Runtime`, so a new runtime only

@@ -15,6 +15,7 @@ use crate::lab::{Bind, DatalinkKind, KernelMode, Lab, Limits, Node};
 use crate::links::sysctl;
 use crate::tools::datalink::af_xdp;
 
+use super::console;
 use super::image::{ToolsImage, TOOLS_PATH};
 use super::names::{self, Instance, Owner, RunId};
 use super::needs;
@@ -39,6 +40,22 @@ pub const KERNEL_SILENCE: [(&str, &str); 5] = [
 /// The `PATH` of an image that sets none (Docker's usual default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// What a node with its own image runs, as `docker run` combines them:
+/// the image's ENTRYPOINT, then the lab's `cmd` if it has one, else the
+/// image's CMD. `cmd: []` runs nothing at all, not even the entrypoint:
+/// the lab asked for labctl's steps only.
+pub fn node_command(
+    entrypoint: &[String],
+    image_cmd: &[String],
+    lab_cmd: Option<&[String]>,
+) -> Vec<String> {
+    match lab_cmd {
+        Some([]) => Vec::new(),
+        Some(cmd) => [entrypoint, cmd].concat(),
+        None => [entrypoint, image_cmd].concat(),
+    }
+}
+
 /// One interface of a node as recorded in [`names::LABEL_INTERFACES`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceLabel {
@@ -58,10 +75,14 @@ pub enum NodeImage {
     /// The tools image itself.
     Tools(ToolsImage),
     /// The node's own image, with the tools mounted from the volume;
-    /// `path` is the image's own PATH, if it sets one.
+    /// `path` is the image's own PATH, if it sets one; `command` what
+    /// lab-init runs in it ([`node_command`]), empty for nothing, as
+    /// `user`, the image's USER (lab-init and the steps run as root).
     Custom {
         image: String,
         path: Option<String>,
+        command: Vec<String>,
+        user: Option<String>,
         tools: ToolsImage,
     },
     /// No image: a bare network namespace on the host, the tools from
@@ -184,6 +205,37 @@ impl NodeSpec {
         }
     }
 
+    /// lab-init's arguments in a node with its own image that runs a
+    /// command ([`console::init_args`]).
+    fn init_args(&self) -> Option<Vec<String>> {
+        match &self.image {
+            NodeImage::Custom { command, user, .. } if !command.is_empty() => {
+                Some(console::init_args(command, user.as_deref()))
+            }
+            _ => None,
+        }
+    }
+
+    /// `cap_add`, and what lab-init needs to give the command the image's
+    /// USER and still stop it (it runs as root with every other
+    /// capability dropped; signalling another user's process takes KILL).
+    fn capabilities(&self) -> Vec<String> {
+        let mut caps = self.cap_add.clone();
+        if let NodeImage::Custom {
+            user: Some(_),
+            command,
+            ..
+        } = &self.image
+        {
+            if !command.is_empty() {
+                caps.extend(["KILL", "SETGID", "SETUID"].map(str::to_owned));
+                caps.sort();
+                caps.dedup();
+            }
+        }
+        caps
+    }
+
     /// The body of Docker's container-create call.
     pub fn create_body(&self) -> ContainerCreateBody {
         let (image, entrypoint, mounts) = match &self.image {
@@ -238,15 +290,25 @@ impl NodeSpec {
             image: Some(image),
             hostname: Some(self.node.clone()),
             entrypoint,
-            // An overridden entrypoint drops the image's CMD as well.
-            cmd: None,
+            // An overridden entrypoint drops the image's CMD as well:
+            // lab-init gets the image's command as its arguments.
+            cmd: self.init_args(),
+            // lab-init's stop signal, whatever STOPSIGNAL the image sets:
+            // PID 1 ignores signals it has no handler for.
+            stop_signal: matches!(self.image, NodeImage::Custom { .. })
+                .then(|| "SIGTERM".to_owned()),
+            // lab-init and the steps as root, whatever USER the image
+            // sets: the tools need the node's capabilities, which a
+            // non-root user loses at exec; lab-init gives the command the
+            // image's USER.
+            user: matches!(self.image, NodeImage::Custom { .. }).then(|| "0:0".to_owned()),
             env: Some(self.env.clone()),
             labels: Some(self.labels.clone()),
             network_disabled: None,
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
                 cap_drop: Some(vec!["ALL".into()]),
-                cap_add: Some(self.cap_add.clone()),
+                cap_add: Some(self.capabilities()),
                 security_opt: (!self.security_opt.is_empty()).then(|| self.security_opt.clone()),
                 sysctls: Some(self.sysctls.clone()),
                 devices: (!devices.is_empty()).then_some(devices),
@@ -318,6 +380,8 @@ links:
             Some(image) => NodeImage::Custom {
                 image: image.clone(),
                 path: Some("/bin".into()),
+                command: vec!["my-lb".into(), "--config".into(), "/etc/lb.conf".into()],
+                user: None,
                 tools,
             },
         };
@@ -492,6 +556,12 @@ links:
         let body = spec("b").create_body();
         assert_eq!(body.image.as_deref(), Some("busybox:local"));
         assert_eq!(body.entrypoint.unwrap(), ["/lab/bin/lab-init"]);
+        assert_eq!(
+            body.cmd.unwrap(),
+            ["--", "my-lb", "--config", "/etc/lb.conf"]
+        );
+        assert_eq!(body.stop_signal.as_deref(), Some("SIGTERM"));
+        assert_eq!(body.user.as_deref(), Some("0:0"));
         let mounts = body.host_config.unwrap().mounts.unwrap();
         assert_eq!(
             mounts[0].source.as_deref(),
@@ -506,6 +576,63 @@ links:
             Some("labctl-tools:0123456789ab")
         );
         assert!(tools_node.entrypoint.is_none());
+        assert!(tools_node.cmd.is_none());
+        assert!(tools_node.stop_signal.is_none());
+        assert!(tools_node.user.is_none());
         assert!(tools_node.host_config.unwrap().mounts.is_none());
+    }
+
+    #[test]
+    fn the_command_is_the_entrypoint_then_the_labs_cmd_or_the_images() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let entrypoint = words(&["/docker-entrypoint.sh"]);
+        let image_cmd = words(&["nginx", "-g", "daemon off;"]);
+        assert_eq!(
+            node_command(&entrypoint, &image_cmd, None),
+            words(&["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"])
+        );
+        let lab_cmd = words(&["nginx", "-T"]);
+        assert_eq!(
+            node_command(&entrypoint, &image_cmd, Some(&lab_cmd)),
+            words(&["/docker-entrypoint.sh", "nginx", "-T"])
+        );
+        assert_eq!(node_command(&[], &image_cmd, Some(&lab_cmd)), lab_cmd);
+        assert_eq!(node_command(&[], &image_cmd, None), image_cmd);
+        assert!(node_command(&entrypoint, &image_cmd, Some(&[])).is_empty());
+        assert!(node_command(&[], &[], None).is_empty());
+        // An entrypoint alone runs, as under `docker run`.
+        assert_eq!(node_command(&entrypoint, &[], None), entrypoint);
+    }
+
+    #[test]
+    fn the_images_user_goes_to_lab_init_with_the_capabilities_to_switch_to_it() {
+        let mut b = spec("b");
+        if let NodeImage::Custom { user, .. } = &mut b.image {
+            *user = Some("frr".into());
+        }
+        let body = b.create_body();
+        assert_eq!(
+            body.cmd.unwrap(),
+            ["--user", "frr", "--", "my-lb", "--config", "/etc/lb.conf"]
+        );
+        assert_eq!(
+            body.host_config.unwrap().cap_add.unwrap(),
+            ["IPC_LOCK", "KILL", "NET_RAW", "SETGID", "SETUID"]
+        );
+        // No command, nothing to switch.
+        if let NodeImage::Custom { command, .. } = &mut b.image {
+            command.clear();
+        }
+        let caps = b.create_body().host_config.unwrap().cap_add.unwrap();
+        assert_eq!(caps, ["IPC_LOCK", "NET_RAW"]);
+    }
+
+    #[test]
+    fn a_custom_image_without_a_command_gives_lab_init_no_arguments() {
+        let mut b = spec("b");
+        if let NodeImage::Custom { command, .. } = &mut b.image {
+            command.clear();
+        }
+        assert_eq!(b.create_body().cmd, None);
     }
 }

@@ -19,6 +19,7 @@ mod many;
 mod memory;
 mod netmap;
 mod netns;
+mod own_image;
 mod reports;
 mod route;
 mod run;

@@ -185,7 +185,7 @@ fn report_json_of_real_runs_validates_against_schema_report() {
         .map(|r| {
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(r).unwrap()).unwrap();
-            assert_eq!(v["schema_version"], 1, "{}", r.display());
+            assert_eq!(v["schema_version"], 2, "{}", r.display());
             v["outcome"].as_str().unwrap_or_default().to_owned()
         })
         .collect();
@@ -196,7 +196,7 @@ fn report_json_of_real_runs_validates_against_schema_report() {
     // `--json` of many runs: each of its `runs` is a report.json.
     let all: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&many).unwrap()).unwrap();
-    assert_eq!(all["schema_version"], 1);
+    assert_eq!(all["schema_version"], 2);
     let mut documents = reports.clone();
     for (i, run) in all["runs"].as_array().unwrap().iter().enumerate() {
         let path = dir.path().join(format!("run-{i}.json"));
@@ -216,7 +216,7 @@ fn report_json_of_real_runs_validates_against_schema_report() {
     // the schema does not know, is refused.
     let mut wrong: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&reports[0]).unwrap()).unwrap();
-    wrong["schema_version"] = 2.into();
+    wrong["schema_version"] = 1.into();
     wrong["outcome"] = "maybe".into();
     let wrong_path = dir.path().join("wrong.json");
     std::fs::write(&wrong_path, wrong.to_string()).unwrap();

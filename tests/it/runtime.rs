@@ -282,9 +282,10 @@ fn a_node_with_its_own_image_gets_the_tools_and_lab_init() {
             format!("/lab/bin/{tool}")
         );
     }
+    // With the image's command, its CMD (sh, which ends at once).
     assert_eq!(
         run("cat /proc/1/cmdline | tr '\\0' ' '").trim(),
-        "/lab/bin/lab-init"
+        "/lab/bin/lab-init -- sh"
     );
     assert_eq!(run("test -d /lab/out && echo yes").trim(), "yes");
     // The tools are mounted read-only.

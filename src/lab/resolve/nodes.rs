@@ -1,5 +1,5 @@
-//! Nodes: names, images, environment, sysctls, kernel, binds, limits,
-//! capabilities.
+//! Nodes: names, images and commands, environment, sysctls, kernel, binds,
+//! limits, capabilities.
 //! Routes are checked once the links are known ([`super::routes`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -61,9 +61,22 @@ pub(super) fn resolve(
         if let Some(image) = &node.image {
             check_image(&name.value, image, lab.runtime, problems);
         }
+        if let Some(cmd) = &node.cmd {
+            check_cmd(
+                &name.value,
+                cmd,
+                node.image.is_some(),
+                lab.runtime,
+                problems,
+            );
+        }
         nodes.push(Node {
             name: name.value.clone(),
             image: node.image.as_ref().map(|i| i.value.clone()),
+            cmd: node
+                .cmd
+                .as_ref()
+                .map(|c| c.value.iter().map(|a| a.value.clone()).collect()),
             datalink: node.datalink.as_ref().map_or(lab.datalink, |d| d.value),
             env: environment(&name.value, &node.env, problems),
             sysctls: sysctls(&name.value, &node.sysctls, problems),
@@ -278,6 +291,58 @@ fn check_image(node: &str, image: &Spanned<String>, runtime: RuntimeKind, proble
                  alpine:3, or no image for the tools image)"
             ),
         );
+    }
+}
+
+/// `cmd` replaces the CMD of the node's own image: a node without one (the
+/// tools image has no entrypoint to give it to) or without any image
+/// (netns) cannot have it.
+fn check_cmd(
+    node: &str,
+    cmd: &Spanned<Vec<Spanned<String>>>,
+    has_image: bool,
+    runtime: RuntimeKind,
+    problems: &mut Problems,
+) {
+    if runtime == RuntimeKind::Netns {
+        problems.at(
+            pos(cmd),
+            format!(
+                "node {node:?} has a cmd, but runtime: netns makes nodes as network namespaces \
+                 on the host, which run no image (remove cmd, or use runtime: docker)"
+            ),
+        );
+        return;
+    }
+    if !has_image {
+        problems.at(
+            pos(cmd),
+            format!(
+                "node {node:?} has a cmd but no image (cmd replaces the CMD of the node's own \
+                 image; the tools image runs only labctl's steps: add an image, or remove cmd)"
+            ),
+        );
+        return;
+    }
+    if let Some(first) = cmd.value.first().filter(|a| a.value.is_empty()) {
+        problems.at(
+            pos(first),
+            format!(
+                "the cmd of node {node:?} starts with an empty program name (expected the \
+                 program first, such as [my-lb, --config, /etc/lb.conf])"
+            ),
+        );
+    }
+    for (i, arg) in cmd.value.iter().enumerate() {
+        if names::has_nul(&arg.value) {
+            problems.at(
+                pos(arg),
+                format!(
+                    "argument {} of the cmd of node {node:?} contains a NUL character",
+                    i + 1
+                ),
+            );
+        }
     }
 }
 

@@ -900,6 +900,23 @@ fn an_image_under_netns() {
     );
 }
 
+#[test]
+fn cmd_is_the_argv_of_a_nodes_own_image() {
+    let lab = valid(
+        "name: x\nnodes:\n  a: {image: 'my-lb:1', cmd: [my-lb, --config, /etc/lb.conf]}\n  b: {image: 'my-lb:1', cmd: []}\n  c: {image: 'my-lb:1'}\n",
+    );
+    let cmd = |n: &str| lab.node(n).unwrap().cmd.clone();
+    assert_eq!(cmd("a").unwrap(), ["my-lb", "--config", "/etc/lb.conf"]);
+    assert_eq!(cmd("b"), Some(Vec::new()));
+    assert_eq!(cmd("c"), None);
+    assert_problems(
+        "name: x\nnodes:\n  a: {cmd: [lab-pong]}\n",
+        &["3:12: node \"a\" has a cmd but no image"],
+    );
+    // `--runtime netns` refuses it with the image it needs.
+    assert!(lab.with_runtime(crate::lab::RuntimeKind::Netns).is_err());
+}
+
 // --- impairments ---
 
 #[test]

@@ -7,8 +7,10 @@
 //! - [`exec`]: a command in a container, its output, signal, exit code.
 //! - `launcher`: [`DockerLauncher`], the steps' launcher on `exec`.
 //! - `copy`: a node's directory streamed out of its container.
+//! - `console`: a node's own command stopped, its output kept.
 
 pub(crate) mod connect;
+mod console;
 mod copy;
 pub mod exec;
 mod launcher;
@@ -25,13 +27,13 @@ use bollard::Docker;
 use crate::lab::Lab;
 use crate::links::Netlink;
 
-use super::backend::{Backend, ContainerInfo, StartedNode};
+use super::backend::{Backend, ContainerInfo, KeptConsole, StartedNode};
 use super::deploy::{self, DeployError, DeployOptions, DeployOutcome, Removed};
 use super::error::{is_not_found, RuntimeError};
 use super::image::{self, ToolsImage};
 use super::inspect::{self, LabStatus};
 use super::names::{self, Instance, RunId, Scope};
-use super::node::{NodeImage, NodeSpec};
+use super::node::{node_command, NodeImage, NodeSpec};
 use super::privilege::{self, HostSupport};
 use super::progress::Progress;
 use super::Runtime;
@@ -230,29 +232,34 @@ impl Backend for DockerBackend {
     ) -> Result<HashMap<String, NodeImage>, RuntimeError> {
         let tools = self.tools_image(progress).await?;
         let mut images = HashMap::new();
-        let mut own_image_paths: HashMap<&str, Option<String>> = HashMap::new();
+        let mut own_images: HashMap<&str, image::ImageConfig> = HashMap::new();
         for node in lab.nodes() {
             let image = match &node.image {
                 None => NodeImage::Tools(tools.clone()),
                 Some(own) => {
-                    let path = match own_image_paths.get(own.as_str()) {
-                        Some(path) => path.clone(),
+                    let config = match own_images.get(own.as_str()) {
+                        Some(config) => config.clone(),
                         None => {
-                            let path = image::image_path_env(&self.docker, &node.name, own).await?;
-                            own_image_paths.insert(own, path.clone());
-                            path
+                            let config = image::image_config(&self.docker, &node.name, own).await?;
+                            own_images.insert(own, config.clone());
+                            config
                         }
                     };
                     NodeImage::Custom {
                         image: own.clone(),
-                        path,
+                        command: node_command(&config.entrypoint, &config.cmd, node.cmd.as_deref()),
+                        path: config.path,
+                        // Root needs no switch (nor the capabilities for it).
+                        user: config
+                            .user
+                            .filter(|u| !matches!(u.as_str(), "0" | "root" | "0:0" | "root:root")),
                         tools: tools.clone(),
                     }
                 }
             };
             images.insert(node.name.clone(), image);
         }
-        if !own_image_paths.is_empty() {
+        if !own_images.is_empty() {
             image::fill_tools_volume(&self.docker, &tools, lab.name(), instance, run).await?;
         }
         Ok(images)
@@ -355,6 +362,19 @@ impl Backend for DockerBackend {
                 "removing container {container}"
             ))(e)),
         }
+    }
+
+    async fn stop_command(&self, instance: &str, node: &str) -> Result<(), RuntimeError> {
+        console::stop_command(&self.docker, &names::container_name(instance, node)).await
+    }
+
+    async fn keep_console(
+        &self,
+        instance: &str,
+        node: &str,
+        dest: &Path,
+    ) -> Result<Option<KeptConsole>, RuntimeError> {
+        console::keep_console(&self.docker, &names::container_name(instance, node), dest).await
     }
 
     async fn copy_out(
