@@ -96,16 +96,19 @@ impl Run {
             .clone()
     }
 
-    /// The whole stdout a step wrote (its file in the run directory).
-    fn step_stdout(&self, name: &str) -> String {
-        let runs = self.dir.path().join("runs");
-        let run = std::fs::read_dir(&runs)
+    /// The run directory labctl made.
+    fn run_dir(&self) -> PathBuf {
+        std::fs::read_dir(self.dir.path().join("runs"))
             .expect("runs dir")
             .next()
             .expect("a run directory")
             .expect("entry")
-            .path();
-        let steps = run.join("steps");
+            .path()
+    }
+
+    /// The whole stdout a step wrote (its file in the run directory).
+    fn step_stdout(&self, name: &str) -> String {
+        let steps = self.run_dir().join("steps");
         // As labctl names step files: NN-slug.stdout.
         let slug: String = name
             .chars()
@@ -270,12 +273,18 @@ fn bird_in_containers_of_a_local_image_converges() {
         out
     });
     let text = std::fs::read_to_string(&lab.file).unwrap();
-    assert!(!text.contains("exec: [bird"), "{text}");
+    assert!(!text.contains("exec: [bird,"), "{text}");
     let run = Run::of(&lab, &[]);
     assert_eq!(run.code(), Some(0), "{}", run.describe());
     assert!(run.step("ospf converged")["tries"].as_u64().unwrap_or(0) >= 1);
     let three_hops = run.step_stdout("client pings across r1, r3 and r2");
     assert_eq!(three_hops.matches("ttl=61").count(), 3, "{three_hops}");
+    // The daemon the image started logged to the node's console, and was
+    // stopped by labctl at the end (not a failure).
+    let console =
+        std::fs::read_to_string(run.run_dir().join("nodes/r1/console.log")).expect("r1's console");
+    assert!(console.contains("Started"), "{console}");
+    assert!(console.contains("lab-init: "), "{console}");
     assert_nothing_left(&lab.name);
 }
 
