@@ -7,21 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use labctl::tools::TOOLS;
+
 use crate::support::bin;
 use crate::support::lab::{assert_nothing_left, stderr, stdout, TestLab, PING_PAIR_LAB};
 
 /// labctl's exit code when it cannot build labs here (cli/exit.rs).
 const EXIT_SETUP: i32 = 4;
-
-const TOOLS: [&str; 7] = [
-    "lab-init",
-    "lab-ping",
-    "lab-pong",
-    "lab-capture",
-    "lab-fwd",
-    "lab-gen",
-    "lab-sink",
-];
 
 /// A bin directory holding labctl and its tools (hard links into the
 /// target directory: the same files, no copy of 1 GB of debug builds).
