@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use labctl::tools::arp;
 use labctl::tools::cli::{self, CommonArgs};
 use labctl::tools::datalink::OpenOptions;
 use labctl::tools::error::{ToolError, EXIT_NO_REPLY};
 use labctl::tools::gen::{self, GenOptions, Limit, DEFAULT_PORT, MAX_FLOWS};
 use labctl::tools::iface;
 use labctl::tools::output::Output;
-use labctl::tools::ping;
 use labctl::tools::route;
 use labctl::tools::traffic::{MAX_FRAME, MIN_FRAME};
 
@@ -102,7 +102,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
     };
     let mut link = cli::open_datalink(kind, &args.iface, &options)?;
     let destination_mac =
-        ping::resolve_mac(link.as_mut(), &me, source, hop.address, args.timeout, &stop)?;
+        arp::resolve_mac(link.as_mut(), &me, source, hop.address, args.timeout, &stop)?;
     let limit = match (args.count, args.duration) {
         (_, Some(duration)) => Limit::Duration(duration),
         (Some(count), None) => Limit::Count(count),

@@ -7,7 +7,8 @@
 //! - [`frames`]: building and decoding frames with pnet.
 //! - [`iface`]: the interface's index, MAC and IPv4 address.
 //! - [`route`]: the next hop for a destination (the node's routing table,
-//!   or `--gateway`); [`arp`]: answering ARP for the tool's own address.
+//!   or `--gateway`); [`arp`]: answering ARP for the tool's own address,
+//!   and resolving the next hop's MAC (lab-ping, lab-gen).
 //! - [`ping`], [`pong`], [`capture`], [`fwd`], [`gen`], [`sink`]: what
 //!   each tool does; [`traffic`]: the frames lab-gen sends and lab-sink counts.
 //! - [`output`]: human lines or `--json` events; [`cli`] and [`error`]:
