@@ -146,5 +146,5 @@ fn a_signal_during_arp_stops_at_once_instead_of_sending_the_other_tries() {
         matches!(err, ToolError::Interrupted { target, .. } if target == PEER.ip),
         "{err}"
     );
-    assert_eq!(err.exit_code(), crate::tools::error::EXIT_NO_REPLY);
+    assert_eq!(err.exit_code(), crate::tools::error::EXIT_NOTHING_THROUGH);
 }
