@@ -10,7 +10,6 @@ use labctl::tools::capture::{self, CaptureOptions};
 use labctl::tools::cli::{self, CommonArgs};
 use labctl::tools::datalink::OpenOptions;
 use labctl::tools::error::ToolError;
-use labctl::tools::output::Output;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,15 +37,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match cli::parse_args::<Args>("lab-capture") {
-        Ok(args) => cli::finish("lab-capture", run(args)),
-        Err(code) => code,
-    }
+    cli::main(run)
 }
 
 fn run(args: Args) -> Result<ExitCode, ToolError> {
-    let stop = cli::stop_on_signals()?;
-    let kind = args.common.datalink_for(&args.iface)?;
+    let start = args.common.start(&args.iface)?;
     let options = CaptureOptions {
         iface: args.iface.clone(),
         pcap: args.pcap,
@@ -54,15 +49,11 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         duration: args.duration,
         quiet: args.quiet,
     };
-    let mut link = cli::open_datalink(
-        kind,
-        &args.iface,
-        &OpenOptions {
-            capture: true,
-            ..args.common.open_options()
-        },
-    )?;
-    let mut out = Output::stdout(args.common.format());
-    capture::run(link.as_mut(), &options, &mut out, &stop)?;
+    let mut link = start.open(&OpenOptions {
+        capture: true,
+        ..start.options()
+    })?;
+    let mut out = start.output();
+    capture::run(link.as_mut(), &options, &mut out, &start.stop)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,8 +8,6 @@ use labctl::tools::cli::{self, CommonArgs};
 use labctl::tools::datalink::DatalinkKind;
 use labctl::tools::error::ToolError;
 use labctl::tools::fwd::{self, FwdOptions, Promiscuous, Side, DEFAULT_BATCH};
-use labctl::tools::iface;
-use labctl::tools::output::Output;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,29 +34,19 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match cli::parse_args::<Args>("lab-fwd") {
-        Ok(args) => cli::finish("lab-fwd", run(args)),
-        Err(code) => code,
-    }
+    cli::main(run)
 }
 
 fn run(args: Args) -> Result<ExitCode, ToolError> {
-    let stop = cli::stop_on_signals()?;
     if args.iface_a == args.iface_b {
         return Err(ToolError::Usage(format!(
             "IFACE_A and IFACE_B are both {}: give two different interfaces",
             args.iface_a
         )));
     }
-    let kind_a = match args.datalink_a {
-        Some(kind) => kind,
-        None => args.common.datalink_for(&args.iface_a)?,
-    };
-    let kind_b = match args.datalink_b {
-        Some(kind) => kind,
-        None => args.common.datalink_for(&args.iface_b)?,
-    };
-    let (a, b) = (iface::lookup(&args.iface_a)?, iface::lookup(&args.iface_b)?);
+    let start_a = args.common.start_choosing(&args.iface_a, args.datalink_a)?;
+    let start_b = start_a.also_on(&args.common, &args.iface_b, args.datalink_b)?;
+    let (a, b) = (start_a.lookup()?, start_b.lookup()?);
     let mut promiscuous = Vec::new();
     for interface in [&a, &b] {
         match Promiscuous::hold(interface.index) {
@@ -71,14 +59,13 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
             ),
         }
     }
-    let open = args.common.open_options();
-    let mut link_a = cli::open_datalink(kind_a, &a.name, &open)?;
-    let mut link_b = cli::open_datalink(kind_b, &b.name, &open)?;
+    let mut link_a = start_a.open(&start_a.options())?;
+    let mut link_b = start_b.open(&start_b.options())?;
     let options = FwdOptions {
         batch: usize::try_from(args.batch).unwrap_or(usize::MAX),
         wait: args.common.wait_policy(),
     };
-    let mut out = Output::stdout(args.common.format());
+    let mut out = start_a.output();
     fwd::run(
         Side {
             iface: &a.name,
@@ -90,7 +77,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         },
         &options,
         &mut out,
-        &stop,
+        &start_a.stop,
     )?;
     drop(promiscuous);
     Ok(ExitCode::SUCCESS)

@@ -6,13 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use labctl::tools::arp;
 use labctl::tools::cli::{self, CommonArgs};
 use labctl::tools::datalink::OpenOptions;
-use labctl::tools::error::{ToolError, EXIT_NO_REPLY};
+use labctl::tools::error::ToolError;
 use labctl::tools::gen::{self, GenOptions, Limit, DEFAULT_PORT, MAX_FLOWS};
-use labctl::tools::iface;
-use labctl::tools::output::Output;
-use labctl::tools::ping;
 use labctl::tools::route;
 use labctl::tools::traffic::{MAX_FRAME, MIN_FRAME};
 
@@ -78,31 +76,27 @@ fn flows(text: &str) -> Result<u16, String> {
 }
 
 fn main() -> ExitCode {
-    match cli::parse_args::<Args>("lab-gen") {
-        Ok(args) => cli::finish("lab-gen", run(args)),
-        Err(code) => code,
-    }
+    cli::main(run)
 }
 
 fn run(args: Args) -> Result<ExitCode, ToolError> {
-    let stop = cli::stop_on_signals()?;
-    let kind = args.common.datalink_for(&args.iface)?;
-    let me = iface::lookup(&args.iface)?;
+    let start = args.common.start(&args.iface)?;
+    let me = start.lookup()?;
     let hop = route::next_hop(&me, args.destination, args.gateway)?;
-    let source = args
-        .source
-        .or(hop.source)
-        .ok_or_else(|| ToolError::NoIpv4 {
-            iface: args.iface.clone(),
-            flag: "--source",
-        })?;
+    let source = start.address(args.source, hop.source, "--source")?;
     let options = OpenOptions {
         bulk: true,
-        ..args.common.open_options()
+        ..start.options()
     };
-    let mut link = cli::open_datalink(kind, &args.iface, &options)?;
-    let destination_mac =
-        ping::resolve_mac(link.as_mut(), &me, source, hop.address, args.timeout, &stop)?;
+    let mut link = start.open(&options)?;
+    let destination_mac = arp::resolve_mac(
+        link.as_mut(),
+        &me,
+        source,
+        hop.address,
+        args.timeout,
+        &start.stop,
+    )?;
     let limit = match (args.count, args.duration) {
         (_, Some(duration)) => Limit::Duration(duration),
         (Some(count), None) => Limit::Count(count),
@@ -119,13 +113,9 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         port: args.port,
         session: session(),
     };
-    let mut out = Output::stdout(args.common.format());
-    let summary = gen::run(link.as_mut(), &me, &options, &mut out, &stop)?;
-    Ok(if summary.sent > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_NO_REPLY)
-    })
+    let mut out = start.output();
+    let summary = gen::run(link.as_mut(), &me, &options, &mut out, &start.stop)?;
+    Ok(cli::exit_for(summary.sent))
 }
 
 /// A number that differs between runs: the process id and the clock.

@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
-use labctl::tools::error::{ToolError, EXIT_NO_REPLY};
+use labctl::tools::error::ToolError;
 use labctl::tools::frames::MAX_ECHO_PAYLOAD;
-use labctl::tools::iface;
-use labctl::tools::output::Output;
 use labctl::tools::ping::{self, Pacing, PingOptions};
 use labctl::tools::route;
 use pnet::util::MacAddr;
@@ -78,24 +76,14 @@ fn payload_size(text: &str) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
-    match cli::parse_args::<Args>("lab-ping") {
-        Ok(args) => cli::finish("lab-ping", run(args)),
-        Err(code) => code,
-    }
+    cli::main(run)
 }
 
 fn run(args: Args) -> Result<ExitCode, ToolError> {
-    let stop = cli::stop_on_signals()?;
-    let kind = args.common.datalink_for(&args.iface)?;
-    let me = iface::lookup(&args.iface)?;
+    let start = args.common.start(&args.iface)?;
+    let me = start.lookup()?;
     let hop = route::next_hop(&me, args.destination, args.gateway)?;
-    let source = args
-        .source
-        .or(hop.source)
-        .ok_or_else(|| ToolError::NoIpv4 {
-            iface: args.iface.clone(),
-            flag: "--source",
-        })?;
+    let source = start.address(args.source, hop.source, "--source")?;
     let pacing = match (args.flood, args.rate) {
         (true, _) => Pacing::Flood,
         (false, Some(rate)) => Pacing::Rate(rate),
@@ -113,12 +101,8 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         quiet: args.quiet,
         peer_mac: args.peer_mac,
     };
-    let mut link = cli::open_datalink(kind, &args.iface, &args.common.open_options())?;
-    let mut out = Output::stdout(args.common.format());
-    let summary = ping::run(link.as_mut(), &me, &options, &mut out, &stop)?;
-    Ok(if summary.received > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_NO_REPLY)
-    })
+    let mut link = start.open(&start.options())?;
+    let mut out = start.output();
+    let summary = ping::run(link.as_mut(), &me, &options, &mut out, &start.stop)?;
+    Ok(cli::exit_for(summary.received))
 }

@@ -7,8 +7,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
 use labctl::tools::error::ToolError;
-use labctl::tools::iface;
-use labctl::tools::output::Output;
 use labctl::tools::pong::{self, Identity, PongOptions};
 
 #[derive(Parser, Debug)]
@@ -34,28 +32,21 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match cli::parse_args::<Args>("lab-pong") {
-        Ok(args) => cli::finish("lab-pong", run(args)),
-        Err(code) => code,
-    }
+    cli::main(run)
 }
 
 fn run(args: Args) -> Result<ExitCode, ToolError> {
-    let stop = cli::stop_on_signals()?;
-    let kind = args.common.datalink_for(&args.iface)?;
-    let me = iface::lookup(&args.iface)?;
-    let ip = args.address.or(me.ipv4).ok_or_else(|| ToolError::NoIpv4 {
-        iface: args.iface.clone(),
-        flag: "--address",
-    })?;
+    let start = args.common.start(&args.iface)?;
+    let me = start.lookup()?;
+    let ip = start.address(args.address, me.ipv4, "--address")?;
     let options = PongOptions {
         iface: args.iface.clone(),
         me: Identity { ip, mac: me.mac },
         count: args.count,
         quiet: args.quiet,
     };
-    let mut link = cli::open_datalink(kind, &args.iface, &args.common.open_options())?;
-    let mut out = Output::stdout(args.common.format());
-    pong::run(link.as_mut(), &options, &mut out, &stop)?;
+    let mut link = start.open(&start.options())?;
+    let mut out = start.output();
+    pong::run(link.as_mut(), &options, &mut out, &start.stop)?;
     Ok(ExitCode::SUCCESS)
 }

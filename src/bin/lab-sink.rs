@@ -9,9 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
 use labctl::tools::datalink::{DatalinkKind, OpenOptions};
-use labctl::tools::error::{ToolError, EXIT_NO_REPLY};
-use labctl::tools::iface;
-use labctl::tools::output::Output;
+use labctl::tools::error::ToolError;
 use labctl::tools::sink::{self, SinkOptions};
 
 #[derive(Parser, Debug)]
@@ -41,20 +39,13 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match cli::parse_args::<Args>("lab-sink") {
-        Ok(args) => cli::finish("lab-sink", run(args)),
-        Err(code) => code,
-    }
+    cli::main(run)
 }
 
 fn run(args: Args) -> Result<ExitCode, ToolError> {
-    let stop = cli::stop_on_signals()?;
-    let kind = args.common.datalink_for(&args.iface)?;
-    let me = iface::lookup(&args.iface)?;
-    let ip = args.address.or(me.ipv4).ok_or_else(|| ToolError::NoIpv4 {
-        iface: args.iface.clone(),
-        flag: "--address",
-    })?;
+    let start = args.common.start(&args.iface)?;
+    let me = start.lookup()?;
+    let ip = start.address(args.address, me.ipv4, "--address")?;
     let options = SinkOptions {
         iface: args.iface.clone(),
         ip,
@@ -62,18 +53,14 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         count: args.count,
         duration: args.duration,
         per_flow: args.per_flow,
-        kernel_sees_frames: kind == DatalinkKind::AfPacket,
+        kernel_sees_frames: start.kind == DatalinkKind::AfPacket,
     };
     let open = OpenOptions {
         bulk: true,
-        ..args.common.open_options()
+        ..start.options()
     };
-    let mut link = cli::open_datalink(kind, &args.iface, &open)?;
-    let mut out = Output::stdout(args.common.format());
-    let summary = sink::run(link.as_mut(), &options, &mut out, &stop)?;
-    Ok(if summary.received > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_NO_REPLY)
-    })
+    let mut link = start.open(&open)?;
+    let mut out = start.output();
+    let summary = sink::run(link.as_mut(), &options, &mut out, &start.stop)?;
+    Ok(cli::exit_for(summary.received))
 }

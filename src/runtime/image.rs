@@ -27,17 +27,7 @@ use sha2::{Digest, Sha256};
 use super::error::{is_not_found, RuntimeError};
 use super::names::{self, RunId};
 use super::progress::Progress;
-
-/// The binaries the image carries, all from this package.
-pub const TOOLS: [&str; 7] = [
-    "lab-init",
-    "lab-ping",
-    "lab-pong",
-    "lab-capture",
-    "lab-fwd",
-    "lab-gen",
-    "lab-sink",
-];
+use crate::tools::TOOLS;
 
 /// The repository's Dockerfile, part of the build context.
 pub const DOCKERFILE: &str = include_str!("../../Dockerfile");
@@ -672,12 +662,10 @@ mod tests {
     #[test]
     fn missing_tools_are_named_with_how_to_build_them() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("lab-init"), b"x").unwrap();
+        std::fs::write(dir.path().join(TOOLS[0]), b"x").unwrap();
         let err = ToolsDir::at(dir.path().to_owned()).unwrap_err().to_string();
-        assert!(
-            err.contains("lab-ping, lab-pong, lab-capture, lab-fwd, lab-gen, lab-sink"),
-            "{err}"
-        );
+        // Every tool but the one written above.
+        assert!(err.contains(&TOOLS[1..].join(", ")), "{err}");
         assert!(err.contains("cargo build --release"), "{err}");
     }
 
@@ -743,18 +731,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
-        assert_eq!(
-            names,
-            [
-                "Dockerfile",
-                "lab-init",
-                "lab-ping",
-                "lab-pong",
-                "lab-capture",
-                "lab-fwd",
-                "lab-gen",
-                "lab-sink"
-            ]
-        );
+        let expected: Vec<&str> = std::iter::once("Dockerfile").chain(TOOLS).collect();
+        assert_eq!(names, expected);
     }
 }

@@ -1,4 +1,5 @@
-//! Answering ARP for a tool's own address.
+//! ARP for a tool: answering for its own address, and resolving its next
+//! hop's MAC ([`resolve_mac`], lab-ping and lab-gen).
 //!
 //! The kernel of a node is silenced (or not in the path at all, on af_xdp
 //! and netmap), so a tool that has an address must answer ARP for it
@@ -17,10 +18,16 @@
 //! costs nothing on a loop that receives at rate.
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use pnet::util::MacAddr;
 
+use crate::tools::datalink::wait::deadline_after;
+use crate::tools::datalink::{Datalink, Direction};
+use crate::tools::error::ToolError;
 use crate::tools::frames::{self, Arp, Frame, ETHERNET_HEADER_LEN};
+use crate::tools::iface::Interface;
 
 /// The address a tool answers for, and its interface's MAC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,76 +60,101 @@ pub(crate) fn reply_to(frame: &Frame<'_>, arp: &Arp, me: &Identity) -> Option<Ve
     (to_us && asks_for_us).then(|| frames::arp_reply(me.mac, me.ip, arp.sender_mac, arp.sender_ip))
 }
 
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
+/// How many ARP requests before giving up; each waits `--timeout`.
+pub const ARP_TRIES: u32 = 3;
 
-    use super::*;
+/// Resolves `target`'s MAC with our own ARP requests, answering those for
+/// `source` meanwhile (a router may ask for us first).
+pub fn resolve_mac(
+    datalink: &mut dyn Datalink,
+    me: &Interface,
+    source: Ipv4Addr,
+    target: Ipv4Addr,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> Result<MacAddr, ToolError> {
+    resolve(datalink, me, source, target, timeout, stop).map(|(mac, _)| mac)
+}
 
-    const ME: Identity = Identity {
-        ip: Ipv4Addr::new(198, 18, 0, 1),
-        mac: MacAddr(2, 0, 0, 0, 0, 1),
+/// [`resolve_mac`], and how many ARP requests for us it answered (lab-ping
+/// counts them).
+pub fn resolve(
+    datalink: &mut dyn Datalink,
+    me: &Interface,
+    source: Ipv4Addr,
+    target: Ipv4Addr,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> Result<(MacAddr, u64), ToolError> {
+    let request = frames::arp_request(me.mac, source, target);
+    let identity = Identity {
+        ip: source,
+        mac: me.mac,
     };
-    const ASKER_MAC: MacAddr = MacAddr(2, 0, 0, 0, 0, 0xfe);
-    const ASKER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
-
-    #[test]
-    fn a_request_for_us_gets_a_reply_to_the_asker() {
-        let request = frames::arp_request(ASKER_MAC, ASKER_IP, ME.ip);
-        let reply = answer(&request, &ME).expect("no reply");
-        let frame = frames::decode(&reply).unwrap();
-        assert_eq!((frame.eth_src, frame.eth_dst), (ME.mac, ASKER_MAC));
-        let arp = frame.arp().unwrap();
-        assert_eq!(arp.operation, Arp::REPLY);
-        assert_eq!((arp.sender_ip, arp.sender_mac), (ME.ip, ME.mac));
-        assert_eq!((arp.target_ip, arp.target_mac), (ASKER_IP, ASKER_MAC));
-        assert_eq!(reply, frames::arp_reply(ME.mac, ME.ip, ASKER_MAC, ASKER_IP));
-    }
-
-    #[test]
-    fn a_unicast_request_to_our_mac_is_answered_too() {
-        // A router refreshing its neighbour entry asks by unicast.
-        let mut request = frames::arp_request(ASKER_MAC, ASKER_IP, ME.ip);
-        request[..6].copy_from_slice(&ME.mac.octets());
-        assert!(answer(&request, &ME).is_some());
-    }
-
-    #[test]
-    fn other_addresses_replies_and_other_macs_are_not_answered() {
-        let other = frames::arp_request(ASKER_MAC, ASKER_IP, Ipv4Addr::new(198, 18, 0, 2));
-        assert_eq!(answer(&other, &ME), None);
-        let reply = frames::arp_reply(ASKER_MAC, ASKER_IP, ME.mac, ME.ip);
-        assert_eq!(answer(&reply, &ME), None);
-        let mut elsewhere = frames::arp_request(ASKER_MAC, ASKER_IP, ME.ip);
-        elsewhere[..6].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
-        assert_eq!(answer(&elsewhere, &ME), None);
-    }
-
-    #[test]
-    fn only_arp_is_looked_at() {
-        let request = frames::arp_request(ASKER_MAC, ASKER_IP, ME.ip);
-        assert!(is_arp(&request));
-        assert!(!is_arp(&request[..13]));
-        let mut ipv4 = request.clone();
-        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
-        assert!(!is_arp(&ipv4));
-        assert_eq!(answer(&ipv4, &ME), None);
-    }
-
-    proptest! {
-        #[test]
-        fn any_bytes_are_answered_or_not_never_a_panic(
-            bytes in proptest::collection::vec(any::<u8>(), 0..128),
-            arp_type in any::<bool>(),
-        ) {
-            let mut bytes = bytes;
-            if arp_type && bytes.len() >= 14 {
-                bytes[12..14].copy_from_slice(&[0x08, 0x06]);
+    let mut answered = 0;
+    let interrupted = || ToolError::Interrupted {
+        target,
+        iface: me.name.clone(),
+    };
+    for _ in 0..ARP_TRIES {
+        if stop.load(Ordering::Relaxed) {
+            return Err(interrupted());
+        }
+        // A request the link cannot carry (it is down, or its peer is: the
+        // veth has no carrier and the queue refuses) is a try that went
+        // unanswered, as on a cut cable; the tries run out as usual.
+        match datalink.send(&request) {
+            Ok(()) => {}
+            Err(error) if error.is_link_down() || error.is_queue_drop() => {}
+            Err(error) => return Err(ToolError::Wire(error)),
+        }
+        let deadline = deadline_after(timeout);
+        while let Some(left) = time_left(deadline) {
+            // A signal ends the whole resolution, not just this try's wait.
+            if stop.load(Ordering::Relaxed) {
+                return Err(interrupted());
             }
-            if let Some(reply) = answer(&bytes, &ME) {
-                let frame = frames::decode(&reply).unwrap();
-                prop_assert_eq!(frame.arp().unwrap().sender_ip, ME.ip);
+            let Some(received) = datalink.recv(left).map_err(ToolError::Wire)? else {
+                continue;
+            };
+            if received.direction != Direction::In || !is_arp(received.frame) {
+                continue;
+            }
+            if let Some(reply) = answer(received.frame, &identity) {
+                match datalink.send(&reply) {
+                    Ok(()) => answered += 1,
+                    // Dropped on the way out: the asker asks again.
+                    Err(error) if error.is_link_down() || error.is_queue_drop() => {}
+                    Err(error) => return Err(ToolError::Wire(error)),
+                }
+                continue;
+            }
+            let Ok(frame) = frames::decode(received.frame) else {
+                continue;
+            };
+            if let Some(arp) = frame.arp() {
+                if is_reply_from(arp, target, source) && frame.eth_dst == me.mac {
+                    return Ok((arp.sender_mac, answered));
+                }
             }
         }
     }
+    Err(ToolError::NoArpReply {
+        target,
+        iface: me.name.clone(),
+        tries: ARP_TRIES,
+        waited: timeout,
+    })
 }
+
+fn is_reply_from(arp: &Arp, target: Ipv4Addr, asker: Ipv4Addr) -> bool {
+    arp.operation == Arp::REPLY && arp.sender_ip == target && arp.target_ip == asker
+}
+
+fn time_left(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then_some(left)
+}
+
+#[cfg(test)]
+mod tests;

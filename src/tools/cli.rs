@@ -1,7 +1,28 @@
 //! The command-line pieces the tools share: `--datalink`, `--json` and
 //! `--busy-poll`, durations such as `200ms`, one-line usage errors, the stop
 //! flag set by SIGINT/SIGTERM, and turning a result into an exit code.
+//!
+//! Every tool's `main` is [`main`], and its opening is [`Start`]: the stop
+//! flag, the datalink, the interface, the tool's address, the output.
+//!
+//! ```ignore
+//! fn main() -> ExitCode {
+//!     cli::main(run)
+//! }
+//!
+//! fn run(args: Args) -> Result<ExitCode, ToolError> {
+//!     let start = args.common.start(&args.iface)?;
+//!     let me = start.lookup()?;
+//!     let ip = start.address(args.address, me.ipv4, "--address")?;
+//!     let mut link = start.open(&start.options())?;
+//!     let mut out = start.output();
+//!     // ... the tool's own run, until `start.stop`
+//!     Ok(cli::exit_for(received))
+//! }
+//! ```
 
+use std::io::{BufWriter, Stdout};
+use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -11,8 +32,9 @@ use clap::error::ErrorKind;
 use clap::Parser;
 
 use crate::tools::datalink::{self, wait, Datalink, DatalinkKind, OpenOptions, WaitPolicy};
-use crate::tools::error::{ToolError, EXIT_USAGE};
-use crate::tools::output::Format;
+use crate::tools::error::{ToolError, EXIT_NOTHING_THROUGH, EXIT_USAGE};
+use crate::tools::iface::{self, Interface};
+use crate::tools::output::{Format, Output};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
@@ -64,6 +86,23 @@ impl CommonArgs {
         }
     }
 
+    /// The tool's start on `iface`: the SIGINT/SIGTERM handlers first,
+    /// then the datalink for `iface` ([`CommonArgs::datalink_for`]).
+    pub fn start(&self, iface: &str) -> Result<Start, ToolError> {
+        self.start_choosing(iface, None)
+    }
+
+    /// [`CommonArgs::start`] with a datalink `chosen` for this interface
+    /// before `--datalink` (lab-fwd's `--datalink-a`).
+    pub fn start_choosing(
+        &self,
+        iface: &str,
+        chosen: Option<DatalinkKind>,
+    ) -> Result<Start, ToolError> {
+        let stop = stop_on_signals()?;
+        Start::on(stop, self, iface, chosen)
+    }
+
     /// `--datalink`, else what labctl set for `iface`, else af_packet.
     pub fn datalink_for(&self, iface: &str) -> Result<DatalinkKind, ToolError> {
         if let Some(kind) = self.datalink {
@@ -80,8 +119,116 @@ impl CommonArgs {
     }
 }
 
+/// What every tool does first, on the interface it runs on: the stop flag
+/// (set by SIGINT and SIGTERM, installed before anything else so that a
+/// signal from then on stops the tool cleanly), the datalink it opens the
+/// interface with, and how; then, as the tool needs them, the interface as
+/// the kernel knows it, the tool's own address and its output.
+#[derive(Debug)]
+pub struct Start {
+    /// Set by SIGINT and SIGTERM.
+    pub stop: Arc<AtomicBool>,
+    /// The interface, as the command line names it.
+    pub iface: String,
+    /// `--datalink` (or the tool's own choice), else what labctl set for
+    /// the interface, else af_packet.
+    pub kind: DatalinkKind,
+    options: OpenOptions,
+    format: Format,
+}
+
+impl Start {
+    fn on(
+        stop: Arc<AtomicBool>,
+        common: &CommonArgs,
+        iface: &str,
+        chosen: Option<DatalinkKind>,
+    ) -> Result<Start, ToolError> {
+        let kind = match chosen {
+            Some(kind) => kind,
+            None => common.datalink_for(iface)?,
+        };
+        Ok(Start {
+            stop,
+            iface: iface.to_owned(),
+            kind,
+            options: common.open_options(),
+            format: common.format(),
+        })
+    }
+
+    /// The same start on a second interface, with the same stop flag
+    /// (lab-fwd's other side).
+    pub fn also_on(
+        &self,
+        common: &CommonArgs,
+        iface: &str,
+        chosen: Option<DatalinkKind>,
+    ) -> Result<Start, ToolError> {
+        Start::on(Arc::clone(&self.stop), common, iface, chosen)
+    }
+
+    /// The interface's index, MAC and address.
+    pub fn lookup(&self) -> Result<Interface, ToolError> {
+        Ok(iface::lookup(&self.iface)?)
+    }
+
+    /// The address the tool sends from or answers for: `given` (its
+    /// `flag`), else `found` (the route's source, or the interface's
+    /// address); neither is an error that names the flag.
+    pub fn address(
+        &self,
+        given: Option<Ipv4Addr>,
+        found: Option<Ipv4Addr>,
+        flag: &'static str,
+    ) -> Result<Ipv4Addr, ToolError> {
+        given.or(found).ok_or_else(|| ToolError::NoIpv4 {
+            iface: self.iface.clone(),
+            flag,
+        })
+    }
+
+    /// What the command line asks of the datalink (`--busy-poll`,
+    /// `--spin`); a tool adds its own needs (`bulk`, `capture`).
+    pub fn options(&self) -> OpenOptions {
+        self.options.clone()
+    }
+
+    /// Opens the interface with the tool's datalink and `options`.
+    pub fn open(&self, options: &OpenOptions) -> Result<Box<dyn Datalink>, ToolError> {
+        open_datalink(self.kind, &self.iface, options)
+    }
+
+    /// Standard output, in human lines or `--json` events.
+    pub fn output(&self) -> Output<BufWriter<Stdout>> {
+        Output::stdout(self.format)
+    }
+}
+
+/// The exit of a tool that counts what got through (replies, frames sent,
+/// frames received): 0 for any, [`EXIT_NOTHING_THROUGH`] for none.
+pub fn exit_for(got_through: u64) -> ExitCode {
+    if got_through > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOTHING_THROUGH)
+    }
+}
+
+/// Every tool's `main`: parses the command line into `T` (whose clap name
+/// is the tool's: usage errors and failures start with it), runs the tool,
+/// and exits with its code, or with one line on stderr and the failure's.
+pub fn main<T: Parser>(run: impl FnOnce(T) -> Result<ExitCode, ToolError>) -> ExitCode {
+    let command = T::command();
+    let tool = command.get_name();
+    match parse_args::<T>(tool) {
+        Ok(args) => finish(tool, run(args)),
+        Err(code) => code,
+    }
+}
+
 /// Opens `iface` with `kind`; the error names both.
-pub fn open_datalink(
+fn open_datalink(
     kind: DatalinkKind,
     iface: &str,
     options: &OpenOptions,
@@ -116,7 +263,7 @@ pub fn rate(text: &str) -> Result<f64, String> {
 
 /// Parses the command line. `--help` and `--version` print and exit 0;
 /// any other problem is one line on stderr and exit 2.
-pub fn parse_args<T: Parser>(tool: &str) -> Result<T, ExitCode> {
+fn parse_args<T: Parser>(tool: &str) -> Result<T, ExitCode> {
     T::try_parse().map_err(|error| match error.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
@@ -163,7 +310,7 @@ pub fn positive(text: &str) -> Result<u64, String> {
 /// A flag that SIGINT and SIGTERM set. The datalinks' waits end early on a
 /// signal, so the tools see it within one receive: a sleeping wait is
 /// interrupted, a spinning one sees the signal counted (datalink::wait).
-pub fn stop_on_signals() -> Result<Arc<AtomicBool>, ToolError> {
+fn stop_on_signals() -> Result<Arc<AtomicBool>, ToolError> {
     let stop = Arc::new(AtomicBool::new(false));
     let signals = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
     for signal in signals {
@@ -175,7 +322,7 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>, ToolError> {
 
 /// The process's exit: the tool's own code, or one line on stderr and the
 /// failure's code.
-pub fn finish(tool: &str, result: Result<ExitCode, ToolError>) -> ExitCode {
+fn finish(tool: &str, result: Result<ExitCode, ToolError>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
@@ -244,6 +391,64 @@ mod tests {
         for bad in ["0", "-5", "inf", "NaN", "fast"] {
             assert!(rate(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    fn start_on(iface: &str) -> Start {
+        let common = CommonArgs {
+            datalink: Some(DatalinkKind::AfPacket),
+            json: true,
+            busy_poll: true,
+            spin: None,
+        };
+        Start::on(Arc::new(AtomicBool::new(false)), &common, iface, None).unwrap()
+    }
+
+    #[test]
+    fn the_start_carries_the_command_lines_datalink_options_and_format() {
+        let start = start_on("eth1");
+        assert_eq!(
+            (start.iface.as_str(), start.kind),
+            ("eth1", DatalinkKind::AfPacket)
+        );
+        assert_eq!(start.options().wait, WaitPolicy::busy_poll());
+        assert_eq!(start.format, Format::Json);
+        let common = CommonArgs {
+            datalink: None,
+            json: false,
+            busy_poll: false,
+            spin: None,
+        };
+        let other = start
+            .also_on(&common, "eth2", Some(DatalinkKind::Netmap))
+            .unwrap();
+        assert_eq!(
+            (other.iface.as_str(), other.kind),
+            ("eth2", DatalinkKind::Netmap)
+        );
+        assert!(Arc::ptr_eq(&start.stop, &other.stop), "one stop flag");
+    }
+
+    #[test]
+    fn the_address_is_the_flags_else_the_found_one_else_an_error_naming_the_flag() {
+        let start = start_on("eth1");
+        let given = Ipv4Addr::new(198, 18, 0, 1);
+        let found = Ipv4Addr::new(198, 18, 0, 2);
+        assert_eq!(
+            start.address(Some(given), Some(found), "--source").unwrap(),
+            given
+        );
+        assert_eq!(start.address(None, Some(found), "--source").unwrap(), found);
+        let error = start.address(None, None, "--address").unwrap_err();
+        assert!(
+            matches!(&error, ToolError::NoIpv4 { iface, flag: "--address" } if iface == "eth1"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_through_is_exit_1() {
+        assert_eq!(exit_for(1), ExitCode::SUCCESS);
+        assert_eq!(exit_for(0), ExitCode::from(1));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! | code | meaning |
 //! |------|---------|
-//! | 0 | done (lab-ping: at least one reply came back) |
-//! | 1 | the destination was not reached: no reply came back (lab-ping), no ARP reply from the next hop, no route to it |
+//! | 0 | done (lab-ping: at least one reply came back; lab-gen: at least one frame went out; lab-sink: at least one came in) |
+//! | 1 | nothing got through: no reply came back (lab-ping), nothing was sent (lab-gen) or received (lab-sink), no ARP reply from the next hop, no route to it, a signal while resolving it |
 //! | 2 | bad usage: an unknown flag, a malformed address or duration, an unknown datalink name |
 //! | 3 | the interface or the datalink: no such interface, no address on it, datalink unavailable, a send or receive that failed |
 //! | 4 | the output: standard output or the pcap file cannot be written |
@@ -16,7 +16,8 @@ use crate::tools::datalink::{DatalinkError, DatalinkKind};
 use crate::tools::iface::IfaceError;
 use crate::tools::route::RouteError;
 
-pub const EXIT_NO_REPLY: u8 = 1;
+/// Nothing got through, whichever way the tool counts it (see the table).
+pub const EXIT_NOTHING_THROUGH: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INTERFACE: u8 = 3;
 pub const EXIT_OUTPUT: u8 = 4;
@@ -78,9 +79,9 @@ impl ToolError {
             ToolError::Usage(_) => EXIT_USAGE,
             // As an interrupted ping or generator that got no reply or
             // sent nothing.
-            ToolError::NoArpReply { .. } | ToolError::Interrupted { .. } => EXIT_NO_REPLY,
+            ToolError::NoArpReply { .. } | ToolError::Interrupted { .. } => EXIT_NOTHING_THROUGH,
             ToolError::Route(RouteError::Netlink(_)) => EXIT_INTERFACE,
-            ToolError::Route(_) => EXIT_NO_REPLY,
+            ToolError::Route(_) => EXIT_NOTHING_THROUGH,
             ToolError::Stdout(_) | ToolError::Pcap { .. } => EXIT_OUTPUT,
             ToolError::Interface(_)
             | ToolError::NoIpv4 { .. }

@@ -2,7 +2,7 @@
 //!
 //! The kernel is not in the path: the next hop's MAC (the destination's,
 //! or its gateway's: see [`crate::tools::route`]) comes from our own ARP
-//! request, every frame is built here, ARP requests for our address are
+//! request ([`arp::resolve`]), every frame is built here, ARP requests for our address are
 //! answered all along (a router in the path resolves us before it forwards
 //! a reply), and the RTT is measured from handing a request to the
 //! datalink to the reply's receipt: the kernel's receive time where the
@@ -21,14 +21,13 @@ use pnet::util::MacAddr;
 use serde::Serialize;
 
 use crate::tools::arp::{self, Identity};
+use crate::tools::datalink::wait::deadline_after;
 use crate::tools::datalink::{Datalink, DatalinkError, Direction};
 use crate::tools::error::ToolError;
-use crate::tools::frames::{self, Arp, EchoKind, Ipv4Params, Link};
+use crate::tools::frames::{self, EchoKind, Ipv4Params, Link};
 use crate::tools::iface::Interface;
 use crate::tools::output::{as_text, recv_flushing, Output};
 
-/// How many ARP requests before giving up; each waits `--timeout`.
-pub const ARP_TRIES: u32 = 3;
 /// In flood mode, the next request goes out when the reply arrives or after
 /// this long, whichever comes first (as `ping -f`).
 pub const FLOOD_MAX_WAIT: Duration = Duration::from_millis(10);
@@ -359,93 +358,6 @@ fn round_trip(sent: &Sent, read: Instant, kernel_at: Option<SystemTime>) -> Dura
 /// round trip (they are read at different instants, and NTP slews one).
 const CLOCK_SLACK: Duration = Duration::from_micros(100);
 
-/// Resolves `target`'s MAC with our own ARP requests, answering those for
-/// `source` meanwhile (a router may ask for us first).
-pub fn resolve_mac(
-    datalink: &mut dyn Datalink,
-    me: &Interface,
-    source: Ipv4Addr,
-    target: Ipv4Addr,
-    timeout: Duration,
-    stop: &AtomicBool,
-) -> Result<MacAddr, ToolError> {
-    resolve(datalink, me, source, target, timeout, stop).map(|(mac, _)| mac)
-}
-
-/// [`resolve_mac`], and how many ARP requests for us it answered.
-fn resolve(
-    datalink: &mut dyn Datalink,
-    me: &Interface,
-    source: Ipv4Addr,
-    target: Ipv4Addr,
-    timeout: Duration,
-    stop: &AtomicBool,
-) -> Result<(MacAddr, u64), ToolError> {
-    let request = frames::arp_request(me.mac, source, target);
-    let identity = Identity {
-        ip: source,
-        mac: me.mac,
-    };
-    let mut answered = 0;
-    let interrupted = || ToolError::Interrupted {
-        target,
-        iface: me.name.clone(),
-    };
-    for _ in 0..ARP_TRIES {
-        if stop.load(Ordering::Relaxed) {
-            return Err(interrupted());
-        }
-        // A request the link cannot carry (it is down, or its peer is: the
-        // veth has no carrier and the queue refuses) is a try that went
-        // unanswered, as on a cut cable; the tries run out as usual.
-        match datalink.send(&request) {
-            Ok(()) => {}
-            Err(error) if error.is_link_down() || error.is_queue_drop() => {}
-            Err(error) => return Err(ToolError::Wire(error)),
-        }
-        let deadline = deadline_after(timeout);
-        while let Some(left) = time_left(deadline) {
-            // A signal ends the whole resolution, not just this try's wait.
-            if stop.load(Ordering::Relaxed) {
-                return Err(interrupted());
-            }
-            let Some(received) = datalink.recv(left).map_err(ToolError::Wire)? else {
-                continue;
-            };
-            if received.direction != Direction::In || !arp::is_arp(received.frame) {
-                continue;
-            }
-            if let Some(reply) = arp::answer(received.frame, &identity) {
-                match datalink.send(&reply) {
-                    Ok(()) => answered += 1,
-                    // Dropped on the way out: the asker asks again.
-                    Err(error) if error.is_link_down() || error.is_queue_drop() => {}
-                    Err(error) => return Err(ToolError::Wire(error)),
-                }
-                continue;
-            }
-            let Ok(frame) = frames::decode(received.frame) else {
-                continue;
-            };
-            if let Some(arp) = frame.arp() {
-                if is_reply_from(arp, target, source) && frame.eth_dst == me.mac {
-                    return Ok((arp.sender_mac, answered));
-                }
-            }
-        }
-    }
-    Err(ToolError::NoArpReply {
-        target,
-        iface: me.name.clone(),
-        tries: ARP_TRIES,
-        waited: timeout,
-    })
-}
-
-fn is_reply_from(arp: &Arp, target: Ipv4Addr, asker: Ipv4Addr) -> bool {
-    arp.operation == Arp::REPLY && arp.sender_ip == target && arp.target_ip == asker
-}
-
 /// Runs the whole ping: ARP, requests, replies, summary.
 pub fn run<W: Write>(
     datalink: &mut dyn Datalink,
@@ -456,7 +368,7 @@ pub fn run<W: Write>(
 ) -> Result<PingSummary, ToolError> {
     let (peer_mac, arp_replies) = match options.peer_mac {
         Some(mac) => (mac, 0),
-        None => resolve(
+        None => arp::resolve(
             datalink,
             me,
             options.source,
@@ -600,20 +512,6 @@ fn send_error(error: DatalinkError, iface: &str, len: usize) -> ToolError {
         }
         _ => ToolError::Wire(error),
     }
-}
-
-/// Now plus `timeout`, or a year from now for a timeout past the clock's
-/// range.
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
-        .unwrap_or(now)
-}
-
-fn time_left(deadline: Instant) -> Option<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    (!left.is_zero()).then_some(left)
 }
 
 /// Milliseconds to the microsecond, as printed: JSON carries the same value.

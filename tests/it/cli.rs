@@ -8,6 +8,7 @@ use std::process::Command;
 
 use crate::support::bin;
 use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab, PING_PAIR_LAB};
+use crate::support::skip::skip;
 
 /// Every subcommand a user types.
 const COMMANDS: [&str; 10] = [
@@ -29,7 +30,7 @@ fn have(program: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("SKIPPED (part): {program} is not installed");
+        skip(format!("part: {program} is not installed"));
     }
     found
 }

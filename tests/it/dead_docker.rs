@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::support::dockerd::PrivateDockerd;
 use crate::support::lab::{host_veths_of, labctl_command, TestLab};
+use crate::support::skip::skip;
 
 const LAB: &str = r#"name: {name}
 nodes:
@@ -28,7 +29,9 @@ fn docker_dying_mid_step_says_the_lab_may_be_up_and_the_printed_destroy_removes_
     let daemon = match PrivateDockerd::start() {
         Ok(d) => d,
         Err(why) => {
-            eprintln!("skipped: no Docker daemon of the test's own can run here: {why}");
+            skip(format!(
+                "no Docker daemon of the test's own can run here: {why}"
+            ));
             return;
         }
     };

@@ -5,7 +5,6 @@
 //!
 //!     client eth1 198.18.3.1/24 — west lab-fwd east — eth1 198.18.3.2/24 server
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -14,6 +13,7 @@ use crate::support::bin;
 use crate::support::chain::{Chain, End};
 use crate::support::netns::{have_root, ip, run_in};
 use crate::support::process::Running;
+use crate::support::skip::skip_without_netmap;
 use crate::support::tools::{count, ping, start, READY};
 
 struct Forwarded {
@@ -174,8 +174,7 @@ fn each_side_takes_its_own_datalink() {
 
 #[test]
 fn pings_cross_lab_fwd_on_netmap() {
-    if !Path::new("/dev/netmap").exists() {
-        println!("skipped: no /dev/netmap on this machine (the netmap module is not loaded)");
+    if skip_without_netmap() {
         return;
     }
     let net = forwarded();

@@ -7,21 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use labctl::tools::TOOLS;
+
 use crate::support::bin;
 use crate::support::lab::{assert_nothing_left, stderr, stdout, TestLab, PING_PAIR_LAB};
+use crate::support::skip::skip;
 
 /// labctl's exit code when it cannot build labs here (cli/exit.rs).
 const EXIT_SETUP: i32 = 4;
-
-const TOOLS: [&str; 7] = [
-    "lab-init",
-    "lab-ping",
-    "lab-pong",
-    "lab-capture",
-    "lab-fwd",
-    "lab-gen",
-    "lab-sink",
-];
 
 /// A bin directory holding labctl and its tools (hard links into the
 /// target directory: the same files, no copy of 1 GB of debug builds).
@@ -73,7 +66,7 @@ fn a_labctl_in_a_bin_dir_with_its_tools_next_to_it_runs_a_lab() {
 #[test]
 fn tools_that_are_not_statically_linked_are_refused_before_anything_is_made() {
     let Ok(ls) = std::fs::read("/bin/ls") else {
-        eprintln!("SKIPPED: no /bin/ls to stand for a dynamically linked tool");
+        skip("no /bin/ls to stand for a dynamically linked tool");
         return;
     };
     let dir = bin_dir();
@@ -141,7 +134,7 @@ fn as_nobody(args: &[&str]) -> Option<Output> {
     {
         Ok(out) => Some(out),
         Err(e) => {
-            eprintln!("SKIPPED: setpriv (util-linux) cannot run: {e}");
+            skip(format!("setpriv (util-linux) cannot run: {e}"));
             None
         }
     }

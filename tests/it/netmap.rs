@@ -1,8 +1,8 @@
 //! The netmap datalink on real veths in two network namespaces.
 //!
 //! Everything here but the preflight checks needs /dev/netmap (the netmap
-//! kernel module); where it is absent those tests are reported as ignored
-//! with the reason, never as passed.
+//! kernel module); where it is absent those tests are skipped with the
+//! reason printed (`support::skip`), never passed silently.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -16,6 +16,7 @@ use labctl::tools::datalink::{Datalink, Direction, OpenOptions};
 use crate::support::bin;
 use crate::support::netns::{have_root, VethPair};
 use crate::support::process::Running;
+use crate::support::skip::{skip_with_netmap, skip_without_netmap};
 
 /// An experimental EtherType (IEEE 802 local use): nothing else in the
 /// namespaces sends it.
@@ -74,11 +75,10 @@ fn recv_ours(link: &mut Netmap, timeout: Duration) -> Option<(Vec<u8>, Direction
 }
 
 #[test]
-#[cfg_attr(
-    not(labctl_has_netmap),
-    ignore = "needs /dev/netmap: the netmap kernel module is not loaded on this machine"
-)]
 fn a_frame_crosses_a_veth_with_netmap_on_both_ends() {
+    if skip_without_netmap() {
+        return;
+    }
     assert!(have_root(), "netns tests run as root");
     let pair = VethPair::new(true);
     let sent = frame(pair.b.mac, pair.a.mac, b"labctl netmap a->b");
@@ -121,11 +121,10 @@ fn a_frame_crosses_a_veth_with_netmap_on_both_ends() {
 }
 
 #[test]
-#[cfg_attr(
-    not(labctl_has_netmap),
-    ignore = "needs /dev/netmap: the netmap kernel module is not loaded on this machine"
-)]
 fn a_monitor_sees_both_directions_and_takes_nothing() {
+    if skip_without_netmap() {
+        return;
+    }
     assert!(have_root(), "netns tests run as root");
     let pair = VethPair::new(true);
     let request = frame(pair.b.mac, pair.a.mac, b"request");
@@ -193,11 +192,10 @@ fn a_monitor_sees_both_directions_and_takes_nothing() {
 }
 
 #[test]
-#[cfg_attr(
-    not(labctl_has_netmap),
-    ignore = "needs /dev/netmap: the netmap kernel module is not loaded on this machine"
-)]
 fn ping_pong_and_capture_run_on_netmap() {
+    if skip_without_netmap() {
+        return;
+    }
     assert!(have_root(), "netns tests run as root");
     let pair = VethPair::new(true);
     let wait = Duration::from_secs(10);
@@ -260,11 +258,10 @@ fn ping_pong_and_capture_run_on_netmap() {
 /// The capture starts before the program whose port it watches, and ends
 /// with its summary (exit 0) when that program exits.
 #[test]
-#[cfg_attr(
-    not(labctl_has_netmap),
-    ignore = "needs /dev/netmap: the netmap kernel module is not loaded on this machine"
-)]
 fn a_capture_waits_for_its_port_and_ends_when_the_port_goes() {
+    if skip_without_netmap() {
+        return;
+    }
     assert!(have_root(), "netns tests run as root");
     let pair = VethPair::new(true);
     let wait = Duration::from_secs(10);
@@ -298,8 +295,10 @@ fn a_capture_waits_for_its_port_and_ends_when_the_port_goes() {
 /// or by labctl's environment variable, stops with the documented exit
 /// code and one line naming /dev/netmap and the module.
 #[test]
-#[cfg_attr(labctl_has_netmap, ignore = "this machine has /dev/netmap")]
 fn the_tools_without_dev_netmap_say_what_is_missing() {
+    if skip_with_netmap() {
+        return;
+    }
     assert!(have_root(), "netns tests run as root");
     let pair = VethPair::new(true);
     let by_flag = ["--datalink", "netmap"];

@@ -16,7 +16,7 @@ use labctl::runtime::process::Launcher;
 use labctl::runtime::{NoProgress, Scope};
 
 use crate::support::lab::netns_leftovers as leftovers;
-use crate::support::netns::have_root;
+use crate::support::skip::skip_without_root;
 use crate::support::{bin, unique};
 
 /// The tools next to the test's binaries, as labctl finds them next to
@@ -27,8 +27,7 @@ fn tools_env() {
 }
 
 fn skip() -> bool {
-    if !have_root() {
-        eprintln!("skipped: the netns runtime needs root");
+    if skip_without_root("the netns runtime") {
         return true;
     }
     tools_env();
@@ -383,8 +382,7 @@ fn repo_lab(path: &str) -> String {
 
 #[test]
 fn deploy_inspect_exec_destroy_on_the_netns_runtime() {
-    if !have_root() {
-        eprintln!("skipped: the netns runtime needs root");
+    if skip_without_root("the netns runtime") {
         return;
     }
     let lab = TestLab::new("nsv", &repo_lab("labs/icmp.yaml"));
@@ -445,8 +443,7 @@ steps:
 
 #[test]
 fn sigkill_of_a_run_then_destroy_leaves_nothing() {
-    if !have_root() {
-        eprintln!("skipped: the netns runtime needs root");
+    if skip_without_root("the netns runtime") {
         return;
     }
     let pair = "name: {name}\nnodes: { pinger: {}, ponger: {} }\nlinks:\n  - endpoints: [\"pinger:eth1\", \"ponger:eth1\"]\n    ipv4: [198.18.0.1/24, 198.18.0.2/24]\n";
@@ -501,8 +498,7 @@ fn dead_socket() -> (tempfile::TempDir, String) {
 
 #[test]
 fn without_docker_run_uses_netns_and_says_so_unless_the_lab_needs_an_image() {
-    if !have_root() {
-        eprintln!("skipped: the netns runtime needs root");
+    if skip_without_root("the netns runtime") {
         return;
     }
     let (_dir, host) = dead_socket();

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab, PING_PAIR_LAB};
+use crate::support::skip::skip;
 
 /// The ping pair, then a step whose output is not checked.
 fn lab() -> String {
@@ -28,7 +29,9 @@ fn xmllint(file: &Path) -> Option<std::process::Output> {
     {
         Ok(out) => Some(out),
         Err(e) => {
-            eprintln!("SKIPPED: xmllint is not installed ({e}); ci/setup installs libxml2-utils");
+            skip(format!(
+                "xmllint is not installed ({e}); ci/setup installs libxml2-utils"
+            ));
             None
         }
     }

@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab};
+use crate::support::skip::{skip, skip_if, skip_with_netmap};
 
 /// `#[test] fn docker()` and `#[test] fn netns()` in a module named after
 /// the test body, which takes the runtime's name.
@@ -357,8 +358,10 @@ fn an_invalid_lab_exits_2_and_creates_nothing() {
 
 #[test]
 fn a_delay_without_netem_exits_3_naming_netem_before_creating_anything() {
-    if Path::new("/sys/module/sch_netem").exists() {
-        eprintln!("skipped: this kernel has netem, so the lab would deploy");
+    if skip_if(
+        Path::new("/sys/module/sch_netem").exists(),
+        "this kernel has netem, so the lab would deploy",
+    ) {
         return;
     }
     let src = repo_lab("labs/icmp.yaml").replace(
@@ -377,12 +380,11 @@ fn a_delay_without_netem_exits_3_naming_netem_before_creating_anything() {
     assert_nothing_left(&lab.name);
 }
 
-#[cfg_attr(
-    labctl_has_netmap,
-    ignore = "this host has /dev/netmap, so the lab would deploy"
-)]
 #[test]
 fn datalink_netmap_without_dev_netmap_exits_3_before_creating_anything() {
+    if skip_with_netmap() {
+        return;
+    }
     let lab = TestLab::new("rnmap", &repo_lab("labs/icmp.yaml"));
     let run = Run::of(&lab, &["--datalink", "netmap"]);
     assert_eq!(run.code(), Some(3), "{}", run.describe());
@@ -471,10 +473,10 @@ impl Tmpfs {
             .output()
             .expect("run mount");
         if !out.status.success() {
-            eprintln!(
-                "SKIPPED: cannot mount a tmpfs here ({}); the full-disk run is not tested",
+            skip(format!(
+                "cannot mount a tmpfs here ({}); the full-disk run is not tested",
                 stderr(&out).trim()
-            );
+            ));
             return None;
         }
         Some(Tmpfs(path.to_owned()))
@@ -632,7 +634,7 @@ fn link_state_steps_cut_a_link_mid_run_and_restore_it() {
 #[test]
 fn garbage_output_keeps_the_reports_valid_and_small() {
     let Some(xmllint) = which_xmllint() else {
-        eprintln!("skipped: xmllint is not installed (ci/setup installs libxml2-utils)");
+        skip("xmllint is not installed (ci/setup installs libxml2-utils)");
         return;
     };
     let yaml = format!(

@@ -627,3 +627,15 @@ fn quiet_pong_answers_without_a_line_per_frame() {
         "3 echo replies sent, 1 ARP replies sent, 0 frames ignored, 0 malformed"
     );
 }
+
+/// `bin` finds every tool of the one list where cargo built it (the list
+/// itself is checked against `src/bin/` and the Dockerfile by the unit
+/// tests of `labctl::tools`).
+#[test]
+fn every_listed_tool_is_built_next_to_labctl() {
+    for tool in labctl::tools::TOOLS {
+        let path = bin(tool);
+        assert!(path.is_file(), "{tool}: no {}", path.display());
+        assert_eq!(path.parent(), bin("labctl").parent(), "{tool}");
+    }
+}

@@ -138,6 +138,15 @@ impl Wait {
     }
 }
 
+/// Now plus `timeout`, or a year from now for a timeout past the clock's
+/// range: a deadline for a wait of any `--timeout`.
+pub fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 static SIGNALS: AtomicU32 = AtomicU32::new(0);
 
 /// Counts `signals` as they come, so that spinning waits end on them.

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::tools::datalink::fake::{FakeLink, Peer};
+use crate::tools::frames::Arp;
 use crate::tools::output::Format;
 use crate::tools::pong::{self, Handling, Identity};
 use pnet::packet::ipv4::{self as pnet_ipv4, MutableIpv4Packet};
@@ -135,7 +136,7 @@ fn nobody_answering_arp_is_an_error_with_exit_code_1() {
         "{error}"
     );
     assert!(lines.is_empty());
-    assert_eq!(link.sent.len(), ARP_TRIES as usize);
+    assert_eq!(link.sent.len(), arp::ARP_TRIES as usize);
 }
 
 #[test]
@@ -291,7 +292,7 @@ fn our_own_outgoing_frames_are_never_replies() {
     let mut out = Output::new(Format::Human, Vec::new());
     let stop = AtomicBool::new(false);
     let me = me();
-    let peer_mac = resolve_mac(
+    let peer_mac = arp::resolve_mac(
         &mut link,
         &me,
         options.source,
@@ -552,70 +553,4 @@ fn arp_requests_for_us_are_answered_while_pinging() {
     assert_eq!(*eth_dst, ROUTER.mac);
     assert_eq!((arp.sender_ip, arp.sender_mac), (options.source, ME));
     assert_eq!(arp.target_ip, ROUTER.ip);
-}
-
-#[test]
-fn arp_requests_for_us_are_answered_while_resolving() {
-    // The peer asks for us before it answers for itself.
-    let peer: Peer = Box::new(|frame| {
-        let Some(reply) = arp::answer(frame, &PEER) else {
-            return Vec::new();
-        };
-        vec![
-            frames::arp_request(PEER.mac, PEER.ip, Ipv4Addr::new(198, 18, 0, 1)),
-            reply,
-        ]
-    });
-    let mut link = FakeLink::new(peer);
-    let stop = AtomicBool::new(false);
-    let (mac, answered) = resolve(
-        &mut link,
-        &me(),
-        Ipv4Addr::new(198, 18, 0, 1),
-        PEER.ip,
-        Duration::from_millis(50),
-        &stop,
-    )
-    .unwrap();
-    assert_eq!((mac, answered), (PEER.mac, 1));
-    let reply = frames::decode(&link.sent[1]).unwrap();
-    assert_eq!(reply.arp().unwrap().operation, Arp::REPLY);
-    assert_eq!(reply.eth_dst, PEER.mac);
-}
-
-#[test]
-fn a_signal_during_arp_stops_at_once_instead_of_sending_the_other_tries() {
-    let mut link = FakeLink::silent();
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let signal = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            stop.store(true, Ordering::Relaxed);
-        })
-    };
-    let started = Instant::now();
-    let me = me();
-    let err = resolve_mac(
-        &mut link,
-        &me,
-        options(1).source,
-        PEER.ip,
-        Duration::from_secs(10),
-        &stop,
-    )
-    .unwrap_err();
-    signal.join().unwrap();
-    // One request, cut short: neither the 10 s wait nor two more requests.
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(link.sent.len(), 1);
-    assert!(
-        matches!(err, ToolError::Interrupted { target, .. } if target == PEER.ip),
-        "{err}"
-    );
-    assert_eq!(err.exit_code(), crate::tools::error::EXIT_NO_REPLY);
 }

@@ -13,6 +13,7 @@ use crate::support::lab::{
     stderr, stdout, xdp_pins_of, TestLab,
 };
 use crate::support::process::Running;
+use crate::support::skip::skip_if;
 use labctl::runtime::privilege::AfXdpGrant;
 
 const MODE: &str = "af_xdp, native XDP, copy mode";
@@ -147,8 +148,10 @@ fn the_example_lab_runs_on_af_xdp_in_containers() {
 /// `labctl destroy` after labctl was killed (SIGKILL) mid-run.
 #[test]
 fn host_attached_xdp_pins_are_per_node_and_removed_by_teardown_and_destroy() {
-    if docker_af_xdp_grant() != AfXdpGrant::Pinned {
-        eprintln!("skipped: on this host af_xdp nodes load their own XDP programs");
+    if skip_if(
+        docker_af_xdp_grant() != AfXdpGrant::Pinned,
+        "on this host af_xdp nodes load their own XDP programs",
+    ) {
         return;
     }
     let lab = TestLab::new("axpins", &lab_yaml());
@@ -371,8 +374,10 @@ fn without_cap_bpf_an_unprivileged_af_xdp_lab_is_refused_before_anything_is_crea
 /// CAP_SYS_ADMIN.
 #[test]
 fn an_af_xdp_node_cannot_remount_the_tools_or_mount_proc() {
-    if docker_af_xdp_grant() == AfXdpGrant::Refused {
-        eprintln!("skipped: on this host af_xdp nodes must be privileged");
+    if skip_if(
+        docker_af_xdp_grant() == AfXdpGrant::Refused,
+        "on this host af_xdp nodes must be privileged",
+    ) {
         return;
     }
     let lab = TestLab::new("axescape", &lab_yaml_with(false));
@@ -423,8 +428,10 @@ fn an_af_xdp_node_cannot_remount_the_tools_or_mount_proc() {
 /// the same lab's af_xdp nodes run without CAP_SYS_ADMIN.
 #[test]
 fn run_privileged_trusts_the_lab_like_root_and_without_it_no_node_has_sys_admin() {
-    if docker_af_xdp_grant() != AfXdpGrant::Pinned {
-        eprintln!("skipped: checks the pinned-map host (Docker without CAP_BPF, Linux 6.5+)");
+    if skip_if(
+        docker_af_xdp_grant() != AfXdpGrant::Pinned,
+        "checks the pinned-map host (Docker without CAP_BPF, Linux 6.5+)",
+    ) {
         return;
     }
     let caps_step = lab_yaml_with(false).replace(

@@ -7,23 +7,26 @@ pub mod dockerd;
 pub mod lab;
 pub mod netns;
 pub mod process;
+pub mod skip;
 pub mod tools;
 
 use std::path::PathBuf;
 
-/// A binary of this package, built by cargo for the integration tests.
+/// A binary of this package, built by cargo for the integration tests:
+/// labctl, or one of `labctl::tools::TOOLS`. Cargo puts every binary of
+/// the package in one directory (labctl finds its tools there too), so
+/// the tools are found next to labctl: `env!("CARGO_BIN_EXE_<name>")`
+/// would want each name written here once more.
 pub fn bin(name: &str) -> PathBuf {
-    match name {
-        "labctl" => PathBuf::from(env!("CARGO_BIN_EXE_labctl")),
-        "lab-ping" => PathBuf::from(env!("CARGO_BIN_EXE_lab-ping")),
-        "lab-pong" => PathBuf::from(env!("CARGO_BIN_EXE_lab-pong")),
-        "lab-capture" => PathBuf::from(env!("CARGO_BIN_EXE_lab-capture")),
-        "lab-fwd" => PathBuf::from(env!("CARGO_BIN_EXE_lab-fwd")),
-        "lab-init" => PathBuf::from(env!("CARGO_BIN_EXE_lab-init")),
-        "lab-gen" => PathBuf::from(env!("CARGO_BIN_EXE_lab-gen")),
-        "lab-sink" => PathBuf::from(env!("CARGO_BIN_EXE_lab-sink")),
-        other => panic!("no binary named {other}"),
+    let labctl = PathBuf::from(env!("CARGO_BIN_EXE_labctl"));
+    if name == "labctl" {
+        return labctl;
     }
+    assert!(
+        labctl::tools::TOOLS.contains(&name),
+        "no binary named {name}: not labctl nor in labctl::tools::TOOLS"
+    );
+    labctl.with_file_name(name)
 }
 
 /// A name no other test (or concurrent test run) uses: `prefix` plus the

@@ -48,6 +48,10 @@ fn kernel(op: &'static str) -> impl FnOnce(io::Error) -> TransferError {
     move |source| TransferError::Kernel { op, source }
 }
 
+/// How long [`Rings::flush`] waits for a frame to leave before it takes
+/// the rest for stuck.
+pub const FLUSH_STALL: Duration = Duration::from_millis(20);
+
 /// The bound rings of one port, and the receive state.
 #[derive(Debug)]
 pub struct Rings {
@@ -200,12 +204,19 @@ impl Rings {
     /// Waits up to `timeout` until every frame handed to the kernel has
     /// left the TX rings (`next(tail) == head` on each), so that closing
     /// the port does not cut the last frames off. True when they all left.
+    ///
+    /// Gives up sooner, after [`FLUSH_STALL`] in which no frame left (no
+    /// ring's `tail` moved): the peer is not reading (its RX ring is full,
+    /// or it is not in netmap mode), and the rest would not leave within
+    /// `timeout` either.
     pub fn flush(
         &mut self,
         kernel: &mut impl KernelSync,
         timeout: Duration,
     ) -> Result<bool, TransferError> {
         let deadline = Instant::now() + timeout;
+        let mut tails = Vec::new();
+        let mut last_progress = Instant::now();
         loop {
             kernel.txsync().map_err(self::kernel("NIOCTXSYNC"))?;
             if self.tx.iter().try_fold(true, |all, ring| {
@@ -213,7 +224,19 @@ impl Rings {
             })? {
                 return Ok(true);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let seen = self
+                .tx
+                .iter()
+                .map(Ring::tail)
+                .collect::<Result<Vec<u32>, RingError>>()?;
+            if seen != tails {
+                tails = seen;
+                last_progress = now;
+            }
+            let left = deadline
+                .min(last_progress + FLUSH_STALL)
+                .saturating_duration_since(now);
             if left.is_zero() {
                 return Ok(false);
             }
@@ -461,6 +484,42 @@ mod tests {
         assert!(!rings.flush(&mut kernel, Duration::from_millis(20)).unwrap());
         kernel.complete_transmissions(true);
         assert!(rings.flush(&mut kernel, Duration::from_millis(20)).unwrap());
+        assert!(rings.tx_rings()[0].transmissions_complete().unwrap());
+    }
+
+    #[test]
+    fn flush_gives_up_when_no_frame_leaves_for_a_while() {
+        // A native veth whose peer does not read: the frames stay.
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.complete_transmissions(false);
+        rings.send(&mut kernel, b"stuck").unwrap();
+        let started = Instant::now();
+        assert!(!rings.flush(&mut kernel, Duration::from_secs(2)).unwrap());
+        let took = started.elapsed();
+        assert!(took >= FLUSH_STALL, "{took:?}");
+        assert!(
+            took < Duration::from_millis(500),
+            "{took:?}: the whole timeout"
+        );
+    }
+
+    #[test]
+    fn flush_waits_past_the_stall_for_frames_that_keep_leaving() {
+        // A peer that reads slowly: one frame leaves per sync, the syncs
+        // 5 ms apart, so the last of 7 leaves after 30 ms, past FLUSH_STALL.
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.complete_transmissions(false);
+        for _ in 0..7 {
+            rings.send(&mut kernel, b"slow").unwrap();
+        }
+        kernel.complete_at_most(1);
+        let started = Instant::now();
+        assert!(rings.flush(&mut kernel, Duration::from_secs(2)).unwrap());
+        assert!(started.elapsed() > FLUSH_STALL, "{:?}", started.elapsed());
         assert!(rings.tx_rings()[0].transmissions_complete().unwrap());
     }
 

@@ -234,7 +234,9 @@ impl Netmap {
     }
 }
 
-/// How long closing waits for the last frames to leave the TX rings.
+/// How long closing waits at most for the last frames to leave the TX
+/// rings; it stops sooner once they stop leaving (`io::FLUSH_STALL`: the
+/// peer is not reading).
 const FLUSH_ON_CLOSE: Duration = Duration::from_millis(200);
 
 impl Drop for Netmap {

@@ -263,6 +263,7 @@ pub struct FakeKernel<'r> {
     wire: Vec<Vec<u8>>,
     pending: Vec<VecDeque<(Vec<u8>, u16)>>,
     complete: bool,
+    complete_per_sync: Option<u32>,
     pub txsyncs: usize,
     pub rxsyncs: usize,
     pub polls: usize,
@@ -288,6 +289,7 @@ impl<'r> FakeKernel<'r> {
             wire: Vec::new(),
             pending: (0..region.rx_rings).map(|_| VecDeque::new()).collect(),
             complete: true,
+            complete_per_sync: None,
             txsyncs: 0,
             rxsyncs: 0,
             polls: 0,
@@ -303,6 +305,14 @@ impl<'r> FakeKernel<'r> {
     /// (frees their slots); a NIC may do that lazily.
     pub fn complete_transmissions(&mut self, complete: bool) {
         self.complete = complete;
+        self.complete_per_sync = None;
+    }
+
+    /// Each TX sync completes at most `frames` of those it holds, as a
+    /// peer that reads slowly lets them go.
+    pub fn complete_at_most(&mut self, frames: u32) {
+        self.complete = true;
+        self.complete_per_sync = Some(frames);
     }
 
     /// A frame arrives for RX ring `ring`; it shows up at the next RX sync.
@@ -365,7 +375,14 @@ impl<'r> FakeKernel<'r> {
             let k = &mut self.tx[ring as usize];
             k.hwcur = head;
             if self.complete {
-                k.hwtail = (head + n - 1) % n;
+                let all = (head + n - 1) % n;
+                k.hwtail = match self.complete_per_sync {
+                    None => all,
+                    Some(frames) => {
+                        let held = (all + n - k.hwtail) % n;
+                        (k.hwtail + frames.min(held)) % n
+                    }
+                };
             }
             let hwtail = k.hwtail;
             self.region

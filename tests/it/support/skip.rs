@@ -1,0 +1,65 @@
+//! One way for a test to say it cannot run on this host (no root, no
+//! /dev/netmap, a program missing): [`skip`] and the caller returns.
+//!
+//! A skip is never a silent pass. libtest hides what a passing test
+//! prints with `eprintln!`, so the line is written to the process's
+//! stderr directly, where every run shows it: `skipped: <test>: <reason>`
+//! (`cargo test ... 2>&1 | grep '^skipped:'` lists them). With
+//! `LABCTL_REQUIRE_ALL=1` a skip fails its test instead, for a host that
+//! must run everything.
+
+use std::fmt::Display;
+use std::io::Write;
+use std::path::Path;
+
+use super::netns::have_root;
+
+/// Set to 1: a test that would be skipped fails, naming the reason.
+pub const REQUIRE_ALL: &str = "LABCTL_REQUIRE_ALL";
+
+/// Skips the calling test (or, with "part:" in `reason`, a part of it),
+/// which then returns: one line on the terminal, or a panic under
+/// [`REQUIRE_ALL`].
+pub fn skip(reason: impl Display) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    if std::env::var_os(REQUIRE_ALL).is_some_and(|value| value == "1") {
+        panic!("{test} cannot run here ({REQUIRE_ALL}=1 forbids a skip): {reason}");
+    }
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {test}: {reason}");
+}
+
+/// True, after [`skip`] for `reason`, when the host is `lacking`.
+pub fn skip_if(lacking: bool, reason: impl Display) -> bool {
+    if lacking {
+        skip(reason);
+    }
+    lacking
+}
+
+/// True, after [`skip`], when this process is not root: `what` needs
+/// namespaces, veths or a daemon of its own.
+pub fn skip_without_root(what: &str) -> bool {
+    skip_if(!have_root(), format!("{what} needs root"))
+}
+
+/// True, after [`skip`], when the netmap kernel module is not loaded.
+pub fn skip_without_netmap() -> bool {
+    skip_if(
+        !has_netmap(),
+        "needs /dev/netmap: the netmap kernel module is not loaded on this machine",
+    )
+}
+
+/// True, after [`skip`], when the netmap kernel module is loaded: the test
+/// checks what happens without it.
+pub fn skip_with_netmap() -> bool {
+    skip_if(
+        has_netmap(),
+        "this host has /dev/netmap, so what happens without it cannot be seen",
+    )
+}
+
+fn has_netmap() -> bool {
+    Path::new("/dev/netmap").exists()
+}
