@@ -13,7 +13,6 @@ use crate::support::lab::{
     assert_nothing_left, assert_success, busybox_image, docker_host_support, labctl, stderr,
     stdout, TestLab,
 };
-use crate::support::netns::have_root;
 
 /// `#[test] fn docker()` and `#[test] fn netns()` in a module named after
 /// the test body, which takes the runtime's name.
@@ -44,8 +43,7 @@ const NET_ADMIN: u64 = 1 << 12;
 const NET_BIND_SERVICE: u64 = 1 << 10;
 
 fn skip(runtime: &str) -> bool {
-    if runtime == "netns" && !have_root() {
-        eprintln!("skipped: the netns runtime needs root");
+    if runtime == "netns" && crate::support::skip::skip_without_root("the netns runtime") {
         return true;
     }
     // The netns runtime finds the tools next to labctl.
@@ -237,7 +235,7 @@ fn exec_holds_the_nodes_capabilities_and_a_node_without_them_cannot(runtime: &st
 fn a_capability_docker_does_not_know_is_refused_before_anything_is_created() {
     let host = docker_host_support();
     let Some(why) = host.cannot_grant(Capability::BPF).map(str::to_owned) else {
-        eprintln!("skipped: this Docker grants CAP_BPF (23.0 or later)");
+        crate::support::skip::skip("this Docker grants CAP_BPF (23.0 or later)");
         return;
     };
     let lab = TestLab::new(

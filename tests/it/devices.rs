@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use crate::support::lab::{
     assert_nothing_left, assert_success, busybox_image, docker, labctl, stderr, stdout, TestLab,
 };
-use crate::support::netns::have_root;
+use crate::support::skip::{skip_if, skip_without_root};
 
 /// The repository's root, where `labs/` is.
 fn repo() -> &'static Path {
@@ -23,10 +23,10 @@ fn have(program: &str, package: &str) -> bool {
         .iter()
         .flat_map(std::env::split_paths)
         .any(|dir| dir.join(program).is_file());
-    if !found {
-        eprintln!("skipped: {program} is not installed (Debian's {package}; ci/setup installs it)");
-    }
-    found
+    !skip_if(
+        !found,
+        format!("{program} is not installed (Debian's {package}; ci/setup installs it)"),
+    )
 }
 
 /// A lab file of the repository under a unique name, its relative binds
@@ -142,11 +142,7 @@ impl Run {
 }
 
 fn can_run_ospf() -> bool {
-    if !have_root() {
-        eprintln!("skipped: the netns runtime needs root");
-        return false;
-    }
-    have("bird", "bird2")
+    !skip_without_root("the netns runtime") && have("bird", "bird2")
 }
 
 /// labs/ospf.yaml as a user runs it: BIRD converges (tried until it has,
@@ -391,11 +387,7 @@ steps:
 /// own BPF filesystem, which is gone with the lab.
 #[test]
 fn xdp_filter_drops_the_denied_port_and_leaves_nothing_pinned() {
-    if !have_root() {
-        eprintln!("skipped: the netns runtime needs root");
-        return;
-    }
-    if !have("xdp-filter", "xdp-tools") {
+    if skip_without_root("the netns runtime") || !have("xdp-filter", "xdp-tools") {
         return;
     }
     let lab = repo_lab("labs/xdp-filter.yaml", "xdpf", |t| t);

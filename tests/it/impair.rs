@@ -300,8 +300,10 @@ fn loss_on_a_netmap_endpoint_exits_3_before_anything_is_created() {
 /// (tests/labs/vm/netem.yaml measures them where netem exists: ci/vm-netem.)
 #[test]
 fn every_netem_key_without_netem_exits_3_before_anything_is_created() {
-    if Path::new("/sys/module/sch_netem").exists() {
-        eprintln!("skipped: this kernel has netem, so the labs would deploy");
+    if crate::support::skip::skip_if(
+        Path::new("/sys/module/sch_netem").exists(),
+        "this kernel has netem, so the labs would deploy (ci/vm-netem checks it applied)",
+    ) {
         return;
     }
     for key in [

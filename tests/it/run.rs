@@ -803,8 +803,7 @@ steps:
 
 #[test]
 fn a_step_with_until_passes_once_its_condition_holds() {
-    if !crate::support::netns::have_root() {
-        eprintln!("skipped: the netns runtime needs root");
+    if crate::support::skip::skip_without_root("the netns runtime") {
         return;
     }
     let yaml = CONVERGES
@@ -865,8 +864,7 @@ fn a_step_with_until_passes_once_its_condition_holds() {
 
 #[test]
 fn a_step_with_until_fails_at_its_deadline_with_the_tries_and_the_last_output() {
-    if !crate::support::netns::have_root() {
-        eprintln!("skipped: the netns runtime needs root");
+    if crate::support::skip::skip_without_root("the netns runtime") {
         return;
     }
     // The file never comes.
