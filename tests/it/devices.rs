@@ -109,23 +109,16 @@ impl Run {
     /// The whole stdout a step wrote (its file in the run directory).
     fn step_stdout(&self, name: &str) -> String {
         let steps = self.run_dir().join("steps");
-        // As labctl names step files: NN-slug.stdout.
-        let slug: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        // labctl's own naming, `NN-<slug>.stdout`, without the number.
+        let [first, _] = labctl::run::output::step_files(Path::new(""), 0, name);
+        let file_name = first.to_string_lossy().into_owned();
+        let suffix = file_name.trim_start_matches("01");
         let file = std::fs::read_dir(&steps)
             .expect("steps dir")
             .map(|e| e.expect("entry").path())
             .find(|p| {
                 let file = p.file_name().unwrap().to_string_lossy().into_owned();
-                file.ends_with(&format!("-{slug}.stdout"))
+                file.ends_with(suffix)
             })
             .unwrap_or_else(|| panic!("no stdout file for step {name} in {steps:?}"));
         std::fs::read_to_string(file).expect("step stdout")
