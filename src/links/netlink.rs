@@ -148,14 +148,7 @@ impl Wiring for Netlink {
         &self,
         matches: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Vec<String>, LinkError> {
-        let links: Vec<LinkMessage> = self
-            .host
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(LinkError::netlink("listing the host's interfaces"))?;
+        let links = host_links(&self.host).await?;
         let mut removed = Vec::new();
         for link in links {
             let alias = link.attributes.iter().find_map(|a| match a {
@@ -175,6 +168,25 @@ impl Wiring for Netlink {
             }
         }
         Ok(removed)
+    }
+}
+
+/// How often a dump of the host's links is taken again when the kernel
+/// says it was interrupted.
+const DUMP_TRIES: usize = 5;
+
+/// Every link of the host. The kernel fails a dump with EBUSY when links
+/// come and go while it runs (other labs deploying or tearing down at the
+/// same time, measured under `labctl run --jobs 3`): that dump is taken
+/// again rather than failing a teardown.
+async fn host_links(host: &Handle) -> Result<Vec<LinkMessage>, LinkError> {
+    let mut tries = 1;
+    loop {
+        match host.link().get().execute().try_collect().await {
+            Ok(links) => return Ok(links),
+            Err(e) if is_errno(&e, libc::EBUSY) && tries < DUMP_TRIES => tries += 1,
+            Err(e) => return Err(LinkError::netlink("listing the host's interfaces")(e)),
+        }
     }
 }
 

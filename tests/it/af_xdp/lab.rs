@@ -261,7 +261,9 @@ fn repo_lab_renamed(path: &Path) -> String {
                 let indent = &line[..line.len() - trimmed.len()];
                 return format!("{indent}- {}", dir.join(rel).display());
             }
-            line.to_owned()
+            // The same in a flow sequence: `binds: ["./x:/y"]`.
+            line.replace("\"./", &format!("\"{}/./", dir.display()))
+                .replace("\"../", &format!("\"{}/../", dir.display()))
         })
         .collect::<Vec<_>>()
         .join("\n")
