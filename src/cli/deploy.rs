@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use labctl::lab::RuntimeKind;
+use labctl::runtime::registry::Fallback;
 use labctl::runtime::{DeployOptions, DeployOutcome, RuntimeError};
 
 use super::progress::ConsoleProgress;
-use super::runtimes::{self, AnyRuntime, Fallback, RuntimeArg};
 use super::{block_on, cancel_on_signal, exit, load_lab, print_timings, CliError, VerbResult};
 
 #[derive(clap::Args)]
@@ -27,14 +28,14 @@ pub struct Args {
     /// Build the lab with this runtime, whatever the lab file says
     /// (default: the lab's `runtime`, else docker)
     #[arg(long, value_enum)]
-    runtime: Option<RuntimeArg>,
+    runtime: Option<RuntimeKind>,
 }
 
 pub fn run(args: Args) -> VerbResult {
     let lab = load_lab(&args.lab)?;
     super::check_privileges("deploy")?;
     block_on(async move {
-        let runtime = runtimes::for_lab(&lab, args.runtime, Fallback::Never).await?;
+        let runtime = super::runtime_for(&[&lab], args.runtime, Fallback::Never).await?;
         let options = DeployOptions {
             instance: args.name,
             reconfigure: args.reconfigure,
@@ -42,11 +43,7 @@ pub fn run(args: Args) -> VerbResult {
         };
         cancel_on_signal(options.cancel.clone());
         let progress = ConsoleProgress::new();
-        let outcome = match &runtime {
-            AnyRuntime::Docker(r) => r.deploy(&lab, &options, &progress).await,
-            AnyRuntime::Netns(r) => r.deploy(&lab, &options, &progress).await,
-        };
-        match outcome {
+        match runtime.deploy(&lab, &options, &progress).await {
             Ok(DeployOutcome::Deployed(deployed)) => {
                 let name = if deployed.instance.as_str() == deployed.name {
                     deployed.name.clone()

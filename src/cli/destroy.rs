@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use labctl::runtime::backend::Backend;
-use labctl::runtime::Runtime;
+use labctl::runtime::backend::ContainerInfo;
+use labctl::runtime::registry;
 use labctl::runtime::{Removed, RuntimeError, Scope};
 
-use super::runtimes;
 use super::{block_on, lab_name, print_timings, CliError, VerbResult};
 
 #[derive(clap::Args)]
@@ -65,8 +64,7 @@ pub fn run(args: Args) -> VerbResult {
 
 /// A lab whose `labctl run` still runs is that process's to tear down:
 /// removing it under the run would fail the run, and it tears down anyway.
-async fn refuse_if_owned<B: Backend>(backend: &B, scope: &Scope) -> Result<(), CliError> {
-    let containers = backend.list(scope).await.map_err(CliError::from_runtime)?;
+fn refuse_if_owned(containers: &[ContainerInfo]) -> Result<(), CliError> {
     let mut owned: Vec<(String, u32)> = containers
         .iter()
         .filter_map(|c| Some((c.instance.clone(), c.live_owner()?.pid)))
@@ -88,29 +86,29 @@ async fn refuse_if_owned<B: Backend>(backend: &B, scope: &Scope) -> Result<(), C
     Err(CliError::from_runtime(RuntimeError::Owned { what, pids }))
 }
 
-/// Removes `scope` from the netns runtime, then from Docker when a daemon
-/// answers. No daemon is an error only when there was nothing of the
-/// scope on the netns runtime either: the lab may be on Docker.
+/// Removes `scope` from every runtime that answers. One that does not
+/// answer (no Docker daemon) is an error only when nothing of the scope
+/// was on the others: the lab may be on it.
 async fn destroy_everywhere(scope: &Scope, force: bool) -> Result<Removed, CliError> {
-    let netns = runtimes::netns()?;
-    let docker = runtimes::docker().await?;
+    let everywhere = registry::everywhere()
+        .await
+        .map_err(CliError::from_runtime)?;
     if !force {
-        refuse_if_owned(netns.backend(), scope).await?;
-        if let runtimes::Docker::Up(docker) = &docker {
-            refuse_if_owned(docker.backend(), scope).await?;
+        for runtime in &everywhere.up {
+            let containers = runtime.list(scope).await.map_err(CliError::from_runtime)?;
+            refuse_if_owned(&containers)?;
         }
     }
-    let mut removed = netns.destroy(scope).await;
-    match docker {
-        runtimes::Docker::Up(docker) => {
-            let more = docker.destroy(scope).await;
-            removed.containers.extend(more.containers);
-            removed.veths.extend(more.veths);
-            removed.errors.extend(more.errors);
-            removed.timings.extend(more.timings);
-        }
-        runtimes::Docker::Down(_) if !removed.is_empty() => {}
-        runtimes::Docker::Down(e) => return Err(CliError::from_runtime(e)),
+    let mut removed = Removed::default();
+    for runtime in &everywhere.up {
+        let more = runtime.destroy(scope).await;
+        removed.containers.extend(more.containers);
+        removed.veths.extend(more.veths);
+        removed.errors.extend(more.errors);
+        removed.timings.extend(more.timings);
     }
-    Ok(removed)
+    match everywhere.unreachable() {
+        Some(e) if removed.is_empty() => Err(CliError::from_runtime(e)),
+        _ => Ok(removed),
+    }
 }

@@ -16,7 +16,6 @@ pub mod inspect;
 pub mod manual;
 mod progress;
 pub mod run;
-mod runtimes;
 mod steps;
 
 use std::future::Future;
@@ -25,6 +24,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use labctl::lab::{self, LoadError};
+use labctl::runtime::registry::{self, AnyRuntime, Fallback};
 use labctl::runtime::{names, Cancel, RuntimeError, Timings};
 
 /// A verb that failed: what to print and the exit code.
@@ -72,7 +72,9 @@ impl CliError {
             RuntimeError::NotDeployed { .. }
             | RuntimeError::NoSuchNode { .. }
             | RuntimeError::Ambiguous { .. }
-            | RuntimeError::Owned { .. } => exit::USAGE,
+            | RuntimeError::Owned { .. }
+            // A lab the runtime it was told to use cannot build.
+            | RuntimeError::NetnsUnsupported { .. } => exit::USAGE,
             RuntimeError::NotPrivileged { .. } | RuntimeError::ToolsNotStatic { .. } => exit::SETUP,
             _ => exit::RUNTIME,
         };
@@ -181,6 +183,24 @@ fn lenient_name(source: &str) -> Option<String> {
     from_yaml
         .or_else(from_line)
         .filter(|n| lab::is_valid_name(n))
+}
+
+/// The runtime of a run or a deploy ([`registry::for_lab`]), saying so
+/// when the embedded default chose it.
+pub async fn runtime_for(
+    labs: &[&lab::Lab],
+    flag: Option<lab::RuntimeKind>,
+    fallback: Fallback,
+) -> Result<AnyRuntime, CliError> {
+    let chosen = match labs {
+        [lab] => registry::for_lab(lab, flag, fallback).await,
+        labs => registry::for_labs(labs, flag, fallback).await,
+    }
+    .map_err(CliError::from_runtime)?;
+    if let Some(note) = &chosen.note {
+        eprintln!("labctl: {note}");
+    }
+    Ok(chosen.runtime)
 }
 
 /// The verbs that build, look into or remove labs check first that this

@@ -6,15 +6,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use futures_util::{stream, StreamExt};
-use labctl::lab::{DatalinkKind, Lab};
+use labctl::lab::{DatalinkKind, Lab, RuntimeKind};
 use labctl::lifecycle::{run_lab, Interrupts, RunOptions};
 use labctl::report::{junit_xml_many, runs_json, suite_name, summary, NotRun, Outcome, RunReport};
 use labctl::run::steps::NoObserver;
 use labctl::runtime::names::Instance;
+use labctl::runtime::registry::Fallback;
 use labctl::runtime::{NoProgress, Runtime};
+use labctl::with_runtime;
 
 use super::progress::ConsoleProgress;
-use super::runtimes::{self, AnyRuntime, Fallback, RuntimeArg};
 use super::steps::StepProgress;
 use super::{block_on, exit, files, load_lab, CliError, VerbResult};
 
@@ -55,7 +56,7 @@ pub struct Args {
     /// the lab's `runtime`, else docker, else netns when no Docker daemon
     /// answers and no node has an image)
     #[arg(long, value_enum)]
-    runtime: Option<RuntimeArg>,
+    runtime: Option<RuntimeKind>,
     /// Trust these labs like root: as if every node said `privileged:
     /// true` (an af_xdp node may then get CAP_SYS_ADMIN where the host
     /// cannot grant CAP_BPF, and a node the capabilities it names that
@@ -171,18 +172,15 @@ fn options(args: &Args, datalink: Option<DatalinkKind>, single: bool) -> RunOpti
 fn run_one(args: &Args, planned: Planned) -> VerbResult {
     let options = options(args, planned.datalink, true);
     block_on(async move {
-        let runtime = runtimes::for_lab(&planned.lab, args.runtime, Fallback::ToNetns).await?;
+        let runtime = super::runtime_for(&[&planned.lab], args.runtime, Fallback::ToNetns).await?;
         let interrupts = Interrupts::default();
         forward_interrupts(interrupts.clone());
         let steps = StepProgress::new(planned.lab.steps().len());
         let progress = ConsoleProgress::new();
         let lab = planned.lab;
-        let report = match &runtime {
-            AnyRuntime::Docker(r) => {
-                run_lab(r, lab, &options, &interrupts, &progress, &steps).await
-            }
-            AnyRuntime::Netns(r) => run_lab(r, lab, &options, &interrupts, &progress, &steps).await,
-        }
+        let report = with_runtime!(&runtime, |r| {
+            run_lab(r, lab, &options, &interrupts, &progress, &steps).await
+        })
         .map_err(CliError::runtime)?;
         print!("{}", summary(&report));
         print_kept(&options, &report);
@@ -217,13 +215,10 @@ fn cannot_run(planned: &Planned) -> Option<String> {
 fn run_many(args: &Args, plan: Vec<Planned>) -> VerbResult {
     block_on(async move {
         let labs: Vec<&Lab> = plan.iter().map(|p| &p.lab).collect();
-        let runtime = runtimes::for_labs(&labs, args.runtime, Fallback::ToNetns).await?;
+        let runtime = super::runtime_for(&labs, args.runtime, Fallback::ToNetns).await?;
         let interrupts = Interrupts::default();
         forward_interrupts(interrupts.clone());
-        let ended = match &runtime {
-            AnyRuntime::Docker(r) => run_all(r, args, plan, &interrupts).await,
-            AnyRuntime::Netns(r) => run_all(r, args, plan, &interrupts).await,
-        };
+        let ended = with_runtime!(&runtime, |r| run_all(r, args, plan, &interrupts).await);
         finish_many(args, &ended, &interrupts)
     })
 }

@@ -42,6 +42,7 @@ pub mod privilege;
 mod privileges;
 pub mod process;
 pub mod progress;
+pub mod registry;
 pub(crate) mod seccomp;
 pub mod xdp;
 
@@ -56,6 +57,7 @@ pub use inspect::{InterfaceStatus, LabStatus, NodeStatus};
 pub use names::{RunId, Scope};
 pub use privileges::check_host_privileges;
 pub use progress::{NoProgress, Phase, Progress, Timings};
+pub use registry::AnyRuntime;
 
 /// Where the tools write the files a run keeps (pcaps, logs), in every
 /// node; `labctl run` copies it into the run directory before teardown.
@@ -79,4 +81,10 @@ pub trait Runtime: Sync {
     /// Starts commands in the nodes of the lab named `lab` (deployed or
     /// about to be: nothing is looked up until a command starts).
     fn launcher(&self, lab: &str) -> Self::Launcher;
+    /// The deployed labs in `scope`: their nodes, and each interface as
+    /// declared and as it is in the node now.
+    fn inspect(
+        &self,
+        scope: &Scope,
+    ) -> impl std::future::Future<Output = Result<Vec<LabStatus>, RuntimeError>> + Send;
 }

@@ -182,6 +182,13 @@ impl Runtime for DockerRuntime {
     fn launcher(&self, instance: &str) -> DockerLauncher {
         DockerLauncher::new(self.clone(), instance)
     }
+
+    fn inspect(
+        &self,
+        scope: &Scope,
+    ) -> impl std::future::Future<Output = Result<Vec<LabStatus>, RuntimeError>> + Send {
+        DockerRuntime::inspect(self, scope)
+    }
 }
 
 /// [`Backend`] on a Docker daemon: nodes are containers.

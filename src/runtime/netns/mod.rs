@@ -112,6 +112,13 @@ impl Runtime for NetnsRuntime {
     fn launcher(&self, lab: &str) -> NetnsLauncher {
         NetnsLauncher::new(lab)
     }
+
+    fn inspect(
+        &self,
+        scope: &Scope,
+    ) -> impl std::future::Future<Output = Result<Vec<LabStatus>, RuntimeError>> + Send {
+        NetnsRuntime::inspect(self, scope)
+    }
 }
 
 /// [`Backend`] on bare network namespaces.
