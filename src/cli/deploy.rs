@@ -8,7 +8,9 @@ use labctl::runtime::registry::Fallback;
 use labctl::runtime::{DeployOptions, DeployOutcome, RuntimeError};
 
 use super::progress::ConsoleProgress;
-use super::{block_on, cancel_on_signal, exit, load_lab, print_timings, CliError, VerbResult};
+use super::{
+    block_on, exit, interrupts_on_signal, load_lab, print_timings, CliError, OnSignal, VerbResult,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,9 +41,9 @@ pub fn run(args: Args) -> VerbResult {
         let options = DeployOptions {
             instance: args.name,
             reconfigure: args.reconfigure,
+            interrupts: interrupts_on_signal(OnSignal::DEPLOY),
             ..Default::default()
         };
-        cancel_on_signal(options.cancel.clone());
         let progress = ConsoleProgress::new();
         match runtime.deploy(&lab, &options, &progress).await {
             Ok(DeployOutcome::Deployed(deployed)) => {

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use labctl::lab::{self, LoadError};
 use labctl::runtime::registry::{self, AnyRuntime, Fallback};
-use labctl::runtime::{names, Cancel, RuntimeError, Timings};
+use labctl::runtime::{names, Interrupts, RuntimeError, Timings};
 
 /// A verb that failed: what to print and the exit code.
 #[derive(Debug)]
@@ -209,26 +209,58 @@ pub fn check_privileges(verb: &'static str) -> Result<(), CliError> {
     labctl::runtime::check_host_privileges(verb).map_err(CliError::from_runtime)
 }
 
-/// Sets `cancel` on the first SIGINT or SIGTERM.
-pub fn cancel_on_signal(cancel: Cancel) {
+/// What labctl says when a signal comes, by verb.
+pub struct OnSignal {
+    first: &'static str,
+    /// `None`: the verb has no grace to cut, a second signal changes
+    /// nothing.
+    again: Option<&'static str>,
+}
+
+impl OnSignal {
+    pub const RUN: OnSignal = OnSignal {
+        first: "interrupted; stopping the steps and tearing the lab down (Ctrl-C again to stop \
+                without grace)",
+        again: Some("stopping now; tearing the lab down"),
+    };
+    pub const DEPLOY: OnSignal = OnSignal {
+        first: "interrupted; removing what was created",
+        again: None,
+    };
+}
+
+/// The one place signals are caught: the first SIGINT or SIGTERM cancels
+/// the returned [`Interrupts`]' `interrupt` (stop, tear down), the second
+/// its `force` (no more grace). Teardown itself always runs to its end.
+/// (`labctl exec` alone passes Ctrl-C on to its command instead.)
+pub fn interrupts_on_signal(say: OnSignal) -> Interrupts {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupts = Interrupts::default();
+    let watched = interrupts.clone();
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(term) => {
-                    term.recv().await;
-                }
-                None => std::future::pending().await,
-            }
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            seen += 1;
+            if seen == 1 {
+                eprintln!("labctl: {}", say.first);
+                watched.interrupt.cancel();
+            } else if let Some(again) = say.again {
+                eprintln!("labctl: {again}");
+                watched.force.cancel();
+            }
         }
-        eprintln!("labctl: interrupted; removing what was created");
-        cancel.cancel();
     });
+    interrupts
 }
 
 /// `--timings`: one line per phase, on stderr.

@@ -47,7 +47,7 @@ pub(crate) mod seccomp;
 pub mod xdp;
 
 pub use deploy::{
-    Cancel, DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Removed,
+    DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Interrupts, Removed,
 };
 pub use docker::exec::{ExecHandle, ExecOutput, ExecStream};
 pub use docker::DockerRuntime;
