@@ -59,7 +59,7 @@ pub fn run(args: Args) -> VerbResult {
                     count(deployed.links, "link")
                 );
                 if args.timings {
-                    print_timings(&deployed.timings);
+                    print_timings(&deployed.timings, runtime.node_noun());
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -263,12 +263,13 @@ pub fn interrupts_on_signal(say: OnSignal) -> Interrupts {
     interrupts
 }
 
-/// `--timings`: one line per phase, on stderr.
-pub fn print_timings(timings: &Timings) {
+/// `--timings`: one line per phase, on stderr (`node`: what the runtime
+/// calls a node).
+pub fn print_timings(timings: &Timings, node: &str) {
     for (phase, took) in timings {
         eprintln!(
             "timing: {:<10} {:>8.3}s",
-            phase.as_str(),
+            phase.name(node),
             took.as_secs_f64()
         );
     }

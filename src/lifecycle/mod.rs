@@ -157,7 +157,7 @@ impl Run<'_> {
         report
             .phases
             .extend(deployed.timings.iter().map(|(phase, took)| Timing {
-                name: phase.as_str().to_owned(),
+                name: phase.name(R::NODE),
                 duration: *took,
             }));
 
@@ -215,7 +215,7 @@ impl Run<'_> {
                     .problems
                     .push(RunProblem::new(kind, failed.to_string()));
                 if let Some(rollback) = &failed.rollback {
-                    report.removed = removed_list(rollback);
+                    report.removed = removed_list(rollback, R::NODE);
                     if !rollback.errors.is_empty() {
                         report.problems.push(RunProblem::new(
                             RunProblemKind::Teardown,
@@ -391,7 +391,7 @@ impl Run<'_> {
             name: "teardown".into(),
             duration: removed.timings.iter().map(|(_, d)| *d).sum::<Duration>(),
         });
-        report.removed = removed_list(&removed);
+        report.removed = removed_list(&removed, R::NODE);
         report.problems.extend(
             removed
                 .errors
@@ -493,8 +493,9 @@ pub(crate) fn write_report(
     write(path, text.as_bytes())
 }
 
-fn removed_list(removed: &Removed) -> Vec<String> {
-    let containers = removed.containers.iter().map(|c| format!("container {c}"));
+/// What teardown removed, each with what the runtime calls it.
+fn removed_list(removed: &Removed, node: &str) -> Vec<String> {
+    let containers = removed.containers.iter().map(|c| format!("{node} {c}"));
     let veths = removed.veths.iter().map(|v| format!("veth {v}"));
     containers.chain(veths).collect()
 }

@@ -46,6 +46,7 @@ impl Runtime for FakeRuntime {
     type Backend = FakeBackend;
     type Wiring = FakeWiring;
     type Launcher = FakeLauncher;
+    const NODE: &'static str = "container";
 
     fn backend(&self) -> &FakeBackend {
         &self.backend

@@ -76,6 +76,10 @@ pub trait Runtime: Sync {
     type Wiring: crate::links::Wiring;
     type Launcher: process::Launcher;
 
+    /// What the runtime calls a node where it reports one (what teardown
+    /// removed, the phase that starts them): "container" on Docker.
+    const NODE: &'static str;
+
     fn backend(&self) -> &Self::Backend;
     fn wiring(&self) -> &Self::Wiring;
     /// Starts commands in the nodes of the lab named `lab` (deployed or

@@ -62,6 +62,14 @@ impl AnyRuntime {
         }
     }
 
+    /// What this runtime calls a node ([`Runtime::NODE`]).
+    pub fn node_noun(&self) -> &'static str {
+        fn noun<R: Runtime>(_: &R) -> &'static str {
+            R::NODE
+        }
+        with_runtime!(self, |r| noun(r))
+    }
+
     /// Builds `lab`; on failure or cancellation, removes what this deploy
     /// created before returning.
     pub async fn deploy(

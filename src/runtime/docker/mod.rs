@@ -170,6 +170,7 @@ impl Runtime for DockerRuntime {
     type Backend = DockerBackend;
     type Wiring = Netlink;
     type Launcher = DockerLauncher;
+    const NODE: &'static str = "container";
 
     fn backend(&self) -> &DockerBackend {
         &self.backend

@@ -100,6 +100,7 @@ impl Runtime for NetnsRuntime {
     type Backend = NetnsBackend;
     type Wiring = Netlink;
     type Launcher = NetnsLauncher;
+    const NODE: &'static str = "node";
 
     fn backend(&self) -> &NetnsBackend {
         &self.backend
