@@ -3,11 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use labctl::lab::RuntimeKind;
+use labctl::runtime::registry::Fallback;
 use labctl::runtime::{DeployOptions, DeployOutcome, RuntimeError};
 
 use super::progress::ConsoleProgress;
-use super::runtimes::{self, AnyRuntime, Fallback, RuntimeArg};
-use super::{block_on, cancel_on_signal, exit, load_lab, print_timings, CliError, VerbResult};
+use super::{
+    block_on, exit, interrupts_on_signal, load_lab, print_timings, CliError, OnSignal, VerbResult,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,26 +30,22 @@ pub struct Args {
     /// Build the lab with this runtime, whatever the lab file says
     /// (default: the lab's `runtime`, else docker)
     #[arg(long, value_enum)]
-    runtime: Option<RuntimeArg>,
+    runtime: Option<RuntimeKind>,
 }
 
 pub fn run(args: Args) -> VerbResult {
     let lab = load_lab(&args.lab)?;
     super::check_privileges("deploy")?;
     block_on(async move {
-        let runtime = runtimes::for_lab(&lab, args.runtime, Fallback::Never).await?;
+        let runtime = super::runtime_for(&[&lab], args.runtime, Fallback::Never).await?;
         let options = DeployOptions {
             instance: args.name,
             reconfigure: args.reconfigure,
+            interrupts: interrupts_on_signal(OnSignal::DEPLOY),
             ..Default::default()
         };
-        cancel_on_signal(options.cancel.clone());
         let progress = ConsoleProgress::new();
-        let outcome = match &runtime {
-            AnyRuntime::Docker(r) => r.deploy(&lab, &options, &progress).await,
-            AnyRuntime::Netns(r) => r.deploy(&lab, &options, &progress).await,
-        };
-        match outcome {
+        match runtime.deploy(&lab, &options, &progress).await {
             Ok(DeployOutcome::Deployed(deployed)) => {
                 let name = if deployed.instance.as_str() == deployed.name {
                     deployed.name.clone()
@@ -60,7 +59,7 @@ pub fn run(args: Args) -> VerbResult {
                     count(deployed.links, "link")
                 );
                 if args.timings {
-                    print_timings(&deployed.timings);
+                    print_timings(&deployed.timings, runtime.node_noun());
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use labctl::runtime::backend::Backend;
-use labctl::runtime::Runtime;
+use labctl::lab::RuntimeKind;
+use labctl::runtime::backend::ContainerInfo;
+use labctl::runtime::registry;
 use labctl::runtime::{Removed, RuntimeError, Scope};
 
-use super::runtimes;
 use super::{block_on, lab_name, print_timings, CliError, VerbResult};
 
 #[derive(clap::Args)]
@@ -27,7 +27,18 @@ pub struct Args {
     /// Print how long the teardown took
     #[arg(long)]
     timings: bool,
+    /// List every node and veth removed, one per line (the summary line
+    /// names a few)
+    #[arg(short, long, conflicts_with = "json")]
+    verbose: bool,
+    /// Print what was removed as JSON: {"removed": [{"runtime", "nodes",
+    /// "veths"}], "errors": [...]}
+    #[arg(long)]
+    json: bool,
 }
+
+/// How many names the summary line shows of each kind.
+const SHOWN: usize = 3;
 
 pub fn run(args: Args) -> VerbResult {
     let scope = match &args.lab {
@@ -38,16 +49,35 @@ pub fn run(args: Args) -> VerbResult {
     };
     super::check_privileges("destroy")?;
     block_on(async move {
-        let removed = destroy_everywhere(&scope, args.force).await?;
-        if removed.is_empty() && removed.errors.is_empty() {
+        let mut removed = destroy_everywhere(&scope, args.force).await?;
+        let errors: Vec<RuntimeError> = removed
+            .iter_mut()
+            .flat_map(|on| std::mem::take(&mut on.removed.errors))
+            .collect();
+        let nothing = removed.iter().all(|on| on.removed.is_empty());
+        if args.json {
+            println!("{}", removed_json(&removed, &errors));
+        } else if nothing && errors.is_empty() {
             println!("{}: nothing to remove", scope.describe());
-        } else if !removed.is_empty() {
-            println!("removed {}: {removed}", scope.describe());
+        } else if !nothing {
+            println!("removed {}: {}", scope.describe(), removed_line(&removed));
+            if args.verbose {
+                for on in &removed {
+                    for name in &on.removed.containers {
+                        println!("  {} {name}", on.node);
+                    }
+                    for name in &on.removed.veths {
+                        println!("  stray veth {name}");
+                    }
+                }
+            }
         }
         if args.timings {
-            print_timings(&removed.timings);
+            for on in &removed {
+                print_timings(&on.removed.timings, on.node);
+            }
         }
-        let mut errors = removed.errors.into_iter();
+        let mut errors = errors.into_iter();
         match errors.next() {
             None => Ok(ExitCode::SUCCESS),
             Some(first) => {
@@ -65,8 +95,7 @@ pub fn run(args: Args) -> VerbResult {
 
 /// A lab whose `labctl run` still runs is that process's to tear down:
 /// removing it under the run would fail the run, and it tears down anyway.
-async fn refuse_if_owned<B: Backend>(backend: &B, scope: &Scope) -> Result<(), CliError> {
-    let containers = backend.list(scope).await.map_err(CliError::from_runtime)?;
+fn refuse_if_owned(containers: &[ContainerInfo]) -> Result<(), CliError> {
     let mut owned: Vec<(String, u32)> = containers
         .iter()
         .filter_map(|c| Some((c.instance.clone(), c.live_owner()?.pid)))
@@ -88,29 +117,147 @@ async fn refuse_if_owned<B: Backend>(backend: &B, scope: &Scope) -> Result<(), C
     Err(CliError::from_runtime(RuntimeError::Owned { what, pids }))
 }
 
-/// Removes `scope` from the netns runtime, then from Docker when a daemon
-/// answers. No daemon is an error only when there was nothing of the
-/// scope on the netns runtime either: the lab may be on Docker.
-async fn destroy_everywhere(scope: &Scope, force: bool) -> Result<Removed, CliError> {
-    let netns = runtimes::netns()?;
-    let docker = runtimes::docker().await?;
+/// What one runtime removed, and what it calls a node.
+struct RemovedOn {
+    runtime: RuntimeKind,
+    node: &'static str,
+    removed: Removed,
+}
+
+type RemovedBy = Vec<RemovedOn>;
+
+/// `3 containers (a, b, c)`, `1000 nodes (n1, n2, n3 and 997 more; -v or
+/// --json lists them)`, then ` and 1 stray veth (x)` if any.
+fn removed_line(removed: &RemovedBy) -> String {
+    let mut parts = Vec::new();
+    let mut cut = false;
+    for on in removed {
+        if !on.removed.containers.is_empty() {
+            parts.push(counted(on.node, &on.removed.containers, &mut cut));
+        }
+    }
+    let mut line = parts.join(" and ");
+    if line.is_empty() {
+        line = counted(removed.first().map_or("node", |on| on.node), &[], &mut cut);
+    }
+    let veths: Vec<String> = removed
+        .iter()
+        .flat_map(|on| on.removed.veths.clone())
+        .collect();
+    if !veths.is_empty() {
+        line.push_str(" and ");
+        line.push_str(&counted("stray veth", &veths, &mut cut));
+    }
+    if cut {
+        line.push_str(" (-v or --json lists them all)");
+    }
+    line
+}
+
+/// `2 nodes (a, b)`; past [`SHOWN`] names, the first few and how many
+/// more (`cut` is set).
+fn counted(what: &str, names: &[String], cut: &mut bool) -> String {
+    let plural = if names.len() == 1 { "" } else { "s" };
+    let mut out = format!("{} {what}{plural}", names.len());
+    if names.len() > SHOWN {
+        *cut = true;
+        out.push_str(&format!(
+            " ({} and {} more)",
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        ));
+    } else if !names.is_empty() {
+        out.push_str(&format!(" ({})", names.join(", ")));
+    }
+    out
+}
+
+/// `--json`: every runtime's removed nodes and veths, and the errors.
+fn removed_json(removed: &RemovedBy, errors: &[RuntimeError]) -> String {
+    let removed: Vec<serde_json::Value> = removed
+        .iter()
+        .map(|on| {
+            serde_json::json!({
+                "runtime": on.runtime.as_str(),
+                "nodes": on.removed.containers,
+                "veths": on.removed.veths,
+            })
+        })
+        .collect();
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let json = serde_json::json!({ "removed": removed, "errors": errors });
+    serde_json::to_string_pretty(&json).unwrap_or_default()
+}
+
+/// Removes `scope` from every runtime that answers. One that does not
+/// answer (no Docker daemon) is an error only when nothing of the scope
+/// was on the others: the lab may be on it.
+async fn destroy_everywhere(scope: &Scope, force: bool) -> Result<RemovedBy, CliError> {
+    let everywhere = registry::everywhere()
+        .await
+        .map_err(CliError::from_runtime)?;
     if !force {
-        refuse_if_owned(netns.backend(), scope).await?;
-        if let runtimes::Docker::Up(docker) = &docker {
-            refuse_if_owned(docker.backend(), scope).await?;
+        for runtime in &everywhere.up {
+            let containers = runtime.list(scope).await.map_err(CliError::from_runtime)?;
+            refuse_if_owned(&containers)?;
         }
     }
-    let mut removed = netns.destroy(scope).await;
-    match docker {
-        runtimes::Docker::Up(docker) => {
-            let more = docker.destroy(scope).await;
-            removed.containers.extend(more.containers);
-            removed.veths.extend(more.veths);
-            removed.errors.extend(more.errors);
-            removed.timings.extend(more.timings);
-        }
-        runtimes::Docker::Down(_) if !removed.is_empty() => {}
-        runtimes::Docker::Down(e) => return Err(CliError::from_runtime(e)),
+    let mut removed = Vec::new();
+    for runtime in &everywhere.up {
+        removed.push(RemovedOn {
+            runtime: runtime.kind(),
+            node: runtime.node_noun(),
+            removed: runtime.destroy(scope).await,
+        });
     }
-    Ok(removed)
+    match everywhere.unreachable() {
+        Some(e) if removed.iter().all(|on| on.removed.is_empty()) => Err(CliError::from_runtime(e)),
+        _ => Ok(removed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn removed(runtime: RuntimeKind, names: &[&str]) -> RemovedOn {
+        RemovedOn {
+            runtime,
+            node: if runtime == RuntimeKind::Docker {
+                "container"
+            } else {
+                "node"
+            },
+            removed: Removed {
+                containers: names.iter().map(|n| n.to_string()).collect(),
+                ..Default::default()
+            },
+        }
+    }
+    use RuntimeKind::{Docker, Netns};
+
+    #[test]
+    fn a_large_lab_is_a_count_a_few_names_and_where_the_rest_are() {
+        let names: Vec<String> = (1..=1000).map(|i| format!("labctl-hk1000.n{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let line = removed_line(&vec![removed(Netns, &[]), removed(Docker, &names)]);
+        assert_eq!(
+            line,
+            "1000 containers (labctl-hk1000.n1, labctl-hk1000.n2, labctl-hk1000.n3 and 997 \
+             more) (-v or --json lists them all)"
+        );
+    }
+
+    #[test]
+    fn a_small_lab_is_named_in_full_with_each_runtimes_noun() {
+        let line = removed_line(&vec![
+            removed(Netns, &["labctl-a.x", "labctl-a.y"]),
+            removed(Docker, &[]),
+        ]);
+        assert_eq!(line, "2 nodes (labctl-a.x, labctl-a.y)");
+        let mut docker = removed(Docker, &["labctl-b.x"]);
+        docker.removed.veths = vec!["lv1234".into()];
+        let line = removed_line(&vec![removed(Netns, &[]), docker]);
+        assert_eq!(line, "1 container (labctl-b.x) and 1 stray veth (lv1234)");
+    }
 }

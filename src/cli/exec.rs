@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use futures_util::StreamExt;
-use labctl::runtime::netns;
-use labctl::runtime::{DockerRuntime, ExecOutput, RuntimeError, Scope};
+use labctl::runtime::process::{Signal, Stream};
+use labctl::runtime::registry;
+use labctl::runtime::{RuntimeError, Scope};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{block_on, lab_name, runtimes, CliError, VerbResult};
+use super::{block_on, lab_name, CliError, VerbResult};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,79 +30,63 @@ pub fn run(args: Args) -> VerbResult {
         // handler is in place before the command starts.
         let mut interrupts = signal(SignalKind::interrupt())
             .map_err(|e| CliError::runtime(anyhow::Error::new(e).context("watching for Ctrl-C")))?;
-        if runtimes::netns()?
-            .has(&Scope::Named(lab.clone()))
+        // The first runtime that has the lab runs the command, as a step
+        // starts (its `Launcher`).
+        let everywhere = registry::everywhere()
             .await
-            .map_err(CliError::from_runtime)?
-        {
-            return exec_netns(&lab, &args.node, &args.command, interrupts).await;
+            .map_err(CliError::from_runtime)?;
+        let scope = Scope::Named(lab.clone());
+        let mut runtime = None;
+        for candidate in &everywhere.up {
+            if !candidate
+                .list(&scope)
+                .await
+                .map_err(CliError::from_runtime)?
+                .is_empty()
+            {
+                runtime = Some(candidate);
+                break;
+            }
         }
-        let runtime = DockerRuntime::connect()
+        let Some(runtime) = runtime else {
+            return Err(CliError::from_runtime(
+                everywhere
+                    .unreachable()
+                    .unwrap_or(RuntimeError::NotDeployed { lab }),
+            ));
+        };
+        let launched = runtime
+            .launch(&lab, &args.node, &args.command)
             .await
             .map_err(CliError::from_runtime)?;
-        let (handle, mut output) = runtime
-            .exec(&lab, &args.node, &args.command)
-            .await
-            .map_err(CliError::from_runtime)?;
-        let forward = handle.clone();
+        let control = launched.control.clone();
         let forwarder = tokio::spawn(async move {
             while interrupts.recv().await.is_some() {
-                let _ = forward.signal(libc::SIGINT).await;
+                let _ = control.signal(Signal::Interrupt).await;
             }
         });
-        while let Some(chunk) = output.next().await {
-            let written = match chunk.map_err(CliError::from_runtime)? {
-                ExecOutput::Stdout(bytes) => write_all(&mut std::io::stdout(), &bytes),
-                ExecOutput::Stderr(bytes) => write_all(&mut std::io::stderr(), &bytes),
+        let mut output = launched.output;
+        while let Some(chunk) = output.recv().await {
+            let written = match chunk.stream {
+                Stream::Stdout => write_all(&mut std::io::stdout(), &chunk.data),
+                Stream::Stderr => write_all(&mut std::io::stderr(), &chunk.data),
             };
             // A closed stdout (`| head`) is not the command's failure.
             if written.is_err() {
                 break;
             }
         }
-        let code = handle.exit_code().await.map_err(CliError::from_runtime)?;
+        // Unread output no longer holds the command up: its next write
+        // fails, as it would on a closed pipe.
+        drop(output);
+        let code = launched
+            .control
+            .exit_code()
+            .await
+            .map_err(CliError::runtime)?;
         forwarder.abort();
         Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
     })
-}
-
-/// The command as a host process in the netns node, its output straight
-/// on labctl's own stdout and stderr.
-async fn exec_netns(
-    lab: &str,
-    node: &str,
-    argv: &[String],
-    mut interrupts: tokio::signal::unix::Signal,
-) -> VerbResult {
-    let mut cmd = netns::command(lab, node, argv)
-        .await
-        .map_err(CliError::from_runtime)?;
-    cmd.stdin(std::process::Stdio::null());
-    let mut child = cmd.spawn().map_err(|cause| {
-        CliError::from_runtime(RuntimeError::Io {
-            doing: format!("running {:?} in node {node} of lab {lab}", argv.join(" ")),
-            cause,
-        })
-    })?;
-    let pid = child.id().unwrap_or(0) as libc::pid_t;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            _ = interrupts.recv() => {
-                // SAFETY: kill has no memory preconditions; the child is
-                // not reaped while this loop runs.
-                unsafe { libc::kill(pid, libc::SIGINT) };
-            }
-        }
-    };
-    let status = status.map_err(|cause| {
-        CliError::from_runtime(RuntimeError::Io {
-            doing: format!("waiting for {:?}", argv.join(" ")),
-            cause,
-        })
-    })?;
-    let code = netns::process::exit_code(status);
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 
 fn write_all(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {

@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
+use labctl::runtime::registry;
 use labctl::runtime::{LabStatus, Scope};
 
-use super::runtimes;
 use super::{block_on, lab_name, CliError, VerbResult};
 
 #[derive(clap::Args)]
@@ -26,23 +26,24 @@ pub fn run(args: Args) -> VerbResult {
     };
     super::check_privileges("inspect")?;
     block_on(async move {
-        // Both runtimes; without a Docker daemon, the netns labs alone
-        // (and the daemon's error when there are none).
-        let mut labs = runtimes::netns()?
-            .inspect(&scope)
+        // Every runtime that answers; one that does not (no Docker
+        // daemon) is an error only when the others have nothing.
+        let everywhere = registry::everywhere()
             .await
             .map_err(CliError::from_runtime)?;
-        match runtimes::docker().await? {
-            runtimes::Docker::Up(docker) => {
-                let more = docker
+        let mut labs = Vec::new();
+        for runtime in &everywhere.up {
+            labs.extend(
+                runtime
                     .inspect(&scope)
                     .await
-                    .map_err(CliError::from_runtime)?;
-                labs.extend(more);
-                labs.sort_by(|a, b| a.name.cmp(&b.name));
-            }
-            runtimes::Docker::Down(_) if !labs.is_empty() => {}
-            runtimes::Docker::Down(e) => return Err(CliError::from_runtime(e)),
+                    .map_err(CliError::from_runtime)?,
+            );
+        }
+        labs.sort_by(|a, b| a.name.cmp(&b.name));
+        match everywhere.unreachable() {
+            Some(e) if labs.is_empty() => return Err(CliError::from_runtime(e)),
+            _ => {}
         }
         if args.json {
             let json = serde_json::json!({ "labs": labs });

@@ -16,7 +16,6 @@ pub mod inspect;
 pub mod manual;
 mod progress;
 pub mod run;
-mod runtimes;
 mod steps;
 
 use std::future::Future;
@@ -25,7 +24,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use labctl::lab::{self, LoadError};
-use labctl::runtime::{names, Cancel, RuntimeError, Timings};
+use labctl::runtime::registry::{self, AnyRuntime, Fallback};
+use labctl::runtime::{names, Interrupts, RuntimeError, Timings};
 
 /// A verb that failed: what to print and the exit code.
 #[derive(Debug)]
@@ -72,7 +72,9 @@ impl CliError {
             RuntimeError::NotDeployed { .. }
             | RuntimeError::NoSuchNode { .. }
             | RuntimeError::Ambiguous { .. }
-            | RuntimeError::Owned { .. } => exit::USAGE,
+            | RuntimeError::Owned { .. }
+            // A lab the runtime it was told to use cannot build.
+            | RuntimeError::NetnsUnsupported { .. } => exit::USAGE,
             RuntimeError::NotPrivileged { .. } | RuntimeError::ToolsNotStatic { .. } => exit::SETUP,
             _ => exit::RUNTIME,
         };
@@ -183,40 +185,91 @@ fn lenient_name(source: &str) -> Option<String> {
         .filter(|n| lab::is_valid_name(n))
 }
 
+/// The runtime of a run or a deploy ([`registry::for_lab`]), saying so
+/// when the embedded default chose it.
+pub async fn runtime_for(
+    labs: &[&lab::Lab],
+    flag: Option<lab::RuntimeKind>,
+    fallback: Fallback,
+) -> Result<AnyRuntime, CliError> {
+    let chosen = match labs {
+        [lab] => registry::for_lab(lab, flag, fallback).await,
+        labs => registry::for_labs(labs, flag, fallback).await,
+    }
+    .map_err(CliError::from_runtime)?;
+    if let Some(note) = &chosen.note {
+        eprintln!("labctl: {note}");
+    }
+    Ok(chosen.runtime)
+}
+
 /// The verbs that build, look into or remove labs check first that this
 /// process may (exit 4 with one line, before anything is done).
 pub fn check_privileges(verb: &'static str) -> Result<(), CliError> {
     labctl::runtime::check_host_privileges(verb).map_err(CliError::from_runtime)
 }
 
-/// Sets `cancel` on the first SIGINT or SIGTERM.
-pub fn cancel_on_signal(cancel: Cancel) {
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(term) => {
-                    term.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
-        }
-        eprintln!("labctl: interrupted; removing what was created");
-        cancel.cancel();
-    });
+/// What labctl says when a signal comes, by verb.
+pub struct OnSignal {
+    first: &'static str,
+    /// `None`: the verb has no grace to cut, a second signal changes
+    /// nothing.
+    again: Option<&'static str>,
 }
 
-/// `--timings`: one line per phase, on stderr.
-pub fn print_timings(timings: &Timings) {
+impl OnSignal {
+    pub const RUN: OnSignal = OnSignal {
+        first: "interrupted; stopping the steps and tearing the lab down (Ctrl-C again to stop \
+                without grace)",
+        again: Some("stopping now; tearing the lab down"),
+    };
+    pub const DEPLOY: OnSignal = OnSignal {
+        first: "interrupted; removing what was created",
+        again: None,
+    };
+}
+
+/// The one place signals are caught: the first SIGINT or SIGTERM cancels
+/// the returned [`Interrupts`]' `interrupt` (stop, tear down), the second
+/// its `force` (no more grace). Teardown itself always runs to its end.
+/// (`labctl exec` alone passes Ctrl-C on to its command instead.)
+pub fn interrupts_on_signal(say: OnSignal) -> Interrupts {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupts = Interrupts::default();
+    let watched = interrupts.clone();
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            seen += 1;
+            if seen == 1 {
+                eprintln!("labctl: {}", say.first);
+                watched.interrupt.cancel();
+            } else if let Some(again) = say.again {
+                eprintln!("labctl: {again}");
+                watched.force.cancel();
+            }
+        }
+    });
+    interrupts
+}
+
+/// `--timings`: one line per phase, on stderr (`node`: what the runtime
+/// calls a node).
+pub fn print_timings(timings: &Timings, node: &str) {
     for (phase, took) in timings {
         eprintln!(
             "timing: {:<10} {:>8.3}s",
-            phase.as_str(),
+            phase.name(node),
             took.as_secs_f64()
         );
     }

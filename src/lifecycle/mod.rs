@@ -22,19 +22,18 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::lab::{DatalinkKind, Lab};
-use crate::report::{junit_xml, summary, Outcome, RunProblem, RunProblemKind, RunReport, Timing};
+use crate::report::{Format, FormatError, Outcome, RunProblem, RunProblemKind, RunReport, Timing};
 use crate::run::steps::{Observer, StepOptions, StepRunner};
 use crate::runtime::backend::{Backend, KeptConsole};
 use crate::runtime::console;
 use crate::runtime::names::Instance;
 use crate::runtime::{
-    deploy, Cancel, DeployOptions, DeployOutcome, DeployedLab, Progress, Removed, Runtime,
-    RuntimeError, Scope, CONSOLE_FILE, NODE_OUT_DIR,
+    deploy, DeployOptions, DeployOutcome, DeployedLab, Progress, Removed, Runtime, RuntimeError,
+    Scope, CONSOLE_FILE, NODE_OUT_DIR,
 };
 
+pub mod many;
 #[cfg(test)]
 mod tests;
 
@@ -50,24 +49,18 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// The folder in which the run directory is made.
     pub runs_dir: PathBuf,
-    /// Also write the JUnit report here.
-    pub junit: Option<PathBuf>,
-    /// Also write the JSON report here.
-    pub json: Option<PathBuf>,
+    /// Copies of reports the user asked for (`--junit FILE`), besides
+    /// those in the run directory.
+    pub copies: Vec<(Format, PathBuf)>,
 }
 
-/// Ctrl-C as the run sees it: the first cancels `interrupt` (stop the steps
-/// gracefully, tear down), the second `force` (no grace).
-#[derive(Clone, Default)]
-pub struct Interrupts {
-    pub interrupt: CancellationToken,
-    pub force: CancellationToken,
-}
+pub use crate::runtime::Interrupts;
 
-/// Files written in the run directory, besides the node folders.
-pub const REPORT_JSON: &str = "report.json";
-pub const REPORT_JUNIT: &str = "junit.xml";
-pub const SUMMARY: &str = "summary.txt";
+/// Files written in the run directory, besides the node folders (every
+/// [`Format`] has its own).
+pub const REPORT_JSON: &str = Format::Json.file_name();
+pub const REPORT_JUNIT: &str = Format::Junit.file_name();
+pub const SUMMARY: &str = Format::Summary.file_name();
 
 #[derive(Debug, thiserror::Error)]
 /// The cause is part of the message (not a `source()`), so a printed error
@@ -164,7 +157,7 @@ impl Run<'_> {
         report
             .phases
             .extend(deployed.timings.iter().map(|(phase, took)| Timing {
-                name: phase.as_str().to_owned(),
+                name: phase.name(R::NODE),
                 duration: *took,
             }));
 
@@ -189,22 +182,13 @@ impl Run<'_> {
         report: &mut RunReport,
     ) -> Option<DeployedLab> {
         // Ctrl-C during the deploy rolls it back.
-        let cancel = Cancel::new();
-        let bridge = {
-            let (cancel, interrupt) = (cancel.clone(), self.interrupts.interrupt.clone());
-            tokio::spawn(async move {
-                interrupt.cancelled().await;
-                cancel.cancel();
-            })
-        };
         let options = DeployOptions {
             instance: Some(self.instance.clone()),
-            cancel,
+            interrupts: self.interrupts.clone(),
             ..Default::default()
         };
         let deployed =
             deploy::deploy(runtime.backend(), runtime.wiring(), lab, &options, progress).await;
-        bridge.abort();
         match deployed {
             Ok(DeployOutcome::Deployed(deployed)) => Some(deployed),
             Ok(DeployOutcome::AlreadyUp { instance, run, .. }) => {
@@ -231,7 +215,7 @@ impl Run<'_> {
                     .problems
                     .push(RunProblem::new(kind, failed.to_string()));
                 if let Some(rollback) = &failed.rollback {
-                    report.removed = removed_list(rollback);
+                    report.removed = removed_list(rollback, R::NODE);
                     if !rollback.errors.is_empty() {
                         report.problems.push(RunProblem::new(
                             RunProblemKind::Teardown,
@@ -407,7 +391,7 @@ impl Run<'_> {
             name: "teardown".into(),
             duration: removed.timings.iter().map(|(_, d)| *d).sum::<Duration>(),
         });
-        report.removed = removed_list(&removed);
+        report.removed = removed_list(&removed, R::NODE);
         report.problems.extend(
             removed
                 .errors
@@ -444,25 +428,21 @@ impl Run<'_> {
             report.outcome = Outcome::of(&report.steps, &report.problems);
         }
         let dir = report.run_dir.clone();
-        let failed: Vec<WriteError> = [
-            (dir.join(REPORT_JUNIT), ReportFile::Junit),
-            (dir.join(REPORT_JSON), ReportFile::Json),
-            (dir.join(SUMMARY), ReportFile::Summary),
-        ]
-        .into_iter()
-        .filter_map(|(path, format)| write_report(&report, format, &path).err())
-        .collect();
+        let failed: Vec<WriteError> = Format::ALL
+            .into_iter()
+            .filter_map(|format| {
+                write_report(format.of_run(&report), &dir.join(format.file_name())).err()
+            })
+            .collect();
         add_write_problems(&mut report, failed);
         // The copies the user asked for come last, so they say what went
         // wrong in the run directory too.
-        let failed: Vec<WriteError> = [
-            (self.options.junit.clone(), ReportFile::Junit),
-            (self.options.json.clone(), ReportFile::Json),
-        ]
-        .into_iter()
-        .filter_map(|(path, format)| Some((path?, format)))
-        .filter_map(|(path, format)| write_report(&report, format, &path).err())
-        .collect();
+        let failed: Vec<WriteError> = self
+            .options
+            .copies
+            .iter()
+            .filter_map(|(format, path)| write_report(format.of_run(&report), path).err())
+            .collect();
         add_write_problems(&mut report, failed);
         report
     }
@@ -501,27 +481,21 @@ fn add_write_problems(report: &mut RunReport, failed: Vec<WriteError>) {
     report.outcome = Outcome::of(&report.steps, &report.problems);
 }
 
-#[derive(Clone, Copy)]
-enum ReportFile {
-    Junit,
-    Json,
-    Summary,
-}
-
-fn write_report(report: &RunReport, format: ReportFile, path: &Path) -> Result<(), WriteError> {
-    let text = match format {
-        ReportFile::Junit => junit_xml(report).map_err(|e| WriteError {
-            path: path.to_owned(),
-            cause: std::io::Error::other(e.to_string()),
-        })?,
-        ReportFile::Json => report.to_json(),
-        ReportFile::Summary => summary(report),
-    };
+/// Writes a report (or says why it could not be made) to `path`.
+pub(crate) fn write_report(
+    text: Result<String, FormatError>,
+    path: &Path,
+) -> Result<(), WriteError> {
+    let text = text.map_err(|e| WriteError {
+        path: path.to_owned(),
+        cause: std::io::Error::other(e.to_string()),
+    })?;
     write(path, text.as_bytes())
 }
 
-fn removed_list(removed: &Removed) -> Vec<String> {
-    let containers = removed.containers.iter().map(|c| format!("container {c}"));
+/// What teardown removed, each with what the runtime calls it.
+fn removed_list(removed: &Removed, node: &str) -> Vec<String> {
+    let containers = removed.containers.iter().map(|c| format!("{node} {c}"));
     let veths = removed.veths.iter().map(|v| format!("veth {v}"));
     containers.chain(veths).collect()
 }

@@ -1,5 +1,8 @@
 //! What a run reports: a summary for people, JUnit XML for CI systems,
-//! JSON for scripts. All three are made from one [`RunReport`].
+//! JSON for scripts. All three are made from one [`RunReport`], or from
+//! the [`RunEnd`]s of many runs in one call; [`Format`] is the one list of
+//! them, which the run directory, the copies the user asks for and the
+//! CLI's flags follow.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -17,7 +20,130 @@ mod wording;
 
 pub use junit::{junit_xml, junit_xml_many, suite_name, NotRun};
 pub use schema::{report_schema_json, runs_json, REPORT_SCHEMA_VERSION};
-pub use summary::summary;
+pub use summary::{summary, summary_many};
+
+/// A report format. A new one is a module here and a variant with its
+/// arms below: every run directory gets it, and its copy flag (if any)
+/// is on `labctl run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// For people: printed at the end, and kept as summary.txt.
+    Summary,
+    /// For CI systems: JUnit XML, a test suite per lab × datalink.
+    Junit,
+    /// For scripts: report.json, described by [`schema`].
+    Json,
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("making the {format} report: {cause}")]
+pub struct FormatError {
+    pub format: &'static str,
+    pub cause: String,
+}
+
+impl Format {
+    /// Every format, in the order they are written.
+    pub const ALL: [Format; 3] = [Format::Junit, Format::Json, Format::Summary];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Summary => "summary",
+            Format::Junit => "JUnit",
+            Format::Json => "JSON",
+        }
+    }
+
+    /// Its file in every run directory.
+    pub const fn file_name(self) -> &'static str {
+        match self {
+            Format::Summary => "summary.txt",
+            Format::Junit => "junit.xml",
+            Format::Json => "report.json",
+        }
+    }
+
+    /// The `labctl run` flag that writes a copy to FILE, and its help;
+    /// `None` for the summary, which is printed.
+    pub fn copy_flag(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Format::Summary => None,
+            Format::Junit => Some((
+                "junit",
+                "Also write the JUnit XML report to FILE (one test suite per lab × datalink)",
+            )),
+            Format::Json => Some((
+                "json",
+                "Also write the JSON report to FILE (for many runs: {\"runs\": [...]})",
+            )),
+        }
+    }
+
+    /// The report of one run.
+    pub fn of_run(self, report: &RunReport) -> Result<String, FormatError> {
+        match self {
+            Format::Summary => Ok(summary(report)),
+            Format::Junit => junit_xml(report).map_err(|e| self.error(e)),
+            Format::Json => Ok(report.to_json()),
+        }
+    }
+
+    /// The report of many runs in one call (`labctl run A B --datalink
+    /// x,y`), in the order given.
+    pub fn of_runs(self, ends: &[RunEnd]) -> Result<String, FormatError> {
+        let reports: Vec<RunReport> = ends
+            .iter()
+            .filter_map(|end| match end {
+                RunEnd::Ran(report) => Some((**report).clone()),
+                _ => None,
+            })
+            .collect();
+        let not_run: Vec<NotRun> = ends
+            .iter()
+            .filter_map(|end| match end {
+                RunEnd::NotRun(not_run) => Some(not_run.clone()),
+                _ => None,
+            })
+            .collect();
+        match self {
+            Format::Summary => Ok(summary_many(ends)),
+            Format::Junit => junit_xml_many(&reports, &not_run).map_err(|e| self.error(e)),
+            Format::Json => Ok(format!("{}\n", runs_json(&reports, &not_run))),
+        }
+    }
+
+    fn error(self, cause: impl std::fmt::Display) -> FormatError {
+        FormatError {
+            format: self.name(),
+            cause: cause.to_string(),
+        }
+    }
+}
+
+/// How one of many runs in one call ended.
+#[derive(Clone, Debug)]
+pub enum RunEnd {
+    Ran(Box<RunReport>),
+    /// Its run directory could not be made: nothing was created.
+    Failed {
+        label: String,
+        error: String,
+    },
+    /// It did not run, and why.
+    NotRun(NotRun),
+}
+
+impl RunEnd {
+    /// What the run makes of the whole call's outcome.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            RunEnd::Ran(report) => report.outcome,
+            RunEnd::Failed { .. } => Outcome::Error,
+            RunEnd::NotRun(_) => Outcome::Passed,
+        }
+    }
+}
 
 /// How a run ended (the CLI turns it into the exit code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]

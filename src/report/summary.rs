@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
+use super::junit::suite_name;
 use super::wording::failure_message;
-use super::RunReport;
+use super::{Outcome, RunEnd, RunReport};
 use crate::run::result::Status;
 
 /// A few lines per step (more for a failed one), then the totals, the
@@ -58,6 +59,55 @@ pub fn summary(report: &RunReport) -> String {
     }
     let _ = writeln!(out, "run directory: {}", report.run_dir.display());
     out
+}
+
+/// The summary of many runs in one call: the totals, then a line per lab
+/// × datalink (its outcome, how long it took, its run directory, or why
+/// it did not run).
+pub fn summary_many(ends: &[RunEnd]) -> String {
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let mut lines = String::new();
+    for end in ends {
+        match end {
+            RunEnd::Ran(report) => {
+                let tag = match report.outcome {
+                    Outcome::Passed => "PASS",
+                    Outcome::Failed => "FAIL",
+                    Outcome::Interrupted => "INTR",
+                    Outcome::Error => "ERROR",
+                };
+                if report.outcome == Outcome::Passed {
+                    passed += 1;
+                } else {
+                    failed += 1;
+                }
+                let _ = writeln!(
+                    lines,
+                    "  {tag:<5} {}  {:.2}s  {}",
+                    suite_name(&report.lab, report.datalink),
+                    report.duration.as_secs_f64(),
+                    report.run_dir.display()
+                );
+            }
+            RunEnd::Failed { label, error } => {
+                failed += 1;
+                let _ = writeln!(lines, "  ERROR {label}  {error}");
+            }
+            RunEnd::NotRun(n) => {
+                skipped += 1;
+                let _ = writeln!(
+                    lines,
+                    "  SKIP  {}  {}",
+                    suite_name(&n.lab, n.datalink),
+                    n.reason
+                );
+            }
+        }
+    }
+    format!(
+        "labs: {} runs, {passed} passed, {failed} failed, {skipped} skipped\n{lines}",
+        ends.len()
+    )
 }
 
 #[cfg(test)]

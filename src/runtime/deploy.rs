@@ -13,11 +13,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{future, stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::lab::Lab;
 use crate::links::{self, VethPlan, Wiring};
@@ -33,25 +32,19 @@ use super::progress::{Phase, Progress, Timings};
 /// How many containers or links are set up at the same time.
 pub const DEFAULT_CONCURRENCY: usize = 12;
 
-/// Stops a deploy between operations (Ctrl-C). Cloning shares the flag.
+/// Ctrl-C (or SIGTERM), the one cancellation of labctl: the first
+/// cancels `interrupt` (a deploy stops between operations and rolls back;
+/// a run stops its steps gracefully and tears down), the second `force`
+/// (no more grace). Cloning shares the tokens.
 #[derive(Clone, Debug, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Interrupts {
+    pub interrupt: CancellationToken,
+    pub force: CancellationToken,
+}
 
-impl Cancel {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-
+impl Interrupts {
     fn check(&self) -> Result<(), RuntimeError> {
-        if self.is_cancelled() {
+        if self.interrupt.is_cancelled() {
             Err(RuntimeError::Interrupted)
         } else {
             Ok(())
@@ -67,7 +60,7 @@ pub struct DeployOptions {
     /// another live labctl process owns it).
     pub reconfigure: bool,
     pub concurrency: usize,
-    pub cancel: Cancel,
+    pub interrupts: Interrupts,
 }
 
 impl Default for DeployOptions {
@@ -76,7 +69,7 @@ impl Default for DeployOptions {
             instance: None,
             reconfigure: false,
             concurrency: DEFAULT_CONCURRENCY,
-            cancel: Cancel::new(),
+            interrupts: Interrupts::default(),
         }
     }
 }
@@ -229,7 +222,7 @@ pub async fn deploy<E: Backend, W: Wiring>(
             return already_up(lab, &instance, &existing).map_err(fail);
         }
     }
-    options.cancel.check().map_err(fail)?;
+    options.interrupts.check().map_err(fail)?;
 
     let run = RunId::random();
     match build(
@@ -358,7 +351,7 @@ async fn attach_xdp<E: Backend>(
             (!spec.pinned_xdp.is_empty()).then_some((spec, node))
         })
         .map(|(spec, node)| async move {
-            options.cancel.check()?;
+            options.interrupts.check()?;
             engine.attach_xdp(spec, &node.netns).await
         })
         .buffer_unordered(options.concurrency.max(1))
@@ -376,7 +369,7 @@ async fn start_nodes<E: Backend>(
 ) -> Result<Vec<DeployedNode>, RuntimeError> {
     let results: Vec<Result<DeployedNode, RuntimeError>> = stream::iter(specs)
         .map(|spec| async move {
-            options.cancel.check()?;
+            options.interrupts.check()?;
             let StartedNode { pid, netns } = engine.start_node(spec).await?;
             Ok(DeployedNode {
                 name: spec.node.clone(),
@@ -422,7 +415,7 @@ async fn on_links<W: Wiring>(
             })
         })
         .map(|plan| async move {
-            options.cancel.check()?;
+            options.interrupts.check()?;
             let [a, b] = &plan.ends;
             // Validation guarantees every endpoint names a node.
             let (Some(na), Some(nb)) = (netns_of(&a.node), netns_of(&b.node)) else {
@@ -454,7 +447,7 @@ async fn add_routes<W: Wiring>(
             (!node.routes.is_empty()).then_some((node, deployed))
         })
         .map(|(node, deployed)| async move {
-            options.cancel.check()?;
+            options.interrupts.check()?;
             wiring
                 .add_routes(&node.name, &node.routes, &deployed.netns)
                 .await?;
@@ -807,7 +800,7 @@ links:
             concurrency: 1,
             ..Default::default()
         };
-        options.cancel.cancel();
+        options.interrupts.interrupt.cancel();
         let err = run(&engine, &wiring, &options).await.unwrap_err();
         assert!(matches!(err.cause, RuntimeError::Interrupted));
         assert!(engine.started.lock().unwrap().is_empty());

@@ -46,6 +46,7 @@ impl Runtime for FakeRuntime {
     type Backend = FakeBackend;
     type Wiring = FakeWiring;
     type Launcher = FakeLauncher;
+    const NODE: &'static str = "container";
 
     fn backend(&self) -> &FakeBackend {
         &self.backend
@@ -57,6 +58,11 @@ impl Runtime for FakeRuntime {
 
     fn launcher(&self, _lab: &str) -> FakeLauncher {
         self.launcher.clone()
+    }
+
+    async fn inspect(&self, scope: &Scope) -> Result<Vec<super::inspect::LabStatus>, RuntimeError> {
+        let nodes = self.backend.list(scope).await?;
+        super::inspect::statuses(nodes, |_| async { Ok((None, None)) }).await
     }
 }
 

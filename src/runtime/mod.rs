@@ -42,11 +42,12 @@ pub mod privilege;
 mod privileges;
 pub mod process;
 pub mod progress;
+pub mod registry;
 pub(crate) mod seccomp;
 pub mod xdp;
 
 pub use deploy::{
-    Cancel, DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Removed,
+    DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Interrupts, Removed,
 };
 pub use docker::exec::{ExecHandle, ExecOutput, ExecStream};
 pub use docker::DockerRuntime;
@@ -56,6 +57,7 @@ pub use inspect::{InterfaceStatus, LabStatus, NodeStatus};
 pub use names::{RunId, Scope};
 pub use privileges::check_host_privileges;
 pub use progress::{NoProgress, Phase, Progress, Timings};
+pub use registry::AnyRuntime;
 
 /// Where the tools write the files a run keeps (pcaps, logs), in every
 /// node; `labctl run` copies it into the run directory before teardown.
@@ -74,9 +76,19 @@ pub trait Runtime: Sync {
     type Wiring: crate::links::Wiring;
     type Launcher: process::Launcher;
 
+    /// What the runtime calls a node where it reports one (what teardown
+    /// removed, the phase that starts them): "container" on Docker.
+    const NODE: &'static str;
+
     fn backend(&self) -> &Self::Backend;
     fn wiring(&self) -> &Self::Wiring;
     /// Starts commands in the nodes of the lab named `lab` (deployed or
     /// about to be: nothing is looked up until a command starts).
     fn launcher(&self, lab: &str) -> Self::Launcher;
+    /// The deployed labs in `scope`: their nodes, and each interface as
+    /// declared and as it is in the node now.
+    fn inspect(
+        &self,
+        scope: &Scope,
+    ) -> impl std::future::Future<Output = Result<Vec<LabStatus>, RuntimeError>> + Send;
 }

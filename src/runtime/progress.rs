@@ -19,6 +19,14 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Its name where nodes are called `node` (`containers`, on Docker).
+    pub fn name(self, node: &str) -> String {
+        match self {
+            Phase::Containers => format!("{node}s"),
+            other => other.as_str().to_owned(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Image => "image",

@@ -423,7 +423,7 @@ fn deploy_inspect_exec_destroy_on_the_netns_runtime() {
 
     let out = labctl(&["destroy", &lab.name]);
     assert!(out.status.success(), "{out:?}");
-    assert!(stdout(&out).contains("2 containers"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("2 nodes"), "{}", stdout(&out));
     assert_nothing_left(&lab.name);
     let out = labctl(&["destroy", &lab.name]);
     assert!(stdout(&out).contains("nothing to remove"), "{out:?}");
@@ -525,6 +525,12 @@ fn without_docker_run_uses_netns_and_says_so_unless_the_lab_needs_an_image() {
         "{said:?}"
     );
     assert!(stdout(&out).contains("5 passed"), "{}", stdout(&out));
+    // A netns node is a node, in what teardown removed and in the phases.
+    let summary = stdout(&out);
+    assert!(summary.contains("removed: node labctl-"), "{summary}");
+    let phases = summary.lines().find(|l| l.starts_with("phases: "));
+    assert!(phases.is_some_and(|l| l.contains("nodes ")), "{summary}");
+    assert!(!summary.contains("container"), "{summary}");
     assert_nothing_left(&lab.name);
 
     // A node with an image needs Docker: exit 3, naming it.

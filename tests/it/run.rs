@@ -46,6 +46,14 @@ fn nodes_up(lab: &str, runtime: &str) -> usize {
     }
 }
 
+/// What `runtime` calls a node in a run's summary.
+fn node_noun(runtime: &str) -> &'static str {
+    match runtime {
+        "netns" => "node",
+        _ => "container",
+    }
+}
+
 /// A lab file from the repository with its name replaced by `{name}`, so
 /// tests can run it side by side under unique names.
 fn repo_lab(path: &str) -> String {
@@ -177,7 +185,7 @@ fn the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left(runtime: &str)
         "{instance}"
     );
     assert!(
-        summary.contains(&format!("container labctl-{instance}.pinger")),
+        summary.contains(&format!("{} labctl-{instance}.pinger", node_noun(runtime))),
         "{summary}"
     );
     assert!(
@@ -300,7 +308,10 @@ fn interrupt_a_long_step(runtime: &str, signal: i32) {
     assert!(took < Duration::from_secs(10), "clean exit took {took:?}");
     assert!(out.contains("INTR  long ping"), "{out}");
     assert!(out.contains("SKIP  never reached"), "{out}");
-    assert!(out.contains("removed: container"), "{out}");
+    assert!(
+        out.contains(&format!("removed: {}", node_noun(runtime))),
+        "{out}"
+    );
     let junit = std::fs::read_to_string(&junit).expect("JUnit written on Ctrl-C");
     assert!(junit.contains(r#"errors="1""#), "{junit}");
     assert_nothing_left(&lab.name);

@@ -170,6 +170,7 @@ impl Runtime for DockerRuntime {
     type Backend = DockerBackend;
     type Wiring = Netlink;
     type Launcher = DockerLauncher;
+    const NODE: &'static str = "container";
 
     fn backend(&self) -> &DockerBackend {
         &self.backend
@@ -181,6 +182,13 @@ impl Runtime for DockerRuntime {
 
     fn launcher(&self, instance: &str) -> DockerLauncher {
         DockerLauncher::new(self.clone(), instance)
+    }
+
+    fn inspect(
+        &self,
+        scope: &Scope,
+    ) -> impl std::future::Future<Output = Result<Vec<LabStatus>, RuntimeError>> + Send {
+        DockerRuntime::inspect(self, scope)
     }
 }
 

@@ -100,6 +100,7 @@ impl Runtime for NetnsRuntime {
     type Backend = NetnsBackend;
     type Wiring = Netlink;
     type Launcher = NetnsLauncher;
+    const NODE: &'static str = "node";
 
     fn backend(&self) -> &NetnsBackend {
         &self.backend
@@ -111,6 +112,13 @@ impl Runtime for NetnsRuntime {
 
     fn launcher(&self, lab: &str) -> NetnsLauncher {
         NetnsLauncher::new(lab)
+    }
+
+    fn inspect(
+        &self,
+        scope: &Scope,
+    ) -> impl std::future::Future<Output = Result<Vec<LabStatus>, RuntimeError>> + Send {
+        NetnsRuntime::inspect(self, scope)
     }
 }
 
