@@ -200,15 +200,28 @@ fn print_kept(keep: bool, report: &RunReport) {
 /// summary as it ends, then the summary of all.
 fn run_many(args: &Args, plan: Vec<Planned>) -> VerbResult {
     block_on(async move {
-        let labs: Vec<&Lab> = plan.iter().map(|p| &p.lab).collect();
-        let runtime = super::runtime_for(&labs, args.runtime, Fallback::ToNetns).await?;
+        let total = plan.len();
+        let groups = many::by_runtime(plan, args.runtime);
+        let mut runtimes = Vec::new();
+        for (_, group) in &groups {
+            let labs: Vec<&Lab> = group.iter().map(|p| &p.lab).collect();
+            runtimes.push(super::runtime_for(&labs, args.runtime, Fallback::ToNetns).await?);
+        }
         let interrupts = super::interrupts_on_signal(OnSignal::RUN);
         let options = options(args, None);
         let console = ManyConsole { keep: args.keep };
         let jobs = usize::from(args.jobs);
-        let ends = with_runtime!(&runtime, |r| {
-            many::run_many(r, plan, &options, jobs, &interrupts, &console).await
-        });
+        let mut ends = Vec::with_capacity(total);
+        for ((_, group), runtime) in groups.into_iter().zip(&runtimes) {
+            let numbered = many::Numbered {
+                inner: &console,
+                before: ends.len(),
+                total,
+            };
+            ends.extend(with_runtime!(runtime, |r| {
+                many::run_many(r, group, &options, jobs, &interrupts, &numbered).await
+            }));
+        }
         let end = many::finish_many(&ends, interrupts.interrupt.is_cancelled(), &args.copies.0);
         print!("{}", end.summary);
         for error in &end.write_errors {

@@ -1,5 +1,6 @@
 //! Many runs in one call (`labctl run A B --datalink x,y --jobs N`): every
-//! lab on every datalink, `jobs` at a time, on one runtime; then one
+//! lab on every datalink, `jobs` at a time, each group of them on its
+//! runtime ([`by_runtime`]); then one
 //! summary, one copy of each report the user asked for, and the worst
 //! outcome.
 //!
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use futures_util::{stream, StreamExt};
 
-use crate::lab::{DatalinkKind, Lab};
+use crate::lab::{DatalinkKind, Lab, RuntimeKind};
 use crate::report::{suite_name, Format, NotRun, Outcome, RunEnd};
 use crate::run::steps::{NoObserver, Observer};
 use crate::runtime::{NoProgress, Progress, Runtime};
@@ -53,6 +54,49 @@ pub fn plan(labs: &[Lab], datalinks: &[Option<DatalinkKind>]) -> Vec<Planned> {
             })
         })
         .collect()
+}
+
+/// The plan split by the runtime each run goes on, groups in the order
+/// their first run comes in `plan`: `flag` (`--runtime`) for every run,
+/// else each lab's own `runtime:`. One call may mix labs that name netns
+/// with labs on Docker; each must run where its file says.
+pub fn by_runtime(
+    plan: Vec<Planned>,
+    flag: Option<RuntimeKind>,
+) -> Vec<(RuntimeKind, Vec<Planned>)> {
+    let mut groups: Vec<(RuntimeKind, Vec<Planned>)> = Vec::new();
+    for planned in plan {
+        let kind = flag.unwrap_or(planned.lab.runtime());
+        match groups.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, group)) => group.push(planned),
+            None => groups.push((kind, vec![planned])),
+        }
+    }
+    groups
+}
+
+/// An observer of one group of a call's runs, numbering them among all
+/// the call's runs: the group starts after `before` runs of `total`.
+pub struct Numbered<'a> {
+    pub inner: &'a dyn ManyObserver,
+    pub before: usize,
+    pub total: usize,
+}
+
+impl ManyObserver for Numbered<'_> {
+    fn starting(&self, index: usize, _total: usize, label: &str) {
+        self.inner.starting(self.before + index, self.total, label);
+    }
+    fn skipped(&self, index: usize, _total: usize, label: &str, reason: &str) {
+        self.inner
+            .skipped(self.before + index, self.total, label, reason);
+    }
+    fn ended(&self, label: &str, end: &RunEnd) {
+        self.inner.ended(label, end);
+    }
+    fn one_at_a_time(&self, lab: &Lab) -> (Box<dyn Progress>, Box<dyn Observer>) {
+        self.inner.one_at_a_time(lab)
+    }
 }
 
 /// Told about many runs as they go (the CLI prints it).

@@ -319,3 +319,76 @@ fn the_copies_hold_every_run_and_one_that_cannot_be_written_is_an_error() {
     );
     assert!(json.exists());
 }
+
+#[test]
+fn each_lab_runs_on_the_runtime_its_file_names_unless_the_flag_says() {
+    let netns = |name: &str| {
+        let source = LAB
+            .replace("name: many", &format!("name: {name}"))
+            .replace("nodes:", "runtime: netns\nnodes:");
+        crate::lab::parse(&source, Path::new("/labs/n.yaml")).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let labs = [lab("d1"), netns("n1"), lab("d2"), netns("n2")];
+    let planned = plan(&labs, &[None, Some(DatalinkKind::AfXdp)]);
+    let names = |group: &[Planned]| group.iter().map(Planned::label).collect::<Vec<_>>();
+
+    let groups = by_runtime(planned.clone(), None);
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0].0, RuntimeKind::Docker);
+    assert_eq!(
+        names(&groups[0].1),
+        [
+            "labctl run d1",
+            "labctl run d1 --datalink af_xdp",
+            "labctl run d2",
+            "labctl run d2 --datalink af_xdp"
+        ]
+    );
+    assert_eq!(groups[1].0, RuntimeKind::Netns);
+    assert_eq!(
+        names(&groups[1].1),
+        [
+            "labctl run n1",
+            "labctl run n1 --datalink af_xdp",
+            "labctl run n2",
+            "labctl run n2 --datalink af_xdp"
+        ]
+    );
+
+    let flagged = by_runtime(planned, Some(RuntimeKind::Netns));
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].0, RuntimeKind::Netns);
+    assert_eq!(flagged[0].1.len(), 8);
+}
+
+#[tokio::test]
+async fn a_group_is_numbered_among_all_the_calls_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Seen::default();
+    let numbered = Numbered {
+        inner: &seen,
+        before: 3,
+        total: 5,
+    };
+    let plan = plan(&[lab("two")], &[None, Some(DatalinkKind::AfXdp)]);
+    run_many_with(
+        &runtime(),
+        plan,
+        &options(dir.path()),
+        1,
+        &Interrupts::default(),
+        &numbered,
+        || None,
+    )
+    .await;
+    let seen = seen.0.lock().unwrap();
+    assert_eq!(
+        seen.iter()
+            .filter(|l| l.starts_with("start"))
+            .collect::<Vec<_>>(),
+        [
+            "start 4/5 labctl run two",
+            "start 5/5 labctl run two --datalink af_xdp"
+        ],
+    );
+}
