@@ -34,13 +34,13 @@ use crate::links::Netlink;
 use super::backend::{Backend, ContainerInfo, StartedNode};
 use super::deploy::{self, DeployError, DeployOptions, DeployOutcome, Removed};
 use super::error::RuntimeError;
-use super::image::ToolsDir;
 use super::inspect::{self, LabStatus};
 use super::names::{self, Instance, RunId, Scope};
 use super::node::{NodeImage, NodeSpec};
 use super::privilege::{self, HostSupport};
 use super::process::{Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream};
 use super::progress::Progress;
+use super::tools_dir::ToolsDir;
 use super::{Runtime, NODE_OUT_DIR};
 
 pub use ns::{NodeRecord, RecordBind};
@@ -354,7 +354,7 @@ fn info(found: ns::Found, scope: &Scope) -> Option<ContainerInfo> {
 /// `name`, with the node's namespace name, or why there is none.
 pub async fn node_record(name: &str, node: &str) -> Result<(String, NodeRecord), RuntimeError> {
     let found = NetnsBackend.list(&Scope::Named(name.to_owned())).await?;
-    let instance = super::docker::one_instance(name, &found)?;
+    let instance = super::backend::one_instance(name, &found)?;
     let nodes: Vec<&ContainerInfo> = found
         .iter()
         .filter(|c| c.node.is_some() && c.instance == instance)
