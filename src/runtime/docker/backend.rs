@@ -11,7 +11,7 @@ use bollard::Docker;
 
 use crate::lab::Lab;
 use crate::links;
-use crate::runtime::backend::{Backend, ContainerInfo, KeptConsole, StartedNode};
+use crate::runtime::backend::{one_instance, Backend, ContainerInfo, KeptConsole, StartedNode};
 use crate::runtime::error::{is_not_found, RuntimeError};
 use crate::runtime::inspect::{self, LabStatus};
 use crate::runtime::names::{self, Instance, RunId, Scope};
@@ -20,6 +20,7 @@ use crate::runtime::privilege::{self, HostSupport};
 use crate::runtime::progress::Progress;
 use crate::runtime::xdp;
 
+use super::exec::{self, ExecHandle, ExecStream};
 use super::{console, container, copy, image};
 
 /// [`Backend`] on a Docker daemon: nodes are containers.
@@ -31,10 +32,6 @@ pub struct DockerBackend {
 impl DockerBackend {
     pub(crate) fn new(docker: Docker) -> Self {
         DockerBackend { docker }
-    }
-
-    pub(crate) fn docker(&self) -> &Docker {
-        &self.docker
     }
 
     /// The host pid of a running container's init, `None` when it is not
@@ -67,6 +64,61 @@ impl DockerBackend {
             Ok((pid, pid.map(links::pid_path)))
         })
         .await
+    }
+
+    /// Starts `argv` in node `node` of the deployed lab `name`: an
+    /// instance's name, or a lab's name when one instance of it is up.
+    pub async fn exec(
+        &self,
+        name: &str,
+        node: &str,
+        argv: &[String],
+    ) -> Result<(ExecHandle, ExecStream), RuntimeError> {
+        let target = self.running_node(name, node).await?;
+        exec::start(&self.docker, &target.name, argv).await
+    }
+
+    /// The network namespace of node `node` of the deployed lab `name`
+    /// (as in [`Self::exec`]): its init's `/proc/PID/ns/net`.
+    pub(crate) async fn node_netns(
+        &self,
+        name: &str,
+        node: &str,
+    ) -> Result<std::path::PathBuf, RuntimeError> {
+        let target = self.running_node(name, node).await?;
+        match self.pid(&target.name).await? {
+            Some(pid) => Ok(crate::links::pid_path(pid)),
+            None => Err(RuntimeError::NotRunning {
+                lab: target.instance.clone(),
+                node: node.to_owned(),
+                state: "stopped".into(),
+            }),
+        }
+    }
+
+    /// The running container of `node` in the deployed lab `name`.
+    async fn running_node(&self, name: &str, node: &str) -> Result<ContainerInfo, RuntimeError> {
+        let containers = self.list(&Scope::Named(name.to_owned())).await?;
+        let instance = one_instance(name, &containers)?;
+        let nodes: Vec<_> = containers
+            .iter()
+            .filter(|c| c.node.is_some() && c.instance == instance)
+            .collect();
+        let Some(target) = nodes.iter().find(|c| c.node.as_deref() == Some(node)) else {
+            return Err(RuntimeError::NoSuchNode {
+                lab: instance,
+                node: node.to_owned(),
+                nodes: nodes.iter().filter_map(|c| c.node.clone()).collect(),
+            });
+        };
+        if !target.is_running() {
+            return Err(RuntimeError::NotRunning {
+                lab: instance,
+                node: node.to_owned(),
+                state: target.state.clone(),
+            });
+        }
+        Ok((*target).clone())
     }
 
     async fn tools_image(&self, progress: &dyn Progress) -> Result<ToolsImage, RuntimeError> {

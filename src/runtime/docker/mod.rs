@@ -26,12 +26,9 @@ pub mod exec;
 pub(crate) mod image;
 mod launcher;
 
-use bollard::Docker;
-
 use crate::lab::Lab;
 use crate::links::Netlink;
 
-use super::backend::{one_instance, Backend, ContainerInfo};
 use super::deploy::{self, DeployError, DeployOptions, DeployOutcome, Removed};
 use super::error::RuntimeError;
 use super::inspect::LabStatus;
@@ -60,10 +57,6 @@ impl DockerRuntime {
             backend: DockerBackend::new(docker),
             netlink,
         })
-    }
-
-    pub(crate) fn docker(&self) -> &Docker {
-        self.backend.docker()
     }
 
     /// Builds `lab`: containers, then links. On failure or cancellation,
@@ -95,51 +88,7 @@ impl DockerRuntime {
         node: &str,
         argv: &[String],
     ) -> Result<(ExecHandle, ExecStream), RuntimeError> {
-        let target = self.running_node(name, node).await?;
-        exec::start(self.docker(), &target.name, argv).await
-    }
-
-    /// The network namespace of node `node` of the deployed lab `name`
-    /// (as in [`Self::exec`]): its init's `/proc/PID/ns/net`.
-    pub(crate) async fn node_netns(
-        &self,
-        name: &str,
-        node: &str,
-    ) -> Result<std::path::PathBuf, RuntimeError> {
-        let target = self.running_node(name, node).await?;
-        match self.backend.pid(&target.name).await? {
-            Some(pid) => Ok(crate::links::pid_path(pid)),
-            None => Err(RuntimeError::NotRunning {
-                lab: target.instance.clone(),
-                node: node.to_owned(),
-                state: "stopped".into(),
-            }),
-        }
-    }
-
-    /// The running container of `node` in the deployed lab `name`.
-    async fn running_node(&self, name: &str, node: &str) -> Result<ContainerInfo, RuntimeError> {
-        let containers = self.backend.list(&Scope::Named(name.to_owned())).await?;
-        let instance = one_instance(name, &containers)?;
-        let nodes: Vec<_> = containers
-            .iter()
-            .filter(|c| c.node.is_some() && c.instance == instance)
-            .collect();
-        let Some(target) = nodes.iter().find(|c| c.node.as_deref() == Some(node)) else {
-            return Err(RuntimeError::NoSuchNode {
-                lab: instance,
-                node: node.to_owned(),
-                nodes: nodes.iter().filter_map(|c| c.node.clone()).collect(),
-            });
-        };
-        if !target.is_running() {
-            return Err(RuntimeError::NotRunning {
-                lab: instance,
-                node: node.to_owned(),
-                state: target.state.clone(),
-            });
-        }
-        Ok((*target).clone())
+        self.backend.exec(name, node, argv).await
     }
 }
 
@@ -157,6 +106,6 @@ impl Runtime for DockerRuntime {
     }
 
     fn launcher(&self, instance: &str) -> DockerLauncher {
-        DockerLauncher::new(self.clone(), instance)
+        DockerLauncher::new(self.backend.clone(), instance)
     }
 }
