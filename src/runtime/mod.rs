@@ -36,6 +36,7 @@ pub(crate) mod docker;
 mod error;
 #[cfg(test)]
 pub(crate) mod fake;
+pub(crate) mod fan_out;
 pub(crate) mod inspect;
 pub mod linkage;
 pub mod names;
@@ -47,12 +48,11 @@ mod privileges;
 pub mod process;
 pub mod progress;
 pub(crate) mod seccomp;
+pub mod teardown;
 pub mod tools_dir;
 pub mod xdp;
 
-pub use deploy::{
-    Cancel, DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Removed,
-};
+pub use deploy::{Cancel, DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode};
 pub use docker::exec::{ExecHandle, ExecOutput, ExecStream};
 pub use docker::image::check_tools_static;
 pub use docker::DockerRuntime;
@@ -61,6 +61,7 @@ pub use inspect::{InterfaceStatus, LabStatus, NodeStatus};
 pub use names::{RunId, Scope};
 pub use privileges::check_host_privileges;
 pub use progress::{NoProgress, Phase, Progress, Timings};
+pub use teardown::Removed;
 
 /// Where the tools write the files a run keeps (pcaps, logs), in every
 /// node; `labctl run` copies it into the run directory before teardown.

@@ -29,11 +29,12 @@ mod launcher;
 use crate::lab::Lab;
 use crate::links::Netlink;
 
-use super::deploy::{self, DeployError, DeployOptions, DeployOutcome, Removed};
+use super::deploy::{self, DeployError, DeployOptions, DeployOutcome};
 use super::error::RuntimeError;
 use super::inspect::LabStatus;
 use super::names::Scope;
 use super::progress::Progress;
+use super::teardown::{self, Removed};
 use super::Runtime;
 pub use backend::DockerBackend;
 use exec::{ExecHandle, ExecStream};
@@ -72,7 +73,7 @@ impl DockerRuntime {
 
     /// Removes every container and stray veth in `scope`; idempotent.
     pub async fn destroy(&self, scope: &Scope) -> Removed {
-        deploy::teardown(&self.backend, &self.netlink, scope).await
+        teardown::teardown(&self.backend, &self.netlink, scope).await
     }
 
     /// The deployed labs in `scope`.

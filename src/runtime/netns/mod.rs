@@ -32,11 +32,12 @@ use crate::lab::Lab;
 use crate::links::Netlink;
 
 use super::backend::Backend;
-use super::deploy::{self, DeployError, DeployOptions, DeployOutcome, Removed};
+use super::deploy::{self, DeployError, DeployOptions, DeployOutcome};
 use super::error::RuntimeError;
 use super::inspect::{self, LabStatus};
 use super::names::Scope;
 use super::progress::Progress;
+use super::teardown::{self, Removed};
 use super::Runtime;
 
 pub use backend::{check_lab, node_record, NetnsBackend, IMAGE};
@@ -79,7 +80,7 @@ impl NetnsRuntime {
     /// Removes every node of `scope`, the processes in them included;
     /// idempotent.
     pub async fn destroy(&self, scope: &Scope) -> Removed {
-        deploy::teardown(&self.backend, &self.netlink, scope).await
+        teardown::teardown(&self.backend, &self.netlink, scope).await
     }
 
     /// The deployed netns labs in `scope`.
