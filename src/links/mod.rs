@@ -13,8 +13,8 @@
 //! with [`Netlink`] the real implementation.
 
 pub mod impair;
+mod namespace;
 mod netlink;
-mod netns;
 pub mod sysctl;
 
 use std::future::Future;
@@ -24,8 +24,8 @@ use ipnet::Ipv4Net;
 
 use crate::lab::{Impairment, Lab, Node};
 
+pub use namespace::{pid_path, Netns};
 pub use netlink::{interfaces_in, set_link_state, LiveInterface, Netlink};
-pub use netns::{pid_path, Netns};
 
 /// One veth pair to create.
 #[derive(Clone, Debug, PartialEq)]

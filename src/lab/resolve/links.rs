@@ -10,7 +10,7 @@ use serde_saphyr::Location;
 
 use crate::lab::typed::Spanned;
 
-use super::names::{self, INTERFACE_RULE};
+use super::values::{self, INTERFACE_RULE};
 use super::{pos, unknown_hint, Problems};
 use crate::lab::model::{DatalinkKind, Endpoint, Impairment, Link, Node};
 use crate::lab::raw::{RawEndpoint, RawImpair, RawLink};
@@ -99,20 +99,20 @@ impl Impair {
                 .map(|v| (v, pos(text)))
         }
         Impair {
-            rate: key(&raw.rate, "rate", whose, names::parse_rate, problems).map(|v| v.0),
-            loss: key(&raw.loss, "loss", whose, names::parse_loss, problems).map(|v| v.0),
-            delay: key(&raw.delay, "delay", whose, names::parse_delay, problems).map(|v| v.0),
-            jitter: key(&raw.jitter, "jitter", whose, names::parse_delay, problems),
+            rate: key(&raw.rate, "rate", whose, values::parse_rate, problems).map(|v| v.0),
+            loss: key(&raw.loss, "loss", whose, values::parse_loss, problems).map(|v| v.0),
+            delay: key(&raw.delay, "delay", whose, values::parse_delay, problems).map(|v| v.0),
+            jitter: key(&raw.jitter, "jitter", whose, values::parse_delay, problems),
             duplicate: key(
                 &raw.duplicate,
                 "duplicate",
                 whose,
-                names::parse_loss,
+                values::parse_loss,
                 problems,
             )
             .map(|v| v.0),
-            reorder: key(&raw.reorder, "reorder", whose, names::parse_loss, problems),
-            corrupt: key(&raw.corrupt, "corrupt", whose, names::parse_loss, problems).map(|v| v.0),
+            reorder: key(&raw.reorder, "reorder", whose, values::parse_loss, problems),
+            corrupt: key(&raw.corrupt, "corrupt", whose, values::parse_loss, problems).map(|v| v.0),
         }
     }
 
@@ -345,7 +345,7 @@ impl LinkContext<'_> {
                 ),
             );
         }
-        if let Some(why) = names::interface_problem(written.interface) {
+        if let Some(why) = values::interface_problem(written.interface) {
             problems.at(
                 written.interface_at,
                 format!(
@@ -414,7 +414,7 @@ impl Claimed {
         problems: &mut Problems,
     ) -> Option<Ipv4Net> {
         let label = written.label();
-        let net = names::parse_ipv4(&text.value)
+        let net = values::parse_ipv4(&text.value)
             .map_err(|why| {
                 problems.at(pos(text), format!("ipv4 {:?} of {label} {why}", text.value))
             })
@@ -444,7 +444,7 @@ impl Claimed {
         problems: &mut Problems,
     ) -> Option<MacAddr> {
         let label = written.label();
-        let mac = names::parse_mac(&text.value)
+        let mac = values::parse_mac(&text.value)
             .map_err(|why| problems.at(pos(text), format!("mac {:?} of {label} {why}", text.value)))
             .ok()?;
         match self.macs.get(&mac) {
