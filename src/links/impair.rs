@@ -48,6 +48,7 @@ use crate::bpf::{
     Insn, Program, BPF_ALU64, BPF_CALL, BPF_DW, BPF_EXIT, BPF_IMM, BPF_JLT, BPF_JMP, BPF_K, BPF_LD,
     BPF_MOV, BPF_X,
 };
+use crate::lab::impairment::AppliedBy;
 use crate::lab::Impairment;
 
 /// The loss program's threshold for `loss` (a fraction): a frame is
@@ -308,11 +309,7 @@ pub async fn apply(
     let netem = impair.needs_netem();
     if netem {
         // Named by its netem keys only: rate and loss are not netem's.
-        let keys = Impairment {
-            rate: None,
-            loss: None,
-            ..*impair
-        };
+        let keys = impair.only(AppliedBy::Netem);
         request(
             handle,
             RouteNetlinkMessage::NewQueueDiscipline(netem_message(index, impair)),
