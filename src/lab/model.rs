@@ -58,8 +58,8 @@ impl Lab {
         self.runtime
     }
 
-    /// Whether some node names its own image, which only the docker
-    /// runtime can run.
+    /// Whether some node names its own image, which only the Docker
+    /// runtime can run (the netns runtime refuses it).
     pub fn needs_image(&self) -> bool {
         self.nodes.iter().any(|n| n.image.is_some())
     }

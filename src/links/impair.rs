@@ -15,9 +15,10 @@
 //! So a frame meets the loss first (the egress clsact hook runs before the
 //! root qdisc), then netem (which duplicates, corrupts and delays it), then
 //! the rate limit: netem hands a frame to its child once its delay is over.
-//! Only `rate` and `loss` work without netem; the other keys are refused
-//! before anything is created where the kernel has none
-//! (`runtime::needs`).
+//! Which of the three applies a key is its row's `applied_by` in
+//! [`crate::lab::impairment::KEYS`]: only `rate` and `loss` work without
+//! netem, and the keys netem applies are refused before anything is
+//! created where the kernel has none (`runtime::needs`).
 //!
 //! All of it lives on the interface, so it goes with the veth (and the
 //! veth with its node's namespace): teardown has nothing more to remove.

@@ -121,10 +121,11 @@ pub trait Wiring: Sync {
         netns: &Path,
     ) -> impl Future<Output = Result<(), LinkError>> + Send;
 
-    /// Applies each end's `shaping` (rate: a tbf root qdisc; loss: a
-    /// clsact egress filter) to its interface inside its node (`netns` in
-    /// the order of `plan.ends`), after the pair is wired; a no-op for a
-    /// plain link. What it adds lives on the interface and goes with it.
+    /// Applies each end's `impair` (rate: a tbf qdisc; loss: a clsact
+    /// egress filter; the other keys: a netem qdisc; `links/impair.rs`) to
+    /// its interface inside its node (`netns` in the order of
+    /// `plan.ends`), after the pair is wired; a no-op for a plain link.
+    /// What it adds lives on the interface and goes with it.
     fn impair(
         &self,
         plan: &VethPlan,

@@ -350,7 +350,7 @@ async fn start_nodes<E: Backend>(
 enum LinkWork {
     /// Create the veth pair in its two namespaces.
     Wire,
-    /// Its impairments' shaping, once the links are wired and routed,
+    /// Its impairments, once the links are wired and routed,
     /// before any step runs (only links with an impaired end).
     Impair,
 }

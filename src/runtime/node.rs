@@ -1,8 +1,10 @@
-//! One lab node as a container: what labctl asks Docker for.
+//! One lab node as any runtime makes it: what it is named and labelled,
+//! its environment, capabilities, sysctls, devices, binds and limits.
 //!
 //! [`NodeSpec`] is built from the validated lab alone (pure, unit-tested);
-//! a runtime's [`super::backend::Backend`] turns it into nodes (Docker:
-//! [`super::docker`]).
+//! a runtime's [`super::backend::Backend`] turns it into a node (Docker:
+//! a container, `docker/container.rs`; netns: a named namespace and the
+//! record its steps start from).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -108,7 +110,7 @@ pub enum NodeImage {
     Host,
 }
 
-/// Everything Docker is asked for, for one node.
+/// Everything a runtime makes one node from.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
     pub node: String,
