@@ -13,8 +13,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::raw::Text;
-use super::typed::Spanned;
+use super::typed::{Spanned, Text};
 
 /// Impairments of the frames a link carries.
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -17,18 +17,17 @@
 //! Constraints given here only for editors (`pattern`, `range`, `length`)
 //! are enforced by the resolver, with messages that say more.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::impairment::RawImpair;
 use super::model::{KernelMode, LinkState, RuntimeKind};
-use super::typed::Spanned;
+use super::typed::{Spanned, Text};
 use crate::tools::datalink::DatalinkKind;
 
 /// The rule for lab and node names, as a JSON Schema pattern.
@@ -335,24 +334,6 @@ pub struct RawCheck {
     #[serde(default)]
     #[schemars(with = "Option<f64>")]
     pub at_most: Option<Spanned<f64>>,
-}
-
-/// Text in the file. A number or `true`/`false` written without quotes is
-/// read as its text, so `[lab-ping, eth1, --count, 3]` and `KEY: 1` work.
-pub struct Text;
-
-impl JsonSchema for Text {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> Cow<'static, str> {
-        "Text".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": ["string", "number", "boolean"] })
-    }
 }
 
 /// A YAML mapping as a list of entries, keeping the file's order (and each

@@ -47,7 +47,7 @@ pub mod node;
 pub mod privilege;
 pub mod process;
 pub mod progress;
-pub(crate) mod seccomp;
+pub mod seccomp;
 pub mod teardown;
 pub mod tools_dir;
 pub mod xdp;
