@@ -7,7 +7,8 @@
 //! - [`lifecycle`]: `labctl run` end to end, for any runtime: deploy,
 //!   steps, evidence, teardown on every path, reports.
 //! - [`runtime`]: the runtimes behind three seams (nodes, links,
-//!   processes); Docker is the one there is. Deploy and teardown.
+//!   processes): Docker's containers and bare network namespaces
+//!   (netns). Deploy and teardown, the same for both.
 //! - [`links`]: veth pairs wired into the nodes' namespaces through netlink.
 //! - [`run`]: the steps of a lab and the checks on their output.
 //! - [`report`]: summary, JUnit and JSON reports, from a step's results.

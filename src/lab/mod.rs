@@ -23,6 +23,7 @@ mod capability;
 mod error;
 mod file;
 pub mod graph;
+pub mod impairment;
 mod model;
 mod raw;
 mod resolve;
@@ -39,6 +40,7 @@ use std::sync::OnceLock;
 pub use capability::{Capability, Reach};
 pub use error::{LabErrors, LoadError, Problem};
 pub use file::{read as read_file, MAX_LAB_FILE};
+pub use impairment::{format_rate, Impairment};
 pub use model::*;
 
 /// Reads and validates the lab file at `path` (a regular file of at most

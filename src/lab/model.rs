@@ -16,6 +16,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::capability::Capability;
+use super::impairment::Impairment;
 
 pub use crate::tools::datalink::DatalinkKind;
 
@@ -57,8 +58,8 @@ impl Lab {
         self.runtime
     }
 
-    /// Whether some node names its own image, which only the docker
-    /// runtime can run.
+    /// Whether some node names its own image, which only the Docker
+    /// runtime can run (the netns runtime refuses it).
     pub fn needs_image(&self) -> bool {
         self.nodes.iter().any(|n| n.image.is_some())
     }
@@ -336,87 +337,6 @@ impl Link {
     pub fn is_impaired(&self) -> bool {
         self.endpoints.iter().any(|e| e.impair.is_some())
     }
-}
-
-/// What happens to the frames an endpoint sends (its egress): the link's
-/// `impair`, with the endpoint's own keys over it.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Impairment {
-    /// Bits per second (tc tbf).
-    pub rate: Option<u64>,
-    /// The fraction of frames dropped at random, 0.0 to 1.0.
-    pub loss: Option<f64>,
-    /// Added to every frame (netem).
-    pub delay: Option<Duration>,
-    /// Varies `delay` by up to this much (netem); only with `delay`.
-    pub jitter: Option<Duration>,
-    /// The fraction of frames sent twice, 0.0 to 1.0 (netem).
-    pub duplicate: Option<f64>,
-    /// The fraction of frames sent without the delay, so ahead of frames
-    /// delayed before them, 0.0 to 1.0 (netem); only with a `delay`.
-    pub reorder: Option<f64>,
-    /// The fraction of frames with one bit flipped, 0.0 to 1.0 (netem).
-    pub corrupt: Option<f64>,
-}
-
-impl Impairment {
-    /// Whether applying it needs netem in the host's kernel (`rate` needs
-    /// tbf and `loss` a tc BPF classifier; the other keys need netem).
-    pub fn needs_netem(&self) -> bool {
-        self.delay.is_some()
-            || self.jitter.is_some()
-            || self.duplicate.is_some()
-            || self.reorder.is_some()
-            || self.corrupt.is_some()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == Impairment::default()
-    }
-}
-
-impl fmt::Display for Impairment {
-    /// `rate 100mbit, loss 1%, delay 10ms, jitter 2ms, duplicate 1%`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = Vec::new();
-        if let Some(rate) = self.rate {
-            parts.push(format!("rate {}", format_rate(rate)));
-        }
-        if let Some(loss) = self.loss {
-            parts.push(format!("loss {}%", loss * 100.0));
-        }
-        if let Some(delay) = self.delay {
-            parts.push(format!("delay {}", humantime::format_duration(delay)));
-        }
-        if let Some(jitter) = self.jitter {
-            parts.push(format!("jitter {}", humantime::format_duration(jitter)));
-        }
-        for (key, fraction) in [
-            ("duplicate", self.duplicate),
-            ("reorder", self.reorder),
-            ("corrupt", self.corrupt),
-        ] {
-            if let Some(fraction) = fraction {
-                parts.push(format!("{key} {}%", fraction * 100.0));
-            }
-        }
-        f.write_str(&parts.join(", "))
-    }
-}
-
-/// A rate in tc's units: `100mbit`, `1500kbit`, `7bit`.
-pub fn format_rate(bits: u64) -> String {
-    for (unit, scale) in [
-        ("tbit", 1_000_000_000_000),
-        ("gbit", 1_000_000_000),
-        ("mbit", 1_000_000),
-        ("kbit", 1_000),
-    ] {
-        if bits >= scale && bits % scale == 0 {
-            return format!("{}{unit}", bits / scale);
-        }
-    }
-    format!("{bits}bit")
 }
 
 /// One end of a veth pair, as it appears inside its node.

@@ -17,17 +17,17 @@
 //! Constraints given here only for editors (`pattern`, `range`, `length`)
 //! are enforced by the resolver, with messages that say more.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::impairment::RawImpair;
 use super::model::{KernelMode, LinkState, RuntimeKind};
-use super::typed::Spanned;
+use super::typed::{Spanned, Text};
 use crate::tools::datalink::DatalinkKind;
 
 /// The rule for lab and node names, as a JSON Schema pattern.
@@ -172,41 +172,6 @@ pub struct RawLimits {
     #[serde(default)]
     #[schemars(with = "Option<Text>")]
     pub memory: Option<Spanned<String>>,
-}
-
-/// Impairments of the frames a link carries.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct RawImpair {
-    /// A rate limit in tc's units, such as `100mbit` (tc tbf).
-    #[serde(default)]
-    #[schemars(with = "Option<Text>")]
-    pub rate: Option<Spanned<String>>,
-    /// Random loss, such as `1%` or `0.5%`.
-    #[serde(default)]
-    #[schemars(with = "Option<Text>")]
-    pub loss: Option<Spanned<String>>,
-    /// Added delay, such as `10ms` (needs netem in the host's kernel).
-    #[serde(default)]
-    #[schemars(with = "Option<Text>")]
-    pub delay: Option<Spanned<String>>,
-    /// Variation of the delay, such as `2ms` (needs netem; only with delay).
-    #[serde(default)]
-    #[schemars(with = "Option<Text>")]
-    pub jitter: Option<Spanned<String>>,
-    /// Frames sent twice, such as `0.1%` (needs netem).
-    #[serde(default)]
-    #[schemars(with = "Option<Text>")]
-    pub duplicate: Option<Spanned<String>>,
-    /// Frames sent without the delay, ahead of earlier ones, such as `1%`
-    /// (needs netem; only with delay).
-    #[serde(default)]
-    #[schemars(with = "Option<Text>")]
-    pub reorder: Option<Spanned<String>>,
-    /// Frames with one bit flipped, such as `0.01%` (needs netem).
-    #[serde(default)]
-    #[schemars(with = "Option<Text>")]
-    pub corrupt: Option<Spanned<String>>,
 }
 
 /// A veth pair between two nodes.
@@ -369,24 +334,6 @@ pub struct RawCheck {
     #[serde(default)]
     #[schemars(with = "Option<f64>")]
     pub at_most: Option<Spanned<f64>>,
-}
-
-/// Text in the file. A number or `true`/`false` written without quotes is
-/// read as its text, so `[lab-ping, eth1, --count, 3]` and `KEY: 1` work.
-pub struct Text;
-
-impl JsonSchema for Text {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> Cow<'static, str> {
-        "Text".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": ["string", "number", "boolean"] })
-    }
 }
 
 /// A YAML mapping as a list of entries, keeping the file's order (and each

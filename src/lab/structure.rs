@@ -319,7 +319,7 @@ impl<'a> Walker<'a> {
     /// generic one would say too little.
     fn expected(&self, schema: &'a Json, path: &[Seg]) -> String {
         if let Some(words) = wording::expected_here(path) {
-            return words.to_owned();
+            return words.into_owned();
         }
         if let Some(choices) = self.constants(schema) {
             return wording::one_of(&choices);

@@ -14,10 +14,12 @@
 //! than serde-saphyr's so that this deserializer can hand positions over
 //! through serde's public data model (a struct of a name of our own).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{
     self, value::MapDeserializer, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess,
     SeqAccess, Visitor,
@@ -362,6 +364,24 @@ impl<'de> MapAccess<'de> for SpannedFields<'_, '_> {
         seed.deserialize(MapDeserializer::new(
             [("line", at.line()), ("column", at.column())].into_iter(),
         ))
+    }
+}
+
+/// Text in the file. A number or `true`/`false` written without quotes is
+/// read as its text, so `[lab-ping, eth1, --count, 3]` and `KEY: 1` work.
+pub struct Text;
+
+impl JsonSchema for Text {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Text".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"] })
     }
 }
 

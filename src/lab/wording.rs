@@ -4,9 +4,12 @@
 //! typo. The walker ([`super::structure`]) is generic over the schema; only
 //! this file knows the lab format's nouns.
 
+use std::borrow::Cow;
+
 use serde_json::Value as Json;
 use serde_saphyr::Location;
 
+use super::impairment;
 use super::structure::{type_names, Seg};
 use super::yaml::{Node, Value};
 
@@ -105,7 +108,7 @@ pub(super) fn type_words(schema: &Json) -> Vec<&'static str> {
 }
 
 /// The lab's own words for what some keys take.
-pub(super) fn expected_here(path: &[Seg]) -> Option<&'static str> {
+pub(super) fn expected_here(path: &[Seg]) -> Option<Cow<'static, str>> {
     use Seg::{Index, Key};
     let words = match path {
         [] => "a mapping with name, nodes, links and steps",
@@ -130,8 +133,10 @@ pub(super) fn expected_here(path: &[Seg]) -> Option<&'static str> {
         }
         [.., Key(k)] if k == "at_least" || k == "at_most" => "a number, such as 150000 or 0.5",
         [.., Key(k)] if k == "impair" => {
-            "a mapping with rate, loss, delay, jitter, duplicate, reorder or corrupt, such as \
-             {rate: 100mbit, loss: 1%}"
+            return Some(Cow::Owned(format!(
+                "a mapping with {}, such as {{rate: 100mbit, loss: 1%}}",
+                impairment::key_names(|_| true, "or")
+            )));
         }
         [.., Key(k)] if k == "endpoints" => "a list of two endpoints",
         [.., Key(e), Index(_)] if e == "endpoints" => {
@@ -158,7 +163,7 @@ pub(super) fn expected_here(path: &[Seg]) -> Option<&'static str> {
         }
         _ => return None,
     };
-    Some(words)
+    Some(Cow::Borrowed(words))
 }
 
 /// Keys people bring from other tools, and the key labctl calls that.

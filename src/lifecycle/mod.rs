@@ -29,8 +29,8 @@ use crate::runtime::backend::{Backend, KeptConsole};
 use crate::runtime::console;
 use crate::runtime::names::Instance;
 use crate::runtime::{
-    deploy, DeployOptions, DeployOutcome, DeployedLab, Progress, Removed, Runtime, RuntimeError,
-    Scope, CONSOLE_FILE, NODE_OUT_DIR,
+    deploy, teardown, DeployOptions, DeployOutcome, DeployedLab, Progress, Removed, Runtime,
+    RuntimeError, Scope, CONSOLE_FILE, NODE_OUT_DIR,
 };
 
 pub mod many;
@@ -381,7 +381,7 @@ impl Run<'_> {
     /// Removes the lab; runs to its end whatever happens meanwhile.
     async fn teardown<R: Runtime>(&self, runtime: &R, report: &mut RunReport) {
         let interrupted_before = self.interrupts.interrupt.is_cancelled();
-        let removed = deploy::teardown(
+        let removed = teardown::teardown(
             runtime.backend(),
             runtime.wiring(),
             &Scope::Instance(self.instance.to_string()),

@@ -15,9 +15,10 @@
 //! So a frame meets the loss first (the egress clsact hook runs before the
 //! root qdisc), then netem (which duplicates, corrupts and delays it), then
 //! the rate limit: netem hands a frame to its child once its delay is over.
-//! Only `rate` and `loss` work without netem; the other keys are refused
-//! before anything is created where the kernel has none
-//! (`runtime::needs`).
+//! Which of the three applies a key is its row's `applied_by` in
+//! [`crate::lab::impairment::KEYS`]: only `rate` and `loss` work without
+//! netem, and the keys netem applies are refused before anything is
+//! created where the kernel has none (`runtime::needs`).
 //!
 //! All of it lives on the interface, so it goes with the veth (and the
 //! veth with its node's namespace): teardown has nothing more to remove.
@@ -48,6 +49,7 @@ use crate::bpf::{
     Insn, Program, BPF_ALU64, BPF_CALL, BPF_DW, BPF_EXIT, BPF_IMM, BPF_JLT, BPF_JMP, BPF_K, BPF_LD,
     BPF_MOV, BPF_X,
 };
+use crate::lab::impairment::AppliedBy;
 use crate::lab::Impairment;
 
 /// The loss program's threshold for `loss` (a fraction): a frame is
@@ -308,11 +310,7 @@ pub async fn apply(
     let netem = impair.needs_netem();
     if netem {
         // Named by its netem keys only: rate and loss are not netem's.
-        let keys = Impairment {
-            rate: None,
-            loss: None,
-            ..*impair
-        };
+        let keys = impair.only(AppliedBy::Netem);
         request(
             handle,
             RouteNetlinkMessage::NewQueueDiscipline(netem_message(index, impair)),

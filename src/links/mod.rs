@@ -13,8 +13,8 @@
 //! with [`Netlink`] the real implementation.
 
 pub mod impair;
+mod namespace;
 mod netlink;
-mod netns;
 pub mod sysctl;
 
 use std::future::Future;
@@ -24,8 +24,8 @@ use ipnet::Ipv4Net;
 
 use crate::lab::{Impairment, Lab, Node};
 
+pub use namespace::{pid_path, Netns};
 pub use netlink::{interfaces_in, set_link_state, LiveInterface, Netlink};
-pub use netns::{pid_path, Netns};
 
 /// One veth pair to create.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,10 +121,11 @@ pub trait Wiring: Sync {
         netns: &Path,
     ) -> impl Future<Output = Result<(), LinkError>> + Send;
 
-    /// Applies each end's `shaping` (rate: a tbf root qdisc; loss: a
-    /// clsact egress filter) to its interface inside its node (`netns` in
-    /// the order of `plan.ends`), after the pair is wired; a no-op for a
-    /// plain link. What it adds lives on the interface and goes with it.
+    /// Applies each end's `impair` (rate: a tbf qdisc; loss: a clsact
+    /// egress filter; the other keys: a netem qdisc; `links/impair.rs`) to
+    /// its interface inside its node (`netns` in the order of
+    /// `plan.ends`), after the pair is wired; a no-op for a plain link.
+    /// What it adds lives on the interface and goes with it.
     fn impair(
         &self,
         plan: &VethPlan,

@@ -21,7 +21,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::impair;
-use super::netns::Netns;
+use super::namespace::Netns;
 use super::{sysctl, LinkError, VethEnd, VethPlan, Wiring};
 
 /// A veth's MTU when the link sets none.

@@ -83,8 +83,8 @@ pub struct KeptConsole {
 
 /// The node side of a runtime: what deploy, teardown and the run's
 /// evidence need, and nothing else. Docker implements it with containers
-/// ([`super::docker::DockerBackend`]); a runtime of bare network
-/// namespaces implements it with processes. The deploy and teardown logic
+/// ([`super::docker::DockerBackend`]), the netns runtime with named
+/// network namespaces ([`super::netns::NetnsBackend`]). The deploy and teardown logic
 /// ([`super::deploy`]) and the run ([`crate::lifecycle`]) are generic over
 /// it, and tested with the fake in `runtime::fake`.
 pub trait Backend: Sync {
@@ -190,4 +190,29 @@ pub trait Backend: Sync {
         from: &str,
         dest: &Path,
     ) -> impl Future<Output = Result<Vec<PathBuf>, RuntimeError>> + Send;
+}
+
+/// The one instance `name` designates among `containers` (those of
+/// [`Scope::Named`]): the instance of that name, else the lab's only one.
+pub(crate) fn one_instance(
+    name: &str,
+    containers: &[ContainerInfo],
+) -> Result<String, RuntimeError> {
+    let nodes = containers.iter().filter(|c| c.node.is_some());
+    if nodes.clone().any(|c| c.instance == name) {
+        return Ok(name.to_owned());
+    }
+    let mut instances: Vec<String> = nodes.map(|c| c.instance.clone()).collect();
+    instances.sort();
+    instances.dedup();
+    match instances.len() {
+        0 => Err(RuntimeError::NotDeployed {
+            lab: name.to_owned(),
+        }),
+        1 => Ok(instances.remove(0)),
+        _ => Err(RuntimeError::Ambiguous {
+            lab: name.to_owned(),
+            instances,
+        }),
+    }
 }

@@ -1,21 +1,20 @@
-//! Deploy and teardown: the order of things, concurrency, and rollback.
+//! Deploy: the order of things, concurrency, and rollback.
 //!
 //! A deploy checks everything it can before creating anything (host,
 //! images, a lab already up), then creates and starts the containers
 //! concurrently, then wires the links concurrently. If any step fails or
 //! the deploy is cancelled, every in-flight operation is allowed to finish
 //! (so nothing is created behind the rollback's back) and then everything
-//! this deploy created is removed, found by its run label and alias.
+//! this deploy created is removed, found by its run label and alias, by
+//! the same [`teardown`] as `labctl destroy`'s.
 //!
 //! Generic over [`Backend`] and [`Wiring`], so every runtime shares it and
 //! the rollback logic is tested with the fakes of `runtime::fake`.
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures_util::{future, stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::lab::Lab;
@@ -23,14 +22,13 @@ use crate::links::{self, VethPlan, Wiring};
 
 use super::backend::{Backend, ContainerInfo, StartedNode};
 use super::error::RuntimeError;
+use super::fan_out::{fan_out, DEFAULT_CONCURRENCY};
 use super::names::{self, Instance, RunId, Scope};
 use super::needs;
 use super::node::{self, NodeSpec};
 use super::privilege::HostSupport;
 use super::progress::{Phase, Progress, Timings};
-
-/// How many containers or links are set up at the same time.
-pub const DEFAULT_CONCURRENCY: usize = 12;
+use super::teardown::{teardown, Removed};
 
 /// Ctrl-C (or SIGTERM), the one cancellation of labctl: the first
 /// cancels `interrupt` (a deploy stops between operations and rolls back;
@@ -117,43 +115,6 @@ pub enum DeployOutcome {
     },
 }
 
-/// What a teardown removed, and every error it met on the way (it goes on
-/// after an error, so it removes as much as it can).
-#[derive(Debug, Default)]
-pub struct Removed {
-    pub containers: Vec<String>,
-    pub veths: Vec<String>,
-    pub errors: Vec<RuntimeError>,
-    pub timings: Timings,
-}
-
-impl Removed {
-    pub fn is_empty(&self) -> bool {
-        self.containers.is_empty() && self.veths.is_empty()
-    }
-}
-
-impl fmt::Display for Removed {
-    /// `2 containers (a, b) and 1 stray veth (x)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn list(f: &mut fmt::Formatter<'_>, what: &str, names: &[String]) -> fmt::Result {
-            let plural = if names.len() == 1 { "" } else { "s" };
-            write!(f, "{} {what}{plural}", names.len())?;
-            if !names.is_empty() {
-                write!(f, " ({})", names.join(", "))?;
-            }
-            Ok(())
-        }
-        list(f, "container", &self.containers)?;
-        if !self.veths.is_empty() {
-            f.write_str(" and ")?;
-            list(f, "stray veth", &self.veths)?;
-        }
-        Ok(())
-    }
-}
-
-/// A failed deploy: why, and what its rollback did.
 #[derive(Debug)]
 pub struct DeployError {
     pub lab: String,
@@ -345,18 +306,15 @@ async fn attach_xdp<E: Backend>(
     nodes: &[DeployedNode],
     options: &DeployOptions,
 ) -> Result<(), RuntimeError> {
-    let results: Vec<Result<(), RuntimeError>> = stream::iter(specs)
-        .filter_map(|spec| async move {
-            let node = nodes.iter().find(|n| n.name == spec.node)?;
-            (!spec.pinned_xdp.is_empty()).then_some((spec, node))
-        })
-        .map(|(spec, node)| async move {
-            options.interrupts.check()?;
-            engine.attach_xdp(spec, &node.netns).await
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
-        .await;
+    let pinned = specs.iter().filter_map(|spec| {
+        let node = nodes.iter().find(|n| n.name == spec.node)?;
+        (!spec.pinned_xdp.is_empty()).then_some((spec, node))
+    });
+    let results = fan_out(pinned, options.concurrency, |(spec, node)| async move {
+        options.interrupts.check()?;
+        engine.attach_xdp(spec, &node.netns).await
+    })
+    .await;
     first_error(results).map(|_| ())
 }
 
@@ -367,20 +325,17 @@ async fn start_nodes<E: Backend>(
     specs: &[NodeSpec],
     options: &DeployOptions,
 ) -> Result<Vec<DeployedNode>, RuntimeError> {
-    let results: Vec<Result<DeployedNode, RuntimeError>> = stream::iter(specs)
-        .map(|spec| async move {
-            options.interrupts.check()?;
-            let StartedNode { pid, netns } = engine.start_node(spec).await?;
-            Ok(DeployedNode {
-                name: spec.node.clone(),
-                container: spec.container.clone(),
-                pid,
-                netns,
-            })
+    let results = fan_out(specs, options.concurrency, |spec| async move {
+        options.interrupts.check()?;
+        let StartedNode { pid, netns } = engine.start_node(spec).await?;
+        Ok(DeployedNode {
+            name: spec.node.clone(),
+            container: spec.container.clone(),
+            pid,
+            netns,
         })
-        .buffered(options.concurrency.max(1))
-        .collect()
-        .await;
+    })
+    .await;
     first_error(results)
 }
 
@@ -389,7 +344,7 @@ async fn start_nodes<E: Backend>(
 enum LinkWork {
     /// Create the veth pair in its two namespaces.
     Wire,
-    /// Its impairments' shaping, once the links are wired and routed,
+    /// Its impairments, once the links are wired and routed,
     /// before any step runs (only links with an impaired end).
     Impair,
 }
@@ -407,29 +362,24 @@ async fn on_links<W: Wiring>(
             .find(|n| n.name == name)
             .map(|n| n.netns.as_path())
     };
-    let results: Vec<Result<(), RuntimeError>> = stream::iter(plans)
-        .filter(|plan| {
-            future::ready(match work {
-                LinkWork::Wire => true,
-                LinkWork::Impair => plan.ends.iter().any(|e| e.impair.is_some()),
-            })
-        })
-        .map(|plan| async move {
-            options.interrupts.check()?;
-            let [a, b] = &plan.ends;
-            // Validation guarantees every endpoint names a node.
-            let (Some(na), Some(nb)) = (netns_of(&a.node), netns_of(&b.node)) else {
-                return Ok(());
-            };
-            match work {
-                LinkWork::Wire => wiring.wire(plan, [na, nb]).await?,
-                LinkWork::Impair => wiring.impair(plan, [na, nb]).await?,
-            }
-            Ok(())
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
-        .await;
+    let plans = plans.iter().filter(|plan| match work {
+        LinkWork::Wire => true,
+        LinkWork::Impair => plan.ends.iter().any(|e| e.impair.is_some()),
+    });
+    let results = fan_out(plans, options.concurrency, |plan| async move {
+        options.interrupts.check()?;
+        let [a, b] = &plan.ends;
+        // Validation guarantees every endpoint names a node.
+        let (Some(na), Some(nb)) = (netns_of(&a.node), netns_of(&b.node)) else {
+            return Ok(());
+        };
+        match work {
+            LinkWork::Wire => wiring.wire(plan, [na, nb]).await?,
+            LinkWork::Impair => wiring.impair(plan, [na, nb]).await?,
+        }
+        Ok(())
+    })
+    .await;
     first_error(results).map(|_| ())
 }
 
@@ -441,21 +391,18 @@ async fn add_routes<W: Wiring>(
     nodes: &[DeployedNode],
     options: &DeployOptions,
 ) -> Result<(), RuntimeError> {
-    let results: Vec<Result<(), RuntimeError>> = stream::iter(nodes)
-        .filter_map(|deployed| async move {
-            let node = lab.nodes().iter().find(|n| n.name == deployed.name)?;
-            (!node.routes.is_empty()).then_some((node, deployed))
-        })
-        .map(|(node, deployed)| async move {
-            options.interrupts.check()?;
-            wiring
-                .add_routes(&node.name, &node.routes, &deployed.netns)
-                .await?;
-            Ok(())
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
-        .await;
+    let routed = nodes.iter().filter_map(|deployed| {
+        let node = lab.nodes().iter().find(|n| n.name == deployed.name)?;
+        (!node.routes.is_empty()).then_some((node, deployed))
+    });
+    let results = fan_out(routed, options.concurrency, |(node, deployed)| async move {
+        options.interrupts.check()?;
+        wiring
+            .add_routes(&node.name, &node.routes, &deployed.netns)
+            .await?;
+        Ok(())
+    })
+    .await;
     first_error(results).map(|_| ())
 }
 
@@ -481,125 +428,6 @@ fn first_error<T>(results: Vec<Result<T, RuntimeError>>) -> Result<Vec<T>, Runti
     }
 }
 
-/// How long a teardown keeps watching for containers that requests of an
-/// interrupted deploy may still create: the daemon finishes a create even
-/// when the client that sent it was killed.
-pub const SETTLE: Duration = Duration::from_secs(1);
-const SETTLE_POLL: Duration = Duration::from_millis(100);
-
-/// Rounds of list-and-remove before a container that keeps coming back is
-/// reported as an error.
-const MAX_ROUNDS: usize = 8;
-
-/// Removes every container and stray veth in `scope`, going on after
-/// errors, concurrently.
-///
-/// Lists and removes in rounds until a listing comes back empty: a
-/// container still being created when it was removed can survive the
-/// removal, and a deploy that was killed may still have creates in flight
-/// in the daemon (it finishes them even though the client is gone), so
-/// after an interrupted deploy the teardown watches for [`SETTLE`] more.
-pub async fn teardown<E: Backend, W: Wiring>(engine: &E, wiring: &W, scope: &Scope) -> Removed {
-    let started = Instant::now();
-    let mut removed = Removed::default();
-    let mut gone = BTreeSet::new();
-    let mut failures: HashMap<String, RuntimeError> = HashMap::new();
-    // A rollback has waited for its own operations: nothing is in flight.
-    let may_have_creates_in_flight = !matches!(scope, Scope::Run { .. });
-    let mut settle_until: Option<Instant> = None;
-    let mut rounds = 0;
-    loop {
-        let found = match engine.list(scope).await {
-            Ok(found) => found,
-            Err(e) => {
-                removed.errors.push(e);
-                break;
-            }
-        };
-        if found.is_empty() {
-            match settle_until {
-                Some(until) if Instant::now() < until => {
-                    tokio::time::sleep(SETTLE_POLL).await;
-                    continue;
-                }
-                _ => break,
-            }
-        }
-        if rounds == MAX_ROUNDS {
-            for c in found {
-                failures
-                    .entry(c.name.clone())
-                    .or_insert_with(|| RuntimeError::StillThere {
-                        container: c.name.clone(),
-                        rounds: MAX_ROUNDS,
-                    });
-            }
-            break;
-        }
-        if rounds > 0 {
-            tokio::time::sleep(SETTLE_POLL).await;
-        }
-        rounds += 1;
-        if may_have_creates_in_flight && interrupted_deploy(&found) {
-            settle_until = Some(Instant::now() + SETTLE);
-        }
-        for (name, result) in remove_all(engine, &found).await {
-            match result {
-                Ok(()) => {
-                    failures.remove(&name);
-                    gone.insert(name);
-                }
-                Err(e) => {
-                    failures.insert(name, e);
-                }
-            }
-        }
-    }
-    removed.containers = gone.into_iter().collect();
-    removed.errors.extend(failures.into_values());
-    // After the containers: their namespaces, and the veths in them, are
-    // gone; what is left on the host with our alias is a stray.
-    match wiring.remove_strays(&|alias| scope.has_alias(alias)).await {
-        Ok(veths) => removed.veths = veths,
-        Err(e) => removed.errors.push(e.into()),
-    }
-    // The XDP pins of the nodes, found by their deploy as the veths are.
-    if let Err(e) = engine.remove_host_state(scope).await {
-        removed.errors.push(e);
-    }
-    removed.timings.push((Phase::Teardown, started.elapsed()));
-    removed
-}
-
-async fn remove_all<E: Backend>(
-    engine: &E,
-    containers: &[ContainerInfo],
-) -> Vec<(String, Result<(), RuntimeError>)> {
-    let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
-    if let Some(removed) = engine.remove_many(&names).await {
-        return removed;
-    }
-    stream::iter(containers)
-        .map(|c| async move { (c.name.clone(), engine.remove(&c.name).await) })
-        .buffer_unordered(DEFAULT_CONCURRENCY)
-        .collect()
-        .await
-}
-
-/// Whether some deploy among `found` has fewer nodes than its lab.
-fn interrupted_deploy(found: &[ContainerInfo]) -> bool {
-    let mut nodes_per_run: HashMap<(&str, &str), (usize, Option<usize>)> = HashMap::new();
-    for c in found.iter().filter(|c| c.node.is_some()) {
-        let entry = nodes_per_run
-            .entry((c.lab.as_str(), c.run.as_str()))
-            .or_insert((0, c.lab_nodes));
-        entry.0 += 1;
-    }
-    nodes_per_run
-        .values()
-        .any(|(count, expected)| expected.is_some_and(|n| *count < n))
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -607,6 +435,7 @@ mod tests {
     use super::*;
     use crate::runtime::fake::{FakeBackend, FakeWiring};
     use crate::runtime::progress::NoProgress;
+    use crate::runtime::teardown::SETTLE;
 
     const LAB: &str = r#"
 name: three

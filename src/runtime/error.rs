@@ -127,11 +127,11 @@ pub enum RuntimeError {
     )]
     ImpairmentUnsupported { endpoints: Vec<String> },
 
-    /// Impairments with `delay`, `jitter`, `duplicate`, `reorder` or
-    /// `corrupt` need the netem qdisc.
+    /// Impairments with a key netem applies need the netem qdisc.
     #[error(
-        "links {} need netem for delay, jitter, duplicate, reorder or corrupt, but {reason}",
-        links.join(", ")
+        "links {} need netem for {}, but {reason}",
+        links.join(", "),
+        crate::lab::impairment::netem_key_names("or")
     )]
     NetemUnavailable { links: Vec<String>, reason: String },
 

@@ -20,9 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::{Backend, ContainerInfo, StartedNode};
 use super::error::RuntimeError;
-use super::image::ToolsImage;
 use super::names::{self, Instance, RunId, Scope};
-use super::node::{NodeImage, NodeSpec};
+use super::node::{NodeImage, NodeSpec, ToolsImage};
 use super::privilege::HostSupport;
 use super::process::{Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream};
 use super::progress::Progress;

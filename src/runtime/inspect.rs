@@ -9,10 +9,8 @@ use serde::Serialize;
 use crate::lab::DatalinkKind;
 use crate::links::{self, LiveInterface};
 
-use super::backend::{Backend, ContainerInfo};
-use super::docker::DockerBackend;
+use super::backend::ContainerInfo;
 use super::error::RuntimeError;
-use super::names::Scope;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LabStatus {
@@ -51,23 +49,6 @@ pub struct InterfaceStatus {
     /// What the interface is like inside the node; `None` when the node is
     /// not running, the interface is missing, or labctl may not look.
     pub live: Option<LiveInterface>,
-}
-
-/// The instances in `scope`, by name, their nodes by name.
-pub async fn inspect(
-    engine: &DockerBackend,
-    scope: &Scope,
-) -> Result<Vec<LabStatus>, RuntimeError> {
-    let containers = engine.list(scope).await?;
-    statuses(containers, |container| async move {
-        let pid = if container.is_running() {
-            engine.pid(&container.name).await?
-        } else {
-            None
-        };
-        Ok((pid, pid.map(links::pid_path)))
-    })
-    .await
 }
 
 /// The labs of `containers`, by name, their nodes by name; `locate` says

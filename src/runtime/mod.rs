@@ -9,20 +9,25 @@
 //!
 //! Everything above them is generic and shared by every runtime:
 //! [`deploy`] (order, concurrency, rollback, teardown) here, and the run
-//! in [`crate::lifecycle`]. [`docker`] is the Docker runtime; `fake`
-//! (tests only) holds in-memory fakes of the three seams.
+//! in [`crate::lifecycle`]. Two runtimes implement them, each in a folder
+//! of the same layout (`mod.rs` the runtime, `backend.rs` the nodes,
+//! `launcher.rs` the steps): [`docker`] (containers; the only place that
+//! speaks to the Docker daemon) and [`netns`] (bare named network
+//! namespaces and host processes). `fake` (tests only) holds in-memory
+//! fakes of the three seams.
 //!
 //! Runtime-neutral pieces: [`names`] (container names, labels, veth
 //! aliases, scopes), [`node`] (what a node looks like, [`node::NodeSpec`]),
-//! [`console`] (lab-init's words about a node's own command),
-//! [`needs`] (capabilities and devices per datalink, host preflight),
-//! [`privilege`] (whether the host can grant CAP_BPF, or attach af_xdp
-//! nodes' programs itself), [`seccomp`] (the profile of af_xdp nodes under
-//! Docker), [`xdp`] (XDP programs attached from the host, their pins),
-//! [`progress`] (what a deploy reports while it runs), the host's
-//! privileges ([`check_host_privileges`]). Docker-only: [`image`] (the
-//! tools image and its volume; [`linkage`] refuses tools that are not
-//! statically linked), [`inspect`].
+//! [`tools_dir`] (the packet tools beside labctl, where nodes see them;
+//! [`linkage`] tells a static tool from one that is not), [`console`]
+//! (lab-init's words about a node's own command), [`needs`] (capabilities
+//! and devices per datalink, host preflight), [`privilege`] (whether the
+//! host can grant CAP_BPF, or attach af_xdp nodes' programs itself),
+//! [`seccomp`] (the profile of af_xdp nodes under Docker, as the JSON the
+//! node spec carries), [`xdp`] (XDP programs attached from the host, their
+//! pins), [`inspect`] (what `labctl inspect` shows, from any backend's
+//! list), [`progress`] (what a deploy reports while it runs), the host's
+//! privileges ([`check_host_privileges`]).
 
 pub mod backend;
 pub mod console;
@@ -31,33 +36,36 @@ pub(crate) mod docker;
 mod error;
 #[cfg(test)]
 pub(crate) mod fake;
-pub(crate) mod image;
+pub(crate) mod fan_out;
 pub(crate) mod inspect;
+mod labctl_caps;
 pub mod linkage;
 pub mod names;
 pub(crate) mod needs;
 pub mod netns;
 pub mod node;
 pub mod privilege;
-mod privileges;
 pub mod process;
 pub mod progress;
 pub mod registry;
-pub(crate) mod seccomp;
+pub mod seccomp;
+pub mod teardown;
+pub mod tools_dir;
 pub mod xdp;
 
 pub use deploy::{
-    DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Interrupts, Removed,
+    DeployError, DeployOptions, DeployOutcome, DeployedLab, DeployedNode, Interrupts,
 };
 pub use docker::exec::{ExecHandle, ExecOutput, ExecStream};
+pub use docker::image::check_tools_static;
 pub use docker::DockerRuntime;
 pub use error::RuntimeError;
-pub use image::check_tools_static;
 pub use inspect::{InterfaceStatus, LabStatus, NodeStatus};
+pub use labctl_caps::check_host_privileges;
 pub use names::{RunId, Scope};
-pub use privileges::check_host_privileges;
 pub use progress::{NoProgress, Phase, Progress, Timings};
 pub use registry::AnyRuntime;
+pub use teardown::Removed;
 
 /// Where the tools write the files a run keeps (pcaps, logs), in every
 /// node; `labctl run` copies it into the run directory before teardown.

@@ -192,9 +192,8 @@ pub fn preflight(lab: &Lab) -> Result<(), RuntimeError> {
     preflight_with(lab, Path::new(netmap::SYSFS), netmap::preflight)
 }
 
-/// Refuses a lab whose impairments need netem (`delay`, `jitter`,
-/// `duplicate`, `reorder`, `corrupt`) when
-/// `missing` says the kernel has none: tc would refuse the qdisc only
+/// Refuses a lab whose impairments need netem ([`crate::lab::Impairment::needs_netem`],
+/// from the keys' table) when `missing` says the kernel has none: tc would refuse the qdisc only
 /// after the nodes exist.
 fn netem_preflight(
     lab: &Lab,
@@ -259,10 +258,11 @@ fn netem_missing_in(sys_module: &Path, lib_modules: &Path) -> Option<String> {
         return None;
     }
     Some(format!(
-        "this kernel has no netem (no {}, and {} lists no sch_netem): remove delay, jitter, \
-         duplicate, reorder and corrupt, or run on a kernel with CONFIG_NET_SCH_NETEM",
+        "this kernel has no netem (no {}, and {} lists no sch_netem): remove {}, or run on a \
+         kernel with CONFIG_NET_SCH_NETEM",
         sys_module.join("sch_netem").display(),
-        dir.display()
+        dir.display(),
+        crate::lab::impairment::netem_key_names("and")
     ))
 }
 

@@ -240,12 +240,6 @@ fn kernel_lacks(kernel: &str, last: Option<u32>, cap: Capability) -> Option<Stri
     (cap > last).then(|| format!("Linux {kernel} has no CAP_{cap} (its last is CAP_{last})"))
 }
 
-/// The `SecurityOpt` entry labctl gives af_xdp nodes under Docker
-/// (`seccomp=<its profile as JSON>`), for tests and tooling.
-pub fn af_xdp_security_opt(grant: AfXdpGrant) -> String {
-    super::seccomp::security_opt(grant)
-}
-
 /// The release of the running kernel, as `uname -r` says it.
 pub fn running_kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")

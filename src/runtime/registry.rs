@@ -12,15 +12,16 @@
 
 use crate::lab::{Lab, RuntimeKind};
 
-use super::backend::{Backend, ContainerInfo};
-use super::deploy::{self, DeployError, DeployOptions, DeployOutcome, Removed};
-use super::docker::{one_instance, DockerRuntime};
+use super::backend::{one_instance, Backend, ContainerInfo};
+use super::deploy::{self, DeployError, DeployOptions, DeployOutcome};
+use super::docker::DockerRuntime;
 use super::error::RuntimeError;
 use super::inspect::LabStatus;
 use super::names::Scope;
 use super::netns::{self, NetnsRuntime};
 use super::process::{Launched, Launcher as _};
 use super::progress::Progress;
+use super::teardown::Removed;
 use super::Runtime;
 
 /// One runtime, connected.
@@ -85,8 +86,12 @@ impl AnyRuntime {
 
     /// Removes every node of `scope` and what it left; idempotent.
     pub async fn destroy(&self, scope: &Scope) -> Removed {
-        with_runtime!(self, |r| deploy::teardown(r.backend(), r.wiring(), scope)
-            .await)
+        with_runtime!(self, |r| crate::runtime::teardown::teardown(
+            r.backend(),
+            r.wiring(),
+            scope
+        )
+        .await)
     }
 
     /// The deployed labs of `scope` on this runtime.

@@ -10,9 +10,10 @@ use std::time::Duration;
 use labctl::lab::Lab;
 use labctl::links::Netlink;
 use labctl::run::running::Running;
-use labctl::runtime::deploy::{deploy, teardown, DeployOptions, DeployOutcome};
+use labctl::runtime::deploy::{deploy, DeployOptions, DeployOutcome};
 use labctl::runtime::netns::{self, ns, NetnsBackend, NetnsLauncher};
 use labctl::runtime::process::Launcher;
+use labctl::runtime::teardown::teardown;
 use labctl::runtime::{NoProgress, Scope};
 
 use crate::support::lab::netns_leftovers as leftovers;

@@ -10,10 +10,11 @@ use serde_saphyr::Location;
 
 use crate::lab::typed::Spanned;
 
-use super::names::{self, INTERFACE_RULE};
+use super::values::{self, INTERFACE_RULE};
 use super::{pos, unknown_hint, Problems};
-use crate::lab::model::{DatalinkKind, Endpoint, Impairment, Link, Node};
-use crate::lab::raw::{RawEndpoint, RawImpair, RawLink};
+use crate::lab::impairment::{Impairment, RawImpair, Syntax, Value, KEYS};
+use crate::lab::model::{DatalinkKind, Endpoint, Link, Node};
+use crate::lab::raw::{RawEndpoint, RawLink};
 
 /// What the earlier endpoints claimed, to report reuse: the endpoint's
 /// label and where it was written.
@@ -66,105 +67,66 @@ struct Written<'a> {
     impair: Option<&'a Spanned<RawImpair>>,
 }
 
-/// An `impair` mapping read, each key with where it was written.
+/// An `impair` mapping read: its impairment, and where each of its keys
+/// was written (indexed as [`KEYS`]), for the problems only the
+/// endpoint's whole impairment shows.
 #[derive(Clone, Copy, Default)]
-struct Impair {
-    rate: Option<u64>,
-    loss: Option<f64>,
-    delay: Option<std::time::Duration>,
-    jitter: Option<(std::time::Duration, Location)>,
-    duplicate: Option<f64>,
-    reorder: Option<(f64, Location)>,
-    corrupt: Option<f64>,
+struct Read {
+    impairment: Impairment,
+    at: [Option<Location>; KEYS.len()],
 }
 
-impl Impair {
-    fn read(raw: &RawImpair, whose: &str, problems: &mut Problems) -> Impair {
-        fn key<T>(
-            value: &Option<Spanned<String>>,
-            what: &str,
-            whose: &str,
-            parse: fn(&str) -> Result<T, String>,
-            problems: &mut Problems,
-        ) -> Option<(T, Location)> {
-            let text = value.as_ref()?;
-            parse(&text.value)
-                .map_err(|why| {
-                    problems.at(
-                        pos(text),
-                        format!("{what} {:?} of {whose} {why}", text.value),
-                    )
-                })
-                .ok()
-                .map(|v| (v, pos(text)))
+impl Read {
+    fn of(raw: &RawImpair, whose: &str, problems: &mut Problems) -> Read {
+        let mut read = Read::default();
+        for (n, key) in KEYS.iter().enumerate() {
+            let Some(text) = (key.written)(raw) else {
+                continue;
+            };
+            match parse(key.syntax, &text.value) {
+                Ok(value) => {
+                    (key.set)(&mut read.impairment, value);
+                    read.at[n] = Some(pos(text));
+                }
+                Err(why) => problems.at(
+                    pos(text),
+                    format!("{} {:?} of {whose} {why}", key.name, text.value),
+                ),
+            }
         }
-        Impair {
-            rate: key(&raw.rate, "rate", whose, names::parse_rate, problems).map(|v| v.0),
-            loss: key(&raw.loss, "loss", whose, names::parse_loss, problems).map(|v| v.0),
-            delay: key(&raw.delay, "delay", whose, names::parse_delay, problems).map(|v| v.0),
-            jitter: key(&raw.jitter, "jitter", whose, names::parse_delay, problems),
-            duplicate: key(
-                &raw.duplicate,
-                "duplicate",
-                whose,
-                names::parse_loss,
-                problems,
-            )
-            .map(|v| v.0),
-            reorder: key(&raw.reorder, "reorder", whose, names::parse_loss, problems),
-            corrupt: key(&raw.corrupt, "corrupt", whose, names::parse_loss, problems).map(|v| v.0),
+        read
+    }
+
+    /// `self`, with `over`'s keys in their place where `over` has them.
+    fn under(self, over: Read) -> Read {
+        Read {
+            impairment: self.impairment.under(&over.impairment),
+            at: std::array::from_fn(|n| over.at[n].or(self.at[n])),
         }
     }
 
-    /// `self`, with `over`'s keys in its place where `over` has them.
-    fn under(self, over: Impair) -> Impair {
-        Impair {
-            rate: over.rate.or(self.rate),
-            loss: over.loss.or(self.loss),
-            delay: over.delay.or(self.delay),
-            jitter: over.jitter.or(self.jitter),
-            duplicate: over.duplicate.or(self.duplicate),
-            reorder: over.reorder.or(self.reorder),
-            corrupt: over.corrupt.or(self.corrupt),
-        }
-    }
-
-    /// The impairment of one direction. A jitter needs a delay to vary,
-    /// and a reorder a delay for the reordered frames to skip (netem
-    /// reorders by sending them at once): reported once at the key, even
-    /// when it applies to both ends.
+    /// The impairment of one direction; what one key needs of another is
+    /// reported once at the key, even when it applies to both ends.
     fn model(self, problems: &mut Problems) -> Option<Impairment> {
-        if let (Some((jitter, at)), None) = (self.jitter, self.delay) {
-            problems.at(
-                at,
-                format!(
-                    "jitter {} has no delay to vary (add delay, such as delay: 10ms)",
-                    humantime::format_duration(jitter)
-                ),
-            );
+        for (name, why) in self.impairment.missing() {
+            let at = KEYS
+                .iter()
+                .position(|k| k.name == name)
+                .and_then(|n| self.at[n]);
+            if let Some(at) = at {
+                problems.at(at, why);
+            }
         }
-        if let (Some((reorder, at)), None | Some(std::time::Duration::ZERO)) =
-            (self.reorder, self.delay)
-        {
-            problems.at(
-                at,
-                format!(
-                    "reorder {}% has no delay to skip (netem reorders by sending those frames \
-                     without the delay; add delay, such as delay: 10ms)",
-                    reorder * 100.0
-                ),
-            );
-        }
-        let impairment = Impairment {
-            rate: self.rate,
-            loss: self.loss,
-            delay: self.delay,
-            jitter: self.jitter.map(|j| j.0),
-            duplicate: self.duplicate,
-            reorder: self.reorder.map(|r| r.0),
-            corrupt: self.corrupt,
-        };
-        (!impairment.is_empty()).then_some(impairment)
+        (!self.impairment.is_empty()).then_some(self.impairment)
+    }
+}
+
+/// A value of `impair` in its syntax.
+fn parse(syntax: Syntax, text: &str) -> Result<Value, String> {
+    match syntax {
+        Syntax::Rate => values::parse_rate(text).map(Value::Rate),
+        Syntax::Fraction => values::parse_loss(text).map(Value::Fraction),
+        Syntax::Duration => values::parse_delay(text).map(Value::Duration),
     }
 }
 
@@ -177,7 +139,7 @@ impl LinkContext<'_> {
             .link
             .impair
             .as_ref()
-            .map(|raw| Impair::read(&raw.value, &format!("link {n}"), problems))
+            .map(|raw| Read::of(&raw.value, &format!("link {n}"), problems))
             .unwrap_or_default();
         // Missing endpoints were reported by the structural pass.
         let endpoints = self.link.endpoints.as_ref()?;
@@ -328,7 +290,7 @@ impl LinkContext<'_> {
     fn endpoint(
         &self,
         written: Written<'_>,
-        link_impair: Impair,
+        link_impair: Read,
         claimed: &mut Claimed,
         problems: &mut Problems,
     ) -> Option<Endpoint> {
@@ -345,7 +307,7 @@ impl LinkContext<'_> {
                 ),
             );
         }
-        if let Some(why) = names::interface_problem(written.interface) {
+        if let Some(why) = values::interface_problem(written.interface) {
             problems.at(
                 written.interface_at,
                 format!(
@@ -364,7 +326,7 @@ impl LinkContext<'_> {
         let label = written.label();
         let own = written
             .impair
-            .map(|raw| Impair::read(&raw.value, &format!("endpoint {label}"), problems))
+            .map(|raw| Read::of(&raw.value, &format!("endpoint {label}"), problems))
             .unwrap_or_default();
         let impair = link_impair.under(own).model(problems);
         Some(Endpoint {
@@ -414,7 +376,7 @@ impl Claimed {
         problems: &mut Problems,
     ) -> Option<Ipv4Net> {
         let label = written.label();
-        let net = names::parse_ipv4(&text.value)
+        let net = values::parse_ipv4(&text.value)
             .map_err(|why| {
                 problems.at(pos(text), format!("ipv4 {:?} of {label} {why}", text.value))
             })
@@ -444,7 +406,7 @@ impl Claimed {
         problems: &mut Problems,
     ) -> Option<MacAddr> {
         let label = written.label();
-        let mac = names::parse_mac(&text.value)
+        let mac = values::parse_mac(&text.value)
             .map_err(|why| problems.at(pos(text), format!("mac {:?} of {label} {why}", text.value)))
             .ok()?;
         match self.macs.get(&mac) {

@@ -2,16 +2,16 @@
 //! problem gathered before giving up.
 //!
 //! Each part of the file has its module (nodes, links, steps); the rules for
-//! single values are in [`names`]. Problems about a mapping as a whole
+//! single values are in [`values`]. Problems about a mapping as a whole
 //! ("step has neither exec nor wait") are reported at the mapping's position,
 //! so [`super::parse`] can drop them where the structural pass found a
 //! misspelled key in that mapping.
 
 mod links;
-mod names;
 mod nodes;
 mod routes;
 mod steps;
+mod values;
 
 use std::path::Path;
 
@@ -107,13 +107,13 @@ pub(super) fn resolve(raw: RawLab, file: &Path) -> Result<Lab, Vec<Problem>> {
 
 /// The lab-format rule for lab and node names, for callers outside.
 pub(super) fn is_valid_name(name: &str) -> bool {
-    names::name_problem(name).is_none()
+    values::name_problem(name).is_none()
 }
 
 fn lab_name_problem(name: &str) -> Option<String> {
-    let rule = names::NAME_RULE;
-    names::name_problem(name).map(|why| match why {
-        names::NameProblem::Empty => format!("the lab's name is empty (expected {rule})"),
+    let rule = values::NAME_RULE;
+    values::name_problem(name).map(|why| match why {
+        values::NameProblem::Empty => format!("the lab's name is empty (expected {rule})"),
         why => format!("invalid lab name {name:?}: {why} (expected {rule})"),
     })
 }

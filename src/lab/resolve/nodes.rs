@@ -9,7 +9,7 @@ use serde_saphyr::Location;
 
 use crate::lab::typed::Spanned;
 
-use super::names::{self, NAME_RULE};
+use super::values::{self, NAME_RULE};
 use super::{pos, Problems};
 use crate::lab::capability::Capability;
 use crate::lab::model::{Bind, DatalinkKind, Limits, Node, RuntimeKind};
@@ -102,7 +102,7 @@ fn binds(
     let mut targets: HashMap<PathBuf, Location> = HashMap::new();
     for (i, text) in raw.iter().flat_map(|r| r.value.iter()).enumerate() {
         let which = format!("bind {} of node {node:?}", i + 1);
-        let spec = match names::parse_bind(&text.value) {
+        let spec = match values::parse_bind(&text.value) {
             Ok(spec) => spec,
             Err(why) => {
                 problems.at(pos(text), format!("{which} ({:?}) {why}", text.value));
@@ -247,7 +247,7 @@ fn limits(node: &str, raw: Option<&Spanned<RawLimits>>, problems: &mut Problems)
         }
     }
     if let Some(memory) = &raw.value.memory {
-        match names::parse_size(&memory.value) {
+        match values::parse_size(&memory.value) {
             Ok(bytes) => limits.memory = bytes,
             Err(why) => problems.at(
                 pos(memory),
@@ -259,7 +259,7 @@ fn limits(node: &str, raw: Option<&Spanned<RawLimits>>, problems: &mut Problems)
 }
 
 fn check_name(name: &Spanned<String>, problems: &mut Problems) {
-    if let Some(why) = names::name_problem(&name.value) {
+    if let Some(why) = values::name_problem(&name.value) {
         problems.at(
             pos(name),
             format!(
@@ -334,7 +334,7 @@ fn check_cmd(
         );
     }
     for (i, arg) in cmd.value.iter().enumerate() {
-        if names::has_nul(&arg.value) {
+        if values::has_nul(&arg.value) {
             problems.at(
                 pos(arg),
                 format!(
@@ -353,7 +353,7 @@ fn environment(
 ) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for (key, value) in &raw.0 {
-        if let Some(why) = names::env_name_problem(&key.value) {
+        if let Some(why) = values::env_name_problem(&key.value) {
             problems.at(
                 pos(key),
                 format!(
@@ -362,7 +362,7 @@ fn environment(
                 ),
             );
         }
-        if names::has_nul(&value.value) {
+        if values::has_nul(&value.value) {
             problems.at(
                 pos(value),
                 format!(
@@ -384,14 +384,14 @@ fn sysctls(
 ) -> BTreeMap<String, String> {
     let mut sysctls = BTreeMap::new();
     for (key, value) in &raw.0 {
-        if let Some(why) = names::sysctl_problem(&key.value) {
+        if let Some(why) = values::sysctl_problem(&key.value) {
             problems.at(
                 pos(key),
                 format!("sysctl {:?} in node {node:?} {why}", key.value),
             );
         }
         let text = &value.value;
-        if text.trim().is_empty() || text.contains(['\n', '\r']) || names::has_nul(text) {
+        if text.trim().is_empty() || text.contains(['\n', '\r']) || values::has_nul(text) {
             problems.at(
                 pos(value),
                 format!(

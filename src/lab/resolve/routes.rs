@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use ipnet::Ipv4Net;
 use serde_saphyr::Location;
 
-use super::names;
 use super::nodes::{self, RawNodes};
+use super::values;
 use super::{pos, Problems};
 use crate::lab::model::{Link, Node, Route};
 
@@ -48,7 +48,7 @@ pub(super) fn resolve(
             let which = format!("route {} of node {name:?}", i + 1);
             // A missing `to` or `via` was reported by the structural pass.
             let to = route.value.to.as_ref().and_then(|to| {
-                names::parse_destination(&to.value)
+                values::parse_destination(&to.value)
                     .map_err(|why| {
                         problems.at(pos(to), format!("`to` {:?} of {which} {why}", to.value))
                     })
@@ -56,7 +56,7 @@ pub(super) fn resolve(
                     .map(|net| (net, pos(to)))
             });
             let via = route.value.via.as_ref().and_then(|via| {
-                let addr = names::parse_next_hop(&via.value)
+                let addr = values::parse_next_hop(&via.value)
                     .map_err(|why| {
                         problems.at(pos(via), format!("`via` {:?} of {which} {why}", via.value))
                     })

@@ -9,7 +9,7 @@ use serde_saphyr::Location;
 
 use crate::lab::typed::Spanned;
 
-use super::names;
+use super::values;
 use super::{pos, unknown_hint, Problems};
 use crate::lab::model::{
     Action, Bounds, Check, Expect, Link, Node, Pattern, Step, Until, DEFAULT_STEP_TIMEOUT,
@@ -309,7 +309,7 @@ fn exec(
         ),
         Some(_) => {}
     }
-    if argv.value.iter().any(|arg| names::has_nul(arg)) {
+    if argv.value.iter().any(|arg| values::has_nul(arg)) {
         problems.at(
             pos(argv),
             format!("exec of step {label} contains a NUL character, which no argv can hold"),

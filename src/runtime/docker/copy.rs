@@ -176,7 +176,7 @@ fn extract(archive: impl Read, dest: &Path) -> Result<Vec<PathBuf>, Fault> {
                 file.set_len(size).map_err(write_fault(&target))?;
                 written.push(target);
             }
-            // Links, devices and fifos are not artifacts.
+            // Links, devices and fifos are not evidence: only files are kept.
             _ => {}
         }
     }

@@ -7,22 +7,22 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 
+use super::backend::DockerBackend;
 use super::exec::{ExecHandle, ExecOutput};
-use super::DockerRuntime;
 use crate::runtime::process::{
     self, Chunk, Control, Launched, Launcher, ProcessError, Signal, Stream,
 };
 
 /// Starts steps in the nodes of one deployed lab.
 pub struct DockerLauncher {
-    runtime: DockerRuntime,
+    backend: DockerBackend,
     lab: String,
 }
 
 impl DockerLauncher {
-    pub(crate) fn new(runtime: DockerRuntime, lab: &str) -> Self {
+    pub(crate) fn new(backend: DockerBackend, lab: &str) -> Self {
         DockerLauncher {
-            runtime,
+            backend,
             lab: lab.to_owned(),
         }
     }
@@ -36,7 +36,7 @@ impl Launcher for DockerLauncher {
     ) -> BoxFuture<'a, Result<Launched, ProcessError>> {
         async move {
             let (handle, mut stream) =
-                self.runtime
+                self.backend
                     .exec(&self.lab, node, argv)
                     .await
                     .map_err(|e| ProcessError::Launch {
@@ -83,7 +83,7 @@ impl Launcher for DockerLauncher {
         up: bool,
     ) -> BoxFuture<'a, Result<(), ProcessError>> {
         async move {
-            let netns = self.runtime.node_netns(&self.lab, node).await;
+            let netns = self.backend.node_netns(&self.lab, node).await;
             process::set_link_state(netns, node, interface, up).await
         }
         .boxed()

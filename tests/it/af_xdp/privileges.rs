@@ -194,9 +194,8 @@ fn in_a_scratch_container_exactly_the_documented_capabilities_work() {
 /// labctl's seccomp profile in a file, for `docker run --security-opt`.
 fn labctl_seccomp_file() -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().expect("temporary file");
-    let opt = labctl::runtime::privilege::af_xdp_security_opt(
-        labctl::runtime::privilege::AfXdpGrant::CapBpf,
-    );
+    let opt =
+        labctl::runtime::seccomp::security_opt(labctl::runtime::privilege::AfXdpGrant::CapBpf);
     let json = opt.strip_prefix("seccomp=").expect("a seccomp option");
     std::fs::write(file.path(), json).expect("write the profile");
     file

@@ -24,78 +24,15 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::error::{is_not_found, RuntimeError};
-use super::names::{self, RunId};
-use super::progress::Progress;
+use crate::runtime::error::{is_not_found, RuntimeError};
+use crate::runtime::names::{self, RunId};
+use crate::runtime::node::ToolsImage;
+use crate::runtime::progress::Progress;
+use crate::runtime::tools_dir::{ToolsDir, TOOLS_PATH};
 use crate::tools::TOOLS;
 
 /// The repository's Dockerfile, part of the build context.
-pub const DOCKERFILE: &str = include_str!("../../Dockerfile");
-
-/// Where the tools are, in the tools image and in every node.
-pub const TOOLS_PATH: &str = "/lab/bin";
-
-/// Overrides where labctl looks for the tools.
-pub const TOOLS_DIR_ENV: &str = "LABCTL_TOOLS_DIR";
-
-/// The repository part of the image's tag.
-const REPOSITORY: &str = "labctl-tools";
-
-/// The directory holding the tool binaries.
-#[derive(Clone, Debug)]
-pub struct ToolsDir(PathBuf);
-
-impl ToolsDir {
-    /// `$LABCTL_TOOLS_DIR`, else the directory of labctl's own executable
-    /// (cargo puts every binary of the package in the same place).
-    pub fn locate() -> Result<Self, RuntimeError> {
-        let dir = match std::env::var_os(TOOLS_DIR_ENV).filter(|d| !d.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => std::env::current_exe()
-                .map_err(RuntimeError::io("finding labctl's own executable"))?
-                .parent()
-                .map(Path::to_owned)
-                .unwrap_or_default(),
-        };
-        Self::at(dir)
-    }
-
-    /// `dir`, if every tool is in it.
-    pub fn at(dir: PathBuf) -> Result<Self, RuntimeError> {
-        let missing: Vec<String> = TOOLS
-            .iter()
-            .filter(|t| !dir.join(t).is_file())
-            .map(|t| t.to_string())
-            .collect();
-        if missing.is_empty() {
-            Ok(ToolsDir(dir))
-        } else {
-            Err(RuntimeError::ToolsMissing { dir, missing })
-        }
-    }
-
-    /// Refuses a tool that is not statically linked ([`super::linkage`]):
-    /// it could not run in the FROM-scratch image nor in any other image.
-    pub fn check_static(&self) -> Result<(), RuntimeError> {
-        for tool in TOOLS {
-            let path = self.0.join(tool);
-            let linkage = super::linkage::linkage(&path)
-                .map_err(RuntimeError::io(format!("reading {}", path.display())))?;
-            if let Some(problem) = linkage.problem() {
-                return Err(RuntimeError::ToolsNotStatic {
-                    tool: path,
-                    problem,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// The directory itself (the netns runtime mounts it on `/lab/bin`).
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
+pub const DOCKERFILE: &str = include_str!("../../../Dockerfile");
 
 /// The build context: the Dockerfile and the tools. A release build of the
 /// tools weighs over 100 MiB and every deploy needs the context's hash, so
@@ -118,7 +55,7 @@ impl Context {
         add_file(&mut sha, "Dockerfile", DOCKERFILE.len() as u64);
         sha.update(DOCKERFILE.as_bytes());
         for tool in TOOLS {
-            let path = self.tools.0.join(tool);
+            let path = self.tools.path().join(tool);
             let reading = || format!("reading {}", path.display());
             let mut file = File::open(&path).map_err(RuntimeError::io(reading()))?;
             let len = file.metadata().map_err(RuntimeError::io(reading()))?.len();
@@ -147,7 +84,9 @@ impl Context {
         let cache = cache_dir.map(|dir| {
             dir.join(format!(
                 "tools-{}",
-                short_hex(&Sha256::digest(self.tools.0.as_os_str().as_encoded_bytes()))
+                short_hex(&Sha256::digest(
+                    self.tools.path().as_os_str().as_encoded_bytes()
+                ))
             ))
         });
         if let Some(cached) = cache
@@ -168,7 +107,7 @@ impl Context {
     fn fingerprint(&self) -> Result<String, RuntimeError> {
         let mut text = format!("Dockerfile {}\n", short_hex(&Sha256::digest(DOCKERFILE)));
         for tool in TOOLS {
-            let path = self.tools.0.join(tool);
+            let path = self.tools.path().join(tool);
             let meta = std::fs::metadata(&path)
                 .map_err(RuntimeError::io(format!("reading {}", path.display())))?;
             text.push_str(&format!(
@@ -200,7 +139,7 @@ impl Context {
         )
         .map_err(packing())?;
         for tool in TOOLS {
-            let path = self.tools.0.join(tool);
+            let path = self.tools.path().join(tool);
             let reading = || RuntimeError::io(format!("reading {}", path.display()));
             let file = File::open(&path).map_err(reading())?;
             let len = file.metadata().map_err(reading())?.len();
@@ -287,24 +226,6 @@ fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&temporary, text)?;
     std::fs::rename(&temporary, path)
-}
-
-/// The tools image of the current tools.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ToolsImage {
-    /// `labctl-tools:<hash>`.
-    pub tag: String,
-    /// The named volume that carries the same tools into other images.
-    pub volume: String,
-}
-
-impl ToolsImage {
-    pub fn for_hash(hash: &str) -> Self {
-        ToolsImage {
-            tag: format!("{REPOSITORY}:{hash}"),
-            volume: format!("{REPOSITORY}-{hash}"),
-        }
-    }
 }
 
 /// The Docker runtime's preflight: the tools labctl would put in the tools
@@ -616,40 +537,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn dynamically_linked_tools_are_refused_with_how_to_build_them() {
-        // Real ELF files: this test binary is built like the tools
-        // (crt-static); /bin/ls is linked dynamically.
-        let me = std::env::current_exe().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        for tool in TOOLS {
-            std::os::unix::fs::symlink(&me, dir.path().join(tool)).unwrap();
-        }
-        let tools = ToolsDir::at(dir.path().to_owned()).unwrap();
-        tools.check_static().unwrap();
-        if !Path::new("/bin/ls").exists() {
-            eprintln!("SKIPPED (half): no /bin/ls to stand for a dynamic tool");
-            return;
-        }
-        let ping = dir.path().join("lab-ping");
-        std::fs::remove_file(&ping).unwrap();
-        std::os::unix::fs::symlink("/bin/ls", &ping).unwrap();
-        let e = tools.check_static().unwrap_err();
-        assert!(
-            matches!(&e, RuntimeError::ToolsNotStatic { tool, .. } if *tool == ping),
-            "{e:?}"
-        );
-        let line = e.to_string();
-        assert!(!line.contains('\n'), "{line}");
-        for words in [
-            "lab-ping is dynamically linked, needs the interpreter /lib",
-            "target-feature=+crt-static",
-            "--target x86_64-unknown-linux-gnu",
-        ] {
-            assert!(line.contains(words), "{words:?} not in: {line}");
-        }
-    }
-
     fn fake_tools(content: &[u8]) -> (tempfile::TempDir, ToolsDir) {
         let dir = tempfile::tempdir().unwrap();
         for tool in TOOLS {
@@ -657,16 +544,6 @@ mod tests {
         }
         let tools = ToolsDir::at(dir.path().to_owned()).unwrap();
         (dir, tools)
-    }
-
-    #[test]
-    fn missing_tools_are_named_with_how_to_build_them() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(TOOLS[0]), b"x").unwrap();
-        let err = ToolsDir::at(dir.path().to_owned()).unwrap_err().to_string();
-        // Every tool but the one written above.
-        assert!(err.contains(&TOOLS[1..].join(", ")), "{err}");
-        assert!(err.contains("cargo build --release"), "{err}");
     }
 
     #[test]
