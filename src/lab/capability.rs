@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::model::RuntimeKind;
+use super::model::{Isolation, RuntimeKind};
 
 /// One Linux capability, by its number in linux/capability.h; its name is
 /// capabilities(7)'s without `CAP_` (Docker's spelling).
@@ -26,19 +26,20 @@ pub enum Reach {
 
 struct Entry {
     name: &'static str,
-    /// A container: its own PID, mount, IPC and UTS namespaces, Docker's
-    /// device cgroup and seccomp profile.
-    docker: Reach,
-    /// A netns step: a host process (the host's files, processes and IPC)
-    /// in the node's network namespace.
-    netns: Reach,
+    /// In a container ([`Isolation::Container`]; Docker's: its own PID,
+    /// mount, IPC and UTS namespaces, Docker's device cgroup and seccomp
+    /// profile).
+    container: Reach,
+    /// In a host process ([`Isolation::HostProcess`]; a netns step: the
+    /// host's files, processes and IPC, the node's network namespace).
+    host_process: Reach,
 }
 
-const fn entry(name: &'static str, docker: Reach, netns: Reach) -> Entry {
+const fn entry(name: &'static str, container: Reach, host_process: Reach) -> Entry {
     Entry {
         name,
-        docker,
-        netns,
+        container,
+        host_process,
     }
 }
 
@@ -137,12 +138,13 @@ impl Capability {
         u32::from(self.0)
     }
 
-    /// How far a hostile program holding it reaches in a node of `runtime`.
+    /// How far a hostile program holding it reaches in a node of `runtime`
+    /// (what matters is what the runtime's nodes are: [`Isolation`]).
     pub fn reach(self, runtime: RuntimeKind) -> Reach {
         let entry = &TABLE[usize::from(self.0)];
-        match runtime {
-            RuntimeKind::Docker => entry.docker,
-            RuntimeKind::Netns => entry.netns,
+        match runtime.isolation() {
+            Isolation::Container => entry.container,
+            Isolation::HostProcess => entry.host_process,
         }
     }
 }
