@@ -14,24 +14,7 @@ use crate::support::lab::{
     stdout, TestLab,
 };
 
-/// `#[test] fn docker()` and `#[test] fn netns()` in a module named after
-/// the test body, which takes the runtime's name.
-macro_rules! on_both_runtimes {
-    ($($body:ident),* $(,)?) => {$(
-        mod $body {
-            #[test]
-            fn docker() {
-                super::$body("docker");
-            }
-            #[test]
-            fn netns() {
-                super::$body("netns");
-            }
-        }
-    )*};
-}
-
-on_both_runtimes!(
+crate::on_both_runtimes!(
     steps_hold_and_use_the_nodes_capabilities_and_a_node_without_them_cannot,
     exec_holds_the_nodes_capabilities_and_a_node_without_them_cannot,
 );

@@ -5,11 +5,12 @@
 //! converge (`until`), its own config (`binds`), its image's own command.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::support::lab::{
-    assert_nothing_left, assert_success, busybox_image, docker, labctl, stderr, stdout, TestLab,
+    assert_nothing_left, assert_success, busybox_image, docker, stdout, TestLab,
 };
+use crate::support::run::{repo_lab_text, Run};
 use crate::support::skip::{skip_if, skip_without_root};
 
 /// The repository's root, where `labs/` is.
@@ -29,109 +30,10 @@ fn have(program: &str, package: &str) -> bool {
     )
 }
 
-/// A lab file of the repository under a unique name, its relative binds
-/// made absolute (the copy lives in a temporary directory), with `edit`
+/// A lab file of the repository under a unique name, with `edit`
 /// applied to its text.
 fn repo_lab(path: &str, prefix: &str, edit: impl Fn(String) -> String) -> TestLab {
-    let full = repo().join(path);
-    let dir = full.parent().unwrap().to_str().unwrap().to_owned();
-    let text = std::fs::read_to_string(&full).expect("read lab file");
-    let text: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("name:") {
-                "name: {name}".to_owned()
-            } else {
-                l.replace("\"./", &format!("\"{dir}/"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    TestLab::new(prefix, &edit(text + "\n"))
-}
-
-/// `labctl run LAB` with its reports in a temporary directory.
-struct Run {
-    out: Output,
-    dir: tempfile::TempDir,
-}
-
-impl Run {
-    fn of(lab: &TestLab, extra: &[&str]) -> Run {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let runs = dir.path().join("runs");
-        let json = dir.path().join("report.json");
-        let mut args = vec![
-            "run",
-            lab.path(),
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        Run {
-            out: labctl(&args),
-            dir,
-        }
-    }
-
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-
-    fn json(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.dir.path().join("report.json")).expect("JSON");
-        serde_json::from_str(&text).expect("valid JSON")
-    }
-
-    /// The report.json entry of the step named `name`.
-    fn step(&self, name: &str) -> serde_json::Value {
-        self.json()["steps"]
-            .as_array()
-            .expect("steps")
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap_or_else(|| panic!("no step {name} in report.json"))
-            .clone()
-    }
-
-    /// The run directory labctl made.
-    fn run_dir(&self) -> PathBuf {
-        std::fs::read_dir(self.dir.path().join("runs"))
-            .expect("runs dir")
-            .next()
-            .expect("a run directory")
-            .expect("entry")
-            .path()
-    }
-
-    /// The whole stdout a step wrote (its file in the run directory).
-    fn step_stdout(&self, name: &str) -> String {
-        let steps = self.run_dir().join("steps");
-        // labctl's own naming, `NN-<slug>.stdout`, without the number.
-        let [first, _] = labctl::run::output::step_files(Path::new(""), 0, name);
-        let file_name = first.to_string_lossy().into_owned();
-        let suffix = file_name.trim_start_matches("01");
-        let file = std::fs::read_dir(&steps)
-            .expect("steps dir")
-            .map(|e| e.expect("entry").path())
-            .find(|p| {
-                let file = p.file_name().unwrap().to_string_lossy().into_owned();
-                file.ends_with(suffix)
-            })
-            .unwrap_or_else(|| panic!("no stdout file for step {name} in {steps:?}"));
-        std::fs::read_to_string(file).expect("step stdout")
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.code(),
-            stdout(&self.out),
-            stderr(&self.out)
-        )
-    }
+    TestLab::new(prefix, &edit(repo_lab_text(Path::new(path))))
 }
 
 fn can_run_ospf() -> bool {

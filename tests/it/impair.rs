@@ -4,62 +4,10 @@
 //! the numbers read back here). On af_packet and af_xdp, whose transmit
 //! would skip the qdisc if the datalink let it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab};
-
-/// `labctl run` with the run directory in a temporary folder.
-struct Run {
-    out: std::process::Output,
-    dir: tempfile::TempDir,
-}
-
-impl Run {
-    fn of(lab: &TestLab, extra: &[&str]) -> Run {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let runs = dir.path().join("runs");
-        let mut args = vec!["run", lab.path(), "--runs-dir", runs.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        Run {
-            out: labctl(&args),
-            dir,
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.out.status.code(),
-            stdout(&self.out),
-            stderr(&self.out)
-        )
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        let runs = self.dir.path().join("runs");
-        let mut dirs: Vec<_> = std::fs::read_dir(&runs)
-            .expect("runs dir")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        assert_eq!(dirs.len(), 1, "one run directory in {runs:?}");
-        dirs.pop().unwrap()
-    }
-
-    /// What step `name` printed on stdout (its file in the run directory).
-    fn step_stdout(&self, name: &str) -> String {
-        let steps = self.run_dir().join("steps");
-        let file = std::fs::read_dir(&steps)
-            .expect("steps dir")
-            .map(|e| e.expect("entry").path())
-            .find(|p| file_name(p).ends_with(&format!("-{name}.stdout")))
-            .unwrap_or_else(|| panic!("no stdout of step {name} in {steps:?}"));
-        std::fs::read_to_string(file).expect("step stdout")
-    }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().unwrap().to_string_lossy().into_owned()
-}
+use crate::support::lab::{assert_nothing_left, TestLab};
+use crate::support::run::Run;
 
 /// lab-sink's summary line: `received N frames, lost N (P%), ..., R frames/s`.
 struct SinkSummary {

@@ -5,26 +5,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab};
+use crate::support::run::{repo_lab_text, Run};
 use crate::support::skip::{skip, skip_if, skip_with_netmap};
 
-/// `#[test] fn docker()` and `#[test] fn netns()` in a module named after
-/// the test body, which takes the runtime's name.
-macro_rules! on_both_runtimes {
-    ($($body:ident),* $(,)?) => {$(
-        mod $body {
-            #[test]
-            fn docker() {
-                super::$body("docker");
-            }
-            #[test]
-            fn netns() {
-                super::$body("netns");
-            }
-        }
-    )*};
-}
-
-on_both_runtimes!(
+crate::on_both_runtimes!(
     the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left,
     an_impossible_expectation_exits_1_and_the_junit_says_which_check,
     ctrl_c_during_a_long_step_stops_it_tears_down_and_reports,
@@ -54,79 +38,8 @@ fn node_noun(runtime: &str) -> &'static str {
     }
 }
 
-/// A lab file from the repository with its name replaced by `{name}`, so
-/// tests can run it side by side under unique names.
 fn repo_lab(path: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    let text = std::fs::read_to_string(&full).expect("read lab file");
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let name = lines
-        .iter_mut()
-        .find(|l| l.starts_with("name:"))
-        .expect("a name line");
-    *name = "name: {name}".to_owned();
-    lines.join("\n") + "\n"
-}
-
-/// Runs `labctl run` on `lab` with reports in a temporary folder.
-struct Run {
-    out: std::process::Output,
-    dir: tempfile::TempDir,
-}
-
-impl Run {
-    fn of(lab: &TestLab, extra: &[&str]) -> Run {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let runs = dir.path().join("runs");
-        let junit = dir.path().join("junit.xml");
-        let json = dir.path().join("report.json");
-        let mut args = vec![
-            "run",
-            lab.path(),
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--junit",
-            junit.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let out = labctl(&args);
-        Run { out, dir }
-    }
-
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-
-    fn junit(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("junit.xml")).expect("JUnit report")
-    }
-
-    fn json(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.dir.path().join("report.json")).expect("JSON");
-        serde_json::from_str(&text).expect("valid JSON")
-    }
-
-    /// The run directory labctl made (the only one under runs/).
-    fn run_dir(&self) -> std::path::PathBuf {
-        let runs = self.dir.path().join("runs");
-        let mut dirs: Vec<_> = std::fs::read_dir(&runs)
-            .expect("runs dir")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        assert_eq!(dirs.len(), 1, "one run directory in {runs:?}");
-        dirs.pop().unwrap()
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.code(),
-            stdout(&self.out),
-            stderr(&self.out)
-        )
-    }
+    repo_lab_text(Path::new(path))
 }
 
 fn the_icmp_lab_passes_with_a_clean_junit_a_pcap_and_nothing_left(runtime: &str) {

@@ -244,30 +244,7 @@ fn host_attached_xdp_pins_are_per_node_and_removed_by_teardown_and_destroy() {
 /// A lab file of the repository under a fresh name (labs run side by side
 /// with other tests).
 fn repo_lab_renamed(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).expect("read lab file");
-    let dir = path.parent().expect("the lab's folder");
-    text.lines()
-        .map(|line| {
-            if line.starts_with("name:") {
-                return "name: {name}".to_owned();
-            }
-            // A relative bind (`- ./x:/y`, `- ../x:/y`) starts at the lab
-            // file's folder: keep it pointing there from the copy.
-            let trimmed = line.trim_start();
-            if let Some(rel) = trimmed
-                .strip_prefix("- ")
-                .filter(|r| r.starts_with("./") || r.starts_with("../"))
-            {
-                let indent = &line[..line.len() - trimmed.len()];
-                return format!("{indent}- {}", dir.join(rel).display());
-            }
-            // The same in a flow sequence: `binds: ["./x:/y"]`.
-            line.replace("\"./", &format!("\"{}/./", dir.display()))
-                .replace("\"../", &format!("\"{}/../", dir.display()))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
+    crate::support::run::repo_lab_text(path)
 }
 
 /// Every lab in labs/ passes with `labctl run LAB --datalink af_xdp`, its

@@ -7,6 +7,7 @@ pub mod dockerd;
 pub mod lab;
 pub mod netns;
 pub mod process;
+pub mod run;
 pub mod skip;
 pub mod tools;
 
