@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use super::docker::DockerError;
 use crate::links::LinkError;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,16 +17,10 @@ pub enum RuntimeError {
         "cannot reach Docker at {host}: {cause}; start the daemon (`sudo systemctl start docker`, \
          or `sudo dockerd &`) or set DOCKER_HOST to one that runs"
     )]
-    Unreachable {
-        host: String,
-        cause: bollard::errors::Error,
-    },
+    Unreachable { host: String, cause: DockerError },
 
     #[error("{doing}: {cause}")]
-    Docker {
-        doing: String,
-        cause: bollard::errors::Error,
-    },
+    Docker { doing: String, cause: DockerError },
 
     #[error(
         "the packet tools {} are missing from {}; build them with `cargo build --release` \
@@ -220,24 +215,8 @@ impl From<LinkError> for RuntimeError {
 }
 
 impl RuntimeError {
-    pub(crate) fn docker(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
-        let doing = doing.into();
-        move |cause| RuntimeError::Docker { doing, cause }
-    }
-
     pub(crate) fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let doing = doing.into();
         move |cause| RuntimeError::Io { doing, cause }
     }
-}
-
-/// Whether a Docker error means "no such object" (HTTP 404).
-pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
 }

@@ -9,10 +9,11 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 
+use super::error::is_not_found;
 use crate::lab::Lab;
 use crate::links;
 use crate::runtime::backend::{one_instance, Backend, ContainerInfo, KeptConsole, StartedNode};
-use crate::runtime::error::{is_not_found, RuntimeError};
+use crate::runtime::error::RuntimeError;
 use crate::runtime::inspect::{self, LabStatus};
 use crate::runtime::names::{self, Instance, RunId, Scope};
 use crate::runtime::node::{node_command, NodeImage, NodeSpec, ToolsImage};

@@ -31,7 +31,7 @@ pub async fn connect() -> Result<Docker, RuntimeError> {
     let host = docker_host();
     let unreachable = |cause| RuntimeError::Unreachable {
         host: host.clone(),
-        cause,
+        cause: super::DockerError(cause),
     };
     let docker = connect_at(&host, API_DEFAULT_VERSION).map_err(unreachable)?;
     match docker.clone().negotiate_version().await {

@@ -10,9 +10,10 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use super::error::is_not_found;
 use crate::runtime::backend::KeptConsole;
 use crate::runtime::console::{self, ConsoleWatch};
-use crate::runtime::error::{is_not_found, RuntimeError};
+use crate::runtime::error::RuntimeError;
 
 /// How long a command has to end after SIGTERM before Docker kills the
 /// node: `docker stop`'s own default.

@@ -73,7 +73,10 @@ pub(super) async fn copy_out(
         Ok(written) => Ok(written),
         Err(Fault::Write { path, cause }) => Err(RuntimeError::Write { path, cause }),
         Err(Fault::Read(cause)) => Err(match lock(&docker_error).take() {
-            Some(cause) => RuntimeError::Docker { doing, cause },
+            Some(cause) => RuntimeError::Docker {
+                doing,
+                cause: super::DockerError(cause),
+            },
             None => RuntimeError::Io { doing, cause },
         }),
     }

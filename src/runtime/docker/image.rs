@@ -24,7 +24,8 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::runtime::error::{is_not_found, RuntimeError};
+use super::error::is_not_found;
+use crate::runtime::error::RuntimeError;
 use crate::runtime::names::{self, RunId};
 use crate::runtime::node::ToolsImage;
 use crate::runtime::progress::Progress;

@@ -22,6 +22,7 @@ pub(crate) mod connect;
 mod console;
 mod container;
 mod copy;
+pub(crate) mod error;
 pub mod exec;
 pub(crate) mod image;
 mod launcher;
@@ -37,6 +38,7 @@ use super::progress::Progress;
 use super::teardown::{self, Removed};
 use super::Runtime;
 pub use backend::DockerBackend;
+pub use error::DockerError;
 use exec::{ExecHandle, ExecStream};
 pub use launcher::DockerLauncher;
 
