@@ -79,7 +79,17 @@ fn ensure_bpffs(root: &Path) -> Result<(), RuntimeError> {
     if is_bpffs(root) {
         return Ok(());
     }
-    let target = c_path(root)?;
+    mount_bpffs(root).map_err(RuntimeError::io(format!(
+        "mounting a bpffs at {}",
+        root.display()
+    )))
+}
+
+/// A fresh BPF filesystem on the directory `target`, root's only
+/// (mode 0700), no devices, setuid or programs run from it.
+pub(crate) fn mount_bpffs(target: &Path) -> io::Result<()> {
+    let target = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: valid NUL-terminated strings; no data beyond the options.
     let mounted = unsafe {
         libc::mount(
@@ -91,10 +101,7 @@ fn ensure_bpffs(root: &Path) -> Result<(), RuntimeError> {
         )
     };
     if mounted != 0 {
-        return Err(RuntimeError::Io {
-            doing: format!("mounting a bpffs at {}", root.display()),
-            cause: io::Error::last_os_error(),
-        });
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

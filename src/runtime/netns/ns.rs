@@ -184,18 +184,7 @@ pub fn create(name: &str, record: &NodeRecord, sysctls: &[(String, String)]) -> 
 /// are its own, and go when teardown unmounts it.
 fn mount_bpffs(dir: &Path) -> io::Result<()> {
     std::fs::create_dir(dir).map_err(io_context(format!("creating {}", dir.display())))?;
-    let target = cstring(dir)?;
-    // SAFETY: valid NUL-terminated strings.
-    check(unsafe {
-        libc::mount(
-            c"bpf".as_ptr(),
-            target.as_ptr(),
-            c"bpf".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            c"mode=0700".as_ptr().cast(),
-        )
-    })
-    .map_err(io_context(format!(
+    crate::runtime::xdp::mount_bpffs(dir).map_err(io_context(format!(
         "mounting a BPF filesystem on {}",
         dir.display()
     )))
