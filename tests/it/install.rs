@@ -186,3 +186,30 @@ fn an_unprivileged_user_gets_one_line_for_run_and_can_still_read_labs() {
         assert!(!out.stdout.is_empty(), "{verb:?}");
     }
 }
+
+/// An invalid lab is a usage error (exit 2) for anyone: validation comes
+/// before the check of what the process may do (exit 4).
+#[test]
+fn an_unprivileged_run_of_an_invalid_lab_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = dir.path().join("bad.yaml");
+    std::fs::write(&lab, "name: bad\nnodes:\n  a: { colour: red }\n").unwrap();
+    // Readable by nobody: a directory of the tests is 0700.
+    for (path, mode) in [(dir.path(), 0o755), (lab.as_path(), 0o644)] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let lab = lab.to_str().unwrap();
+    for verb in ["run", "deploy"] {
+        let Some(out) = as_nobody(&[verb, lab]) else {
+            return;
+        };
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{verb}: {err}");
+        assert_eq!(err.lines().count(), 1, "{verb}: {err}");
+        assert!(
+            err.contains("bad.yaml:3:8: unknown key `colour` in node \"a\""),
+            "{verb}: {err}"
+        );
+        assert!(!err.contains("needs root"), "{verb}: {err}");
+    }
+}

@@ -6,8 +6,9 @@
 //! (02:00:00:00:00:02), both on eth1.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use labctl::tools::datalink::{self, DatalinkKind, Direction, OpenOptions};
 use labctl::tools::frames::{self, EchoKind, Ipv4Params, Link, TcpParams};
@@ -15,7 +16,7 @@ use pnet::util::MacAddr;
 use serde_json::Value;
 
 use crate::support::bin;
-use crate::support::netns::{in_thread_of, inject, run_in};
+use crate::support::netns::{in_netns, in_thread_of, inject, run_in};
 use crate::support::process::Running;
 use crate::support::tools::{
     assert_busy_poll_behaviour, assert_ping_and_pong_print_the_contract_lines,
@@ -425,6 +426,47 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
     let help = run_in(ns, &bin("lab-ping"), &["--help"]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--rate <PPS>"));
+}
+
+/// Standard output that cannot be written (/dev/full: ENOSPC) ends a
+/// tool with one line and exit 4 (docs/tools.md), not a panic or a hang.
+#[test]
+fn an_unwritable_stdout_exits_4() {
+    let pair = pair(true);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let mut pong = in_netns(&pair.a.netns, Command::new(bin("lab-pong")).arg("eth1"))
+        .stdin(Stdio::null())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lab-pong");
+    // Its first line ("listening on eth1") fails at once; without the
+    // check it would run until killed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = pong.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = pong.kill();
+            let _ = pong.wait();
+            panic!("lab-pong with stdout on /dev/full was still running after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut pong.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("lab-pong: writing to standard output"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// SIGINT ends lab-ping early with its summary, as `ping` does.
