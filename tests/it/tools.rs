@@ -524,37 +524,33 @@ fn capture_goes_round_its_ring_without_losing_a_frame() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("b-eth1.pcap");
     let total = (u32::from(CHUNKS) * u32::from(PER_CHUNK)).to_string();
-    let capture = start(
+    let mut capture = start(
         &pair.b.netns,
         "lab-capture",
-        &[
-            "eth1",
-            "--quiet",
-            "--count",
-            &total,
-            "--pcap",
-            pcap.to_str().unwrap(),
-        ],
+        &["eth1", "--count", &total, "--pcap", pcap.to_str().unwrap()],
         "capturing on eth1 (af_packet)",
     );
     for chunk in 0..CHUNKS {
-        let frames = (0..PER_CHUNK)
-            .map(|i| unroutable_echo(chunk.wrapping_mul(PER_CHUNK).wrapping_add(i)))
-            .collect();
+        let first = chunk * PER_CHUNK;
+        let frames = (first..first + PER_CHUNK).map(unroutable_echo).collect();
         inject(&pair.a.netns, "eth1", frames);
-        // A debug build captures more slowly than it injects: this test is
-        // about going round the ring, not about speed (ci/bench is).
-        std::thread::sleep(Duration::from_millis(50));
+        // A debug build captures more slowly than it injects, and a chunk
+        // is a fifth of the ring: the next one goes once the capture has
+        // printed this one's last frame (this test is about going round the
+        // ring, not about speed: ci/bench is).
+        let last = first + PER_CHUNK - 1;
+        capture.wait_for(&format!("(seq={last}, "), Duration::from_secs(60));
     }
     let captured = capture.finish(Duration::from_secs(30));
-    assert!(captured.status.success(), "{captured:?}");
+    assert!(captured.status.success(), "{:?}", captured.stderr);
+    let lines = &captured.stdout;
+    assert_eq!(lines[0], "capturing on eth1 (af_packet)");
     assert_eq!(
-        captured.stdout,
-        [
-            "capturing on eth1 (af_packet)".to_owned(),
-            format!("{total} packets captured, 0 dropped, 0 malformed"),
-        ]
+        lines[lines.len() - 1],
+        format!("{total} packets captured, 0 dropped, 0 malformed")
     );
+    assert_eq!(count(lines, "(seq="), frames_count(&total));
+    assert_eq!(lines.len(), frames_count(&total) + 2);
     assert_eq!(tshark_frames(&pcap), frames_count(&total));
 }
 
