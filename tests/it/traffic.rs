@@ -405,6 +405,15 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
     assert!(stderr.contains("no ARP reply from 198.18.0.9"), "{stderr}");
 }
 
+/// The number after `icmp_seq=` in a line of lab-ping.
+fn icmp_seq(line: &str) -> Option<u64> {
+    let rest = line.split("icmp_seq=").nth(1)?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
 /// lab-ping, lab-pong and lab-capture ride out their links going down and
 /// coming back: the pinger's own link first (its requests are refused:
 /// a line each, counted lost), then the responder's (pong and the capture
@@ -430,10 +439,25 @@ fn ping_pong_and_capture_survive_their_links_going_down_and_up() {
         let mut pinging = Running::spawn(&pair.a.netns, &bin("lab-ping"), &refs(&ping_args), &[]);
         pinging.wait_for("icmp_seq=3 ", Duration::from_secs(10));
         ip(&["-n", &pair.a.netns, "link", "set", "eth1", "down"]);
-        std::thread::sleep(Duration::from_millis(600));
+        // Up again once two requests were refused, each with its line.
+        let refused = pinging.wait_for("eth1: icmp_seq=", Duration::from_secs(10));
+        let first = icmp_seq(&refused).unwrap();
+        pinging.wait_for(
+            &format!("eth1: icmp_seq={}: ", first + 1),
+            Duration::from_secs(10),
+        );
         ip(&["-n", &pair.a.netns, "link", "set", "eth1", "up"]);
-        std::thread::sleep(Duration::from_millis(1200));
+        // The responder's turn once a request after the cut was answered.
+        pinging.wait_until(
+            "reply after the cut",
+            |line| {
+                line.contains(" bytes from ") && icmp_seq(line).is_some_and(|seq| seq > first + 1)
+            },
+            Duration::from_secs(10),
+        );
         ip(&["-n", &pair.b.netns, "link", "set", "eth1", "down"]);
+        // An outage of this length, not a wait for something: the requests
+        // it swallows print nothing.
         std::thread::sleep(Duration::from_millis(600));
         ip(&["-n", &pair.b.netns, "link", "set", "eth1", "up"]);
         let pinged = pinging.finish(Duration::from_secs(30));
