@@ -93,6 +93,15 @@ async fn run_with(
     interrupts: &Interrupts,
     prepare: impl FnOnce(&Path),
 ) -> Done {
+    run_lab_with(runtime, interrupts, lab(), prepare).await
+}
+
+async fn run_lab_with(
+    runtime: &FakeRuntime,
+    interrupts: &Interrupts,
+    lab: Lab,
+    prepare: impl FnOnce(&Path),
+) -> Done {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     std::fs::create_dir(&run_dir).unwrap();
@@ -114,7 +123,7 @@ async fn run_with(
     let report = run
         .run_in(
             runtime,
-            lab(),
+            lab,
             run_dir,
             SystemTime::now(),
             &NoProgress,
@@ -299,6 +308,39 @@ async fn a_failed_deploy_rolls_back_and_runs_nothing() {
     assert!(rt.launcher.launched.lock().unwrap().is_empty());
     assert_eq!(done.statuses(), Vec::<Status>::new());
     assert!(done.report.run_dir.join(REPORT_JUNIT).exists());
+    assert_torn_down(&rt);
+}
+
+/// The lab with node b in an image of its own.
+fn lab_with_image(image: &str) -> Lab {
+    let text = LAB.replace("b: {}", &format!("b: {{ image: \"{image}\" }}"));
+    crate::lab::parse(&text, Path::new("/labs/life.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_node_image_the_daemon_does_not_have_is_an_error_before_any_node() {
+    let rt = runtime(FakeBackend::default());
+    let done = run_lab_with(&rt, &Interrupts::default(), lab_with_image("frr:9"), |_| {}).await;
+    // Outcome::Error: labctl run exits 3.
+    assert_eq!(done.report.outcome, Outcome::Error);
+    assert_eq!(done.kinds(), [RunProblemKind::Deploy]);
+    assert!(
+        done.messages()
+            .contains("image frr:9 of node b is not in the local Docker image store"),
+        "{}",
+        done.messages()
+    );
+    assert!(rt.backend.started.lock().unwrap().is_empty());
+    assert!(rt.launcher.launched.lock().unwrap().is_empty());
+    assert_eq!(done.statuses(), Vec::<Status>::new());
+
+    // With the image in the store, the same lab runs.
+    let rt = runtime(FakeBackend {
+        images: vec!["frr:9".into()],
+        ..Default::default()
+    });
+    let done = run_lab_with(&rt, &Interrupts::default(), lab_with_image("frr:9"), |_| {}).await;
+    assert_eq!(done.report.outcome, Outcome::Passed, "{}", done.messages());
     assert_torn_down(&rt);
 }
 

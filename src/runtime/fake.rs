@@ -3,10 +3,13 @@
 //! unit tests of deploy, teardown, the step runner and the lifecycle.
 //!
 //! They behave as Docker and netlink do where it matters: a container
-//! exists once created even if starting it fails, removing a gone one is
-//! fine, a command's exit code is known before its output closes. Each
-//! can fail on purpose at one place, and can press Ctrl-C (cancel a
-//! token) at one moment.
+//! exists once created even if starting it fails (then it is not
+//! running), a second container of a name is refused (409), a node's own
+//! image must be in the store, removing a gone one is fine, a program
+//! that is not there fails as Docker's exec does (its message, exit 126),
+//! signalling an ended command is fine, a command's exit code is known
+//! before its output closes. Each can fail on purpose at one place, and
+//! can press Ctrl-C (cancel a token) at one moment.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -81,6 +84,9 @@ pub enum Moment {
 #[derive(Default)]
 pub struct FakeBackend {
     pub containers: Mutex<Vec<ContainerInfo>>,
+    /// The images in the fake daemon's store, for nodes with `image:`
+    /// (the tools image is always there).
+    pub images: Vec<String>,
     pub fail_node: Option<String>,
     pub started: Mutex<Vec<String>>,
     /// Appear at the second listing, as creates that a killed deploy
@@ -144,6 +150,45 @@ impl FakeBackend {
         }
     }
 
+    /// Docker's create: refused (409) when a container of that name
+    /// exists; a container whose start `fails` is not running.
+    fn create(&self, spec: &NodeSpec, fails: bool) -> Result<(), RuntimeError> {
+        let mut containers = lock(&self.containers);
+        if containers.iter().any(|c| c.name == spec.container) {
+            return Err(RuntimeError::Docker {
+                doing: format!("creating container {}", spec.container),
+                cause: bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409,
+                    message: format!(
+                        "Conflict. The container name \"/{}\" is already in use by container \
+                         \"{}\". You have to remove (or rename) that container to be able to \
+                         reuse that name.",
+                        spec.container, spec.container
+                    ),
+                },
+            });
+        }
+        // Docker has created the container even when starting fails.
+        containers.push(ContainerInfo {
+            id: spec.container.clone(),
+            name: spec.container.clone(),
+            lab: spec.labels[names::LABEL_LAB].clone(),
+            instance: spec.labels[names::LABEL_INSTANCE].clone(),
+            owner: spec
+                .labels
+                .get(names::LABEL_OWNER)
+                .and_then(|o| names::Owner::parse(o)),
+            node: Some(spec.node.clone()),
+            run: spec.labels[names::LABEL_RUN].clone(),
+            file: Some(spec.labels[names::LABEL_FILE].clone()),
+            lab_nodes: spec.labels[names::LABEL_NODES].parse().ok(),
+            image: String::new(),
+            state: if fails { "exited" } else { "running" }.into(),
+            interfaces: vec![],
+        });
+        Ok(())
+    }
+
     /// The containers removed, sorted.
     pub fn removed(&self) -> Vec<String> {
         let mut removed = lock(&self.removed).clone();
@@ -162,11 +207,29 @@ impl Backend for FakeBackend {
         _progress: &dyn Progress,
     ) -> Result<HashMap<String, NodeImage>, RuntimeError> {
         let tools = ToolsImage::for_hash("000000000000");
-        Ok(lab
-            .nodes()
+        lab.nodes()
             .iter()
-            .map(|n| (n.name.clone(), NodeImage::Tools(tools.clone())))
-            .collect())
+            .map(|node| {
+                let image = match &node.image {
+                    None => NodeImage::Tools(tools.clone()),
+                    // labctl never pulls: Docker's 404 on inspecting it.
+                    Some(own) if !self.images.contains(own) => {
+                        return Err(RuntimeError::ImageMissing {
+                            node: node.name.clone(),
+                            image: own.clone(),
+                        })
+                    }
+                    Some(own) => NodeImage::Custom {
+                        image: own.clone(),
+                        path: None,
+                        command: node.cmd.clone().unwrap_or_default(),
+                        user: None,
+                        tools: tools.clone(),
+                    },
+                };
+                Ok((node.name.clone(), image))
+            })
+            .collect()
     }
 
     async fn host_support(&self) -> Result<HostSupport, RuntimeError> {
@@ -174,31 +237,15 @@ impl Backend for FakeBackend {
     }
 
     async fn start_node(&self, spec: &NodeSpec) -> Result<StartedNode, RuntimeError> {
-        // Docker has created the container even when starting fails.
-        lock(&self.containers).push(ContainerInfo {
-            id: spec.container.clone(),
-            name: spec.container.clone(),
-            lab: spec.labels[names::LABEL_LAB].clone(),
-            instance: spec.labels[names::LABEL_INSTANCE].clone(),
-            owner: spec
-                .labels
-                .get(names::LABEL_OWNER)
-                .and_then(|o| names::Owner::parse(o)),
-            node: Some(spec.node.clone()),
-            run: spec.labels[names::LABEL_RUN].clone(),
-            file: Some(spec.labels[names::LABEL_FILE].clone()),
-            lab_nodes: spec.labels[names::LABEL_NODES].parse().ok(),
-            image: String::new(),
-            state: "running".into(),
-            interfaces: vec![],
-        });
+        let fails = self.fail_node.as_deref() == Some(spec.node.as_str());
+        self.create(spec, fails)?;
         let pid = {
             let mut started = lock(&self.started);
             started.push(spec.node.clone());
             1000 + started.len() as u32
         };
         self.trip(Moment::StartNode).await;
-        if self.fail_node.as_deref() == Some(spec.node.as_str()) {
+        if fails {
             return Err(RuntimeError::NotRunning {
                 lab: "x".into(),
                 node: spec.node.clone(),
@@ -400,6 +447,9 @@ pub struct Script {
     pub forever: bool,
     /// On SIGINT: print this, then exit with this code. `None`: ignore it.
     pub on_interrupt: Option<(String, i64)>,
+    /// The launch fails with this reason, as spawning a host process does
+    /// (the netns runtime: a file without its execute bit, say).
+    pub launch_error: Option<String>,
 }
 
 impl Script {
@@ -409,6 +459,31 @@ impl Script {
                 .iter()
                 .map(|l| (Duration::from_millis(5), Stream::Stdout, format!("{l}\n")))
                 .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A program whose launch fails with `reason`.
+    pub fn cannot_start(reason: &str) -> Script {
+        Script {
+            launch_error: Some(reason.to_owned()),
+            ..Default::default()
+        }
+    }
+
+    /// What Docker's exec does with a program that is not in the node: it
+    /// starts, says so on its stdout and exits 126.
+    fn not_found(program: &str) -> Script {
+        Script {
+            lines: vec![(
+                Duration::ZERO,
+                Stream::Stdout,
+                format!(
+                    "OCI runtime exec failed: exec failed: unable to start container process: \
+                     exec: \"{program}\": executable file not found in $PATH: unknown\n"
+                ),
+            )],
+            exit: 126,
             ..Default::default()
         }
     }
@@ -521,15 +596,18 @@ impl Launcher for FakeLauncher {
             .scripts
             .get(&program)
             .and_then(|s| s.get(nth).or(s.last()))
-            .cloned();
+            .cloned()
+            .unwrap_or_else(|| Script::not_found(&program));
         lock(&self.launched).push(format!("{node}: {program}"));
         let log = Arc::clone(&self.signals);
         async move {
-            let script = script.ok_or_else(|| ProcessError::Launch {
-                node: node.to_owned(),
-                argv: argv.to_vec(),
-                reason: "no such program".into(),
-            })?;
+            if let Some(reason) = script.launch_error.clone() {
+                return Err(ProcessError::Launch {
+                    node: node.to_owned(),
+                    argv: argv.to_vec(),
+                    reason,
+                });
+            }
             let (out_tx, out_rx) = mpsc::channel(64);
             let (sig_tx, sig_rx) = mpsc::unbounded_channel();
             let (exit_tx, exit_rx) = watch::channel(None);
@@ -617,5 +695,97 @@ where
             Some(*code)
         }
         (Signal::Interrupt, None) => None,
+    }
+}
+
+/// The fakes answer as the real backends do (runtime/docker/,
+/// runtime/netns/), where tests could otherwise pass on a leniency.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(node: &str) -> NodeSpec {
+        let lab = crate::lab::parse(
+            "name: fk\nnodes: { a: {}, b: {} }\n",
+            Path::new("/labs/fk.yaml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let node = lab.nodes().iter().find(|n| n.name == node).unwrap().clone();
+        NodeSpec::new(
+            &lab,
+            &Instance::of_lab("fk"),
+            &node,
+            NodeImage::Tools(ToolsImage::for_hash("000000000000")),
+            &RunId::random(),
+            &HostSupport::FULL,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_second_container_of_a_name_is_refused_with_409() {
+        let backend = FakeBackend::default();
+        backend.start_node(&spec("a")).await.unwrap();
+        let err = backend.start_node(&spec("a")).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                RuntimeError::Docker {
+                    cause: bollard::errors::Error::DockerResponseServerError {
+                        status_code: 409,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("creating container labctl-fk.a: "),
+            "{err}"
+        );
+        assert_eq!(lock(&backend.containers).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_failed_to_start_is_listed_but_not_running() {
+        let backend = FakeBackend {
+            fail_node: Some("b".into()),
+            ..Default::default()
+        };
+        backend.start_node(&spec("a")).await.unwrap();
+        backend.start_node(&spec("b")).await.unwrap_err();
+        let listed = backend.list(&Scope::Instance("fk".into())).await.unwrap();
+        let running: Vec<(&str, bool)> = listed
+            .iter()
+            .map(|c| (c.node.as_deref().unwrap(), c.is_running()))
+            .collect();
+        assert_eq!(running, [("a", true), ("b", false)]);
+    }
+
+    #[tokio::test]
+    async fn removing_a_container_that_never_existed_is_fine() {
+        // Docker's 404 on remove is success, as netns's missing record.
+        let backend = FakeBackend::default();
+        backend.remove("labctl-fk.never").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_program_the_launcher_does_not_know_exits_126_and_an_ended_one_takes_signals() {
+        let argv = ["nope".to_owned()];
+        let mut launched = FakeLauncher::default().launch("a", &argv).await.unwrap();
+        let mut said = Vec::new();
+        while let Some(chunk) = launched.output.recv().await {
+            said.extend(chunk.data);
+        }
+        let said = String::from_utf8(said).unwrap();
+        assert!(
+            said.contains("exec: \"nope\": executable file not found in $PATH"),
+            "{said}"
+        );
+        assert_eq!(launched.control.exit_code().await.unwrap(), 126);
+        // Both real launchers take ESRCH (it has ended) as done.
+        launched.control.signal(Signal::Kill).await.unwrap();
+        launched.control.signal(Signal::Interrupt).await.unwrap();
     }
 }

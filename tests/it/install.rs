@@ -75,6 +75,7 @@ fn tools_that_are_not_statically_linked_are_refused_before_anything_is_made() {
     let ping = dir.path().join("lab-ping");
     std::fs::remove_file(&ping).unwrap();
     std::fs::write(&ping, ls).unwrap();
+    std::fs::set_permissions(&ping, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let lab = TestLab::new("stat", PING_PAIR_LAB);
     let runs = tempfile::tempdir().unwrap();
     let out = labctl_in(
@@ -113,12 +114,15 @@ fn tools_that_are_not_statically_linked_are_refused_before_anything_is_made() {
             runs.path().to_str().unwrap(),
         ],
     );
-    assert_ne!(out.status.code(), Some(EXIT_SETUP), "{}", stderr(&out));
+    // There ls, standing for lab-ping, runs: it fails the step as ls fails
+    // on its arguments (exit 2), so the run exits 1, not 4.
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
-        !stderr(&out).contains("dynamically linked"),
-        "{}",
-        stderr(&out)
+        said.contains("FAIL  ping") && said.contains("found exit code 2"),
+        "{said}"
     );
+    assert!(!said.contains("dynamically linked"), "{said}");
     assert_nothing_left(&lab.name);
 }
 
@@ -180,5 +184,32 @@ fn an_unprivileged_user_gets_one_line_for_run_and_can_still_read_labs() {
         let Some(out) = as_nobody(&verb) else { return };
         assert_eq!(out.status.code(), Some(0), "{verb:?}: {}", stderr(&out));
         assert!(!out.stdout.is_empty(), "{verb:?}");
+    }
+}
+
+/// An invalid lab is a usage error (exit 2) for anyone: validation comes
+/// before the check of what the process may do (exit 4).
+#[test]
+fn an_unprivileged_run_of_an_invalid_lab_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = dir.path().join("bad.yaml");
+    std::fs::write(&lab, "name: bad\nnodes:\n  a: { colour: red }\n").unwrap();
+    // Readable by nobody: a directory of the tests is 0700.
+    for (path, mode) in [(dir.path(), 0o755), (lab.as_path(), 0o644)] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let lab = lab.to_str().unwrap();
+    for verb in ["run", "deploy"] {
+        let Some(out) = as_nobody(&[verb, lab]) else {
+            return;
+        };
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{verb}: {err}");
+        assert_eq!(err.lines().count(), 1, "{verb}: {err}");
+        assert!(
+            err.contains("bad.yaml:3:8: unknown key `colour` in node \"a\""),
+            "{verb}: {err}"
+        );
+        assert!(!err.contains("needs root"), "{verb}: {err}");
     }
 }

@@ -42,6 +42,34 @@ fn spawn_run(lab: &TestLab, runs: &std::path::Path, extra: &[&str]) -> Child {
         .expect("start labctl run")
 }
 
+/// Reads `run`'s stderr until a line containing `text` (its progress, e.g.
+/// a step running), then drains the rest on a thread, whose handle gives
+/// back everything it read.
+fn wait_for_line(run: &mut Child, text: &str) -> std::thread::JoinHandle<String> {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(run.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(text) {
+                    break;
+                }
+            }
+            _ => panic!("the run ended its stderr before {text:?}:\n{seen}"),
+        }
+    }
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        seen
+    })
+}
+
 fn wait_for_containers(lab: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while containers_of(lab).len() < n {
@@ -176,14 +204,20 @@ fn a_lab_in_use_by_a_live_run_is_not_destroyed_without_force_and_sigterm_tears_i
 fn destroy_force_removes_a_lab_in_use() {
     let lab = TestLab::new("force", LONG_LAB);
     let runs = tempfile::tempdir().unwrap();
-    let run = spawn_run(&lab, runs.path(), &[]);
-    wait_for_containers(&lab.name, 2);
+    let mut run = spawn_run(&lab, runs.path(), &[]);
+    // In the steps, not the deploy (which a removed node fails as well).
+    let progress = wait_for_line(&mut run, "ping: running");
     let out = labctl(&["destroy", &lab.name, "--force"]);
     assert_success(&out, "labctl destroy --force");
     assert!(containers_of(&lab.name).is_empty());
-    // The run notices its lab is gone and ends without passing.
+    // The run notices its lab is gone: the running step fails (exit 1).
     let out = run.wait_with_output().unwrap();
-    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (said, progress) = (stdout(&out), progress.join().unwrap());
+    assert_eq!(out.status.code(), Some(1), "{said}{progress}");
+    assert!(
+        said.contains("FAIL  ping") && said.contains("2 steps, 1 passed, 1 failed"),
+        "{said}"
+    );
     assert_nothing_left(&lab.name);
 }
 

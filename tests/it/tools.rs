@@ -6,8 +6,9 @@
 //! (02:00:00:00:00:02), both on eth1.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use labctl::tools::datalink::{self, DatalinkKind, Direction, OpenOptions};
 use labctl::tools::frames::{self, EchoKind, Ipv4Params, Link, TcpParams};
@@ -15,7 +16,7 @@ use pnet::util::MacAddr;
 use serde_json::Value;
 
 use crate::support::bin;
-use crate::support::netns::{in_thread_of, inject, run_in};
+use crate::support::netns::{in_netns, in_thread_of, inject, run_in};
 use crate::support::process::Running;
 use crate::support::tools::{
     assert_busy_poll_behaviour, assert_ping_and_pong_print_the_contract_lines,
@@ -427,6 +428,47 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("--rate <PPS>"));
 }
 
+/// Standard output that cannot be written (/dev/full: ENOSPC) ends a
+/// tool with one line and exit 4 (docs/tools.md), not a panic or a hang.
+#[test]
+fn an_unwritable_stdout_exits_4() {
+    let pair = pair(true);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let mut pong = in_netns(&pair.a.netns, Command::new(bin("lab-pong")).arg("eth1"))
+        .stdin(Stdio::null())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lab-pong");
+    // Its first line ("listening on eth1") fails at once; without the
+    // check it would run until killed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = pong.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = pong.kill();
+            let _ = pong.wait();
+            panic!("lab-pong with stdout on /dev/full was still running after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut pong.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("lab-pong: writing to standard output"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// SIGINT ends lab-ping early with its summary, as `ping` does.
 #[test]
 fn ping_interrupted_prints_its_summary() {
@@ -482,37 +524,33 @@ fn capture_goes_round_its_ring_without_losing_a_frame() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("b-eth1.pcap");
     let total = (u32::from(CHUNKS) * u32::from(PER_CHUNK)).to_string();
-    let capture = start(
+    let mut capture = start(
         &pair.b.netns,
         "lab-capture",
-        &[
-            "eth1",
-            "--quiet",
-            "--count",
-            &total,
-            "--pcap",
-            pcap.to_str().unwrap(),
-        ],
+        &["eth1", "--count", &total, "--pcap", pcap.to_str().unwrap()],
         "capturing on eth1 (af_packet)",
     );
     for chunk in 0..CHUNKS {
-        let frames = (0..PER_CHUNK)
-            .map(|i| unroutable_echo(chunk.wrapping_mul(PER_CHUNK).wrapping_add(i)))
-            .collect();
+        let first = chunk * PER_CHUNK;
+        let frames = (first..first + PER_CHUNK).map(unroutable_echo).collect();
         inject(&pair.a.netns, "eth1", frames);
-        // A debug build captures more slowly than it injects: this test is
-        // about going round the ring, not about speed (ci/bench is).
-        std::thread::sleep(Duration::from_millis(50));
+        // A debug build captures more slowly than it injects, and a chunk
+        // is a fifth of the ring: the next one goes once the capture has
+        // printed this one's last frame (this test is about going round the
+        // ring, not about speed: ci/bench is).
+        let last = first + PER_CHUNK - 1;
+        capture.wait_for(&format!("(seq={last}, "), Duration::from_secs(60));
     }
     let captured = capture.finish(Duration::from_secs(30));
-    assert!(captured.status.success(), "{captured:?}");
+    assert!(captured.status.success(), "{:?}", captured.stderr);
+    let lines = &captured.stdout;
+    assert_eq!(lines[0], "capturing on eth1 (af_packet)");
     assert_eq!(
-        captured.stdout,
-        [
-            "capturing on eth1 (af_packet)".to_owned(),
-            format!("{total} packets captured, 0 dropped, 0 malformed"),
-        ]
+        lines[lines.len() - 1],
+        format!("{total} packets captured, 0 dropped, 0 malformed")
     );
+    assert_eq!(count(lines, "(seq="), frames_count(&total));
+    assert_eq!(lines.len(), frames_count(&total) + 2);
     assert_eq!(tshark_frames(&pcap), frames_count(&total));
 }
 

@@ -301,15 +301,30 @@ async fn an_interrupt_stops_the_running_step_and_skips_the_rest() {
 
 #[tokio::test]
 async fn a_program_that_cannot_start_fails_its_step() {
+    let fake = FakeLauncher::default().with("nope", Script::cannot_start("Permission denied"));
+    let r = run(&fake, &[exec("missing", "nope")]).await;
+    assert_eq!(statuses(&r), [Status::Failed]);
+    assert!(r[0].error.as_deref().unwrap().contains("Permission denied"));
+}
+
+#[tokio::test]
+async fn a_program_not_in_the_node_fails_its_step_with_exit_126() {
+    // As Docker's exec: it starts, says why on stdout, and exits 126.
     let fake = FakeLauncher::default();
     let r = run(&fake, &[exec("missing", "nope")]).await;
     assert_eq!(statuses(&r), [Status::Failed]);
-    assert!(r[0].error.as_deref().unwrap().contains("no such program"));
+    assert_eq!(r[0].exit, Some(126));
+    assert!(
+        r[0].stdout
+            .contains("exec: \"nope\": executable file not found in $PATH"),
+        "{}",
+        r[0].stdout
+    );
 }
 
 #[tokio::test]
 async fn wait_on_a_step_that_did_not_start_fails() {
-    let fake = FakeLauncher::default();
+    let fake = FakeLauncher::default().with("nope", Script::cannot_start("Permission denied"));
     let options = StepOptions {
         keep_going: true,
         ..Default::default()

@@ -69,7 +69,11 @@ impl WaitPolicy {
 
     /// Starts a wait of `timeout` from now.
     pub fn start(&self, timeout: Duration) -> Wait {
-        let now = Instant::now();
+        self.start_at(Instant::now(), timeout)
+    }
+
+    /// Starts a wait of `timeout` from `now` (the tests give the clock).
+    fn start_at(&self, now: Instant, timeout: Duration) -> Wait {
         let deadline = now.checked_add(timeout);
         let spin_end = if self.busy_poll {
             deadline
@@ -106,10 +110,14 @@ pub enum Next {
 impl Wait {
     /// After a look that found nothing: spin again, sleep, or give up.
     pub fn next(&self) -> Next {
+        self.next_at(Instant::now())
+    }
+
+    /// [`Wait::next`] at `now` (the tests give the clock).
+    fn next_at(&self, now: Instant) -> Next {
         if self.interrupted() {
             return Next::Done;
         }
-        let now = Instant::now();
         let left = match self.deadline {
             Some(deadline) if now >= deadline => return Next::Done,
             Some(deadline) => deadline - now,
@@ -244,20 +252,27 @@ fn set_socket_int(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Res
 mod tests {
     use super::*;
 
+    // The clock is given (start_at, next_at), never slept on: a loaded
+    // machine cannot move a look past the spin it was meant to fall in.
+
     #[test]
     fn a_spin_spins_briefly_then_sleeps() {
         let spin = Duration::from_millis(2);
+        let start = Instant::now();
         let wait = WaitPolicy {
             spin,
             busy_poll: false,
         }
-        .start(Duration::from_secs(5));
-        assert_eq!(wait.next(), Next::Spin);
-        std::thread::sleep(spin + Duration::from_millis(1));
-        match wait.next() {
-            Next::Sleep(left) => assert!(left > Duration::from_secs(4), "{left:?}"),
-            other => panic!("expected a sleep, got {other:?}"),
-        }
+        .start_at(start, Duration::from_secs(5));
+        assert_eq!(wait.next_at(start), Next::Spin);
+        assert_eq!(
+            wait.next_at(start + spin - Duration::from_nanos(1)),
+            Next::Spin
+        );
+        assert_eq!(
+            wait.next_at(start + spin),
+            Next::Sleep(Duration::from_secs(5) - spin)
+        );
     }
 
     #[test]
@@ -270,10 +285,15 @@ mod tests {
 
     #[test]
     fn busy_poll_spins_to_the_deadline_then_stops() {
-        let wait = WaitPolicy::busy_poll().start(Duration::from_millis(20));
-        assert_eq!(wait.next(), Next::Spin);
-        std::thread::sleep(Duration::from_millis(21));
-        assert_eq!(wait.next(), Next::Done);
+        let timeout = Duration::from_millis(20);
+        let start = Instant::now();
+        let wait = WaitPolicy::busy_poll().start_at(start, timeout);
+        assert_eq!(wait.next_at(start), Next::Spin);
+        assert_eq!(
+            wait.next_at(start + timeout - Duration::from_nanos(1)),
+            Next::Spin
+        );
+        assert_eq!(wait.next_at(start + timeout), Next::Done);
     }
 
     #[test]

@@ -73,8 +73,24 @@ impl Running {
     /// Waits until a stdout line contains `text`; panics (with everything
     /// seen so far) after `timeout`.
     pub fn wait_for(&mut self, text: &str, timeout: Duration) -> String {
+        self.wait_until(
+            &format!("line with {text:?}"),
+            |line| line.contains(text),
+            timeout,
+        )
+    }
+
+    /// Waits until a stdout line (one already seen included) is as `is`
+    /// asks, `what` in words; panics (with everything seen so far) after
+    /// `timeout`.
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        is: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> String {
         let deadline = Instant::now() + timeout;
-        if let Some(line) = self.seen.iter().find(|line| line.contains(text)) {
+        if let Some(line) = self.seen.iter().find(|line| is(line)) {
             return line.clone();
         }
         loop {
@@ -82,14 +98,14 @@ impl Running {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     self.seen.push(line.clone());
-                    if line.contains(text) {
+                    if is(&line) {
                         return line;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
                     let status = self.child.try_wait().ok().flatten();
                     panic!(
-                        "{}: no line with {text:?} within {timeout:?} (exited: {status:?}); stdout so far: {:#?}",
+                        "{}: no {what} within {timeout:?} (exited: {status:?}); stdout so far: {:#?}",
                         self.name, self.seen
                     );
                 }

@@ -95,9 +95,15 @@ enum Command {
 
 #[derive(Debug, PartialEq)]
 enum Event {
-    Described { text: String, owner: bool },
+    Described {
+        text: String,
+        owner: bool,
+    },
     Frame(Direction, Vec<u8>),
     Stats(Stats),
+    /// A `recv` found nothing after one that found a frame: what was
+    /// queued for the tool has all been read.
+    Drained,
 }
 
 /// A tool on its own thread: it opens the interface, then serves
@@ -126,6 +132,7 @@ impl Tool {
                 fake_opener(wires),
             )
             .unwrap();
+            let mut reading = false;
             loop {
                 match command_rx.try_recv() {
                     Ok(Command::Send(frame)) => link.send(&frame).unwrap(),
@@ -141,9 +148,17 @@ impl Tool {
                     Err(mpsc::TryRecvError::Empty) => {}
                     Err(mpsc::TryRecvError::Disconnected) => return,
                 }
-                if let Some(received) = link.recv(Duration::from_millis(5)).unwrap() {
-                    let frame = received.frame.to_vec();
-                    let _ = event_tx.send(Event::Frame(received.direction, frame));
+                match link.recv(Duration::from_millis(5)).unwrap() {
+                    Some(received) => {
+                        let frame = received.frame.to_vec();
+                        let _ = event_tx.send(Event::Frame(received.direction, frame));
+                        reading = true;
+                    }
+                    None if reading => {
+                        let _ = event_tx.send(Event::Drained);
+                        reading = false;
+                    }
+                    None => {}
                 }
             }
         });
@@ -162,7 +177,7 @@ impl Tool {
         loop {
             match self.next_event() {
                 Event::Described { text, owner } => return (text, owner),
-                Event::Frame(..) | Event::Stats(_) => {}
+                Event::Frame(..) | Event::Stats(_) | Event::Drained => {}
             }
         }
     }
@@ -187,9 +202,13 @@ impl Tool {
 
     /// No frame arrives within a short while.
     fn assert_quiet(&self) {
-        match self.events.recv_timeout(Duration::from_millis(200)) {
-            Err(_) => {}
-            Ok(event) => panic!("unexpected {event:?}"),
+        let end = Instant::now() + Duration::from_millis(200);
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.events.recv_timeout(left) {
+                Err(_) => {}
+                Ok(Event::Drained) => {}
+                Ok(event) => panic!("unexpected {event:?}"),
+            }
         }
     }
 
@@ -318,11 +337,17 @@ fn a_slow_client_loses_frames_and_reports_them() {
     for _ in 0..burst {
         owner.next_frame();
     }
-    // One more, after the slow tool woke up, carries the final count.
-    std::thread::sleep(Duration::from_secs(2));
+    // The slow tool wakes and reads what its queue kept, until a look
+    // finds nothing (an event of its own, not a quiet spell timed here);
+    // then one more frame, which has room, carries the final count.
     let mut received = 0;
-    while slow.events.recv_timeout(Duration::from_millis(300)).is_ok() {
-        received += 1;
+    loop {
+        match slow.next_event() {
+            Event::Frame(Direction::In, seen) if seen == frame => received += 1,
+            Event::Drained if received > 0 => break,
+            Event::Drained => {}
+            other => panic!("not a frame of the burst: {other:?}"),
+        }
     }
     wire.send(b"last");
     assert_eq!(slow.next_frame(), (Direction::In, b"last".to_vec()));

@@ -492,7 +492,7 @@ mod tests {
         assert!(tx.push(b"first").unwrap());
         assert_eq!((tx.head().unwrap(), tx.cur().unwrap()), (1, 1));
         assert_eq!(region.slot(NR_TX, 0, 0).len, 5);
-        assert_eq!(region.buffer_of(NR_TX, 0, 0, 5), b"first");
+        assert_eq!(region.buffer_of(NR_TX, 0, 0, 5).unwrap(), b"first");
         assert_eq!(tx.owned().unwrap(), 2);
         assert!(!tx.transmissions_complete().unwrap());
     }
@@ -509,6 +509,24 @@ mod tests {
         );
         kernel.txsync_now().unwrap();
         assert_eq!(kernel.wire(), [b"forgotten".to_vec()]);
+    }
+
+    /// The fake kernel sends nothing from outside a slot's buffer, as
+    /// netmap resets such a ring: a binding that got the slot wrong fails
+    /// here instead of reading other memory.
+    #[test]
+    fn the_fake_kernel_refuses_a_slot_beyond_its_buffer() {
+        let region = FakeRegion::new(1, 1, 4, 64);
+        let mut kernel = FakeKernel::new(&region);
+        let mut nifp = region.region().interface(region.nifp_offset()).unwrap();
+        assert!(nifp.tx[0].push(b"x").unwrap());
+        region.corrupt_slot_len(NR_TX, 0, 0, 65);
+        let err = kernel.txsync_now().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        region.corrupt_slot_len(NR_TX, 0, 0, 1);
+        region.corrupt_slot_buffer(NR_TX, 0, 0, 1);
+        assert!(kernel.txsync_now().is_err(), "a reserved buffer was sent");
+        assert!(kernel.wire().is_empty());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! netmap's part on it: it takes the TX slots between its last position
 //! and `head` at a TX sync (the "wire"), fills RX slots from `tail` at an
 //! RX sync, moves `tail`, and refuses a `head` or `cur` the real kernel
-//! would refuse. The ring code under test cannot tell it from the kernel.
+//! would refuse, and a TX slot whose buffer index or length points outside
+//! its buffer (netmap resets such a ring; the fake never reads there). The
+//! ring code under test cannot tell it from the kernel.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::VecDeque;
@@ -43,6 +45,9 @@ pub struct FakeRegion {
     tx_rings: u32,
     rx_rings: u32,
     num_slots: u32,
+    buf_size: u32,
+    /// Buffers in the pool, the two reserved ones included.
+    buffers: u32,
     tx_offsets: Vec<usize>,
     rx_offsets: Vec<usize>,
 }
@@ -80,6 +85,8 @@ impl FakeRegion {
             tx_rings,
             rx_rings,
             num_slots,
+            buf_size,
+            buffers: buffer_count as u32,
             tx_offsets,
             rx_offsets,
         };
@@ -203,9 +210,21 @@ impl FakeRegion {
         }
     }
 
-    pub fn buffer_of(&self, dir: u16, ring: u32, slot: u32, len: usize) -> Vec<u8> {
-        // SAFETY: len <= buf_size in every test.
-        unsafe { std::slice::from_raw_parts(self.buffer_ptr(dir, ring, slot), len).to_vec() }
+    /// The first `len` bytes of a slot's buffer; `None` where the kernel
+    /// would not read them: a buffer index outside the pool (or a reserved
+    /// one), or more than a buffer holds. Never reads outside the region.
+    pub fn buffer_of(&self, dir: u16, ring: u32, slot: u32, len: usize) -> Option<Vec<u8>> {
+        let buf_idx = self.slot(dir, ring, slot).buf_idx;
+        if !(FIRST_BUF_IDX..self.buffers).contains(&buf_idx) || len > self.buf_size as usize {
+            return None;
+        }
+        // SAFETY: a buffer of the pool, and len within it.
+        Some(unsafe { std::slice::from_raw_parts(self.buffer_ptr(dir, ring, slot), len).to_vec() })
+    }
+
+    pub fn corrupt_slot_len(&self, dir: u16, ring: u32, slot: u32, len: u16) {
+        // SAFETY: an in-bounds slot.
+        unsafe { (*self.slot_ptr(dir, ring, slot)).len = len };
     }
 
     fn index(&self, dir: u16, ring: u32, field: fn(*mut netmap_ring) -> *mut u32) -> &AtomicU32 {
@@ -321,6 +340,12 @@ impl<'r> FakeKernel<'r> {
     }
 
     pub fn deliver_with_flags(&mut self, ring: u32, frame: &[u8], flags: u16) {
+        assert!(
+            frame.len() <= self.region.buf_size as usize,
+            "a {}-byte frame does not fit a {}-byte netmap buffer",
+            frame.len(),
+            self.region.buf_size
+        );
         self.pending[ring as usize].push_back((frame.to_vec(), flags));
     }
 
@@ -367,8 +392,22 @@ impl<'r> FakeKernel<'r> {
             let (head, _) = self.check_indices(NR_TX, ring, k)?;
             let mut at = k.hwcur;
             while at != head {
-                let len = self.region.slot(NR_TX, ring, at).len as usize;
-                self.wire.push(self.region.buffer_of(NR_TX, ring, at, len));
+                let slot = self.region.slot(NR_TX, ring, at);
+                // netmap resets a ring with a bad buffer index or length
+                // rather than send from outside the buffer.
+                let frame = self
+                    .region
+                    .buffer_of(NR_TX, ring, at, usize::from(slot.len))
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!(
+                                "ring {ring}: slot {at} has buffer {} and length {}",
+                                slot.buf_idx, slot.len
+                            ),
+                        )
+                    })?;
+                self.wire.push(frame);
                 at = self.next(at);
             }
             let n = self.region.num_slots;
