@@ -157,15 +157,17 @@ impl FakeBackend {
         if containers.iter().any(|c| c.name == spec.container) {
             return Err(RuntimeError::Docker {
                 doing: format!("creating container {}", spec.container),
-                cause: bollard::errors::Error::DockerResponseServerError {
-                    status_code: 409,
-                    message: format!(
-                        "Conflict. The container name \"/{}\" is already in use by container \
-                         \"{}\". You have to remove (or rename) that container to be able to \
-                         reuse that name.",
-                        spec.container, spec.container
-                    ),
-                },
+                cause: super::docker::DockerError(
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 409,
+                        message: format!(
+                            "Conflict. The container name \"/{}\" is already in use by \
+                             container \"{}\". You have to remove (or rename) that container \
+                             to be able to reuse that name.",
+                            spec.container, spec.container
+                        ),
+                    },
+                ),
             });
         }
         // Docker has created the container even when starting fails.
@@ -730,10 +732,12 @@ mod tests {
             matches!(
                 &err,
                 RuntimeError::Docker {
-                    cause: bollard::errors::Error::DockerResponseServerError {
-                        status_code: 409,
-                        ..
-                    },
+                    cause: super::super::docker::DockerError(
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code: 409,
+                            ..
+                        }
+                    ),
                     ..
                 }
             ),
