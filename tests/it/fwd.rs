@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::bin;
 use crate::support::chain::{Chain, End};
-use crate::support::netns::{have_root, ip, run_in};
+use crate::support::netns::{ip, run_in};
 use crate::support::process::Running;
 use crate::support::skip::skip_without_netmap;
 use crate::support::tools::{count, ping, start, READY};
@@ -23,11 +23,11 @@ struct Forwarded {
     _chain: Chain,
 }
 
-fn forwarded() -> Forwarded {
-    assert!(
-        have_root(),
-        "the lab-fwd tests need root (namespaces, veths)"
-    );
+/// The three namespaces, or `None` (the test is skipped) without root.
+fn forwarded() -> Option<Forwarded> {
+    if crate::support::skip::skip_without_root("the lab-fwd tests (namespaces, veths)") {
+        return None;
+    }
     let mut chain = Chain::new();
     let (client, middle, server) = (chain.netns("lfc"), chain.netns("lfm"), chain.netns("lfs"));
     chain.veth(
@@ -61,12 +61,12 @@ fn forwarded() -> Forwarded {
     chain.silence(&client, &["eth1"]);
     chain.silence(&server, &["eth1"]);
     chain.silence(&middle, &["west", "east"]);
-    Forwarded {
+    Some(Forwarded {
         client,
         middle,
         server,
         _chain: chain,
-    }
+    })
 }
 
 fn start_fwd(netns: &str, extra: &[&str], env: &[(&str, &str)]) -> Running {
@@ -86,7 +86,9 @@ fn summary_of(lines: &[String]) -> Value {
 /// of the exchange: one ARP request and the requests west->east, one ARP
 /// reply and the replies east->west.
 fn pings_cross(fwd_args: &[&str], env: &[(&str, &str)], tool_args: &[&str], described: [&str; 2]) {
-    let net = forwarded();
+    let Some(net) = forwarded() else {
+        return;
+    };
     let mut fwd_args_json = fwd_args.to_vec();
     fwd_args_json.push("--json");
     let fwd = start_fwd(&net.middle, &fwd_args_json, env);
@@ -177,7 +179,9 @@ fn pings_cross_lab_fwd_on_netmap() {
     if skip_without_netmap() {
         return;
     }
-    let net = forwarded();
+    let Some(net) = forwarded() else {
+        return;
+    };
     let fwd = start_fwd(&net.middle, &["--datalink", "netmap"], &[]);
     let pong = start(
         &net.server,
@@ -210,7 +214,9 @@ fn pings_cross_lab_fwd_on_netmap() {
 /// The human lines are the contract's.
 #[test]
 fn the_lines_are_the_contracts() {
-    let net = forwarded();
+    let Some(net) = forwarded() else {
+        return;
+    };
     let fwd = start_fwd(&net.middle, &[], &[]);
     let pong = start(&net.server, "lab-pong", &["eth1"], "listening on");
     let pinged = ping(
@@ -234,7 +240,9 @@ fn the_lines_are_the_contracts() {
 /// runs on, and once east is back up pings cross again.
 #[test]
 fn a_link_down_costs_frames_not_the_forwarder() {
-    let net = forwarded();
+    let Some(net) = forwarded() else {
+        return;
+    };
     let fwd = start_fwd(&net.middle, &["--json"], &[]);
     let pong = start(&net.server, "lab-pong", &["eth1"], "listening on");
     let quick = [
@@ -269,7 +277,9 @@ fn a_link_down_costs_frames_not_the_forwarder() {
 
 #[test]
 fn bad_input_is_one_line() {
-    let net = forwarded();
+    let Some(net) = forwarded() else {
+        return;
+    };
     for (args, code, mention) in [
         (
             &["west", "west"][..],

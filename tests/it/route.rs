@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::bin;
 use crate::support::chain::{Chain, End};
-use crate::support::netns::{have_root, in_netns, ip};
+use crate::support::netns::{in_netns, ip};
 use crate::support::process::Running;
 use crate::support::tools::{count, ping, start};
 
@@ -29,11 +29,11 @@ pub struct Routed {
 
 /// The three namespaces above; `routes` adds each side's route through
 /// the router.
-pub fn routed(routes: bool) -> Routed {
-    assert!(
-        have_root(),
-        "the routing tests need root (namespaces, veths)"
-    );
+/// `None` (the test is skipped) without root.
+pub fn routed(routes: bool) -> Option<Routed> {
+    if crate::support::skip::skip_without_root("the routing tests (namespaces, veths)") {
+        return None;
+    }
     let mut chain = Chain::new();
     let (left, router, right) = (chain.netns("lrl"), chain.netns("lrr"), chain.netns("lrx"));
     chain.veth(
@@ -90,12 +90,12 @@ pub fn routed(routes: bool) -> Routed {
             "198.18.2.254",
         ]);
     }
-    Routed {
+    Some(Routed {
         left,
         router,
         right,
         _chain: chain,
-    }
+    })
 }
 
 fn with(args: &[&str], extra: &[&str]) -> Vec<String> {
@@ -128,7 +128,9 @@ fn ping_through(from: &str, to: &str, to_addr: &str, extra: &[&str]) {
 }
 
 fn both_ways(extra: &[&str]) {
-    let net = routed(true);
+    let Some(net) = routed(true) else {
+        return;
+    };
     ping_through(&net.left, &net.right, "198.18.2.1", extra);
     ping_through(&net.right, &net.left, "198.18.1.1", extra);
 }
@@ -149,7 +151,9 @@ fn ping_crosses_a_kernel_router_both_ways_on_af_xdp() {
 /// silenced). Every reply coming back proves lab-ping answers ARP.
 #[test]
 fn the_router_resolves_lab_ping_through_its_own_arp() {
-    let net = routed(true);
+    let Some(net) = routed(true) else {
+        return;
+    };
     let pong = start(&net.right, "lab-pong", &["eth1"], "listening on");
     let pinged = ping(
         &net.left,
@@ -186,7 +190,9 @@ fn the_router_resolves_lab_ping_through_its_own_arp() {
 /// No route in the table: `--gateway` alone gets through.
 #[test]
 fn a_gateway_given_needs_no_route() {
-    let net = routed(false);
+    let Some(net) = routed(false) else {
+        return;
+    };
     let pong = start(&net.right, "lab-pong", &["eth1"], "listening on");
     ip(&[
         "-n",
@@ -223,7 +229,9 @@ fn a_gateway_given_needs_no_route() {
 /// is even tried).
 #[test]
 fn no_route_is_one_line_and_fast() {
-    let net = routed(false);
+    let Some(net) = routed(false) else {
+        return;
+    };
     let started = Instant::now();
     let pinged = ping(&net.left, &["eth1", "198.18.2.1", "--count", "3"]);
     let took = started.elapsed();
@@ -243,7 +251,9 @@ fn no_route_is_one_line_and_fast() {
 /// lab-ping answers none).
 #[test]
 fn a_running_lab_ping_answers_arp_for_its_address() {
-    let net = routed(true);
+    let Some(net) = routed(true) else {
+        return;
+    };
     let pong = start(&net.right, "lab-pong", &["eth1"], "listening on");
     let mut long = Running::spawn(
         &net.left,
