@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use labctl::lab::RuntimeKind;
-use labctl::runtime::backend::ContainerInfo;
+use labctl::runtime::backend::NodeInfo;
 use labctl::runtime::registry;
 use labctl::runtime::{Removed, RuntimeError, Scope};
 
@@ -95,7 +95,7 @@ pub fn run(args: Args) -> VerbResult {
 
 /// A lab whose `labctl run` still runs is that process's to tear down:
 /// removing it under the run would fail the run, and it tears down anyway.
-fn refuse_if_owned(containers: &[ContainerInfo]) -> Result<(), CliError> {
+fn refuse_if_owned(containers: &[NodeInfo]) -> Result<(), CliError> {
     let mut owned: Vec<(String, u32)> = containers
         .iter()
         .filter_map(|c| Some((c.instance.clone(), c.live_owner()?.pid)))

@@ -6,12 +6,22 @@
 
 use std::fmt;
 
-use super::model::{Isolation, RuntimeKind};
-
 /// One Linux capability, by its number in linux/capability.h; its name is
 /// capabilities(7)'s without `CAP_` (Docker's spelling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Capability(u8);
+
+/// What a runtime's node is, as far as its processes' reach goes
+/// ([`super::RuntimeKind::isolation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Processes in namespaces of their own (PID, mount, IPC, UTS), under
+    /// a device cgroup and a seccomp profile.
+    Container,
+    /// Host processes with a network namespace of their own: the host's
+    /// files, processes and IPC.
+    HostProcess,
+}
 
 /// How far a hostile program holding a capability reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,11 +148,11 @@ impl Capability {
         u32::from(self.0)
     }
 
-    /// How far a hostile program holding it reaches in a node of `runtime`
-    /// (what matters is what the runtime's nodes are: [`Isolation`]).
-    pub fn reach(self, runtime: RuntimeKind) -> Reach {
+    /// How far a hostile program holding it reaches in a node that is
+    /// `isolation` (a runtime's: [`super::RuntimeKind::isolation`]).
+    pub fn reach(self, isolation: Isolation) -> Reach {
         let entry = &TABLE[usize::from(self.0)];
-        match runtime.isolation() {
+        match isolation {
             Isolation::Container => entry.container,
             Isolation::HostProcess => entry.host_process,
         }
@@ -198,13 +208,13 @@ mod tests {
 
     #[test]
     fn a_netns_step_reaches_the_host_with_more_than_a_container_does() {
-        let host = |runtime| {
+        let host = |isolation| {
             Capability::all()
-                .filter(|c| c.reach(runtime) == Reach::Host)
+                .filter(|c| c.reach(isolation) == Reach::Host)
                 .collect::<Vec<_>>()
         };
-        let docker = host(RuntimeKind::Docker);
-        let netns = host(RuntimeKind::Netns);
+        let docker = host(Isolation::Container);
+        let netns = host(Isolation::HostProcess);
         // What reaches the host from a container reaches it from the host.
         assert!(docker.iter().all(|c| netns.contains(c)));
         assert!(netns.len() > docker.len());

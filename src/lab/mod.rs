@@ -37,7 +37,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::OnceLock;
 
-pub use capability::{Capability, Reach};
+pub use capability::{Capability, Isolation, Reach};
 pub use error::{LabErrors, LoadError, Problem};
 pub use file::{read as read_file, MAX_LAB_FILE};
 pub use impairment::{format_rate, Impairment};

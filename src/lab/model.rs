@@ -15,7 +15,7 @@ use pnet::util::MacAddr;
 use regex::Regex;
 use serde::Deserialize;
 
-use super::capability::Capability;
+use super::capability::{Capability, Isolation};
 use super::impairment::Impairment;
 
 pub use crate::tools::datalink::DatalinkKind;
@@ -215,24 +215,13 @@ impl RuntimeKind {
     }
 
     /// What a node of this runtime is, which decides how far a capability
-    /// held in it reaches ([`crate::lab::Capability::reach`]).
+    /// held in it reaches ([`super::Capability::reach`]).
     pub fn isolation(self) -> Isolation {
         match self {
             Self::Docker => Isolation::Container,
             Self::Netns => Isolation::HostProcess,
         }
     }
-}
-
-/// What a runtime's node is, as far as its processes' reach goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isolation {
-    /// Processes in namespaces of their own (PID, mount, IPC, UTS), under
-    /// a device cgroup and a seccomp profile.
-    Container,
-    /// Host processes with a network namespace of their own: the host's
-    /// files, processes and IPC.
-    HostProcess,
 }
 
 impl fmt::Display for RuntimeKind {

@@ -15,9 +15,10 @@ use super::node::{InterfaceLabel, NodeImage, NodeSpec};
 use super::privilege::HostSupport;
 use super::progress::Progress;
 
-/// One labctl container as the daemon reports it.
+/// One node of a lab (a container, a netns namespace) as its runtime
+/// finds it on the host: by its labels, so after a crash too.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContainerInfo {
+pub struct NodeInfo {
     pub id: String,
     pub name: String,
     pub lab: String,
@@ -32,12 +33,12 @@ pub struct ContainerInfo {
     /// How many nodes the lab of this deploy has.
     pub lab_nodes: Option<usize>,
     pub image: String,
-    /// Docker's state: created, running, exited, ...
+    /// Its state in Docker's words: created, running, exited, ...
     pub state: String,
     pub interfaces: Vec<InterfaceLabel>,
 }
 
-impl ContainerInfo {
+impl NodeInfo {
     pub fn is_running(&self) -> bool {
         self.state == "running"
     }
@@ -136,7 +137,7 @@ pub trait Backend: Sync {
     fn list(
         &self,
         scope: &Scope,
-    ) -> impl Future<Output = Result<Vec<ContainerInfo>, RuntimeError>> + Send;
+    ) -> impl Future<Output = Result<Vec<NodeInfo>, RuntimeError>> + Send;
 
     /// Removes a container (killing it if needed); gone already is fine.
     fn remove(&self, container: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
@@ -194,10 +195,7 @@ pub trait Backend: Sync {
 
 /// The one instance `name` designates among `containers` (those of
 /// [`Scope::Named`]): the instance of that name, else the lab's only one.
-pub(crate) fn one_instance(
-    name: &str,
-    containers: &[ContainerInfo],
-) -> Result<String, RuntimeError> {
+pub(crate) fn one_instance(name: &str, containers: &[NodeInfo]) -> Result<String, RuntimeError> {
     let nodes = containers.iter().filter(|c| c.node.is_some());
     if nodes.clone().any(|c| c.instance == name) {
         return Ok(name.to_owned());

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::lab::Lab;
 use crate::links::{self, VethPlan, Wiring};
 
-use super::backend::{Backend, ContainerInfo, StartedNode};
+use super::backend::{Backend, NodeInfo, StartedNode};
 use super::error::RuntimeError;
 use super::fan_out::{fan_out, DEFAULT_CONCURRENCY};
 use super::names::{self, Instance, RunId, Scope};
@@ -166,7 +166,7 @@ pub async fn deploy<E: Backend, W: Wiring>(
     let existing = engine.list(&scope).await.map_err(fail)?;
     if !existing.is_empty() {
         // Never touch an instance another live labctl process is running.
-        if let Some(owner) = existing.iter().find_map(ContainerInfo::live_owner) {
+        if let Some(owner) = existing.iter().find_map(NodeInfo::live_owner) {
             return Err(fail(RuntimeError::InUse {
                 lab: instance.to_string(),
                 pid: owner.pid,
@@ -227,14 +227,14 @@ pub async fn deploy<E: Backend, W: Wiring>(
 fn already_up(
     lab: &Lab,
     instance: &Instance,
-    existing: &[ContainerInfo],
+    existing: &[NodeInfo],
 ) -> Result<DeployOutcome, RuntimeError> {
     let file = node::absolute(lab.file());
     let conflict = |detail: String| RuntimeError::Conflict {
         lab: instance.to_string(),
         detail,
     };
-    let nodes: Vec<&ContainerInfo> = existing.iter().filter(|c| c.node.is_some()).collect();
+    let nodes: Vec<&NodeInfo> = existing.iter().filter(|c| c.node.is_some()).collect();
     if let Some(other) = nodes
         .iter()
         .find(|c| c.file.as_deref() != Some(file.as_str()))

@@ -21,7 +21,7 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::backend::{Backend, ContainerInfo, StartedNode};
+use super::backend::{Backend, NodeInfo, StartedNode};
 use super::error::RuntimeError;
 use super::names::{self, Instance, RunId, Scope};
 use super::node::{NodeImage, NodeSpec, ToolsImage};
@@ -83,7 +83,7 @@ pub enum Moment {
 /// asked; records what it removed.
 #[derive(Default)]
 pub struct FakeBackend {
-    pub containers: Mutex<Vec<ContainerInfo>>,
+    pub containers: Mutex<Vec<NodeInfo>>,
     /// The images in the fake daemon's store, for nodes with `image:`
     /// (the tools image is always there).
     pub images: Vec<String>,
@@ -91,7 +91,7 @@ pub struct FakeBackend {
     pub started: Mutex<Vec<String>>,
     /// Appear at the second listing, as creates that a killed deploy
     /// left in flight in the daemon would.
-    pub late: Mutex<Vec<ContainerInfo>>,
+    pub late: Mutex<Vec<NodeInfo>>,
     pub listings: Mutex<usize>,
     /// Every container `remove` was called for, in order.
     pub removed: Mutex<Vec<String>>,
@@ -171,7 +171,7 @@ impl FakeBackend {
             });
         }
         // Docker has created the container even when starting fails.
-        containers.push(ContainerInfo {
+        containers.push(NodeInfo {
             id: spec.container.clone(),
             name: spec.container.clone(),
             lab: spec.labels[names::LABEL_LAB].clone(),
@@ -257,7 +257,7 @@ impl Backend for FakeBackend {
         Ok(StartedNode::of_pid(pid))
     }
 
-    async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
+    async fn list(&self, scope: &Scope) -> Result<Vec<NodeInfo>, RuntimeError> {
         self.answer(None, "listing the lab's containers")?;
         let second = {
             let mut listings = lock(&self.listings);

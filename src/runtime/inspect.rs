@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::lab::DatalinkKind;
 use crate::links::{self, LiveInterface};
 
-use super::backend::ContainerInfo;
+use super::backend::NodeInfo;
 use super::error::RuntimeError;
 
 #[derive(Clone, Debug, Serialize)]
@@ -54,11 +54,11 @@ pub struct InterfaceStatus {
 /// The labs of `containers`, by name, their nodes by name; `locate` says
 /// where a node's init and network namespace are, if it runs.
 pub async fn statuses<F, Fut>(
-    containers: Vec<ContainerInfo>,
+    containers: Vec<NodeInfo>,
     locate: F,
 ) -> Result<Vec<LabStatus>, RuntimeError>
 where
-    F: Fn(ContainerInfo) -> Fut,
+    F: Fn(NodeInfo) -> Fut,
     Fut: std::future::Future<Output = Result<(Option<u32>, Option<PathBuf>), RuntimeError>>,
 {
     let mut labs: BTreeMap<String, LabStatus> = BTreeMap::new();
@@ -84,7 +84,7 @@ where
 
 async fn node_status(
     node: String,
-    container: &ContainerInfo,
+    container: &NodeInfo,
     pid: Option<u32>,
     netns: Option<PathBuf>,
 ) -> NodeStatus {

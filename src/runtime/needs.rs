@@ -110,7 +110,7 @@ fn capability_preflight(lab: &Lab, host: &HostSupport) -> Result<(), RuntimeErro
             let reaching: Vec<&str> = n
                 .capabilities
                 .iter()
-                .filter(|c| c.reach(host.runtime) == Reach::Host)
+                .filter(|c| c.reach(host.runtime.isolation()) == Reach::Host)
                 .map(|c| c.name())
                 .collect();
             (!reaching.is_empty()).then(|| format!("{} ({})", n.name, reaching.join(", ")))

@@ -12,7 +12,7 @@
 
 use crate::lab::{Lab, RuntimeKind};
 
-use super::backend::{one_instance, Backend, ContainerInfo};
+use super::backend::{one_instance, Backend, NodeInfo};
 use super::deploy::{self, DeployError, DeployOptions, DeployOutcome};
 use super::docker::DockerRuntime;
 use super::error::RuntimeError;
@@ -100,7 +100,7 @@ impl AnyRuntime {
     }
 
     /// The nodes (and helpers) of `scope` on this runtime.
-    pub async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
+    pub async fn list(&self, scope: &Scope) -> Result<Vec<NodeInfo>, RuntimeError> {
         with_runtime!(self, |r| r.backend().list(scope).await)
     }
 
@@ -124,9 +124,9 @@ impl AnyRuntime {
 
 /// The instance in which `node` of the lab `name` runs, among `found`
 /// (the containers of [`Scope::Named`]).
-fn running_node(name: &str, node: &str, found: &[ContainerInfo]) -> Result<String, RuntimeError> {
+fn running_node(name: &str, node: &str, found: &[NodeInfo]) -> Result<String, RuntimeError> {
     let instance = one_instance(name, found)?;
-    let nodes: Vec<&ContainerInfo> = found
+    let nodes: Vec<&NodeInfo> = found
         .iter()
         .filter(|c| c.node.is_some() && c.instance == instance)
         .collect();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::links::Wiring;
 
-use super::backend::{Backend, ContainerInfo};
+use super::backend::{Backend, NodeInfo};
 use super::error::RuntimeError;
 use super::fan_out::{fan_out, DEFAULT_CONCURRENCY};
 use super::names::Scope;
@@ -146,7 +146,7 @@ pub async fn teardown<E: Backend, W: Wiring>(engine: &E, wiring: &W, scope: &Sco
 
 async fn remove_all<E: Backend>(
     engine: &E,
-    containers: &[ContainerInfo],
+    containers: &[NodeInfo],
 ) -> Vec<(String, Result<(), RuntimeError>)> {
     let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
     if let Some(removed) = engine.remove_many(&names).await {
@@ -159,7 +159,7 @@ async fn remove_all<E: Backend>(
 }
 
 /// Whether some deploy among `found` has fewer nodes than its lab.
-fn interrupted_deploy(found: &[ContainerInfo]) -> bool {
+fn interrupted_deploy(found: &[NodeInfo]) -> bool {
     let mut nodes_per_run: HashMap<(&str, &str), (usize, Option<usize>)> = HashMap::new();
     for c in found.iter().filter(|c| c.node.is_some()) {
         let entry = nodes_per_run

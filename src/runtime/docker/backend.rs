@@ -12,7 +12,7 @@ use bollard::Docker;
 use super::error::is_not_found;
 use crate::lab::Lab;
 use crate::links;
-use crate::runtime::backend::{one_instance, Backend, ContainerInfo, KeptConsole, StartedNode};
+use crate::runtime::backend::{one_instance, Backend, KeptConsole, NodeInfo, StartedNode};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::inspect::{self, LabStatus};
 use crate::runtime::names::{self, Instance, RunId, Scope};
@@ -98,7 +98,7 @@ impl DockerBackend {
     }
 
     /// The running container of `node` in the deployed lab `name`.
-    async fn running_node(&self, name: &str, node: &str) -> Result<ContainerInfo, RuntimeError> {
+    async fn running_node(&self, name: &str, node: &str) -> Result<NodeInfo, RuntimeError> {
         let containers = self.list(&Scope::Named(name.to_owned())).await?;
         let instance = one_instance(name, &containers)?;
         let nodes: Vec<_> = containers
@@ -227,7 +227,7 @@ impl Backend for DockerBackend {
         xdp::remove_dirs(Path::new(xdp::BPF_ROOT), scope)
     }
 
-    async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
+    async fn list(&self, scope: &Scope) -> Result<Vec<NodeInfo>, RuntimeError> {
         let filters = HashMap::from([("label".to_owned(), scope.label_filters())]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
@@ -241,7 +241,7 @@ impl Backend for DockerBackend {
                     "listing the containers of {}",
                     scope.describe()
                 )))?;
-        let mut found: Vec<ContainerInfo> = containers
+        let mut found: Vec<NodeInfo> = containers
             .into_iter()
             .filter_map(container_info)
             .filter(|c| scope.has(&c.lab, &c.instance, &c.run))
@@ -299,7 +299,7 @@ impl Backend for DockerBackend {
     }
 }
 
-fn container_info(summary: bollard::models::ContainerSummary) -> Option<ContainerInfo> {
+fn container_info(summary: bollard::models::ContainerSummary) -> Option<NodeInfo> {
     let labels = summary.labels.unwrap_or_default();
     let name = summary
         .names
@@ -311,7 +311,7 @@ fn container_info(summary: bollard::models::ContainerSummary) -> Option<Containe
         .get(names::LABEL_INTERFACES)
         .and_then(|json| serde_json::from_str(json).ok())
         .unwrap_or_default();
-    Some(ContainerInfo {
+    Some(NodeInfo {
         id: summary.id?,
         name,
         instance: labels

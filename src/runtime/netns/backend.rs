@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::lab::Lab;
-use crate::runtime::backend::{one_instance, Backend, ContainerInfo, StartedNode};
+use crate::runtime::backend::{one_instance, Backend, NodeInfo, StartedNode};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::names::{self, Instance, RunId, Scope};
 use crate::runtime::node::{NodeImage, NodeSpec};
@@ -142,7 +142,7 @@ impl Backend for NetnsBackend {
         })
     }
 
-    async fn list(&self, scope: &Scope) -> Result<Vec<ContainerInfo>, RuntimeError> {
+    async fn list(&self, scope: &Scope) -> Result<Vec<NodeInfo>, RuntimeError> {
         let found = blocking(format!("listing {}", ns::STATE_DIR), ns::list).await?;
         Ok(found.into_iter().filter_map(|f| info(f, scope)).collect())
     }
@@ -203,7 +203,7 @@ impl Backend for NetnsBackend {
 }
 
 /// A found node as a container would be listed, if it is in `scope`.
-fn info(found: ns::Found, scope: &Scope) -> Option<ContainerInfo> {
+fn info(found: ns::Found, scope: &Scope) -> Option<NodeInfo> {
     let state = if found.live { "running" } else { "created" }.to_owned();
     let Some(record) = found.record else {
         // No record: a crash while it was written. Only the name,
@@ -213,7 +213,7 @@ fn info(found: ns::Found, scope: &Scope) -> Option<ContainerInfo> {
             .strip_prefix("labctl-")
             .and_then(|rest| rest.rsplit_once('.'))
             .map(|(instance, _)| instance.to_owned())?;
-        return scope.has(&instance, &instance, "").then(|| ContainerInfo {
+        return scope.has(&instance, &instance, "").then(|| NodeInfo {
             id: found.name.clone(),
             name: found.name,
             lab: instance.clone(),
@@ -235,7 +235,7 @@ fn info(found: ns::Found, scope: &Scope) -> Option<ContainerInfo> {
         .cloned()
         .unwrap_or_else(|| lab.clone());
     let run = labels.get(names::LABEL_RUN).cloned().unwrap_or_default();
-    scope.has(&lab, &instance, &run).then(|| ContainerInfo {
+    scope.has(&lab, &instance, &run).then(|| NodeInfo {
         id: found.name.clone(),
         name: found.name,
         lab,
@@ -261,7 +261,7 @@ fn info(found: ns::Found, scope: &Scope) -> Option<ContainerInfo> {
 pub async fn node_record(name: &str, node: &str) -> Result<(String, NodeRecord), RuntimeError> {
     let found = NetnsBackend.list(&Scope::Named(name.to_owned())).await?;
     let instance = one_instance(name, &found)?;
-    let nodes: Vec<&ContainerInfo> = found
+    let nodes: Vec<&NodeInfo> = found
         .iter()
         .filter(|c| c.node.is_some() && c.instance == instance)
         .collect();
