@@ -6,6 +6,7 @@
 //! (VS Code, Neovim, Helix, ...) implements fully.
 
 use schemars::generate::SchemaSettings;
+use serde_json::Value as Json;
 
 use super::raw::RawLab;
 
@@ -31,6 +32,15 @@ pub fn lab_schema() -> serde_json::Value {
 pub fn lab_schema_json() -> String {
     // A `serde_json::Value` always serializes; the fallback is unreachable.
     serde_json::to_string_pretty(&lab_schema()).unwrap_or_default()
+}
+
+/// The JSON Schema `type` of a schema node, as a list (one or several).
+pub(super) fn type_names(schema: &Json) -> Option<Vec<&str>> {
+    match schema.get("type")? {
+        Json::String(t) => Some(vec![t.as_str()]),
+        Json::Array(ts) => Some(ts.iter().filter_map(Json::as_str).collect()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

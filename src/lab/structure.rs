@@ -17,9 +17,10 @@ use serde_json::Value as Json;
 use serde_saphyr::Location;
 
 use super::error::Problem;
+use super::schema::type_names;
 use super::typed::node_id;
 use super::wording;
-use super::yaml::{Node, Value};
+use super::yaml::{Node, Seg, Value};
 
 /// What the structural pass found.
 #[derive(Debug, Default)]
@@ -83,13 +84,6 @@ pub(super) fn check(tree: &Node, schema: &Json) -> Structure {
     };
     walker.walk(tree, schema, &mut Vec::new());
     walker.found
-}
-
-/// One step of the path from the top of the file to a value.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Seg {
-    Key(String),
-    Index(usize),
 }
 
 struct Walker<'a> {
@@ -354,14 +348,6 @@ impl<'a> Walker<'a> {
 
     fn note(&mut self, at: Location, message: String) {
         self.found.problems.push(Problem::at(at, message));
-    }
-}
-
-pub(super) fn type_names(schema: &Json) -> Option<Vec<&str>> {
-    match schema.get("type")? {
-        Json::String(t) => Some(vec![t.as_str()]),
-        Json::Array(ts) => Some(ts.iter().filter_map(Json::as_str).collect()),
-        _ => None,
     }
 }
 

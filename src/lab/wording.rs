@@ -10,8 +10,8 @@ use serde_json::Value as Json;
 use serde_saphyr::Location;
 
 use super::impairment;
-use super::structure::{type_names, Seg};
-use super::yaml::{Node, Value};
+use super::schema::type_names;
+use super::yaml::{Node, Seg, Value};
 
 /// A key written twice, in the words of where it is.
 pub(super) fn duplicate_message(tree: &Node, key: &str, first: Location, path: &[Seg]) -> String {

@@ -189,6 +189,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// One step of the path from the top of the file to a value.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
