@@ -58,7 +58,7 @@ impl Runtime for FakeRuntime {
         &self.wiring
     }
 
-    fn launcher(&self, _lab: &str) -> FakeLauncher {
+    fn launcher(&self, _instance: &str) -> FakeLauncher {
         self.launcher.clone()
     }
 

@@ -90,9 +90,10 @@ pub trait Runtime: Sync {
 
     fn backend(&self) -> &Self::Backend;
     fn wiring(&self) -> &Self::Wiring;
-    /// Starts commands in the nodes of the lab named `lab` (deployed or
-    /// about to be: nothing is looked up until a command starts).
-    fn launcher(&self, lab: &str) -> Self::Launcher;
+    /// Starts commands in the nodes of the lab instance `instance`
+    /// (deployed or about to be: nothing is looked up until a command
+    /// starts).
+    fn launcher(&self, instance: &str) -> Self::Launcher;
     /// The deployed labs in `scope`: their nodes, and each interface as
     /// declared and as it is in the node now.
     fn inspect(

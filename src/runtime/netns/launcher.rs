@@ -18,14 +18,14 @@ use crate::runtime::tools_dir::ToolsDir;
 use super::backend::{io_error, node_record};
 use super::{exec, ns};
 
-/// A command for `argv` in node `node` of the deployed netns lab `lab`;
+/// A command for `argv` in node `node` of the deployed netns instance `instance`;
 /// stdio is the caller's to set.
 pub async fn command(
-    lab: &str,
+    instance: &str,
     node: &str,
     argv: &[String],
 ) -> Result<tokio::process::Command, RuntimeError> {
-    let (name, record) = node_record(lab, node).await?;
+    let (name, record) = node_record(instance, node).await?;
     let tools = ToolsDir::locate()?;
     exec::command(&name, node, &record, tools.path(), argv).map_err(io_error(format!(
         "preparing {:?} in node {node}",
@@ -33,15 +33,15 @@ pub async fn command(
     )))
 }
 
-/// Starts steps in the nodes of one deployed netns lab.
+/// Starts steps in the nodes of one deployed netns lab instance.
 pub struct NetnsLauncher {
-    lab: String,
+    instance: String,
 }
 
 impl NetnsLauncher {
-    pub fn new(lab: &str) -> Self {
+    pub fn new(instance: &str) -> Self {
         NetnsLauncher {
-            lab: lab.to_owned(),
+            instance: instance.to_owned(),
         }
     }
 }
@@ -58,7 +58,7 @@ impl Launcher for NetnsLauncher {
                 argv: argv.to_vec(),
                 reason,
             };
-            let mut cmd = command(&self.lab, node, argv)
+            let mut cmd = command(&self.instance, node, argv)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             cmd.stdin(std::process::Stdio::null())
@@ -95,7 +95,7 @@ impl Launcher for NetnsLauncher {
         up: bool,
     ) -> BoxFuture<'a, Result<(), ProcessError>> {
         async move {
-            let netns = node_record(&self.lab, node)
+            let netns = node_record(&self.instance, node)
                 .await
                 .map(|(name, _)| ns::netns_path(&name));
             process::set_link_state(netns, node, interface, up).await

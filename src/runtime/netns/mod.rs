@@ -107,8 +107,8 @@ impl Runtime for NetnsRuntime {
         &self.netlink
     }
 
-    fn launcher(&self, lab: &str) -> NetnsLauncher {
-        NetnsLauncher::new(lab)
+    fn launcher(&self, instance: &str) -> NetnsLauncher {
+        NetnsLauncher::new(instance)
     }
 
     fn inspect(
