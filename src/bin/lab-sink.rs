@@ -34,6 +34,10 @@ struct Args {
     /// One line per flow before the summary
     #[arg(long)]
     per_flow: bool,
+    /// With --json, one `interval` event per this much of the sink's clock
+    /// (rate, loss, latency), from 1ms
+    #[arg(long, default_value = "100ms", value_parser = interval)]
+    interval: Duration,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -53,6 +57,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         count: args.count,
         duration: args.duration,
         per_flow: args.per_flow,
+        interval: args.common.json.then_some(args.interval),
         kernel_sees_frames: start.kind == DatalinkKind::AfPacket,
     };
     let open = OpenOptions {
@@ -63,4 +68,14 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
     let mut out = start.output();
     let summary = sink::run(link.as_mut(), &options, &mut out, &start.stop)?;
     Ok(cli::exit_for(summary.received))
+}
+
+/// `--interval`: a duration of 1 ms or more (a shorter one would print
+/// faster than anyone plots).
+fn interval(text: &str) -> Result<Duration, String> {
+    let interval = cli::duration(text)?;
+    if interval < Duration::from_millis(1) {
+        return Err(format!("{text:?} is shorter than 1ms"));
+    }
+    Ok(interval)
 }

@@ -17,6 +17,10 @@
 //! from the flow of the frame before (a single flow, or a batch of one
 //! flow's frames), no hashing: the last flow is looked at first, the
 //! others through a map from the flow to its place in a list.
+//!
+//! With `--json` it also reports each interval of its clock (100 ms by
+//! default) as it ends: one [`IntervalSample`] out of counters and a
+//! histogram reset every interval, so samples cost no memory over a run.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -38,7 +42,7 @@ use crate::tools::traffic::{self, Parsed};
 
 pub mod seq;
 
-use seq::SeqTracker;
+use seq::{Arrival, SeqTracker};
 
 /// The most flows counted one by one.
 pub const MAX_FLOWS: usize = 4096;
@@ -60,6 +64,8 @@ pub struct SinkOptions {
     pub duration: Option<Duration>,
     /// One line per flow before the summary.
     pub per_flow: bool,
+    /// One `interval` event per this much of the sink's clock (`--json`).
+    pub interval: Option<Duration>,
     /// The node's kernel sees the frames too (af_packet): take them off
     /// its hands ([`KernelPorts`]).
     pub kernel_sees_frames: bool,
@@ -112,6 +118,49 @@ pub struct SinkSummary {
     pub flows: Vec<FlowSummary>,
 }
 
+/// What one interval of the sink's clock saw. The intervals of a run add
+/// up to its summary: received, duplicates, reordered and lost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IntervalSample {
+    /// Where the interval starts, after the ready line.
+    pub start_ms: f64,
+    /// Its length: the interval, or less for the last one.
+    pub duration_ms: f64,
+    /// lab-gen frames received in it, duplicates included.
+    pub received: u64,
+    /// `received` over `duration_ms`, in frames per second, rounded.
+    pub rate: f64,
+    /// How much the lost count moved in it: the gaps that frames received
+    /// in it opened (a gap is counted when a higher number arrives), less
+    /// the gaps that late frames received in it filled. Negative when
+    /// more late frames came than gaps opened.
+    pub lost: i64,
+    /// The lost count at its end: the summary's `lost` so far.
+    pub lost_total: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    /// The one-way latency of the frames received in it (null without).
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub latency_max_ms: Option<f64>,
+}
+
+/// The interval being counted.
+struct Intervals {
+    every_ns: u64,
+    /// When the sink was ready (CLOCK_MONOTONIC).
+    ready_ns: u64,
+    /// When the current interval began.
+    start_ns: u64,
+    received: u64,
+    duplicates: u64,
+    reordered: u64,
+    /// The sink's lost count when it began.
+    lost_at_start: u64,
+    /// Reset at every interval's end.
+    latency: Histogram<u64>,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SinkEvent<'a> {
@@ -122,6 +171,9 @@ pub enum SinkEvent<'a> {
         mac: MacAddr,
         datalink: String,
     },
+    /// With `--json`, as each interval ends, and the last (partial) one
+    /// before the summary.
+    Interval(&'a IntervalSample),
     /// With `--per-flow`, before the summary (JSON carries them in it).
     Flow(&'a FlowSummary),
     Summary(&'a SinkSummary),
@@ -176,7 +228,11 @@ pub struct Sink {
     new_port: Option<u16>,
     /// Frames of flows beyond MAX_FLOWS: received, not tracked.
     untracked: u64,
+    /// The sum of the flows' lost counts, kept as each frame moves it.
+    lost: u64,
     latency: Histogram<u64>,
+    /// With `--json`: the current interval.
+    intervals: Option<Intervals>,
     first: Option<u64>,
     last: Option<u64>,
     corrupted: u64,
@@ -201,9 +257,9 @@ impl Sink {
             received: 0,
             new_port: None,
             untracked: 0,
-            // Bounds this wide and 3 digits always make a histogram.
-            latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
-                .unwrap_or_else(|_| Histogram::new(3).expect("a 3-digit histogram")),
+            lost: 0,
+            latency: latency_histogram(),
+            intervals: None,
             first: None,
             last: None,
             corrupted: 0,
@@ -242,16 +298,33 @@ impl Sink {
             session: stamp.session,
         };
         self.received += 1;
-        match self.flow_of(key) {
+        let arrival = match self.flow_of(key) {
             Some(at) => {
-                self.flows[at].1.record(stamp.seq);
+                let flow = &mut self.flows[at].1;
+                let lost_before = flow.lost();
+                let arrival = flow.record(stamp.seq);
+                // `self.lost` includes `lost_before`: no underflow.
+                self.lost = self.lost + flow.lost() - lost_before;
+                Some(arrival)
             }
-            None => self.untracked += 1,
-        }
+            None => {
+                self.untracked += 1;
+                None
+            }
+        };
         let latency = now_ns
             .saturating_sub(stamp.sent_ns)
             .clamp(1, MAX_LATENCY_NS);
         self.latency.saturating_record(latency);
+        if let Some(interval) = &mut self.intervals {
+            interval.received += 1;
+            match arrival {
+                Some(Arrival::Duplicate) => interval.duplicates += 1,
+                Some(Arrival::Reordered) => interval.reordered += 1,
+                Some(Arrival::InOrder) | None => {}
+            }
+            interval.latency.saturating_record(latency);
+        }
         self.first.get_or_insert(now_ns);
         self.last = Some(now_ns);
         Seen::Counted
@@ -275,6 +348,83 @@ impl Sink {
         };
         self.last_flow = Some(at);
         Some(at)
+    }
+
+    /// Counts in intervals of `every` from `ready_ns` (CLOCK_MONOTONIC):
+    /// [`Sink::sample_due`] and [`Sink::last_sample`] then give them.
+    pub fn with_intervals(mut self, every: Duration, ready_ns: u64) -> Sink {
+        self.intervals = Some(Intervals {
+            every_ns: u64::try_from(every.as_nanos()).unwrap_or(u64::MAX).max(1),
+            ready_ns,
+            start_ns: ready_ns,
+            received: 0,
+            duplicates: 0,
+            reordered: 0,
+            lost_at_start: self.lost,
+            latency: latency_histogram(),
+        });
+        self
+    }
+
+    /// The interval that ended by `now_ns`, if one did. Call it until
+    /// `None` before counting a frame received at `now_ns`, so the frame
+    /// lands in its own interval; an interval without frames is a sample
+    /// too (a rate of 0).
+    pub fn sample_due(&mut self, now_ns: u64) -> Option<IntervalSample> {
+        let interval = self.intervals.as_ref()?;
+        let end = interval.start_ns.saturating_add(interval.every_ns);
+        (now_ns >= end).then(|| self.close_interval(end))
+    }
+
+    /// How long from `now_ns` until the current interval ends.
+    pub fn next_sample_in(&self, now_ns: u64) -> Option<Duration> {
+        let interval = self.intervals.as_ref()?;
+        let end = interval.start_ns.saturating_add(interval.every_ns);
+        Some(Duration::from_nanos(end.saturating_sub(now_ns)))
+    }
+
+    /// The current interval, cut at `now_ns` (the end of the run), unless
+    /// it is empty and has not begun.
+    pub fn last_sample(&mut self, now_ns: u64) -> Option<IntervalSample> {
+        let interval = self.intervals.as_ref()?;
+        let end = now_ns.max(interval.start_ns);
+        (end > interval.start_ns || interval.received > 0).then(|| self.close_interval(end))
+    }
+
+    /// Closes the current interval at `end_ns` and begins the next there.
+    fn close_interval(&mut self, end_ns: u64) -> IntervalSample {
+        let lost_now = self.lost;
+        let interval = self
+            .intervals
+            .as_mut()
+            .expect("close_interval with intervals on");
+        let duration_ns = end_ns - interval.start_ns;
+        let rate = if duration_ns == 0 {
+            0.0
+        } else {
+            (interval.received as f64 * 1e9 / duration_ns as f64).round()
+        };
+        let seen = !interval.latency.is_empty();
+        let sample = IntervalSample {
+            start_ms: ms(interval.start_ns - interval.ready_ns),
+            duration_ms: ms(duration_ns),
+            received: interval.received,
+            rate,
+            lost: lost_now as i64 - interval.lost_at_start as i64,
+            lost_total: lost_now,
+            duplicates: interval.duplicates,
+            reordered: interval.reordered,
+            latency_p50_ms: seen.then(|| ms(interval.latency.value_at_quantile(0.5))),
+            latency_p99_ms: seen.then(|| ms(interval.latency.value_at_quantile(0.99))),
+            latency_max_ms: seen.then(|| ms(interval.latency.max())),
+        };
+        interval.start_ns = end_ns;
+        interval.received = 0;
+        interval.duplicates = 0;
+        interval.reordered = 0;
+        interval.lost_at_start = lost_now;
+        interval.latency.reset();
+        sample
     }
 
     /// The destination port of a new flow, once.
@@ -323,7 +473,7 @@ impl Sink {
             _ if !ready_for.is_zero() => received as f64 / ready_for.as_secs_f64(),
             _ => 0.0,
         };
-        let ms = |ns: u64| Some((ns as f64 / 1e3).round() / 1e3);
+        let ms = |ns: u64| Some(ms(ns));
         let seen = !self.latency.is_empty();
         SinkSummary {
             received,
@@ -350,6 +500,35 @@ impl Sink {
     }
 }
 
+/// Bounds this wide and 3 digits always make a histogram.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+        .unwrap_or_else(|_| Histogram::new(3).expect("a 3-digit histogram"))
+}
+
+/// Nanoseconds in milliseconds, to the microsecond.
+fn ms(ns: u64) -> f64 {
+    (ns as f64 / 1e3).round() / 1e3
+}
+
+/// Prints the intervals that ended by `now_ns`, at once: a plot follows
+/// the run as it goes.
+fn emit_samples<W: Write>(
+    sink: &mut Sink,
+    now_ns: u64,
+    out: &mut Output<W>,
+) -> Result<(), ToolError> {
+    let mut any = false;
+    while let Some(sample) = sink.sample_due(now_ns) {
+        out.emit(&SinkEvent::Interval(&sample))?;
+        any = true;
+    }
+    if any {
+        out.flush()?;
+    }
+    Ok(())
+}
+
 /// Receives until stopped (a signal, `--count`, `--duration`), then
 /// prints the summary.
 pub fn run<W: Write>(
@@ -369,6 +548,9 @@ pub fn run<W: Write>(
     let end = options.duration.and_then(|d| ready.checked_add(d));
     let answerer = ArpAnswerer::new(options.mac, options.ip);
     let mut sink = Sink::new(options.ip);
+    if let Some(every) = options.interval {
+        sink = sink.with_intervals(every, traffic::monotonic_ns());
+    }
     let mut kernel_ports = KernelPorts::new(options.ip, options.kernel_sees_frames);
     let mut arp_replies = 0;
     loop {
@@ -388,13 +570,20 @@ pub fn run<W: Write>(
             }
             None => POLL,
         };
+        let now = traffic::monotonic_ns();
+        emit_samples(&mut sink, now, out)?;
+        let wait = sink.next_sample_in(now).map_or(wait, |next| wait.min(next));
         let reply = match datalink.recv(wait).map_err(ToolError::Wire)? {
             None => continue,
             Some(received) if received.direction != Direction::In => continue,
-            Some(received) => match sink.on_frame(received.frame, traffic::monotonic_ns()) {
-                Seen::Arp => answerer.answer(received.frame),
-                Seen::Counted | Seen::Skipped => None,
-            },
+            Some(received) => {
+                let now = traffic::monotonic_ns();
+                emit_samples(&mut sink, now, out)?;
+                match sink.on_frame(received.frame, now) {
+                    Seen::Arp => answerer.answer(received.frame),
+                    Seen::Counted | Seen::Skipped => None,
+                }
+            }
         };
         if let Some(port) = sink.take_new_port() {
             kernel_ports.absorb(port);
@@ -407,6 +596,11 @@ pub fn run<W: Write>(
                 Err(error) => return Err(ToolError::Wire(error)),
             }
         }
+    }
+    let now = traffic::monotonic_ns();
+    emit_samples(&mut sink, now, out)?;
+    if let Some(sample) = sink.last_sample(now) {
+        out.emit(&SinkEvent::Interval(&sample))?;
     }
     let mut summary = sink.summary(ready.elapsed());
     summary.arp_replies = arp_replies;
@@ -481,6 +675,22 @@ impl fmt::Display for SinkEvent<'_> {
                 mac,
                 datalink,
             } => write!(f, "receiving on {iface} ({ip}, {mac}, {datalink})"),
+            // Printed with --json only; this is its form for a reader.
+            SinkEvent::Interval(sample) => write!(
+                f,
+                "interval at {:.3} s ({:.3} ms): received {} ({} frames/s), lost {:+} ({} so far), duplicates {}, reordered {}, latency p50/p99/max = {}/{}/{} ms",
+                sample.start_ms / 1e3,
+                sample.duration_ms,
+                sample.received,
+                sample.rate,
+                sample.lost,
+                sample.lost_total,
+                sample.duplicates,
+                sample.reordered,
+                or_dash(sample.latency_p50_ms),
+                or_dash(sample.latency_p99_ms),
+                or_dash(sample.latency_max_ms)
+            ),
             SinkEvent::Flow(flow) => write!(
                 f,
                 "flow {}:{} > {} (session {:08x}): received {}, lost {}, duplicates {}, reordered {}",

@@ -257,6 +257,62 @@ fn json_events_from_gen_and_sink() {
     assert!(summary["latency_p99_ms"].as_f64().unwrap() > 0.0);
 }
 
+/// lab-gen at 2,000 frames/s for a second into lab-sink --json: about ten
+/// 100 ms `interval` events carry the frames, and they add up to the
+/// summary's.
+#[test]
+fn the_sinks_intervals_add_up_to_its_summary() {
+    let pair = pair(true);
+    let sink = start(
+        &pair.b.netns,
+        "lab-sink",
+        &["eth1", "--count", "2000", "--json"],
+        "\"event\":\"ready\"",
+    );
+    let sent = gen(
+        &pair,
+        &["eth1", "198.18.0.2", "--count", "2000", "--rate", "2000"],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    let received = sink.finish(Duration::from_secs(30));
+    assert!(received.status.success(), "{received:?}");
+    let events: Vec<Value> = received
+        .stdout
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["received"], 2000, "{summary}");
+    let intervals: Vec<&Value> = events.iter().filter(|e| e["event"] == "interval").collect();
+    let sum = |field: &str| -> u64 { intervals.iter().map(|e| e[field].as_u64().unwrap()).sum() };
+    assert_eq!(sum("received"), 2000, "{intervals:?}");
+    assert_eq!(sum("duplicates"), 0);
+    assert_eq!(sum("reordered"), 0);
+    // The intervals before lab-gen began are empty; the second of frames
+    // spans ten of them, or eleven or twelve where it does not line up
+    // with them or the machine paused lab-gen.
+    let with_frames: Vec<&&Value> = intervals
+        .iter()
+        .filter(|e| e["received"].as_u64() > Some(0))
+        .collect();
+    assert!(
+        (10..=12).contains(&with_frames.len()),
+        "{} intervals with frames: {with_frames:?}",
+        with_frames.len()
+    );
+    let mut start = 0.0;
+    for interval in &intervals {
+        assert_eq!(interval["start_ms"].as_f64(), Some(start), "{interval}");
+        start += interval["duration_ms"].as_f64().unwrap();
+    }
+    let full = &intervals[..intervals.len() - 1];
+    assert!(
+        full.iter().all(|e| e["duration_ms"] == 100.0),
+        "{intervals:?}"
+    );
+}
+
 #[test]
 fn a_tbf_rate_limit_shows_in_the_sinks_rate() {
     let pair = pair(true);

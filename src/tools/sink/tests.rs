@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::tools::frames::{self, Ipv4Params, Link};
+use crate::tools::output::Format;
 use crate::tools::traffic::{FlowEnds, Stamp, Template};
 
 const SINK: Ipv4Addr = Ipv4Addr::new(198, 18, 40, 2);
@@ -199,4 +200,240 @@ proptest! {
         sink.on_frame(&bytes, now);
         let _ = SinkEvent::Summary(&sink.summary(Duration::from_millis(1))).to_string();
     }
+}
+
+const MS: u64 = 1_000_000;
+
+/// A sink ready at `READY`, in intervals of 100 ms.
+const READY: u64 = 7_000 * MS;
+
+fn sampling_sink() -> Sink {
+    Sink::new(SINK).with_intervals(Duration::from_millis(100), READY)
+}
+
+/// Counts `frame` at `now`, after the intervals that ended by then.
+fn feed(sink: &mut Sink, frame: &[u8], now: u64, samples: &mut Vec<IntervalSample>) {
+    while let Some(sample) = sink.sample_due(now) {
+        samples.push(sample);
+    }
+    sink.on_frame(frame, now);
+}
+
+#[test]
+fn intervals_count_their_own_frames_and_the_loss_seen_in_them() {
+    let flow = template(49152);
+    let mut sink = sampling_sink();
+    let mut samples = Vec::new();
+    // 0 to 100 ms: 0, 1, then 4 (2 and 3 missing); 100 to 200 ms: nothing;
+    // from 200 ms: 2 late (fills a gap), 2 again, 5; the run ends at 250.
+    for (seq, at_ms) in [(0, 10), (1, 20), (4, 30), (2, 210), (2, 220), (5, 230)] {
+        let now = READY + at_ms * MS;
+        feed(
+            &mut sink,
+            &frame(&flow, seq, now - 20_000),
+            now,
+            &mut samples,
+        );
+    }
+    samples.extend(sink.last_sample(READY + 250 * MS));
+    let brief: Vec<_> = samples
+        .iter()
+        .map(|s| {
+            (
+                s.start_ms,
+                s.duration_ms,
+                s.received,
+                s.rate,
+                s.lost,
+                s.lost_total,
+                s.duplicates,
+                s.reordered,
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            (0.0, 100.0, 3, 30.0, 2, 2, 0, 0),
+            (100.0, 100.0, 0, 0.0, 0, 2, 0, 0),
+            (200.0, 50.0, 3, 60.0, -1, 1, 1, 1),
+        ]
+    );
+    assert_eq!(samples[0].latency_p99_ms, Some(0.02));
+    assert_eq!(samples[1].latency_max_ms, None);
+    let summary = sink.summary(Duration::from_millis(250));
+    assert_eq!(
+        (
+            summary.received,
+            summary.lost,
+            summary.duplicates,
+            summary.reordered
+        ),
+        (6, 1, 1, 1)
+    );
+    assert_eq!(
+        SinkEvent::Interval(&samples[2]).to_string(),
+        "interval at 0.200 s (50.000 ms): received 3 (60 frames/s), lost -1 (1 so far), \
+         duplicates 1, reordered 1, latency p50/p99/max = 0.020/0.020/0.020 ms"
+    );
+    let json = serde_json::to_value(SinkEvent::Interval(&samples[1])).unwrap();
+    assert_eq!(json["event"], "interval");
+    assert_eq!(json["latency_p50_ms"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_latency_is_only_in_the_interval_of_its_frame() {
+    let flow = template(49152);
+    let mut sink = sampling_sink();
+    let mut samples = Vec::new();
+    let slow = READY + 50 * MS;
+    feed(
+        &mut sink,
+        &frame(&flow, 0, slow - 5 * MS),
+        slow,
+        &mut samples,
+    );
+    let fast = READY + 150 * MS;
+    feed(
+        &mut sink,
+        &frame(&flow, 1, fast - 10_000),
+        fast,
+        &mut samples,
+    );
+    samples.extend(sink.last_sample(READY + 200 * MS));
+    assert_eq!(samples.len(), 2);
+    // 3 significant digits: 5 ms is 5.000 to 5.005.
+    let slow_max = samples[0].latency_max_ms.unwrap();
+    assert!((5.0..5.005).contains(&slow_max), "{slow_max}");
+    assert_eq!(samples[1].latency_max_ms, Some(0.01));
+}
+
+#[test]
+fn no_last_sample_for_an_interval_not_begun() {
+    let mut sink = sampling_sink();
+    assert!(sink.sample_due(READY + 100 * MS).is_some());
+    assert_eq!(sink.last_sample(READY + 100 * MS), None);
+    assert_eq!(Sink::new(SINK).last_sample(READY), None);
+}
+
+/// Frames of two flows, each lost, duplicated or delayed at random, with
+/// random gaps between arrivals (some crossing several intervals).
+fn faulty_arrivals() -> impl Strategy<Value = Vec<(u16, u32, u64)>> {
+    prop::collection::vec((0u16..2, 0u8..100, 0u32..40, 0u64..150 * MS), 1..600).prop_map(
+        |faults| {
+            let mut next = [0u32; 2];
+            let mut out = Vec::new();
+            for (flow, roll, back, gap) in faults {
+                let at = &mut next[usize::from(flow)];
+                let seq = match roll {
+                    0..=9 => {
+                        *at += 2; // one lost
+                        *at - 1
+                    }
+                    10..=19 => at.saturating_sub(back), // a duplicate or late one
+                    _ => {
+                        *at += 1;
+                        *at - 1
+                    }
+                };
+                out.push((flow, seq, gap));
+            }
+            out
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn the_intervals_add_up_to_the_summary(arrivals in faulty_arrivals(), tail in 0u64..300 * MS) {
+        let flows = [template(49152), template(49153)];
+        let mut sink = sampling_sink();
+        let mut samples = Vec::new();
+        let mut now = READY;
+        for (flow, seq, gap) in arrivals {
+            now += gap;
+            feed(&mut sink, &frame(&flows[usize::from(flow)], seq, now - 1000), now, &mut samples);
+        }
+        now += tail;
+        while let Some(sample) = sink.sample_due(now) {
+            samples.push(sample);
+        }
+        samples.extend(sink.last_sample(now));
+        let summary = sink.summary(Duration::from_nanos(now - READY));
+        prop_assert_eq!(samples.iter().map(|s| s.received).sum::<u64>(), summary.received);
+        prop_assert_eq!(samples.iter().map(|s| s.duplicates).sum::<u64>(), summary.duplicates);
+        prop_assert_eq!(samples.iter().map(|s| s.reordered).sum::<u64>(), summary.reordered);
+        prop_assert_eq!(samples.iter().map(|s| s.lost).sum::<i64>(), summary.lost as i64);
+        prop_assert_eq!(samples.last().map(|s| s.lost_total), Some(summary.lost));
+        // Back to back from the ready line, each 100 ms but the last.
+        let mut start = 0.0;
+        for sample in &samples {
+            prop_assert!((sample.start_ms - start).abs() < 1e-6);
+            prop_assert!(sample.duration_ms <= 100.0);
+            start += sample.duration_ms;
+        }
+        // The last is to the microsecond.
+        prop_assert!((start - (now - READY) as f64 / 1e6).abs() <= 0.0005 + 1e-9);
+    }
+}
+
+fn run_on_fake(format: Format, interval: Option<Duration>) -> Vec<String> {
+    use crate::tools::datalink::fake::FakeLink;
+    let flow = template(49152);
+    let mut link = FakeLink::silent();
+    for seq in [0u32, 1, 3, 2, 2] {
+        link.queue(frame(&flow, seq, traffic::monotonic_ns()), Direction::In);
+    }
+    let options = SinkOptions {
+        iface: "eth1".into(),
+        ip: SINK,
+        mac: MacAddr::new(2, 0, 0, 0, 0x40, 2),
+        count: None,
+        duration: Some(Duration::from_millis(120)),
+        per_flow: false,
+        interval,
+        kernel_sees_frames: false,
+    };
+    let mut out = Output::new(format, Vec::new());
+    run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
+    String::from_utf8(out.into_inner())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn json_has_the_intervals_before_the_summary_and_the_human_lines_none() {
+    let events: Vec<serde_json::Value> = run_on_fake(Format::Json, Some(Duration::from_millis(50)))
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"ready"));
+    assert_eq!(kinds.last(), Some(&"summary"));
+    let intervals = &events[1..events.len() - 1];
+    assert!(intervals.len() >= 3, "{kinds:?}");
+    assert!(
+        intervals.iter().all(|e| e["event"] == "interval"),
+        "{kinds:?}"
+    );
+    let sum = |field: &str| -> i64 { intervals.iter().map(|e| e[field].as_i64().unwrap()).sum() };
+    let summary = events.last().unwrap();
+    assert_eq!(
+        (sum("received"), summary["received"].as_i64()),
+        (5, Some(5))
+    );
+    assert_eq!(
+        (sum("duplicates"), sum("reordered"), sum("lost")),
+        (1, 1, 0)
+    );
+
+    let lines = run_on_fake(Format::Human, None);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("receiving on eth1 (198.18.40.2, "));
+    assert!(lines[1].starts_with("received 5 frames, lost 0 (0.00%), duplicates 1, reordered 1, "));
 }
