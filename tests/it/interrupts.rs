@@ -7,9 +7,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
-use crate::support::lab::{
-    assert_nothing_left, busybox_image, containers_of, labctl_command, TestLab,
-};
+use crate::support::lab::{assert_nothing_left, busybox_image, labctl_command, TestLab};
 
 /// A node writing `bytes` of real (non-zero) data into /lab/out, so that
 /// copying it out takes a while.
@@ -146,15 +144,12 @@ fn sigterm_during_teardown_lets_it_complete_and_exits_130() {
     let run = start(&lab);
     run.wait_for("tearing the lab down");
     run.signal(libc::SIGTERM);
-    // Teardown had begun (the line above comes right before it) and had
-    // not ended (some of its containers are still there): the signal
-    // arrived during teardown, so the run must say that of it.
-    let left = containers_of(&lab.name).len();
+    // Teardown had begun (the line above comes right before it). The run
+    // says "during teardown" only for a signal that came while teardown
+    // ran (one after it is "after the steps"), so this line proves where
+    // the signal landed; counting the containers left after the signal
+    // raced with a quick teardown (8 removed in 0.04 s).
     let (code, out, err) = run.finish();
-    assert!(
-        left > 0,
-        "teardown ended before the signal could be seen in it (more nodes needed):\n{out}"
-    );
     assert_eq!(code, Some(130), "stdout:\n{out}\nstderr:\n{err}");
     assert!(
         out.contains("interrupted during teardown, which ran to its end"),
