@@ -193,6 +193,35 @@ pub trait Backend: Sync {
     ) -> impl Future<Output = Result<Vec<PathBuf>, RuntimeError>> + Send;
 }
 
+/// The running node `node` of the one instance `name` designates among
+/// `found` (the nodes of [`Scope::Named`]): where `labctl exec` goes.
+pub(crate) fn running_node<'a>(
+    name: &str,
+    node: &str,
+    found: &'a [NodeInfo],
+) -> Result<&'a NodeInfo, RuntimeError> {
+    let instance = one_instance(name, found)?;
+    let nodes: Vec<&NodeInfo> = found
+        .iter()
+        .filter(|c| c.node.is_some() && c.instance == instance)
+        .collect();
+    let Some(target) = nodes.iter().find(|c| c.node.as_deref() == Some(node)) else {
+        return Err(RuntimeError::NoSuchNode {
+            lab: instance,
+            node: node.to_owned(),
+            nodes: nodes.iter().filter_map(|c| c.node.clone()).collect(),
+        });
+    };
+    if !target.is_running() {
+        return Err(RuntimeError::NotRunning {
+            lab: instance,
+            node: node.to_owned(),
+            state: target.state.clone(),
+        });
+    }
+    Ok(target)
+}
+
 /// The one instance `name` designates among `containers` (those of
 /// [`Scope::Named`]): the instance of that name, else the lab's only one.
 pub(crate) fn one_instance(name: &str, containers: &[NodeInfo]) -> Result<String, RuntimeError> {

@@ -12,7 +12,7 @@
 
 use crate::lab::{Lab, RuntimeKind};
 
-use super::backend::{one_instance, Backend, NodeInfo};
+use super::backend::{Backend, NodeInfo};
 use super::deploy::{self, DeployError, DeployOptions, DeployOutcome};
 use super::docker::DockerRuntime;
 use super::error::RuntimeError;
@@ -123,28 +123,9 @@ impl AnyRuntime {
 }
 
 /// The instance in which `node` of the lab `name` runs, among `found`
-/// (the containers of [`Scope::Named`]).
+/// (the nodes of [`Scope::Named`]).
 fn running_node(name: &str, node: &str, found: &[NodeInfo]) -> Result<String, RuntimeError> {
-    let instance = one_instance(name, found)?;
-    let nodes: Vec<&NodeInfo> = found
-        .iter()
-        .filter(|c| c.node.is_some() && c.instance == instance)
-        .collect();
-    let Some(target) = nodes.iter().find(|c| c.node.as_deref() == Some(node)) else {
-        return Err(RuntimeError::NoSuchNode {
-            lab: instance,
-            node: node.to_owned(),
-            nodes: nodes.iter().filter_map(|c| c.node.clone()).collect(),
-        });
-    };
-    if !target.is_running() {
-        return Err(RuntimeError::NotRunning {
-            lab: instance,
-            node: node.to_owned(),
-            state: target.state.clone(),
-        });
-    }
-    Ok(instance)
+    super::backend::running_node(name, node, found).map(|target| target.instance.clone())
 }
 
 /// Every runtime as a verb that looks at them all sees it.

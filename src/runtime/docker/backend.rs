@@ -12,7 +12,7 @@ use bollard::Docker;
 use super::error::is_not_found;
 use crate::lab::Lab;
 use crate::links;
-use crate::runtime::backend::{one_instance, Backend, KeptConsole, NodeInfo, StartedNode};
+use crate::runtime::backend::{self, Backend, KeptConsole, NodeInfo, StartedNode};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::inspect::{self, LabStatus};
 use crate::runtime::names::{self, Instance, RunId, Scope};
@@ -100,26 +100,8 @@ impl DockerBackend {
     /// The running container of `node` in the deployed lab `name`.
     async fn running_node(&self, name: &str, node: &str) -> Result<NodeInfo, RuntimeError> {
         let containers = self.list(&Scope::Named(name.to_owned())).await?;
-        let instance = one_instance(name, &containers)?;
-        let nodes: Vec<_> = containers
-            .iter()
-            .filter(|c| c.node.is_some() && c.instance == instance)
-            .collect();
-        let Some(target) = nodes.iter().find(|c| c.node.as_deref() == Some(node)) else {
-            return Err(RuntimeError::NoSuchNode {
-                lab: instance,
-                node: node.to_owned(),
-                nodes: nodes.iter().filter_map(|c| c.node.clone()).collect(),
-            });
-        };
-        if !target.is_running() {
-            return Err(RuntimeError::NotRunning {
-                lab: instance,
-                node: node.to_owned(),
-                state: target.state.clone(),
-            });
-        }
-        Ok((*target).clone())
+        let target = backend::running_node(name, node, &containers)?;
+        Ok(target.clone())
     }
 
     async fn tools_image(&self, progress: &dyn Progress) -> Result<ToolsImage, RuntimeError> {

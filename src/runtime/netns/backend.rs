@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::lab::Lab;
-use crate::runtime::backend::{one_instance, Backend, NodeInfo, StartedNode};
+use crate::runtime::backend::{running_node, Backend, NodeInfo, StartedNode};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::names::{self, Instance, RunId, Scope};
 use crate::runtime::node::{NodeImage, NodeSpec};
@@ -260,25 +260,7 @@ fn info(found: ns::Found, scope: &Scope) -> Option<NodeInfo> {
 /// `name`, with the node's namespace name, or why there is none.
 pub async fn node_record(name: &str, node: &str) -> Result<(String, NodeRecord), RuntimeError> {
     let found = NetnsBackend.list(&Scope::Named(name.to_owned())).await?;
-    let instance = one_instance(name, &found)?;
-    let nodes: Vec<&NodeInfo> = found
-        .iter()
-        .filter(|c| c.node.is_some() && c.instance == instance)
-        .collect();
-    let Some(target) = nodes.iter().find(|c| c.node.as_deref() == Some(node)) else {
-        return Err(RuntimeError::NoSuchNode {
-            lab: instance,
-            node: node.to_owned(),
-            nodes: nodes.iter().filter_map(|c| c.node.clone()).collect(),
-        });
-    };
-    if !target.is_running() {
-        return Err(RuntimeError::NotRunning {
-            lab: instance,
-            node: node.to_owned(),
-            state: target.state.clone(),
-        });
-    }
+    let target = running_node(name, node, &found)?;
     let path = ns::state_path(&target.name).join("node.json");
     let json = std::fs::read(&path).map_err(io_error(format!("reading {}", path.display())))?;
     let record = serde_json::from_slice(&json).map_err(|e| {
