@@ -99,9 +99,13 @@ pub enum Error {
     },
     #[error("{0}")]
     Link(String),
-    /// Checks of an [`Expect`] that did not hold, one per line.
-    #[error("{}", failed_checks(.0))]
-    Check(Vec<FailedCheck>),
+    /// Checks of an [`Expect`] that did not hold, one per line, and the
+    /// end of the output they looked at.
+    #[error("{}\n{output}", failed_checks(.failed))]
+    Check {
+        failed: Vec<FailedCheck>,
+        output: String,
+    },
     /// An argument that cannot be what it names (an empty command, a bad
     /// regex, an instance name out of `[a-z0-9-]`).
     #[error("{0}")]

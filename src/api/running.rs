@@ -360,11 +360,24 @@ impl Output {
         };
         let failed = check::evaluate(expect.as_lab_expect(), &out);
         if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Check(failed))
+            return Ok(());
         }
+        Err(Error::Check {
+            failed,
+            output: format!(
+                "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+                self.exit,
+                last_lines(&self.stdout),
+                last_lines(&self.stderr)
+            ),
+        })
     }
+}
+
+/// The end of an output, for messages.
+fn last_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
 #[derive(Default)]
@@ -427,11 +440,11 @@ impl Process {
 
     fn tail(&self) -> String {
         let (out, err) = self.text();
-        let tail = |s: &str| {
-            let lines: Vec<&str> = s.lines().collect();
-            lines[lines.len().saturating_sub(10)..].join("\n")
-        };
-        format!("stdout:\n{}\nstderr:\n{}", tail(&out), tail(&err))
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            last_lines(&out),
+            last_lines(&err)
+        )
     }
 
     /// Waits until a whole line of stdout or stderr matches `regex` (as a

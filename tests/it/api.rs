@@ -82,7 +82,7 @@ async fn a_lab_built_in_code_pings_then_a_cut_link_stops_them() {
     assert_ne!(cut.exit, Some(0), "pings crossed a cut link: {cut:?}");
     assert!(matches!(
         cut.expect(&Expect::exit(0)),
-        Err(Error::Check(failed)) if failed.len() == 1
+        Err(Error::Check { failed, .. }) if failed.len() == 1
     ));
     running.link_up("a:eth1").await.unwrap();
     a.exec(&PING)
