@@ -285,3 +285,61 @@ fn misuse_is_a_typed_error_never_a_panic() {
     ));
     lab.down().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_api_drives_a_docker_lab() {
+    if skip() {
+        return;
+    }
+    let answers = Command::new("docker")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if crate::support::skip::skip_if(!answers, "no Docker daemon answers") {
+        return;
+    }
+    let name = unique("adk");
+    let running = pair(&name)
+        .on(labctl::api::RuntimeKind::Docker)
+        .up()
+        .await
+        .unwrap();
+    assert_eq!(running.runtime(), labctl::api::RuntimeKind::Docker);
+    assert_eq!(
+        crate::support::lab::containers_of(&name).len(),
+        2,
+        "a container per node"
+    );
+    let mut pong = running
+        .node("b")
+        .unwrap()
+        .spawn(&["lab-pong", "eth1"])
+        .await
+        .unwrap();
+    pong.wait_for_line("listening on eth1", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let a = running.node("a").unwrap();
+    a.exec(&PING)
+        .await
+        .unwrap()
+        .expect(&Expect::exit(0).stdout_contains("3 received"))
+        .unwrap();
+    running.link_down("a:eth1").await.unwrap();
+    assert_ne!(a.exec(&PING).await.unwrap().exit, Some(0));
+    running.link_up("a:eth1").await.unwrap();
+    running
+        .impair("a:eth1", Impair::new().rate("10mbit"))
+        .await
+        .unwrap();
+    a.exec(&PING)
+        .await
+        .unwrap()
+        .expect(&Expect::exit(0))
+        .unwrap();
+    drop(running);
+    assert_eq!(
+        crate::support::lab::containers_of(&name),
+        Vec::<String>::new()
+    );
+}
