@@ -97,15 +97,23 @@ fn main() -> ExitCode {
         .build()
         .expect("an async runtime");
     let started = Instant::now();
+    let mut phases = String::new();
     let outcome = runtime.block_on(async {
-        // Dropped at the end of the block, pass or fail: the lab goes.
         let lab = lab()?.up().await?;
-        pings_cross_the_forwarder(&lab).await
+        phases += &format!("up {:.2}s", started.elapsed().as_secs_f64());
+        let checks = Instant::now();
+        let passed = pings_cross_the_forwarder(&lab).await;
+        phases += &format!(", checks {:.2}s", checks.elapsed().as_secs_f64());
+        // Dropped here, pass or fail: the lab goes.
+        let down = Instant::now();
+        drop(lab);
+        phases += &format!(", down {:.2}s", down.elapsed().as_secs_f64());
+        passed
     });
     match outcome {
         Ok(()) => {
             println!(
-                "test pings_cross_the_forwarder ... ok ({:.2}s)",
+                "test pings_cross_the_forwarder ... ok ({:.2}s: {phases})",
                 started.elapsed().as_secs_f64()
             );
             ExitCode::SUCCESS
