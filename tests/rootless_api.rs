@@ -19,8 +19,10 @@ use labctl::api::{Error, Expect, Lab, Link, Node};
 const CHILD: &str = "LABCTL_ROOTLESS_API_CHILD";
 
 fn main() -> ExitCode {
-    if std::env::var_os(CHILD).is_some() {
-        return child();
+    match std::env::var(CHILD).as_deref() {
+        Ok("without-enter") => return without_enter(),
+        Ok(_) => return child(),
+        Err(_) => {}
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -37,23 +39,51 @@ fn main() -> ExitCode {
     let dir = user::UserDir::new(ids);
     let me = std::env::current_exe().expect("the test's own path");
     let tools = Path::new(env!("CARGO_BIN_EXE_labctl")).parent().unwrap();
-    let out = user::as_user(ids, dir.path(), &me, &[])
-        .env(CHILD, "1")
-        .env("LABCTL_TOOLS_DIR", tools)
-        .output()
-        .expect("running the test as the user");
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    let left = user::processes_of(ids.0);
-    if !out.status.success() || !left.is_empty() {
-        eprintln!(
-            "rootless_api failed: {:?}; processes left: {left:?}",
-            out.status
-        );
-        return ExitCode::FAILURE;
+    for mode in ["rootless", "without-enter"] {
+        let out = user::as_user(ids, dir.path(), &me, &[])
+            .env(CHILD, mode)
+            .env("LABCTL_TOOLS_DIR", tools)
+            .output()
+            .expect("running the test as the user");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        let left = user::processes_of(ids.0);
+        if !out.status.success() || !left.is_empty() {
+            eprintln!(
+                "rootless_api ({mode}) failed: {:?}; processes left: {left:?}",
+                out.status
+            );
+            return ExitCode::FAILURE;
+        }
     }
     println!("test rootless_api ... ok");
     ExitCode::SUCCESS
+}
+
+/// As the ordinary user, without `enter`: `up` says what to do, typed.
+fn without_enter() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lab = Lab::builder("no-enter")
+        .node(Node::new("a"))
+        .build()
+        .unwrap();
+    match runtime.block_on(lab.up()) {
+        Err(e @ Error::NotPrivileged(_)) if e.to_string().contains("rootless::enter()") => {
+            println!("rootless api: without enter(), up() is NotPrivileged and says what to call");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rootless_api: expected NotPrivileged, got {e}");
+            ExitCode::FAILURE
+        }
+        Ok(_) => {
+            eprintln!("rootless_api: a lab came up without root or enter()");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// As the ordinary user: a single thread until `enter` returns.
