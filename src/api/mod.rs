@@ -38,6 +38,7 @@
 mod blocking;
 mod builder;
 mod running;
+pub mod session;
 
 use std::path::Path;
 

@@ -26,7 +26,9 @@ use crate::runtime::names::{Instance, Scope};
 use crate::runtime::netns::{self, rootless};
 use crate::runtime::process::{Chunk, Control, Launcher, Signal, Stream};
 use crate::runtime::registry::AnyRuntime;
-use crate::runtime::{DeployOptions, DeployOutcome, NoProgress, RuntimeError};
+use crate::runtime::{Interrupts, NoProgress, RuntimeError};
+
+use super::session::{self, UpError};
 use crate::with_runtime;
 
 /// The longest a drop waits for the teardown of a lab.
@@ -89,19 +91,13 @@ pub(super) async fn up(
         )))?;
     remove_leftovers(&runtime, lab.name()).await;
     let instance = instance.unwrap_or_else(|| Instance::fresh(lab.name()));
-    let options = DeployOptions {
-        instance: Some(instance.clone()),
-        ..Default::default()
-    };
-    match runtime.deploy(&lab, &options, &NoProgress).await {
-        Ok(DeployOutcome::Deployed(_)) => {}
-        Ok(DeployOutcome::AlreadyUp { .. }) => {
-            return Err(Error::Deploy(format!(
-                "lab {instance} is already up; pick another instance name, or remove it with \
-                 `labctl destroy {instance}`"
-            )))
-        }
-        Err(e) => return Err(Error::Deploy(e.to_string())),
+    let deployed = with_runtime!(&runtime, |r| {
+        session::bring_up(r, &lab, &instance, &Interrupts::default(), &NoProgress).await
+    });
+    match deployed {
+        Ok(_) => {}
+        Err(UpError::AlreadyUp(message)) => return Err(Error::Deploy(message)),
+        Err(UpError::Failed(e)) => return Err(Error::Deploy(e.to_string())),
     }
     let launcher = with_runtime!(&runtime, |r| {
         Box::new(crate::runtime::Runtime::launcher(r, instance.as_str())) as Box<dyn Launcher>
@@ -238,10 +234,9 @@ impl RunningLab {
     /// does the same without the errors.
     pub async fn down(mut self) -> Result<(), Error> {
         self.down = true;
-        let removed = self
-            .runtime
-            .destroy(&Scope::Instance(self.instance.to_string()))
-            .await;
+        let removed = with_runtime!(&self.runtime, |r| {
+            session::take_down(r, &self.instance).await
+        });
         if removed.errors.is_empty() {
             Ok(())
         } else {
@@ -259,8 +254,8 @@ impl Drop for RunningLab {
             return;
         }
         let kind = self.kind;
+        let owned = self.instance.clone();
         let instance = self.instance.to_string();
-        let scope = Scope::Instance(instance.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("labctl-teardown".into())
@@ -273,7 +268,9 @@ impl Drop for RunningLab {
                         rt.block_on(async {
                             let runtime =
                                 AnyRuntime::connect(kind).await.map_err(|e| e.to_string())?;
-                            let removed = runtime.destroy(&scope).await;
+                            let removed = with_runtime!(&runtime, |r| {
+                                session::take_down(r, &owned).await
+                            });
                             Ok(removed
                                 .errors
                                 .iter()
