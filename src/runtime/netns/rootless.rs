@@ -24,8 +24,9 @@
 //!
 //! Everything the lab makes (namespaces, their mounts, veths, processes)
 //! is held by that process tree and its mount namespace alone, so it goes
-//! when the process goes, however it ends: nothing is ever written on the
-//! host, nothing is left to clean after a crash.
+//! when the process goes, however it ends: nothing of the lab is made on
+//! the host (only the run's own files, as the user), nothing is left to
+//! clean after a crash.
 //!
 //! What cannot work there is refused before anything is made
 //! ([`needs_root`]): af_xdp (its XDP program and maps need CAP_BPF, and
