@@ -219,7 +219,13 @@ fn what_a_crashed_run_left_is_removed_on_the_next_start() {
     assert_eq!(netns_leftovers(&crashed), Vec::<String>::new());
     assert!(crate::support::lab::netns_node_of(&name, "a").is_some());
     lab.down().unwrap();
-    crate::support::lab::remove_leftovers(&name);
+    // The instance named as the lab, `labctl deploy`'s.
+    let removed = Command::new(bin("labctl"))
+        .args(["destroy", &name])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+    assert_eq!(netns_leftovers(&name), Vec::<String>::new());
 }
 
 #[test]

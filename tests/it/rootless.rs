@@ -164,3 +164,27 @@ fn killing_a_rootless_run_leaves_no_process_and_no_namespace() {
     }
     assert_eq!(netns_leftovers(&instance), Vec::<String>::new());
 }
+
+#[test]
+fn a_run_directory_outside_the_hosts_directories_is_refused_not_lost() {
+    let Some(user) = user_or_skip() else { return };
+    let dir = UserDir::new(user);
+    let icmp =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/icmp.yaml")).unwrap();
+    let lab = dir.lab("icmp", &icmp);
+    // `/runs` exists in no host directory: inside the user namespace's own
+    // root it would vanish with the process, so writing it must fail.
+    let out = as_user(
+        user,
+        std::path::Path::new("/"),
+        &["run", lab.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("writing runs: Read-only file system"),
+        "{}",
+        show(&out)
+    );
+}

@@ -267,6 +267,15 @@ fn new_root(cwd: Option<&Path>) -> Result<(), RootlessError> {
         let path = staging.join(dir);
         std::fs::create_dir_all(&path).map_err(setup(format!("creating {}", path.display())))?;
     }
+    // `/run` is a tmpfs of its own: it stays writable when the root is
+    // made read-only below.
+    mount(
+        Some(Path::new("tmpfs")),
+        &staging.join("run"),
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(c"mode=0755"),
+    )?;
     let new = c(staging)?;
     let old = c(&staging.join(OLD_ROOT))?;
     // SAFETY: pivot_root with two valid paths; the new root is a mount
@@ -287,6 +296,16 @@ fn new_root(cwd: Option<&Path>) -> Result<(), RootlessError> {
         Path::new("/proc"),
         Some(c"proc"),
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    // The new root itself read-only: a file written where no host
+    // directory is bound (a run directory under `/`) would vanish with the
+    // process; writing there fails instead, and says so.
+    mount(
+        None,
+        root,
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
         None,
     )?;
     if let Some(cwd) = cwd {
