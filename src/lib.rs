@@ -15,7 +15,12 @@
 //! - [`tools`]: the packet tools that run inside nodes, and their datalinks.
 //! - [`bpf`]: the bpf(2) syscall, under the af_xdp datalink and the loss
 //!   impairment.
+//! - [`api`]: labctl for tests written in Rust (docs/library.md): labs
+//!   loaded or built in code, brought up, driven and torn down from
+//!   `cargo test`; [`rootless`]: the user namespace in which an ordinary
+//!   user's process builds them.
 
+pub mod api;
 pub mod bpf;
 pub mod lab;
 pub mod lifecycle;
@@ -24,3 +29,5 @@ pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod tools;
+
+pub use runtime::netns::rootless;

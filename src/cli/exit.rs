@@ -15,8 +15,10 @@ pub const USAGE: u8 = 2;
 /// the run's files could not be written.
 pub const RUNTIME: u8 = 3;
 /// labctl cannot build labs here, as it runs or as it is installed: not
-/// root (or without CAP_NET_ADMIN and CAP_SYS_ADMIN), or packet tools that
-/// are not statically linked. Nothing was created.
+/// root (or without CAP_NET_ADMIN and CAP_SYS_ADMIN), a lab an ordinary
+/// user cannot run rootless (af_xdp, `loss`, netmap without
+/// `/dev/netmap`, Docker), or packet tools that are not statically linked.
+/// Nothing was created.
 pub const SETUP: u8 = 4;
 /// Interrupted by Ctrl-C or SIGTERM (after rolling back or tearing down).
 pub const INTERRUPTED: u8 = 130;

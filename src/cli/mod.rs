@@ -75,7 +75,10 @@ impl CliError {
             | RuntimeError::Owned { .. }
             // A lab the runtime it was told to use cannot build.
             | RuntimeError::NetnsUnsupported { .. } => exit::USAGE,
-            RuntimeError::NotPrivileged { .. } | RuntimeError::ToolsNotStatic { .. } => exit::SETUP,
+            RuntimeError::NotPrivileged { .. }
+            | RuntimeError::ToolsNotStatic { .. }
+            | RuntimeError::NeedsRoot(_)
+            | RuntimeError::Rootless(_) => exit::SETUP,
             _ => exit::RUNTIME,
         };
         CliError {

@@ -12,8 +12,10 @@ use labctl::lifecycle::{run_lab, RunOptions};
 use labctl::report::{summary, Format, Outcome, RunEnd, RunReport};
 use labctl::run::steps::Observer;
 use labctl::runtime::names::Instance;
+use labctl::runtime::netns::{self, rootless};
 use labctl::runtime::registry::Fallback;
 use labctl::runtime::Progress;
+use labctl::runtime::RuntimeError;
 use labctl::with_runtime;
 
 use super::progress::ConsoleProgress;
@@ -140,12 +142,16 @@ pub fn run(args: Args) -> VerbResult {
     if invalid {
         return Err(CliError::reported(exit::USAGE));
     }
-    super::check_privileges("run")?;
     let datalinks: Vec<Option<DatalinkKind>> = args.datalink.iter().map(|c| c.0).collect();
     let plan = many::plan(&labs, &datalinks);
+    let runtime = match rootless(&plan, args.runtime)? {
+        true => Some(RuntimeKind::Netns),
+        false => args.runtime,
+    };
+    super::check_privileges("run")?;
     if plan.len() == 1 {
         let only = plan.into_iter().next().expect("one run");
-        return run_one(&args, only);
+        return run_one(&args, runtime, only);
     }
     if args.name.is_some() {
         return Err(CliError::usage(anyhow::anyhow!(
@@ -153,7 +159,38 @@ pub fn run(args: Args) -> VerbResult {
             plan.len()
         )));
     }
-    run_many(&args, plan)
+    run_many(&args, runtime, plan)
+}
+
+/// An ordinary user runs labs on the netns runtime inside a user
+/// namespace of labctl's own ([`rootless`]), when every lab fits it;
+/// a lab that needs root says so in one line (exit 4) before anything is
+/// made. True when this process now runs rootless. Root, or a user who
+/// named Docker or whose labs need images, goes on as before (and
+/// [`super::check_privileges`] refuses a user).
+fn rootless(plan: &[Planned], flag: Option<RuntimeKind>) -> Result<bool, CliError> {
+    if rootless::is_privileged() || flag == Some(RuntimeKind::Docker) {
+        return Ok(false);
+    }
+    let labs: Vec<Lab> = plan
+        .iter()
+        .map(|p| match p.datalink {
+            Some(kind) => p.lab.clone().with_datalink(kind),
+            None => p.lab.clone(),
+        })
+        .collect();
+    if labs.iter().any(|lab| netns::check_lab(lab).is_err()) {
+        return Ok(false);
+    }
+    if let Some(line) = labs.iter().find_map(rootless::needs_root) {
+        return Err(CliError::from_runtime(RuntimeError::NeedsRoot(line)));
+    }
+    rootless::enter().map_err(|e| CliError::from_runtime(e.into()))?;
+    eprintln!(
+        "labctl: running without root: the netns runtime, in a user namespace of labctl's own \
+         (everything the lab makes goes with this process)"
+    );
+    Ok(true)
 }
 
 fn options(args: &Args, datalink: Option<DatalinkKind>) -> RunOptions {
@@ -169,10 +206,10 @@ fn options(args: &Args, datalink: Option<DatalinkKind>) -> RunOptions {
 
 /// One lab: progress as it goes, its summary, its exit code. A netmap lab
 /// without /dev/netmap fails here (exit 3), as the user asked for it.
-fn run_one(args: &Args, planned: Planned) -> VerbResult {
+fn run_one(args: &Args, runtime: Option<RuntimeKind>, planned: Planned) -> VerbResult {
     let options = options(args, planned.datalink);
     block_on(async move {
-        let runtime = super::runtime_for(&[&planned.lab], args.runtime, Fallback::ToNetns).await?;
+        let runtime = super::runtime_for(&[&planned.lab], runtime, Fallback::ToNetns).await?;
         let interrupts = super::interrupts_on_signal(OnSignal::RUN);
         let steps = StepProgress::new(planned.lab.steps().len());
         let progress = ConsoleProgress::new();
@@ -198,14 +235,14 @@ fn print_kept(keep: bool, report: &RunReport) {
 
 /// Many runs, as [`many::run_many`] goes: a line as each starts, its
 /// summary as it ends, then the summary of all.
-fn run_many(args: &Args, plan: Vec<Planned>) -> VerbResult {
+fn run_many(args: &Args, runtime: Option<RuntimeKind>, plan: Vec<Planned>) -> VerbResult {
     block_on(async move {
         let total = plan.len();
-        let groups = many::by_runtime(plan, args.runtime);
+        let groups = many::by_runtime(plan, runtime);
         let mut runtimes = Vec::new();
         for (_, group) in &groups {
             let labs: Vec<&Lab> = group.iter().map(|p| &p.lab).collect();
-            runtimes.push(super::runtime_for(&labs, args.runtime, Fallback::ToNetns).await?);
+            runtimes.push(super::runtime_for(&labs, runtime, Fallback::ToNetns).await?);
         }
         let interrupts = super::interrupts_on_signal(OnSignal::RUN);
         let options = options(args, None);

@@ -22,6 +22,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::api::session::{self, UpError};
 use crate::lab::{DatalinkKind, Lab};
 use crate::report::{Format, FormatError, Outcome, RunProblem, RunProblemKind, RunReport, Timing};
 use crate::run::steps::{Observer, StepOptions, StepRunner};
@@ -29,8 +30,7 @@ use crate::runtime::backend::{Backend, KeptConsole};
 use crate::runtime::console;
 use crate::runtime::names::Instance;
 use crate::runtime::{
-    deploy, teardown, DeployOptions, DeployOutcome, DeployedLab, Progress, Removed, Runtime,
-    RuntimeError, Scope, CONSOLE_FILE, NODE_OUT_DIR,
+    DeployedLab, Progress, Removed, Runtime, RuntimeError, CONSOLE_FILE, NODE_OUT_DIR,
 };
 
 pub mod many;
@@ -181,31 +181,21 @@ impl Run<'_> {
         progress: &dyn Progress,
         report: &mut RunReport,
     ) -> Option<DeployedLab> {
-        // Ctrl-C during the deploy rolls it back.
-        let options = DeployOptions {
-            instance: Some(self.instance.clone()),
-            interrupts: self.interrupts.clone(),
-            ..Default::default()
-        };
+        // Ctrl-C during the deploy rolls it back. The same deploy as a
+        // lab brought up through `labctl::api`.
         let deployed =
-            deploy::deploy(runtime.backend(), runtime.wiring(), lab, &options, progress).await;
+            session::bring_up(runtime, lab, &self.instance, self.interrupts, progress).await;
         match deployed {
-            Ok(DeployOutcome::Deployed(deployed)) => Some(deployed),
-            Ok(DeployOutcome::AlreadyUp { instance, run, .. }) => {
+            Ok(deployed) => Some(deployed),
+            Err(UpError::AlreadyUp(message)) => {
                 // A run needs a lab of its own: a lab left up by `deploy` or
-                // `--keep` is not reused silently. Its owner is gone (the
-                // deploy refuses one whose owner lives), so removing it
-                // breaks nobody's run.
-                report.problems.push(RunProblem::new(
-                    RunProblemKind::Deploy,
-                    format!(
-                        "lab {instance} is already deployed (run {run}); remove it with \
-                         `labctl destroy {instance}` first, or run under another `--name`"
-                    ),
-                ));
+                // `--keep` is not reused silently.
+                report
+                    .problems
+                    .push(RunProblem::new(RunProblemKind::Deploy, message));
                 None
             }
-            Err(failed) => {
+            Err(UpError::Failed(failed)) => {
                 let kind = if matches!(failed.cause, RuntimeError::Interrupted) {
                     RunProblemKind::Interrupted
                 } else {
@@ -381,12 +371,7 @@ impl Run<'_> {
     /// Removes the lab; runs to its end whatever happens meanwhile.
     async fn teardown<R: Runtime>(&self, runtime: &R, report: &mut RunReport) {
         let interrupted_before = self.interrupts.interrupt.is_cancelled();
-        let removed = teardown::teardown(
-            runtime.backend(),
-            runtime.wiring(),
-            &Scope::Instance(self.instance.to_string()),
-        )
-        .await;
+        let removed = session::take_down(runtime, &self.instance).await;
         report.phases.push(Timing {
             name: "teardown".into(),
             duration: removed.timings.iter().map(|(_, d)| *d).sum::<Duration>(),

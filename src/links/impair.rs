@@ -334,6 +334,62 @@ pub async fn apply(
     Ok(())
 }
 
+/// Replaces whatever impairs the interface `interface` of the namespace
+/// `netns` with `impair` (nothing: the link is plain again), while the lab
+/// runs: its root qdisc and its clsact (the loss filter) are deleted, then
+/// [`apply`] adds what `impair` needs. `label` names the end in messages.
+pub async fn replace(
+    netns: &std::path::Path,
+    interface: &str,
+    label: &str,
+    impair: &Impairment,
+) -> Result<(), LinkError> {
+    let netns = super::namespace::Netns::open(netns)?;
+    let handle = netns.netlink().await?;
+    let link = super::netlink::link_of(&handle, interface)
+        .await?
+        .ok_or_else(|| {
+            LinkError::io(format!("impairing {label}"))(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no interface {interface} in the node"),
+            ))
+        })?;
+    let index = i32::try_from(link.0).unwrap_or(i32::MAX);
+    for parent in [TcHandle::ROOT, TcHandle::CLSACT] {
+        let mut message = TcMessage::with_index(index);
+        message.header.parent = parent;
+        if parent == TcHandle::CLSACT {
+            message.header.handle = TcHandle {
+                major: 0xffff,
+                minor: 0,
+            };
+        }
+        let mut request = NetlinkMessage::from(RouteNetlinkMessage::DelQueueDiscipline(message));
+        request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        let mut responses =
+            handle
+                .clone()
+                .request(request)
+                .map_err(LinkError::netlink(format!(
+                    "clearing the qdiscs of {label}"
+                )))?;
+        while let Some(response) = responses.next().await {
+            if let NetlinkPayload::Error(error) = response.payload {
+                // ENOENT, EINVAL: there was none of that kind.
+                let code = error.raw_code();
+                if code != 0 && code != -libc::ENOENT && code != -libc::EINVAL {
+                    return Err(LinkError::netlink(format!(
+                        "clearing the qdiscs of {label}"
+                    ))(rtnetlink::Error::NetlinkError(
+                        error,
+                    )));
+                }
+            }
+        }
+    }
+    apply(&handle, link.0, label, link.1, impair).await
+}
+
 /// A creating request, flagged as tc flags its own (`tc qdisc add`).
 fn creating(message: RouteNetlinkMessage) -> NetlinkMessage<RouteNetlinkMessage> {
     let mut request = NetlinkMessage::from(message);

@@ -269,6 +269,31 @@ async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>, LinkError>
     }
 }
 
+/// The index and MTU of interface `name` in `handle`'s namespace, `None`
+/// when it is not there.
+pub(crate) async fn link_of(handle: &Handle, name: &str) -> Result<Option<(u32, u32)>, LinkError> {
+    let found = handle
+        .link()
+        .get()
+        .match_name(name.to_owned())
+        .execute()
+        .try_next()
+        .await;
+    match found {
+        Ok(link) => Ok(link.map(|l| {
+            let mtu = l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Mtu(mtu) => Some(*mtu),
+                _ => None,
+            });
+            (l.header.index, mtu.unwrap_or(DEFAULT_MTU))
+        })),
+        Err(e) if is_errno(&e, NO_SUCH_DEVICE) => Ok(None),
+        Err(e) => Err(LinkError::netlink(format!("looking up interface {name}"))(
+            e,
+        )),
+    }
+}
+
 fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
     match e {
         rtnetlink::Error::NetlinkError(msg) => msg.raw_code().abs() == errno,

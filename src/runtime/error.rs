@@ -53,6 +53,15 @@ pub enum RuntimeError {
         missing: Vec<String>,
     },
 
+    /// A lab that an ordinary user cannot run (rootless netns): what
+    /// needs root, in one line. Nothing was created.
+    #[error("{0}")]
+    NeedsRoot(String),
+
+    /// The user namespace of a rootless run could not be made.
+    #[error(transparent)]
+    Rootless(#[from] super::netns::rootless::RootlessError),
+
     #[error("{doing}: {cause}")]
     Io {
         doing: String,

@@ -109,4 +109,20 @@ pub trait Launcher: Send + Sync {
         interface: &'a str,
         up: bool,
     ) -> BoxFuture<'a, Result<(), ProcessError>>;
+
+    /// The network namespace file of `node` (to change a link's
+    /// impairment while the lab runs, `labctl::api`). A runtime that
+    /// cannot name one says so.
+    fn netns<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> BoxFuture<'a, Result<std::path::PathBuf, ProcessError>> {
+        Box::pin(async move {
+            Err(ProcessError::Launch {
+                node: node.to_owned(),
+                argv: Vec::new(),
+                reason: "this runtime cannot name the node's network namespace".into(),
+            })
+        })
+    }
 }

@@ -23,17 +23,32 @@ pub struct ToolsDir(PathBuf);
 
 impl ToolsDir {
     /// `$LABCTL_TOOLS_DIR`, else the directory of labctl's own executable
-    /// (cargo puts every binary of the package in the same place).
+    /// (cargo puts every binary of the package in the same place), else,
+    /// for a program that uses labctl as a library (`labctl::api`), the
+    /// directory above it (a cargo test binary is in `target/*/deps`) or
+    /// that of a `labctl` on `PATH` (`cargo install labctl` puts the tools
+    /// beside it).
     pub fn locate() -> Result<Self, RuntimeError> {
-        let dir = match std::env::var_os(TOOLS_DIR_ENV).filter(|d| !d.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => std::env::current_exe()
-                .map_err(RuntimeError::io("finding labctl's own executable"))?
-                .parent()
-                .map(Path::to_owned)
-                .unwrap_or_default(),
-        };
-        Self::at(dir)
+        if let Some(dir) = std::env::var_os(TOOLS_DIR_ENV).filter(|d| !d.is_empty()) {
+            return Self::at(PathBuf::from(dir));
+        }
+        let own = std::env::current_exe()
+            .map_err(RuntimeError::io("finding labctl's own executable"))?
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_default();
+        let mut others: Vec<PathBuf> = own.parent().map(Path::to_owned).into_iter().collect();
+        if let Some(path) = std::env::var_os("PATH") {
+            others.extend(std::env::split_paths(&path).filter(|dir| dir.join("labctl").is_file()));
+        }
+        let first = Self::at(own);
+        if first.is_ok() {
+            return first;
+        }
+        others
+            .into_iter()
+            .find_map(|dir| Self::at(dir).ok())
+            .map_or(first, Ok)
     }
 
     /// `dir`, if every tool is in it.

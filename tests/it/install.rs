@@ -151,11 +151,12 @@ fn repo(path: &str) -> String {
         .to_string()
 }
 
+/// (`labctl run` by an ordinary user runs rootless instead:
+/// tests/it/rootless.rs.)
 #[test]
-fn an_unprivileged_user_gets_one_line_for_run_and_can_still_read_labs() {
+fn an_unprivileged_user_gets_one_line_for_deploy_and_can_still_read_labs() {
     let icmp = repo("labs/icmp.yaml");
     for verb in [
-        vec!["run", icmp.as_str()],
         vec!["deploy", icmp.as_str()],
         vec!["destroy", "icmp"],
         vec!["inspect"],

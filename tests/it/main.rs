@@ -4,6 +4,7 @@
 //! it even when an assertion fails.
 
 mod af_xdp;
+mod api;
 mod caps;
 mod cli;
 mod dead_docker;
@@ -21,6 +22,7 @@ mod netmap;
 mod netns;
 mod own_image;
 mod reports;
+mod rootless;
 mod route;
 mod run;
 mod runtime;

@@ -88,6 +88,23 @@ impl Launcher for DockerLauncher {
         }
         .boxed()
     }
+
+    fn netns<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> BoxFuture<'a, Result<std::path::PathBuf, ProcessError>> {
+        async move {
+            self.backend
+                .node_netns(&self.lab, node)
+                .await
+                .map_err(|e| ProcessError::Launch {
+                    node: node.to_owned(),
+                    argv: Vec::new(),
+                    reason: e.to_string(),
+                })
+        }
+        .boxed()
+    }
 }
 
 struct ExecControl(ExecHandle);

@@ -99,11 +99,15 @@ pub fn command(
         netns: ns::open(name)?.into(),
         out: path_c(&ns::out_path(name))?,
         tools: path_c(tools)?,
+        tools_locked: locked_flags(tools),
         hostname: node.as_bytes().to_vec(),
         binds: record
             .binds
             .iter()
-            .map(|b| Ok((path_c(&b.host)?, path_c(&b.target)?, b.read_only)))
+            .map(|b| {
+                let locked = b.read_only.then(|| locked_flags(&b.host));
+                Ok((path_c(&b.host)?, path_c(&b.target)?, locked))
+            })
             .collect::<io::Result<_>>()?,
         bpffs: if record.bpffs {
             Some(path_c(&ns::bpffs_path(name))?)
@@ -134,6 +138,33 @@ pub fn command(
     Ok(cmd)
 }
 
+/// The flags of the mount holding `path` that a read-only remount of a
+/// bind of it must repeat: in a user namespace (a rootless run,
+/// [`super::rootless`]) the kernel refuses a remount that would drop
+/// `nosuid`, `nodev`, `noexec` or an atime flag of a mount it inherited.
+fn locked_flags(path: &Path) -> libc::c_ulong {
+    let Ok(c) = path_c(path) else { return 0 };
+    // SAFETY: statvfs is plain data; the path is NUL-terminated.
+    let flags = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            return 0;
+        }
+        st.f_flag
+    };
+    [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st, _)| flags & st != 0)
+    .fold(0, |acc, (_, ms)| acc | ms)
+}
+
 fn path_c(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput.into())
 }
@@ -143,9 +174,13 @@ struct ChildSetup {
     netns: OwnedFd,
     out: CString,
     tools: CString,
+    /// The mount flags of the tools' filesystem that a read-only remount
+    /// must keep ([`locked_flags`]).
+    tools_locked: libc::c_ulong,
     hostname: Vec<u8>,
-    /// The node's binds: source, target (an existing host path), read-only.
-    binds: Vec<(CString, CString, bool)>,
+    /// The node's binds: source, target (an existing host path), and for a
+    /// read-only one the flags its remount keeps.
+    binds: Vec<(CString, CString, Option<libc::c_ulong>)>,
     /// The node's own BPF filesystem, seen at `/sys/fs/bpf`.
     bpffs: Option<CString>,
     keep: u64,
@@ -194,13 +229,13 @@ impl ChildSetup {
                 libc::MS_REC | libc::MS_SLAVE,
                 std::ptr::null(),
             ))?;
-            self.bind(&self.out, c"/lab/out", false)?;
-            self.bind(&self.tools, c"/lab/bin", true)?;
+            self.bind(&self.out, c"/lab/out", None)?;
+            self.bind(&self.tools, c"/lab/bin", Some(self.tools_locked))?;
             for (source, target, read_only) in &self.binds {
                 self.bind(source, target, *read_only)?;
             }
             if let Some(bpffs) = &self.bpffs {
-                self.bind(bpffs, c"/sys/fs/bpf", false)?;
+                self.bind(bpffs, c"/sys/fs/bpf", None)?;
             }
             rc(libc::sethostname(
                 self.hostname.as_ptr().cast(),
@@ -265,7 +300,7 @@ impl ChildSetup {
         &self,
         source: &CString,
         target: &std::ffi::CStr,
-        read_only: bool,
+        read_only: Option<libc::c_ulong>,
     ) -> io::Result<()> {
         rc(libc::mount(
             source.as_ptr(),
@@ -274,12 +309,12 @@ impl ChildSetup {
             libc::MS_BIND,
             std::ptr::null(),
         ))?;
-        if read_only {
+        if let Some(locked) = read_only {
             rc(libc::mount(
                 std::ptr::null(),
                 target.as_ptr(),
                 std::ptr::null(),
-                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked,
                 std::ptr::null(),
             ))?;
         }

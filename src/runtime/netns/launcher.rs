@@ -102,6 +102,23 @@ impl Launcher for NetnsLauncher {
         }
         .boxed()
     }
+
+    fn netns<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> BoxFuture<'a, Result<std::path::PathBuf, ProcessError>> {
+        async move {
+            node_record(&self.instance, node)
+                .await
+                .map(|(name, _)| ns::netns_path(&name))
+                .map_err(|e| ProcessError::Launch {
+                    node: node.to_owned(),
+                    argv: Vec::new(),
+                    reason: e.to_string(),
+                })
+        }
+        .boxed()
+    }
 }
 
 /// Sends what `pipe` gives to `tx` as chunks of `stream`.

@@ -27,6 +27,7 @@ mod copy;
 pub mod exec;
 mod launcher;
 pub mod ns;
+pub mod rootless;
 
 use crate::lab::Lab;
 use crate::links::Netlink;

@@ -10,6 +10,7 @@ pub mod process;
 pub mod run;
 pub mod skip;
 pub mod tools;
+pub mod user;
 
 use std::path::PathBuf;
 
