@@ -332,6 +332,7 @@ pub(crate) mod tests {
             stdout_truncated_bytes: 0,
             stderr_truncated_bytes: 0,
             tries: None,
+            throughput: None,
         }
     }
 

@@ -25,5 +25,6 @@ mod route;
 mod run;
 mod runtime;
 mod support;
+mod throughput;
 mod tools;
 mod traffic;
