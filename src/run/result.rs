@@ -251,7 +251,9 @@ pub struct RateResult {
     pub mbit_per_s: f64,
     /// The loss of the final trial at `rate`, in percent.
     pub loss_percent: f64,
-    /// The trials this search ran (the unpaced one included for NDR).
+    /// The trials the result rests on: for NDR those of its search and
+    /// the unpaced one, for PDR the NDR's paced trials (it starts from
+    /// them) and its own.
     pub trials: u32,
     /// Whether the search narrowed the rate to its resolution (1 %) within
     /// its most trials; when not, `rate` is the highest that passed.

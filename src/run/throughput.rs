@@ -159,7 +159,8 @@ pub struct Found {
     pub rate: f64,
     /// The loss of the last trial at `rate`, 0 to 1.
     pub loss: f64,
-    /// The trials this search ran.
+    /// The trials the result rests on: those this search ran, and those
+    /// of another search it took in.
     pub trials: u32,
     /// Narrowed to [`RESOLUTION`] (not cut short by [`MAX_TRIALS`]).
     pub converged: bool,
@@ -201,7 +202,12 @@ pub struct Search {
     passes: Vec<(f64, f64)>,
     /// The last trial was at `pass` and passed: the result is confirmed.
     confirmed: bool,
+    /// The highest rate the generator reached in a trial that counted.
+    reached: f64,
+    /// Trials run for this search (retries included).
     trials: u32,
+    /// Trials of another search it took in ([`Search::learn`]).
+    learned: u32,
 }
 
 impl Search {
@@ -216,7 +222,9 @@ impl Search {
             fail: None,
             passes: Vec::new(),
             confirmed: false,
+            reached: 0.0,
             trials: 0,
+            learned: 0,
         }
     }
 
@@ -231,7 +239,7 @@ impl Search {
             Next::Done(Found {
                 rate: self.pass,
                 loss: self.pass_loss,
-                trials: self.trials,
+                trials: self.trials + self.learned,
                 converged,
             })
         };
@@ -270,12 +278,27 @@ impl Search {
     /// Takes what a trial at `rate` gave.
     pub fn record(&mut self, rate: f64, verdict: Verdict) {
         self.trials += 1;
-        self.learn(rate, verdict);
+        self.take(rate, verdict);
     }
 
-    /// Takes what an earlier trial (another search's) says about `rate`,
-    /// without counting it as one of this search's.
+    /// Takes what an earlier trial (another search's) says about `rate`:
+    /// it counts among the trials the result rests on, not among the
+    /// trials this search may run.
     pub fn learn(&mut self, rate: f64, verdict: Verdict) {
+        self.learned += 1;
+        self.take(rate, verdict);
+    }
+
+    fn take(&mut self, rate: f64, verdict: Verdict) {
+        match verdict {
+            // The generator reached this rate, or a higher one, before:
+            // falling short now is the machine (a preempted generator),
+            // not the rate, and says nothing of the path. The search asks
+            // for the same rate again; its most trials bound that.
+            Verdict::Unreachable if rate <= self.reached => return,
+            Verdict::Passed(_) | Verdict::Failed => self.reached = self.reached.max(rate),
+            Verdict::Unreachable => {}
+        }
         match verdict {
             Verdict::Passed(loss) => {
                 self.passes.push((rate, loss));

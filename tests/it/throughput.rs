@@ -64,7 +64,13 @@ fn a_rate_limited_router_is_found_at_its_capacity() {
     }
     let lab = TestLab::new("ndrcap", LIMITED_ROUTER);
     let run = Run::of(&lab, &[]);
-    assert_eq!(run.code(), Some(0), "{}", run.describe());
+    assert_eq!(
+        run.code(),
+        Some(0),
+        "{}\nthe whole search:\n{}",
+        run.describe(),
+        run.step_stdout("router throughput")
+    );
     let step = run.step("router throughput");
     assert_eq!(step["kind"], "throughput");
     let size = &step["throughput"]["sizes"][0];
@@ -142,5 +148,77 @@ fn the_ndr_lab_reports_its_results_everywhere() {
         )),
         "{junit}"
     );
+    assert_nothing_left(&lab.name);
+}
+
+/// Ctrl-C in the middle of a search on af_xdp (Docker: labctl attaches the
+/// XDP programs from the host and pins their maps): the trial's tools
+/// are stopped, the step says interrupted with the trials it ran, and
+/// nothing of the lab is left, no pin either.
+#[test]
+fn ctrl_c_during_a_search_leaves_nothing_attached() {
+    use std::io::BufRead;
+    let lab = TestLab::new("ndrint", &repo_lab_text("labs/ndr.yaml".as_ref()));
+    let runs = tempfile::tempdir().expect("temporary directory");
+    let json = runs.path().join("report.json");
+    let mut child = crate::support::lab::labctl_command(&[
+        "run",
+        lab.path(),
+        "--datalink",
+        "af_xdp",
+        "--runs-dir",
+        runs.path().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("start labctl run");
+    // Read to its end: labctl's progress goes on after the line waited for.
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains("forwarder throughput: running") => break,
+            Ok(_) => {}
+            Err(_) => panic!("the throughput step never started"),
+        }
+    }
+    // A few trials in, one of them running.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().expect("wait for labctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = reader.join().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{text}\n{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report.json"))
+            .expect("valid JSON");
+    let step = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "forwarder throughput")
+        .expect("the step")
+        .clone();
+    assert_eq!(step["status"], "interrupted", "{step}");
+    let trials = step["throughput"]["sizes"][0]["trials"].as_array().unwrap();
+    assert!(!trials.is_empty(), "{step}");
+    assert!(step["stdout"]
+        .as_str()
+        .unwrap()
+        .starts_with("trial 1 (64 bytes, ceiling)"));
     assert_nothing_left(&lab.name);
 }

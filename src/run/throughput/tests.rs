@@ -139,6 +139,23 @@ fn a_final_trial_that_fails_sends_the_search_lower() {
 }
 
 #[test]
+fn a_generator_that_falls_short_now_and_then_does_not_move_the_result() {
+    // Every other trial the generator is preempted and makes half the
+    // rate: those trials are run again, never taken as the path's limit.
+    let mut n = 0;
+    let (found, tried) = search(0.0, 100_000.0, |rate| {
+        n += 1;
+        let generator = if n % 2 == 0 { rate / 2.0 } else { 1e9 };
+        device(30_000.0, generator, rate)
+    });
+    assert!(
+        found.rate <= 30_000.0 && found.rate >= 30_000.0 * (1.0 - RESOLUTION),
+        "{found:?} {tried:?}"
+    );
+    assert!(found.converged, "{tried:?}");
+}
+
+#[test]
 fn learning_another_search_s_trials_saves_them() {
     // PDR after NDR: the NDR's trials already bracket it.
     let mut pdr = Search::new(0.01, 100_000.0);
