@@ -260,6 +260,14 @@ pub struct RateResult {
     pub converged: bool,
 }
 
+impl RateResult {
+    /// `ndr 64 bytes: 245000 frames/s, 125.4 Mbit/s, loss 0.000% (11
+    /// trials)`, as the step prints it.
+    pub fn line(&self) -> String {
+        crate::run::throughput::result_line(self)
+    }
+}
+
 /// The one-way latency of the frames of one trial, in milliseconds
 /// (lab-sink's histogram).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
