@@ -151,6 +151,7 @@ mod tests {
             stdout_truncated_bytes: 0,
             stderr_truncated_bytes: 0,
             tries: None,
+            throughput: None,
         };
         assert_eq!(
             finished_line("[2/5] ping", &r),

@@ -413,7 +413,49 @@ pub enum Action {
         interface: String,
         state: LinkState,
     },
+    /// Search the highest rate the path from one endpoint to another
+    /// carries (RFC 2544 section 26.1), with labctl's own generator and
+    /// sink.
+    Throughput(Throughput),
 }
+
+/// A throughput step, validated: both ends are endpoints of the lab with
+/// an address, on a path that can carry frames between them (linked, and
+/// routed where the destination is on another subnet), and every size
+/// fits the MTU of both ends' links.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throughput {
+    /// The node and interface the generator sends from.
+    pub from: (String, String),
+    /// The node and interface the sink counts on.
+    pub to: (String, String),
+    /// The sink's address: the generator's destination.
+    pub destination: Ipv4Addr,
+    /// Frame bytes, Ethernet header included, no FCS; each once.
+    pub sizes: Vec<u32>,
+    /// The length of one trial.
+    pub trial: Duration,
+    /// NDR: the most a passing trial may lose, as a fraction (0 to 1).
+    pub loss: f64,
+    /// PDR, when asked: the most a passing trial may lose, more than
+    /// `loss`.
+    pub partial: Option<f64>,
+}
+
+impl Throughput {
+    /// `client:eth1`, the generator's end.
+    pub fn from_label(&self) -> String {
+        format!("{}:{}", self.from.0, self.from.1)
+    }
+
+    /// `server:eth1`, the sink's end.
+    pub fn to_label(&self) -> String {
+        format!("{}:{}", self.to.0, self.to.1)
+    }
+}
+
+/// The default length of a throughput trial.
+pub const DEFAULT_TRIAL: Duration = Duration::from_secs(2);
 
 /// The state a link-state step sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, schemars::JsonSchema)]

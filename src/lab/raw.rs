@@ -235,7 +235,8 @@ pub struct RawEndpointMap {
 }
 
 /// One step: run a command in a node (`exec`), end a background step and
-/// check its output (`wait`), or set a link down or up (`link`).
+/// check its output (`wait`), set a link down or up (`link`), or search the
+/// throughput of a path (`throughput`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawStep {
@@ -288,6 +289,41 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(with = "Option<LinkState>")]
     pub state: Option<Spanned<LinkState>>,
+    /// A throughput step: labctl's own generator and sink find the
+    /// highest rate a path carries (RFC 2544 NDR, and PDR).
+    #[serde(default)]
+    #[schemars(with = "Option<RawThroughput>")]
+    pub throughput: Option<Spanned<RawThroughput>>,
+}
+
+/// What a throughput step measures, and how.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawThroughput {
+    /// The endpoint `"node:interface"` the generator sends from.
+    #[schemars(with = "String")]
+    pub from: Option<Spanned<String>>,
+    /// The endpoint `"node:interface"` the sink counts on; its address is
+    /// the destination.
+    #[schemars(with = "String")]
+    pub to: Option<Spanned<String>>,
+    /// Frame sizes in bytes, Ethernet header included (no FCS), each
+    /// searched on its own, in this order.
+    #[schemars(with = "Vec<u32>", extend("minItems" = 1))]
+    pub sizes: Option<Spanned<Vec<Spanned<u32>>>>,
+    /// The length of one trial (default 2s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub trial: Option<Spanned<String>>,
+    /// NDR: the highest rate whose trial lost at most this (default 0%).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub loss: Option<Spanned<String>>,
+    /// PDR too: the highest rate whose trial lost at most this; more than
+    /// `loss`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub partial: Option<Spanned<String>>,
 }
 
 /// What a step's result must show.

@@ -96,6 +96,17 @@ fn suite(report: &RunReport) -> TestSuite {
     if let Some(datalink) = report.datalink {
         suite.add_property(("datalink", datalink.as_str()));
     }
+    // junit-10.xsd has properties on the suite only: each throughput
+    // result is four of them there, named after its step, so a CI plot
+    // reads the numbers without parsing output.
+    for step in &report.steps {
+        for (name, value) in throughput_properties(step) {
+            suite.add_property(quick_junit::Property::new(
+                xml_text(&name),
+                xml_text(&value),
+            ));
+        }
+    }
 
     // Every problem of the run in one case: CI shows the lab as one error.
     if let Some(first) = report.problems.first() {
@@ -159,6 +170,42 @@ fn suite(report: &RunReport) -> TestSuite {
         suite.add_test_case(case);
     }
     suite
+}
+
+/// `throughput.<step>.ndr.64.frames_per_s` = `245000`, and its
+/// `mbit_per_s`, `loss_percent` and `trials`, for every result of a
+/// throughput step (none for other steps).
+pub(crate) fn throughput_properties(
+    step: &crate::run::result::StepResult,
+) -> Vec<(String, String)> {
+    let Some(report) = &step.throughput else {
+        return Vec::new();
+    };
+    let mut properties = Vec::new();
+    for result in report.sizes.iter().flat_map(|s| &s.results) {
+        let prefix = format!(
+            "throughput.{}.{}.{}",
+            step.name,
+            result.kind.as_str(),
+            result.size
+        );
+        properties.extend([
+            (
+                format!("{prefix}.frames_per_s"),
+                format!("{:.0}", result.rate),
+            ),
+            (
+                format!("{prefix}.mbit_per_s"),
+                format!("{:.1}", result.mbit_per_s),
+            ),
+            (
+                format!("{prefix}.loss_percent"),
+                format!("{:.3}", result.loss_percent),
+            ),
+            (format!("{prefix}.trials"), result.trials.to_string()),
+        ]);
+    }
+    properties
 }
 
 /// The failure `type` of the lab's own test case: the first problem's

@@ -332,6 +332,7 @@ pub(crate) mod tests {
             stdout_truncated_bytes: 0,
             stderr_truncated_bytes: 0,
             tries: None,
+            throughput: None,
         }
     }
 
@@ -408,5 +409,58 @@ pub(crate) mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["steps"][0]["tries"], 5);
         assert!(v["steps"][1].get("tries").is_none(), "{v}");
+    }
+
+    #[test]
+    fn a_throughput_step_s_results_are_in_every_report() {
+        use crate::run::result::{RateKind, RateResult, SizeSearch, ThroughputReport};
+        let mut search = step("forwarder throughput", Status::Passed);
+        search.kind = StepKind::Throughput;
+        search.throughput = Some(Box::new(ThroughputReport {
+            from: "client:eth1".into(),
+            to: "server:eth1".into(),
+            trial_seconds: 2.0,
+            sizes: vec![SizeSearch {
+                size: 64,
+                ceiling: 400_000.0,
+                results: vec![RateResult {
+                    kind: RateKind::Ndr,
+                    size: 64,
+                    rate: 245_000.0,
+                    mbit_per_s: 125.44,
+                    loss_percent: 0.0,
+                    trials: 11,
+                    converged: true,
+                }],
+                ..SizeSearch::default()
+            }],
+            ..ThroughputReport::default()
+        }));
+        let r = report(vec![search, step("ping", Status::Passed)]);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["schema_version"], 3);
+        assert_eq!(v["steps"][0]["kind"], "throughput");
+        assert_eq!(
+            v["steps"][0]["throughput"]["sizes"][0]["results"][0]["rate"],
+            245_000.0
+        );
+        assert!(v["steps"][1].get("throughput").is_none(), "{v}");
+        let xml = Format::Junit.of_run(&r).unwrap();
+        for property in [
+            r#"name="throughput.forwarder throughput.ndr.64.frames_per_s" value="245000""#,
+            r#"name="throughput.forwarder throughput.ndr.64.mbit_per_s" value="125.4""#,
+            r#"name="throughput.forwarder throughput.ndr.64.loss_percent" value="0.000""#,
+            r#"name="throughput.forwarder throughput.ndr.64.trials" value="11""#,
+        ] {
+            assert!(xml.contains(property), "{property} in {xml}");
+        }
+        assert!(
+            summary(&r).contains(
+                "  PASS  forwarder throughput     0.64s\n        ndr 64 bytes: 245000 frames/s, \
+                 125.4 Mbit/s, loss 0.000% (11 trials)\n"
+            ),
+            "{}",
+            summary(&r)
+        );
     }
 }

@@ -27,6 +27,13 @@ pub fn summary(report: &RunReport) -> String {
             let _ = write!(out, " ({tries})");
         }
         out.push('\n');
+        // What a throughput step found is the point of running it: its
+        // result lines, whatever its checks said.
+        if let Some(throughput) = &step.throughput {
+            for result in throughput.sizes.iter().flat_map(|s| &s.results) {
+                let _ = writeln!(out, "        {}", result.line());
+            }
+        }
         if matches!(step.status, Status::Failed | Status::Interrupted) {
             for line in failure_message(step).lines() {
                 let _ = writeln!(out, "        {line}");

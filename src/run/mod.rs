@@ -7,9 +7,12 @@
 //! - [`result`]: what a step gave ([`result::StepResult`]), read by the
 //!   reports.
 //! - [`running`]: a started process whose output is collected as it comes.
+//! - [`throughput`]: the RFC 2544 rate search of a throughput step, pure
+//!   (the step runner drives it with real trials).
 
 pub mod check;
 pub mod output;
 pub mod result;
 pub mod running;
 pub mod steps;
+pub mod throughput;

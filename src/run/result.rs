@@ -26,6 +26,9 @@ pub enum StepKind {
     Wait,
     /// A link-state step: an interface set down or up.
     Link,
+    /// A throughput search: labctl's generator and sink, trial after
+    /// trial.
+    Throughput,
 }
 
 /// The result of one step.
@@ -63,6 +66,10 @@ pub struct StepResult {
     /// once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tries: Option<u32>,
+    /// A throughput step's results and every trial it ran (absent for the
+    /// other steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<Box<ThroughputReport>>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -92,6 +99,7 @@ impl StepResult {
             ),
             Action::Wait { .. } => (StepKind::Wait, None, Vec::new()),
             Action::SetLink { node, .. } => (StepKind::Link, Some(node.clone()), Vec::new()),
+            Action::Throughput(t) => (StepKind::Throughput, Some(t.from.0.clone()), Vec::new()),
         };
         StepResult {
             name: step.name.clone(),
@@ -108,6 +116,7 @@ impl StepResult {
             stdout_truncated_bytes: 0,
             stderr_truncated_bytes: 0,
             tries: None,
+            throughput: None,
         }
     }
 
@@ -172,4 +181,161 @@ impl std::fmt::Display for FailedCheck {
             self.check, self.expected, self.found
         )
     }
+}
+
+/// What a throughput step found: per frame size, its results (NDR, and
+/// PDR when asked), the latency at fractions of the NDR, and every trial
+/// in the order run. Plain data for report.json and for plots (rate
+/// against loss, trial by trial).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct ThroughputReport {
+    /// `node:interface` of the generator.
+    pub from: String,
+    /// `node:interface` of the sink.
+    pub to: String,
+    /// The length of each trial, in seconds.
+    pub trial_seconds: f64,
+    /// NDR's loss allowance, in percent.
+    pub loss_percent: f64,
+    /// PDR's loss allowance, in percent, when asked.
+    pub partial_percent: Option<f64>,
+    /// One per size, in the step's order (those searched so far).
+    pub sizes: Vec<SizeSearch>,
+}
+
+/// The search at one frame size.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct SizeSearch {
+    /// Frame bytes, Ethernet header included, no FCS.
+    pub size: u32,
+    /// The highest rate the generator reached on this path (its unpaced
+    /// trial), where the search started; frames per second.
+    pub ceiling: f64,
+    /// NDR, then PDR.
+    pub results: Vec<RateResult>,
+    /// At 10, 50 and 90 % of the NDR.
+    pub latency: Vec<LatencyPoint>,
+    /// Every trial at this size, in order.
+    pub trials: Vec<Trial>,
+}
+
+/// Which result a search gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateKind {
+    /// No drop rate: the highest rate with at most `loss`.
+    Ndr,
+    /// Partial drop rate: the highest rate with at most `partial`.
+    Pdr,
+}
+
+impl RateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateKind::Ndr => "ndr",
+            RateKind::Pdr => "pdr",
+        }
+    }
+}
+
+/// One result of a search: the highest rate that passed, as its final
+/// trial confirmed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct RateResult {
+    pub kind: RateKind,
+    /// Frame bytes.
+    pub size: u32,
+    /// Frames per second (0: not even the lowest rate tried passed).
+    pub rate: f64,
+    /// `rate` × size × 8, in Mbit/s (frame bytes, no FCS nor preamble).
+    pub mbit_per_s: f64,
+    /// The loss of the final trial at `rate`, in percent.
+    pub loss_percent: f64,
+    /// The trials the result rests on: for NDR those of its search and
+    /// the unpaced one, for PDR the NDR's paced trials (it starts from
+    /// them) and its own.
+    pub trials: u32,
+    /// Whether the search narrowed the rate to its resolution (1 %) within
+    /// its most trials; when not, `rate` is the highest that passed.
+    pub converged: bool,
+}
+
+impl RateResult {
+    /// `ndr 64 bytes: 245000 frames/s, 125.4 Mbit/s, loss 0.000% (11
+    /// trials)`, as the step prints it.
+    pub fn line(&self) -> String {
+        crate::run::throughput::result_line(self)
+    }
+}
+
+/// The one-way latency of the frames of one trial, in milliseconds
+/// (lab-sink's histogram).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Absent from an older lab-sink that did not report it.
+    pub p99_9_ms: Option<f64>,
+    pub max_ms: f64,
+}
+
+/// The latency at a fraction of the NDR.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct LatencyPoint {
+    /// 10, 50 or 90.
+    pub percent_of_ndr: u32,
+    /// Frames per second.
+    pub rate: f64,
+    /// `None` when no frame arrived.
+    pub latency: Option<Latency>,
+}
+
+/// Why a trial was run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialPurpose {
+    /// Unpaced: how fast the generator goes on this path (the ceiling).
+    Ceiling,
+    /// A step of the NDR search (its final trial included).
+    Ndr,
+    /// A step of the PDR search.
+    Pdr,
+    /// A latency measurement at a fraction of the NDR.
+    Latency,
+}
+
+/// One trial: a fixed rate for the trial's length, then the settle time,
+/// then the sink's count.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct Trial {
+    pub purpose: TrialPurpose,
+    /// Frames per second asked of the generator; `None`: unpaced.
+    pub offered_rate: Option<f64>,
+    /// Frames per second that left the generator over its run.
+    pub achieved_rate: f64,
+    /// Frames that left the generator.
+    pub sent: u64,
+    /// Frames the generator's own link refused (a full queue, a link
+    /// down): not offered to the path, so not lost by it; they make the
+    /// trial fall short of its rate.
+    pub refused: u64,
+    /// Distinct frames of this trial's generator the sink counted.
+    pub received: u64,
+    /// `sent` less `received`: never arrived (reordered frames are not
+    /// lost).
+    pub lost: u64,
+    pub loss_percent: f64,
+    /// Frames that arrived after a higher number of their flow.
+    pub reordered: u64,
+    /// Frames that arrived more than once.
+    pub duplicated: u64,
+    pub latency: Option<Latency>,
+    /// `false`: the generator did not reach the offered rate, so the
+    /// trial says nothing of the path's loss and is not counted.
+    pub valid: bool,
+    /// Whether it passed the search's loss allowance (invalid: `false`).
+    pub passed: bool,
+    /// Why the trial is invalid, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }

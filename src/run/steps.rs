@@ -278,6 +278,7 @@ impl<'a> StepRunner<'a> {
                     "cannot wait for {target:?}: that background step did not start"
                 )),
             },
+            Action::Throughput(t) => self.throughput(step, t, result).await,
             Action::SetLink {
                 node,
                 interface,
@@ -587,3 +588,4 @@ fn keep_output(out: &Captured, result: &mut StepResult) {
 
 #[cfg(test)]
 mod tests;
+mod throughput;

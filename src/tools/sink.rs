@@ -105,6 +105,8 @@ pub struct SinkSummary {
     pub latency_min_ms: Option<f64>,
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
+    /// The 99.9th percentile, for labctl's throughput step (JSON only).
+    pub latency_p99_9_ms: Option<f64>,
     pub latency_max_ms: Option<f64>,
     /// IPv4 UDP frames whose checksums or lengths were wrong (skipped).
     pub corrupted: u64,
@@ -488,6 +490,9 @@ impl Sink {
                 .and_then(ms),
             latency_p99_ms: seen
                 .then(|| self.latency.value_at_quantile(0.99))
+                .and_then(ms),
+            latency_p99_9_ms: seen
+                .then(|| self.latency.value_at_quantile(0.999))
                 .and_then(ms),
             latency_max_ms: seen.then(|| self.latency.max()).and_then(ms),
             corrupted: self.corrupted,

@@ -27,5 +27,6 @@ mod route;
 mod run;
 mod runtime;
 mod support;
+mod throughput;
 mod tools;
 mod traffic;

@@ -188,7 +188,7 @@ fn report_json_of_real_runs_validates_against_schema_report() {
         .map(|r| {
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(r).unwrap()).unwrap();
-            assert_eq!(v["schema_version"], 2, "{}", r.display());
+            assert_eq!(v["schema_version"], 3, "{}", r.display());
             v["outcome"].as_str().unwrap_or_default().to_owned()
         })
         .collect();
@@ -199,7 +199,7 @@ fn report_json_of_real_runs_validates_against_schema_report() {
     // `--json` of many runs: each of its `runs` is a report.json.
     let all: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&many).unwrap()).unwrap();
-    assert_eq!(all["schema_version"], 2);
+    assert_eq!(all["schema_version"], 3);
     let mut documents = reports.clone();
     for (i, run) in all["runs"].as_array().unwrap().iter().enumerate() {
         let path = dir.path().join(format!("run-{i}.json"));

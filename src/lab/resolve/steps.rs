@@ -12,10 +12,10 @@ use crate::lab::typed::Spanned;
 use super::values;
 use super::{pos, unknown_hint, Problems};
 use crate::lab::model::{
-    Action, Bounds, Check, Expect, Link, Node, Pattern, Step, Until, DEFAULT_STEP_TIMEOUT,
-    DEFAULT_UNTIL_EVERY,
+    Action, Bounds, Check, Endpoint, Expect, Link, Node, Pattern, Step, Throughput, Until,
+    DEFAULT_STEP_TIMEOUT, DEFAULT_TRIAL, DEFAULT_UNTIL_EVERY,
 };
-use crate::lab::raw::{RawCheck, RawExpect, RawStep};
+use crate::lab::raw::{RawCheck, RawExpect, RawStep, RawThroughput};
 
 /// The longest timeout a step may have; longer is surely a typo, and keeps
 /// deadline arithmetic far from overflow.
@@ -47,7 +47,8 @@ impl<'a> StepNames<'a> {
 }
 
 /// What each kind of step does, for messages about a step of none or two.
-const KINDS: &str = "exec runs a command, wait ends a background step, link sets a link down or up";
+const KINDS: &str = "exec runs a command, wait ends a background step, link sets a link down or \
+                     up, throughput searches the rate a path carries";
 
 pub(super) fn resolve(
     raw: &[Spanned<RawStep>],
@@ -77,6 +78,7 @@ pub(super) fn resolve(
             ("exec", s.exec.as_ref().map(pos)),
             ("wait", s.wait.as_ref().map(pos)),
             ("link", s.link.as_ref().map(pos)),
+            ("throughput", s.throughput.as_ref().map(pos)),
         ]
         .into_iter()
         .filter_map(|(kind, at)| at.map(|at| (kind, at)))
@@ -90,7 +92,7 @@ pub(super) fn resolve(
                 ),
             );
         }
-        let action = match (&s.exec, &s.wait, &s.link) {
+        let action = match (&s.exec, &s.wait, &s.link, &s.throughput) {
             _ if kinds.len() > 1 => {
                 problems.at(
                     kinds[1].1,
@@ -101,18 +103,26 @@ pub(super) fn resolve(
                 );
                 None
             }
-            (Some(argv), None, None) => exec(step, &label, argv, nodes, &node_names, problems),
-            (None, Some(target), None) => {
+            (Some(argv), None, None, None) => {
+                exec(step, &label, argv, nodes, &node_names, problems)
+            }
+            (None, Some(target), None, None) => {
                 wait(step, &label, target, &mut earlier, &all_names, problems);
                 Some(Action::Wait {
                     step: target.value.clone(),
                 })
             }
-            (None, None, Some(endpoint)) => set_link(step, &label, endpoint, links, problems),
+            (None, None, Some(endpoint), None) => set_link(step, &label, endpoint, links, problems),
+            (None, None, None, Some(search)) => {
+                throughput(step, &label, search, nodes, links, problems)
+            }
             _ => {
                 problems.at(
                     pos(step),
-                    format!("step {label} has none of exec, wait and link (expected one: {KINDS})"),
+                    format!(
+                        "step {label} has none of exec, wait, link and throughput (expected one: \
+                         {KINDS})"
+                    ),
                 );
                 // Its exec may have been left out for its type: the node
                 // it names is still checked.
@@ -229,6 +239,9 @@ fn until(step: &RawStep, label: &str, problems: &mut Problems) -> Option<Until> 
         )),
         (None, Some(_), _) => Some(("waits", "")),
         (None, None, Some(_)) => Some(("sets a link", "")),
+        (None, None, None) if step.throughput.is_some() => {
+            Some(("searches throughput", "; its trials repeat on their own"))
+        }
         _ => None,
     };
     if let Some((other, hint)) = other {
@@ -403,34 +416,14 @@ fn set_link(
         );
     }
     let text = &endpoint.value;
-    let Some((node, interface)) = text
-        .split_once(':')
-        .filter(|(node, interface)| !node.is_empty() && !interface.is_empty())
-    else {
-        problems.at(
-            pos(endpoint),
-            format!(
-                "link {text:?} of step {label} is not \"node:interface\" (expected an endpoint \
-                 of the lab, such as \"client:eth1\")"
-            ),
-        );
-        return None;
-    };
-    let ends: Vec<String> = links
-        .iter()
-        .flat_map(|l| l.endpoints.iter())
-        .map(|e| e.label())
-        .collect();
-    if !ends.iter().any(|e| e == text) {
-        problems.at(
-            pos(endpoint),
-            format!(
-                "step {label} sets link {text:?}, which is no endpoint of the lab ({})",
-                unknown_hint(text, ends.iter().map(String::as_str))
-            ),
-        );
-        return None;
-    }
+    let (node, interface) = lab_endpoint(
+        endpoint,
+        &format!("link {text:?} of step {label}"),
+        &format!("step {label} sets link {text:?}"),
+        links,
+        problems,
+    )
+    .map(|(e, _)| (e.node.as_str(), e.interface.as_str()))?;
     // A missing or misspelled state was reported where it was written.
     let Some(state) = &s.state else {
         problems.at(
@@ -444,6 +437,344 @@ fn set_link(
         interface: interface.to_owned(),
         state: state.value,
     })
+}
+
+/// The endpoint `"node:interface"` of the lab that `text` names, and its
+/// link; a problem if it is not one. `what` names the value (`link
+/// "x:y" of step "cut"`), `naming` the step that names it.
+fn lab_endpoint<'l>(
+    text: &Spanned<String>,
+    what: &str,
+    naming: &str,
+    links: &'l [Link],
+    problems: &mut Problems,
+) -> Option<(&'l Endpoint, &'l Link)> {
+    let written = &text.value;
+    if !written
+        .split_once(':')
+        .is_some_and(|(node, interface)| !node.is_empty() && !interface.is_empty())
+    {
+        problems.at(
+            pos(text),
+            format!(
+                "{what} is not \"node:interface\" (expected an endpoint of the lab, such as \
+                 \"client:eth1\")"
+            ),
+        );
+        return None;
+    }
+    let found = links.iter().find_map(|link| {
+        link.endpoints
+            .iter()
+            .find(|e| e.label() == *written)
+            .map(|e| (e, link))
+    });
+    if found.is_none() {
+        let ends: Vec<String> = links
+            .iter()
+            .flat_map(|l| l.endpoints.iter())
+            .map(|e| e.label())
+            .collect();
+        problems.at(
+            pos(text),
+            format!(
+                "{naming}, which is no endpoint of the lab ({})",
+                unknown_hint(written, ends.iter().map(String::as_str))
+            ),
+        );
+    }
+    found
+}
+
+/// The smallest frame lab-gen sends: Ethernet, IPv4 and UDP headers and
+/// its 20 bytes of sequence and time stamp.
+const MIN_FRAME: u32 = 62;
+
+/// The longest trial; longer is surely a typo (a search runs tens).
+const MAX_TRIAL: Duration = Duration::from_secs(10 * 60);
+
+fn throughput(
+    step: &Spanned<RawStep>,
+    label: &str,
+    raw: &Spanned<RawThroughput>,
+    nodes: &[Node],
+    links: &[Link],
+    problems: &mut Problems,
+) -> Option<Action> {
+    let s = &step.value;
+    let what = "searches throughput with labctl's own generator and sink";
+    if let Some(node) = &s.node {
+        problems.at(
+            pos(node),
+            format!(
+                "step {label} {what}, so it takes no node (remove node; from and to name the \
+                 nodes)"
+            ),
+        );
+    }
+    if let Some(background) = s.background.as_ref().filter(|b| b.value) {
+        problems.at(
+            pos(background),
+            format!("background applies to exec steps; step {label} {what} (remove background)"),
+        );
+    }
+    if let Some(ready) = &s.ready {
+        problems.at(
+            pos(ready),
+            format!("ready applies to background exec steps; step {label} {what} (remove ready)"),
+        );
+    }
+    let t = &raw.value;
+    let end = |key: &str, text: &Option<Spanned<String>>, problems: &mut Problems| {
+        let text = text.as_ref()?;
+        lab_endpoint(
+            text,
+            &format!("{key} {:?} of step {label}", text.value),
+            &format!("step {label} sends {key} {:?}", text.value),
+            links,
+            problems,
+        )
+        .map(|(e, l)| (e, l, pos(text)))
+    };
+    let from = end("from", &t.from, problems);
+    let to = end("to", &t.to, problems);
+    let sizes = sizes(t, label, [from, to].iter().flatten().map(|e| e.1), problems);
+    let trial = match &t.trial {
+        None => Some(DEFAULT_TRIAL),
+        Some(text) => duration("trial", text, label, problems).and_then(|d| {
+            if d > MAX_TRIAL {
+                problems.at(
+                    pos(text),
+                    format!(
+                        "trial {:?} of step {label} is longer than 10m (a search runs tens of \
+                         trials)",
+                        text.value
+                    ),
+                );
+                return None;
+            }
+            Some(d)
+        }),
+    };
+    let percentage =
+        |key: &str, text: &Spanned<String>, problems: &mut Problems| match values::parse_loss(
+            &text.value,
+        ) {
+            Ok(fraction) => Some(fraction),
+            Err(why) => {
+                problems.at(
+                    pos(text),
+                    format!("{key} {:?} of step {label} {why}", text.value),
+                );
+                None
+            }
+        };
+    let loss = match &t.loss {
+        None => Some(0.0),
+        Some(text) => percentage("loss", text, problems),
+    };
+    let partial = match &t.partial {
+        None => Some(None),
+        Some(text) => match (percentage("partial", text, problems), loss) {
+            (Some(partial), Some(loss)) if partial <= loss => {
+                problems.at(
+                    pos(text),
+                    format!(
+                        "partial {:?} of step {label} is not more than its loss {}% (PDR, the \
+                         partial drop rate, allows more loss than NDR)",
+                        text.value,
+                        loss * 100.0
+                    ),
+                );
+                None
+            }
+            (partial, _) => partial.map(Some),
+        },
+    };
+    let (from, to) = (from?, to?);
+    let destination = path(label, from, to, nodes, links, problems)?;
+    Some(Action::Throughput(Throughput {
+        from: (from.0.node.clone(), from.0.interface.clone()),
+        to: (to.0.node.clone(), to.0.interface.clone()),
+        destination,
+        sizes: sizes?,
+        trial: trial?,
+        loss: loss?,
+        partial: partial?,
+    }))
+}
+
+/// The sizes of a throughput step: at least one, each once, each at
+/// least what lab-gen sends and within the MTU of both ends' links.
+fn sizes<'l>(
+    t: &RawThroughput,
+    label: &str,
+    end_links: impl Iterator<Item = &'l Link>,
+    problems: &mut Problems,
+) -> Option<Vec<u32>> {
+    // A missing list was reported by the structural pass.
+    let list = t.sizes.as_ref()?;
+    if list.value.is_empty() {
+        problems.at(
+            pos(list),
+            format!("sizes of step {label} is empty (expected frame sizes such as [64, 1514])"),
+        );
+        return None;
+    }
+    // The frame a link carries: its MTU and the Ethernet header.
+    let (mtu, link) = end_links
+        .map(|l| (l.mtu.unwrap_or(1500), l))
+        .min_by_key(|(mtu, _)| *mtu)
+        .map_or((1500, None), |(mtu, l)| (mtu, Some(l)));
+    let largest = mtu + 14;
+    let mut ok = true;
+    let mut seen = HashSet::new();
+    for size in &list.value {
+        let n = size.value;
+        let why = if n < MIN_FRAME {
+            format!(
+                "is less than {MIN_FRAME}, the smallest frame the generator sends (Ethernet, \
+                 IPv4 and UDP headers and its 20 bytes of sequence number and time)"
+            )
+        } else if n > largest {
+            let link = link.map_or_else(String::new, |l| {
+                format!(
+                    " of the link {} - {}",
+                    l.endpoints[0].label(),
+                    l.endpoints[1].label()
+                )
+            });
+            format!(
+                "does not fit the MTU {mtu}{link}: at most {largest} bytes (sizes count the \
+                 Ethernet header and no FCS; raise the link's mtu to {} or more)",
+                n - 14
+            )
+        } else if !seen.insert(n) {
+            "is listed twice".to_owned()
+        } else {
+            continue;
+        };
+        ok = false;
+        problems.at(pos(size), format!("size {n} of step {label} {why}"));
+    }
+    ok.then(|| list.value.iter().map(|s| s.value).collect())
+}
+
+/// Whether the generator's frames from `from` can reach `to`: both have
+/// an address, the links join them (through any nodes in between, the
+/// first hop on `from`'s link), and `from`'s node routes the destination
+/// out of `from` when it is on another subnet. The destination, if so.
+fn path(
+    label: &str,
+    from: (&Endpoint, &Link, Location),
+    to: (&Endpoint, &Link, Location),
+    nodes: &[Node],
+    links: &[Link],
+    problems: &mut Problems,
+) -> Option<std::net::Ipv4Addr> {
+    let (from, from_link, from_at) = from;
+    let (to, to_link, to_at) = to;
+    if from.label() == to.label() {
+        problems.at(
+            to_at,
+            format!(
+                "step {label} sends from and to the same endpoint {:?} (expected the sink at \
+                 the far end of a path, such as the server's interface)",
+                to.label()
+            ),
+        );
+        return None;
+    }
+    let mut ok = true;
+    for (key, end, at, does) in [
+        ("from", from, from_at, "the generator sends from"),
+        (
+            "to",
+            to,
+            to_at,
+            "the sink receives at, and the generator sends to",
+        ),
+    ] {
+        if end.ipv4.is_none() {
+            ok = false;
+            problems.at(
+                at,
+                format!(
+                    "{key} {:?} of step {label} has no ipv4 address, which {does} (add ipv4 to \
+                     that endpoint of its link)",
+                    end.label()
+                ),
+            );
+        }
+    }
+    let peer = |end: &Endpoint, link: &'_ Link| {
+        link.endpoints
+            .iter()
+            .find(|e| e.label() != end.label())
+            .map(|e| e.node.clone())
+            .unwrap_or_default()
+    };
+    // The nodes the first hop leads to, without going back through the
+    // generator's node.
+    let start = peer(from, from_link);
+    let target = peer(to, to_link);
+    let direct = std::ptr::eq(from_link, to_link);
+    let mut reached: HashSet<&str> = HashSet::from([start.as_str()]);
+    let mut queue = vec![start.as_str()];
+    while let Some(node) = queue.pop() {
+        for link in links {
+            let [a, b] = &link.endpoints;
+            for (here, there) in [(a, b), (b, a)] {
+                if here.node == node
+                    && there.node != from.node
+                    && reached.insert(there.node.as_str())
+                {
+                    queue.push(there.node.as_str());
+                }
+            }
+        }
+    }
+    if !direct && (target == from.node || !reached.contains(target.as_str())) {
+        problems.at(
+            to_at,
+            format!(
+                "step {label} sends from {:?} to {:?}, but no path of links joins them (the \
+                 frames leave by {:?}'s link and must arrive by {:?}'s)",
+                from.label(),
+                to.label(),
+                from.label(),
+                to.label()
+            ),
+        );
+        return None;
+    }
+    let (Some(source), Some(destination)) = (from.ipv4, to.ipv4) else {
+        return None;
+    };
+    let destination = destination.addr();
+    let routed = source.contains(&destination)
+        || nodes.iter().find(|n| n.name == from.node).is_some_and(|n| {
+            n.routes
+                .iter()
+                .any(|r| r.interface == from.interface && r.to.contains(&destination))
+        });
+    if !routed {
+        problems.at(
+            to_at,
+            format!(
+                "step {label} sends from {:?} to {destination}, which is off {}'s subnet {}, \
+                 and node {} has no route to it out of {} (add one to its routes, via a next \
+                 hop on that subnet)",
+                from.label(),
+                from.interface,
+                source.trunc(),
+                from.node,
+                from.interface
+            ),
+        );
+        return None;
+    }
+    ok.then_some(destination)
 }
 
 fn wait(

@@ -450,7 +450,7 @@ fn exec_and_wait_both_or_neither() {
         &source,
         &[
             "13:11: step \"both\" has both exec and wait",
-            "14:5: step \"neither\" has none of exec, wait and link (expected one: exec runs a command, wait ends a background step, link sets a link down or up)",
+            "14:5: step \"neither\" has none of exec, wait, link and throughput (expected one: exec runs a command, wait ends a background step, link sets a link down or up, throughput searches the rate a path carries)",
         ],
     );
 }

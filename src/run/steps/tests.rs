@@ -660,3 +660,129 @@ async fn a_step_without_until_has_no_tries() {
     let r = run(&fake, &[exec("once", "ok")]).await;
     assert_eq!(r[0].tries, None);
 }
+
+fn throughput_step(sizes: &[u32]) -> Step {
+    Step {
+        action: Action::Throughput(crate::lab::Throughput {
+            from: ("client".into(), "eth1".into()),
+            to: ("server".into(), "eth1".into()),
+            destination: "198.18.0.2".parse().unwrap(),
+            sizes: sizes.to_vec(),
+            trial: Duration::from_millis(10),
+            loss: 0.0,
+            partial: None,
+        }),
+        ..exec("throughput", "")
+    }
+}
+
+/// lab-gen's JSON: session 7, `sent` frames in a second.
+fn gen_script(sent: u64) -> Script {
+    Script::prints(&[
+        r#"{"event":"start","iface":"eth1","session":7,"rate":null}"#,
+        &format!(
+            r#"{{"event":"summary","sent":{sent},"lost":0,"queue_drops":0,"seconds":1.0,"rate":{sent},"behind":0,"arp_replies":0}}"#
+        ),
+    ])
+}
+
+/// lab-sink's JSON: ready, then on SIGINT a summary of `received` frames
+/// of `session`'s one flow.
+fn sink_script(session: u32, received: u64) -> Script {
+    Script::prints(&[r#"{"event":"ready","iface":"eth1","ip":"198.18.0.2"}"#]).until_interrupt(
+        &format!(
+            r#"{{"event":"summary","received":{received},"lost":0,"latency_p50_ms":0.02,"latency_p99_ms":0.09,"latency_p99_9_ms":0.12,"latency_max_ms":0.4,"flows":[{{"source":"198.18.0.1","source_port":49152,"port":9,"session":{session},"received":{received},"lost":0,"duplicates":0,"reordered":3}}]}}"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_throughput_step_runs_trials_through_the_launcher_and_prints_its_results() {
+    let fake = FakeLauncher::default()
+        .with("lab-gen", gen_script(1000))
+        .with("lab-sink", sink_script(7, 1000));
+    let mut step = throughput_step(&[64]);
+    step.expect.stdout = vec![Check {
+        pattern: Pattern::Match(Regex::new("^ndr 64 bytes: ([0-9]+) frames/s").unwrap()),
+        count: Some(1),
+        bounds: Some(crate::lab::Bounds {
+            at_least: Some(1000.0),
+            at_most: None,
+        }),
+    }];
+    let r = run(&fake, &[step]).await;
+    assert_eq!(statuses(&r), [Status::Passed], "{:?}", r[0]);
+    assert_eq!(r[0].kind, crate::run::result::StepKind::Throughput);
+    // The ceiling (unpaced), the NDR's first trial at it passes, then the
+    // latency at 10, 50 and 90 % of it.
+    let out = &r[0].stdout;
+    assert!(
+        out.contains("ndr 64 bytes: 1000 frames/s, 0.5 Mbit/s, loss 0.000% (2 trials)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("latency 64 bytes at 50% of ndr (500 frames/s): p50 0.020 ms, p99 0.090 ms, p99.9 0.120 ms, max 0.400 ms"),
+        "{out}"
+    );
+    assert!(
+        out.starts_with("trial 1 (64 bytes, ceiling) at unpaced: sent 1000"),
+        "{out}"
+    );
+    let report = r[0].throughput.as_ref().unwrap();
+    assert_eq!(report.sizes.len(), 1);
+    let size = &report.sizes[0];
+    assert_eq!(size.ceiling, 1000.0);
+    assert_eq!(size.trials.len(), 5);
+    assert_eq!(size.latency.len(), 3);
+    assert_eq!(size.trials[1].reordered, 3);
+    // Each trial: a sink started and stopped, a generator run.
+    let launched = fake.launched.lock().unwrap().clone();
+    assert_eq!(launched.len(), 10, "{launched:?}");
+    assert_eq!(launched[0], "server: lab-sink");
+    assert_eq!(launched[1], "client: lab-gen");
+    assert_eq!(fake.signals_to("lab-sink").len(), 5);
+}
+
+#[tokio::test]
+async fn frames_of_another_session_are_not_this_trial_s() {
+    // The sink saw only an earlier generator's frames: nothing of this
+    // one arrived, and the search stops there with the reason.
+    let fake = FakeLauncher::default()
+        .with("lab-gen", gen_script(1000))
+        .with("lab-sink", sink_script(99, 1000));
+    let r = run(&fake, &[throughput_step(&[64, 1514])]).await;
+    assert_eq!(statuses(&r), [Status::Failed]);
+    let error = r[0].error.as_deref().unwrap();
+    assert!(
+        error.contains(
+            "no frame of the generator reached server:eth1 in the unpaced trial of 64 bytes"
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_generator_that_fails_stops_the_search_with_its_own_words() {
+    let gen = Script {
+        lines: vec![(
+            Duration::from_millis(5),
+            Stream::Stderr,
+            "lab-gen: no ARP reply from 198.18.0.2 on eth1 after 3 requests\n".into(),
+        )],
+        exit: 1,
+        ..Default::default()
+    };
+    let fake = FakeLauncher::default()
+        .with("lab-gen", gen)
+        .with("lab-sink", sink_script(7, 0));
+    let r = run(&fake, &[throughput_step(&[64])]).await;
+    assert_eq!(statuses(&r), [Status::Failed]);
+    let error = r[0].error.as_deref().unwrap();
+    assert!(
+        error
+            .contains("lab-gen on client:eth1 exited 1 without its summary: lab-gen: no ARP reply"),
+        "{error}"
+    );
+    // The sink of that trial was stopped all the same.
+    assert_eq!(fake.signals_to("lab-sink"), [Signal::Interrupt]);
+}
