@@ -225,8 +225,10 @@ proptest! {
     ) {
         let (found, tried) = search(0.0, ceiling, |rate| device(capacity, generator, rate));
         prop_assert!(tried.len() <= MAX_TRIALS as usize);
-        // A trial counts when the generator reached 99 % of its rate.
-        let most = capacity.min(generator / REACHED).min(ceiling.floor());
+        // A trial counts when the generator reached 99 % of its rate, so
+        // a rate up to 1 % above the capacity can pass when the generator
+        // fell short of it by as much (found by this proptest).
+        let most = (capacity / REACHED).min(generator / REACHED).min(ceiling.floor());
         prop_assert!(found.rate <= most + 1.0, "{found:?} {tried:?}");
         let provable = capacity.min(generator).min(ceiling.floor());
         if provable >= 2.0 * MIN_RATE {
@@ -254,4 +256,16 @@ proptest! {
         prop_assert_eq!(trial.passed, trial.valid && outcome.lost() == 0);
         prop_assert_eq!(trial.received + trial.lost >= trial.sent, true);
     }
+}
+
+#[test]
+fn a_generator_just_short_of_the_rate_may_pass_a_trial_just_above_the_capacity() {
+    // The case the proptest found: the generator sends 99.3 % of what was
+    // asked, under the capacity, so the trial is counted and passes.
+    let (capacity, generator, ceiling) = (2_191_521.47, 2_186_147.24, 2_964_980.52);
+    let (found, tried) = search(0.0, ceiling, |rate| device(capacity, generator, rate));
+    assert!(
+        found.rate > capacity && found.rate <= capacity / REACHED,
+        "{found:?} {tried:?}"
+    );
 }
