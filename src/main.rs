@@ -27,6 +27,12 @@ struct Cli {
 enum Command {
     /// Deploy a lab, run its steps, check their output, report, tear down
     Run(cli::run::Args),
+    /// Render a run directory's report.html again from its report.json
+    ///
+    /// For a run made by an older labctl, or a page deleted: reads
+    /// RUN_DIR/report.json (and the step files) and writes
+    /// RUN_DIR/report.html, whose path it prints.
+    Report(cli::report::Args),
     /// Check lab files, print a one-line summary of each valid one
     ///
     /// Every problem of a file is reported at once, one per line, as
@@ -67,6 +73,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => cli::run::run(args),
+        Command::Report(args) => cli::report::run(args),
         Command::Validate(args) => cli::explain::validate(args),
         Command::Graph(args) => cli::explain::graph(args),
         Command::Schema(args) => cli::explain::schema(args),

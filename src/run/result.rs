@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::lab::{Action, Step};
 
 /// How a step ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Passed,
@@ -18,7 +20,9 @@ pub enum Status {
     Interrupted,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     Foreground,
@@ -29,7 +33,7 @@ pub enum StepKind {
 }
 
 /// The result of one step.
-#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct StepResult {
     pub name: String,
     pub kind: StepKind,
@@ -38,9 +42,25 @@ pub struct StepResult {
     pub argv: Vec<String>,
     pub status: Status,
     /// Seconds.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     #[schemars(with = "f64")]
     pub duration: Duration,
+    /// Seconds after the first step started, for a step that ran (the
+    /// page's timeline); absent from reports of labctl before it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "some_seconds",
+        deserialize_with = "from_some_seconds"
+    )]
+    #[schemars(with = "Option<f64>")]
+    pub start: Option<Duration>,
+    /// A wait step: the background step it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits_for: Option<String>,
+    /// A link-state step: the interface (of `node`) and the state it set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkChange>,
     pub exit: Option<i64>,
     /// Checks of `expect` that failed.
     pub failures: Vec<FailedCheck>,
@@ -69,12 +89,42 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// What a link-state step does: `interface` of the step's node set
+/// `state` (`down`, `up`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct LinkChange {
+    pub interface: String,
+    pub state: String,
+}
+
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
+fn some_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Seconds as report.json writes them; a negative or non-finite number is
+/// refused, never a panic.
+pub(crate) fn from_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let secs = <f64 as serde::Deserialize>::deserialize(d)?;
+    Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+}
+
+fn from_some_seconds<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    from_seconds(d).map(Some)
+}
+
 impl StepResult {
     pub(crate) fn new(step: &Step) -> StepResult {
+        let mut waits_for = None;
+        let mut link = None;
         let (kind, node, argv) = match &step.action {
             Action::Exec {
                 node,
@@ -90,8 +140,21 @@ impl StepResult {
                 Some(node.clone()),
                 argv.clone(),
             ),
-            Action::Wait { .. } => (StepKind::Wait, None, Vec::new()),
-            Action::SetLink { node, .. } => (StepKind::Link, Some(node.clone()), Vec::new()),
+            Action::Wait { step } => {
+                waits_for = Some(step.clone());
+                (StepKind::Wait, None, Vec::new())
+            }
+            Action::SetLink {
+                node,
+                interface,
+                state,
+            } => {
+                link = Some(LinkChange {
+                    interface: interface.clone(),
+                    state: state.as_str().to_owned(),
+                });
+                (StepKind::Link, Some(node.clone()), Vec::new())
+            }
         };
         StepResult {
             name: step.name.clone(),
@@ -100,6 +163,9 @@ impl StepResult {
             argv,
             status: Status::Skipped,
             duration: Duration::ZERO,
+            start: None,
+            waits_for,
+            link,
             exit: None,
             failures: Vec::new(),
             error: None,
@@ -155,7 +221,9 @@ pub fn cap_line(line: &str) -> String {
 
 /// One check that did not hold: which check, what it expected, what was
 /// found, and the end of the stream it looked at.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct FailedCheck {
     pub check: String,
     pub expected: String,
