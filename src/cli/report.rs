@@ -24,9 +24,9 @@ pub fn run(args: Args) -> VerbResult {
         }
         // Not a run directory, or not a report this labctl can read: the
         // user named the wrong thing.
-        Err(e @ (PageError::Read { .. } | PageError::Invalid { .. })) => {
-            Err(CliError::usage(anyhow::Error::new(e).context("labctl report")))
-        }
+        Err(e @ (PageError::Read { .. } | PageError::Invalid { .. })) => Err(CliError::usage(
+            anyhow::Error::new(e).context("labctl report"),
+        )),
         // Exit 3, as for a run whose files could not be written.
         Err(e @ PageError::Write(_)) => Err(CliError::runtime(
             anyhow::Error::new(e).context("labctl report"),

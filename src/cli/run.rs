@@ -222,8 +222,7 @@ fn run_many(args: &Args, plan: Vec<Planned>) -> VerbResult {
                 many::run_many(r, group, &options, jobs, &interrupts, &numbered).await
             }));
         }
-        let mut end =
-            many::finish_many(&ends, interrupts.interrupt.is_cancelled(), &args.copies.0);
+        let mut end = many::finish_many(&ends, interrupts.interrupt.is_cancelled(), &args.copies.0);
         print!("{}", end.summary);
         match many::write_page(&ends, &args.runs_dir) {
             Ok(page) => println!("report: {}", page.display()),

@@ -484,7 +484,10 @@ fn sink_traffic(report: &RunReport) -> Vec<report::SinkTraffic> {
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
     #[error("reading {path}: {cause}", path = path.display())]
-    Read { path: PathBuf, cause: std::io::Error },
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("{path}: {cause}", path = path.display())]
     Invalid {
         path: PathBuf,

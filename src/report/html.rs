@@ -240,7 +240,11 @@ pub fn page(report: &RunReport) -> String {
         "<header id=\"lab\">\n<h1>{} <span class=\"tag {class}\" id=\"outcome\">{word}</span></h1>\n",
         esc(&report.lab)
     );
-    if let Some(description) = report.topology.as_ref().and_then(|t| t.description.as_ref()) {
+    if let Some(description) = report
+        .topology
+        .as_ref()
+        .and_then(|t| t.description.as_ref())
+    {
         let _ = writeln!(out, "<p>{}</p>", esc(description));
     }
     facts(&mut out, report);
@@ -276,7 +280,10 @@ fn facts(out: &mut String, report: &RunReport) {
             humantime::format_rfc3339_seconds(report.started).to_string(),
         ),
         ("duration", seconds(report.duration)),
-        ("runtime", topology.map(|t| t.runtime.clone()).unwrap_or_default()),
+        (
+            "runtime",
+            topology.map(|t| t.runtime.clone()).unwrap_or_default(),
+        ),
         ("datalinks", datalinks),
         ("labctl", report.labctl.clone()),
         ("host", report.host.clone()),
@@ -360,7 +367,9 @@ fn banner(out: &mut String, report: &RunReport) {
 fn topology_section(out: &mut String, report: &RunReport) {
     out.push_str("<section id=\"topology\">\n<h2>Topology</h2>\n");
     let Some(topology) = &report.topology else {
-        out.push_str("<p>This report.json has no topology (written by an older labctl).</p>\n</section>\n");
+        out.push_str(
+            "<p>This report.json has no topology (written by an older labctl).</p>\n</section>\n",
+        );
         return;
     };
     let mut marks = Marks::default();
@@ -465,11 +474,7 @@ fn traffic_section(out: &mut String, report: &RunReport, clock: &Clock) {
             .find(|s| s.name == traffic.step)
             .and_then(|s| clock.sink_offset(s))
             .unwrap_or(0.0);
-        let _ = writeln!(
-            out,
-            "<h3>lab-sink: {}</h3>",
-            esc(&traffic.step)
-        );
+        let _ = writeln!(out, "<h3>lab-sink: {}</h3>", esc(&traffic.step));
         sink_summary(out, traffic);
         if let Some(svg) = plots::sink_rate_loss_svg(traffic, offset, &markers) {
             let _ = writeln!(out, "<div class=\"plot rate\">{svg}</div>");
@@ -563,7 +568,9 @@ fn step_entry(out: &mut String, index: usize, step: &StepResult, files: &[PathBu
         let _ = writeln!(out, "<p class=\"failure\">{}</p>", esc(error));
     }
     if !step.failures.is_empty() {
-        out.push_str("<table class=\"checks\">\n<tr><th>check</th><th>expected</th><th>found</th></tr>\n");
+        out.push_str(
+            "<table class=\"checks\">\n<tr><th>check</th><th>expected</th><th>found</th></tr>\n",
+        );
         for check in &step.failures {
             let _ = writeln!(
                 out,
@@ -579,7 +586,11 @@ fn step_entry(out: &mut String, index: usize, step: &StepResult, files: &[PathBu
     }
     if failed {
         // The words of the summary and JUnit, for one wording everywhere.
-        let _ = writeln!(out, "<pre class=\"message\">{}</pre>", esc(&failure_message(step)));
+        let _ = writeln!(
+            out,
+            "<pre class=\"message\">{}</pre>",
+            esc(&failure_message(step))
+        );
     }
     for (stream, text, cut) in [
         ("stdout", &step.stdout, step.stdout_truncated_bytes),
@@ -592,7 +603,11 @@ fn step_entry(out: &mut String, index: usize, step: &StepResult, files: &[PathBu
         let _ = writeln!(
             out,
             "<p class=\"meta\">last lines of {stream}{}:</p>\n<pre class=\"{stream}\">{}</pre>",
-            if cut > 0 { " (its beginning only in the file)" } else { "" },
+            if cut > 0 {
+                " (its beginning only in the file)"
+            } else {
+                ""
+            },
             esc(&lines.join("\n"))
         );
     }
@@ -616,7 +631,11 @@ fn step_entry(out: &mut String, index: usize, step: &StepResult, files: &[PathBu
                 )
             })
             .collect();
-        let _ = writeln!(out, "<p class=\"meta\">full output: {}</p>", links.join(", "));
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\">full output: {}</p>",
+            links.join(", ")
+        );
     }
     out.push_str("</details>\n");
 }
@@ -686,10 +705,13 @@ pub fn page_many(ends: &[RunEnd]) -> String {
             labs.push(lab.to_owned());
             labs.len() - 1
         });
-        let col = columns.iter().position(|c| *c == column).unwrap_or_else(|| {
-            columns.push(column);
-            columns.len() - 1
-        });
+        let col = columns
+            .iter()
+            .position(|c| *c == column)
+            .unwrap_or_else(|| {
+                columns.push(column);
+                columns.len() - 1
+            });
         cells.insert((row, col), cell);
     };
     for end in ends {
@@ -791,7 +813,10 @@ mod tests {
         assert!(!html.contains("<b>bold"), "{html}");
         assert!(!html.contains('\u{0}'));
         assert!(!html.contains('\u{1b}'));
-        assert!(html.contains("&lt;/pre&gt;&lt;/details&gt;&lt;script&gt;alert(2)"), "{html}");
+        assert!(
+            html.contains("&lt;/pre&gt;&lt;/details&gt;&lt;script&gt;alert(2)"),
+            "{html}"
+        );
         // A huge line shows cut, as in the summary: the page stays small.
         assert!(html.len() < 100_000, "{}", html.len());
         // Every tag that opens closes: the hostile text broke no structure.
@@ -808,7 +833,14 @@ mod tests {
     fn the_page_is_self_contained() {
         let html = page(&report(vec![step("ping", Status::Passed)]));
         assert!(html.contains("default-src 'none'"));
-        for attr in ["src=\"http", "href=\"http", "src=\"//", "href=\"//", "@import", "url(http"] {
+        for attr in [
+            "src=\"http",
+            "href=\"http",
+            "src=\"//",
+            "href=\"//",
+            "@import",
+            "url(http",
+        ] {
             assert!(!html.contains(attr), "{attr} in {html}");
         }
         assert!(!html.contains("<script"));
@@ -821,8 +853,14 @@ mod tests {
             step("ping", Status::Failed),
             step("later", Status::Skipped),
         ]));
-        assert!(html.contains("<span class=\"tag failed\" id=\"outcome\">FAILED</span>"), "{html}");
-        assert!(html.contains("<details class=\"step s-failed\" id=\"step-2\" open>"), "{html}");
+        assert!(
+            html.contains("<span class=\"tag failed\" id=\"outcome\">FAILED</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<details class=\"step s-failed\" id=\"step-2\" open>"),
+            "{html}"
+        );
         assert!(html.contains("<td>stdout contains &quot;3 received&quot;</td><td>the text in the output</td><td>no occurrence</td>"), "{html}");
         assert!(html.contains("Failed: ping."), "{html}");
     }
@@ -831,17 +869,29 @@ mod tests {
     fn an_interrupted_run_says_it_was_cut_short() {
         let mut r = report(vec![step("ping", Status::Interrupted)]);
         r.outcome = Outcome::Interrupted;
-        r.problems = vec![RunProblem::new(RunProblemKind::Write, "writing x: No space left on device")];
+        r.problems = vec![RunProblem::new(
+            RunProblemKind::Write,
+            "writing x: No space left on device",
+        )];
         let html = page(&r);
         assert!(html.contains("This run was cut short"), "{html}");
-        assert!(html.contains("<b>write</b>: writing x: No space left on device"), "{html}");
+        assert!(
+            html.contains("<b>write</b>: writing x: No space left on device"),
+            "{html}"
+        );
     }
 
     #[test]
     fn links_stay_relative_inside_the_run_directory() {
-        assert_eq!(href(Path::new("steps/01-a b.stdout")), "steps/01-a%20b.stdout");
+        assert_eq!(
+            href(Path::new("steps/01-a b.stdout")),
+            "steps/01-a%20b.stdout"
+        );
         assert_eq!(href(Path::new("/etc/passwd")), "etc/passwd");
-        assert_eq!(href(Path::new("nodes/a/x\"><script>")), "nodes/a/x%22%3E%3Cscript%3E");
+        assert_eq!(
+            href(Path::new("nodes/a/x\"><script>")),
+            "nodes/a/x%22%3E%3Cscript%3E"
+        );
         assert_eq!(href(Path::new("http://x")), "http%3A//x");
     }
 
@@ -878,11 +928,17 @@ links:
         cut.kind = StepKind::Link;
         cut.node = Some("dut".into());
         cut.argv.clear();
-        cut.link = Some(LinkChange { interface: "east".into(), state: "down".into() });
+        cut.link = Some(LinkChange {
+            interface: "east".into(),
+            state: "down".into(),
+        });
         cut.start = at(1000);
         let mut restore = cut.clone();
         restore.name = "restore".into();
-        restore.link = Some(LinkChange { interface: "east".into(), state: "up".into() });
+        restore.link = Some(LinkChange {
+            interface: "east".into(),
+            state: "up".into(),
+        });
         restore.start = at(2000);
         let mut wait = step("sink ends", Status::Failed);
         wait.kind = StepKind::Wait;
@@ -894,14 +950,21 @@ links:
         skipped.stdout.clear();
         let mut r = report(vec![sink, cut, restore, wait, skipped]);
         r.lab = "golden".into();
-        r.topology = Some(crate::report::Topology::of(&lab, crate::lab::RuntimeKind::Netns));
+        r.topology = Some(crate::report::Topology::of(
+            &lab,
+            crate::lab::RuntimeKind::Netns,
+        ));
         r.phases = ["image", "nodes", "links", "steps", "artifacts", "teardown"]
             .iter()
             .enumerate()
             .map(|(n, name)| Timing {
                 name: (*name).into(),
                 duration: Duration::from_millis(if *name == "steps" { 3700 } else { 100 }),
-                start: at(if n <= 3 { n as u64 * 100 } else { 4000 + (n as u64 - 4) * 100 }),
+                start: at(if n <= 3 {
+                    n as u64 * 100
+                } else {
+                    4000 + (n as u64 - 4) * 100
+                }),
             })
             .collect();
         r.duration = Duration::from_millis(4300);
@@ -965,7 +1028,12 @@ links:
              review tests/golden/report-html.outline:\n{got}"
         );
         // What the golden outline must hold, whatever else changes.
-        for landmark in ["section id=\"topology\"", "section id=\"timeline\"", "section id=\"traffic\"", "details class=\"step s-failed\" id=\"step-4\" open"] {
+        for landmark in [
+            "section id=\"topology\"",
+            "section id=\"timeline\"",
+            "section id=\"traffic\"",
+            "details class=\"step s-failed\" id=\"step-4\" open",
+        ] {
             assert!(got.contains(landmark), "{landmark} in {got}");
         }
         assert!(got.matches("svg\n").count() >= 4, "{got}");
@@ -989,9 +1057,18 @@ links:
             }),
         ];
         let html = page_many(&ends);
-        assert!(html.contains("<th>as written</th><th>af_xdp</th><th>netmap</th>"), "{html}");
-        assert!(html.contains("href=\"../icmp-0a0b-20261207T000000/report.html\""), "{html}");
-        assert!(html.contains("href=\"../icmp-0c0d-20261207T000001/report.html\""), "{html}");
+        assert!(
+            html.contains("<th>as written</th><th>af_xdp</th><th>netmap</th>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"../icmp-0a0b-20261207T000000/report.html\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"../icmp-0c0d-20261207T000001/report.html\""),
+            "{html}"
+        );
         assert!(html.contains("no /dev/netmap &lt;here&gt;"), "{html}");
         assert_eq!(html.matches("<tr><th>icmp</th>").count(), 1, "{html}");
     }

@@ -87,7 +87,9 @@ pub fn suite_name(lab: &str, datalink: Option<crate::lab::DatalinkKind>) -> Stri
 fn suite(report: &RunReport) -> TestSuite {
     let mut suite = TestSuite::new(xml_text(&suite_name(&report.lab, report.datalink)));
     suite.set_timestamp(chrono::DateTime::<chrono::Utc>::from(report.started));
-    suite.extra.insert("hostname".into(), hostname(report).into());
+    suite
+        .extra
+        .insert("hostname".into(), hostname(report).into());
     suite.set_time(report.duration);
     suite.add_property(quick_junit::Property::new(
         "lab-file",
@@ -100,13 +102,7 @@ fn suite(report: &RunReport) -> TestSuite {
     // CI systems that keep the run directory link the page from here.
     suite.add_property(quick_junit::Property::new(
         "report-html",
-        xml_text(
-            &report
-                .run_dir
-                .join(super::HTML_FILE)
-                .display()
-                .to_string(),
-        ),
+        xml_text(&report.run_dir.join(super::HTML_FILE).display().to_string()),
     ));
 
     // Every problem of the run in one case: CI shows the lab as one error.

@@ -25,7 +25,9 @@ mod wording;
 
 pub use html::{page, page_many, HTML_FILE};
 pub use junit::{junit_xml, junit_xml_many, suite_name, NotRun};
-pub use schema::{read_report_json, report_schema_json, runs_json, ReadError, REPORT_SCHEMA_VERSION};
+pub use schema::{
+    read_report_json, report_schema_json, runs_json, ReadError, REPORT_SCHEMA_VERSION,
+};
 pub use summary::{summary, summary_many};
 pub use topology::Topology;
 pub use traffic::SinkTraffic;
@@ -349,9 +351,7 @@ fn some_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::O
 
 use crate::run::result::from_seconds;
 
-fn from_some_seconds<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Duration>, D::Error> {
+fn from_some_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     from_seconds(d).map(Some)
 }
 

@@ -25,7 +25,10 @@ const FONT: &str = "sans-serif";
 
 /// Draws on an SVG of `size` with `draw`; `None` when plotters fails
 /// (a chart missing from the page, never a panic).
-fn svg(size: (u32, u32), draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Drawn) -> Option<String> {
+fn svg(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Drawn,
+) -> Option<String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
@@ -155,9 +158,10 @@ fn thin(intervals: &[SinkInterval], points: usize) -> Vec<SinkInterval> {
             let duration_ms: f64 = chunk.iter().map(|i| i.duration_ms).sum();
             let received: u64 = chunk.iter().map(|i| i.received).sum();
             let max = |f: fn(&SinkInterval) -> Option<f64>| {
-                chunk.iter().filter_map(f).fold(None, |m: Option<f64>, v| {
-                    Some(m.map_or(v, |m| m.max(v)))
-                })
+                chunk
+                    .iter()
+                    .filter_map(f)
+                    .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
             };
             SinkInterval {
                 start_ms: chunk[0].start_ms,
@@ -185,7 +189,11 @@ const POINTS: usize = 900;
 /// interval, on the run's time axis (`offset`: seconds from the run's
 /// start to the sink's ready line), with `markers` (the link cuts) drawn
 /// across both.
-pub fn sink_rate_loss_svg(traffic: &SinkTraffic, offset: f64, markers: &[Marker]) -> Option<String> {
+pub fn sink_rate_loss_svg(
+    traffic: &SinkTraffic,
+    offset: f64,
+    markers: &[Marker],
+) -> Option<String> {
     if traffic.intervals.is_empty() {
         return None;
     }
@@ -197,7 +205,12 @@ pub fn sink_rate_loss_svg(traffic: &SinkTraffic, offset: f64, markers: &[Marker]
         .iter()
         .fold((first, last), |(a, b), m| (a.min(m.at), b.max(m.at)));
     let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
-    let top = intervals.iter().map(|i| i.rate).fold(0.0, f64::max).max(1.0) * 1.1;
+    let top = intervals
+        .iter()
+        .map(|i| i.rate)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.1;
     svg((960, 440), |root| {
         let (upper, lower) = root.split_vertically(230);
         let mut rate = ChartBuilder::on(&upper)
@@ -231,12 +244,15 @@ pub fn sink_rate_loss_svg(traffic: &SinkTraffic, offset: f64, markers: &[Marker]
     })
 }
 
-type TimeChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type TimeChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 fn draw_markers(chart: &mut TimeChart<'_, '_>, markers: &[Marker], top: f64) -> Drawn {
-    chart.draw_series(markers.iter().map(|m| {
-        PathElement::new(vec![(m.at, 0.0), (m.at, top)], LINK.stroke_width(2))
-    }))?;
+    chart.draw_series(
+        markers
+            .iter()
+            .map(|m| PathElement::new(vec![(m.at, 0.0), (m.at, top)], LINK.stroke_width(2))),
+    )?;
     chart.draw_series(markers.iter().map(|m| {
         Text::new(
             svg_text(&m.label, 24),
@@ -247,12 +263,15 @@ fn draw_markers(chart: &mut TimeChart<'_, '_>, markers: &[Marker], top: f64) -> 
     Ok(())
 }
 
+/// One figure of an interval.
+type Reading = fn(&SinkInterval) -> Option<f64>;
+
 /// lab-sink's one-way latency per interval (p50, p99, max, ms) on the
 /// run's time axis, and its summary's percentiles as bars.
 pub fn sink_latency_svg(traffic: &SinkTraffic, offset: f64) -> Option<String> {
     let intervals = thin(&traffic.intervals, POINTS);
     let at = |i: &SinkInterval| offset + (i.start_ms + i.duration_ms) / 1000.0;
-    let series: [(&str, fn(&SinkInterval) -> Option<f64>, RGBColor); 3] = [
+    let series: [(&str, Reading, RGBColor); 3] = [
         ("p50", |i| i.latency_p50_ms, PASS),
         ("p99", |i| i.latency_p99_ms, BAR),
         ("max", |i| i.latency_max_ms, FAIL),
@@ -279,7 +298,10 @@ pub fn sink_latency_svg(traffic: &SinkTraffic, offset: f64) -> Option<String> {
         return None;
     }
     let x0 = offset;
-    let x1 = intervals.last().map_or(offset + 1.0, at).max(offset + 0.001);
+    let x1 = intervals
+        .last()
+        .map_or(offset + 1.0, at)
+        .max(offset + 0.001);
     svg((960, 260), |root| {
         let (left, right) = root.split_horizontally(680);
         if top > 0.0 {
@@ -297,7 +319,9 @@ pub fn sink_latency_svg(traffic: &SinkTraffic, offset: f64) -> Option<String> {
             for (name, value, color) in series {
                 chart
                     .draw_series(LineSeries::new(
-                        intervals.iter().filter_map(|i| value(i).map(|v| (at(i), v))),
+                        intervals
+                            .iter()
+                            .filter_map(|i| value(i).map(|v| (at(i), v))),
                         color.stroke_width(2),
                     ))?
                     .label(name)
@@ -312,7 +336,12 @@ pub fn sink_latency_svg(traffic: &SinkTraffic, offset: f64) -> Option<String> {
                 .draw()?;
         }
         if !percentiles.is_empty() {
-            let high = percentiles.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-6) * 1.2;
+            let high = percentiles
+                .iter()
+                .map(|p| p.1)
+                .fold(0.0, f64::max)
+                .max(1e-6)
+                * 1.2;
             let mut chart = ChartBuilder::on(&right)
                 .margin(8)
                 .x_label_area_size(28)
@@ -331,7 +360,10 @@ pub fn sink_latency_svg(traffic: &SinkTraffic, offset: f64) -> Option<String> {
                 .draw()?;
             chart.draw_series(percentiles.iter().enumerate().map(|(n, (_, v))| {
                 Rectangle::new(
-                    [(SegmentValue::Exact(n), 0.0), (SegmentValue::Exact(n + 1), *v)],
+                    [
+                        (SegmentValue::Exact(n), 0.0),
+                        (SegmentValue::Exact(n + 1), *v),
+                    ],
                     BAR.filled(),
                 )
             }))?;
@@ -414,7 +446,9 @@ pub fn throughput_svg(trials: &[ThroughputTrial], results: &[ThroughputResult]) 
                 .collect();
             chart
                 .draw_series(LineSeries::new(
-                    of_size.iter().map(|(n, t)| (*n as f64 + 1.0, t.offered_fps)),
+                    of_size
+                        .iter()
+                        .map(|(n, t)| (*n as f64 + 1.0, t.offered_fps)),
                     SKIP.stroke_width(1),
                 ))?
                 .label(format!("{size} B"))
@@ -462,7 +496,10 @@ pub fn throughput_svg(trials: &[ThroughputTrial], results: &[ThroughputResult]) 
                 ThroughputKind::Pdr => (group * 2 + 1, BAR),
             };
             Some(Rectangle::new(
-                [(SegmentValue::Exact(slot), 0.0), (SegmentValue::Exact(slot + 1), r.frames_per_second)],
+                [
+                    (SegmentValue::Exact(slot), 0.0),
+                    (SegmentValue::Exact(slot + 1), r.frames_per_second),
+                ],
                 color.filled(),
             ))
         }))?;
@@ -490,20 +527,37 @@ mod tests {
 
     #[test]
     fn throughput_draws_every_trial_and_result_on_synthetic_data() {
-        let trials: Vec<ThroughputTrial> = [(64, 1e6, 3.0), (64, 5e5, 0.0), (64, 7.5e5, 0.0), (1518, 8e4, 0.0)]
-            .into_iter()
-            .enumerate()
-            .map(|(n, (size, rate, loss))| ThroughputTrial {
-                frame_size: size,
-                offered_fps: rate,
-                loss_percent: loss,
-                counted: n > 0,
-            })
-            .collect();
+        let trials: Vec<ThroughputTrial> = [
+            (64, 1e6, 3.0),
+            (64, 5e5, 0.0),
+            (64, 7.5e5, 0.0),
+            (1518, 8e4, 0.0),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(n, (size, rate, loss))| ThroughputTrial {
+            frame_size: size,
+            offered_fps: rate,
+            loss_percent: loss,
+            counted: n > 0,
+        })
+        .collect();
         let results = [
-            ThroughputResult { kind: ThroughputKind::Ndr, frame_size: 64, frames_per_second: 7.5e5 },
-            ThroughputResult { kind: ThroughputKind::Pdr, frame_size: 64, frames_per_second: 8e5 },
-            ThroughputResult { kind: ThroughputKind::Ndr, frame_size: 1518, frames_per_second: 8e4 },
+            ThroughputResult {
+                kind: ThroughputKind::Ndr,
+                frame_size: 64,
+                frames_per_second: 7.5e5,
+            },
+            ThroughputResult {
+                kind: ThroughputKind::Pdr,
+                frame_size: 64,
+                frames_per_second: 8e5,
+            },
+            ThroughputResult {
+                kind: ThroughputKind::Ndr,
+                frame_size: 1518,
+                frames_per_second: 8e4,
+            },
         ];
         let svg = throughput_svg(&trials, &results).expect("a chart");
         assert!(svg.starts_with("<svg"), "{svg}");
@@ -511,20 +565,29 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), trials.len(), "{svg}");
         assert!(svg.contains("64 B") && svg.contains("1518 B"), "{svg}");
         let red = format!("#{:02X}{:02X}{:02X}", FAIL.0, FAIL.1, FAIL.2);
-        assert!(svg.to_uppercase().contains(&red), "the lossy trial is red: {svg}");
+        assert!(
+            svg.to_uppercase().contains(&red),
+            "the lossy trial is red: {svg}"
+        );
         assert!(throughput_svg(&[], &[]).is_none());
     }
 
     #[test]
     fn the_rate_plot_has_the_cut_and_a_long_run_is_thinned() {
-        let intervals: Vec<SinkInterval> = (0..5000).map(|n| interval(n, 100, if n == 40 { 50 } else { 0 })).collect();
+        let intervals: Vec<SinkInterval> = (0..5000)
+            .map(|n| interval(n, 100, if n == 40 { 50 } else { 0 }))
+            .collect();
         let traffic = SinkTraffic {
             step: "sink".into(),
             intervals,
             intervals_left_out: 0,
             summary: None,
         };
-        let cut = Marker { label: "dut:east <down>".into(), at: 4.0, failed: false };
+        let cut = Marker {
+            label: "dut:east <down>".into(),
+            at: 4.0,
+            failed: false,
+        };
         let svg = sink_rate_loss_svg(&traffic, 1.0, &[cut]).expect("a chart");
         assert!(svg.contains("dut:east &lt;down&gt;"), "{svg}");
         assert!(!svg.contains("<down>"));

@@ -148,18 +148,12 @@ fn draw(topology: &Topology, marks: &Marks) -> String {
                     &format!("p{index}"),
                 ));
             }
-            // Records lay their fields across the flow: top to bottom in a
-            // left-to-right graph.
-            let shape = ShapeKind::new_record(&RecordDef::Array(fields));
+            // A record's fields go along the flow (left to right here),
+            // a nested record's across it: one field under the other.
+            let shape = ShapeKind::new_record(&RecordDef::Array(vec![RecordDef::Array(fields)]));
             let failed = marks.failed_nodes.contains(&node.name);
             let look = if failed {
-                StyleAttr::new(
-                    color(FAILED),
-                    3,
-                    Some(color(FAILED_FILL)),
-                    0,
-                    font,
-                )
+                StyleAttr::new(color(FAILED), 3, Some(color(FAILED_FILL)), 0, font)
             } else {
                 StyleAttr::new(color("#37474f"), 1, Some(color("#f5f7fa")), 0, font)
             };

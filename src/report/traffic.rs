@@ -83,9 +83,7 @@ pub fn is_json_sink(step: &StepResult) -> bool {
         .argv
         .first()
         .is_some_and(|a| a == "lab-sink" || a.ends_with("/lab-sink"));
-    runs_sink
-        && step.kind != StepKind::Wait
-        && step.argv.iter().skip(1).any(|a| a == "--json")
+    runs_sink && step.kind != StepKind::Wait && step.argv.iter().skip(1).any(|a| a == "--json")
 }
 
 /// The measurements of every lab-sink `--json` step of `steps`, read from

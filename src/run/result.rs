@@ -91,7 +91,9 @@ fn is_zero(n: &u64) -> bool {
 
 /// What a link-state step does: `interface` of the step's node set
 /// `state` (`down`, `up`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct LinkChange {
     pub interface: String,
     pub state: String,
@@ -108,16 +110,21 @@ fn some_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::O
     }
 }
 
-/// Seconds as report.json writes them; a negative or non-finite number is
-/// refused, never a panic.
+/// Seconds as report.json writes them, back to the nanosecond they were
+/// (rounded, not truncated: a report read back renders the same page); a
+/// negative, non-finite or huge number is refused, never a panic.
 pub(crate) fn from_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let secs = <f64 as serde::Deserialize>::deserialize(d)?;
-    Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    // Beyond a year of seconds f64 no longer holds nanoseconds exactly.
+    if !(0.0..=3.2e7).contains(&secs) {
+        return Err(serde::de::Error::custom(format!(
+            "{secs} is not a duration in seconds"
+        )));
+    }
+    Ok(Duration::from_nanos((secs * 1e9).round() as u64))
 }
 
-fn from_some_seconds<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Duration>, D::Error> {
+fn from_some_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     from_seconds(d).map(Some)
 }
 

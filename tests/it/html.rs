@@ -22,7 +22,7 @@ nodes:
 links:
   - endpoints: ["gen:eth1", "sink:eth1"]
     ipv4: ["198.18.61.1/24", "198.18.61.2/24"]
-    impair: { delay: 1ms }
+    impair: { rate: 100mbit }
 steps:
   - name: sink
     node: sink
@@ -31,7 +31,7 @@ steps:
     ready: '"event":"ready"'
   - name: traffic
     node: gen
-    exec: [lab-gen, eth1, 198.18.61.2, --rate, "500", --duration, 2s]
+    exec: [lab-gen, eth1, 198.18.61.2, --rate, "500", --duration, 5s]
     background: true
     ready: "^generating to "
   - name: before the cut
@@ -46,6 +46,9 @@ steps:
   - name: restore
     link: "gen:eth1"
     state: up
+  - name: after the cut
+    node: gen
+    exec: [sleep, "0.5"]
   - name: traffic ends
     wait: traffic
   - name: sink ends
@@ -112,7 +115,12 @@ fn open(chromium: &Path, page: &Path, screenshot: &Path) -> Seen {
         .expect("chromium runs");
     let console = [&dump.stderr, &shot.stderr]
         .iter()
-        .flat_map(|err| String::from_utf8_lossy(err).lines().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|err| {
+            String::from_utf8_lossy(err)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .filter(|l| l.contains(":CONSOLE"))
         .collect();
     Seen {
@@ -162,7 +170,9 @@ fn a_run_s_page_shows_the_lab_traffic_and_failure_in_chromium_and_renders_again(
     assert!(html.contains("id=\"traffic\""), "the sink's plots");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
-    let intervals = report["traffic"][0]["intervals"].as_array().expect("samples in report.json");
+    let intervals = report["traffic"][0]["intervals"]
+        .as_array()
+        .expect("samples in report.json");
     assert!(intervals.len() >= 10, "{} intervals", intervals.len());
     assert_eq!(report["topology"]["nodes"][1]["name"], "sink");
     let junit = std::fs::read_to_string(run.join("junit.xml")).unwrap();
@@ -186,7 +196,18 @@ fn a_run_s_page_shows_the_lab_traffic_and_failure_in_chromium_and_renders_again(
     let out = labctl(&["report", again.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rendered = std::fs::read_to_string(again.join("report.html")).unwrap();
-    assert_eq!(rendered, html, "the same page from report.json");
+    let first_difference = rendered
+        .bytes()
+        .zip(html.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(rendered.len().min(html.len()));
+    assert!(
+        rendered == html,
+        "the same page from report.json; they differ from byte {first_difference}: {:?} / {:?}",
+        &rendered
+            [first_difference.saturating_sub(200)..(first_difference + 200).min(rendered.len())],
+        &html[first_difference.saturating_sub(200)..(first_difference + 200).min(html.len())]
+    );
     // ...and from the report.json of a labctl before the page: no
     // topology nor samples nor timings, the samples read from the step
     // files again.
@@ -202,7 +223,10 @@ fn a_run_s_page_shows_the_lab_traffic_and_failure_in_chromium_and_renders_again(
     assert!(out.status.success(), "{}", stderr(&out));
     let rendered = std::fs::read_to_string(again.join("report.html")).unwrap();
     assert!(rendered.contains("has no topology"), "{rendered}");
-    assert!(rendered.contains("id=\"traffic\""), "samples from the step file");
+    assert!(
+        rendered.contains("id=\"traffic\""),
+        "samples from the step file"
+    );
 
     let Some(chromium) = chromium() else {
         skip("part: chromium is not installed (ci/setup installs it): the page was not opened");
@@ -218,20 +242,45 @@ fn a_run_s_page_shows_the_lab_traffic_and_failure_in_chromium_and_renders_again(
     // The topology drawing names every node and link end.
     let topology = section(&seen.dom, "topology");
     let drawing = &topology[topology.find("<svg").expect("the drawing")..];
-    for name in [">gen<", ">sink<", "eth1 198.18.61.1/24 af_packet", "eth1 198.18.61.2/24 af_packet", "delay 1ms", "cut during the run"] {
-        assert!(drawing.contains(name), "{name} missing in the drawing: {drawing}");
+    for name in [
+        ">gen<",
+        ">sink<",
+        "eth1 198.18.61.1/24 af_packet",
+        "eth1 198.18.61.2/24 af_packet",
+        "gen → sink: rate 100mbit",
+        "cut during the run",
+    ] {
+        assert!(
+            drawing.contains(name),
+            "{name} missing in the drawing: {drawing}"
+        );
     }
     // The failed check is shown, its step unfolded.
     let steps = section(&seen.dom, "steps");
-    assert!(steps.contains("<details class=\"step s-failed\" id=\"step-9\" open=\"\">"), "{steps}");
-    assert!(steps.contains("<td>stdout contains \"never printed\"</td>"), "{steps}");
-    assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "screenshot {screenshot:?}");
+    assert!(
+        steps.contains("<details class=\"step s-failed\" id=\"step-10\" open=\"\">"),
+        "{steps}"
+    );
+    assert!(
+        steps.contains("<td>stdout contains \"never printed\"</td>"),
+        "{steps}"
+    );
+    assert!(
+        std::fs::metadata(&screenshot)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "screenshot {screenshot:?}"
+    );
 }
 
 /// `<section id="ID">…</section>` of `dom`.
 fn section<'a>(dom: &'a str, id: &str) -> &'a str {
-    let start = dom.find(&format!("<section id=\"{id}\">")).unwrap_or_else(|| panic!("no section {id}"));
-    let end = dom[start..].find("</section>").map_or(dom.len(), |e| start + e);
+    let start = dom
+        .find(&format!("<section id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no section {id}"));
+    let end = dom[start..]
+        .find("</section>")
+        .map_or(dom.len(), |e| start + e);
     &dom[start..end]
 }
 
@@ -259,7 +308,11 @@ fn labctl_report_refuses_what_is_not_a_run_directory_in_one_line() {
     std::fs::write(dir.path().join("report.json"), "{\"schema_version\": 99}").unwrap();
     let out = labctl(&["report", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("newer than this labctl"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("newer than this labctl"),
+        "{}",
+        stderr(&out)
+    );
     std::fs::write(dir.path().join("report.json"), b"\xff\xfe garbage").unwrap();
     let out = labctl(&["report", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -310,5 +363,8 @@ fn a_run_cut_short_by_ctrl_c_gets_a_page_saying_so() {
     let html = std::fs::read_to_string(run_dir(runs.path()).join("report.html")).unwrap();
     assert!(html.contains("This run was cut short"), "{html}");
     assert!(html.contains("id=\"outcome\">INTERRUPTED<"), "{html}");
-    assert!(html.contains("<span class=\"tag skipped\">SKIP</span> <b class=\"name\">never</b>"), "{html}");
+    assert!(
+        html.contains("<span class=\"tag skipped\">SKIP</span> <b class=\"name\">never</b>"),
+        "{html}"
+    );
 }
