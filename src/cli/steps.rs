@@ -147,6 +147,7 @@ mod tests {
             waits_for: None,
             link: None,
             exit: Some(1),
+            checks: Vec::new(),
             failures: Vec::new(),
             error: None,
             stdout: String::new(),

@@ -42,7 +42,7 @@ details.step{border:1px solid #d9e2ec;border-radius:4px;margin:6px 0;padding:4px
 details.step.s-failed,details.step.s-interrupted{border-color:#c62828;background:#fffafa}
 summary{cursor:pointer}.meta{color:#52606d;font-size:12px}
 pre{background:#f5f7fa;padding:6px;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font-size:12px;margin:4px 0}
-.failure{color:#c62828;font-weight:600}svg{max-width:100%;height:auto}code{font-size:12px}
+.failure{color:#c62828;font-weight:600}.held td:last-child{color:#2e7d32}svg{max-width:100%;height:auto}code{font-size:12px}
 "#;
 
 /// Text as HTML: markup characters as entities, control characters
@@ -567,23 +567,7 @@ fn step_entry(out: &mut String, index: usize, step: &StepResult, files: &[PathBu
     if let Some(error) = &step.error {
         let _ = writeln!(out, "<p class=\"failure\">{}</p>", esc(error));
     }
-    if !step.failures.is_empty() {
-        out.push_str(
-            "<table class=\"checks\">\n<tr><th>check</th><th>expected</th><th>found</th></tr>\n",
-        );
-        for check in &step.failures {
-            let _ = writeln!(
-                out,
-                "<tr class=\"failure\"><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&check.check),
-                esc(&check.expected),
-                esc(&check.found)
-            );
-        }
-        out.push_str("</table>\n");
-    } else if step.status == Status::Passed {
-        out.push_str("<p class=\"meta\">every check held</p>\n");
-    }
+    checks_table(out, step);
     if failed {
         // The words of the summary and JUnit, for one wording everywhere.
         let _ = writeln!(
@@ -638,6 +622,46 @@ fn step_entry(out: &mut String, index: usize, step: &StepResult, files: &[PathBu
         );
     }
     out.push_str("</details>\n");
+}
+
+/// Every check of the step: expected, and found (a failed one's finding,
+/// `held` for one that passed, `not checked` for a step that did not get
+/// that far); failures a report of an older labctl lists without the
+/// checks come alone.
+fn checks_table(out: &mut String, step: &StepResult) {
+    if step.checks.is_empty() && step.failures.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<table class=\"checks\">\n<tr><th>check</th><th>expected</th><th>found</th></tr>\n",
+    );
+    let checked = step.status != Status::Skipped && step.error.is_none();
+    let mut row = |class: &str, check: &str, expected: &str, found: &str| {
+        let _ = writeln!(
+            out,
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(check),
+            esc(expected),
+            esc(found)
+        );
+    };
+    for check in &step.checks {
+        match step.failures.iter().find(|f| f.check == check.check) {
+            Some(failed) => row("failure", &failed.check, &failed.expected, &failed.found),
+            None if checked => row("held", &check.check, &check.expected, "held"),
+            None => row("unchecked", &check.check, &check.expected, "not checked"),
+        }
+    }
+    // Failures that are not one of the checks: a stream that could not be
+    // read, or a report without its checks.
+    for failed in step
+        .failures
+        .iter()
+        .filter(|f| !step.checks.iter().any(|c| c.check == f.check))
+    {
+        row("failure", &failed.check, &failed.expected, &failed.found);
+    }
+    out.push_str("</table>\n");
 }
 
 fn files_section(out: &mut String, files: &[PathBuf], more: usize) {
@@ -866,6 +890,36 @@ mod tests {
     }
 
     #[test]
+    fn every_check_is_listed_held_failed_or_not_checked() {
+        use crate::run::result::ExpectedCheck;
+        let checks = vec![
+            ExpectedCheck {
+                check: "exit".into(),
+                expected: "exit code 0".into(),
+            },
+            ExpectedCheck {
+                check: "stdout contains \"3 received\"".into(),
+                expected: "the text in the output".into(),
+            },
+        ];
+        let mut passed = step("pong", Status::Passed);
+        passed.checks = checks.clone();
+        let mut failed = step("ping", Status::Failed);
+        failed.checks = checks.clone();
+        let mut skipped = step("later", Status::Skipped);
+        skipped.checks = checks;
+        let html = page(&report(vec![passed, failed, skipped]));
+        assert_eq!(
+            html.matches("<tr class=\"held\"><td>exit</td><td>exit code 0</td><td>held</td></tr>")
+                .count(),
+            2,
+            "{html}"
+        );
+        assert_eq!(html.matches("<tr class=\"failure\"><td>stdout contains &quot;3 received&quot;</td><td>the text in the output</td><td>no occurrence</td></tr>").count(), 1, "{html}");
+        assert_eq!(html.matches("<td>not checked</td>").count(), 2, "{html}");
+    }
+
+    #[test]
     fn an_interrupted_run_says_it_was_cut_short() {
         let mut r = report(vec![step("ping", Status::Interrupted)]);
         r.outcome = Outcome::Interrupted;
@@ -900,7 +954,7 @@ mod tests {
     fn full_report() -> RunReport {
         use crate::report::traffic::{SinkInterval, SinkSummary};
         use crate::report::Timing;
-        use crate::run::result::LinkChange;
+        use crate::run::result::{ExpectedCheck, LinkChange};
         let lab = crate::lab::parse(
             r#"
 name: golden
@@ -946,6 +1000,16 @@ links:
         wait.argv.clear();
         wait.waits_for = Some("sink".into());
         wait.start = at(3000);
+        wait.checks = vec![
+            ExpectedCheck {
+                check: "exit".into(),
+                expected: "exit code 0".into(),
+            },
+            ExpectedCheck {
+                check: "stdout contains \"3 received\"".into(),
+                expected: "the text in the output".into(),
+            },
+        ];
         let mut skipped = step("later", Status::Skipped);
         skipped.stdout.clear();
         let mut r = report(vec![sink, cut, restore, wait, skipped]);

@@ -393,6 +393,7 @@ pub(crate) mod tests {
             waits_for: None,
             link: None,
             exit: Some(if status == Status::Failed { 1 } else { 0 }),
+            checks: Vec::new(),
             failures: if status == Status::Failed {
                 vec![FailedCheck {
                     check: "stdout contains \"3 received\"".into(),

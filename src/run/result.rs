@@ -64,6 +64,11 @@ pub struct StepResult {
     pub exit: Option<i64>,
     /// Checks of `expect` that failed.
     pub failures: Vec<FailedCheck>,
+    /// Every check of `expect` (exec and wait steps), failed or not, with
+    /// what it expects: the page lists them; absent from reports of
+    /// labctl before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<ExpectedCheck>,
     /// Why the step could not do its job (launch error, timeout, not
     /// ready), apart from failed checks.
     pub error: Option<String>,
@@ -87,6 +92,16 @@ pub struct StepResult {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// One check of a step's `expect`: its name, as a failure names it, and
+/// what it expects.
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct ExpectedCheck {
+    pub check: String,
+    pub expected: String,
 }
 
 /// What a link-state step does: `interface` of the step's node set
@@ -132,6 +147,10 @@ impl StepResult {
     pub(crate) fn new(step: &Step) -> StepResult {
         let mut waits_for = None;
         let mut link = None;
+        let checks = match &step.action {
+            Action::SetLink { .. } => Vec::new(),
+            _ => super::check::expected_checks(&step.expect),
+        };
         let (kind, node, argv) = match &step.action {
             Action::Exec {
                 node,
@@ -175,6 +194,7 @@ impl StepResult {
             link,
             exit: None,
             failures: Vec::new(),
+            checks,
             error: None,
             stdout: String::new(),
             stderr: String::new(),
