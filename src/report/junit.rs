@@ -247,6 +247,11 @@ mod tests {
             xml.contains("<system-out>64 bytes from 198.18.0.2 &lt;&amp;&gt;"),
             "{xml}"
         );
+        // CI systems that keep the run directory link the page from here.
+        assert!(
+            xml.contains(r#"<property name="report-html" value="runs/icmp-r1/report.html"/>"#),
+            "{xml}"
+        );
     }
 
     #[test]
