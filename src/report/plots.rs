@@ -372,6 +372,60 @@ pub fn sink_latency_svg(traffic: &SinkTraffic, offset: f64) -> Option<String> {
     })
 }
 
+/// A latency histogram: `buckets` of (upper bound in ms, frames), in
+/// increasing order, as bars on a logarithmic latency axis, with the
+/// `percentiles` (name, ms) drawn across. lab-sink prints only its
+/// percentiles today; this draws its histogram once its summary carries
+/// the buckets (hdrhistogram's logarithmic iteration gives them).
+pub fn latency_histogram_svg(
+    buckets: &[(f64, u64)],
+    percentiles: &[(&str, f64)],
+) -> Option<String> {
+    let buckets: Vec<(f64, u64)> = buckets
+        .iter()
+        .copied()
+        .filter(|(upper, _)| upper.is_finite() && *upper > 0.0)
+        .collect();
+    if buckets.is_empty() {
+        return None;
+    }
+    let low = buckets[0].0 / 2.0;
+    let high = buckets.iter().map(|b| b.0).fold(low, f64::max) * 1.2;
+    let top = buckets.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64 * 1.15;
+    svg((960, 260), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(70)
+            .caption("one-way latency histogram (frames per bucket)", (FONT, 14))
+            .build_cartesian_2d((low..high).log_scale(), 0f64..top)?;
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .x_desc("ms")
+            .draw()?;
+        let mut from = low;
+        chart.draw_series(buckets.iter().map(|(upper, count)| {
+            let bar = Rectangle::new([(from, 0.0), (*upper, *count as f64)], BAR.filled());
+            from = *upper;
+            bar
+        }))?;
+        chart.draw_series(
+            percentiles.iter().map(|(_, at)| {
+                PathElement::new(vec![(*at, 0.0), (*at, top)], FAIL.stroke_width(1))
+            }),
+        )?;
+        chart.draw_series(percentiles.iter().map(|(name, at)| {
+            Text::new(
+                svg_text(name, 8),
+                (*at, top * 0.97),
+                (FONT, 11).into_font().color(&FAIL),
+            )
+        }))?;
+        Ok(())
+    })
+}
+
 /// One trial of a throughput search (RFC 2544): the rate offered for a
 /// frame size and the loss found.
 #[derive(Clone, Debug, PartialEq)]
@@ -592,6 +646,22 @@ mod tests {
         assert!(svg.contains("dut:east &lt;down&gt;"), "{svg}");
         assert!(!svg.contains("<down>"));
         assert!(svg.len() < 200_000, "{} bytes", svg.len());
+    }
+
+    #[test]
+    fn the_histogram_has_a_bar_per_bucket_and_its_percentiles() {
+        let buckets = [
+            (0.016, 10),
+            (0.032, 900),
+            (0.064, 80),
+            (0.128, 9),
+            (0.256, 1),
+        ];
+        let svg = latency_histogram_svg(&buckets, &[("p50", 0.02), ("p99", 0.1)]).expect("a chart");
+        // The background, then one rectangle per bucket.
+        assert_eq!(svg.matches("<rect").count(), 1 + buckets.len(), "{svg}");
+        assert!(svg.contains("p50") && svg.contains("p99"), "{svg}");
+        assert!(latency_histogram_svg(&[], &[]).is_none());
     }
 
     #[test]

@@ -124,7 +124,30 @@ pub fn svg(topology: &Topology, marks: &Marks) -> Option<String> {
     let drawn = std::panic::catch_unwind(|| draw(topology, marks)).ok()?;
     // The declaration is for a file of its own; inline it is noise.
     let start = drawn.find("<svg")?;
-    Some(drawn[start..].to_owned())
+    Some(sorted_style(&drawn[start..]))
+}
+
+/// The drawing with the lines of its `<style>` block sorted: layout-rs
+/// writes them from a HashMap, in an order that changes from run to run,
+/// and a page rendered again must be the same.
+fn sorted_style(svg: &str) -> String {
+    let (Some(open), Some(close)) = (svg.find("<style>\n"), svg.find("</style>")) else {
+        return svg.to_owned();
+    };
+    let body = open + "<style>\n".len();
+    if close < body {
+        return svg.to_owned();
+    }
+    let mut rules: Vec<&str> = svg[body..close].lines().collect();
+    rules.sort_unstable();
+    let mut out = String::with_capacity(svg.len());
+    out.push_str(&svg[..body]);
+    for rule in rules {
+        out.push_str(rule);
+        out.push('\n');
+    }
+    out.push_str(&svg[close..]);
+    out
 }
 
 fn draw(topology: &Topology, marks: &Marks) -> String {
@@ -281,6 +304,20 @@ links:
         }
         // The failed node and the cut link are drawn in the failure colour.
         assert!(svg.to_lowercase().contains("c62828"), "{svg}");
+    }
+
+    #[test]
+    fn the_drawing_is_the_same_every_time() {
+        let topology = Topology::of(&lab(), RuntimeKind::Docker);
+        let first = svg(&topology, &Marks::default()).unwrap();
+        assert!(first.contains("<style>\n.a12 {"), "{first}");
+        for _ in 0..20 {
+            assert_eq!(svg(&topology, &Marks::default()).unwrap(), first);
+        }
+        assert_eq!(
+            sorted_style("<svg><style>\nb\na\n</style></svg>"),
+            "<svg><style>\na\nb\n</style></svg>"
+        );
     }
 
     #[test]
