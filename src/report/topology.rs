@@ -197,9 +197,14 @@ fn draw(topology: &Topology, marks: &Marks) -> String {
         if let Some(mtu) = link.mtu {
             notes.push(format!("mtu {mtu}"));
         }
-        for (end, other) in [(a, b), (b, a)] {
-            if let Some(impair) = &end.impair {
-                notes.push(format!("{} → {}: {impair}", end.node, other.node));
+        match (&a.impair, &b.impair) {
+            (Some(x), Some(y)) if x == y => notes.push(x.clone()),
+            _ => {
+                for (end, other) in [(a, b), (b, a)] {
+                    if let Some(impair) = &end.impair {
+                        notes.push(format!("{} → {}: {impair}", end.node, other.node));
+                    }
+                }
             }
         }
         if cut {
@@ -218,7 +223,13 @@ fn draw(topology: &Topology, marks: &Marks) -> String {
             } else {
                 LineStyleKind::Normal
             },
-            &clean(&notes.join("; ")),
+            // One note a line: a long one-line label widens the drawing
+            // (and, laid left to right, heightens it) far beyond the nodes.
+            &notes
+                .iter()
+                .map(|n| clean(n))
+                .collect::<Vec<_>>()
+                .join("\n"),
             &look,
             &Some(port(topology, a)),
             &Some(port(topology, b)),
