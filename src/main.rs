@@ -43,6 +43,12 @@ enum Command {
     /// YAML plugin at it; docs/lab-format.md says how. With `--report`:
     /// the schema of report.json (docs/running.md).
     Schema(cli::explain::SchemaArgs),
+    /// Render a run directory's report.html again from its report.json
+    ///
+    /// For a run made by an older labctl, or a page deleted: reads
+    /// RUN_DIR/report.json (and the step files) and writes
+    /// RUN_DIR/report.html, whose path it prints.
+    Report(cli::report::Args),
     /// Create a lab's containers and veth links
     Deploy(cli::deploy::Args),
     /// Remove a lab, or every lab, and everything it created
@@ -70,6 +76,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cli::explain::validate(args),
         Command::Graph(args) => cli::explain::graph(args),
         Command::Schema(args) => cli::explain::schema(args),
+        Command::Report(args) => cli::report::run(args),
         Command::Deploy(args) => cli::deploy::run(args),
         Command::Destroy(args) => cli::destroy::run(args),
         Command::Inspect(args) => cli::inspect::run(args),

@@ -15,6 +15,7 @@ mod files;
 pub mod inspect;
 pub mod manual;
 mod progress;
+pub mod report;
 pub mod run;
 mod steps;
 

@@ -259,8 +259,15 @@ fn run_many(args: &Args, runtime: Option<RuntimeKind>, plan: Vec<Planned>) -> Ve
                 many::run_many(r, group, &options, jobs, &interrupts, &numbered).await
             }));
         }
-        let end = many::finish_many(&ends, interrupts.interrupt.is_cancelled(), &args.copies.0);
+        let mut end = many::finish_many(&ends, interrupts.interrupt.is_cancelled(), &args.copies.0);
         print!("{}", end.summary);
+        match many::write_page(&ends, &args.runs_dir) {
+            Ok(page) => println!("report: {}", page.display()),
+            Err(error) => {
+                end.outcome = end.outcome.max(Outcome::Error);
+                end.write_errors.push(error);
+            }
+        }
         for error in &end.write_errors {
             eprintln!("labctl: {error}");
         }

@@ -17,7 +17,7 @@ use crate::report::{suite_name, Format, NotRun, Outcome, RunEnd};
 use crate::run::steps::{NoObserver, Observer};
 use crate::runtime::{NoProgress, Progress, Runtime};
 
-use super::{run_lab, write_report, Interrupts, RunOptions, WriteError};
+use super::{make_run_dir, run_lab, write_report, Interrupts, RunOptions, WriteError};
 
 /// One lab on one datalink (`None`: as its file says).
 #[derive(Clone, Debug)]
@@ -259,6 +259,17 @@ pub fn finish_many(ends: &[RunEnd], interrupted: bool, copies: &[(Format, PathBu
             .unwrap_or_else(|e| e.to_string()),
         write_errors,
     }
+}
+
+/// The page of the whole call (a matrix of labs × datalinks, each cell
+/// linking to its run's report.html), in a directory of its own beside
+/// the run directories: `RUNS/many-<UTC time>/report.html`. Returns its
+/// path.
+pub fn write_page(ends: &[RunEnd], runs_dir: &std::path::Path) -> Result<PathBuf, WriteError> {
+    let dir = make_run_dir(runs_dir, "many", std::time::SystemTime::now())?;
+    let page = dir.join(Format::Html.file_name());
+    write_report(Format::Html.of_runs(ends), &page)?;
+    Ok(page)
 }
 
 #[cfg(test)]

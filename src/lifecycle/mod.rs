@@ -24,7 +24,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::api::session::{self, UpError};
 use crate::lab::{DatalinkKind, Lab};
-use crate::report::{Format, FormatError, Outcome, RunProblem, RunProblemKind, RunReport, Timing};
+use crate::report::{
+    self, Format, FormatError, Outcome, RunProblem, RunProblemKind, RunReport, Timing, Topology,
+};
+use crate::run::output::step_files;
 use crate::run::steps::{Observer, StepOptions, StepRunner};
 use crate::runtime::backend::{Backend, KeptConsole};
 use crate::runtime::console;
@@ -61,6 +64,7 @@ pub use crate::runtime::Interrupts;
 pub const REPORT_JSON: &str = Format::Json.file_name();
 pub const REPORT_JUNIT: &str = Format::Junit.file_name();
 pub const SUMMARY: &str = Format::Summary.file_name();
+pub const REPORT_HTML: &str = Format::Html.file_name();
 
 #[derive(Debug, thiserror::Error)]
 /// The cause is part of the message (not a `source()`), so a printed error
@@ -143,6 +147,10 @@ impl Run<'_> {
             phases: Vec::new(),
             removed: Vec::new(),
             run_dir,
+            labctl: report::LABCTL_VERSION.to_owned(),
+            host: report::hostname(),
+            topology: Some(Topology::of(&lab, R::KIND)),
+            traffic: Vec::new(),
         };
 
         let deployed = match self
@@ -154,11 +162,18 @@ impl Run<'_> {
             None => return self.finish(report),
         };
         report.run_id = deployed.run.as_str().to_owned();
+        // The deploy's phases follow one another from the run's start.
+        let mut at = Duration::ZERO;
         report
             .phases
-            .extend(deployed.timings.iter().map(|(phase, took)| Timing {
-                name: phase.name(R::NODE),
-                duration: *took,
+            .extend(deployed.timings.iter().map(|(phase, took)| {
+                let start = at;
+                at += *took;
+                Timing {
+                    name: phase.name(R::NODE),
+                    duration: *took,
+                    start: Some(start),
+                }
             }));
 
         // From here the lab is up: nothing below returns early, so
@@ -226,6 +241,7 @@ impl Run<'_> {
         report: &mut RunReport,
     ) {
         let clock = Instant::now();
+        let start = self.clock.elapsed();
         let launcher = runtime.launcher(self.instance.as_str());
         let runner = StepRunner::new(
             &launcher,
@@ -247,7 +263,9 @@ impl Run<'_> {
         report.phases.push(Timing {
             name: "steps".into(),
             duration: clock.elapsed(),
+            start: Some(start),
         });
+        report.traffic = sink_traffic(report);
     }
 
     /// Stops the nodes' own commands (unless the lab is kept), then copies
@@ -258,6 +276,7 @@ impl Run<'_> {
     /// second one, stops it.
     async fn evidence<R: Runtime>(&self, runtime: &R, lab: &Lab, report: &mut RunReport) {
         let clock = Instant::now();
+        let start = self.clock.elapsed();
         let stop = if self.interrupts.interrupt.is_cancelled() {
             &self.interrupts.force
         } else {
@@ -344,6 +363,7 @@ impl Run<'_> {
         report.phases.push(Timing {
             name: "artifacts".into(),
             duration: clock.elapsed(),
+            start: Some(start),
         });
     }
 
@@ -371,10 +391,12 @@ impl Run<'_> {
     /// Removes the lab; runs to its end whatever happens meanwhile.
     async fn teardown<R: Runtime>(&self, runtime: &R, report: &mut RunReport) {
         let interrupted_before = self.interrupts.interrupt.is_cancelled();
+        let start = self.clock.elapsed();
         let removed = session::take_down(runtime, &self.instance).await;
         report.phases.push(Timing {
             name: "teardown".into(),
             duration: removed.timings.iter().map(|(_, d)| *d).sum::<Duration>(),
+            start: Some(start),
         });
         report.removed = removed_list(&removed, R::NODE);
         report.problems.extend(
@@ -431,6 +453,66 @@ impl Run<'_> {
         add_write_problems(&mut report, failed);
         report
     }
+}
+
+/// What the lab-sink `--json` steps measured, from their files in the
+/// run directory (the whole output, which memory may not have kept).
+fn sink_traffic(report: &RunReport) -> Vec<report::SinkTraffic> {
+    let dir = report.run_dir.join("steps");
+    report::traffic::of_steps(&report.steps, |index| {
+        let [stdout, _] = step_files(&dir, index, &report.steps.get(index)?.name);
+        Some(stdout)
+    })
+}
+
+/// Why `labctl report` could not render a run directory's page.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("reading {path}: {cause}", path = path.display())]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{path}: {cause}", path = path.display())]
+    Invalid {
+        path: PathBuf,
+        cause: report::ReadError,
+    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// The largest report.json read back: far above what a run writes (its
+/// outputs are tails of 64 KiB), far below what would hurt.
+const MAX_REPORT_JSON: u64 = 256 * 1024 * 1024;
+
+/// `labctl report RUN_DIR`: report.html again, from the run directory's
+/// report.json and step files (an old run seen with a newer labctl).
+/// Returns the page's path.
+pub fn render_page(run_dir: &Path) -> Result<PathBuf, PageError> {
+    use std::io::Read as _;
+    let path = run_dir.join(REPORT_JSON);
+    let read = |cause| PageError::Read {
+        path: path.clone(),
+        cause,
+    };
+    let file = std::fs::File::open(&path).map_err(read)?;
+    let mut text = String::new();
+    file.take(MAX_REPORT_JSON)
+        .read_to_string(&mut text)
+        .map_err(read)?;
+    let mut run = report::read_report_json(&text).map_err(|cause| PageError::Invalid {
+        path: path.clone(),
+        cause,
+    })?;
+    // The directory may have moved since (a CI artifact, downloaded).
+    run.run_dir = run_dir.to_owned();
+    if run.traffic.is_empty() {
+        run.traffic = sink_traffic(&run);
+    }
+    let page = run_dir.join(REPORT_HTML);
+    write_report(Format::Html.of_run(&run), &page)?;
+    Ok(page)
 }
 
 /// A node's evidence that could not be kept: a full run directory is the

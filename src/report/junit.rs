@@ -33,13 +33,14 @@ fn strict(xml: String) -> String {
     format!("{}{}{}", &xml[..start + at], &tag[value_end..], &xml[end..])
 }
 
-/// The machine the run ran on, for `hostname` (Ant's JUnit schema has it).
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
+/// The machine the run ran on, for `hostname` (Ant's JUnit schema has
+/// it): the report's own, which a re-rendered old report may lack.
+fn hostname(report: &RunReport) -> String {
+    if report.host.is_empty() {
+        super::hostname()
+    } else {
+        report.host.clone()
+    }
 }
 
 /// A run that did not happen, and why (a netmap lab where /dev/netmap is
@@ -86,7 +87,9 @@ pub fn suite_name(lab: &str, datalink: Option<crate::lab::DatalinkKind>) -> Stri
 fn suite(report: &RunReport) -> TestSuite {
     let mut suite = TestSuite::new(xml_text(&suite_name(&report.lab, report.datalink)));
     suite.set_timestamp(chrono::DateTime::<chrono::Utc>::from(report.started));
-    suite.extra.insert("hostname".into(), hostname().into());
+    suite
+        .extra
+        .insert("hostname".into(), hostname(report).into());
     suite.set_time(report.duration);
     suite.add_property(quick_junit::Property::new(
         "lab-file",
@@ -107,6 +110,11 @@ fn suite(report: &RunReport) -> TestSuite {
             ));
         }
     }
+    // CI systems that keep the run directory link the page from here.
+    suite.add_property(quick_junit::Property::new(
+        "report-html",
+        xml_text(&report.run_dir.join(super::HTML_FILE).display().to_string()),
+    ));
 
     // Every problem of the run in one case: CI shows the lab as one error.
     if let Some(first) = report.problems.first() {
@@ -284,6 +292,11 @@ mod tests {
         assert!(xml.contains("stdout contains &quot;3 received&quot;: expected the text in the output, found no occurrence"), "{xml}");
         assert!(
             xml.contains("<system-out>64 bytes from 198.18.0.2 &lt;&amp;&gt;"),
+            "{xml}"
+        );
+        // CI systems that keep the run directory link the page from here.
+        assert!(
+            xml.contains(r#"<property name="report-html" value="runs/icmp-r1/report.html"/>"#),
             "{xml}"
         );
     }

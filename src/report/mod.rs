@@ -1,5 +1,6 @@
 //! What a run reports: a summary for people, JUnit XML for CI systems,
-//! JSON for scripts. All three are made from one [`RunReport`], or from
+//! JSON for scripts, one HTML page to look at. All are made from one
+//! [`RunReport`], or from
 //! the [`RunEnd`]s of many runs in one call; [`Format`] is the one list of
 //! them, which the run directory, the copies the user asks for and the
 //! CLI's flags follow.
@@ -8,19 +9,28 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lab::DatalinkKind;
 use crate::run::result::{Status, StepResult};
 
+mod html;
 mod junit;
+pub mod plots;
 pub mod schema;
 mod summary;
+pub mod topology;
+pub mod traffic;
 mod wording;
 
+pub use html::{page, page_many, HTML_FILE};
 pub use junit::{junit_xml, junit_xml_many, suite_name, NotRun};
-pub use schema::{report_schema_json, runs_json, REPORT_SCHEMA_VERSION};
+pub use schema::{
+    read_report_json, report_schema_json, runs_json, ReadError, REPORT_SCHEMA_VERSION,
+};
 pub use summary::{summary, summary_many};
+pub use topology::Topology;
+pub use traffic::SinkTraffic;
 
 /// A report format. A new one is a module here and a variant with its
 /// arms below: every run directory gets it, and its copy flag (if any)
@@ -33,6 +43,9 @@ pub enum Format {
     Junit,
     /// For scripts: report.json, described by [`schema`].
     Json,
+    /// For people who would rather look: report.html, one self-contained
+    /// page (topology, timeline, plots, every step).
+    Html,
 }
 
 /// Why a report could not be made.
@@ -45,13 +58,15 @@ pub struct FormatError {
 
 impl Format {
     /// Every format, in the order they are written.
-    pub const ALL: [Format; 3] = [Format::Junit, Format::Json, Format::Summary];
+    /// The page comes last: it links the files written before it.
+    pub const ALL: [Format; 4] = [Format::Junit, Format::Json, Format::Summary, Format::Html];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Summary => "summary",
             Format::Junit => "JUnit",
             Format::Json => "JSON",
+            Format::Html => "HTML",
         }
     }
 
@@ -61,14 +76,16 @@ impl Format {
             Format::Summary => "summary.txt",
             Format::Junit => "junit.xml",
             Format::Json => "report.json",
+            Format::Html => HTML_FILE,
         }
     }
 
     /// The `labctl run` flag that writes a copy to FILE, and its help;
-    /// `None` for the summary, which is printed.
+    /// `None` for the summary, which is printed, and for the page, whose
+    /// links to the run's files hold only inside its run directory.
     pub fn copy_flag(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Format::Summary => None,
+            Format::Summary | Format::Html => None,
             Format::Junit => Some((
                 "junit",
                 "Also write the JUnit XML report to FILE (one test suite per lab × datalink)",
@@ -86,6 +103,7 @@ impl Format {
             Format::Summary => Ok(summary(report)),
             Format::Junit => junit_xml(report).map_err(|e| self.error(e)),
             Format::Json => Ok(report.to_json()),
+            Format::Html => Ok(page(report)),
         }
     }
 
@@ -110,6 +128,7 @@ impl Format {
             Format::Summary => Ok(summary_many(ends)),
             Format::Junit => junit_xml_many(&reports, &not_run).map_err(|e| self.error(e)),
             Format::Json => Ok(format!("{}\n", runs_json(&reports, &not_run))),
+            Format::Html => Ok(page_many(ends)),
         }
     }
 
@@ -146,7 +165,9 @@ impl RunEnd {
 }
 
 /// How a run ended (the CLI turns it into the exit code).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every step passed.
@@ -183,14 +204,14 @@ impl Outcome {
 }
 
 /// Something that went wrong in a run apart from its steps' checks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RunProblem {
     pub kind: RunProblemKind,
     /// One complete line: what, where, and the cause.
     pub message: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunProblemKind {
     /// The lab could not be deployed (or another deploy of it is up):
@@ -242,18 +263,28 @@ impl std::fmt::Display for RunProblem {
 
 /// How long a phase of the run took (image, containers, links, steps,
 /// artifacts, teardown).
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Timing {
     pub name: String,
     /// Seconds.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     #[schemars(with = "f64")]
     pub duration: Duration,
+    /// Seconds after the run started (the page's timeline); absent from
+    /// reports of labctl before it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "some_seconds",
+        deserialize_with = "from_some_seconds"
+    )]
+    #[schemars(with = "Option<f64>")]
+    pub start: Option<Duration>,
 }
 
 /// Everything one `labctl run` did. Its JSON (report.json) is described by
 /// the schema in [`schema`] and carries [`REPORT_SCHEMA_VERSION`].
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct RunReport {
     pub lab: String,
     /// The instance the run deployed (`<lab>-<4 hex>` unless `--name`).
@@ -263,11 +294,11 @@ pub struct RunReport {
     /// Set when `--datalink` put every interface on one datalink.
     pub datalink: Option<DatalinkKind>,
     /// When the run started (RFC 3339, UTC, whole seconds).
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "rfc3339", deserialize_with = "from_rfc3339")]
     #[schemars(with = "String", extend("format" = "date-time"))]
     pub started: SystemTime,
     /// Seconds.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     #[schemars(with = "f64")]
     pub duration: Duration,
     pub outcome: Outcome,
@@ -279,6 +310,19 @@ pub struct RunReport {
     /// What teardown removed.
     pub removed: Vec<String>,
     pub run_dir: PathBuf,
+    /// The labctl that ran it: its version and commit (`labctl --version`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub labctl: String,
+    /// The machine it ran on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// The lab as the run built it (report.html draws it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
+    /// What each lab-sink step run with `--json` measured, interval by
+    /// interval (report.html plots it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic: Vec<SinkTraffic>,
 }
 
 impl RunReport {
@@ -298,9 +342,39 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64(d.as_secs_f64())
 }
 
+fn some_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+use crate::run::result::from_seconds;
+
+fn from_some_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    from_seconds(d).map(Some)
+}
+
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&humantime::format_rfc3339_seconds(*t))
 }
+
+fn from_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    let text = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(d)?;
+    humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+}
+
+/// The machine this process runs on (JUnit's `hostname`, the page's host).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// This labctl: its version and commit, as `labctl --version` says.
+pub const LABCTL_VERSION: &str = env!("LABCTL_VERSION");
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -315,7 +389,11 @@ pub(crate) mod tests {
             argv: vec!["lab-ping".into(), "eth1".into()],
             status,
             duration: Duration::from_millis(640),
+            start: None,
+            waits_for: None,
+            link: None,
             exit: Some(if status == Status::Failed { 1 } else { 0 }),
+            checks: Vec::new(),
             failures: if status == Status::Failed {
                 vec![FailedCheck {
                     check: "stdout contains \"3 received\"".into(),
@@ -351,9 +429,14 @@ pub(crate) mod tests {
             phases: vec![Timing {
                 name: "deploy".into(),
                 duration: Duration::from_millis(1500),
+                start: Some(Duration::ZERO),
             }],
             removed: vec!["container labctl-icmp-0a0b.pinger".into()],
             run_dir: "runs/icmp-r1".into(),
+            labctl: "0.1.0 (abc1234)".into(),
+            host: "ci-1".into(),
+            topology: None,
+            traffic: Vec::new(),
         }
     }
 

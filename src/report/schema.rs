@@ -42,6 +42,49 @@ impl<'a> Versioned<'a> {
     }
 }
 
+/// report.json as read back (`labctl report`): its version, then the
+/// report.
+#[derive(serde::Deserialize)]
+struct ReadBack {
+    schema_version: u32,
+    #[serde(flatten)]
+    report: RunReport,
+}
+
+/// Why a report.json could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("it is not a labctl report.json: {0}")]
+    Invalid(String),
+    #[error(
+        "its schema_version is {found}, newer than this labctl knows ({REPORT_SCHEMA_VERSION}): \
+         render it with the labctl that wrote it, or a newer one"
+    )]
+    Newer { found: u32 },
+}
+
+/// Reads a report.json back, of this version or an older one (fields an
+/// older labctl did not write are empty).
+pub fn read_report_json(text: &str) -> Result<RunReport, ReadError> {
+    // The version first, so a newer report is named as such rather than
+    // failing on a field it changed.
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        schema_version: u32,
+    }
+    let version: VersionOnly =
+        serde_json::from_str(text).map_err(|e| ReadError::Invalid(e.to_string()))?;
+    if version.schema_version > REPORT_SCHEMA_VERSION {
+        return Err(ReadError::Newer {
+            found: version.schema_version,
+        });
+    }
+    let read: ReadBack =
+        serde_json::from_str(text).map_err(|e| ReadError::Invalid(e.to_string()))?;
+    debug_assert!(read.schema_version <= REPORT_SCHEMA_VERSION);
+    Ok(read.report)
+}
+
 /// `--json FILE` of a `labctl run` with many runs: each of `runs` is a
 /// report.json.
 #[derive(Serialize)]
@@ -134,6 +177,29 @@ mod tests {
         assert!(required.contains(&"outcome".into()));
         assert_eq!(properties["started"]["format"], "date-time");
         assert_eq!(properties["duration"]["type"], "number");
+    }
+
+    #[test]
+    fn a_report_reads_back_as_written_and_a_newer_one_is_refused() {
+        let mut written = report(vec![step("ping", Status::Failed)]);
+        written.steps[0].start = Some(std::time::Duration::from_millis(250));
+        // Every nanosecond comes back, so a page rendered again is the same.
+        written.steps[0].duration = std::time::Duration::from_nanos(1_234_567_891_234);
+        written.duration = std::time::Duration::from_nanos(86_399_999_999_999);
+        let back = read_report_json(&written.to_json()).unwrap();
+        assert_eq!(back.to_json(), written.to_json());
+        assert_eq!(back.steps[0].duration, written.steps[0].duration);
+        assert_eq!(back.duration, written.duration);
+        let newer = written.to_json().replacen(
+            &format!("\"schema_version\": {REPORT_SCHEMA_VERSION}"),
+            "\"schema_version\": 99",
+            1,
+        );
+        let e = read_report_json(&newer).unwrap_err().to_string();
+        assert!(e.contains("schema_version is 99, newer than"), "{e}");
+        let e = read_report_json("{\"schema_version\": 1, \"lab\": 3}").unwrap_err();
+        assert!(matches!(e, ReadError::Invalid(_)), "{e}");
+        assert!(read_report_json("not json").is_err());
     }
 
     #[test]

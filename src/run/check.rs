@@ -11,7 +11,7 @@
 use std::io::Read;
 
 use super::output::{Finder, LineSplitter, LINE_BYTES};
-use super::result::{tail, FailedCheck, TAIL_LINES};
+use super::result::{tail, ExpectedCheck, FailedCheck, TAIL_LINES};
 use crate::lab::{Bounds, Check, Expect, Pattern};
 
 /// What a finished step left behind, as text in memory (short outputs,
@@ -204,13 +204,13 @@ fn out_of_bound(
 fn verdict(stream: &str, check: &Check, seen: &Seen, tail_text: &str) -> Option<FailedCheck> {
     let (what, expected, found) = match (&check.pattern, seen) {
         (
-            Pattern::Match(re),
+            Pattern::Match(_),
             Seen::Match {
                 matching,
                 out_of_bounds,
             },
         ) => {
-            let what = format!("{stream} match '{}'", re.as_str());
+            let what = check_name(stream, check);
             // The first line out of bounds fails the check; no matching
             // line at all is left to the count rules.
             if let Some((expected, found)) = out_of_bounds.clone() {
@@ -231,12 +231,12 @@ fn verdict(stream: &str, check: &Check, seen: &Seen, tail_text: &str) -> Option<
                 }
             }
         }
-        (Pattern::Contains(needle), Seen::Contains(finder)) => {
+        (Pattern::Contains(_), Seen::Contains(finder)) => {
             if finder.found() {
                 return None;
             }
             (
-                format!("{stream} contains {needle:?}"),
+                check_name(stream, check),
                 "the text in the output".to_owned(),
                 "no occurrence".to_owned(),
             )
@@ -249,6 +249,43 @@ fn verdict(stream: &str, check: &Check, seen: &Seen, tail_text: &str) -> Option<
         found,
         tail: tail(tail_text, TAIL_LINES),
     })
+}
+
+/// How reports name a check: `stdout match '^64 bytes'`, `stderr contains
+/// "x"` (a failed check says the same, so the two can be matched).
+pub fn check_name(stream: &str, check: &Check) -> String {
+    match &check.pattern {
+        Pattern::Match(re) => format!("{stream} match '{}'", re.as_str()),
+        Pattern::Contains(needle) => format!("{stream} contains {needle:?}"),
+    }
+}
+
+/// Every check of `expect`, each with what it expects, in the order they
+/// are checked (the exit code first).
+pub fn expected_checks(expect: &Expect) -> Vec<ExpectedCheck> {
+    let mut all = vec![ExpectedCheck {
+        check: "exit".into(),
+        expected: format!("exit code {}", expect.exit),
+    }];
+    for (stream, checks) in [("stdout", &expect.stdout), ("stderr", &expect.stderr)] {
+        for check in checks {
+            let expected = match (&check.pattern, check.count, check.bounds) {
+                (Pattern::Contains(_), _, _) => "the text in the output".to_owned(),
+                (Pattern::Match(_), Some(n), _) => {
+                    format!("exactly {n} matching line{}", plural(n))
+                }
+                (Pattern::Match(_), None, Some(bounds)) => {
+                    format!("at least one matching line, each one's number {bounds}")
+                }
+                (Pattern::Match(_), None, None) => "at least one matching line".to_owned(),
+            };
+            all.push(ExpectedCheck {
+                check: check_name(stream, check),
+                expected,
+            });
+        }
+    }
+    all
 }
 
 /// A line as quoted in a failure: whole when short, cut on a char boundary.
@@ -304,6 +341,31 @@ mod tests {
             exit: Some(exit),
             stdout: stdout.into(),
             stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn every_check_is_listed_under_the_name_its_failure_has() {
+        let expect = Expect {
+            exit: 0,
+            stdout: vec![matching("^64 bytes", Some(3)), contains("never")],
+            stderr: Vec::new(),
+        };
+        let all = expected_checks(&expect);
+        let names: Vec<&str> = all.iter().map(|c| c.check.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "exit",
+                "stdout match '^64 bytes'",
+                "stdout contains \"never\""
+            ]
+        );
+        assert_eq!(all[1].expected, "exactly 3 matching lines");
+        let failed = evaluate(&expect, &out(1, "nothing\n"));
+        assert_eq!(failed.len(), 3);
+        for (failure, check) in failed.iter().zip(&all) {
+            assert_eq!(failure.check, check.check);
         }
     }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::lab::{Action, Step};
 
 /// How a step ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Passed,
@@ -18,7 +20,9 @@ pub enum Status {
     Interrupted,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     Foreground,
@@ -32,7 +36,7 @@ pub enum StepKind {
 }
 
 /// The result of one step.
-#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct StepResult {
     pub name: String,
     pub kind: StepKind,
@@ -41,12 +45,33 @@ pub struct StepResult {
     pub argv: Vec<String>,
     pub status: Status,
     /// Seconds.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     #[schemars(with = "f64")]
     pub duration: Duration,
+    /// Seconds after the first step started, for a step that ran (the
+    /// page's timeline); absent from reports of labctl before it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "some_seconds",
+        deserialize_with = "from_some_seconds"
+    )]
+    #[schemars(with = "Option<f64>")]
+    pub start: Option<Duration>,
+    /// A wait step: the background step it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits_for: Option<String>,
+    /// A link-state step: the interface (of `node`) and the state it set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkChange>,
     pub exit: Option<i64>,
     /// Checks of `expect` that failed.
     pub failures: Vec<FailedCheck>,
+    /// Every check of `expect` (exec and wait steps), failed or not, with
+    /// what it expects: the page lists them; absent from reports of
+    /// labctl before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<ExpectedCheck>,
     /// Why the step could not do its job (launch error, timeout, not
     /// ready), apart from failed checks.
     pub error: Option<String>,
@@ -76,12 +101,63 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// One check of a step's `expect`: its name, as a failure names it, and
+/// what it expects.
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct ExpectedCheck {
+    pub check: String,
+    pub expected: String,
+}
+
+/// What a link-state step does: `interface` of the step's node set
+/// `state` (`down`, `up`).
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct LinkChange {
+    pub interface: String,
+    pub state: String,
+}
+
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
+fn some_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Seconds as report.json writes them, back to the nanosecond they were
+/// (rounded, not truncated: a report read back renders the same page); a
+/// negative, non-finite or huge number is refused, never a panic.
+pub(crate) fn from_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let secs = <f64 as serde::Deserialize>::deserialize(d)?;
+    // Beyond a year of seconds f64 no longer holds nanoseconds exactly.
+    if !(0.0..=3.2e7).contains(&secs) {
+        return Err(serde::de::Error::custom(format!(
+            "{secs} is not a duration in seconds"
+        )));
+    }
+    Ok(Duration::from_nanos((secs * 1e9).round() as u64))
+}
+
+fn from_some_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    from_seconds(d).map(Some)
+}
+
 impl StepResult {
     pub(crate) fn new(step: &Step) -> StepResult {
+        let mut waits_for = None;
+        let mut link = None;
+        let checks = match &step.action {
+            Action::SetLink { .. } => Vec::new(),
+            _ => super::check::expected_checks(&step.expect),
+        };
         let (kind, node, argv) = match &step.action {
             Action::Exec {
                 node,
@@ -97,8 +173,21 @@ impl StepResult {
                 Some(node.clone()),
                 argv.clone(),
             ),
-            Action::Wait { .. } => (StepKind::Wait, None, Vec::new()),
-            Action::SetLink { node, .. } => (StepKind::Link, Some(node.clone()), Vec::new()),
+            Action::Wait { step } => {
+                waits_for = Some(step.clone());
+                (StepKind::Wait, None, Vec::new())
+            }
+            Action::SetLink {
+                node,
+                interface,
+                state,
+            } => {
+                link = Some(LinkChange {
+                    interface: interface.clone(),
+                    state: state.as_str().to_owned(),
+                });
+                (StepKind::Link, Some(node.clone()), Vec::new())
+            }
             Action::Throughput(t) => (StepKind::Throughput, Some(t.from.0.clone()), Vec::new()),
         };
         StepResult {
@@ -108,8 +197,12 @@ impl StepResult {
             argv,
             status: Status::Skipped,
             duration: Duration::ZERO,
+            start: None,
+            waits_for,
+            link,
             exit: None,
             failures: Vec::new(),
+            checks,
             error: None,
             stdout: String::new(),
             stderr: String::new(),
@@ -164,7 +257,9 @@ pub fn cap_line(line: &str) -> String {
 
 /// One check that did not hold: which check, what it expected, what was
 /// found, and the end of the stream it looked at.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct FailedCheck {
     pub check: String,
     pub expected: String,
@@ -187,7 +282,9 @@ impl std::fmt::Display for FailedCheck {
 /// PDR when asked), the latency at fractions of the NDR, and every trial
 /// in the order run. Plain data for report.json and for plots (rate
 /// against loss, trial by trial).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ThroughputReport {
     /// `node:interface` of the generator.
     pub from: String,
@@ -204,7 +301,9 @@ pub struct ThroughputReport {
 }
 
 /// The search at one frame size.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct SizeSearch {
     /// Frame bytes, Ethernet header included, no FCS.
     pub size: u32,
@@ -220,7 +319,9 @@ pub struct SizeSearch {
 }
 
 /// Which result a search gave.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RateKind {
     /// No drop rate: the highest rate with at most `loss`.
@@ -240,7 +341,7 @@ impl RateKind {
 
 /// One result of a search: the highest rate that passed, as its final
 /// trial confirmed.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RateResult {
     pub kind: RateKind,
     /// Frame bytes.
@@ -270,7 +371,9 @@ impl RateResult {
 
 /// The one-way latency of the frames of one trial, in milliseconds
 /// (lab-sink's histogram).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Latency {
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -280,7 +383,7 @@ pub struct Latency {
 }
 
 /// The latency at a fraction of the NDR.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct LatencyPoint {
     /// 10, 50 or 90.
     pub percent_of_ndr: u32,
@@ -291,7 +394,9 @@ pub struct LatencyPoint {
 }
 
 /// Why a trial was run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TrialPurpose {
     /// Unpaced: how fast the generator goes on this path (the ceiling).
@@ -306,7 +411,7 @@ pub enum TrialPurpose {
 
 /// One trial: a fixed rate for the trial's length, then the settle time,
 /// then the sink's count.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Trial {
     pub purpose: TrialPurpose,
     /// Frames per second asked of the generator; `None`: unpaced.

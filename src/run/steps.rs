@@ -120,6 +120,7 @@ impl<'a> StepRunner<'a> {
         let mut results: Vec<StepResult> = steps.iter().map(StepResult::new).collect();
         let mut background: HashMap<String, (usize, Running)> = HashMap::new();
         let mut failed = false;
+        let first_started = Instant::now();
         if let Err(e) = std::fs::create_dir_all(&self.output_dir) {
             self.write_error(format!("writing {}: {e}", self.output_dir.display()));
         }
@@ -131,6 +132,7 @@ impl<'a> StepRunner<'a> {
             self.observer.step_started(i, step);
             let started = Instant::now();
             let mut result = results[i].clone();
+            result.start = Some(started - first_started);
             tokio::select! {
                 () = self.step(i, step, &mut result, &mut background) => {}
                 () = self.interrupt.cancelled() => {

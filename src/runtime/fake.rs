@@ -49,6 +49,7 @@ impl Runtime for FakeRuntime {
     type Wiring = FakeWiring;
     type Launcher = FakeLauncher;
     const NODE: &'static str = "container";
+    const KIND: crate::lab::RuntimeKind = crate::lab::RuntimeKind::Docker;
 
     fn backend(&self) -> &FakeBackend {
         &self.backend

@@ -87,6 +87,8 @@ pub trait Runtime: Sync {
     /// What the runtime calls a node where it reports one (what teardown
     /// removed, the phase that starts them): "container" on Docker.
     const NODE: &'static str;
+    /// Which runtime it is (the reports say what the run used).
+    const KIND: crate::lab::RuntimeKind;
 
     fn backend(&self) -> &Self::Backend;
     fn wiring(&self) -> &Self::Wiring;

@@ -11,11 +11,12 @@ use crate::support::lab::{assert_nothing_left, labctl, stderr, stdout, TestLab, 
 use crate::support::skip::skip;
 
 /// Every subcommand a user types.
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "run",
     "validate",
     "graph",
     "schema",
+    "report",
     "deploy",
     "destroy",
     "inspect",

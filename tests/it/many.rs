@@ -76,7 +76,39 @@ fn labs_by_file_glob_and_directory_on_two_datalinks_in_parallel() {
     );
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["runs"].as_array().unwrap().len(), 6, "{report}");
-    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 6);
+    // Six run directories, and the call's page in one of its own: a
+    // matrix whose cells link to each run's page.
+    let dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 7, "{dirs:?}");
+    let page_dir = dirs
+        .iter()
+        .find(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("many-")
+        })
+        .expect("the call's page directory");
+    let page = std::fs::read_to_string(page_dir.join("report.html")).unwrap();
+    assert!(
+        stdout(&out).contains(&format!(
+            "report: {}",
+            page_dir.join("report.html").display()
+        )),
+        "{said}"
+    );
+    assert!(page.contains("<th>af_packet</th><th>af_xdp</th>"), "{page}");
+    for dir in dirs.iter().filter(|d| *d != page_dir) {
+        assert!(dir.join("report.html").exists(), "{dir:?}");
+        let link = format!(
+            "href=\"../{}/report.html\"",
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        assert!(page.contains(&link), "{link} in {page}");
+    }
     for lab in [&one, &two, &three] {
         assert_nothing_left(&lab.name);
     }

@@ -148,6 +148,13 @@ fn the_ndr_lab_reports_its_results_everywhere() {
         )),
         "{junit}"
     );
+    // The page draws the search and prints its result lines.
+    let page = std::fs::read_to_string(run.run_dir().join("report.html")).expect("report.html");
+    assert!(
+        page.contains("class=\"plot throughput\"><svg"),
+        "no throughput plot"
+    );
+    assert!(page.contains(&format!("ndr 64 bytes: {ndr64:.0} frames/s")));
     assert_nothing_left(&lab.name);
 }
 

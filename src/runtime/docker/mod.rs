@@ -100,6 +100,7 @@ impl Runtime for DockerRuntime {
     type Wiring = Netlink;
     type Launcher = DockerLauncher;
     const NODE: &'static str = "container";
+    const KIND: crate::lab::RuntimeKind = crate::lab::RuntimeKind::Docker;
 
     fn backend(&self) -> &DockerBackend {
         &self.backend

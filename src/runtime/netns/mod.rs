@@ -99,6 +99,7 @@ impl Runtime for NetnsRuntime {
     type Wiring = Netlink;
     type Launcher = NetnsLauncher;
     const NODE: &'static str = "node";
+    const KIND: crate::lab::RuntimeKind = crate::lab::RuntimeKind::Netns;
 
     fn backend(&self) -> &NetnsBackend {
         &self.backend
