@@ -30,8 +30,10 @@ use crate::tools::iface::Interface;
 use crate::tools::output::{as_text, Output};
 use crate::tools::traffic::{self, FlowEnds, Stamp, Template};
 
+pub mod live;
 pub mod pacing;
 
+use live::{LiveFrames, SendError, StampPlan, Unavailable};
 use pacing::{Grant, Pacer};
 
 /// The most frames handed to the datalink at once.
@@ -83,10 +85,32 @@ pub struct Start<'a> {
     pub flows: u16,
     pub port: u16,
     pub session: u32,
+    /// How the frames go out: `live_frames` or `datalink`.
+    pub path: &'static str,
+    /// Why live frames were not used, when they were tried and are not.
+    pub fallback: Option<String>,
+}
+
+/// The names of the two paths, in the start event and the summary.
+pub const PATH_LIVE: &str = "live_frames";
+pub const PATH_DATALINK: &str = "datalink";
+
+/// `--path`: how lab-gen sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathChoice {
+    /// Live frames where the kernel and the interface allow, else the
+    /// datalink, with one line saying why.
+    Auto,
+    /// Live frames, or exit 3 saying why not.
+    Live,
+    /// The datalink's own send (the path before live frames).
+    Datalink,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct GenSummary {
+    /// `live_frames` or `datalink`.
+    pub path: &'static str,
     /// Frames handed to the datalink.
     pub sent: u64,
     /// Frames the link would not take (it was down, or its queue was
@@ -189,7 +213,8 @@ impl Generator {
     }
 }
 
-/// Runs the generator to its end (count, duration, or a signal).
+/// Runs the generator to its end (count, duration, or a signal), on the
+/// datalink.
 pub fn run<W: Write>(
     datalink: &mut dyn Datalink,
     me: &Interface,
@@ -197,9 +222,71 @@ pub fn run<W: Write>(
     out: &mut Output<W>,
     stop: &AtomicBool,
 ) -> Result<GenSummary, ToolError> {
+    run_on_path(datalink, None, None, me, options, out, stop)
+}
+
+/// Live frames for this run, loaded and probed, or why not: the probe
+/// sends the run's frame 0 and looks whether the interface handed it to
+/// its peer (a veth whose peer takes no XDP frames drops it unseen).
+pub fn try_live(me: &Interface, options: &GenOptions) -> Result<LiveFrames, Unavailable> {
+    let ifindex = me.index;
+    if !crate::tools::datalink::nothing_to_bypass(ifindex) {
+        return Err(Unavailable(format!(
+            "{} has a qdisc of its own (a rate limit, a loss filter), which XDP frames would skip",
+            me.name
+        )));
+    }
+    let generator = Generator::new(me, options).map_err(|e| Unavailable(e.to_string()))?;
+    let template = &generator.templates[0];
+    let plan = StampPlan {
+        flows: options.flows,
+        base_port: BASE_PORT,
+        base_sum: template.sum_without_port_seq_time(options.session),
+    };
+    let mut live = LiveFrames::open(&me.name, ifindex, template, options.session, plan)?;
+    let before = live.xmit_counts();
+    match live.send(1) {
+        Ok(()) => {}
+        Err(SendError::LinkDown) => {
+            return Err(Unavailable(format!("{} is down", me.name)));
+        }
+        Err(SendError::Failed { error, .. }) => return Err(Unavailable(live::run_failure(&error))),
+    }
+    if let (Some(before), Some(after)) = (before, live.xmit_counts()) {
+        if after.xmit == before.xmit {
+            return Err(Unavailable(format!(
+                "{}'s veth peer takes no XDP frames: it needs an XDP program (an af_xdp tool, an XDP drop) or GRO or threaded NAPI on",
+                me.name
+            )));
+        }
+    }
+    Ok(live)
+}
+
+/// Runs the generator on `live` frames (whose first frame, the probe,
+/// has gone) or, without, on the datalink; the datalink answers ARP
+/// either way. `fallback`: why live frames were tried and not used.
+pub fn run_on_path<W: Write>(
+    datalink: &mut dyn Datalink,
+    mut live: Option<&mut LiveFrames>,
+    fallback: Option<&str>,
+    me: &Interface,
+    options: &GenOptions,
+    out: &mut Output<W>,
+    stop: &AtomicBool,
+) -> Result<GenSummary, ToolError> {
+    let path = if live.is_some() {
+        PATH_LIVE
+    } else {
+        PATH_DATALINK
+    };
+    let described = match live {
+        Some(_) => format!("XDP live frames; ARP on {}", datalink.describe()),
+        None => datalink.describe(),
+    };
     out.emit(&GenEvent::Start(Start {
         iface: &me.name,
-        datalink: datalink.describe(),
+        datalink: described,
         source: options.source,
         destination: options.destination,
         destination_mac: options.destination_mac,
@@ -208,11 +295,40 @@ pub fn run<W: Write>(
         flows: options.flows,
         port: options.port,
         session: options.session,
+        path,
+        fallback: fallback.map(str::to_owned),
     }))?;
     out.flush()?;
     let mut generator = Generator::new(me, options)?;
     let start = Instant::now();
-    let mut pacer = Pacer::new(options.rate, start, MAX_BATCH);
+    let mut pacer = match live {
+        Some(_) => Pacer::with_span(
+            options.rate,
+            start,
+            live::max_run(options.rate),
+            live::BATCH_SPAN,
+        ),
+        None => Pacer::new(options.rate, start, MAX_BATCH),
+    };
+    let mut xmit_before = None;
+    let mut summary = GenSummary {
+        path,
+        ..GenSummary::default()
+    };
+    if let Some(live) = live.as_deref_mut() {
+        // The probe was frame 0: it is due at the start, and it went.
+        xmit_before = live.xmit_counts();
+        let probed = live.next();
+        let mut granted = 0;
+        while granted < probed {
+            match pacer.grant(start, probed - granted) {
+                Grant::Send(n) => granted += n as u64,
+                Grant::Wait(_) => break,
+            }
+        }
+        generator.skip(probed);
+        summary.sent += probed;
+    }
     let end = match options.limit {
         Limit::Duration(duration) => start.checked_add(duration),
         Limit::Count(_) => None,
@@ -221,7 +337,6 @@ pub fn run<W: Write>(
         Limit::Count(count) => count,
         Limit::Duration(_) => u64::MAX,
     };
-    let mut summary = GenSummary::default();
     let answerer = ArpAnswerer::new(me.mac, options.source);
     // Frames lost in the current outage; `Some` while the link is down.
     let mut down: Option<u64> = None;
@@ -234,9 +349,20 @@ pub fn run<W: Write>(
         let left = count - generator.next;
         match pacer.grant(now, left) {
             Grant::Send(n) => {
-                let result = {
-                    let frames = generator.build(n);
-                    send_all(datalink, &frames)
+                let result = match live.as_deref_mut() {
+                    Some(live) => match send_live(live, &mut generator, n, &me.name)? {
+                        Some(result) => result,
+                        // A signal ended the run part of the way.
+                        None => {
+                            summary.sent = generator.next - summary.lost;
+                            last_sent = Instant::now();
+                            break;
+                        }
+                    },
+                    None => {
+                        let frames = generator.build(n);
+                        send_all(datalink, &frames)
+                    }
                 };
                 match result {
                     Ok(dropped) => {
@@ -296,6 +422,15 @@ pub fn run<W: Write>(
         }
     }
     summary.behind = pacer.forgiven();
+    if let (Some(live), Some(before)) = (live.as_deref(), xmit_before) {
+        // Frames the peer's ring had no room for: lost, as a full queue's.
+        if let Some(after) = live.xmit_counts() {
+            let dropped = after.errors.saturating_sub(before.errors).min(summary.sent);
+            summary.sent -= dropped;
+            summary.lost += dropped;
+            summary.queue_drops += dropped;
+        }
+    }
     let elapsed = match (options.limit, options.rate) {
         (Limit::Duration(duration), _) if !stop.load(Ordering::Relaxed) => duration,
         // A paced run lasts until its next frame would be due, however
@@ -324,6 +459,45 @@ pub fn run<W: Write>(
     out.emit(&GenEvent::Summary(&summary))?;
     out.flush()?;
     Ok(summary)
+}
+
+/// Has the kernel send frames `generator.next ..+ n` live; `None` when a
+/// signal ended the run part of the way (the generator then knows how
+/// far it got).
+fn send_live(
+    live: &mut LiveFrames,
+    generator: &mut Generator,
+    n: usize,
+    iface: &str,
+) -> Result<Option<Result<u64, SendFailure>>, ToolError> {
+    let live_error = |error: std::io::Error| ToolError::LiveFrames(live::run_failure(&error));
+    live.set_next(generator.next).map_err(live_error)?;
+    match live.send(n as u32) {
+        Ok(()) => {
+            generator.skip(n as u64);
+            Ok(Some(Ok(0)))
+        }
+        Err(SendError::LinkDown) => {
+            // Numbered all the same: the sink sees the gap.
+            generator.skip(n as u64);
+            Ok(Some(Err(SendFailure {
+                done: 0,
+                dropped: 0,
+                error: DatalinkError::Io {
+                    op: "send",
+                    iface: iface.to_owned(),
+                    source: std::io::Error::from_raw_os_error(libc::ENETDOWN),
+                },
+            })))
+        }
+        Err(SendError::Failed { done, error })
+            if error.kind() == std::io::ErrorKind::Interrupted =>
+        {
+            generator.skip(done);
+            Ok(None)
+        }
+        Err(SendError::Failed { error, .. }) => Err(live_error(error)),
+    }
 }
 
 /// Sends every frame of `frames`, in as few calls as the datalink needs;
@@ -456,6 +630,34 @@ impl ArpAnswerer {
         }
         Ok(true)
     }
+}
+
+/// What to say when a paced run fell short of its rate by more than 5%
+/// (or forgave frames it could not send in time): the path cannot reach
+/// that rate here.
+pub fn shortfall(summary: &GenSummary, rate: Option<f64>) -> Option<String> {
+    let rate = rate?;
+    // Frames lost on the way (a down link, a full queue) were offered in
+    // time all the same: not the path's shortfall.
+    let offered = (summary.sent + summary.lost) as f64 / summary.seconds.max(1e-3);
+    if summary.sent == 0 || (summary.behind == 0 && offered >= rate * 0.95) {
+        return None;
+    }
+    Some(format!(
+        "asked for {rate}/s, sent {}/s on {} ({} frames behind): this path cannot reach that rate here; lower --rate{}",
+        summary.rate,
+        if summary.path == PATH_LIVE {
+            "XDP live frames"
+        } else {
+            "the datalink"
+        },
+        summary.behind,
+        if summary.path == PATH_LIVE {
+            ""
+        } else {
+            " or let lab-gen use XDP live frames (--path auto)"
+        }
+    ))
 }
 
 /// "20000/s", "1234.5/s", or "full speed".

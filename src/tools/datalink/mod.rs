@@ -156,6 +156,13 @@ pub enum DatalinkError {
     },
 }
 
+/// True when the interface has no qdisc of its own (nothing but
+/// `noqueue`, a veth's default): a path that skips the qdisc (AF_XDP's
+/// transmit, XDP frames) skips no impairment.
+pub fn nothing_to_bypass(ifindex: u32) -> bool {
+    af_packet::qdisc::nothing_to_bypass(ifindex)
+}
+
 impl DatalinkError {
     /// True when the interface (or its link) is down: a send that fails
     /// this way loses the frame, as on a cut cable, and the tools carry on.

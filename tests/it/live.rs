@@ -1,0 +1,427 @@
+//! lab-gen's XDP live-frames path through the real binaries and the real
+//! verifier: the program stamps frames the sink reads back exactly (a
+//! plain test run), lab-gen on live frames into lab-sink counts every
+//! frame, a stop midway leaves the two counts equal, and where the peer
+//! takes no XDP frames or the interface has a qdisc, lab-gen falls back
+//! with one line (or, with `--path live`, exits 3 saying why). Nothing
+//! stays attached after any run.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use labctl::bpf::{Counter, Program, XdpTestRun, BPF_PROG_TYPE_XDP, BPF_XDP, XDP_TX};
+use labctl::tools::frames::Link;
+use labctl::tools::gen::live::{program, StampPlan};
+use labctl::tools::traffic::{self, FlowEnds, Parsed, Stamp, Template};
+use pnet::util::MacAddr;
+
+use crate::support::bin;
+use crate::support::netns::{ip, VethPair};
+use crate::support::process::{Finished, Running};
+use crate::support::skip::skip_without_root;
+use crate::support::tools::{pair, start};
+
+const SINK_READY: &str = "receiving on eth1 (198.18.0.2, 02:00:00:00:00:02, ";
+
+fn json_lines(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn gen(pair: &VethPair, args: &[&str]) -> Finished {
+    Running::spawn(&pair.a.netns, &bin("lab-gen"), args, &[]).finish(Duration::from_secs(60))
+}
+
+/// No XDP program left on either end's eth1 (lab-gen attaches none; the
+/// sink's goes with it).
+fn assert_nothing_attached(pair: &VethPair) {
+    for side in [&pair.a, &pair.b] {
+        let out = Command::new("ip")
+            .args(["-n", &side.netns, "-d", "link", "show", "eth1"])
+            .output()
+            .expect("run ip");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("prog/xdp"), "{}: {text}", side.netns);
+    }
+}
+
+#[test]
+fn the_live_program_stamps_frames_the_sink_reads_back() {
+    if skip_without_root("loading an XDP program") {
+        return;
+    }
+    let ends = FlowEnds {
+        link: Link {
+            src: MacAddr::new(2, 0, 0, 0, 0, 1),
+            dst: MacAddr::new(2, 0, 0, 0, 0, 2),
+        },
+        src: "198.18.0.1".parse().unwrap(),
+        dst: "198.18.0.2".parse().unwrap(),
+        src_port: 49152,
+        dst_port: 9,
+    };
+    for (size, flows) in [(64usize, 3u16), (62, 1), (1514, 2)] {
+        let template = Template::new(ends, size).unwrap();
+        let session = 0xabcd_0123;
+        let counter = Counter::create(b"test_gen").expect("an array map");
+        let plan = StampPlan {
+            flows,
+            base_port: 49152,
+            base_sum: template.sum_without_port_seq_time(session),
+        };
+        let insns = program(counter.fd(), plan);
+        let loaded = Program {
+            prog_type: BPF_PROG_TYPE_XDP,
+            expected_attach_type: BPF_XDP,
+            name: b"test_gen",
+            insns: &insns,
+        }
+        .load()
+        .unwrap_or_else(|e| panic!("the verifier: {:?} {:?}", e.error, e.verifier));
+        let mut input = Vec::new();
+        template.stamp_into(
+            Stamp {
+                session,
+                seq: 0,
+                sent_ns: 0,
+            },
+            &mut input,
+        );
+        // Frames 0..7 of the run, from index 4_294_967_290 * flows on too
+        // (the 32-bit sequence number wraps).
+        for first in [0u64, (u64::from(u32::MAX) - 3) * u64::from(flows)] {
+            counter.set(first).unwrap();
+            for index in first..first + 7 {
+                let before = traffic::monotonic_ns();
+                let mut output = vec![0u8; input.len()];
+                let action = XdpTestRun {
+                    program: std::os::fd::AsFd::as_fd(&loaded),
+                    data: &input,
+                    data_out: Some(&mut output),
+                    ingress_ifindex: 0,
+                    repeat: 1,
+                    flags: 0,
+                    batch_size: 0,
+                }
+                .run()
+                .expect("a test run");
+                assert_eq!(action, XDP_TX as u32);
+                let flow = (index % u64::from(flows)) as u16;
+                match traffic::parse(&output) {
+                    Parsed::Traffic {
+                        src_port, stamp, ..
+                    } => {
+                        assert_eq!(src_port, 49152 + flow, "frame {index}");
+                        assert_eq!(stamp.session, session);
+                        assert_eq!(stamp.seq, (index / u64::from(flows)) as u32);
+                        let after = traffic::monotonic_ns();
+                        assert!((before..=after).contains(&stamp.sent_ns), "{stamp:?}");
+                    }
+                    other => panic!("size {size}, frame {index}: {other:?}"),
+                }
+                assert_eq!(counter.get().unwrap(), index + 1);
+            }
+        }
+    }
+}
+
+/// lab-gen on live frames into lab-sink on af_xdp (whose XDP program
+/// takes the frames): every frame counted, per flow, both tools saying
+/// which path ran.
+#[test]
+fn gen_on_live_frames_into_an_af_xdp_sink_counts_every_frame() {
+    let pair = pair(true);
+    let sink = start(
+        &pair.b.netns,
+        "lab-sink",
+        &["eth1", "--count", "30000", "--datalink", "af_xdp", "--json"],
+        "\"event\":\"ready\"",
+    );
+    let sent = gen(
+        &pair,
+        &[
+            "eth1",
+            "198.18.0.2",
+            "--count",
+            "30000",
+            "--rate",
+            "30000",
+            "--flows",
+            "3",
+            "--path",
+            "live",
+            "--json",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    assert!(sent.stderr.is_empty(), "{sent:?}");
+    let events = json_lines(&sent.stdout);
+    assert_eq!(events[0]["event"], "start");
+    assert_eq!(events[0]["path"], "live_frames");
+    assert!(
+        events[0]["datalink"]
+            .as_str()
+            .unwrap()
+            .starts_with("XDP live frames; ARP on af_packet"),
+        "{}",
+        events[0]
+    );
+    let summary = events.last().unwrap();
+    assert_eq!(summary["path"], "live_frames");
+    assert_eq!(summary["sent"], 30000, "{summary}");
+    assert_eq!(summary["lost"], 0, "{summary}");
+    let received = sink.finish(Duration::from_secs(30));
+    assert!(received.status.success(), "{received:?}");
+    let counted = json_lines(&received.stdout);
+    let counted = counted.last().unwrap();
+    assert_eq!(counted["received"], 30000, "{counted}");
+    assert_eq!(counted["lost"], 0, "{counted}");
+    assert_eq!(counted["duplicates"], 0, "{counted}");
+    assert_eq!(counted["reordered"], 0, "{counted}");
+    let flows = counted["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 3);
+    assert!(flows.iter().all(|f| f["received"] == 10000), "{counted}");
+    assert_nothing_attached(&pair);
+}
+
+/// The human lines on live frames: the start line names the path, the
+/// summary is the contract's.
+#[test]
+fn gen_on_live_frames_prints_the_contract_lines() {
+    let pair = pair(true);
+    let sink = start(
+        &pair.b.netns,
+        "lab-sink",
+        &["eth1", "--count", "2000", "--datalink", "af_xdp"],
+        SINK_READY,
+    );
+    let sent = gen(
+        &pair,
+        &[
+            "eth1",
+            "198.18.0.2",
+            "--count",
+            "2000",
+            "--rate",
+            "5000",
+            "--datalink",
+            "af_xdp",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    assert_eq!(
+        sent.stdout[0],
+        "generating to 198.18.0.2 (02:00:00:00:00:02) from 198.18.0.1 eth1 (XDP live frames; ARP on af_xdp, native XDP, copy mode): 64-byte frames at 5000/s"
+    );
+    assert!(
+        sent.stdout[1].starts_with("sent 2000 frames in "),
+        "{sent:?}"
+    );
+    assert_eq!(sent.stdout.len(), 2, "{sent:?}");
+    let received = sink.finish(Duration::from_secs(30));
+    let summary = &received.stdout[received.stdout.len() - 2];
+    assert!(
+        summary.starts_with("received 2000 frames, lost 0 (0.00%), duplicates 0, reordered 0, "),
+        "{received:?}"
+    );
+}
+
+/// SIGINT in the middle of a live run: lab-gen's summary counts what the
+/// kernel ran, to the frame, and the sink got exactly that.
+#[test]
+fn a_stopped_live_run_counts_what_went_to_the_frame() {
+    let pair = pair(true);
+    let sink = start(
+        &pair.b.netns,
+        "lab-sink",
+        &["eth1", "--datalink", "af_xdp", "--json"],
+        "\"event\":\"ready\"",
+    );
+    let mut sending = Running::spawn(
+        &pair.a.netns,
+        &bin("lab-gen"),
+        &[
+            "eth1",
+            "198.18.0.2",
+            "--rate",
+            "50000",
+            "--duration",
+            "20",
+            "--path",
+            "live",
+            "--json",
+        ],
+        &[],
+    );
+    sending.wait_for("\"event\":\"start\"", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(700));
+    let sent = sending.stop(libc::SIGINT);
+    assert!(sent.status.success(), "{sent:?}");
+    let summary = json_lines(&sent.stdout).pop().unwrap();
+    let count = summary["sent"].as_u64().unwrap();
+    assert!(count > 1000, "{summary}");
+    std::thread::sleep(Duration::from_millis(300));
+    let received = sink.stop(libc::SIGINT);
+    let counted = json_lines(&received.stdout).pop().unwrap();
+    assert_eq!(
+        counted["received"].as_u64(),
+        Some(count),
+        "{counted}; lab-gen: {summary}"
+    );
+    assert_eq!(counted["lost"], 0, "{counted}");
+    assert_nothing_attached(&pair);
+}
+
+/// A peer that takes no XDP frames (lab-sink on af_packet: no XDP program
+/// on its end): `auto` falls back to the datalink with one line and every
+/// frame still arrives; `live` exits 3 with the reason.
+#[test]
+fn without_a_peer_that_takes_xdp_frames_lab_gen_falls_back_or_says_why() {
+    let pair = pair(true);
+    let sink = start(
+        &pair.b.netns,
+        "lab-sink",
+        &["eth1", "--count", "3000", "--json"],
+        "\"event\":\"ready\"",
+    );
+    let sent = gen(
+        &pair,
+        &[
+            "eth1",
+            "198.18.0.2",
+            "--count",
+            "3000",
+            "--rate",
+            "10000",
+            "--json",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    assert_eq!(sent.stderr.lines().count(), 1, "{sent:?}");
+    assert!(
+        sent.stderr.starts_with(
+            "lab-gen: not using XDP live frames (eth1's veth peer takes no XDP frames"
+        ),
+        "{}",
+        sent.stderr
+    );
+    assert!(
+        sent.stderr.trim_end().ends_with("sending on af_packet"),
+        "{}",
+        sent.stderr
+    );
+    let events = json_lines(&sent.stdout);
+    assert_eq!(events[0]["path"], "datalink");
+    assert!(events[0]["fallback"]
+        .as_str()
+        .unwrap()
+        .contains("veth peer"));
+    assert_eq!(events.last().unwrap()["sent"], 3000);
+    let received = sink.finish(Duration::from_secs(30));
+    let counted = json_lines(&received.stdout).pop().unwrap();
+    assert_eq!(counted["received"], 3000, "{counted}");
+    assert_eq!(counted["lost"], 0, "{counted}");
+
+    let out = crate::support::netns::run_in(
+        &pair.a.netns,
+        &bin("lab-gen"),
+        &[
+            "eth1",
+            "198.18.0.2",
+            "--count",
+            "10",
+            "--path",
+            "live",
+            "-W",
+            "300ms",
+        ],
+    );
+    // Nobody answers ARP now (the sink is gone): exit 1. Answer for it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let pong = start(&pair.b.netns, "lab-pong", &["eth1"], "listening on");
+    let out = crate::support::netns::run_in(
+        &pair.a.netns,
+        &bin("lab-gen"),
+        &["eth1", "198.18.0.2", "--count", "10", "--path", "live"],
+    );
+    drop(pong);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("lab-gen: XDP live frames: eth1's veth peer takes no XDP frames"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+/// A qdisc of the interface's own (a lab's rate limit) would be skipped by
+/// XDP frames: lab-gen does not use them there.
+#[test]
+fn an_interface_with_a_qdisc_is_not_sent_live() {
+    let pair = pair(true);
+    ip(&[
+        "-n",
+        &pair.a.netns,
+        "qdisc",
+        "add",
+        "dev",
+        "eth1",
+        "root",
+        "tbf",
+        "rate",
+        "10mbit",
+        "burst",
+        "32kb",
+        "latency",
+        "50ms",
+    ]);
+    let sink = start(
+        &pair.b.netns,
+        "lab-sink",
+        &["eth1", "--datalink", "af_xdp", "--count", "100"],
+        SINK_READY,
+    );
+    let out = crate::support::netns::run_in(
+        &pair.a.netns,
+        &bin("lab-gen"),
+        &["eth1", "198.18.0.2", "--count", "100", "--path", "live"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("has a qdisc of its own"), "{stderr}");
+    let sent = gen(&pair, &["eth1", "198.18.0.2", "--count", "100"]);
+    assert!(sent.status.success(), "{sent:?}");
+    assert!(sent.stderr.contains("has a qdisc of its own"), "{sent:?}");
+    assert!(sent.stdout[0].contains("(af_packet)"), "{sent:?}");
+    let received = sink.finish(Duration::from_secs(30));
+    assert!(received.status.success(), "{received:?}");
+}
+
+#[test]
+fn an_unreachable_rate_is_said_so() {
+    let pair = pair(true);
+    let sink = start(
+        &pair.b.netns,
+        "lab-sink",
+        &["eth1", "--datalink", "af_xdp", "--duration", "3"],
+        SINK_READY,
+    );
+    let sent = gen(
+        &pair,
+        &["eth1", "198.18.0.2", "--rate", "1e12", "--duration", "0.3"],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    assert!(
+        sent.stderr
+            .contains("this path cannot reach that rate here"),
+        "{sent:?}"
+    );
+    drop(sink);
+}
