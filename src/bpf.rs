@@ -55,7 +55,9 @@ pub const BPF_MEM: u8 = 0x60;
 pub const BPF_K: u8 = 0x00;
 pub const BPF_X: u8 = 0x08;
 pub const BPF_ADD: u8 = 0x00;
+pub const BPF_SUB: u8 = 0x10;
 pub const BPF_DIV: u8 = 0x30;
+pub const BPF_LSH: u8 = 0x60;
 pub const BPF_AND: u8 = 0x50;
 pub const BPF_RSH: u8 = 0x70;
 pub const BPF_MOD: u8 = 0x90;
@@ -66,9 +68,12 @@ pub const BPF_END: u8 = 0xd0;
 /// With BPF_END: to big-endian (a swap on this little-endian machine).
 pub const BPF_TO_BE: u8 = 0x08;
 pub const BPF_JA: u8 = 0x00;
-pub const BPF_JNE: u8 = 0x50;
+pub const BPF_JEQ: u8 = 0x10;
 pub const BPF_JGT: u8 = 0x20;
+pub const BPF_JGE: u8 = 0x30;
+pub const BPF_JNE: u8 = 0x50;
 pub const BPF_JLT: u8 = 0xa0;
+pub const BPF_JLE: u8 = 0xb0;
 pub const BPF_CALL: u8 = 0x80;
 pub const BPF_EXIT: u8 = 0x90;
 
@@ -273,52 +278,60 @@ struct MapElemAttr {
     flags: u64,
 }
 
-/// An array map of one entry holding one `u64`: a program's counter,
-/// which it reaches without a helper call ([`BPF_PSEUDO_MAP_VALUE`]) and
-/// userspace reads and sets.
-pub struct Counter {
+/// An array map of one entry of `size` bytes: a program's state, which
+/// it reaches without a helper call ([`BPF_PSEUDO_MAP_VALUE`]) and
+/// userspace reads and writes whole.
+pub struct SingleValue {
     fd: OwnedFd,
+    size: usize,
 }
 
-impl Counter {
-    pub fn create(name_bytes: &[u8]) -> io::Result<Counter> {
+impl SingleValue {
+    pub fn create(name_bytes: &[u8], size: usize) -> io::Result<SingleValue> {
         let mut attr = MapCreateAttr {
             map_type: BPF_MAP_TYPE_ARRAY,
             key_size: 4,
-            value_size: 8,
+            value_size: size as u32,
             max_entries: 1,
             map_name: name(name_bytes),
             ..Default::default()
         };
         let fd = fd_from(sys_bpf(BPF_MAP_CREATE, &mut attr)?)?;
-        Ok(Counter { fd })
+        Ok(SingleValue { fd, size })
     }
 
     pub fn fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }
 
-    pub fn get(&self) -> io::Result<u64> {
+    pub fn read(&self) -> io::Result<Vec<u8>> {
         let key: u32 = 0;
-        let mut value: u64 = 0;
+        let mut value = vec![0u8; self.size];
         let mut attr = MapElemAttr {
             map_fd: self.fd() as u32,
             _pad: 0,
             key: &key as *const u32 as u64,
-            value: &mut value as *mut u64 as u64,
+            value: value.as_mut_ptr() as u64,
             flags: 0,
         };
         sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr)?;
         Ok(value)
     }
 
-    pub fn set(&self, value: u64) -> io::Result<()> {
+    /// Writes the value: `bytes` must be the map's size.
+    pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.len() != self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a value of another size than the map's",
+            ));
+        }
         let key: u32 = 0;
         let mut attr = MapElemAttr {
             map_fd: self.fd() as u32,
             _pad: 0,
             key: &key as *const u32 as u64,
-            value: &value as *const u64 as u64,
+            value: bytes.as_ptr() as u64,
             flags: 0,
         };
         sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)

@@ -153,7 +153,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
             }
             Err(why) => {
                 eprintln!(
-                    "lab-gen: not using XDP live frames ({why}): sending on {}",
+                    "lab-gen: not using XDP live frames: {why}; sending on {}",
                     start.kind
                 );
                 (None, Some(why.to_string()))

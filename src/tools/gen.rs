@@ -33,7 +33,7 @@ use crate::tools::traffic::{self, FlowEnds, Stamp, Template};
 pub mod live;
 pub mod pacing;
 
-use live::{LiveFrames, SendError, StampPlan, Unavailable};
+use live::{LiveFrames, Schedule, SendError, StampPlan, Unavailable};
 use pacing::{Grant, Pacer};
 
 /// The most frames handed to the datalink at once.
@@ -245,17 +245,23 @@ pub fn try_live(me: &Interface, options: &GenOptions) -> Result<LiveFrames, Unav
     };
     let mut live = LiveFrames::open(&me.name, ifindex, template, options.session, plan)?;
     let before = live.xmit_counts();
-    match live.send(1) {
+    let probe = Schedule {
+        limit: 1,
+        ..Schedule::unpaced(0)
+    };
+    live.set_schedule(probe)
+        .map_err(|e| Unavailable(format!("setting the program's state: {e}")))?;
+    match live.run(1) {
         Ok(()) => {}
         Err(SendError::LinkDown) => {
             return Err(Unavailable(format!("{} is down", me.name)));
         }
-        Err(SendError::Failed { error, .. }) => return Err(Unavailable(live::run_failure(&error))),
+        Err(SendError::Failed(error)) => return Err(Unavailable(live::run_failure(&error))),
     }
     if let (Some(before), Some(after)) = (before, live.xmit_counts()) {
         if after.xmit == before.xmit {
             return Err(Unavailable(format!(
-                "{}'s veth peer takes no XDP frames: it needs an XDP program (an af_xdp tool, an XDP drop) or GRO or threaded NAPI on",
+                "{}'s veth peer takes no XDP frames: it needs an XDP program (an af_xdp tool, an XDP drop), GRO or threaded NAPI",
                 me.name
             )));
         }
@@ -301,16 +307,9 @@ pub fn run_on_path<W: Write>(
     out.flush()?;
     let mut generator = Generator::new(me, options)?;
     let start = Instant::now();
-    let mut pacer = match live {
-        Some(_) => Pacer::with_span(
-            options.rate,
-            start,
-            live::max_run(options.rate),
-            live::BATCH_SPAN,
-        ),
-        None => Pacer::new(options.rate, start, MAX_BATCH),
-    };
+    let mut pacer = Pacer::new(options.rate, start, MAX_BATCH);
     let mut xmit_before = None;
+    let mut probed = 0;
     let mut summary = GenSummary {
         path,
         ..GenSummary::default()
@@ -318,7 +317,7 @@ pub fn run_on_path<W: Write>(
     if let Some(live) = live.as_deref_mut() {
         // The probe was frame 0: it is due at the start, and it went.
         xmit_before = live.xmit_counts();
-        let probed = live.next();
+        probed = live.next();
         let mut granted = 0;
         while granted < probed {
             match pacer.grant(start, probed - granted) {
@@ -341,7 +340,22 @@ pub fn run_on_path<W: Write>(
     // Frames lost in the current outage; `Some` while the link is down.
     let mut down: Option<u64> = None;
     let mut last_sent = start;
-    while !stop.load(Ordering::Relaxed) && generator.next < count {
+    let bulk = live.is_some()
+        && options
+            .rate
+            .is_none_or(|rate| rate > live::PER_FRAME_MAX_RATE);
+    match live.as_deref_mut() {
+        Some(live) if bulk => {
+            last_sent = run_live_bulk(datalink, live, me, options, out, stop, &mut summary, start)?;
+            generator.skip(live.next().saturating_sub(generator.next));
+        }
+        // One frame a call, whenever the pacer says (the probe's limit off).
+        Some(live) => live
+            .set_schedule(Schedule::unpaced(generator.next))
+            .map_err(|error| ToolError::LiveFrames(live::run_failure(&error)))?,
+        None => {}
+    }
+    while !bulk && !stop.load(Ordering::Relaxed) && generator.next < count {
         let now = Instant::now();
         if end.is_some_and(|end| now >= end) {
             break;
@@ -421,14 +435,18 @@ pub fn run_on_path<W: Write>(
             }
         }
     }
-    summary.behind = pacer.forgiven();
+    summary.behind += pacer.forgiven();
     if let (Some(live), Some(before)) = (live.as_deref(), xmit_before) {
-        // Frames the peer's ring had no room for: lost, as a full queue's.
+        // What the interface handed to its peer, on a veth: frames stamped
+        // and not handed over (the peer's ring full, the link going down
+        // within a call) are lost, not sent.
         if let Some(after) = live.xmit_counts() {
-            let dropped = after.errors.saturating_sub(before.errors).min(summary.sent);
-            summary.sent -= dropped;
-            summary.lost += dropped;
-            summary.queue_drops += dropped;
+            let delivered = after.xmit.saturating_sub(before.xmit);
+            let stamped = summary.sent.saturating_sub(probed);
+            let undelivered = stamped.saturating_sub(delivered);
+            summary.sent -= undelivered;
+            summary.lost += undelivered;
+            summary.queue_drops += after.errors.saturating_sub(before.errors).min(undelivered);
         }
     }
     let elapsed = match (options.limit, options.rate) {
@@ -461,9 +479,9 @@ pub fn run_on_path<W: Write>(
     Ok(summary)
 }
 
-/// Has the kernel send frames `generator.next ..+ n` live; `None` when a
-/// signal ended the run part of the way (the generator then knows how
-/// far it got).
+/// Has the kernel send frames `generator.next ..+ n` live, one call per
+/// frame (a paced run at a low rate); `None` when a signal ended it (the
+/// generator then knows how far it got).
 fn send_live(
     live: &mut LiveFrames,
     generator: &mut Generator,
@@ -471,33 +489,168 @@ fn send_live(
     iface: &str,
 ) -> Result<Option<Result<u64, SendFailure>>, ToolError> {
     let live_error = |error: std::io::Error| ToolError::LiveFrames(live::run_failure(&error));
-    live.set_next(generator.next).map_err(live_error)?;
-    match live.send(n as u32) {
-        Ok(()) => {
-            generator.skip(n as u64);
-            Ok(Some(Ok(0)))
-        }
-        Err(SendError::LinkDown) => {
-            // Numbered all the same: the sink sees the gap.
-            generator.skip(n as u64);
-            Ok(Some(Err(SendFailure {
-                done: 0,
-                dropped: 0,
-                error: DatalinkError::Io {
-                    op: "send",
-                    iface: iface.to_owned(),
-                    source: std::io::Error::from_raw_os_error(libc::ENETDOWN),
-                },
-            })))
-        }
-        Err(SendError::Failed { done, error })
-            if error.kind() == std::io::ErrorKind::Interrupted =>
-        {
-            generator.skip(done);
-            Ok(None)
-        }
-        Err(SendError::Failed { error, .. }) => Err(live_error(error)),
+    if live.next() != generator.next {
+        live.set_schedule(Schedule::unpaced(generator.next))
+            .map_err(live_error)?;
     }
+    for done in 0..n {
+        match live.run(1) {
+            Ok(()) => {}
+            Err(SendError::LinkDown) => {
+                // The rest are numbered all the same: the sink sees the gap.
+                generator.skip(n as u64);
+                return Ok(Some(Err(SendFailure {
+                    done,
+                    dropped: 0,
+                    error: link_down_error(iface),
+                })));
+            }
+            Err(SendError::Failed(error)) if error.kind() == std::io::ErrorKind::Interrupted => {
+                generator.skip(live.next().saturating_sub(generator.next));
+                return Ok(None);
+            }
+            Err(SendError::Failed(error)) => return Err(live_error(error)),
+        }
+    }
+    generator.skip(n as u64);
+    Ok(Some(Ok(0)))
+}
+
+fn link_down_error(iface: &str) -> DatalinkError {
+    DatalinkError::Io {
+        op: "send",
+        iface: iface.to_owned(),
+        source: std::io::Error::from_raw_os_error(libc::ENETDOWN),
+    }
+}
+
+/// How far behind its schedule a paced live run may fall before the
+/// kernel forgives the debt (the pacer's depth).
+const LIVE_DEPTH: Duration = Duration::from_millis(20);
+
+/// Live frames unpaced, or paced above [`live::PER_FRAME_MAX_RATE`]: the
+/// kernel runs the program [`live::BULK_RUNS`] times a call, and the
+/// program keeps the schedule (it drops the copies not due yet), the
+/// count and the end; lab-gen answers ARP and looks at the link between
+/// calls. Returns when the last frame went.
+#[allow(clippy::too_many_arguments)]
+fn run_live_bulk<W: Write>(
+    datalink: &mut dyn Datalink,
+    live: &mut LiveFrames,
+    me: &Interface,
+    options: &GenOptions,
+    out: &mut Output<W>,
+    stop: &AtomicBool,
+    summary: &mut GenSummary,
+    start: Instant,
+) -> Result<Instant, ToolError> {
+    let live_error = |error: std::io::Error| ToolError::LiveFrames(live::run_failure(&error));
+    let start_ns = traffic::monotonic_ns();
+    let first = live.next();
+    let mut schedule = match options.rate {
+        Some(rate) => {
+            // Frame `first` is due `first` intervals after the start.
+            let due = start_ns + (first as f64 * 1e9 / rate) as u64;
+            Schedule::paced(first, rate, due, LIVE_DEPTH.as_nanos() as u64)
+        }
+        None => Schedule::unpaced(first),
+    };
+    let count = match options.limit {
+        Limit::Count(count) => count,
+        Limit::Duration(_) => u64::MAX,
+    };
+    let end = match options.limit {
+        Limit::Duration(duration) => start.checked_add(duration),
+        Limit::Count(_) => None,
+    };
+    schedule.limit = count;
+    if let Limit::Duration(duration) = options.limit {
+        schedule.end_ns = start_ns.saturating_add(duration.as_nanos() as u64);
+    }
+    live.set_schedule(schedule).map_err(live_error)?;
+    let answerer = ArpAnswerer::new(me.mac, options.source);
+    let mut down: Option<u64> = None;
+    let mut last_sent = start;
+    while !stop.load(Ordering::Relaxed) && live.next() < count {
+        let now = Instant::now();
+        if end.is_some_and(|end| now >= end) {
+            break;
+        }
+        match live.run(live::BULK_RUNS) {
+            Ok(()) => {
+                last_sent = Instant::now();
+                if let Some(lost) = down.take() {
+                    out.emit(&GenEvent::LinkUp {
+                        iface: &me.name,
+                        lost,
+                    })?;
+                    out.flush()?;
+                }
+            }
+            Err(SendError::LinkDown) => {
+                if down.is_none() {
+                    down = Some(0);
+                    out.emit(&GenEvent::LinkDown {
+                        iface: &me.name,
+                        error: link_down_text(&link_down_error(&me.name)),
+                    })?;
+                    out.flush()?;
+                }
+                answerer.serve_until(datalink, Instant::now() + DOWN_RETRY, stop, summary)?;
+                // The frames due meanwhile are lost: numbered, never sent.
+                let mut schedule = live.schedule();
+                let now_ns = traffic::monotonic_ns();
+                if schedule.interval_ns > 0 && now_ns >= schedule.next_due_ns {
+                    let missed = ((now_ns - schedule.next_due_ns) / schedule.interval_ns + 1)
+                        .min(count.saturating_sub(schedule.next));
+                    schedule.next += missed;
+                    schedule.next_due_ns += missed * schedule.interval_ns;
+                    live.set_schedule(schedule).map_err(live_error)?;
+                    summary.lost += missed;
+                    if let Some(total) = down.as_mut() {
+                        *total += missed;
+                    }
+                }
+                continue;
+            }
+            Err(SendError::Failed(error)) if error.kind() == std::io::ErrorKind::Interrupted => {
+                last_sent = Instant::now();
+                break;
+            }
+            Err(SendError::Failed(error)) => return Err(live_error(error)),
+        }
+        answerer.serve(datalink, RX_BURST, summary)?;
+    }
+    if let Some(lost) = down {
+        out.emit(&GenEvent::LinkUp {
+            iface: &me.name,
+            lost,
+        })
+        .ok();
+    }
+    // The last frame's own time, not the end of the call that sent it
+    // (which went on dropping copies past the count).
+    let last_ns = live.schedule().last_ns;
+    if last_ns > start_ns {
+        last_sent = start + Duration::from_nanos(last_ns - start_ns);
+    }
+    let numbered = live.next();
+    summary.sent = numbered - summary.lost;
+    if let Some(rate) = options.rate {
+        // What the schedule asked for by the end, against what went: the
+        // kernel could not keep up.
+        let elapsed = match options.limit {
+            Limit::Duration(duration) if !stop.load(Ordering::Relaxed) => duration,
+            _ => last_sent.saturating_duration_since(start),
+        };
+        let due = ((elapsed.as_secs_f64() * rate).floor() as u64 + 1).min(count);
+        let slack = (rate * 0.002) as u64 + 1;
+        let short = due.saturating_sub(numbered);
+        if short > slack {
+            summary.behind = short;
+        }
+    }
+    Ok(last_sent)
 }
 
 /// Sends every frame of `frames`, in as few calls as the datalink needs;

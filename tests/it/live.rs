@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use labctl::bpf::{Counter, Program, XdpTestRun, BPF_PROG_TYPE_XDP, BPF_XDP, XDP_TX};
+use labctl::bpf::{Program, SingleValue, XdpTestRun, BPF_PROG_TYPE_XDP, BPF_XDP, XDP_DROP, XDP_TX};
 use labctl::tools::frames::Link;
-use labctl::tools::gen::live::{program, StampPlan};
+use labctl::tools::gen::live::{program, state, Schedule, StampPlan};
 use labctl::tools::traffic::{self, FlowEnds, Parsed, Stamp, Template};
 use pnet::util::MacAddr;
 
@@ -67,7 +67,7 @@ fn the_live_program_stamps_frames_the_sink_reads_back() {
     for (size, flows) in [(64usize, 3u16), (62, 1), (1514, 2)] {
         let template = Template::new(ends, size).unwrap();
         let session = 0xabcd_0123;
-        let counter = Counter::create(b"test_gen").expect("an array map");
+        let counter = SingleValue::create(b"test_gen", state::SIZE).expect("an array map");
         let plan = StampPlan {
             flows,
             base_port: 49152,
@@ -94,7 +94,7 @@ fn the_live_program_stamps_frames_the_sink_reads_back() {
         // Frames 0..7 of the run, from index 4_294_967_290 * flows on too
         // (the 32-bit sequence number wraps).
         for first in [0u64, (u64::from(u32::MAX) - 3) * u64::from(flows)] {
-            counter.set(first).unwrap();
+            counter.write(&Schedule::unpaced(first).to_bytes()).unwrap();
             for index in first..first + 7 {
                 let before = traffic::monotonic_ns();
                 let mut output = vec![0u8; input.len()];
@@ -123,10 +123,113 @@ fn the_live_program_stamps_frames_the_sink_reads_back() {
                     }
                     other => panic!("size {size}, frame {index}: {other:?}"),
                 }
-                assert_eq!(counter.get().unwrap(), index + 1);
+                let after = Schedule::from_bytes(&counter.read().unwrap());
+                assert_eq!(after.next, index + 1);
+                assert!(after.last_ns >= before, "{after:?}");
             }
         }
     }
+}
+
+/// The program keeps its schedule: past the limit, after the end, and
+/// before a frame is due it drops the copy without numbering it; a due
+/// frame moves the schedule on by the interval (its fraction carried).
+#[test]
+fn the_live_program_keeps_its_schedule() {
+    if skip_without_root("loading an XDP program") {
+        return;
+    }
+    let ends = FlowEnds {
+        link: Link {
+            src: MacAddr::new(2, 0, 0, 0, 0, 1),
+            dst: MacAddr::new(2, 0, 0, 0, 0, 2),
+        },
+        src: "198.18.0.1".parse().unwrap(),
+        dst: "198.18.0.2".parse().unwrap(),
+        src_port: 49152,
+        dst_port: 9,
+    };
+    let template = Template::new(ends, 64).unwrap();
+    let state_map = SingleValue::create(b"test_sched", state::SIZE).unwrap();
+    let plan = StampPlan {
+        flows: 1,
+        base_port: 49152,
+        base_sum: template.sum_without_port_seq_time(1),
+    };
+    let insns = program(state_map.fd(), plan);
+    let loaded = Program {
+        prog_type: BPF_PROG_TYPE_XDP,
+        expected_attach_type: BPF_XDP,
+        name: b"test_sched",
+        insns: &insns,
+    }
+    .load()
+    .unwrap_or_else(|e| panic!("the verifier: {:?} {:?}", e.error, e.verifier));
+    let mut input = Vec::new();
+    template.stamp_into(
+        Stamp {
+            session: 1,
+            seq: 0,
+            sent_ns: 0,
+        },
+        &mut input,
+    );
+    let run_once = |schedule: Schedule| -> (u32, Schedule) {
+        state_map.write(&schedule.to_bytes()).unwrap();
+        let mut output = vec![0u8; input.len()];
+        let action = XdpTestRun {
+            program: std::os::fd::AsFd::as_fd(&loaded),
+            data: &input,
+            data_out: Some(&mut output),
+            ingress_ifindex: 0,
+            repeat: 1,
+            flags: 0,
+            batch_size: 0,
+        }
+        .run()
+        .unwrap();
+        (action, Schedule::from_bytes(&state_map.read().unwrap()))
+    };
+    let now = traffic::monotonic_ns();
+    // At the limit: dropped, not numbered.
+    let (action, after) = run_once(Schedule {
+        limit: 5,
+        ..Schedule::unpaced(5)
+    });
+    assert_eq!((action, after.next), (XDP_DROP as u32, 5));
+    // After the end: the same.
+    let (action, after) = run_once(Schedule {
+        end_ns: now,
+        ..Schedule::unpaced(5)
+    });
+    assert_eq!((action, after.next), (XDP_DROP as u32, 5));
+    // 2.5 frames a microsecond... 400.75 ns apart; not due for an hour.
+    let paced = Schedule::paced(7, 1e9 / 400.75, now + 3_600_000_000_000, 20_000_000);
+    assert_eq!((paced.interval_ns, paced.interval_frac), (400, 3 << 30));
+    let (action, after) = run_once(paced);
+    assert_eq!((action, after.next), (XDP_DROP as u32, 7));
+    // Due: sent, and the next one 400.75 ns later.
+    let due = Schedule {
+        next_due_ns: now,
+        ..paced
+    };
+    let (action, after) = run_once(due);
+    assert_eq!((action, after.next), (XDP_TX as u32, 8));
+    assert_eq!(after.next_due_ns, now + 400);
+    assert_eq!(after.frac_acc, 3 << 30);
+    let (_, after) = run_once(Schedule {
+        frac_acc: 3 << 30,
+        ..due
+    });
+    // 0.75 + 0.75: one whole nanosecond carried.
+    assert_eq!((after.next_due_ns, after.frac_acc), (now + 401, 1 << 31));
+    // Far behind (an hour): the debt beyond 20 ms is forgiven.
+    let (action, after) = run_once(Schedule {
+        next_due_ns: now - 3_600_000_000_000,
+        ..paced
+    });
+    assert_eq!(action, XDP_TX as u32);
+    assert!(after.next_due_ns >= now - 20_000_000 + 400, "{after:?}");
 }
 
 /// lab-gen on live frames into lab-sink on af_xdp (whose XDP program
@@ -304,13 +407,13 @@ fn without_a_peer_that_takes_xdp_frames_lab_gen_falls_back_or_says_why() {
     assert_eq!(sent.stderr.lines().count(), 1, "{sent:?}");
     assert!(
         sent.stderr.starts_with(
-            "lab-gen: not using XDP live frames (eth1's veth peer takes no XDP frames"
+            "lab-gen: not using XDP live frames: eth1's veth peer takes no XDP frames"
         ),
         "{}",
         sent.stderr
     );
     assert!(
-        sent.stderr.trim_end().ends_with("sending on af_packet"),
+        sent.stderr.trim_end().ends_with("; sending on af_packet"),
         "{}",
         sent.stderr
     );

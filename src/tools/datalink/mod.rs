@@ -225,6 +225,28 @@ pub trait Datalink {
     /// wait also gives `Ok(None)`, early, so the tool can see its stop flag.
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError>;
 
+    /// Takes up to `max` frames that are already queued, without waiting,
+    /// handing each to `each` in order; returns how many. A tool that
+    /// counts floods (lab-sink) takes a whole batch this way after one
+    /// `recv`, where a datalink can do it cheaper than frame by frame
+    /// (af_xdp: straight off the RX ring, each chunk given back at once).
+    /// This default is `recv` with a zero timeout, in a loop.
+    fn recv_queued(
+        &mut self,
+        max: usize,
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, DatalinkError> {
+        let mut taken = 0;
+        while taken < max {
+            match self.recv(Duration::ZERO)? {
+                Some(received) => each(received),
+                None => break,
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
     /// When the kernel received the frame the last `recv` returned, on
     /// `CLOCK_REALTIME` (`SO_TIMESTAMPNS`), where the datalink has it: an
     /// RTT from it leaves out the tool's own wake-up and read, as iputils'

@@ -32,13 +32,13 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use crate::bpf::{
-    Counter, Insn, LoadError, Program, XdpTestRun, BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND, BPF_DIV,
-    BPF_DW, BPF_END, BPF_EXIT, BPF_FUNC_KTIME_GET_NS, BPF_F_TEST_XDP_LIVE_FRAMES, BPF_H, BPF_JGT,
-    BPF_JMP, BPF_JNE, BPF_K, BPF_LDX, BPF_MEM, BPF_MOD, BPF_MOV, BPF_PROG_TYPE_XDP,
-    BPF_PSEUDO_MAP_VALUE, BPF_RSH, BPF_STX, BPF_TO_BE, BPF_W, BPF_X, BPF_XDP, BPF_XOR, XDP_DROP,
-    XDP_TX,
+    Insn, LoadError, Program, SingleValue, XdpTestRun, BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND,
+    BPF_CALL, BPF_DIV, BPF_DW, BPF_END, BPF_EXIT, BPF_FUNC_KTIME_GET_NS,
+    BPF_F_TEST_XDP_LIVE_FRAMES, BPF_H, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JLE, BPF_JLT, BPF_JMP,
+    BPF_JNE, BPF_K, BPF_LDX, BPF_LSH, BPF_MEM, BPF_MOD, BPF_MOV, BPF_PROG_TYPE_XDP,
+    BPF_PSEUDO_MAP_VALUE, BPF_RSH, BPF_STX, BPF_SUB, BPF_TO_BE, BPF_W, BPF_X, BPF_XDP, BPF_XOR,
+    XDP_DROP, XDP_TX,
 };
-use crate::bpf::{BPF_CALL, TEST_XDP_MAX_BATCH};
 use crate::tools::traffic::{Stamp, Template, MIN_FRAME, SENT_AT, SEQ_AT, UDP_AT};
 
 /// The frames one live-frames batch holds: the kernel's default. A veth
@@ -49,12 +49,8 @@ pub const BATCH: u32 = 64;
 /// (256 + its own page header, 64) and the tail it keeps for an skb's
 /// shared info (320).
 pub const MAX_FRAME: usize = 4096 - 256 - 64 - 320;
-/// How long the burst of one paced run lasts: a run costs the kernel a
-/// page pool's setup, so runs of a few frames are dear; 1 ms of frames is
-/// 2,000 at 2 Mpps, in the peer's ring 64 at a time.
-pub const BATCH_SPAN: std::time::Duration = std::time::Duration::from_millis(1);
 const PROGRAM_NAME: &[u8] = b"labctl_gen";
-const COUNTER_NAME: &[u8] = b"labctl_gen_next";
+const STATE_NAME: &[u8] = b"labctl_gen";
 
 /// Why the live path cannot run here: the generator says it in one line
 /// and falls back to the datalink.
@@ -107,23 +103,103 @@ fn store(size: u8, dst: u8, off: usize, src: u8) -> Insn {
     Insn::new(BPF_STX | BPF_MEM | size, dst, src, off as i16, 0)
 }
 
-/// The stamping program, for the counter map `counter_fd`:
+/// The program's state, one map value that userspace writes before a run
+/// and reads after it (little-endian `u64`s at these offsets).
+pub mod state {
+    /// The index of the next frame: frames stamped so far.
+    pub const NEXT: i16 = 0;
+    /// No frame is stamped at or past this index (`--count`).
+    pub const LIMIT: i16 = 8;
+    /// Nor at or after this CLOCK_MONOTONIC time (`--duration`).
+    pub const END_NS: i16 = 16;
+    /// When the next frame is due (paced); earlier runs drop.
+    pub const NEXT_DUE_NS: i16 = 24;
+    /// Nanoseconds between frames (`1e9 / --rate`), whole part; 0: unpaced.
+    pub const INTERVAL_NS: i16 = 32;
+    /// Its fraction, in 2^-32 ns.
+    pub const INTERVAL_FRAC: i16 = 40;
+    /// The fractions accumulated so far.
+    pub const FRAC_ACC: i16 = 48;
+    /// How far behind its schedule the program may fall before it
+    /// forgives the debt (the pacer's 20 ms).
+    pub const DEPTH_NS: i16 = 56;
+    /// When the last frame was stamped (written by the program).
+    pub const LAST_NS: i16 = 64;
+    pub const SIZE: usize = 72;
+}
+
+/// Where a jump goes, patched once the program is laid out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Label {
+    Drop,
+    Advance,
+    Stamp,
+}
+
+struct Assembler {
+    insns: Vec<Insn>,
+    fixups: Vec<(usize, Label)>,
+    labels: Vec<(Label, usize)>,
+}
+
+impl Assembler {
+    fn push(&mut self, insn: Insn) {
+        self.insns.push(insn);
+    }
+
+    fn jump(&mut self, insn: Insn, to: Label) {
+        self.fixups.push((self.insns.len(), to));
+        self.insns.push(insn);
+    }
+
+    fn label(&mut self, label: Label) {
+        self.labels.push((label, self.insns.len()));
+    }
+
+    fn finish(mut self) -> Vec<Insn> {
+        for (at, to) in &self.fixups {
+            let target = self
+                .labels
+                .iter()
+                .find(|(label, _)| label == to)
+                .map(|(_, at)| *at)
+                .expect("every label is placed");
+            self.insns[*at].off = (target as i64 - *at as i64 - 1) as i16;
+        }
+        self.insns
+    }
+}
+
+/// The stamping program, for the state map `state_fd` (see [`state`]):
 ///
 /// ```text
-/// r9 = r1                         ; the context
-/// call bpf_ktime_get_ns ; r6 = r0 ; the send time
+/// r9 = r1 ; call bpf_ktime_get_ns ; r6 = r0   ; the send time
 /// r2 = ctx->data ; r3 = ctx->data_end
-/// if r2 + 62 > r3 goto drop       ; (never: the template is 62 or more)
-/// r1 = &counter ; r7 = *r1 ; *r1 = r7 + 1
+/// if r2 + 62 > r3 goto drop                   ; (never: frames are 62 or more)
+/// r1 = &state ; r7 = state.next
+/// if r7 >= state.limit goto drop ; if r6 >= state.end_ns goto drop
+/// r3 = state.interval_ns ; if r3 == 0 goto stamp          ; unpaced
+/// r4 = state.next_due_ns ; if r6 < r4 goto drop           ; not due yet
+/// if r6 - state.depth_ns > r4: r4 = r6 - state.depth_ns   ; forgive old debt
+/// advance: state.next_due_ns = r4 + r3 + carry of state.frac_acc += frac
+/// stamp: state.next = r7 + 1 ; state.last_ns = r6
 /// r8 = r7 / flows ; r7 = r7 % flows + base_port   ; seq, port
 /// r8 = (u32) r8
 /// r5 = base_sum + port + seq's two words + time's four words
 /// fold r5 to 16 bits three times ; r5 ^= 0xffff ; 0 -> 0xffff
-/// store port, seq, time, checksum, big-endian
-/// return XDP_TX
+/// store port, seq, time, checksum, big-endian ; return XDP_TX
+/// drop: return XDP_DROP
 /// ```
-pub fn program(counter_fd: i32, plan: StampPlan) -> Vec<Insn> {
-    let mut p = vec![
+///
+/// A run that is not due yet, past its limit or its end drops the copy
+/// without numbering it: the kernel's loop is the pacing's spin.
+pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
+    let mut a = Assembler {
+        insns: Vec::new(),
+        fixups: Vec::new(),
+        labels: Vec::new(),
+    };
+    for insn in [
         alu64_x(BPF_MOV, R9, R1),
         Insn::new(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_KTIME_GET_NS),
         alu64_x(BPF_MOV, R6, R0),
@@ -131,25 +207,78 @@ pub fn program(counter_fd: i32, plan: StampPlan) -> Vec<Insn> {
         load(BPF_W, R3, R9, 4),
         alu64_x(BPF_MOV, R4, R2),
         alu64_k(BPF_ADD, R4, MIN_FRAME as i32),
-    ];
-    // The jump to `drop` is patched in below.
-    let bounds_check = p.len();
-    p.push(Insn::new(BPF_JMP | BPF_JGT | BPF_X, R4, R3, 0, 0));
-    p.extend(Insn::ld_imm64(R1, BPF_PSEUDO_MAP_VALUE, counter_fd, 0));
-    p.extend([
-        load(BPF_DW, R7, R1, 0),
+    ] {
+        a.push(insn);
+    }
+    a.jump(
+        Insn::new(BPF_JMP | BPF_JGT | BPF_X, R4, R3, 0, 0),
+        Label::Drop,
+    );
+    for insn in Insn::ld_imm64(R1, BPF_PSEUDO_MAP_VALUE, state_fd, 0) {
+        a.push(insn);
+    }
+    a.push(load(BPF_DW, R7, R1, state::NEXT));
+    a.push(load(BPF_DW, R4, R1, state::LIMIT));
+    a.jump(
+        Insn::new(BPF_JMP | BPF_JGE | BPF_X, R7, R4, 0, 0),
+        Label::Drop,
+    );
+    a.push(load(BPF_DW, R4, R1, state::END_NS));
+    a.jump(
+        Insn::new(BPF_JMP | BPF_JGE | BPF_X, R6, R4, 0, 0),
+        Label::Drop,
+    );
+    a.push(load(BPF_DW, R3, R1, state::INTERVAL_NS));
+    a.jump(
+        Insn::new(BPF_JMP | BPF_JEQ | BPF_K, R3, 0, 0, 0),
+        Label::Stamp,
+    );
+    a.push(load(BPF_DW, R4, R1, state::NEXT_DUE_NS));
+    a.jump(
+        Insn::new(BPF_JMP | BPF_JLT | BPF_X, R6, R4, 0, 0),
+        Label::Drop,
+    );
+    a.push(alu64_x(BPF_MOV, R5, R6));
+    a.push(load(BPF_DW, R8, R1, state::DEPTH_NS));
+    a.push(alu64_x(BPF_SUB, R5, R8));
+    a.jump(
+        Insn::new(BPF_JMP | BPF_JLE | BPF_X, R5, R4, 0, 0),
+        Label::Advance,
+    );
+    a.push(alu64_x(BPF_MOV, R4, R5));
+    a.label(Label::Advance);
+    for insn in [
+        alu64_x(BPF_ADD, R4, R3),
+        load(BPF_DW, R5, R1, state::FRAC_ACC),
+        load(BPF_DW, R8, R1, state::INTERVAL_FRAC),
+        alu64_x(BPF_ADD, R5, R8),
+        alu64_x(BPF_MOV, R8, R5),
+        alu64_k(BPF_RSH, R8, 32),
+        alu64_x(BPF_ADD, R4, R8),
+        alu64_k(BPF_LSH, R5, 32),
+        alu64_k(BPF_RSH, R5, 32),
+        store(BPF_DW, R1, state::FRAC_ACC as usize, R5),
+        store(BPF_DW, R1, state::NEXT_DUE_NS as usize, R4),
+    ] {
+        a.push(insn);
+    }
+    a.label(Label::Stamp);
+    for insn in [
         alu64_x(BPF_MOV, R8, R7),
         alu64_k(BPF_ADD, R8, 1),
-        store(BPF_DW, R1, 0, R8),
+        store(BPF_DW, R1, state::NEXT as usize, R8),
+        store(BPF_DW, R1, state::LAST_NS as usize, R6),
         alu64_x(BPF_MOV, R8, R7),
-    ]);
-    if plan.flows > 1 {
-        p.push(alu64_k(BPF_DIV, R8, i32::from(plan.flows)));
-        p.push(alu64_k(BPF_MOD, R7, i32::from(plan.flows)));
-    } else {
-        p.push(alu64_k(BPF_MOV, R7, 0));
+    ] {
+        a.push(insn);
     }
-    p.extend([
+    if plan.flows > 1 {
+        a.push(alu64_k(BPF_DIV, R8, i32::from(plan.flows)));
+        a.push(alu64_k(BPF_MOD, R7, i32::from(plan.flows)));
+    } else {
+        a.push(alu64_k(BPF_MOV, R7, 0));
+    }
+    for insn in [
         alu64_k(BPF_ADD, R7, i32::from(plan.base_port)),
         // The 32-bit sequence number (a 32-bit move zero-extends).
         Insn::new(BPF_ALU | BPF_MOV | BPF_X, R8, R8, 0, 0),
@@ -161,26 +290,30 @@ pub fn program(counter_fd: i32, plan: StampPlan) -> Vec<Insn> {
         alu64_x(BPF_MOV, R4, R8),
         alu64_k(BPF_RSH, R4, 16),
         alu64_x(BPF_ADD, R5, R4),
-    ]);
+    ] {
+        a.push(insn);
+    }
     for shift in [0, 16, 32, 48] {
-        p.push(alu64_x(BPF_MOV, R4, R6));
+        a.push(alu64_x(BPF_MOV, R4, R6));
         if shift > 0 {
-            p.push(alu64_k(BPF_RSH, R4, shift));
+            a.push(alu64_k(BPF_RSH, R4, shift));
         }
         if shift < 48 {
-            p.push(alu64_k(BPF_AND, R4, 0xffff));
+            a.push(alu64_k(BPF_AND, R4, 0xffff));
         }
-        p.push(alu64_x(BPF_ADD, R5, R4));
+        a.push(alu64_x(BPF_ADD, R5, R4));
     }
     for _ in 0..3 {
-        p.extend([
+        for insn in [
             alu64_x(BPF_MOV, R4, R5),
             alu64_k(BPF_RSH, R4, 16),
             alu64_k(BPF_AND, R5, 0xffff),
             alu64_x(BPF_ADD, R5, R4),
-        ]);
+        ] {
+            a.push(insn);
+        }
     }
-    p.extend([
+    for insn in [
         alu64_k(BPF_XOR, R5, 0xffff),
         // 0 means "no checksum" in UDP over IPv4: its other form.
         Insn::new(BPF_JMP | BPF_JNE | BPF_K, R5, 0, 1, 0),
@@ -195,36 +328,120 @@ pub fn program(counter_fd: i32, plan: StampPlan) -> Vec<Insn> {
         store(BPF_H, R2, UDP_AT + 6, R5),
         alu64_k(BPF_MOV, R0, XDP_TX),
         Insn::new(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
-    ]);
-    let drop = p.len();
-    p.extend([
-        alu64_k(BPF_MOV, R0, XDP_DROP),
-        Insn::new(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
-    ]);
-    p[bounds_check].off = (drop - bounds_check - 1) as i16;
-    p
+    ] {
+        a.push(insn);
+    }
+    a.label(Label::Drop);
+    a.push(alu64_k(BPF_MOV, R0, XDP_DROP));
+    a.push(Insn::new(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
+    a.finish()
 }
 
-/// The loaded program, its counter and the template, for one interface.
+/// What userspace sets before a run (see [`state`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Schedule {
+    pub next: u64,
+    pub limit: u64,
+    pub end_ns: u64,
+    pub next_due_ns: u64,
+    pub interval_ns: u64,
+    pub interval_frac: u64,
+    pub frac_acc: u64,
+    pub depth_ns: u64,
+    pub last_ns: u64,
+}
+
+impl Schedule {
+    /// Unpaced and unlimited from frame `next` on.
+    pub fn unpaced(next: u64) -> Schedule {
+        Schedule {
+            next,
+            limit: u64::MAX,
+            end_ns: u64::MAX,
+            ..Schedule::default()
+        }
+    }
+
+    /// At `rate` frames per second from `start_ns` (frame `next` due
+    /// then), catching up at most `depth_ns` of debt.
+    pub fn paced(next: u64, rate: f64, start_ns: u64, depth_ns: u64) -> Schedule {
+        let interval = 1e9 / rate;
+        let whole = interval.floor();
+        Schedule {
+            next,
+            limit: u64::MAX,
+            end_ns: u64::MAX,
+            next_due_ns: start_ns,
+            // At least 1: 0 means unpaced (a rate above 1e9/s is that).
+            interval_ns: (whole as u64).max(1),
+            interval_frac: ((interval - whole) * 4_294_967_296.0) as u64 & 0xffff_ffff,
+            frac_acc: 0,
+            depth_ns,
+            last_ns: 0,
+        }
+    }
+
+    pub fn to_bytes(self) -> [u8; state::SIZE] {
+        let mut bytes = [0u8; state::SIZE];
+        for (at, value) in [
+            (state::NEXT, self.next),
+            (state::LIMIT, self.limit),
+            (state::END_NS, self.end_ns),
+            (state::NEXT_DUE_NS, self.next_due_ns),
+            (state::INTERVAL_NS, self.interval_ns),
+            (state::INTERVAL_FRAC, self.interval_frac),
+            (state::FRAC_ACC, self.frac_acc),
+            (state::DEPTH_NS, self.depth_ns),
+            (state::LAST_NS, self.last_ns),
+        ] {
+            let at = at as usize;
+            bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        }
+        bytes
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Schedule {
+        let field = |at: i16| {
+            let at = at as usize;
+            bytes
+                .get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        Schedule {
+            next: field(state::NEXT),
+            limit: field(state::LIMIT),
+            end_ns: field(state::END_NS),
+            next_due_ns: field(state::NEXT_DUE_NS),
+            interval_ns: field(state::INTERVAL_NS),
+            interval_frac: field(state::INTERVAL_FRAC),
+            frac_acc: field(state::FRAC_ACC),
+            depth_ns: field(state::DEPTH_NS),
+            last_ns: field(state::LAST_NS),
+        }
+    }
+}
+
+/// The loaded program, its state and the template, for one interface.
 pub struct LiveFrames {
     program: OwnedFd,
-    counter: Counter,
+    state: SingleValue,
     template: Vec<u8>,
     ifindex: u32,
-    /// The frame index the counter holds (the next frame's).
-    next: u64,
+    /// What the state holds (after the last run, or as last written).
+    schedule: Schedule,
     /// A socket to ask the interface's flags on (SIOCGIFFLAGS).
     flags_socket: OwnedFd,
     iface: String,
 }
 
-/// Why a batch did not all go.
+/// Why a run did not go.
 #[derive(Debug)]
 pub enum SendError {
     /// The interface is down (or has no carrier): nothing was run.
     LinkDown,
-    /// The run failed after `done` frames (a signal: EINTR).
-    Failed { done: u64, error: io::Error },
+    /// The run failed (a signal: EINTR, part of the way).
+    Failed(io::Error),
 }
 
 impl LiveFrames {
@@ -243,7 +460,7 @@ impl LiveFrames {
                 template.len()
             )));
         }
-        let counter = Counter::create(COUNTER_NAME).map_err(|e| {
+        let state = SingleValue::create(STATE_NAME, state::SIZE).map_err(|e| {
             Unavailable(match e.raw_os_error() {
                 Some(libc::EPERM) => {
                     "creating a BPF map needs CAP_BPF (and CAP_NET_ADMIN for the XDP program)"
@@ -252,7 +469,7 @@ impl LiveFrames {
                 _ => format!("creating a BPF map: {e}"),
             })
         })?;
-        let insns = program(counter.fd(), plan);
+        let insns = program(state.fd(), plan);
         let program = Program {
             prog_type: BPF_PROG_TYPE_XDP,
             expected_attach_type: BPF_XDP,
@@ -280,59 +497,58 @@ impl LiveFrames {
         }
         // SAFETY: socket() returned a new descriptor nothing else owns.
         let flags_socket = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(LiveFrames {
+        let mut live = LiveFrames {
             program,
-            counter,
+            state,
             template: frame,
             ifindex,
-            next: 0,
+            schedule: Schedule::default(),
             flags_socket,
             iface: iface.to_owned(),
-        })
+        };
+        live.set_schedule(Schedule::unpaced(0))
+            .map_err(|e| Unavailable(format!("setting the program's state: {e}")))?;
+        Ok(live)
     }
 
-    /// Numbers the next frame `index` (frames skipped while the link was
-    /// down keep their numbers: the sink sees the gap).
-    pub fn set_next(&mut self, index: u64) -> io::Result<()> {
-        if index != self.next {
-            self.counter.set(index)?;
-            self.next = index;
-        }
+    /// Sets what the next runs do.
+    pub fn set_schedule(&mut self, schedule: Schedule) -> io::Result<()> {
+        self.state.write(&schedule.to_bytes())?;
+        self.schedule = schedule;
         Ok(())
     }
 
-    /// The index of the next frame.
-    pub fn next(&self) -> u64 {
-        self.next
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
-    /// Has the kernel stamp and transmit `count` frames.
-    pub fn send(&mut self, count: u32) -> Result<(), SendError> {
+    /// The index of the next frame: frames stamped so far.
+    pub fn next(&self) -> u64 {
+        self.schedule.next
+    }
+
+    /// Has the kernel run the program `runs` times: each run stamps and
+    /// transmits a frame, or drops its copy (not due yet, past the limit
+    /// or the end). Afterwards (also after a signal cut it short) the
+    /// state says how many frames went.
+    pub fn run(&mut self, runs: u32) -> Result<(), SendError> {
         if !self.link_is_up() {
             return Err(SendError::LinkDown);
         }
-        let run = XdpTestRun {
+        let result = XdpTestRun {
             program: self.program.as_fd(),
             data: &self.template,
             data_out: None,
             ingress_ifindex: self.ifindex,
-            repeat: count,
+            repeat: runs,
             flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-            batch_size: count.clamp(1, BATCH),
-        };
-        match run.run() {
-            Ok(_) => {
-                self.next += u64::from(count);
-                Ok(())
-            }
-            Err(error) => {
-                // How far it got: the counter the program moves.
-                let reached = self.counter.get().unwrap_or(self.next);
-                let done = reached.saturating_sub(self.next);
-                self.next = reached;
-                Err(SendError::Failed { done, error })
-            }
+            batch_size: runs.clamp(1, BATCH),
         }
+        .run();
+        if let Ok(bytes) = self.state.read() {
+            self.schedule = Schedule::from_bytes(&bytes);
+        }
+        result.map(drop).map_err(SendError::Failed)
     }
 
     /// True when the interface is up and has its carrier (on a veth: the
@@ -385,14 +601,17 @@ pub fn run_failure(error: &io::Error) -> String {
     }
 }
 
-/// The ceiling a `count` per run gets: a run is one system call, and a
-/// stop (a signal, ARP to answer) waits for it.
-pub fn max_run(rate: Option<f64>) -> usize {
-    match rate {
-        None => 16_384,
-        Some(_) => TEST_XDP_MAX_BATCH as usize * 64,
-    }
-}
+/// Runs a call makes where one call runs many: a call costs a fixed
+/// ~25-35 ms on this kernel under load (measured: 0.02-0.1 ms with
+/// `repeat` 1, 22-40 ms with 2 or more, whatever the batch; see
+/// docs/performance.md), so a call must run long to be worth it. At
+/// 1-3 Mpps a million runs take 0.3-1 s; a paced run drops the copies
+/// that are not due yet, at some 20-50 ns each.
+pub const BULK_RUNS: u32 = 1 << 20;
+/// Paced at this rate or below, lab-gen makes one call per frame (0.02 to
+/// 0.1 ms each), paced from user space, instead of having the kernel spin
+/// through a schedule: a spin costs a whole CPU whatever the rate.
+pub const PER_FRAME_MAX_RATE: f64 = 10_000.0;
 
 #[cfg(test)]
 mod tests;
