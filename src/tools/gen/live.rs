@@ -6,15 +6,19 @@
 //! interface (through the driver's `ndo_xdp_xmit`): no skb is built, no
 //! frame crosses the user/kernel boundary, one system call sends a whole
 //! batch. The program stamps each frame as lab-gen's other paths do
-//! ([`traffic`]): it takes the frame's index from a counter in a map (one
-//! `u64`, reached without a helper call), derives the flow (source port
+//! (`crate::tools::traffic`): it takes the frame's index from its state
+//! map ([`state`], one array value reached without a helper call),
+//! derives the flow (source port
 //! `BASE_PORT + index % flows`) and the flow's sequence number
 //! (`index / flows`), writes the send time (`bpf_ktime_get_ns`,
 //! CLOCK_MONOTONIC, per frame rather than per batch) and the UDP checksum
 //! (the template's sum without those fields, plus them).
 //!
-//! The counter is also how lab-gen knows how many frames the kernel ran:
-//! a signal ends a run part of the way, and the counter says where.
+//! The state also holds the run's schedule (its count, its end, when the
+//! next frame is due), because a call of more than one copy costs ~30 ms
+//! here ([`BULK_RUNS`]): the program drops the copies not due, and a call
+//! runs a million of them. It is also how lab-gen knows how many frames
+//! went: a signal ends a call part of the way, and the state says where.
 //!
 //! Nothing is attached to the interface and nothing is pinned: the
 //! program and the map go with the process, however it ends.
