@@ -304,13 +304,6 @@ impl Sink {
             session: stamp.session,
         };
         self.received += 1;
-        // A batch is counted at one clock reading taken before it: a frame
-        // sent after that reading arrived after it, so it gets its own.
-        let now_ns = if stamp.sent_ns > now_ns {
-            traffic::monotonic_ns().max(now_ns)
-        } else {
-            now_ns
-        };
         let arrival = match self.flow_of(key) {
             Some(at) => {
                 let flow = &mut self.flows[at].1;
@@ -604,9 +597,8 @@ pub fn run<W: Write>(
         }
         replies.extend(reply);
         answer_arp(datalink, &mut replies, &mut arp_replies)?;
-        // What else is queued, a batch at a time: one clock reading per
-        // batch (the frames were all taken then), no wait, and on af_xdp
-        // straight off the ring.
+        // What else is queued, a batch at a time: no wait, and on af_xdp
+        // straight off the ring; each frame still at its own clock reading.
         for _ in 0..DRAIN_BATCHES {
             let budget = options
                 .count
@@ -620,18 +612,22 @@ pub fn run<W: Write>(
             {
                 break;
             }
-            let now = traffic::monotonic_ns();
-            emit_samples(&mut sink, now, out)?;
+            let mut printing = Ok(());
             let taken = datalink
                 .recv_queued(budget, &mut |received| {
                     if received.direction != Direction::In {
                         return;
+                    }
+                    let now = traffic::monotonic_ns();
+                    if printing.is_ok() {
+                        printing = emit_samples(&mut sink, now, out);
                     }
                     if sink.on_frame(received.frame, now) == Seen::Arp {
                         replies.extend(answerer.answer(received.frame));
                     }
                 })
                 .map_err(ToolError::Wire)?;
+            printing?;
             if let Some(port) = sink.take_new_port() {
                 kernel_ports.absorb(port);
             }

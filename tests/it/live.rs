@@ -266,7 +266,12 @@ fn gen_on_live_frames_into_an_af_xdp_sink_counts_every_frame() {
         ],
     );
     assert!(sent.status.success(), "{sent:?}");
-    assert!(sent.stderr.is_empty(), "{sent:?}");
+    // Nothing on stderr but, on a loaded machine, the notice that the
+    // rate was not reached (the count still is).
+    assert!(
+        sent.stderr.is_empty() || sent.stderr.contains("cannot reach that rate here"),
+        "{sent:?}"
+    );
     let events = json_lines(&sent.stdout);
     assert_eq!(events[0]["event"], "start");
     assert_eq!(events[0]["path"], "live_frames");
