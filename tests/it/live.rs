@@ -380,12 +380,13 @@ fn a_stopped_live_run_counts_what_went_to_the_frame() {
     std::thread::sleep(Duration::from_millis(300));
     let received = sink.stop(libc::SIGINT);
     let counted = json_lines(&received.stdout).pop().unwrap();
-    assert_eq!(
-        counted["received"].as_u64(),
-        Some(count),
-        "{counted}; lab-gen: {summary}"
-    );
-    assert_eq!(counted["lost"], 0, "{counted}");
+    // Every frame lab-gen counts as sent reached the sink's XDP program:
+    // it is received, or dropped by the sink's full RX ring (a sink off
+    // the CPU on a loaded machine), which its `dropped` says.
+    let got = counted["received"].as_u64().unwrap();
+    let dropped = counted["dropped"].as_u64().unwrap();
+    assert_eq!(got + dropped, count, "{counted}; lab-gen: {summary}");
+    assert_eq!(counted["lost"], dropped, "{counted}");
     assert_nothing_attached(&pair);
 }
 
