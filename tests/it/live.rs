@@ -386,7 +386,8 @@ fn a_stopped_live_run_counts_what_went_to_the_frame() {
     let got = counted["received"].as_u64().unwrap();
     let dropped = counted["dropped"].as_u64().unwrap();
     assert_eq!(got + dropped, count, "{counted}; lab-gen: {summary}");
-    assert_eq!(counted["lost"], dropped, "{counted}");
+    // Gaps are what the ring dropped (none but a tail it cannot see).
+    assert!(counted["lost"].as_u64().unwrap() <= dropped, "{counted}");
     assert_nothing_attached(&pair);
 }
 
