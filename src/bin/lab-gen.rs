@@ -10,9 +10,10 @@ use labctl::tools::arp;
 use labctl::tools::cli::{self, CommonArgs};
 use labctl::tools::datalink::OpenOptions;
 use labctl::tools::error::ToolError;
-use labctl::tools::gen::{self, GenOptions, Limit, DEFAULT_PORT, MAX_FLOWS};
+use labctl::tools::gen::{self, GenOptions, Limit, PathChoice, DEFAULT_PORT, MAX_FLOWS};
 use labctl::tools::route;
 use labctl::tools::traffic::{MAX_FRAME, MIN_FRAME};
+use pnet::util::MacAddr;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,8 +54,34 @@ struct Args {
     /// How long to wait for each ARP reply from the next hop
     #[arg(short = 'W', long, default_value = "1s", value_parser = cli::duration)]
     timeout: Duration,
+    /// The next hop's MAC: no ARP (towards a peer that answers none, e.g.
+    /// an XDP drop)
+    #[arg(long, value_name = "MAC")]
+    peer_mac: Option<MacAddr>,
+    /// How frames go out: `auto` (XDP live frames where the kernel and the
+    /// interface allow, else the datalink, with one line saying why),
+    /// `live` (live frames, or exit 3 saying why not), `datalink`
+    #[arg(long, value_enum, default_value_t = PathArg::Auto)]
+    path: PathArg,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PathArg {
+    Auto,
+    Live,
+    Datalink,
+}
+
+impl From<PathArg> for PathChoice {
+    fn from(arg: PathArg) -> PathChoice {
+        match arg {
+            PathArg::Auto => PathChoice::Auto,
+            PathArg::Live => PathChoice::Live,
+            PathArg::Datalink => PathChoice::Datalink,
+        }
+    }
 }
 
 fn frame_size(text: &str) -> Result<usize, String> {
@@ -89,14 +116,17 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         ..start.options()
     };
     let mut link = start.open(&options)?;
-    let destination_mac = arp::resolve_mac(
-        link.as_mut(),
-        &me,
-        source,
-        hop.address,
-        args.timeout,
-        &start.stop,
-    )?;
+    let destination_mac = match args.peer_mac {
+        Some(mac) => mac,
+        None => arp::resolve_mac(
+            link.as_mut(),
+            &me,
+            source,
+            hop.address,
+            args.timeout,
+            &start.stop,
+        )?,
+    };
     let limit = match (args.count, args.duration) {
         (_, Some(duration)) => Limit::Duration(duration),
         (Some(count), None) => Limit::Count(count),
@@ -113,8 +143,36 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         port: args.port,
         session: session(),
     };
+
+    let (mut live, fallback) = match PathChoice::from(args.path) {
+        PathChoice::Datalink => (None, None),
+        choice => match gen::try_live(&me, &options) {
+            Ok(live) => (Some(live), None),
+            Err(why) if choice == PathChoice::Live => {
+                return Err(ToolError::LiveFrames(why.to_string()))
+            }
+            Err(why) => {
+                eprintln!(
+                    "lab-gen: not using XDP live frames: {why}; sending on {}",
+                    start.kind
+                );
+                (None, Some(why.to_string()))
+            }
+        },
+    };
     let mut out = start.output();
-    let summary = gen::run(link.as_mut(), &me, &options, &mut out, &start.stop)?;
+    let summary = gen::run_on_path(
+        link.as_mut(),
+        live.as_mut(),
+        fallback.as_deref(),
+        &me,
+        &options,
+        &mut out,
+        &start.stop,
+    )?;
+    if let Some(shortfall) = gen::shortfall(&summary, options.rate) {
+        eprintln!("lab-gen: {shortfall}");
+    }
     Ok(cli::exit_for(summary.sent))
 }
 

@@ -71,6 +71,10 @@ pub enum ToolError {
     },
     #[error("installing the SIGINT/SIGTERM handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// lab-gen's XDP live frames, asked for (`--path live`), cannot run
+    /// here, or a live run failed: why.
+    #[error("XDP live frames: {0}")]
+    LiveFrames(String),
 }
 
 impl ToolError {
@@ -88,7 +92,8 @@ impl ToolError {
             | ToolError::Open { .. }
             | ToolError::Wire(_)
             | ToolError::FrameTooBig { .. }
-            | ToolError::Signals(_) => EXIT_INTERFACE,
+            | ToolError::Signals(_)
+            | ToolError::LiveFrames(_) => EXIT_INTERFACE,
         }
     }
 }

@@ -30,8 +30,10 @@ use crate::tools::iface::Interface;
 use crate::tools::output::{as_text, Output};
 use crate::tools::traffic::{self, FlowEnds, Stamp, Template};
 
+pub mod live;
 pub mod pacing;
 
+use live::{LiveFrames, Schedule, SendError, StampPlan, Unavailable};
 use pacing::{Grant, Pacer};
 
 /// The most frames handed to the datalink at once.
@@ -83,10 +85,32 @@ pub struct Start<'a> {
     pub flows: u16,
     pub port: u16,
     pub session: u32,
+    /// How the frames go out: `live_frames` or `datalink`.
+    pub path: &'static str,
+    /// Why live frames were not used, when they were tried and are not.
+    pub fallback: Option<String>,
+}
+
+/// The names of the two paths, in the start event and the summary.
+pub const PATH_LIVE: &str = "live_frames";
+pub const PATH_DATALINK: &str = "datalink";
+
+/// `--path`: how lab-gen sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathChoice {
+    /// Live frames where the kernel and the interface allow, else the
+    /// datalink, with one line saying why.
+    Auto,
+    /// Live frames, or exit 3 saying why not.
+    Live,
+    /// The datalink's own send (the path before live frames).
+    Datalink,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct GenSummary {
+    /// `live_frames` or `datalink`.
+    pub path: &'static str,
     /// Frames handed to the datalink.
     pub sent: u64,
     /// Frames the link would not take (it was down, or its queue was
@@ -189,7 +213,8 @@ impl Generator {
     }
 }
 
-/// Runs the generator to its end (count, duration, or a signal).
+/// Runs the generator to its end (count, duration, or a signal), on the
+/// datalink.
 pub fn run<W: Write>(
     datalink: &mut dyn Datalink,
     me: &Interface,
@@ -197,9 +222,77 @@ pub fn run<W: Write>(
     out: &mut Output<W>,
     stop: &AtomicBool,
 ) -> Result<GenSummary, ToolError> {
+    run_on_path(datalink, None, None, me, options, out, stop)
+}
+
+/// Live frames for this run, loaded and probed, or why not: the probe
+/// sends the run's frame 0 and looks whether the interface handed it to
+/// its peer (a veth whose peer takes no XDP frames drops it unseen).
+pub fn try_live(me: &Interface, options: &GenOptions) -> Result<LiveFrames, Unavailable> {
+    let ifindex = me.index;
+    if !crate::tools::datalink::nothing_to_bypass(ifindex) {
+        return Err(Unavailable(format!(
+            "{} has a qdisc of its own (a rate limit, a loss filter), which XDP frames would skip",
+            me.name
+        )));
+    }
+    let generator = Generator::new(me, options).map_err(|e| Unavailable(e.to_string()))?;
+    let template = &generator.templates[0];
+    let plan = StampPlan {
+        flows: options.flows,
+        base_port: BASE_PORT,
+        base_sum: template.sum_without_port_seq_time(options.session),
+    };
+    let mut live = LiveFrames::open(&me.name, ifindex, template, options.session, plan)?;
+    let before = live.xmit_counts();
+    let probe = Schedule {
+        limit: 1,
+        ..Schedule::unpaced(0)
+    };
+    live.set_schedule(probe)
+        .map_err(|e| Unavailable(format!("setting the program's state: {e}")))?;
+    match live.run(1) {
+        Ok(()) => {}
+        Err(SendError::LinkDown) => {
+            return Err(Unavailable(format!("{} is down", me.name)));
+        }
+        Err(SendError::Failed(error)) => return Err(Unavailable(live::run_failure(&error))),
+    }
+    if let (Some(before), Some(after)) = (before, live.xmit_counts()) {
+        if after.xmit == before.xmit {
+            return Err(Unavailable(format!(
+                "{}'s veth peer takes no XDP frames: it needs an XDP program (an af_xdp tool, an XDP drop), GRO or threaded NAPI",
+                me.name
+            )));
+        }
+    }
+    Ok(live)
+}
+
+/// Runs the generator on `live` frames (whose first frame, the probe,
+/// has gone) or, without, on the datalink; the datalink answers ARP
+/// either way. `fallback`: why live frames were tried and not used.
+pub fn run_on_path<W: Write>(
+    datalink: &mut dyn Datalink,
+    mut live: Option<&mut LiveFrames>,
+    fallback: Option<&str>,
+    me: &Interface,
+    options: &GenOptions,
+    out: &mut Output<W>,
+    stop: &AtomicBool,
+) -> Result<GenSummary, ToolError> {
+    let path = if live.is_some() {
+        PATH_LIVE
+    } else {
+        PATH_DATALINK
+    };
+    let described = match live {
+        Some(_) => format!("XDP live frames; ARP on {}", datalink.describe()),
+        None => datalink.describe(),
+    };
     out.emit(&GenEvent::Start(Start {
         iface: &me.name,
-        datalink: datalink.describe(),
+        datalink: described,
         source: options.source,
         destination: options.destination,
         destination_mac: options.destination_mac,
@@ -208,11 +301,33 @@ pub fn run<W: Write>(
         flows: options.flows,
         port: options.port,
         session: options.session,
+        path,
+        fallback: fallback.map(str::to_owned),
     }))?;
     out.flush()?;
     let mut generator = Generator::new(me, options)?;
     let start = Instant::now();
     let mut pacer = Pacer::new(options.rate, start, MAX_BATCH);
+    let mut xmit_before = None;
+    let mut probed = 0;
+    let mut summary = GenSummary {
+        path,
+        ..GenSummary::default()
+    };
+    if let Some(live) = live.as_deref_mut() {
+        // The probe was frame 0: it is due at the start, and it went.
+        xmit_before = live.xmit_counts();
+        probed = live.next();
+        let mut granted = 0;
+        while granted < probed {
+            match pacer.grant(start, probed - granted) {
+                Grant::Send(n) => granted += n as u64,
+                Grant::Wait(_) => break,
+            }
+        }
+        generator.skip(probed);
+        summary.sent += probed;
+    }
     let end = match options.limit {
         Limit::Duration(duration) => start.checked_add(duration),
         Limit::Count(_) => None,
@@ -221,12 +336,26 @@ pub fn run<W: Write>(
         Limit::Count(count) => count,
         Limit::Duration(_) => u64::MAX,
     };
-    let mut summary = GenSummary::default();
     let answerer = ArpAnswerer::new(me.mac, options.source);
     // Frames lost in the current outage; `Some` while the link is down.
     let mut down: Option<u64> = None;
     let mut last_sent = start;
-    while !stop.load(Ordering::Relaxed) && generator.next < count {
+    let bulk = live.is_some()
+        && options
+            .rate
+            .is_none_or(|rate| rate > live::PER_FRAME_MAX_RATE);
+    match live.as_deref_mut() {
+        Some(live) if bulk => {
+            last_sent = run_live_bulk(datalink, live, me, options, out, stop, &mut summary, start)?;
+            generator.skip(live.next().saturating_sub(generator.next));
+        }
+        // One frame a call, whenever the pacer says (the probe's limit off).
+        Some(live) => live
+            .set_schedule(Schedule::unpaced(generator.next))
+            .map_err(|error| ToolError::LiveFrames(live::run_failure(&error)))?,
+        None => {}
+    }
+    while !bulk && !stop.load(Ordering::Relaxed) && generator.next < count {
         let now = Instant::now();
         if end.is_some_and(|end| now >= end) {
             break;
@@ -234,9 +363,20 @@ pub fn run<W: Write>(
         let left = count - generator.next;
         match pacer.grant(now, left) {
             Grant::Send(n) => {
-                let result = {
-                    let frames = generator.build(n);
-                    send_all(datalink, &frames)
+                let result = match live.as_deref_mut() {
+                    Some(live) => match send_live(live, &mut generator, n, &me.name)? {
+                        Some(result) => result,
+                        // A signal ended the run part of the way.
+                        None => {
+                            summary.sent = generator.next - summary.lost;
+                            last_sent = Instant::now();
+                            break;
+                        }
+                    },
+                    None => {
+                        let frames = generator.build(n);
+                        send_all(datalink, &frames)
+                    }
                 };
                 match result {
                     Ok(dropped) => {
@@ -295,7 +435,20 @@ pub fn run<W: Write>(
             }
         }
     }
-    summary.behind = pacer.forgiven();
+    summary.behind += pacer.forgiven();
+    if let (Some(live), Some(before)) = (live.as_deref(), xmit_before) {
+        // What the interface handed to its peer, on a veth: frames stamped
+        // and not handed over (the peer's ring full, the link going down
+        // within a call) are lost, not sent.
+        if let Some(after) = live.xmit_counts() {
+            let delivered = after.xmit.saturating_sub(before.xmit);
+            let stamped = summary.sent.saturating_sub(probed);
+            let undelivered = stamped.saturating_sub(delivered);
+            summary.sent -= undelivered;
+            summary.lost += undelivered;
+            summary.queue_drops += after.errors.saturating_sub(before.errors).min(undelivered);
+        }
+    }
     let elapsed = match (options.limit, options.rate) {
         (Limit::Duration(duration), _) if !stop.load(Ordering::Relaxed) => duration,
         // A paced run lasts until its next frame would be due, however
@@ -324,6 +477,180 @@ pub fn run<W: Write>(
     out.emit(&GenEvent::Summary(&summary))?;
     out.flush()?;
     Ok(summary)
+}
+
+/// Has the kernel send frames `generator.next ..+ n` live, one call per
+/// frame (a paced run at a low rate); `None` when a signal ended it (the
+/// generator then knows how far it got).
+fn send_live(
+    live: &mut LiveFrames,
+    generator: &mut Generator,
+    n: usize,
+    iface: &str,
+) -> Result<Option<Result<u64, SendFailure>>, ToolError> {
+    let live_error = |error: std::io::Error| ToolError::LiveFrames(live::run_failure(&error));
+    if live.next() != generator.next {
+        live.set_schedule(Schedule::unpaced(generator.next))
+            .map_err(live_error)?;
+    }
+    for done in 0..n {
+        match live.run(1) {
+            Ok(()) => {}
+            Err(SendError::LinkDown) => {
+                // The rest are numbered all the same: the sink sees the gap.
+                generator.skip(n as u64);
+                return Ok(Some(Err(SendFailure {
+                    done,
+                    dropped: 0,
+                    error: link_down_error(iface),
+                })));
+            }
+            Err(SendError::Failed(error)) if error.kind() == std::io::ErrorKind::Interrupted => {
+                generator.skip(live.next().saturating_sub(generator.next));
+                return Ok(None);
+            }
+            Err(SendError::Failed(error)) => return Err(live_error(error)),
+        }
+    }
+    generator.skip(n as u64);
+    Ok(Some(Ok(0)))
+}
+
+fn link_down_error(iface: &str) -> DatalinkError {
+    DatalinkError::Io {
+        op: "send",
+        iface: iface.to_owned(),
+        source: std::io::Error::from_raw_os_error(libc::ENETDOWN),
+    }
+}
+
+/// How far behind its schedule a paced live run may fall before the
+/// kernel forgives the debt (the pacer's depth).
+const LIVE_DEPTH: Duration = Duration::from_millis(20);
+
+/// Live frames unpaced, or paced above [`live::PER_FRAME_MAX_RATE`]: the
+/// kernel runs the program [`live::BULK_RUNS`] times a call, and the
+/// program keeps the schedule (it drops the copies not due yet), the
+/// count and the end; lab-gen answers ARP and looks at the link between
+/// calls. Returns when the last frame went.
+#[allow(clippy::too_many_arguments)]
+fn run_live_bulk<W: Write>(
+    datalink: &mut dyn Datalink,
+    live: &mut LiveFrames,
+    me: &Interface,
+    options: &GenOptions,
+    out: &mut Output<W>,
+    stop: &AtomicBool,
+    summary: &mut GenSummary,
+    start: Instant,
+) -> Result<Instant, ToolError> {
+    let live_error = |error: std::io::Error| ToolError::LiveFrames(live::run_failure(&error));
+    let start_ns = traffic::monotonic_ns();
+    let first = live.next();
+    let mut schedule = match options.rate {
+        Some(rate) => {
+            // Frame `first` is due `first` intervals after the start.
+            let due = start_ns + (first as f64 * 1e9 / rate) as u64;
+            Schedule::paced(first, rate, due, LIVE_DEPTH.as_nanos() as u64)
+        }
+        None => Schedule::unpaced(first),
+    };
+    let count = match options.limit {
+        Limit::Count(count) => count,
+        Limit::Duration(_) => u64::MAX,
+    };
+    let end = match options.limit {
+        Limit::Duration(duration) => start.checked_add(duration),
+        Limit::Count(_) => None,
+    };
+    schedule.limit = count;
+    if let Limit::Duration(duration) = options.limit {
+        schedule.end_ns = start_ns.saturating_add(duration.as_nanos() as u64);
+    }
+    live.set_schedule(schedule).map_err(live_error)?;
+    let answerer = ArpAnswerer::new(me.mac, options.source);
+    let mut down: Option<u64> = None;
+    let mut last_sent = start;
+    while !stop.load(Ordering::Relaxed) && live.next() < count {
+        let now = Instant::now();
+        if end.is_some_and(|end| now >= end) {
+            break;
+        }
+        match live.run(live::BULK_RUNS) {
+            Ok(()) => {
+                last_sent = Instant::now();
+                if let Some(lost) = down.take() {
+                    out.emit(&GenEvent::LinkUp {
+                        iface: &me.name,
+                        lost,
+                    })?;
+                    out.flush()?;
+                }
+            }
+            Err(SendError::LinkDown) => {
+                if down.is_none() {
+                    down = Some(0);
+                    out.emit(&GenEvent::LinkDown {
+                        iface: &me.name,
+                        error: link_down_text(&link_down_error(&me.name)),
+                    })?;
+                    out.flush()?;
+                }
+                answerer.serve_until(datalink, Instant::now() + DOWN_RETRY, stop, summary)?;
+                // The frames due meanwhile are lost: numbered, never sent.
+                let mut schedule = live.schedule();
+                let now_ns = traffic::monotonic_ns();
+                if schedule.interval_ns > 0 && now_ns >= schedule.next_due_ns {
+                    let missed = ((now_ns - schedule.next_due_ns) / schedule.interval_ns + 1)
+                        .min(count.saturating_sub(schedule.next));
+                    schedule.next += missed;
+                    schedule.next_due_ns += missed * schedule.interval_ns;
+                    live.set_schedule(schedule).map_err(live_error)?;
+                    summary.lost += missed;
+                    if let Some(total) = down.as_mut() {
+                        *total += missed;
+                    }
+                }
+                continue;
+            }
+            Err(SendError::Failed(error)) if error.kind() == std::io::ErrorKind::Interrupted => {
+                last_sent = Instant::now();
+                break;
+            }
+            Err(SendError::Failed(error)) => return Err(live_error(error)),
+        }
+        answerer.serve(datalink, RX_BURST, summary)?;
+    }
+    if let Some(lost) = down {
+        out.emit(&GenEvent::LinkUp {
+            iface: &me.name,
+            lost,
+        })
+        .ok();
+    }
+    // The last frame's own time, not the end of the call that sent it
+    // (which went on dropping copies past the count).
+    let last_ns = live.schedule().last_ns;
+    if last_ns > start_ns {
+        last_sent = start + Duration::from_nanos(last_ns - start_ns);
+    }
+    let numbered = live.next();
+    summary.sent = numbered - summary.lost;
+    if let Some(rate) = options.rate {
+        // What the schedule asked for by the end, against what went: the
+        // kernel could not keep up.
+        let elapsed = match options.limit {
+            Limit::Duration(duration) if !stop.load(Ordering::Relaxed) => duration,
+            _ => last_sent.saturating_duration_since(start),
+        };
+        let due = ((elapsed.as_secs_f64() * rate).floor() as u64 + 1).min(count);
+        let slack = (rate * 0.002) as u64 + 1;
+        let short = due.saturating_sub(numbered);
+        if short > slack {
+            summary.behind = short;
+        }
+    }
+    Ok(last_sent)
 }
 
 /// Sends every frame of `frames`, in as few calls as the datalink needs;
@@ -456,6 +783,34 @@ impl ArpAnswerer {
         }
         Ok(true)
     }
+}
+
+/// What to say when a paced run fell short of its rate by more than 5%
+/// (or forgave frames it could not send in time): the path cannot reach
+/// that rate here.
+pub fn shortfall(summary: &GenSummary, rate: Option<f64>) -> Option<String> {
+    let rate = rate?;
+    // Frames lost on the way (a down link, a full queue) were offered in
+    // time all the same: not the path's shortfall.
+    let offered = (summary.sent + summary.lost) as f64 / summary.seconds.max(1e-3);
+    if summary.sent == 0 || (summary.behind == 0 && offered >= rate * 0.95) {
+        return None;
+    }
+    Some(format!(
+        "asked for {rate}/s, sent {}/s on {} ({} frames behind): this path cannot reach that rate here; lower --rate{}",
+        summary.rate,
+        if summary.path == PATH_LIVE {
+            "XDP live frames"
+        } else {
+            "the datalink"
+        },
+        summary.behind,
+        if summary.path == PATH_LIVE {
+            ""
+        } else {
+            " or let lab-gen use XDP live frames (--path auto)"
+        }
+    ))
 }
 
 /// "20000/s", "1234.5/s", or "full speed".

@@ -31,8 +31,11 @@ pub const MIN_FRAME: usize = HEADERS_LEN + PAYLOAD_LEN;
 /// The largest: an IPv4 packet of 65535 bytes, in its Ethernet header.
 pub const MAX_FRAME: usize = ETHERNET_HEADER_LEN + u16::MAX as usize;
 /// Where the UDP header starts.
-const UDP_AT: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
-const PAYLOAD_AT: usize = HEADERS_LEN;
+pub const UDP_AT: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
+pub const PAYLOAD_AT: usize = HEADERS_LEN;
+/// Where the sequence number and the send time are in a frame.
+pub const SEQ_AT: usize = PAYLOAD_AT + 8;
+pub const SENT_AT: usize = PAYLOAD_AT + 12;
 
 /// The clock both ends read: CLOCK_MONOTONIC in nanoseconds (what
 /// `Instant` reads too, but as a number that can travel in a frame).
@@ -103,6 +106,17 @@ impl Template {
 
     pub fn is_empty(&self) -> bool {
         self.frame.is_empty()
+    }
+
+    /// The one's complement sum (not folded) of everything the UDP
+    /// checksum covers but the source port, the sequence number and the
+    /// send time, for `session`: what a stamper that writes those three
+    /// per frame (lab-gen's live-frames program) adds them to.
+    pub fn sum_without_port_seq_time(&self, session: u32) -> u32 {
+        let src_port = u16::from_be_bytes([self.frame[UDP_AT], self.frame[UDP_AT + 1]]);
+        self.partial_sum - u32::from(src_port)
+            + words_sum(&MAGIC)
+            + words_sum(&session.to_be_bytes())
     }
 
     /// Writes the frame stamped with `stamp` into `out` (reusing its

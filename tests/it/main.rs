@@ -17,6 +17,7 @@ mod instances;
 mod interrupts;
 mod lab;
 mod limits;
+mod live;
 mod many;
 mod memory;
 mod netmap;

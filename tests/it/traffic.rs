@@ -40,8 +40,9 @@ fn number_before(line: &str, what: &str) -> f64 {
 }
 
 /// lab-gen --count N into lab-sink --count N: every frame arrives, and
-/// both print the contract's lines.
-fn assert_count_run(extra: &[&str], described: &str) {
+/// both print the contract's lines (lab-gen's datalink described as
+/// `gen_described`: on af_xdp, the sink's XDP program takes live frames).
+fn assert_count_run(extra: &[&str], gen_only: &[&str], described: &str, gen_described: &str) {
     let pair = pair(true);
     let sink_args = with(&["eth1", "--count", "3000"], extra);
     let sink = start(&pair.b.netns, "lab-sink", &refs(&sink_args), SINK_READY);
@@ -56,14 +57,14 @@ fn assert_count_run(extra: &[&str], described: &str) {
             "--flows",
             "3",
         ],
-        extra,
+        &[extra, gen_only].concat(),
     );
     let sent = gen(&pair, &refs(&gen_args));
     assert!(sent.status.success(), "{sent:?}");
     assert_eq!(
         sent.stdout[0],
         format!(
-            "generating to 198.18.0.2 (02:00:00:00:00:02) from 198.18.0.1 eth1 ({described}): 64-byte frames at 5000/s"
+            "generating to 198.18.0.2 (02:00:00:00:00:02) from 198.18.0.1 eth1 ({gen_described}): 64-byte frames at 5000/s"
         )
     );
     let last = sent.stdout.last().unwrap();
@@ -104,12 +105,30 @@ fn assert_count_run(extra: &[&str], described: &str) {
 
 #[test]
 fn gen_to_sink_on_af_packet_counts_every_frame() {
-    assert_count_run(&[], "af_packet");
+    assert_count_run(&[], &[], "af_packet", "af_packet");
 }
 
 #[test]
 fn gen_to_sink_on_af_xdp_counts_every_frame() {
-    assert_count_run(&["--datalink", "af_xdp"], "af_xdp, native XDP, copy mode");
+    let described = "af_xdp, native XDP, copy mode";
+    assert_count_run(
+        &["--datalink", "af_xdp"],
+        &[],
+        described,
+        &format!("XDP live frames; ARP on {described}"),
+    );
+}
+
+/// The same on the datalink's own send, as before live frames.
+#[test]
+fn gen_to_sink_on_af_xdp_without_live_frames_counts_every_frame() {
+    let described = "af_xdp, native XDP, copy mode";
+    assert_count_run(
+        &["--datalink", "af_xdp"],
+        &["--path", "datalink"],
+        described,
+        described,
+    );
 }
 
 /// `--busy-poll` on lab-gen and lab-sink: both say so, every frame

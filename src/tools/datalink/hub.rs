@@ -275,6 +275,30 @@ impl Datalink for Shared {
         Ok(Some(Received { frame, direction }))
     }
 
+    /// An owner no tool shares the interface with takes the frames
+    /// straight from the real datalink (nothing to forward); otherwise
+    /// frame by frame, as `recv` forwards them.
+    fn recv_queued(
+        &mut self,
+        max: usize,
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, DatalinkError> {
+        if let Some(Role::Owner(owner)) = self.role.as_mut() {
+            if owner.clients.is_empty() {
+                return owner.real.recv_queued(max, each);
+            }
+        }
+        let mut taken = 0;
+        while taken < max {
+            match self.recv(Duration::ZERO)? {
+                Some(received) => each(received),
+                None => break,
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
     /// The owner's: the real datalink's, the hub's listener and its
     /// clients' (`recv` serves them all); a client's: its hub connection.
     fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {

@@ -156,6 +156,13 @@ pub enum DatalinkError {
     },
 }
 
+/// True when the interface has no qdisc of its own (nothing but
+/// `noqueue`, a veth's default): a path that skips the qdisc (AF_XDP's
+/// transmit, XDP frames) skips no impairment.
+pub fn nothing_to_bypass(ifindex: u32) -> bool {
+    af_packet::qdisc::nothing_to_bypass(ifindex)
+}
+
 impl DatalinkError {
     /// True when the interface (or its link) is down: a send that fails
     /// this way loses the frame, as on a cut cable, and the tools carry on.
@@ -217,6 +224,28 @@ pub trait Datalink {
     /// queue that way before their summary). A signal that interrupts the
     /// wait also gives `Ok(None)`, early, so the tool can see its stop flag.
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError>;
+
+    /// Takes up to `max` frames that are already queued, without waiting,
+    /// handing each to `each` in order; returns how many. A tool that
+    /// counts floods (lab-sink) takes a whole batch this way after one
+    /// `recv`, where a datalink can do it cheaper than frame by frame
+    /// (af_xdp: straight off the RX ring, each chunk given back at once).
+    /// This default is `recv` with a zero timeout, in a loop.
+    fn recv_queued(
+        &mut self,
+        max: usize,
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, DatalinkError> {
+        let mut taken = 0;
+        while taken < max {
+            match self.recv(Duration::ZERO)? {
+                Some(received) => each(received),
+                None => break,
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    }
 
     /// When the kernel received the frame the last `recv` returned, on
     /// `CLOCK_REALTIME` (`SO_TIMESTAMPNS`), where the datalink has it: an

@@ -42,10 +42,16 @@ pub enum Grant {
 impl Pacer {
     /// `max_batch`: the most frames one send may take (the unpaced batch).
     pub fn new(rate: Option<f64>, start: Instant, max_batch: usize) -> Pacer {
+        Pacer::with_span(rate, start, max_batch, BATCH_SPAN)
+    }
+
+    /// As [`Pacer::new`], with bursts of `span` rather than 100 µs (the
+    /// live-frames path, whose every send is a run the kernel sets up).
+    pub fn with_span(rate: Option<f64>, start: Instant, max_batch: usize, span: Duration) -> Pacer {
         let max_batch = max_batch.max(1);
         let (batch, depth) = match rate {
             Some(rate) => {
-                let batch = (rate * BATCH_SPAN.as_secs_f64()).ceil() as usize;
+                let batch = (rate * span.as_secs_f64()).ceil() as usize;
                 let batch = batch.clamp(1, max_batch);
                 let depth = ((rate * DEPTH_SPAN.as_secs_f64()).ceil() as u64).max(batch as u64);
                 (batch, depth)

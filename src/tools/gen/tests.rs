@@ -346,3 +346,40 @@ fn another_error_is_fatal() {
     .unwrap();
     assert_eq!(summary.sent, 5);
 }
+
+#[test]
+fn a_rate_the_path_could_not_reach_is_said_so() {
+    let summary = |path, sent, lost, behind, seconds: f64| GenSummary {
+        path,
+        sent,
+        lost,
+        behind,
+        seconds,
+        rate: (sent as f64 / seconds).round(),
+        ..GenSummary::default()
+    };
+    // Kept up (lost frames were offered in time): nothing to say.
+    assert_eq!(
+        shortfall(&summary(PATH_LIVE, 1000, 0, 0, 1.0), Some(1000.0)),
+        None
+    );
+    assert_eq!(
+        shortfall(&summary(PATH_DATALINK, 600, 400, 0, 1.0), Some(1000.0)),
+        None
+    );
+    assert_eq!(shortfall(&summary(PATH_LIVE, 1000, 0, 0, 1.0), None), None);
+    let said = shortfall(&summary(PATH_LIVE, 500_000, 0, 0, 1.0), Some(3e6)).unwrap();
+    assert_eq!(
+        said,
+        "asked for 3000000/s, sent 500000/s on XDP live frames (0 frames behind): this path cannot reach that rate here; lower --rate"
+    );
+    let said = shortfall(&summary(PATH_DATALINK, 900, 0, 100, 1.0), Some(1000.0)).unwrap();
+    assert!(
+        said.contains("on the datalink (100 frames behind)"),
+        "{said}"
+    );
+    assert!(
+        said.ends_with("or let lab-gen use XDP live frames (--path auto)"),
+        "{said}"
+    );
+}

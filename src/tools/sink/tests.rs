@@ -437,3 +437,87 @@ fn json_has_the_intervals_before_the_summary_and_the_human_lines_none() {
     assert!(lines[0].starts_with("receiving on eth1 (198.18.40.2, "));
     assert!(lines[1].starts_with("received 5 frames, lost 0 (0.00%), duplicates 1, reordered 1, "));
 }
+
+/// Per flow, what an exact sink counts for `arrivals` (numbers below the
+/// 4096 window, so that nothing is too old to tell): received, lost,
+/// duplicates, reordered.
+fn exact_model(arrivals: &[u32]) -> (u64, u64, u64, u64) {
+    let mut seen = std::collections::HashSet::new();
+    let (mut dups, mut reordered, mut highest) = (0, 0, None::<u32>);
+    for &seq in arrivals {
+        if !seen.insert(seq) {
+            dups += 1;
+        } else if highest.is_some_and(|h| seq < h) {
+            reordered += 1;
+        }
+        highest = highest.max(Some(seq));
+    }
+    let expected = highest.map_or(0, |h| u64::from(h) + 1);
+    let lost = expected - seen.len() as u64;
+    (arrivals.len() as u64, lost, dups, reordered)
+}
+
+proptest! {
+    /// lab-sink's whole receive loop (one `recv`, then batches of what is
+    /// queued, with `--count`) over frames of three flows with loss,
+    /// duplication and reordering counts each flow exactly.
+    #[test]
+    fn the_receive_loop_counts_every_flow_exactly_under_loss_duplication_and_reordering(
+        faults in prop::collection::vec((0u16..3, 0u8..100, 0u32..40), 1..1500),
+    ) {
+        use crate::tools::datalink::fake::FakeLink;
+        let flows = [template(49152), template(49153), template(49154)];
+        let mut next = [0u32; 3];
+        let mut per_flow: [Vec<u32>; 3] = Default::default();
+        let mut link = FakeLink::silent();
+        let now = traffic::monotonic_ns();
+        for (flow, roll, back) in faults {
+            let at = &mut next[usize::from(flow)];
+            let seq = match roll {
+                0..=9 => {
+                    *at += 3; // two lost
+                    *at - 1
+                }
+                10..=14 => at.saturating_sub(1), // a duplicate of the last
+                15..=24 => at.saturating_sub(back), // late, or a duplicate
+                _ => {
+                    *at += 1;
+                    *at - 1
+                }
+            };
+            per_flow[usize::from(flow)].push(seq);
+            link.queue(frame(&flows[usize::from(flow)], seq, now), Direction::In);
+        }
+        let total: u64 = per_flow.iter().map(|f| f.len() as u64).sum();
+        let options = SinkOptions {
+            iface: "eth1".into(),
+            ip: SINK,
+            mac: MacAddr::new(2, 0, 0, 0, 0x40, 2),
+            count: Some(total),
+            duration: Some(Duration::from_secs(10)),
+            per_flow: false,
+            interval: None,
+            kernel_sees_frames: false,
+        };
+        let mut out = Output::new(Format::Json, Vec::new());
+        let summary = run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
+        prop_assert_eq!(summary.received, total);
+        let mut lost = 0;
+        for (port, arrivals) in (49152u16..).zip(&per_flow) {
+            let counted = summary.flows.iter().find(|f| f.source_port == port);
+            if arrivals.is_empty() {
+                prop_assert!(counted.is_none());
+                continue;
+            }
+            let counted = counted.unwrap();
+            let (received, flow_lost, dups, reordered) = exact_model(arrivals);
+            prop_assert_eq!(
+                (counted.received, counted.lost, counted.duplicates, counted.reordered),
+                (received, flow_lost, dups, reordered),
+                "flow {}: {:?}", port, arrivals
+            );
+            lost += flow_lost;
+        }
+        prop_assert_eq!(summary.lost, lost);
+    }
+}

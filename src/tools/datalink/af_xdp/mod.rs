@@ -585,6 +585,31 @@ impl Datalink for AfXdp {
         }
     }
 
+    fn recv_queued(
+        &mut self,
+        max: usize,
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, DatalinkError> {
+        if let Some(addr) = self.lent.take() {
+            self.socket.recycle(addr);
+        }
+        let mut taken = 0;
+        while taken < max {
+            let Some((addr, len)) = self.socket.next_received() else {
+                break;
+            };
+            if let Some(frame) = self.socket.frame(addr, len) {
+                each(Received {
+                    frame,
+                    direction: Direction::In,
+                });
+            }
+            self.socket.recycle(addr);
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
     fn stats(&self) -> Stats {
         Stats {
             dropped: self.socket.rx_drops(),

@@ -1,0 +1,263 @@
+"""lab-gen's XDP live frames against trafgen, and lab-gen -> lab-sink at
+millions of frames per second (issue 24).
+
+1. The generator alone, into the same XDP drop on the peer
+   (`xdpdrop.py`: a two-instruction XDP program, native mode, on b's eth1):
+   trafgen (Debian's netsniff-ng: AF_PACKET TX ring, qdisc bypass, one
+   CPU: `-P 1`) against lab-gen on live frames (`--path live`), and lab-gen
+   on its datalinks (`--path datalink`) for scale. 64-byte frames, DURATION
+   seconds each, no rate limit; the figure for every generator is the same:
+   the frames the peer's XDP program dropped (the veth's
+   `rx_queue_N_xdp_drops`, `ethtool -S`) over the run's wall time.
+   lab-gen sends to the drop's MAC without ARP (`--peer-mac`).
+2. lab-gen (live frames, unpaced) -> lab-sink on af_xdp: the sink's
+   rate; then lab-gen at 80% of 2,000,000/s, RUNS_AT_80 runs, each of
+   which must lose nothing.
+
+Runs alternate (trafgen, lab-gen, ...), so that a change in the machine's
+load hits all alike.
+"""
+
+import json
+import re
+import time
+
+from .common import (
+    REPO,
+    Background,
+    BenchError,
+    Figure,
+    Settings,
+    Target,
+    VethPair,
+    at_most,
+    in_netns,
+    run,
+    tool,
+)
+
+DURATION = 3
+FRAME = 64
+SINK_TARGET = 2_000_000
+RUNS_AT_80 = 5
+XDPDROP = str(REPO / "ci" / "benchlib" / "xdpdrop.py")
+
+LIVE_TARGET = Target(
+    "lab-gen >= 2x trafgen and >= 3,000,000/s",
+    lambda ours, ref: ref is not None and ours >= 2 * ref and ours >= 3_000_000,
+)
+
+
+def last_json(text: str, what: str) -> dict:
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    if not lines:
+        raise BenchError(f"{what}: no JSON summary in its output: {text[-300:]!r}")
+    return json.loads(lines[-1])
+
+
+def xdp_drops(pair: VethPair) -> int:
+    """The frames b's XDP program dropped so far."""
+    out = run(in_netns(pair.b.netns, "ethtool", "-S", pair.b.iface)).stdout
+    return sum(int(n) for n in re.findall(r"rx_queue_\d+_xdp_drops: (\d+)", out))
+
+
+def trafgen_conf(pair: VethPair, workdir) -> str:
+    path = workdir / "trafgen.cfg"
+    padding = FRAME - 42
+    path.write_text(
+        "{ eth(da=%s, sa=%s), ipv4(saddr=%s, daddr=%s, df), udp(sp=49152, dp=9), fill(0x00, %d) }\n"
+        % (pair.b.mac, pair.a.mac, pair.a.addr, pair.b.addr, padding)
+    )
+    return str(path)
+
+
+def dropped_per_second(pair: VethPair, cmd, what: str) -> tuple:
+    """Runs `cmd` in a; (frames b's XDP dropped per second of the run, its
+    completed process)."""
+    before = xdp_drops(pair)
+    started = time.monotonic()
+    done = run(cmd, check=False, timeout=DURATION + 30)
+    elapsed = time.monotonic() - started
+    dropped = xdp_drops(pair) - before
+    if dropped == 0:
+        raise BenchError(f"{what}: nothing reached the XDP drop: {done.stderr.strip()[-300:]}")
+    return dropped / elapsed, done
+
+
+def trafgen_rate(pair: VethPair, conf: str) -> float:
+    cmd = in_netns(
+        pair.a.netns,
+        "timeout",
+        "-s",
+        "INT",
+        DURATION,
+        "trafgen",
+        "--dev",
+        pair.a.iface,
+        "--conf",
+        conf,
+        "-P",
+        "1",
+        "--no-sock-mem",
+    )
+    rate, _ = dropped_per_second(pair, cmd, "trafgen")
+    return rate
+
+
+def gen_rate(pair: VethPair, *extra) -> tuple:
+    """(dropped per second, lab-gen's JSON summary)."""
+    cmd = in_netns(
+        pair.a.netns,
+        tool("lab-gen"),
+        pair.a.iface,
+        pair.b.addr,
+        "--peer-mac",
+        pair.b.mac,
+        "--size",
+        FRAME,
+        "--duration",
+        DURATION,
+        "--json",
+        *extra,
+    )
+    rate, done = dropped_per_second(pair, cmd, f"lab-gen {' '.join(map(str, extra))}")
+    if done.returncode != 0:
+        raise BenchError(f"lab-gen {' '.join(map(str, extra))}: exit {done.returncode}: {done.stderr[-300:]}")
+    return rate, last_json(done.stdout, "lab-gen")
+
+
+def bench(settings: Settings):
+    print(f"== gen: lab-gen on XDP live frames against trafgen ({FRAME}-byte frames, {DURATION} s runs)")
+    if run(["sh", "-c", "command -v trafgen && command -v ethtool"], check=False).returncode != 0:
+        raise BenchError("trafgen or ethtool is missing: run `ci/setup` (netsniff-ng, ethtool)")
+    with VethPair("q") as pair:
+        generators(settings, pair)
+        gen_to_sink(settings, pair)
+
+
+def generators(settings: Settings, pair: VethPair):
+    conf = trafgen_conf(pair, settings.workdir)
+    drop = Background(in_netns(pair.b.netns, "python3", XDPDROP, pair.b.iface), settings.workdir, "xdpdrop")
+    paths = {"live": ["--path", "live"]}
+    for datalink in settings.datalinks:
+        paths[datalink] = ["--path", "datalink", "--datalink", datalink]
+    trafgen, ours, own_rate = [], {name: [] for name in paths}, []
+    with drop:
+        drop.wait_for(r"attached")
+        for index in range(settings.warmup + settings.runs):
+            reference = trafgen_rate(pair, conf)
+            rates = {}
+            for name, extra in paths.items():
+                rates[name], summary = gen_rate(pair, *extra)
+                if name == "live":
+                    if summary.get("path") != "live_frames":
+                        raise BenchError(f"lab-gen --path live ran on {summary.get('path')}")
+                    live_summary = summary
+            if index < settings.warmup:
+                continue
+            trafgen.append(reference)
+            for name in paths:
+                ours[name].append(rates[name])
+            own_rate.append(live_summary["rate"])
+        drop.stop()
+    report = settings.report
+    report.add(
+        Figure(
+            "gen",
+            f"frames/s into an XDP drop, {FRAME}-byte frames: lab-gen on live frames",
+            "/s",
+            "lab-gen",
+            ours["live"],
+            "trafgen -P 1",
+            trafgen,
+            LIVE_TARGET,
+            note=f"lab-gen's own count: {min(own_rate):,.0f} .. {max(own_rate):,.0f}/s",
+        )
+    )
+    for name in settings.datalinks:
+        report.add(
+            Figure(
+                "gen",
+                f"frames/s into an XDP drop, {FRAME}-byte frames: lab-gen on {name} (--path datalink)",
+                "/s",
+                "lab-gen",
+                ours[name],
+                "trafgen -P 1",
+                trafgen,
+            )
+        )
+
+
+def gen_to_sink_run(settings: Settings, pair: VethPair, rate=None) -> tuple:
+    """One lab-gen (live frames) run into lab-sink on af_xdp: (lab-gen's
+    summary, lab-sink's)."""
+    sink = in_netns(pair.b.netns, tool("lab-sink"), pair.b.iface, "--datalink", "af_xdp", "--json")
+    with Background(sink, settings.workdir, "lab-sink-live") as receiving:
+        receiving.wait_for(r'"event":"ready"')
+        pacing = ["--rate", f"{rate:.0f}"] if rate else []
+        gen = in_netns(
+            pair.a.netns,
+            tool("lab-gen"),
+            pair.a.iface,
+            pair.b.addr,
+            "--path",
+            "live",
+            "--size",
+            FRAME,
+            "--duration",
+            DURATION,
+            "--json",
+            *pacing,
+        )
+        sent = last_json(run(gen, timeout=DURATION + 30).stdout, "lab-gen (live)")
+        time.sleep(0.2)
+        if receiving.stop() != 0:
+            raise BenchError(f"lab-sink (af_xdp) received nothing: {receiving.stderr()[-300:]}")
+        received = last_json(receiving.stdout(), "lab-sink (af_xdp)")
+    return sent, received
+
+
+def gen_to_sink(settings: Settings, pair: VethPair):
+    print(f"== gen: lab-gen (live frames) -> lab-sink (af_xdp), then {RUNS_AT_80} runs at 80% of {SINK_TARGET:,}/s")
+    top, sink_top, sink_lost_top = [], [], []
+    for index in range(settings.warmup + settings.runs):
+        sent, received = gen_to_sink_run(settings, pair)
+        if index < settings.warmup:
+            continue
+        top.append(sent["rate"])
+        sink_top.append(received["rate"])
+        sink_lost_top.append(received["lost"] + (sent["sent"] - received["received"] - received["lost"]))
+    at_80 = SINK_TARGET * 0.8
+    lost, rates, latency = [], [], []
+    for _ in range(RUNS_AT_80):
+        sent, received = gen_to_sink_run(settings, pair, rate=at_80)
+        # What the sink never saw: gaps it counted, and the tail it could
+        # not see (lab-gen's count says).
+        lost.append(sent["sent"] - received["received"] + received["duplicates"])
+        rates.append(received["rate"])
+        latency.append(received["latency_p50_ms"] or 0.0)
+    report = settings.report
+    report.add(Figure("gen -> sink", "lab-gen rate, live frames, no --rate", "/s", "lab-gen", top))
+    report.add(
+        Figure(
+            "gen -> sink",
+            "lab-sink (af_xdp) rate at lab-gen's top rate",
+            "/s",
+            "lab-sink",
+            sink_top,
+            target=Target(f">= {SINK_TARGET:,}/s", lambda ours, ref: ours >= SINK_TARGET),
+            note=f"not received at the top rate: {', '.join(f'{n:,}' for n in sink_lost_top)}",
+        )
+    )
+    report.add(
+        Figure(
+            "gen -> sink",
+            f"frames lost at {at_80:,.0f}/s, {RUNS_AT_80} runs (all of them)",
+            "frames",
+            "lab-sink",
+            [sum(lost)],
+            target=at_most(0, "none lost in any run"),
+            note=f"per run: {', '.join(f'{n:,}' for n in lost)}; sink rate {min(rates):,.0f} .. {max(rates):,.0f}/s",
+        )
+    )
+    report.add(Figure("gen -> sink", f"lab-sink one-way latency p50 at {at_80:,.0f}/s", "ms", "lab-sink", latency))
