@@ -453,7 +453,7 @@ impl Ring {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(super) mod fake;
 
 #[cfg(test)]
