@@ -281,6 +281,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_batch_takes_the_free_tx_chunks_and_the_wakeup_flags_are_read() {
+        let mut xsk = PlainXsk::new();
+        let frames: [&[u8]; 5] = [b"a", b"b", b"c", b"d", b"e"];
+        assert_eq!(xsk.queue_batch(&frames), PlainXsk::TX_CHUNKS);
+        assert_eq!(xsk.tx_in_flight(), PlainXsk::TX_CHUNKS as u32);
+        assert_eq!(xsk.queue_batch(&frames), 0, "every TX chunk is the kernel's");
+        assert_eq!(xsk.transmit(), Some(b"a".to_vec()));
+        assert_eq!(xsk.tx_in_flight(), PlainXsk::TX_CHUNKS as u32 - 1);
+        assert_eq!(xsk.queue_batch(&frames[4..]), 1);
+        assert_eq!(xsk.needs_wakeup(), (false, false));
+        xsk.write_index(RingName::Tx, RingWord::Flags, libc::XDP_RING_NEED_WAKEUP);
+        assert_eq!(xsk.needs_wakeup(), (true, false));
+    }
+
     /// Found by reading for the fuzz target: a completed address was taken
     /// as a free TX chunk unchecked, and the next frame was copied there,
     /// outside the UMEM; a completion producer index far ahead made one

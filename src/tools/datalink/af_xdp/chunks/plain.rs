@@ -132,7 +132,6 @@ impl PlainXsk {
     pub const FRAME_SIZE: usize = FRAME_SIZE as usize;
     /// TX chunks: never more can be free.
     pub const TX_CHUNKS: usize = (SIZES.frames - SIZES.rx_frames) as usize;
-    pub const RING_SIZE: u32 = SIZES.ring;
 
     fn word(&self, name: RingName, word: RingWord) -> &AtomicU32 {
         let offset = Self::ring_at(name)
