@@ -9,10 +9,10 @@
 
 use std::net::Ipv4Addr;
 
-use libfuzzer_sys::fuzz_target;
 use labctl::links::live_interfaces;
 use labctl::tools::datalink::af_packet::qdisc;
 use labctl::tools::route;
+use libfuzzer_sys::fuzz_target;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 

@@ -10,8 +10,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use libfuzzer_sys::arbitrary::{self, Arbitrary};
-use libfuzzer_sys::fuzz_target;
 use labctl::lab::DatalinkKind;
 use labctl::report::{
     self, junit_xml, junit_xml_many, runs_json, NotRun, Outcome, RunProblem, RunProblemKind,
@@ -19,6 +17,8 @@ use labctl::report::{
 };
 use labctl::run::result::{FailedCheck, Status, StepKind, StepResult};
 use labctl_fuzz::xsd::junit_is_valid;
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -151,7 +151,10 @@ fuzz_target!(|input: Input| {
     let xml = junit_xml(&report).expect("junit.xml is made");
     assert!(junit_is_valid(&xml), "junit.xml does not validate:\n{xml}");
     let many = junit_xml_many(std::slice::from_ref(&report), &not_run).expect("many");
-    assert!(junit_is_valid(&many), "junit.xml of many runs does not validate:\n{many}");
+    assert!(
+        junit_is_valid(&many),
+        "junit.xml of many runs does not validate:\n{many}"
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&report.to_json()).expect("report.json parses");
@@ -160,15 +163,15 @@ fuzz_target!(|input: Input| {
         assert_eq!(json["steps"][i]["stderr"].as_str(), Some(s.stderr.as_str()));
         assert_eq!(json["steps"][i]["name"].as_str(), Some(s.name.as_str()));
     }
-    let runs: serde_json::Value = serde_json::from_str(&runs_json(
-        std::slice::from_ref(&report),
-        &not_run,
-    ))
-    .expect("the JSON of many runs parses");
+    let runs: serde_json::Value =
+        serde_json::from_str(&runs_json(std::slice::from_ref(&report), &not_run))
+            .expect("the JSON of many runs parses");
     assert!(runs["runs"].is_array());
 
     for format in report::Format::ALL {
-        format.of_run(&report).expect("every format of a run is made");
+        format
+            .of_run(&report)
+            .expect("every format of a run is made");
     }
     let _ = report::summary(&report);
 });

@@ -9,8 +9,8 @@
 //! Input: operations of 8 bytes, what and its arguments.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use labctl::tools::datalink::af_xdp::{PlainXsk, RingName, RingWord};
+use libfuzzer_sys::fuzz_target;
 
 /// What the datalink checks before it queues a frame (MAX_FRAME).
 const MAX_FRAME: usize = 4096 - 256;

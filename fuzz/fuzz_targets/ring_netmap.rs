@@ -11,8 +11,8 @@
 //! arguments.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use labctl::tools::datalink::netmap::fuzzing::{FakeRegion, Interface, Ring};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((geometry, mut ops)) = data.split_first_chunk::<4>() else {
@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     let region = FakeRegion::new(tx, rx, slots, buf_size);
     let len = region.region().len();
     let mut interface: Option<Interface> = region.region().interface(region.nifp_offset()).ok();
-    assert!(interface.is_some(), "a region as netmap lays it out is refused");
+    assert!(
+        interface.is_some(),
+        "a region as netmap lays it out is refused"
+    );
 
     while let Some((op, rest)) = ops.split_first_chunk::<8>() {
         ops = rest;

@@ -8,11 +8,11 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use libfuzzer_sys::fuzz_target;
 use labctl::tools::capture::{self, CaptureOptions};
 use labctl::tools::frames;
 use labctl::tools::output::{Format, Output};
 use labctl_fuzz::{human_lines, json_events, records, MemLink};
+use libfuzzer_sys::fuzz_target;
 use pcap_file::pcap::PcapReader;
 
 /// One file per fuzzing process, rewritten by every input (tmpfs when
@@ -43,8 +43,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut link = MemLink::new(records.iter().map(|r| (r.frame.clone(), r.direction)));
     let mut out = Output::new(format, Vec::new());
-    let summary = capture::run(&mut link, &capture_options, &mut out, &AtomicBool::new(false))
-        .expect("a capture into a writable file ends with its summary");
+    let summary = capture::run(
+        &mut link,
+        &capture_options,
+        &mut out,
+        &AtomicBool::new(false),
+    )
+    .expect("a capture into a writable file ends with its summary");
     assert_eq!(summary.captured, records.len() as u64);
     let malformed = records
         .iter()

@@ -6,10 +6,10 @@
 //! itself sent is never forwarded.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use labctl::tools::datalink::Direction;
 use labctl::tools::fwd::{forward_once, Batch, Counts, Pass};
 use labctl_fuzz::{records, MemLink};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let (options, records) = records(data);
@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
         } else {
             (&mut b, &mut a)
         };
-        from.inbox.push_back((record.frame.clone(), record.direction));
+        from.inbox
+            .push_back((record.frame.clone(), record.direction));
         if record.direction == Direction::In {
             to.send_outcomes.push_back(record.outcome);
             expected[side].push(record.frame.clone());
@@ -55,6 +56,9 @@ fuzz_target!(|data: &[u8]| {
                 next = left.next();
             }
         }
-        assert_eq!(next, None, "a frame left that did not come, or out of order");
+        assert_eq!(
+            next, None,
+            "a frame left that did not come, or out of order"
+        );
     }
 });

@@ -9,12 +9,12 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 
-use libfuzzer_sys::fuzz_target;
 use labctl::tools::arp::{self, Identity};
 use labctl::tools::frames::{self, Arp};
 use labctl::tools::output::{Format, Output};
 use labctl::tools::pong::{self, AnswerKind, Handling, PongOptions};
 use labctl_fuzz::{human_lines, json_events, records, MemLink};
+use libfuzzer_sys::fuzz_target;
 use pnet::util::MacAddr;
 
 const ME: Identity = Identity {
@@ -62,7 +62,11 @@ fuzz_target!(|data: &[u8]| {
                 reply,
                 kind: AnswerKind::Arp,
             } => {
-                assert_eq!(by_arp.as_ref(), Some(&reply), "pong and the ARP answerer disagree");
+                assert_eq!(
+                    by_arp.as_ref(),
+                    Some(&reply),
+                    "pong and the ARP answerer disagree"
+                );
                 let asked = request.arp().expect("an ARP answer to an ARP frame");
                 let answered = frames::decode(&reply).expect("an ARP reply decodes");
                 let answered = answered.arp().expect("the reply is ARP");

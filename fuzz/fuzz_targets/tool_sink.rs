@@ -8,13 +8,13 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use libfuzzer_sys::fuzz_target;
-use labctl::tools::frames::Arp;
 use labctl::tools::frames;
+use labctl::tools::frames::Arp;
 use labctl::tools::gen::ArpAnswerer;
 use labctl::tools::output::{Format, Output};
 use labctl::tools::sink::{Seen, Sink, SinkEvent, MAX_FLOWS};
 use labctl_fuzz::{json_events, records};
+use libfuzzer_sys::fuzz_target;
 use pnet::util::MacAddr;
 
 const IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     let mut now_ns: u64 = 1_000_000_000;
     let mut sink = Sink::new(IP);
     if options & 1 != 0 {
-        let every = Duration::from_micros(u64::from(options >> 1) * 50 + 1);
+        // 1 to 128 ms (a frame comes at most 65 ms after the one before,
+        // so a frame closes at most 65 intervals: a microsecond's would
+        // close tens of thousands, each clearing a histogram).
+        let every = Duration::from_millis(u64::from(options >> 1) + 1);
         sink = sink.with_intervals(every, now_ns);
     }
     let answerer = ArpAnswerer::new(MAC, IP);
@@ -60,7 +63,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(summary.flows.len() <= MAX_FLOWS);
     let flows_received: u64 = summary.flows.iter().map(|f| f.received).sum();
     assert_eq!(flows_received + summary.untracked, summary.received);
-    assert_eq!(summary.lost, summary.flows.iter().map(|f| f.lost).sum::<u64>());
+    assert_eq!(
+        summary.lost,
+        summary.flows.iter().map(|f| f.lost).sum::<u64>()
+    );
     assert!((0.0..=100.0).contains(&summary.loss_percent), "{summary:?}");
     if options & 1 != 0 {
         let sum = |f: fn(&labctl::tools::sink::IntervalSample) -> u64| -> u64 {

@@ -11,7 +11,7 @@ use labctl::tools::datalink::{Datalink, DatalinkError, Direction, Received, Stat
 pub mod xsd;
 
 /// How a send to a [`MemLink`] ends, chosen by the fuzzer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, libfuzzer_sys::arbitrary::Arbitrary)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendOutcome {
     Taken,
     /// ENETDOWN: the link is down.

@@ -42,7 +42,8 @@ fn schema() -> &'static Schema {
     SCHEMA.get_or_init(|| {
         // SAFETY: a buffer of the given size; the context is freed after use.
         unsafe {
-            let ctxt = xmlSchemaNewMemParserCtxt(JUNIT_XSD.as_ptr().cast(), JUNIT_XSD.len() as c_int);
+            let ctxt =
+                xmlSchemaNewMemParserCtxt(JUNIT_XSD.as_ptr().cast(), JUNIT_XSD.len() as c_int);
             assert!(!ctxt.is_null(), "libxml2: no schema parser context");
             let schema = xmlSchemaParse(ctxt);
             xmlSchemaFreeParserCtxt(ctxt);

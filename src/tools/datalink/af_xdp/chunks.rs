@@ -287,7 +287,11 @@ mod tests {
         let frames: [&[u8]; 5] = [b"a", b"b", b"c", b"d", b"e"];
         assert_eq!(xsk.queue_batch(&frames), PlainXsk::TX_CHUNKS);
         assert_eq!(xsk.tx_in_flight(), PlainXsk::TX_CHUNKS as u32);
-        assert_eq!(xsk.queue_batch(&frames), 0, "every TX chunk is the kernel's");
+        assert_eq!(
+            xsk.queue_batch(&frames),
+            0,
+            "every TX chunk is the kernel's"
+        );
         assert_eq!(xsk.transmit(), Some(b"a".to_vec()));
         assert_eq!(xsk.tx_in_flight(), PlainXsk::TX_CHUNKS as u32 - 1);
         assert_eq!(xsk.queue_batch(&frames[4..]), 1);

@@ -249,18 +249,15 @@ impl PlainXsk {
         self.word(RingName::Tx, RingWord::Consumer)
             .store(self.tx_consumed, Ordering::Release);
         let start = (desc.addr as usize).min(SIZES.umem_bytes());
-        let end = start.saturating_add(desc.len as usize).min(SIZES.umem_bytes());
+        let end = start
+            .saturating_add(desc.len as usize)
+            .min(SIZES.umem_bytes());
         // SAFETY: start..end lies inside the UMEM.
         let bytes = unsafe {
             std::slice::from_raw_parts(self.base.add(UMEM_AT + start).as_ptr(), end - start)
                 .to_vec()
         };
-        self.write_entry(
-            RingName::Completion,
-            self.completion_produced,
-            desc.addr,
-            0,
-        );
+        self.write_entry(RingName::Completion, self.completion_produced, desc.addr, 0);
         self.completion_produced = self.completion_produced.wrapping_add(1);
         self.word(RingName::Completion, RingWord::Producer)
             .store(self.completion_produced, Ordering::Release);
