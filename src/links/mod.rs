@@ -25,7 +25,7 @@ use ipnet::Ipv4Net;
 use crate::lab::{Impairment, Lab, Node};
 
 pub use namespace::{pid_path, Netns};
-pub use netlink::{interfaces_in, set_link_state, LiveInterface, Netlink};
+pub use netlink::{interfaces_in, live_interfaces, set_link_state, LiveInterface, Netlink};
 
 /// One veth pair to create.
 #[derive(Clone, Debug, PartialEq)]

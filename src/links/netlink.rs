@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use futures_util::{future, TryStreamExt};
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -335,13 +335,24 @@ pub async fn interfaces_in(netns: &Path) -> Result<Vec<LiveInterface>, LinkError
         .try_collect()
         .await
         .map_err(LinkError::netlink(doing.clone()))?;
-    let addresses: Vec<_> = handle
+    let addresses: Vec<AddressMessage> = handle
         .address()
         .get()
         .execute()
         .try_collect()
         .await
         .map_err(LinkError::netlink(doing))?;
+    Ok(live_interfaces(links, addresses))
+}
+
+/// The interfaces a link dump and an address dump describe, but `lo`,
+/// sorted by name. The dumps come from a node's namespace, where whoever
+/// runs in the node chose the names and addresses: any messages give an
+/// answer (the fuzz target `netlink` feeds it any).
+pub fn live_interfaces(
+    links: Vec<LinkMessage>,
+    addresses: Vec<AddressMessage>,
+) -> Vec<LiveInterface> {
     let mut by_index: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for address in addresses {
         let ip = address.attributes.iter().find_map(|a| match a {
@@ -363,7 +374,7 @@ pub async fn interfaces_in(netns: &Path) -> Result<Vec<LiveInterface>, LinkError
         })
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(found)
+    found
 }
 
 fn live_interface(

@@ -23,7 +23,7 @@ use crate::tools::iface::Interface;
 
 mod netlink;
 
-pub use netlink::read_table;
+pub use netlink::{parse_reply, read_table};
 
 /// What a route does with what it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -49,7 +49,7 @@ use super::wait::{self, KernelBusyPoll, Next, WaitPolicy};
 use super::{Datalink, DatalinkError, DatalinkKind, Direction, OpenOptions, Received, Stats};
 
 mod batch;
-pub(super) mod qdisc;
+pub mod qdisc;
 mod ring;
 mod slots;
 

@@ -45,30 +45,41 @@ fn dump() -> io::Result<Vec<Route>> {
     loop {
         // Peeks at the datagram's size first: a dump part is never cut.
         let (datagram, _) = socket.recv_from_full()?;
-        let mut rest = datagram.as_slice();
-        while !rest.is_empty() {
-            let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest)
-                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
-            let length = message.header.length as usize;
-            match message.payload {
-                NetlinkPayload::Done(_) => return Ok(routes),
-                NetlinkPayload::Error(error) => {
-                    let code = error.code.map_or(0, |code| -code.get());
-                    return Err(io::Error::from_raw_os_error(code));
-                }
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
-                    routes.extend(convert(&route));
-                }
-                _ => {}
-            }
-            // Messages are padded to 4 bytes.
-            let advance = length.div_ceil(4) * 4;
-            if length == 0 || advance > rest.len() {
-                break;
-            }
-            rest = &rest[advance..];
+        if parse_reply(&datagram, &mut routes)? {
+            return Ok(routes);
         }
     }
+}
+
+/// Reads one datagram of the kernel's reply to a route dump into
+/// `routes`; true once the dump is done. Whatever the bytes (the fuzz
+/// target `netlink` feeds it any), it returns: a message it cannot read
+/// is an error, a length that points past the datagram ends it.
+pub fn parse_reply(datagram: &[u8], routes: &mut Vec<Route>) -> io::Result<bool> {
+    let mut rest = datagram;
+    while !rest.is_empty() {
+        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
+        let length = message.header.length as usize;
+        match message.payload {
+            NetlinkPayload::Done(_) => return Ok(true),
+            NetlinkPayload::Error(error) => {
+                let code = error.code.map_or(0, |code| -code.get());
+                return Err(io::Error::from_raw_os_error(code));
+            }
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
+                routes.extend(convert(&route));
+            }
+            _ => {}
+        }
+        // Messages are padded to 4 bytes.
+        let advance = length.div_ceil(4) * 4;
+        if length == 0 || advance > rest.len() {
+            break;
+        }
+        rest = &rest[advance..];
+    }
+    Ok(false)
 }
 
 /// One route message as the next hops it offers; other tables, families

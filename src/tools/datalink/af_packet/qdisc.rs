@@ -34,34 +34,44 @@ pub fn kinds(ifindex: u32) -> io::Result<Vec<String>> {
     let mut found = Vec::new();
     loop {
         let (bytes, _) = socket.recv_from_full()?;
-        let mut offset = 0;
-        while offset < bytes.len() {
-            let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[offset..])
-                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
-            let length = message.header.length as usize;
-            match message.payload {
-                NetlinkPayload::Done(_) => return Ok(found),
-                NetlinkPayload::Error(error) => return Err(error.to_io()),
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewQueueDiscipline(tc))
-                    if u32::try_from(tc.header.index) == Ok(ifindex) =>
-                {
-                    found.extend(
-                        tc.attributes
-                            .into_iter()
-                            .find_map(|attribute| match attribute {
-                                TcAttribute::Kind(kind) => Some(kind),
-                                _ => None,
-                            }),
-                    );
-                }
-                _ => {}
-            }
-            if length == 0 {
-                break;
-            }
-            offset += length.next_multiple_of(4);
+        if parse_reply(&bytes, ifindex, &mut found)? {
+            return Ok(found);
         }
     }
+}
+
+/// Reads one datagram of the kernel's reply to a qdisc dump, adding the
+/// kinds of `ifindex`'s qdiscs to `found`; true once the dump is done.
+/// Any bytes end in an answer (the fuzz target `netlink` feeds it any).
+pub fn parse_reply(bytes: &[u8], ifindex: u32, found: &mut Vec<String>) -> io::Result<bool> {
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[offset..])
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
+        let length = message.header.length as usize;
+        match message.payload {
+            NetlinkPayload::Done(_) => return Ok(true),
+            NetlinkPayload::Error(error) => return Err(error.to_io()),
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewQueueDiscipline(tc))
+                if u32::try_from(tc.header.index) == Ok(ifindex) =>
+            {
+                found.extend(
+                    tc.attributes
+                        .into_iter()
+                        .find_map(|attribute| match attribute {
+                            TcAttribute::Kind(kind) => Some(kind),
+                            _ => None,
+                        }),
+                );
+            }
+            _ => {}
+        }
+        if length == 0 {
+            break;
+        }
+        offset += length.next_multiple_of(4);
+    }
+    Ok(false)
 }
 
 /// True when bypassing the qdisc of `ifindex` skips nothing: every qdisc

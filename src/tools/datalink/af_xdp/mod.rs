@@ -6,10 +6,13 @@
 //! - [`bpf`]: the XSKMAP, the redirect program and the BPF link that
 //!   attaches it (detached by the kernel when the tool exits, however).
 //! - [`xsk`]: the socket, its UMEM and rings.
+//! - [`chunks`]: which UMEM chunk is whose, nothing read from the shared
+//!   memory trusted.
 //! - [`ring`]: the ring index logic, testable over plain memory.
 //! - [`explain`]: errno -> "what is missing and what to do".
 
 mod bpf;
+mod chunks;
 mod explain;
 pub mod host;
 mod ring;
@@ -20,6 +23,10 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
 use std::time::{Duration, Instant};
 
 pub use bpf::XdpMode;
+/// The UMEM and its rings over plain memory, for the fuzz target
+/// `ring_af_xdp`, which plays a kernel that writes anything there.
+#[cfg(feature = "fuzzing")]
+pub use chunks::plain::{PlainXsk, RingName, RingWord};
 
 use super::hub::Shareable;
 use super::wait::{self, KernelBusyPoll, Next, WaitPolicy};

@@ -19,6 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 
+use super::chunks::Chunks;
 use super::ring::{Consumer, Producer, RingMemory};
 
 pub(super) const FRAME_SIZE: u32 = 4096;
@@ -227,28 +228,17 @@ fn getsockopt<T>(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<(T, usize)
 /// (which unbinds it and releases the kernel's hold on the UMEM), then the
 /// UMEM itself.
 pub(super) struct XskSocket {
-    rx: Consumer<libc::xdp_desc>,
-    tx: Producer<libc::xdp_desc>,
-    fill: Producer<u64>,
-    completion: Consumer<u64>,
+    chunks: Chunks,
     _ring_mappings: [Mapping; 4],
     fd: OwnedFd,
-    umem: Mapping,
-    /// Chunks (by UMEM offset) free for sending.
-    free_tx: Vec<u64>,
+    /// Reached through `chunks`; kept to be unmapped last.
+    _umem: Mapping,
     zero_copy: bool,
-    umem_bytes: usize,
     /// Bound with XDP_USE_NEED_WAKEUP: the kernel says when it needs a
     /// system call to look at the TX or fill ring (kernels before 5.4
     /// refuse the flag; then every send is kicked).
     need_wakeup: bool,
-    /// Chunks recycled onto the fill ring but not yet published.
-    fill_pending: u32,
 }
-
-/// The most received chunks held back from the kernel before they are
-/// published on the fill ring (a fraction of the smallest RX share, 192).
-const FILL_BATCH: u32 = 32;
 
 impl XskSocket {
     /// Creates the socket and binds it to queue 0 of `ifindex`, zero-copy
@@ -283,26 +273,17 @@ impl XskSocket {
         let (rx, tx, fill, completion, mappings) =
             map_rings(fd.as_fd(), sizes.ring).map_err(at(Step::MapRings))?;
 
+        // SAFETY: the UMEM mapping holds sizes.umem_bytes() bytes and the
+        // socket keeps it (and the rings' mappings) as long as `chunks`.
+        let chunks = unsafe { Chunks::new(rx, tx, fill, completion, umem.ptr, sizes) };
         let mut socket = XskSocket {
-            rx,
-            tx,
-            fill,
-            completion,
+            chunks,
             _ring_mappings: mappings,
             fd,
-            umem,
-            free_tx: (sizes.rx_frames..sizes.frames)
-                .map(|i| u64::from(i * FRAME_SIZE))
-                .collect(),
+            _umem: umem,
             zero_copy: false,
-            umem_bytes,
             need_wakeup: true,
-            fill_pending: 0,
         };
-        for i in 0..sizes.rx_frames {
-            socket.fill.push(u64::from(i * FRAME_SIZE));
-        }
-        socket.fill.submit();
         socket.bind(ifindex).map_err(at(Step::Bind))?;
         Ok(socket)
     }
@@ -352,148 +333,50 @@ impl XskSocket {
     /// The next received frame, as (UMEM offset, length). The chunk is the
     /// caller's until it hands it back with `recycle`.
     pub(super) fn next_received(&mut self) -> Option<(u64, usize)> {
-        loop {
-            let Some(desc) = self.rx.pop() else {
-                // Caught up: hand the kernel the chunks held back.
-                self.submit_fill();
-                return None;
-            };
-            self.rx.release();
-            let len = desc.len as usize;
-            if self.frame(desc.addr, len).is_some() {
-                return Some((desc.addr, len));
-            }
-            // A descriptor outside the UMEM would be a kernel bug; give
-            // the chunk back rather than trust it.
-            self.recycle(desc.addr);
-        }
+        self.chunks.next_received()
     }
 
-    /// The bytes of a frame in the UMEM, if the range is inside one chunk.
+    /// The bytes of a frame in the UMEM, if the range is inside one RX
+    /// chunk.
     pub(super) fn frame(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        let start = usize::try_from(addr).ok()?;
-        let end = start.checked_add(len)?;
-        let chunk_end = (start / FRAME_SIZE as usize + 1) * FRAME_SIZE as usize;
-        if end > self.umem_bytes || end > chunk_end {
-            return None;
-        }
-        // SAFETY: start..end is inside the UMEM mapping, in a chunk the
-        // kernel handed us and will not write until it is recycled; the
-        // slice borrows self, so it cannot outlive the mapping.
-        Some(unsafe { std::slice::from_raw_parts(self.umem.ptr.as_ptr().add(start), len) })
+        self.chunks.frame(addr, len)
     }
 
-    /// Gives a received chunk back to the kernel for new frames: published
-    /// [`FILL_BATCH`] at a time, or when the RX ring is empty, so that a
-    /// flood does not write the ring index the kernel reads on every frame.
+    /// Gives a received chunk back to the kernel for new frames.
     pub(super) fn recycle(&mut self, addr: u64) {
-        let chunk = addr - addr % u64::from(FRAME_SIZE);
-        // The fill ring holds every RX chunk, so it always has room.
-        self.fill.push(chunk);
-        self.fill_pending += 1;
-        if self.fill_pending >= FILL_BATCH {
-            self.submit_fill();
-        }
-    }
-
-    fn submit_fill(&mut self) {
-        if self.fill_pending > 0 {
-            self.fill.submit();
-            self.fill_pending = 0;
-        }
-    }
-
-    /// Takes back the chunks the kernel finished sending.
-    fn reap_completions(&mut self) {
-        let mut reaped = false;
-        while let Some(addr) = self.completion.pop() {
-            self.free_tx.push(addr - addr % u64::from(FRAME_SIZE));
-            reaped = true;
-        }
-        if reaped {
-            self.completion.release();
-        }
+        self.chunks.recycle(addr)
     }
 
     /// Copies `frame` into a free TX chunk and queues it. Returns false
     /// when no chunk is free (the kernel still holds all of them).
     pub(super) fn queue_for_send(&mut self, frame: &[u8]) -> bool {
-        self.reap_completions();
-        let Some(addr) = self.free_tx.pop() else {
-            return false;
-        };
-        // SAFETY: addr is the start of a 4 KiB TX chunk inside the UMEM
-        // that the kernel does not own (it came back via the completion
-        // ring, or was never sent); frame.len() <= MAX_FRAME < FRAME_SIZE
-        // is checked by the caller.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                frame.as_ptr(),
-                self.umem.ptr.as_ptr().add(addr as usize),
-                frame.len().min(FRAME_SIZE as usize),
-            )
-        };
-        let desc = libc::xdp_desc {
-            addr,
-            len: frame.len() as u32,
-            options: 0,
-        };
-        // The TX ring holds all TX chunks, so it has room for this one.
-        self.tx.push(desc);
-        self.tx.submit();
-        true
+        self.chunks.queue_for_send(frame)
     }
 
     /// Copies as many of `frames` as there are free TX chunks into them and
     /// queues them with one submit; returns how many. The caller checked
     /// every length.
     pub(super) fn queue_batch(&mut self, frames: &[&[u8]]) -> usize {
-        self.reap_completions();
-        let mut queued = 0;
-        for frame in frames {
-            let Some(addr) = self.free_tx.pop() else {
-                break;
-            };
-            // SAFETY: as in queue_for_send.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    frame.as_ptr(),
-                    self.umem.ptr.as_ptr().add(addr as usize),
-                    frame.len().min(FRAME_SIZE as usize),
-                )
-            };
-            let desc = libc::xdp_desc {
-                addr,
-                len: frame.len() as u32,
-                options: 0,
-            };
-            // The TX ring holds all TX chunks, so it has room for this one.
-            self.tx.push(desc);
-            queued += 1;
-        }
-        if queued > 0 {
-            self.tx.submit();
-        }
-        queued
+        self.chunks.queue_batch(frames)
     }
 
     /// Frames queued on the TX ring that the kernel has not taken yet.
     pub(super) fn tx_in_flight(&self) -> u32 {
-        self.tx.in_flight()
+        self.chunks.tx_in_flight()
     }
 
     /// True when the kernel needs `kick_tx` to send what is on the TX
     /// ring: always in copy mode, where it sends inside that call; in
     /// zero-copy mode only when the driver sleeps.
     pub(super) fn tx_needs_kick(&self) -> bool {
-        !self.need_wakeup || self.tx.needs_wakeup()
+        !self.need_wakeup || self.chunks.tx_needs_wakeup()
     }
 
     /// True when the driver waits for a system call before it fills the
     /// RX ring again (zero-copy with an empty fill ring; never in copy
     /// mode, where frames are copied in as they arrive).
     pub(super) fn rx_needs_kick(&self) -> bool {
-        self.need_wakeup && self.fill.needs_wakeup()
+        self.need_wakeup && self.chunks.fill_needs_wakeup()
     }
 
     /// A non-blocking receive call: wakes the driver (zero-copy), and

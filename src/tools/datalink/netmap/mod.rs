@@ -15,6 +15,14 @@ mod io;
 mod port;
 mod ring;
 
+/// The rings over memory laid out as netmap lays it out, for the fuzz
+/// target `ring_netmap`, which then writes anything anywhere in it.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use super::ring::fake::FakeRegion;
+    pub use super::ring::{Interface, Region, Ring, RingError, RxSlot};
+}
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

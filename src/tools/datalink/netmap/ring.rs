@@ -453,7 +453,7 @@ impl Ring {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(super) mod fake;
 
 #[cfg(test)]
@@ -656,6 +656,27 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// What the fuzz target `ring_netmap` does at random: a value
+    /// written anywhere in the region, here a ring's tail, is checked when
+    /// it is read.
+    #[test]
+    fn a_tail_written_through_the_region_is_checked_when_read() {
+        let region = FakeRegion::new(1, 1, 4, 64);
+        let nifp = region.region().interface(region.nifp_offset()).unwrap();
+        let tail = region.ring_offset(NR_RX, 0) + std::mem::offset_of!(netmap_ring, tail);
+        region.write(tail, &9u32.to_ne_bytes());
+        assert!(matches!(
+            nifp.rx[0].received(0),
+            Err(RingError::IndexOutOfRing {
+                what: "tail",
+                value: 9,
+                ..
+            })
+        ));
+        // Cut at the region's end, never past it.
+        region.write(region.region().len() - 2, &[1, 2, 3, 4]);
     }
 
     #[test]

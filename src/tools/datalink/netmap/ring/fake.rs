@@ -6,6 +6,9 @@
 //! its buffer (netmap resets such a ring; the fake never reads there). The
 //! ring code under test cannot tell it from the kernel.
 
+// Built for the fuzz target too, which uses the region and not the kernel.
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::VecDeque;
 use std::io;
@@ -240,6 +243,15 @@ impl FakeRegion {
     pub fn corrupt_tail(&self, dir: u16, ring: u32, tail: u32) {
         self.index(dir, ring, tail_of)
             .store(tail, Ordering::Release);
+    }
+
+    /// Writes `bytes` at `offset`, cut at the region's end: anything a
+    /// writer of the shared memory could put anywhere in it.
+    pub fn write(&self, offset: usize, bytes: &[u8]) {
+        let start = offset.min(self.layout.size());
+        let len = bytes.len().min(self.layout.size() - start);
+        // SAFETY: start..start + len lies inside the allocation.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.at::<u8>(start), len) };
     }
 
     pub fn corrupt_ring_ofs(&self, index: usize, value: isize) {
