@@ -15,12 +15,12 @@ use labctl::report::{
     self, junit_xml, junit_xml_many, runs_json, NotRun, Outcome, RunProblem, RunProblemKind,
     RunReport, Timing,
 };
-use labctl::run::result::{FailedCheck, Status, StepKind, StepResult};
+use labctl::run::result::{ExpectedCheck, FailedCheck, LinkChange, Status, StepKind, StepResult};
 use labctl_fuzz::xsd::junit_is_valid;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
-#[derive(Arbitrary, Debug)]
+#[derive(Arbitrary, Clone, Debug)]
 struct Input {
     lab: String,
     instance: String,
@@ -36,9 +36,11 @@ struct Input {
     removed: Vec<String>,
     run_dir: String,
     not_run: Vec<(String, Option<u8>, String)>,
+    labctl: String,
+    host: String,
 }
 
-#[derive(Arbitrary, Debug)]
+#[derive(Arbitrary, Clone, Debug)]
 struct Step {
     name: String,
     kind: u8,
@@ -54,15 +56,75 @@ struct Step {
     stdout_truncated_bytes: u64,
     stderr_truncated_bytes: u64,
     tries: Option<u32>,
+    start_ms: Option<u32>,
+    waits_for: Option<String>,
+    link: Option<(String, String)>,
+    checks: Vec<(String, String)>,
 }
 
 fn datalink(n: Option<u8>) -> Option<DatalinkKind> {
     n.map(|n| DatalinkKind::ALL[usize::from(n % 3)])
 }
 
+/// Every string of the input through `f`.
+fn strings(input: &Input, f: &dyn Fn(&str) -> String) -> Input {
+    let v = |list: &[String]| list.iter().map(|s| f(s)).collect::<Vec<_>>();
+    let mut out = input.clone();
+    out.lab = f(&input.lab);
+    out.instance = f(&input.instance);
+    out.file = f(&input.file);
+    out.run_id = f(&input.run_id);
+    out.run_dir = f(&input.run_dir);
+    out.labctl = f(&input.labctl);
+    out.host = f(&input.host);
+    out.removed = v(&input.removed);
+    for (_, m) in &mut out.problems {
+        *m = f(m);
+    }
+    for (name, _) in &mut out.phases {
+        *name = f(name);
+    }
+    for (lab, _, reason) in &mut out.not_run {
+        *lab = f(lab);
+        *reason = f(reason);
+    }
+    for s in &mut out.steps {
+        s.name = f(&s.name);
+        s.node = s.node.as_deref().map(f);
+        s.argv = v(&s.argv);
+        for (a, b, c, tail) in &mut s.failures {
+            *a = f(a);
+            *b = f(b);
+            *c = f(c);
+            *tail = v(tail);
+        }
+        s.error = s.error.as_deref().map(f);
+        s.stdout = f(&s.stdout);
+        s.stderr = f(&s.stderr);
+        s.waits_for = s.waits_for.as_deref().map(f);
+        s.link = s.link.as_ref().map(|(a, b)| (f(a), f(b)));
+        for (a, b) in &mut s.checks {
+            *a = f(a);
+            *b = f(b);
+        }
+    }
+    out
+}
+
 fn step(s: Step) -> StepResult {
     StepResult {
         name: s.name,
+        start: s.start_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+        waits_for: s.waits_for,
+        link: s
+            .link
+            .map(|(interface, state)| LinkChange { interface, state }),
+        checks: s
+            .checks
+            .into_iter()
+            .map(|(check, expected)| ExpectedCheck { check, expected })
+            .collect(),
+        throughput: None,
         kind: [
             StepKind::Foreground,
             StepKind::Background,
@@ -108,6 +170,24 @@ const KINDS: [RunProblemKind; 6] = [
 ];
 
 fuzz_target!(|input: Input| {
+    // Markup characters replaced by a letter: lengths, emptiness and
+    // line breaks stay, so the page keeps its shape.
+    let tame = strings(&input, &|s: &str| s.replace(['<', '>', '"', '\''], "x"));
+    let (hostile, tamed) = (report_of(input.clone()).0, report_of(tame).0);
+    let html = |r: &RunReport| report::Format::Html.of_run(r).expect("report.html is made");
+    let (page, tame_page) = (html(&hostile), html(&tamed));
+    for c in ['<', '"'] {
+        assert_eq!(
+            page.matches(c).count(),
+            tame_page.matches(c).count(),
+            "the page gained {c:?} from its text"
+        );
+    }
+    let (report, not_run) = report_of(input);
+    check(&report, &not_run);
+});
+
+fn report_of(input: Input) -> (RunReport, Vec<NotRun>) {
     let steps: Vec<StepResult> = input.steps.into_iter().map(step).collect();
     let problems: Vec<RunProblem> = input
         .problems
@@ -133,10 +213,15 @@ fuzz_target!(|input: Input| {
             .map(|(name, ms)| Timing {
                 name,
                 duration: Duration::from_millis(u64::from(ms)),
+                start: None,
             })
             .collect(),
         removed: input.removed,
         run_dir: PathBuf::from(input.run_dir),
+        labctl: input.labctl,
+        host: input.host,
+        topology: None,
+        traffic: Vec::new(),
     };
     let not_run: Vec<NotRun> = input
         .not_run
@@ -147,10 +232,14 @@ fuzz_target!(|input: Input| {
             reason,
         })
         .collect();
+    (report, not_run)
+}
 
+fn check(report: &RunReport, not_run: &[NotRun]) {
+    let report = report.clone();
     let xml = junit_xml(&report).expect("junit.xml is made");
     assert!(junit_is_valid(&xml), "junit.xml does not validate:\n{xml}");
-    let many = junit_xml_many(std::slice::from_ref(&report), &not_run).expect("many");
+    let many = junit_xml_many(std::slice::from_ref(&report), not_run).expect("many");
     assert!(
         junit_is_valid(&many),
         "junit.xml of many runs does not validate:\n{many}"
@@ -164,7 +253,7 @@ fuzz_target!(|input: Input| {
         assert_eq!(json["steps"][i]["name"].as_str(), Some(s.name.as_str()));
     }
     let runs: serde_json::Value =
-        serde_json::from_str(&runs_json(std::slice::from_ref(&report), &not_run))
+        serde_json::from_str(&runs_json(std::slice::from_ref(&report), not_run))
             .expect("the JSON of many runs parses");
     assert!(runs["runs"].is_array());
 
@@ -174,4 +263,4 @@ fuzz_target!(|input: Input| {
             .expect("every format of a run is made");
     }
     let _ = report::summary(&report);
-});
+}

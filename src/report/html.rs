@@ -907,6 +907,32 @@ mod tests {
     }
 
     #[test]
+    fn text_adds_no_markup_character() {
+        // The fuzz target's check (fuzz/fuzz_targets/report.rs): the same
+        // run with `<`, `>`, `"` and `'` made letters in every string has
+        // a page with as many `<` and `"`.
+        let make = |tame: bool| {
+            let t = |s: &str| {
+                if tame {
+                    s.replace(['<', '>', '"', '\''], "x")
+                } else {
+                    s.to_owned()
+                }
+            };
+            let mut bad = step(&t("a<b\" onload=\"x"), Status::Failed);
+            bad.node = Some(t("n<1>"));
+            bad.argv = vec![t("lab-ping"), t("\"><svg onload=alert(1)>")];
+            bad.stdout = t("</text></svg><script>\n'\"");
+            bad.error = Some(t("' \" <"));
+            page(&report(vec![bad]))
+        };
+        let (hostile, tame) = (make(false), make(true));
+        for c in ['<', '"'] {
+            assert_eq!(hostile.matches(c).count(), tame.matches(c).count(), "{c}");
+        }
+    }
+
+    #[test]
     fn the_page_is_self_contained() {
         let html = page(&report(vec![step("ping", Status::Passed)]));
         assert!(html.contains("default-src 'none'"));
