@@ -40,6 +40,15 @@ pub fn kinds(ifindex: u32) -> io::Result<Vec<String>> {
     }
 }
 
+/// The kernel's error as an io::Error. Not `ErrorMessage::to_io`: it
+/// negates the code with `abs`, which overflows (a panic in a build with
+/// overflow checks) on i32::MIN, a code any bytes can carry (found by the
+/// fuzz target `netlink`).
+fn errno_of(error: &netlink_packet_core::ErrorMessage) -> io::Error {
+    let code = error.code.map_or(0, |code| code.get());
+    io::Error::from_raw_os_error(code.checked_neg().unwrap_or(i32::MAX))
+}
+
 /// Reads one datagram of the kernel's reply to a qdisc dump, adding the
 /// kinds of `ifindex`'s qdiscs to `found`; true once the dump is done.
 /// Any bytes end in an answer (the fuzz target `netlink` feeds it any).
@@ -51,7 +60,7 @@ pub fn parse_reply(bytes: &[u8], ifindex: u32, found: &mut Vec<String>) -> io::R
         let length = message.header.length as usize;
         match message.payload {
             NetlinkPayload::Done(_) => return Ok(true),
-            NetlinkPayload::Error(error) => return Err(error.to_io()),
+            NetlinkPayload::Error(error) => return Err(errno_of(&error)),
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewQueueDiscipline(tc))
                 if u32::try_from(tc.header.index) == Ok(ifindex) =>
             {
@@ -92,5 +101,26 @@ mod tests {
         // An empty dump (a parse that found nothing) proves nothing.
         assert!(!kinds.is_empty(), "no qdisc of lo in the dump");
         assert!(kinds.iter().all(|kind| kind == "noqueue"), "{kinds:?}");
+    }
+}
+
+#[cfg(test)]
+mod fuzzed {
+    use super::*;
+
+    /// An NLMSG_ERROR whose code is i32::MIN: one line of error, no panic
+    /// (the fuzz target `netlink` found `to_io`'s overflow).
+    #[test]
+    fn an_error_code_of_i32_min_is_an_error_not_a_panic() {
+        let mut message = Vec::new();
+        message.extend_from_slice(&36u32.to_le_bytes()); // length
+        message.extend_from_slice(&2u16.to_le_bytes()); // NLMSG_ERROR
+        message.extend_from_slice(&0u16.to_le_bytes()); // flags
+        message.extend_from_slice(&[0; 8]); // sequence, port
+        message.extend_from_slice(&i32::MIN.to_le_bytes()); // the code
+        message.extend_from_slice(&[0; 16]); // the request's header
+        let mut found = Vec::new();
+        let error = parse_reply(&message, 1, &mut found).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(i32::MAX));
     }
 }
