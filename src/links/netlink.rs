@@ -296,7 +296,9 @@ pub(crate) async fn link_of(handle: &Handle, name: &str) -> Result<Option<(u32, 
 
 fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
     match e {
-        rtnetlink::Error::NetlinkError(msg) => msg.raw_code().unsigned_abs() == errno.unsigned_abs(),
+        rtnetlink::Error::NetlinkError(msg) => {
+            msg.raw_code().unsigned_abs() == errno.unsigned_abs()
+        }
         _ => false,
     }
 }
