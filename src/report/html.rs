@@ -507,6 +507,21 @@ fn traffic_section(out: &mut String, report: &RunReport, clock: &Clock) {
         if let Some(svg) = plots::sink_latency_svg(traffic, offset) {
             let _ = writeln!(out, "<div class=\"plot latency\">{svg}</div>");
         }
+        if let Some(summary) = &traffic.summary {
+            let percentiles: Vec<(&str, f64)> = [
+                ("p50", summary.latency_p50_ms),
+                ("p99", summary.latency_p99_ms),
+                ("max", summary.latency_max_ms),
+            ]
+            .into_iter()
+            .filter_map(|(name, ms)| ms.map(|ms| (name, ms)))
+            .collect();
+            if let Some(svg) =
+                plots::latency_histogram_svg(&summary.latency_histogram, &percentiles)
+            {
+                let _ = writeln!(out, "<div class=\"plot histogram\">{svg}</div>");
+            }
+        }
     }
     out.push_str("</section>\n");
 }
@@ -1139,6 +1154,13 @@ links:
                 latency_p50_ms: Some(0.02),
                 latency_p99_ms: Some(0.09),
                 latency_max_ms: Some(0.4),
+                latency_histogram: vec![
+                    (0.008, 100),
+                    (0.016, 700),
+                    (0.032, 1150),
+                    (0.064, 40),
+                    (0.512, 10),
+                ],
             }),
         }];
         r
@@ -1175,6 +1197,7 @@ links:
             "section id=\"topology\"",
             "section id=\"timeline\"",
             "section id=\"traffic\"",
+            "div class=\"plot histogram\"",
             "details class=\"step s-failed\" id=\"step-4\" open",
         ] {
             assert!(got.contains(landmark), "{landmark} in {got}");

@@ -374,9 +374,7 @@ pub fn sink_latency_svg(traffic: &SinkTraffic, offset: f64) -> Option<String> {
 
 /// A latency histogram: `buckets` of (upper bound in ms, frames), in
 /// increasing order, as bars on a logarithmic latency axis, with the
-/// `percentiles` (name, ms) drawn across. lab-sink prints only its
-/// percentiles today; this draws its histogram once its summary carries
-/// the buckets (hdrhistogram's logarithmic iteration gives them).
+/// `percentiles` (name, ms) drawn across: lab-sink's `latency_histogram`.
 pub fn latency_histogram_svg(
     buckets: &[(f64, u64)],
     percentiles: &[(&str, f64)],

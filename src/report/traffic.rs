@@ -75,6 +75,10 @@ pub struct SinkSummary {
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub latency_max_ms: Option<f64>,
+    /// `[bound in ms, frames below it]`, doubling from 1 µs; absent from
+    /// lab-sink before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_histogram: Vec<(f64, u64)>,
 }
 
 /// Whether `step` runs lab-sink with `--json`.

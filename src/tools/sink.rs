@@ -114,6 +114,11 @@ pub struct SinkSummary {
     /// The 99.9th percentile, for labctl's throughput step (JSON only).
     pub latency_p99_9_ms: Option<f64>,
     pub latency_max_ms: Option<f64>,
+    /// The latency histogram, for plots (JSON only): `[bound in ms,
+    /// frames below it]` for bounds doubling from 1 µs past the largest
+    /// latency (one on a bound counts in the next); the frames add up to
+    /// those whose latency was measured.
+    pub latency_histogram: Vec<(f64, u64)>,
     /// IPv4 UDP frames whose checksums or lengths were wrong (skipped).
     pub corrupted: u64,
     /// Other frames (not lab-gen's, not for us), skipped.
@@ -501,6 +506,17 @@ impl Sink {
                 .then(|| self.latency.value_at_quantile(0.999))
                 .and_then(ms),
             latency_max_ms: seen.then(|| self.latency.max()).and_then(ms),
+            latency_histogram: if seen {
+                self.latency
+                    .iter_log(1_000, 2.0)
+                    .map(|bucket| {
+                        let upper = ms(bucket.value_iterated_to()).unwrap_or(0.0);
+                        (upper, bucket.count_since_last_iteration())
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             corrupted: self.corrupted,
             ignored: self.ignored,
             arp_replies: 0,

@@ -175,6 +175,20 @@ fn a_run_s_page_shows_the_lab_traffic_and_failure_in_chromium_and_renders_again(
         .expect("samples in report.json");
     assert!(intervals.len() >= 10, "{} intervals", intervals.len());
     assert_eq!(report["topology"]["nodes"][1]["name"], "sink");
+    // lab-sink's histogram: its frames add up to what it received, and
+    // the page draws it.
+    let summary = &report["traffic"][0]["summary"];
+    let binned: u64 = summary["latency_histogram"]
+        .as_array()
+        .expect("a latency histogram in report.json")
+        .iter()
+        .map(|bucket| bucket[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(binned, summary["received"].as_u64().unwrap(), "{summary}");
+    assert!(
+        html.contains("class=\"plot histogram\"><svg"),
+        "the histogram"
+    );
     let junit = std::fs::read_to_string(run.join("junit.xml")).unwrap();
     assert!(
         junit.contains(&format!(

@@ -100,11 +100,21 @@ fn percentiles_come_from_the_histogram() {
     assert_eq!(summary.latency_p50_ms, Some(0.05));
     assert_eq!(summary.latency_p99_ms, Some(0.099));
     assert_eq!(summary.latency_max_ms, Some(0.1));
+    // The histogram's buckets double from 1 µs and hold every frame, each
+    // those below its bound (a latency on a bound counts in the next).
+    let bounds: Vec<f64> = summary.latency_histogram.iter().map(|b| b.0).collect();
+    assert_eq!(
+        bounds,
+        [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128]
+    );
+    let counts: Vec<u64> = summary.latency_histogram.iter().map(|b| b.1).collect();
+    assert_eq!(counts, [0, 1, 2, 4, 8, 16, 32, 37]);
 }
 
 #[test]
 fn nothing_received_prints_dashes_not_zeros() {
     let summary = Sink::new(SINK).summary(Duration::from_secs(1));
+    assert!(summary.latency_histogram.is_empty());
     let text = SinkEvent::Summary(&summary).to_string();
     assert_eq!(
         text,
