@@ -23,7 +23,7 @@ use std::path::Path;
 pub(super) use crate::bpf::LoadError;
 use crate::bpf::{
     fd_from, name, sys_bpf, Insn, Program, BPF_ALU64, BPF_CALL, BPF_DW, BPF_EXIT, BPF_IMM, BPF_JMP,
-    BPF_K, BPF_LD, BPF_LDX, BPF_MEM, BPF_MOV, BPF_W, OBJ_NAME_LEN,
+    BPF_K, BPF_LD, BPF_LDX, BPF_MEM, BPF_MOV, BPF_W,
 };
 
 // enum bpf_cmd
@@ -90,29 +90,8 @@ pub(super) fn redirect_program(xsk_map_fd: i32) -> [Insn; 6] {
     ]
 }
 
-/// The BPF_MAP_CREATE part of union bpf_attr.
-#[repr(C)]
-#[derive(Default)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-    numa_node: u32,
-    map_name: [u8; OBJ_NAME_LEN],
-}
-
-/// The BPF_MAP_*_ELEM part of union bpf_attr.
-#[repr(C)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
+// The map attributes are bpf.rs's (one layout of union bpf_attr).
+use crate::bpf::{MapCreateAttr, MapElemAttr};
 
 /// The BPF_OBJ_PIN / BPF_OBJ_GET part of union bpf_attr.
 #[repr(C)]
