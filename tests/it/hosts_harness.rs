@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::support::bin;
-use crate::support::hosts::{HostOpts, Hosts};
+use crate::support::hosts::{HostOpts, Hosts, Via};
 use crate::support::lab::{assert_success, stderr, stdout};
 use crate::support::netns::in_netns;
 use crate::support::skip::skip;
@@ -241,7 +241,13 @@ fn three_hosts_reach_each_other_run_containers_survive_a_killed_daemon_and_leave
 
 #[test]
 fn tls_endpoint_answers_a_client_with_its_certificate_and_refuses_one_without() {
-    let Some(hosts) = start(&["a", "b"], HostOpts { tls: true }) else {
+    let Some(hosts) = start(
+        &["a", "b"],
+        HostOpts {
+            tls: true,
+            ..HostOpts::default()
+        },
+    ) else {
         return;
     };
     let tcp = hosts.tcp_endpoint("a").expect("a tcp endpoint");
@@ -301,7 +307,7 @@ fn tls_endpoint_answers_a_client_with_its_certificate_and_refuses_one_without() 
         .unwrap();
     assert_success(&out, "docker --tlsverify --tlscacert ... version");
     // b listens too, on its own address; the remote hosts block names both.
-    let yaml = hosts.hosts_yaml_remote();
+    let yaml = hosts.hosts_yaml_via(&[Via::Tls]);
     assert!(yaml.contains(&format!("docker: \"{tcp}\"")), "{yaml}");
     assert!(
         yaml.contains(&format!("tls: \"{}\"", tls.display())),
@@ -309,5 +315,102 @@ fn tls_endpoint_answers_a_client_with_its_certificate_and_refuses_one_without() 
     );
     let footprint = hosts.footprint();
     drop(hosts);
+    assert_eq!(footprint.remaining(), Vec::<String>::new());
+}
+
+#[test]
+fn ssh_endpoint_answers_plain_ssh_and_docker_without_touching_root_ssh() {
+    let root_ssh = std::path::Path::new("/root/.ssh");
+    let had_root_ssh = root_ssh.exists();
+    let t0 = Instant::now();
+    let Some(hosts) = start(
+        &["a", "c"],
+        HostOpts {
+            ssh: true,
+            ..HostOpts::default()
+        },
+    ) else {
+        return;
+    };
+    eprintln!(
+        "2 hosts with sshd started in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let endpoint = hosts.ssh_endpoint("c").expect("an ssh endpoint");
+    let ip = hosts.underlay("c");
+    assert_eq!(endpoint, format!("ssh://root@{ip}"));
+    let env = hosts.ssh_env();
+    assert_eq!(env.len(), 2, "{env:?}");
+    // Only PATH and what ssh_env gives: no agent or config of the caller's.
+    let command = |program: &str, with_env: bool| {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", "/nonexistent");
+        if with_env {
+            c.envs(env.iter().map(|(k, v)| (k, v)));
+        }
+        c
+    };
+
+    // Plain ssh: a session on c, in c's namespace, with c's DOCKER_HOST.
+    let out = command("ssh", true)
+        .args([
+            &format!("root@{ip}"),
+            "echo $DOCKER_HOST; cat /proc/self/net/dev_snmp6/eth0 >/dev/null 2>&1; readlink /proc/self/ns/net",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out, &format!("ssh root@{ip}"));
+    let said = stdout(&out);
+    let mut lines = said.lines();
+    assert_eq!(lines.next(), Some(hosts.endpoint("c").as_str()), "{said}");
+    let c_ns = netns_inode(&format!("/run/netns/{}", hosts.netns("c")));
+    assert_eq!(
+        lines.next(),
+        Some(format!("net:[{c_ns}]").as_str()),
+        "{said}"
+    );
+
+    // docker -H ssh://: host c's daemon (its ID, not a's).
+    let version = |with_env: bool| {
+        command("docker", with_env)
+            .env("DOCKER_CONFIG", hosts.netns("c")) // a path that does not exist: no config
+            .args(["-H", &endpoint, "info", "--format", "{{.ID}}"])
+            .output()
+            .unwrap()
+    };
+    let t1 = Instant::now();
+    let out = version(true);
+    eprintln!(
+        "docker -H {endpoint} info in {:.2} s",
+        t1.elapsed().as_secs_f64()
+    );
+    assert_success(&out, &format!("docker -H {endpoint} info"));
+    let by_unix = hosts.docker("c", &["info", "--format", "{{.ID}}"]);
+    assert_eq!(stdout(&out), stdout(&by_unix));
+    let of_a = hosts.docker("a", &["info", "--format", "{{.ID}}"]);
+    assert_ne!(stdout(&out), stdout(&of_a));
+
+    // Without ssh_env: no known host key, no key: refused.
+    let out = version(false);
+    assert!(!out.status.success(), "answered without ssh_env");
+    assert!(
+        stderr(&out).contains("Host key verification failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(root_ssh.exists(), had_root_ssh, "/root/.ssh was touched");
+    assert!(hosts
+        .hosts_yaml_via(&[Via::Unix, Via::Ssh])
+        .contains(&format!(
+            "  c: {{ docker: \"{endpoint}\", underlay: {ip} }}\n"
+        )));
+
+    let footprint = hosts.footprint();
+    assert_eq!(footprint.pids.len(), 7, "{footprint:?}");
+    let t2 = Instant::now();
+    drop(hosts);
+    eprintln!("dropped in {:.2} s", t2.elapsed().as_secs_f64());
     assert_eq!(footprint.remaining(), Vec::<String>::new());
 }

@@ -143,25 +143,7 @@ impl PrivateDockerd {
 
     /// Spawns `command`, inside the daemon's namespace when it has one.
     fn spawn(&self, command: &mut Command) -> std::io::Result<std::process::Child> {
-        let Some(ns) = &self.opts.netns else {
-            return command.spawn();
-        };
-        // Opened here, held until the child has exec'd; close-on-exec.
-        let handle = std::fs::File::open(format!("/run/netns/{ns}"))?;
-        let fd = handle.as_raw_fd();
-        // SAFETY: between fork and exec the closure only calls setns, which
-        // is async-signal-safe, on an fd the parent keeps open.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn();
-        drop(handle);
-        child
+        spawn_in(self.opts.netns.as_deref(), command)
     }
 
     /// The pids of its containerd and (when running) dockerd.
@@ -305,6 +287,34 @@ impl PrivateDockerd {
     }
 }
 
+/// Spawns `command` inside network namespace `netns` (a name under
+/// /run/netns) when given: setns before exec, nothing else changes (the
+/// mount namespace stays the root one, unlike `ip netns exec`).
+pub fn spawn_in(
+    netns: Option<&str>,
+    command: &mut Command,
+) -> std::io::Result<std::process::Child> {
+    let Some(ns) = netns else {
+        return command.spawn();
+    };
+    // Opened here, held until the child has exec'd; close-on-exec.
+    let handle = std::fs::File::open(format!("/run/netns/{ns}"))?;
+    let fd = handle.as_raw_fd();
+    // SAFETY: between fork and exec the closure only calls setns, which is
+    // async-signal-safe, on an fd the parent keeps open.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn();
+    drop(handle);
+    child
+}
+
 /// True for dockerd before 23.0 (see `deprecated-key-path` above).
 fn keeps_id_in_etc() -> bool {
     static OLD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -325,7 +335,7 @@ fn keeps_id_in_etc() -> bool {
 }
 
 /// SIGTERM to a process of ours, a grace period, SIGKILL; waits for it.
-fn stop(slot: &std::sync::Mutex<Option<std::process::Child>>) {
+pub fn stop(slot: &std::sync::Mutex<Option<std::process::Child>>) {
     let Some(mut child) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return;
     };

@@ -21,7 +21,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::dockerd::{DaemonOpts, PrivateDockerd, TcpTls};
+use super::dockerd::{spawn_in, stop, DaemonOpts, PrivateDockerd, TcpTls};
 use super::unique;
 
 /// The underlay interface's name in each host's namespace.
@@ -40,7 +40,23 @@ pub struct HostOpts {
     /// Also listen on tcp://UNDERLAY:2376 with `--tlsverify`; the client's
     /// files are in [`Hosts::tls_dir`].
     pub tls: bool,
+    /// Also run an sshd on UNDERLAY:22 (key-only root login, a key made
+    /// for this [`Hosts`] held by an ssh-agent of its own): the hosts are
+    /// reachable as [`Hosts::ssh_endpoint`] with [`Hosts::ssh_env`].
+    pub ssh: bool,
 }
+
+/// How a lab file reaches a host, for [`Hosts::hosts_yaml_via`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Unix,
+    /// tcp:// with its `tls:` directory (the host needs [`HostOpts::tls`]).
+    Tls,
+    /// ssh:// (the host needs [`HostOpts::ssh`]; labctl needs [`Hosts::ssh_env`]).
+    Ssh,
+}
+
+type Slot = std::sync::Mutex<Option<std::process::Child>>;
 
 struct Host {
     name: String,
@@ -49,6 +65,7 @@ struct Host {
     daemon: Option<PrivateDockerd>,
     /// The client's ca.pem, cert.pem, key.pem (DOCKER_CERT_PATH layout).
     tls_dir: Option<PathBuf>,
+    sshd: Option<Slot>,
 }
 
 pub struct Hosts {
@@ -60,6 +77,8 @@ pub struct Hosts {
     /// creating it claims N against other [`Hosts`] (other processes too).
     root_if: String,
     hosts: Vec<Host>,
+    /// The ssh-agent holding the client's key, when the hosts have sshd.
+    agent: Option<Slot>,
 }
 
 /// Runs `ip ARGS...`; Err(the command and its stderr) when it fails.
@@ -96,6 +115,16 @@ impl Hosts {
                 return Err(format!("{program} is not installed"));
             }
         }
+        if opts.ssh {
+            for program in ["ssh", "ssh-agent", "ssh-add", "ssh-keygen"] {
+                if Command::new(program).arg("-V").output().is_err() && which(program).is_none() {
+                    return Err(format!("{program} is not installed (openssh-client)"));
+                }
+            }
+            if !Path::new(SSHD).is_file() {
+                return Err(format!("{SSHD} is not installed (openssh-server)"));
+            }
+        }
         if opts.tls && Command::new("openssl").arg("version").output().is_err() {
             return Err("openssl is not installed (it makes the TLS certificates)".into());
         }
@@ -120,6 +149,7 @@ impl Hosts {
             switch: unique("lbhsw"),
             root_if: String::new(),
             hosts: Vec::new(),
+            agent: None,
         };
         // From here on, a failure drops `hosts`, which removes what exists.
         ip(&["netns", "add", &hosts.switch])?;
@@ -136,6 +166,7 @@ impl Hosts {
                 underlay: Ipv4Addr::new(198, 19, hosts.n, i as u8 + 1),
                 daemon: None,
                 tls_dir: None,
+                sshd: None,
             };
             ip(&["netns", "add", &host.netns])?;
             hosts.hosts.push(host);
@@ -205,6 +236,9 @@ impl Hosts {
         }
         if !failed.is_empty() {
             return Err(failed.join("; "));
+        }
+        if opts.ssh {
+            hosts.start_ssh()?;
         }
         Ok(hosts)
     }
@@ -312,6 +346,173 @@ impl Hosts {
         Ok(())
     }
 
+    /// The ssh side: one client key in an ssh-agent of this [`Hosts`], an
+    /// sshd per host in its namespace on UNDERLAY:22 that sets
+    /// DOCKER_HOST to the host's daemon for every session (so that
+    /// `docker system dial-stdio`, what `docker -H ssh://` runs there,
+    /// reaches it), and on the client side an ssh_config with the hosts'
+    /// keys in a known_hosts of its own and an `ssh` ahead in PATH that
+    /// reads it: the Docker CLI runs `ssh` by name and has no way to pass
+    /// it options, and ssh reads ~/.ssh of the passwd entry, not $HOME,
+    /// so without that wrapper only /root/.ssh could settle host keys.
+    fn start_ssh(&mut self) -> Result<(), String> {
+        let dir = self.ssh_dir();
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).map_err(|e| format!("{bin:?}: {e}"))?;
+        // sshd insists on its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").map_err(|e| format!("/run/sshd: {e}"))?;
+        let key = dir.join("id_ed25519");
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "labctl-test", "-f"])
+            .arg(&key))?;
+        let agent_sock = dir.join("agent.sock");
+        let agent = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&agent_sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("ssh-agent: {e}"))?;
+        self.agent = Some(std::sync::Mutex::new(Some(agent)));
+        wait_for(|| agent_sock.exists(), "the ssh-agent's socket")?;
+        run(Command::new("ssh-add")
+            .env("SSH_AUTH_SOCK", &agent_sock)
+            .arg(&key))?;
+        let public =
+            std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
+        let mut known = String::new();
+        for i in 0..self.hosts.len() {
+            let host = &self.hosts[i];
+            let hdir = dir.join(&host.name);
+            std::fs::create_dir_all(&hdir).map_err(|e| e.to_string())?;
+            let host_key = hdir.join("host_key");
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&host_key))?;
+            let host_pub = std::fs::read_to_string(host_key.with_extension("pub"))
+                .map_err(|e| e.to_string())?;
+            let mut fields = host_pub.split_whitespace();
+            let (kind, blob) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+            known.push_str(&format!("{} {kind} {blob}\n", host.underlay));
+            let authorized = hdir.join("authorized_keys");
+            std::fs::write(&authorized, &public).map_err(|e| e.to_string())?;
+            let config = hdir.join("sshd_config");
+            std::fs::write(
+                &config,
+                format!(
+                    "ListenAddress {}:22\n\
+                     HostKey {}\n\
+                     PidFile {}\n\
+                     AuthorizedKeysFile {}\n\
+                     PermitRootLogin prohibit-password\n\
+                     PasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\n\
+                     UsePAM no\n\
+                     StrictModes no\n\
+                     SetEnv DOCKER_HOST={}\n",
+                    host.underlay,
+                    host_key.display(),
+                    hdir.join("sshd.pid").display(),
+                    authorized.display(),
+                    self.endpoint(&host.name),
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            let log = std::fs::File::create(hdir.join("sshd.log")).map_err(|e| e.to_string())?;
+            let child = spawn_in(
+                Some(&host.netns),
+                Command::new(SSHD)
+                    .args(["-D", "-e", "-f"])
+                    .arg(&config)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().map_err(|e| e.to_string())?)
+                    .stderr(log),
+            )
+            .map_err(|e| format!("{SSHD}: {e}"))?;
+            self.hosts[i].sshd = Some(std::sync::Mutex::new(Some(child)));
+            let addr = std::net::SocketAddr::from((self.hosts[i].underlay, 22));
+            wait_for(
+                || {
+                    std::net::TcpStream::connect_timeout(
+                        &addr,
+                        std::time::Duration::from_millis(200),
+                    )
+                    .is_ok()
+                },
+                &format!("sshd on {addr}"),
+            )?;
+        }
+        std::fs::write(dir.join("known_hosts"), known).map_err(|e| e.to_string())?;
+        let ssh = which("ssh").ok_or("ssh is not on PATH")?;
+        std::fs::write(
+            dir.join("ssh_config"),
+            format!(
+                "Host *\n\
+                 \x20 BatchMode yes\n\
+                 \x20 StrictHostKeyChecking yes\n\
+                 \x20 UserKnownHostsFile {}\n\
+                 \x20 GlobalKnownHostsFile /dev/null\n\
+                 \x20 UpdateHostKeys no\n\
+                 \x20 IdentityAgent {}\n\
+                 \x20 IdentityFile none\n\
+                 \x20 PasswordAuthentication no\n",
+                dir.join("known_hosts").display(),
+                agent_sock.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let wrapper = bin.join("ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\n# ssh with this test's config: its known_hosts, its agent.\nexec {} -F {} \"$@\"\n",
+                ssh.display(),
+                dir.join("ssh_config").display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn ssh_dir(&self) -> PathBuf {
+        self.dir.join("ssh")
+    }
+
+    /// `ssh://root@198.19.N.x`, for a host started with [`HostOpts::ssh`].
+    pub fn ssh_endpoint(&self, name: &str) -> Option<String> {
+        let host = self.host(name);
+        host.sshd
+            .as_ref()
+            .map(|_| format!("ssh://root@{}", host.underlay))
+    }
+
+    /// What a child process (the docker CLI, labctl) needs to reach the
+    /// hosts by ssh: SSH_AUTH_SOCK (the agent with the key) and PATH with
+    /// this [`Hosts`]'s `ssh` first (its known_hosts; /root/.ssh is not
+    /// read nor written). Empty without [`HostOpts::ssh`].
+    pub fn ssh_env(&self) -> Vec<(String, String)> {
+        if self.agent.is_none() {
+            return Vec::new();
+        }
+        let dir = self.ssh_dir();
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+        vec![
+            (
+                "SSH_AUTH_SOCK".to_owned(),
+                dir.join("agent.sock").display().to_string(),
+            ),
+            (
+                "PATH".to_owned(),
+                format!("{}:{path}", dir.join("bin").display()),
+            ),
+        ]
+    }
+
     fn host(&self, name: &str) -> &Host {
         self.hosts
             .iter()
@@ -366,38 +567,36 @@ impl Hosts {
 
     /// The lab file's `hosts:` block, every host by its unix socket.
     pub fn hosts_yaml(&self) -> String {
-        let mut yaml = String::from("hosts:\n");
-        for host in &self.hosts {
-            yaml.push_str(&format!(
-                "  {}: {{ docker: \"{}\", underlay: {} }}\n",
-                host.name,
-                self.endpoint(&host.name),
-                host.underlay
-            ));
-        }
-        yaml
+        self.hosts_yaml_via(&[])
     }
 
-    /// The lab file's `hosts:` block, a TLS host by tcp:// with its `tls:`
-    /// directory, the others by their unix sockets.
-    pub fn hosts_yaml_remote(&self) -> String {
+    /// The lab file's `hosts:` block, host i reached as `via[i]` says (a
+    /// TLS host by tcp:// with its `tls:` directory, an ssh one by
+    /// ssh://); hosts past the end of `via` by their unix sockets.
+    pub fn hosts_yaml_via(&self, via: &[Via]) -> String {
         let mut yaml = String::from("hosts:\n");
-        for host in &self.hosts {
-            let line = match (&host.tls_dir, self.tcp_endpoint(&host.name)) {
-                (Some(tls), Some(tcp)) => format!(
-                    "  {}: {{ docker: \"{tcp}\", underlay: {}, tls: \"{}\" }}\n",
-                    host.name,
-                    host.underlay,
-                    tls.display()
+        for (i, host) in self.hosts.iter().enumerate() {
+            let name = &host.name;
+            let (docker, tls) = match via.get(i).copied().unwrap_or(Via::Unix) {
+                Via::Unix => (self.endpoint(name), String::new()),
+                Via::Tls => (
+                    self.tcp_endpoint(name)
+                        .expect("the host was started with tls"),
+                    format!(
+                        ", tls: \"{}\"",
+                        self.tls_dir(name).expect("a TLS directory").display()
+                    ),
                 ),
-                _ => format!(
-                    "  {}: {{ docker: \"{}\", underlay: {} }}\n",
-                    host.name,
-                    self.endpoint(&host.name),
-                    host.underlay
+                Via::Ssh => (
+                    self.ssh_endpoint(name)
+                        .expect("the host was started with ssh"),
+                    String::new(),
                 ),
             };
-            yaml.push_str(&line);
+            yaml.push_str(&format!(
+                "  {name}: {{ docker: \"{docker}\", underlay: {}{tls} }}\n",
+                host.underlay
+            ));
         }
         yaml
     }
@@ -492,6 +691,15 @@ impl Hosts {
             dirs.push(daemon.dir.clone());
             pids.extend(daemon.pids());
             pids.extend(daemon.pid());
+        }
+        for slot in self
+            .hosts
+            .iter()
+            .filter_map(|h| h.sshd.as_ref())
+            .chain(self.agent.as_ref())
+        {
+            let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            pids.extend(slot.as_ref().map(|c| c.id() as i32));
         }
         pids.sort_unstable();
         pids.dedup();
@@ -598,6 +806,12 @@ impl Drop for Hosts {
         // dockerd and containerd and waits for them, unmounts, removes its
         // directory (PrivateDockerd's Drop), inside namespaces that still
         // exist.
+        for slot in self.hosts.iter().filter_map(|h| h.sshd.as_ref()) {
+            stop(slot);
+        }
+        if let Some(agent) = &self.agent {
+            stop(agent);
+        }
         let daemons: Vec<PrivateDockerd> = self
             .hosts
             .iter_mut()
@@ -687,8 +901,7 @@ impl Footprint {
             let cmdline = text(&cmdline).replace('\0', " ");
             // A recorded pid counts while it is still a daemon (not reused).
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            let recorded =
-                self.pids.contains(&pid) && ["dockerd", "containerd"].contains(&comm.trim());
+            let recorded = self.pids.contains(&pid) && PROGRAMS.contains(&comm.trim());
             let naming = self
                 .dirs
                 .iter()
@@ -699,6 +912,48 @@ impl Footprint {
         }
         left
     }
+}
+
+/// What a recorded pid runs while it is still ours.
+const PROGRAMS: [&str; 4] = ["dockerd", "containerd", "sshd", "ssh-agent"];
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Runs `command`; Err(its stderr) when it fails.
+fn run(command: &mut Command) -> Result<(), String> {
+    let out = command
+        .output()
+        .map_err(|e| format!("{:?}: {e}", command.get_program()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} {:?}: {}",
+            command.get_program(),
+            command.get_args().collect::<Vec<_>>(),
+            text(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Polls `ready` for up to 20 s.
+fn wait_for(ready: impl Fn() -> bool, what: &str) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(format!("no {what} within 20 s"))
 }
 
 fn interfaces_root() -> Vec<String> {
