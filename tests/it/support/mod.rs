@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod dockerd;
+pub mod hosts;
 pub mod lab;
 pub mod netns;
 pub mod process;
