@@ -309,4 +309,42 @@ links:
             ]
         );
     }
+
+    #[test]
+    fn a_lab_across_hosts_shows_each_nodes_host_and_its_tunnels() {
+        let source = r#"
+name: spread
+hosts:
+  a: { docker: "unix:///var/run/docker.sock", underlay: 198.19.0.1 }
+  b: { docker: "ssh://lab@198.19.0.2", underlay: 198.19.0.2 }
+nodes:
+  p: { host: a }
+  q: { host: b, image: "busybox:latest" }
+  r: { host: a }
+links:
+  - endpoints: ["p:eth1", "q:eth1"]
+    vxlan: { vni: 1001 }
+  - endpoints: ["p:eth2", "r:eth1"]
+"#;
+        let lab =
+            crate::lab::parse(source, Path::new("spread.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let dot = dot(&lab);
+        assert!(
+            dot.contains(
+                "<tr><td><font point-size=\"10\">busybox:latest</font></td></tr>\
+                 <tr><td><font point-size=\"10\">on host b</font></td></tr>"
+            ),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("  \"p\":p0 -- \"q\":p0 [label=\"vxlan a–b vni 1001\"];\n"),
+            "{dot}"
+        );
+        assert!(dot.contains("  \"p\":p1 -- \"r\":p0;\n"), "{dot}");
+        let mermaid = mermaid(&lab);
+        assert!(
+            mermaid.contains("  n1[\"q<br/>busybox:latest<br/>on host b\"]"),
+            "{mermaid}"
+        );
+    }
 }

@@ -106,6 +106,9 @@ fn host(
     let name = &node.value;
     match (hosts, raw) {
         (None, None) => None,
+        // An empty `hosts`, or one whose every entry was of the wrong type,
+        // was reported: naming no host of none would only echo it.
+        (Some([]), _) => None,
         (None, Some(host)) => {
             problems.at(
                 pos(host),

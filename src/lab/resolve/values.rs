@@ -476,9 +476,9 @@ fn host_and_port(text: &str, example: &str) -> Result<(String, Option<u16>), Str
     }
     let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
         let Some((address, after)) = bracketed.split_once(']') else {
-            return Err(format!(
-                "has a '[' without its ']' (an IPv6 address is written [fd00::2])"
-            ));
+            return Err(
+                "has a '[' without its ']' (an IPv6 address is written [fd00::2])".to_owned(),
+            );
         };
         if address.parse::<Ipv6Addr>().is_err() {
             return Err(format!(
@@ -500,10 +500,11 @@ fn host_and_port(text: &str, example: &str) -> Result<(String, Option<u16>), Str
     } else {
         match text.split_once(':') {
             Some((_, port)) if port.contains(':') => {
-                return Err(format!(
+                return Err(
                     "has an IPv6 address without brackets (write it in brackets, such as \
                      [fd00::2], so that its colons are not read as the port's)"
-                ))
+                        .to_owned(),
+                )
             }
             Some((host, port)) => (host, Some(port)),
             None => (text, None),
