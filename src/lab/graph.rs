@@ -1,12 +1,13 @@
 //! `labctl graph`: a lab's topology as Graphviz DOT or Mermaid.
 //!
-//! Nodes are boxes (with their image, if not the tools image); each link is
-//! an edge whose two ends carry the interface name, its address and its
-//! datalink; the edge's label says its MTU and its impairments.
+//! Nodes are boxes (with their image, if not the tools image, and their
+//! host in a lab across hosts); each link is an edge whose two ends carry
+//! the interface name, its address and its datalink; the edge's label says
+//! its MTU, its impairments, and its VXLAN tunnel across hosts.
 
 use std::fmt::Write as _;
 
-use super::model::{Endpoint, Lab, Link};
+use super::model::{Endpoint, Lab, Link, Node};
 
 /// The output formats of `labctl graph`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -49,12 +50,12 @@ pub fn dot(lab: &Lab) -> String {
             out,
             "  {} [label=<{}>];",
             dot_string(&node.name),
-            node_table(lab, &node.name, node.image.as_deref())
+            node_table(lab, node)
         );
     }
     for link in lab.links() {
         let [a, b] = &link.endpoints;
-        let label = link_notes(link);
+        let label = link_notes(lab, link);
         let label = if label.is_empty() {
             String::new()
         } else {
@@ -67,19 +68,19 @@ pub fn dot(lab: &Lab) -> String {
 }
 
 /// A node as an HTML-like Graphviz table, one row (and port) per interface.
-fn node_table(lab: &Lab, node: &str, image: Option<&str>) -> String {
+fn node_table(lab: &Lab, node: &Node) -> String {
     let mut table = String::from(
         "<table border=\"1\" cellborder=\"0\" cellspacing=\"0\" cellpadding=\"4\" style=\"rounded\">",
     );
-    let _ = write!(table, "<tr><td><b>{}</b></td></tr>", html(node));
-    if let Some(image) = image {
+    let _ = write!(table, "<tr><td><b>{}</b></td></tr>", html(&node.name));
+    for detail in node_details(node) {
         let _ = write!(
             table,
             "<tr><td><font point-size=\"10\">{}</font></td></tr>",
-            html(image)
+            html(&detail)
         );
     }
-    for (index, end) in lab.interfaces_of(node).enumerate() {
+    for (index, end) in lab.interfaces_of(&node.name).enumerate() {
         let _ = write!(
             table,
             "<tr><td port=\"p{index}\" border=\"1\" sides=\"t\"><font point-size=\"10\">{}</font></td></tr>",
@@ -88,6 +89,15 @@ fn node_table(lab: &Lab, node: &str, image: Option<&str>) -> String {
     }
     table.push_str("</table>");
     table
+}
+
+/// What a node's box says under its name: its image, its host.
+fn node_details(node: &Node) -> Vec<String> {
+    let mut details: Vec<String> = node.image.iter().cloned().collect();
+    if let Some(host) = &node.host {
+        details.push(format!("on host {host}"));
+    }
+    details
 }
 
 /// `"node":p3`: the row of `end` in its node's table.
@@ -109,10 +119,10 @@ pub fn mermaid(lab: &Lab) -> String {
         format!("n{}", index.unwrap_or_default())
     };
     for node in lab.nodes() {
-        let label = match &node.image {
-            Some(image) => format!("{}<br/>{image}", node.name),
-            None => node.name.clone(),
-        };
+        let label = std::iter::once(node.name.clone())
+            .chain(node_details(node))
+            .collect::<Vec<_>>()
+            .join("<br/>");
         let _ = writeln!(out, "  {}[\"{}\"]", id(&node.name), mermaid_text(&label));
     }
     for link in lab.links() {
@@ -121,28 +131,37 @@ pub fn mermaid(lab: &Lab) -> String {
             out,
             "  {} ---|\"{}\"| {}",
             id(&a.node),
-            mermaid_text(&mermaid_link_label(link)),
+            mermaid_text(&mermaid_link_label(lab, link)),
             id(&b.node)
         );
     }
     out
 }
 
-fn mermaid_link_label(link: &Link) -> String {
+fn mermaid_link_label(lab: &Lab, link: &Link) -> String {
     let [a, b] = &link.endpoints;
     let mut label = format!("{} — {}", end_label(a, " "), end_label(b, " "));
-    let notes = link_notes(link);
+    let notes = link_notes(lab, link);
     if !notes.is_empty() {
         let _ = write!(label, " ({})", notes.join("; "));
     }
     label
 }
 
-/// What a link's label says besides its ends: `mtu 9000`, then its
-/// impairments (`rate 100mbit, loss 1%`), per direction where they differ.
-fn link_notes(link: &Link) -> Vec<String> {
+/// What a link's label says besides its ends: `vxlan a–b vni 1001`
+/// across hosts, `mtu 9000`, then its impairments (`rate 100mbit, loss
+/// 1%`), per direction where they differ.
+fn link_notes(lab: &Lab, link: &Link) -> Vec<String> {
     let [a, b] = &link.endpoints;
     let mut notes = Vec::new();
+    if let Some([x, y]) = lab.link_hosts(link) {
+        let vni = link
+            .vxlan
+            .and_then(|v| v.vni)
+            .map(|vni| format!(" vni {vni}"))
+            .unwrap_or_default();
+        notes.push(format!("vxlan {}–{}{vni}", x.name, y.name));
+    }
     if let Some(mtu) = link.mtu {
         notes.push(format!("mtu {mtu}"));
     }
@@ -288,6 +307,44 @@ links:
                 "  n0 ---|\"eth1 198.18.0.1/24 af_packet — eth1 198.18.0.2/24 af_packet (mtu 9000; rate 100mbit, loss 1%)\"| n1",
                 "  n1 ---|\"e#quot;2 02:00:00:00:00:02 af_xdp — eth2 af_packet (c → b: delay 10ms)\"| n2",
             ]
+        );
+    }
+
+    #[test]
+    fn a_lab_across_hosts_shows_each_nodes_host_and_its_tunnels() {
+        let source = r#"
+name: spread
+hosts:
+  a: { docker: "unix:///var/run/docker.sock", underlay: 198.19.0.1 }
+  b: { docker: "ssh://lab@198.19.0.2", underlay: 198.19.0.2 }
+nodes:
+  p: { host: a }
+  q: { host: b, image: "busybox:latest" }
+  r: { host: a }
+links:
+  - endpoints: ["p:eth1", "q:eth1"]
+    vxlan: { vni: 1001 }
+  - endpoints: ["p:eth2", "r:eth1"]
+"#;
+        let lab =
+            crate::lab::parse(source, Path::new("spread.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let dot = dot(&lab);
+        assert!(
+            dot.contains(
+                "<tr><td><font point-size=\"10\">busybox:latest</font></td></tr>\
+                 <tr><td><font point-size=\"10\">on host b</font></td></tr>"
+            ),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("  \"p\":p0 -- \"q\":p0 [label=\"vxlan a–b vni 1001\"];\n"),
+            "{dot}"
+        );
+        assert!(dot.contains("  \"p\":p1 -- \"r\":p0;\n"), "{dot}");
+        let mermaid = mermaid(&lab);
+        assert!(
+            mermaid.contains("  n1[\"q<br/>busybox:latest<br/>on host b\"]"),
+            "{mermaid}"
         );
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ pub struct Lab {
     pub(super) file: PathBuf,
     pub(super) datalink: DatalinkKind,
     pub(super) runtime: RuntimeKind,
+    pub(super) hosts: Vec<Host>,
     pub(super) nodes: Vec<Node>,
     pub(super) links: Vec<Link>,
     pub(super) steps: Vec<Step>,
@@ -65,9 +66,16 @@ impl Lab {
     }
 
     /// The same lab on another runtime (`labctl run --runtime`). Under
-    /// netns no node may have an image: validation refuses that in the
-    /// file, and this refuses it for the override.
+    /// netns the lab may not span hosts and no node may have an image:
+    /// validation refuses that in the file, and this refuses it for the
+    /// override.
     pub fn with_runtime(mut self, kind: RuntimeKind) -> Result<Self, RuntimeMismatch> {
+        if kind == RuntimeKind::Netns && !self.hosts.is_empty() {
+            return Err(RuntimeMismatch::HostsUnderNetns {
+                lab: self.name,
+                hosts: self.hosts.into_iter().map(|h| h.name).collect(),
+            });
+        }
         if kind == RuntimeKind::Netns {
             let nodes: Vec<String> = self
                 .nodes
@@ -84,6 +92,28 @@ impl Lab {
         }
         self.runtime = kind;
         Ok(self)
+    }
+
+    /// The hosts of `hosts:`, in file order; empty without it (every node
+    /// on this host, through the local Docker daemon).
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The hosts of a link's two ends when they differ (a VXLAN link),
+    /// else `None` (a veth pair on one host).
+    pub fn link_hosts(&self, link: &Link) -> Option<[&Host; 2]> {
+        let host_of = |end: &Endpoint| {
+            let name = self.node(&end.node)?.host.as_deref()?;
+            self.host(name)
+        };
+        let [a, b] = &link.endpoints;
+        let (a, b) = (host_of(a)?, host_of(b)?);
+        (a.name != b.name).then_some([a, b])
     }
 
     /// Nodes in file order.
@@ -129,8 +159,9 @@ impl Lab {
     pub fn summary(&self) -> String {
         let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         let datalinks: Vec<&str> = self.datalinks().iter().map(|d| d.as_str()).collect();
+        let hosts: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
         format!(
-            "valid lab `{}`: {}, {}, {}, datalinks: {}",
+            "valid lab `{}`: {}, {}, {}, datalinks: {}{}",
             self.name,
             count(self.nodes.len(), "node"),
             count(self.links.len(), "link"),
@@ -139,6 +170,12 @@ impl Lab {
                 "none".to_owned()
             } else {
                 datalinks.join(", ")
+            },
+            // Only labs across hosts say so: one-host summaries stay as they were.
+            if hosts.is_empty() {
+                String::new()
+            } else {
+                format!(", hosts: {}", hosts.join(", "))
             }
         )
     }
@@ -169,9 +206,16 @@ impl Lab {
     }
 }
 
-/// `labctl run --runtime netns` on a lab that needs images.
+/// `labctl run --runtime netns` on a lab that needs images or spans hosts.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RuntimeMismatch {
+    #[error(
+        "lab `{lab}` cannot run on the netns runtime: it spans host{} {}, and netns nodes are \
+         network namespaces on this host (use --runtime docker)",
+        if hosts.len() == 1 { "" } else { "s" },
+        hosts.join(", ")
+    )]
+    HostsUnderNetns { lab: String, hosts: Vec<String> },
     #[error(
         "lab `{lab}` cannot run on the netns runtime: node{} {} name{} an image, and netns nodes \
          are network namespaces on the host, without images (use --runtime docker)",
@@ -251,9 +295,99 @@ impl KernelMode {
     }
 }
 
+/// One Docker host of a lab across hosts (`hosts:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// A lab or node name's rule: `[a-z0-9][a-z0-9-]{0,19}`.
+    pub name: String,
+    /// How labctl reaches the host's Docker Engine.
+    pub docker: DockerEndpoint,
+    /// The host's own address that VXLAN tunnels run between; unique among
+    /// the lab's hosts, unicast.
+    pub underlay: IpAddr,
+    /// `tls:` a directory with ca.pem, cert.pem, key.pem (Docker's
+    /// DOCKER_CERT_PATH layout), absolute and canonical (made so against
+    /// the lab file's directory); only with tcp://. The three files
+    /// existed when the lab was validated.
+    pub tls: Option<PathBuf>,
+}
+
+/// A Docker Engine endpoint, as the Docker CLI writes it in `DOCKER_HOST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerEndpoint {
+    /// `unix:///path/to/docker.sock`: an absolute path.
+    Unix(PathBuf),
+    /// `tcp://HOST:PORT`: the port is required (Docker's are 2376 with TLS,
+    /// 2375 without). `host` is a name or an address, an IPv6 one without
+    /// its brackets.
+    Tcp { host: String, port: u16 },
+    /// `ssh://[USER@]HOST[:PORT]`, as the Docker CLI understands it (it runs
+    /// `docker system dial-stdio` on the host).
+    Ssh {
+        user: Option<String>,
+        host: String,
+        port: Option<u16>,
+    },
+}
+
+impl DockerEndpoint {
+    /// `unix`, `tcp` or `ssh`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Self::Unix(_) => "unix",
+            Self::Tcp { .. } => "tcp",
+            Self::Ssh { .. } => "ssh",
+        }
+    }
+}
+
+impl fmt::Display for DockerEndpoint {
+    /// Back to the URL form: `unix:///var/run/docker.sock`,
+    /// `tcp://198.19.0.2:2376`, `tcp://[fd00::2]:2376`, `ssh://lab@b:22`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // An IPv6 address takes brackets in a URL, so its colons are not
+        // read as the port's.
+        let bracketed = |host: &str| {
+            if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            }
+        };
+        match self {
+            Self::Unix(path) => write!(f, "unix://{}", path.display()),
+            Self::Tcp { host, port } => write!(f, "tcp://{}:{port}", bracketed(host)),
+            Self::Ssh { user, host, port } => {
+                f.write_str("ssh://")?;
+                if let Some(user) = user {
+                    write!(f, "{user}@")?;
+                }
+                f.write_str(&bracketed(host))?;
+                if let Some(port) = port {
+                    write!(f, ":{port}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A link's `vxlan:`, as written: what labctl picks is the runtime's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vxlan {
+    /// The VXLAN network identifier, 1 to 16777215, unique among the lab's
+    /// links that give one.
+    pub vni: Option<u32>,
+    /// The tunnel's UDP port, 1 to 65535.
+    pub port: Option<u16>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Node {
     pub name: String,
+    /// The host the node runs on: `Some` for every node when the lab has
+    /// `hosts` (naming one of them), `None` for every node otherwise.
+    pub host: Option<String>,
     /// A local image; `None` runs the tools image that labctl builds.
     pub image: Option<String>,
     /// `cmd`: replaces the CMD of the node's own image (its ENTRYPOINT
@@ -339,6 +473,9 @@ impl Default for Limits {
 pub struct Link {
     pub endpoints: [Endpoint; 2],
     pub mtu: Option<u32>,
+    /// `vxlan:` as written; only on a link whose ends are on two hosts
+    /// ([`Lab::link_hosts`]), which is a VXLAN tunnel with or without it.
+    pub vxlan: Option<Vxlan>,
 }
 
 impl Link {

@@ -53,6 +53,15 @@ pub struct RawLab {
     #[serde(default)]
     #[schemars(with = "Option<RuntimeKind>")]
     pub runtime: Option<Spanned<RuntimeKind>>,
+    /// Docker hosts the lab spans, by name (`[a-z0-9][a-z0-9-]{0,19}`):
+    /// each a Docker endpoint and an underlay address. With it every node
+    /// names its `host`; without it every node runs on this host.
+    #[serde(default)]
+    #[schemars(
+        with = "Option<BTreeMap<String, RawHost>>",
+        extend("propertyNames" = { "pattern": NAME_PATTERN }, "minProperties" = 1)
+    )]
+    pub hosts: Option<Spanned<Entries<Spanned<String>, Spanned<RawHost>>>>,
     /// The lab's containers, by name (`[a-z0-9][a-z0-9-]{0,19}`), in the
     /// order they are written; at least one. `name: {}` or `name:` takes
     /// every default.
@@ -71,10 +80,35 @@ pub struct RawLab {
     pub steps: Option<Vec<Spanned<RawStep>>>,
 }
 
+/// One Docker host of a lab across hosts.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawHost {
+    /// The host's Docker Engine: `unix:///PATH`, `tcp://HOST:PORT` or
+    /// `ssh://[USER@]HOST[:PORT]`.
+    #[schemars(with = "String")]
+    pub docker: Option<Spanned<String>>,
+    /// The host's IPv4 or IPv6 address (not a CIDR) that VXLAN tunnels to
+    /// and from its nodes run between; unique among the hosts.
+    #[schemars(with = "String")]
+    pub underlay: Option<Spanned<String>>,
+    /// With tcp:// only: a directory holding ca.pem, cert.pem and key.pem
+    /// (Docker's DOCKER_CERT_PATH layout), relative to the lab file's
+    /// directory.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub tls: Option<Spanned<String>>,
+}
+
 /// One container of the lab.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawNode {
+    /// The host the node runs on, one of `hosts`; required with `hosts`,
+    /// refused without.
+    #[serde(default)]
+    #[schemars(with = "Option<String>", regex(pattern = NAME_PATTERN))]
+    pub host: Option<Spanned<String>>,
     /// A local image; without it the node runs the tools image that labctl
     /// builds. The tools are available in the node either way.
     #[serde(default)]
@@ -134,6 +168,7 @@ pub struct RawNode {
 impl RawNode {
     /// `name:` or `name: {}`: every default.
     pub const EMPTY: RawNode = RawNode {
+        host: None,
         image: None,
         cmd: None,
         datalink: None,
@@ -194,6 +229,26 @@ pub struct RawLink {
     #[serde(default)]
     #[schemars(with = "Option<RawImpair>")]
     pub impair: Option<Spanned<RawImpair>>,
+    /// For a link whose ends are on two hosts (a VXLAN tunnel): its VNI
+    /// and UDP port; labctl picks what is not given.
+    #[serde(default)]
+    #[schemars(with = "Option<RawVxlan>")]
+    pub vxlan: Option<Spanned<RawVxlan>>,
+}
+
+/// The VXLAN tunnel of a link across hosts.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawVxlan {
+    /// The VXLAN network identifier, 1 to 16777215, unique among the
+    /// lab's links; labctl picks one without collisions otherwise.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(min = 1, max = 16777215))]
+    pub vni: Option<Spanned<u32>>,
+    /// The tunnel's UDP port, 1 to 65535; labctl picks it otherwise.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(min = 1, max = 65535))]
+    pub port: Option<Spanned<u32>>,
 }
 
 /// One end of a link: `"node:interface"`, or a mapping.

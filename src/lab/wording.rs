@@ -18,6 +18,7 @@ pub(super) fn duplicate_message(tree: &Node, key: &str, first: Location, path: &
     let first = format!("first at line {}, column {}", first.line(), first.column());
     match path {
         [Seg::Key(k)] if k == "nodes" => format!("node {key:?} is defined twice ({first})"),
+        [Seg::Key(k)] if k == "hosts" => format!("host {key:?} is defined twice ({first})"),
         _ => format!(
             "key `{key}` is written twice {} ({first}; keys are unique in a mapping)",
             place(tree, path)
@@ -32,6 +33,7 @@ pub(super) fn noun(tree: &Node, path: &[Seg]) -> String {
         [] => "the file".to_owned(),
         [Key(k)] => format!("`{k}`"),
         [Key(n), Key(name)] if n == "nodes" => format!("node {name:?}"),
+        [Key(h), Key(name)] if h == "hosts" => format!("host {name:?}"),
         [Key(n), Key(name), Key(r), Index(i)] if n == "nodes" && r == "routes" => {
             format!("route {} of node {name:?}", i + 1)
         }
@@ -115,8 +117,16 @@ pub(super) fn expected_here(path: &[Seg]) -> Option<Cow<'static, str>> {
         [Key(k)] if k == "name" => "a string: the lab's name, [a-z0-9][a-z0-9-]{0,19}",
         [Key(k)] if k == "nodes" => "a mapping of node names to their settings",
         [Key(n), Key(_)] if n == "nodes" => {
-            "a mapping (image, cmd, datalink, env, sysctls, kernel, routes, binds, limits, \
+            "a mapping (host, image, cmd, datalink, env, sysctls, kernel, routes, binds, limits, \
              capabilities, privileged) or nothing"
+        }
+        [Key(k)] if k == "hosts" => "a mapping of host names to their docker and underlay",
+        [Key(h), Key(_)] if h == "hosts" => {
+            "a mapping with docker, underlay and (for tcp://) tls, such as {docker: \
+             \"unix:///var/run/docker.sock\", underlay: 198.19.0.1}"
+        }
+        [Key(l), Index(_), Key(k)] if l == "links" && k == "vxlan" => {
+            "a mapping with vni and port, such as {vni: 1001, port: 4789}"
         }
         [Key(n), Key(_), Key(k)] if n == "nodes" && k == "routes" => {
             "a list of routes such as `- {to: 198.18.2.0/24, via: 198.18.1.254}`"

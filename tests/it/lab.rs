@@ -209,6 +209,12 @@ fn the_examples_of_the_docs_are_valid_and_the_error_examples_exact() {
     fs::create_dir_all(dir.path().join("build")).unwrap_or_else(|e| panic!("{e}"));
     fs::create_dir_all(dir.path().join("config")).unwrap_or_else(|e| panic!("{e}"));
     fs::write(dir.path().join("build/myfwd"), "").unwrap_or_else(|e| panic!("{e}"));
+    // The TLS directory of the hosts example (only its files' presence is
+    // checked at validation).
+    fs::create_dir_all(dir.path().join("certs/b")).unwrap_or_else(|e| panic!("{e}"));
+    for file in ["ca.pem", "cert.pem", "key.pem"] {
+        fs::write(dir.path().join("certs/b").join(file), "").unwrap_or_else(|e| panic!("{e}"));
+    }
     for (info, body, next) in &blocks {
         fs::write(dir.path().join("lab.yaml"), body).unwrap_or_else(|e| panic!("{e}"));
         let out = labctl_in(dir.path(), &["validate", "lab.yaml"]);

@@ -1,5 +1,5 @@
 //! Links: endpoints (both forms), interface names, addresses, MACs, MTU,
-//! datalinks, and the netmap rule.
+//! datalinks, the netmap rule, and VXLAN links across hosts.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -13,8 +13,8 @@ use crate::lab::typed::Spanned;
 use super::values::{self, INTERFACE_RULE};
 use super::{pos, unknown_hint, Problems};
 use crate::lab::impairment::{Impairment, RawImpair, Syntax, Value, KEYS};
-use crate::lab::model::{DatalinkKind, Endpoint, Link, Node};
-use crate::lab::raw::{RawEndpoint, RawLink};
+use crate::lab::model::{DatalinkKind, Endpoint, Host, Link, Node, Vxlan};
+use crate::lab::raw::{RawEndpoint, RawLink, RawVxlan};
 
 /// What the earlier endpoints claimed, to report reuse: the endpoint's
 /// label and where it was written.
@@ -23,11 +23,15 @@ struct Claimed {
     interfaces: HashMap<(String, String), Location>,
     addresses: HashMap<Ipv4Addr, (String, Location)>,
     macs: HashMap<MacAddr, (String, Location)>,
+    /// The VNIs given, with the link's number.
+    vnis: HashMap<u32, (usize, Location)>,
 }
 
+/// `hosts` are the valid hosts, `None` without `hosts:`.
 pub(super) fn resolve(
     raw: &[Spanned<RawLink>],
     nodes: &[Node],
+    hosts: Option<&[Host]>,
     problems: &mut Problems,
 ) -> Vec<Link> {
     let mut claimed = Claimed::default();
@@ -39,6 +43,7 @@ pub(super) fn resolve(
             link: &link.value,
             nodes,
             by_name: &by_name,
+            hosts,
         };
         if let Some(link) = context.resolve(&mut claimed, problems) {
             links.push(link);
@@ -53,6 +58,7 @@ struct LinkContext<'a> {
     /// In file order, for hints.
     nodes: &'a [Node],
     by_name: &'a HashMap<&'a str, &'a Node>,
+    hosts: Option<&'a [Host]>,
 }
 
 /// One endpoint as written, before its checks.
@@ -135,6 +141,11 @@ impl LinkContext<'_> {
         let n = self.number;
         self.check_address_list(problems);
         self.check_mtu(problems);
+        let vxlan = self
+            .link
+            .vxlan
+            .as_ref()
+            .map(|raw| self.vxlan(&raw.value, claimed, problems));
         let impair = self
             .link
             .impair
@@ -178,10 +189,106 @@ impl LinkContext<'_> {
                 ),
             );
         }
+        self.check_hosts(&a, &b, problems);
         Some(Link {
             endpoints: [a, b],
             mtu: self.link.mtu.as_ref().map(|m| m.value),
+            vxlan,
         })
+    }
+
+    /// `vxlan`'s values in range, a VNI not given twice.
+    fn vxlan(&self, raw: &RawVxlan, claimed: &mut Claimed, problems: &mut Problems) -> Vxlan {
+        let n = self.number;
+        let vni = raw.vni.as_ref().and_then(|vni| {
+            if !(1..=16_777_215).contains(&vni.value) {
+                problems.at(
+                    pos(vni),
+                    format!(
+                        "invalid vni {} in link {n} (expected 1 to 16777215: VXLAN's network \
+                         identifier has 24 bits)",
+                        vni.value
+                    ),
+                );
+                return None;
+            }
+            if let Some((other, at)) = claimed.vnis.get(&vni.value) {
+                problems.at(
+                    pos(vni),
+                    format!(
+                        "vni {} of link {n} is already used by link {other} (line {}); each \
+                         VXLAN link needs its own",
+                        vni.value,
+                        at.line()
+                    ),
+                );
+                return None;
+            }
+            claimed.vnis.insert(vni.value, (n, pos(vni)));
+            Some(vni.value)
+        });
+        let port = raw.port.as_ref().and_then(|port| {
+            let valid = u16::try_from(port.value).ok().filter(|p| *p > 0);
+            if valid.is_none() {
+                problems.at(
+                    pos(port),
+                    format!(
+                        "invalid vxlan port {} in link {n} (expected 1 to 65535)",
+                        port.value
+                    ),
+                );
+            }
+            valid
+        });
+        Vxlan { vni, port }
+    }
+
+    /// `vxlan` only on a link across two hosts, whose underlays are of one
+    /// IP version.
+    fn check_hosts(&self, a: &Endpoint, b: &Endpoint, problems: &mut Problems) {
+        let n = self.number;
+        let host_of = |end: &Endpoint| {
+            let name = self.by_name.get(end.node.as_str())?.host.as_deref()?;
+            Some(name)
+        };
+        let (host_a, host_b) = (host_of(a), host_of(b));
+        if let Some(raw) = &self.link.vxlan {
+            let why = match (self.hosts, host_a, host_b) {
+                (None, _, _) => Some("the lab has no hosts".to_owned()),
+                (Some(_), Some(x), Some(y)) if x == y => {
+                    Some(format!("both its ends are on host {x:?}"))
+                }
+                // A node without a valid host was reported with the nodes.
+                _ => None,
+            };
+            if let Some(why) = why {
+                problems.at(
+                    pos(raw),
+                    format!(
+                        "link {n} has vxlan, but {why} (a link on one host is a veth pair, \
+                         not a VXLAN tunnel: remove vxlan)"
+                    ),
+                );
+            }
+        }
+        let find = |name: Option<&str>| {
+            let name = name?;
+            self.hosts?.iter().find(|h| h.name == name)
+        };
+        if let (Some(x), Some(y)) = (find(host_a), find(host_b)) {
+            if x.underlay.is_ipv4() != y.underlay.is_ipv4() {
+                let endpoints = self.link.endpoints.as_ref().map_or(Location::UNKNOWN, pos);
+                problems.at(
+                    endpoints,
+                    format!(
+                        "link {n} joins host {:?} (underlay {}) and host {:?} (underlay {}): a \
+                         VXLAN tunnel runs over one IP version (give both hosts underlays of one \
+                         version)",
+                        x.name, x.underlay, y.name, y.underlay
+                    ),
+                );
+            }
+        }
     }
 
     fn check_mtu(&self, problems: &mut Problems) {

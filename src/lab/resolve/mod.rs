@@ -1,12 +1,13 @@
 //! From the raw file to the validated [`Lab`]: every semantic check, every
 //! problem gathered before giving up.
 //!
-//! Each part of the file has its module (nodes, links, steps); the rules for
+//! Each part of the file has its module (hosts, nodes, links, steps); the rules for
 //! single values are in [`values`]. Problems about a mapping as a whole
 //! ("step has neither exec nor wait") are reported at the mapping's position,
 //! so [`super::parse`] can drop them where the structural pass found a
 //! misspelled key in that mapping.
 
+mod hosts;
 mod links;
 mod nodes;
 mod routes;
@@ -71,15 +72,18 @@ pub(super) fn resolve(raw: RawLab, file: &Path) -> Result<Lab, Vec<Problem>> {
     let runtime = raw.runtime.as_ref().map(|r| r.value).unwrap_or_default();
     // Relative bind paths start at the lab file's directory.
     let dir = file.parent().unwrap_or(Path::new(""));
+    let hosts = hosts::resolve(raw.hosts.as_ref(), raw.runtime.as_ref(), dir, &mut problems);
     let lab = nodes::LabWide {
         datalink: lab_datalink,
         runtime,
         dir,
+        hosts: hosts::names(raw.hosts.as_ref()),
     };
     let mut nodes = nodes::resolve(raw.nodes.as_ref(), &lab, &mut problems);
     let links = links::resolve(
         raw.links.as_deref().unwrap_or_default(),
         &nodes,
+        raw.hosts.is_some().then_some(hosts.as_slice()),
         &mut problems,
     );
     routes::resolve(raw.nodes.as_ref(), &mut nodes, &links, &mut problems);
@@ -99,6 +103,7 @@ pub(super) fn resolve(raw: RawLab, file: &Path) -> Result<Lab, Vec<Problem>> {
         file: file.to_owned(),
         datalink: lab_datalink,
         runtime,
+        hosts,
         nodes,
         links,
         steps,

@@ -1,4 +1,4 @@
-//! Nodes: names, images and commands, environment, sysctls, kernel, binds,
+//! Nodes: names, hosts, images and commands, environment, sysctls, kernel, binds,
 //! limits, capabilities.
 //! Routes are checked once the links are known ([`super::routes`]).
 
@@ -10,7 +10,7 @@ use serde_saphyr::Location;
 use crate::lab::typed::Spanned;
 
 use super::values::{self, NAME_RULE};
-use super::{pos, Problems};
+use super::{pos, unknown_hint, Problems};
 use crate::lab::capability::Capability;
 use crate::lab::model::{Bind, DatalinkKind, Limits, Node, RuntimeKind};
 use crate::lab::raw::{Entries, RawLimits, RawNode};
@@ -24,6 +24,8 @@ pub(super) struct LabWide<'a> {
     pub runtime: RuntimeKind,
     /// Where relative bind paths start: the lab file's directory.
     pub dir: &'a Path,
+    /// The names of `hosts` as written; `None` without it.
+    pub hosts: Option<Vec<&'a str>>,
 }
 
 /// The nodes of `raw`, each name once (the first), with the raw node it was
@@ -58,6 +60,7 @@ pub(super) fn resolve(
     // A name written twice was reported by the structural pass.
     for (name, node) in self::entries(raw) {
         check_name(name, problems);
+        let host = host(name, node.host.as_ref(), lab.hosts.as_deref(), problems);
         if let Some(image) = &node.image {
             check_image(&name.value, image, lab.runtime, problems);
         }
@@ -72,6 +75,7 @@ pub(super) fn resolve(
         }
         nodes.push(Node {
             name: name.value.clone(),
+            host,
             image: node.image.as_ref().map(|i| i.value.clone()),
             cmd: node
                 .cmd
@@ -90,6 +94,59 @@ pub(super) fn resolve(
         });
     }
     nodes
+}
+
+/// With `hosts`, the host the node names (one of them); without, none.
+fn host(
+    node: &Spanned<String>,
+    raw: Option<&Spanned<String>>,
+    hosts: Option<&[&str]>,
+    problems: &mut Problems,
+) -> Option<String> {
+    let name = &node.value;
+    match (hosts, raw) {
+        (None, None) => None,
+        // An empty `hosts`, or one whose every entry was of the wrong type,
+        // was reported: naming no host of none would only echo it.
+        (Some([]), _) => None,
+        (None, Some(host)) => {
+            problems.at(
+                pos(host),
+                format!(
+                    "node {name:?} has host {:?}, but the lab has no hosts (host needs a hosts: \
+                     map naming each host's docker endpoint and underlay address; without it \
+                     every node runs on this host: remove host)",
+                    host.value
+                ),
+            );
+            None
+        }
+        (Some(hosts), None) => {
+            problems.at(
+                pos(node),
+                format!(
+                    "node {name:?} has no host (a lab with hosts runs each node on one of them: \
+                     add host: NAME; {})",
+                    unknown_hint("", hosts.iter().copied())
+                ),
+            );
+            None
+        }
+        (Some(hosts), Some(host)) if hosts.contains(&host.value.as_str()) => {
+            Some(host.value.clone())
+        }
+        (Some(hosts), Some(host)) => {
+            problems.at(
+                pos(host),
+                format!(
+                    "node {name:?} names unknown host {:?} ({})",
+                    host.value,
+                    unknown_hint(&host.value, hosts.iter().copied())
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn binds(

@@ -1,10 +1,13 @@
 //! The rules for the names and values a lab file holds, each returning why a
 //! value breaks it (the caller says where).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use pnet::util::MacAddr;
+
+use crate::lab::model::DockerEndpoint;
 
 /// What lab and node names may be, in words for messages.
 pub(super) const NAME_RULE: &str = "1 to 20 of a-z, 0-9 and '-', not starting with '-'";
@@ -393,9 +396,290 @@ pub(super) fn parse_bind(text: &str) -> Result<BindSpec<'_>, String> {
     })
 }
 
+/// The three forms of a Docker endpoint, for messages.
+pub(super) const DOCKER_FORMS: &str = "unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]";
+
+/// A Docker endpoint as the Docker CLI takes it in `DOCKER_HOST`, of the
+/// three forms labctl reaches a host by.
+pub(super) fn parse_docker_endpoint(text: &str) -> Result<DockerEndpoint, String> {
+    let expected = format!("expected {DOCKER_FORMS}, such as unix:///var/run/docker.sock");
+    if text.is_empty() {
+        return Err(format!("is empty ({expected})"));
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "contains whitespace or a control character ({expected})"
+        ));
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(format!("is not a URL ({expected})"));
+    };
+    match scheme {
+        "unix" => {
+            if !rest.starts_with('/') {
+                return Err(format!(
+                    "has the socket path {rest:?}, which is not absolute (expected \
+                     unix:///PATH, with three slashes, such as unix:///var/run/docker.sock)"
+                ));
+            }
+            if Path::new(rest).components().count() == 1 {
+                return Err("has no socket path (expected unix:///PATH, such as \
+                     unix:///var/run/docker.sock)"
+                    .to_owned());
+            }
+            Ok(DockerEndpoint::Unix(PathBuf::from(rest)))
+        }
+        "tcp" => {
+            let example = "tcp://198.19.0.2:2376";
+            let (host, port) = host_and_port(rest, example)?;
+            let Some(port) = port else {
+                return Err(format!(
+                    "has no port (expected tcp://HOST:PORT, such as {example}: Docker listens \
+                     on 2376 with TLS, 2375 without)"
+                ));
+            };
+            Ok(DockerEndpoint::Tcp { host, port })
+        }
+        "ssh" => {
+            let example = "ssh://lab@198.19.0.3";
+            let (user, rest) = match rest.split_once('@') {
+                Some((user, rest)) => (Some(user), rest),
+                None => (None, rest),
+            };
+            if let Some(user) = user {
+                if user.is_empty() || user.contains([':', '/', '@', '[', ']']) {
+                    return Err(format!(
+                        "has the user {user:?} (expected ssh://[USER@]HOST[:PORT], such as \
+                         {example}; a password has no place in it: use an SSH key)"
+                    ));
+                }
+            }
+            let (host, port) = host_and_port(rest, example)?;
+            Ok(DockerEndpoint::Ssh {
+                user: user.map(str::to_owned),
+                host,
+                port,
+            })
+        }
+        "" => Err(format!("has no scheme ({expected})")),
+        other => Err(format!("has the scheme {other}:// ({expected})")),
+    }
+}
+
+/// `HOST[:PORT]` of a tcp:// or ssh:// endpoint; an IPv6 address in
+/// brackets, returned without them.
+fn host_and_port(text: &str, example: &str) -> Result<(String, Option<u16>), String> {
+    if text.contains(['/', '?', '#']) {
+        return Err(format!(
+            "has something after the host (expected only HOST[:PORT], such as {example})"
+        ));
+    }
+    let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
+        let Some((address, after)) = bracketed.split_once(']') else {
+            return Err(
+                "has a '[' without its ']' (an IPv6 address is written [fd00::2])".to_owned(),
+            );
+        };
+        if address.parse::<Ipv6Addr>().is_err() {
+            return Err(format!(
+                "has {address:?} in brackets, which is not an IPv6 address"
+            ));
+        }
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None => {
+                    return Err(format!(
+                        "has {after:?} after the address (expected [ADDRESS]:PORT)"
+                    ))
+                }
+            },
+        };
+        (address, port)
+    } else {
+        match text.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err(
+                    "has an IPv6 address without brackets (write it in brackets, such as \
+                     [fd00::2], so that its colons are not read as the port's)"
+                        .to_owned(),
+                )
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("has no host (expected such as {example})"));
+    }
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
+    if !host.chars().all(is_name) || host.starts_with(['-', '.']) {
+        return Err(format!(
+            "has the host {host:?}, which is neither a host name nor an address"
+        ));
+    }
+    let port = match port {
+        None => None,
+        Some(text) => match text.parse::<u16>() {
+            Ok(port) if port > 0 => Some(port),
+            _ => {
+                return Err(format!(
+                    "has the port {text:?} (expected a number from 1 to 65535)"
+                ))
+            }
+        },
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// A host's underlay: one unicast IPv4 or IPv6 address, not a CIDR.
+pub(super) fn parse_underlay(text: &str) -> Result<IpAddr, String> {
+    let expected = "expected the host's own address, such as 198.19.0.2 or fd00::2";
+    let address = match text.parse::<IpAddr>() {
+        Ok(address) => address,
+        Err(_) => {
+            let cidr = text
+                .split_once('/')
+                .is_some_and(|(address, _)| address.parse::<IpAddr>().is_ok());
+            return Err(if cidr {
+                format!("is a CIDR ({expected}, without a prefix length)")
+            } else {
+                format!("is not an IPv4 or IPv6 address ({expected})")
+            });
+        }
+    };
+    let broadcast = matches!(address, IpAddr::V4(v4) if v4.is_broadcast());
+    if address.is_unspecified() || address.is_multicast() || broadcast {
+        return Err(format!(
+            "is not a unicast address: VXLAN tunnels run between two hosts' own addresses \
+             ({expected})"
+        ));
+    }
+    Ok(address)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_endpoints_of_the_three_forms_and_back() {
+        let cases = [
+            (
+                "unix:///var/run/docker.sock",
+                DockerEndpoint::Unix(PathBuf::from("/var/run/docker.sock")),
+            ),
+            (
+                "tcp://198.19.0.2:2376",
+                DockerEndpoint::Tcp {
+                    host: "198.19.0.2".to_owned(),
+                    port: 2376,
+                },
+            ),
+            (
+                "tcp://[fd00::2]:2375",
+                DockerEndpoint::Tcp {
+                    host: "fd00::2".to_owned(),
+                    port: 2375,
+                },
+            ),
+            (
+                "ssh://lab@198.19.0.3",
+                DockerEndpoint::Ssh {
+                    user: Some("lab".to_owned()),
+                    host: "198.19.0.3".to_owned(),
+                    port: None,
+                },
+            ),
+            (
+                "ssh://docker-b.example:2222",
+                DockerEndpoint::Ssh {
+                    user: None,
+                    host: "docker-b.example".to_owned(),
+                    port: Some(2222),
+                },
+            ),
+            (
+                "ssh://[fd00::3]",
+                DockerEndpoint::Ssh {
+                    user: None,
+                    host: "fd00::3".to_owned(),
+                    port: None,
+                },
+            ),
+        ];
+        for (text, endpoint) in cases {
+            assert_eq!(
+                parse_docker_endpoint(text).as_ref(),
+                Ok(&endpoint),
+                "{text}"
+            );
+            assert_eq!(endpoint.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn docker_endpoints_refused() {
+        let why = |text: &str| parse_docker_endpoint(text).unwrap_err();
+        for text in [
+            "",
+            "docker.sock",
+            "http://h:2375",
+            "https://h:2376",
+            "npipe:////./pipe/docker_engine",
+            "fd://",
+            "://h",
+            "TCP://h:2376",
+        ] {
+            assert!(why(text).contains(DOCKER_FORMS), "{text}: {}", why(text));
+        }
+        for (text, says) in [
+            ("unix://var/run/docker.sock", "which is not absolute"),
+            ("unix:///", "has no socket path"),
+            ("unix:// /x", "whitespace"),
+            ("tcp://h", "has no port"),
+            ("tcp://h:", "has the port \"\""),
+            ("tcp://h:0", "has the port \"0\""),
+            ("tcp://h:65536", "has the port \"65536\""),
+            ("tcp://h:http", "has the port \"http\""),
+            ("tcp://:2376", "has no host"),
+            ("tcp://h:2376/v1.45", "something after the host"),
+            ("tcp://fd00::2:2376", "IPv6 address without brackets"),
+            ("tcp://[fd00::2:2376", "without its ']'"),
+            ("tcp://[h]:2376", "not an IPv6 address"),
+            ("tcp://[fd00::2]2376", "after the address"),
+            ("tcp://h*st:2376", "neither a host name nor an address"),
+            ("ssh://@h", "has the user \"\""),
+            ("ssh://lab:secret@h", "has the user \"lab:secret\""),
+            ("ssh://", "has no host"),
+            ("ssh://h:0", "has the port \"0\""),
+        ] {
+            assert!(why(text).contains(says), "{text}: {}", why(text));
+        }
+    }
+
+    #[test]
+    fn underlay_addresses() {
+        assert_eq!(
+            parse_underlay("198.19.0.1"),
+            Ok(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)))
+        );
+        assert_eq!(parse_underlay("fd00::1"), Ok("fd00::1".parse().unwrap()));
+        for (text, says) in [
+            ("198.19.0.1/24", "is a CIDR"),
+            ("fd00::1/64", "is a CIDR"),
+            ("host-b", "is not an IPv4 or IPv6 address"),
+            ("", "is not an IPv4 or IPv6 address"),
+            ("0.0.0.0", "not a unicast address"),
+            ("::", "not a unicast address"),
+            ("239.1.1.1", "not a unicast address"),
+            ("255.255.255.255", "not a unicast address"),
+        ] {
+            let why = parse_underlay(text).unwrap_err();
+            assert!(why.contains(says), "{text}: {why}");
+        }
+    }
 
     #[test]
     fn destinations_and_next_hops() {

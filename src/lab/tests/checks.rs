@@ -77,7 +77,7 @@ fn unknown_key_names_the_nearest_known_key() {
 fn unknown_key_without_a_near_one_lists_the_known_ones() {
     assert_problems(
         &format!("{TWO_NODES}flavour: x\n"),
-        &["5:1: unknown key `flavour` at the top level (expected one of: datalink, description, links, name, nodes, runtime, steps)"],
+        &["5:1: unknown key `flavour` at the top level (expected one of: datalink, description, hosts, links, name, nodes, runtime, steps)"],
     );
 }
 
@@ -1171,4 +1171,266 @@ fn capability_errors() {
     );
     // Not a list of names: the structural pass says so.
     assert_eq!(problems(&caps("NET_ADMIN")).len(), 1);
+}
+
+// --- hosts ---
+
+/// Hosts a (unix socket) and b (ssh), nodes p on a and q on b: lines 1 to
+/// 7, then `extra` from line 8.
+fn across_hosts(extra: &str) -> String {
+    format!(
+        "name: x\nhosts:\n  a: {{docker: 'unix:///var/run/docker.sock', underlay: 198.19.0.1}}\n  b: {{docker: 'ssh://lab@b.example:2222', underlay: 198.19.0.2}}\nnodes:\n  p: {{host: a}}\n  q: {{host: b}}\n{extra}"
+    )
+}
+
+#[test]
+fn hosts_resolve_in_file_order_with_each_nodes_host() {
+    let lab = valid(&across_hosts(
+        "  r: {host: a}\nlinks:\n  - endpoints: [p:e1, q:e1]\n    vxlan: {vni: 1001, port: 4789}\n  - endpoints: [p:e2, r:e1]\n  - endpoints: [p:e3, q:e2]\n",
+    ));
+    let names: Vec<&str> = lab.hosts().iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let b = lab.host("b").unwrap();
+    assert_eq!(
+        b.docker,
+        crate::lab::DockerEndpoint::Ssh {
+            user: Some("lab".to_owned()),
+            host: "b.example".to_owned(),
+            port: Some(2222)
+        }
+    );
+    assert_eq!(
+        b.underlay,
+        "198.19.0.2".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(b.tls, None);
+    assert!(lab.host("c").is_none());
+    assert_eq!(lab.node("q").unwrap().host.as_deref(), Some("b"));
+    assert_eq!(lab.node("r").unwrap().host.as_deref(), Some("a"));
+    let links = lab.links();
+    assert_eq!(
+        links[0].vxlan,
+        Some(crate::lab::Vxlan {
+            vni: Some(1001),
+            port: Some(4789)
+        })
+    );
+    let across = |i: usize| lab.link_hosts(&links[i]).map(|[x, y]| [&x.name, &y.name]);
+    assert_eq!(across(0), Some([&"a".to_owned(), &"b".to_owned()]));
+    // One host: a veth pair.
+    assert_eq!(across(1), None);
+    // Across hosts without `vxlan`: still a tunnel, the runtime picks.
+    assert_eq!(links[2].vxlan, None);
+    assert!(across(2).is_some());
+    assert!(
+        lab.summary().ends_with(", hosts: a, b"),
+        "{}",
+        lab.summary()
+    );
+}
+
+#[test]
+fn without_hosts_nothing_changes() {
+    let lab = valid("name: x\nnodes: {a: {}, b: {}}\nlinks:\n  - endpoints: [a:e1, b:e1]\n");
+    assert!(lab.hosts().is_empty());
+    assert!(lab.nodes().iter().all(|n| n.host.is_none()));
+    assert_eq!(lab.links()[0].vxlan, None);
+    assert_eq!(lab.link_hosts(&lab.links()[0]), None);
+    assert!(!lab.summary().contains("hosts"));
+}
+
+#[test]
+fn host_and_vxlan_need_hosts() {
+    assert_problems(
+        "name: x\nnodes:\n  a: {host: h}\n  b: {}\nlinks:\n  - endpoints: [a:e1, b:e1]\n    vxlan: {vni: 5}\n",
+        &[
+            "3:13: node \"a\" has host \"h\", but the lab has no hosts (host needs a hosts: map",
+            "7:12: link 1 has vxlan, but the lab has no hosts (a link on one host is a veth pair",
+        ],
+    );
+}
+
+#[test]
+fn with_hosts_every_node_names_a_known_one() {
+    assert_problems(
+        &across_hosts("  r: {}\n  s: {host: bb}\n  t: {host: 'no'}\n"),
+        &[
+            "8:3: node \"r\" has no host (a lab with hosts runs each node on one of them: add host: NAME; known: a, b)",
+            "9:13: node \"s\" names unknown host \"bb\" (known: a, b)",
+            "10:13: node \"t\" names unknown host \"no\" (known: a, b)",
+        ],
+    );
+    assert_problems(
+        "name: x\nhosts:\n  west: {docker: 'unix:///d.sock', underlay: 198.19.0.1}\nnodes: {a: {host: wset}}\n",
+        &["4:19: node \"a\" names unknown host \"wset\" (did you mean \"west\"?)"],
+    );
+    assert_problems(
+        "name: x\nhosts: {}\nnodes: {a: {}}\n",
+        &["2:8: `hosts` is empty"],
+    );
+}
+
+#[test]
+fn host_names_follow_the_node_rule_and_keys_are_known() {
+    assert_problems(
+        "name: x\nhosts:\n  B: {docker: 'unix:///d.sock', underlay: 198.19.0.1, dockr: x}\n  a: {docker: 'unix:///d.sock'}\n  a: {docker: 'unix:///e.sock', underlay: 198.19.0.3}\nnodes: {n: {host: a}}\n",
+        &[
+            "3:3: invalid host name \"B\": contains the uppercase 'B'",
+            "3:55: unknown key `dockr` in host \"B\" (did you mean `docker`?)",
+            "4:6: missing key `underlay` in host \"a\"",
+            "5:3: host \"a\" is defined twice (first at line 4, column 3",
+        ],
+    );
+}
+
+#[test]
+fn docker_endpoints_of_the_wrong_form() {
+    let endpoint = |docker: &str| {
+        problems(&format!(
+            "name: x\nhosts:\n  a: {{docker: '{docker}', underlay: 198.19.0.1}}\nnodes: {{n: {{host: a}}}}\n"
+        ))
+    };
+    let forms = "(expected unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT], such as unix:///var/run/docker.sock)";
+    assert_eq!(
+        endpoint("http://h:2375"),
+        [format!(
+            "3:15: docker \"http://h:2375\" of host \"a\" has the scheme http:// {forms}"
+        )]
+    );
+    assert_eq!(
+        endpoint(""),
+        [format!("3:15: docker \"\" of host \"a\" is empty {forms}")]
+    );
+    assert_eq!(
+        endpoint("npipe:////./pipe/docker_engine"),
+        [format!(
+            "3:15: docker \"npipe:////./pipe/docker_engine\" of host \"a\" has the scheme npipe:// {forms}"
+        )]
+    );
+    assert_eq!(
+        endpoint("/var/run/docker.sock"),
+        [format!(
+            "3:15: docker \"/var/run/docker.sock\" of host \"a\" is not a URL {forms}"
+        )]
+    );
+    assert!(endpoint("tcp://h")[0].contains("has no port"));
+    assert!(endpoint("unix://docker.sock")[0].contains("which is not absolute"));
+    assert!(endpoint("ssh://h:0")[0].contains("has the port \"0\""));
+    assert!(endpoint("tcp://fd00::1:2376")[0].contains("IPv6 address without brackets"));
+    for good in [
+        "unix:///run/docker.sock",
+        "tcp://198.19.0.2:2375",
+        "tcp://[fd00::2]:2376",
+        "ssh://h",
+        "ssh://lab@h.example:22",
+    ] {
+        assert_eq!(endpoint(good), Vec::<String>::new(), "{good}");
+    }
+}
+
+#[test]
+fn underlays_are_unicast_addresses_each_once() {
+    assert_problems(
+        "name: x\nhosts:\n  a: {docker: 'unix:///d.sock', underlay: 198.19.0.1/24}\n  b: {docker: 'unix:///d.sock', underlay: 198.19.0.2}\n  c: {docker: 'unix:///d.sock', underlay: 198.19.0.2}\n  d: {docker: 'unix:///d.sock', underlay: 'ff02::1'}\n  e: {docker: 'unix:///d.sock', underlay: eth0}\n  f: {docker: 'unix:///d.sock', underlay: '::ffff:198.19.0.2'}\nnodes: {n: {host: b}}\n",
+        &[
+            "3:43: underlay \"198.19.0.1/24\" of host \"a\" is a CIDR (expected the host's own address",
+            "5:43: underlay 198.19.0.2 of host \"c\" is already host \"b\"'s (line 4); each host needs its own",
+            "6:43: underlay \"ff02::1\" of host \"d\" is not a unicast address",
+            "7:43: underlay \"eth0\" of host \"e\" is not an IPv4 or IPv6 address",
+            "8:43: underlay ::ffff:198.19.0.2 of host \"f\" is already host \"b\"'s (line 4)",
+        ],
+    );
+}
+
+#[test]
+fn tls_goes_with_tcp_and_holds_three_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    for file in ["ca.pem", "cert.pem"] {
+        std::fs::write(certs.join(file), "").unwrap();
+    }
+    let file = dir.path().join("lab.yaml");
+    let check = |docker: &str, tls: &str| {
+        let source = format!(
+            "name: x\nhosts:\n  a: {{docker: '{docker}', underlay: 198.19.0.1, tls: {tls}}}\nnodes: {{n: {{host: a}}}}\n"
+        );
+        crate::lab::parse(&source, &file)
+    };
+    let message = |r: Result<crate::lab::Lab, crate::lab::LabErrors>| {
+        r.err().map(|e| e.problems[0].message.clone()).unwrap()
+    };
+    assert!(message(check("tcp://h:2376", "certs")).starts_with(
+        "the tls directory \"certs\" of host \"a\" lacks key.pem (expected ca.pem, cert.pem and key.pem"
+    ));
+    assert!(message(check("tcp://h:2376", "./none"))
+        .starts_with("the tls directory \"./none\" of host \"a\" does not exist (looked for "));
+    assert_eq!(
+        message(check("unix:///d.sock", "certs")),
+        "host \"a\" has tls, but its docker endpoint is unix:// (tls is for tcp:// only; a unix socket is guarded by its file's permissions: remove tls)"
+    );
+    assert!(message(check("ssh://h", "certs")).contains("ssh:// is secured by SSH itself"));
+    std::fs::write(certs.join("key.pem"), "").unwrap();
+    let lab = check("tcp://h:2376", "./certs").unwrap_or_else(|e| panic!("{e}"));
+    let tls = lab.host("a").unwrap().tls.clone().unwrap();
+    assert!(tls.is_absolute(), "{}", tls.display());
+    assert_eq!(tls, certs.canonicalize().unwrap());
+}
+
+#[test]
+fn vxlan_only_across_hosts_in_range_each_vni_once() {
+    assert_problems(
+        &across_hosts(
+            "  r: {host: a}\nlinks:\n  - endpoints: [p:e1, r:e1]\n    vxlan: {}\n  - endpoints: [p:e2, q:e1]\n    vxlan: {vni: 0, port: 0}\n  - endpoints: [p:e3, q:e2]\n    vxlan: {vni: 16777216, port: 65536}\n  - endpoints: [p:e4, q:e3]\n    vxlan: {vni: 7}\n  - endpoints: [p:e5, q:e4]\n    vxlan: {vni: 7}\n",
+        ),
+        &[
+            "11:12: link 1 has vxlan, but both its ends are on host \"a\" (a link on one host is a veth pair, not a VXLAN tunnel: remove vxlan)",
+            "13:18: invalid vni 0 in link 2 (expected 1 to 16777215",
+            "13:27: invalid vxlan port 0 in link 2 (expected 1 to 65535)",
+            "15:18: invalid vni 16777216 in link 3",
+            "15:34: invalid vxlan port 65536 in link 3",
+            "19:18: vni 7 of link 5 is already used by link 4 (line 17); each VXLAN link needs its own",
+        ],
+    );
+}
+
+#[test]
+fn a_tunnel_runs_over_one_ip_version() {
+    // p is on a (IPv4), r on c (IPv6).
+    let lab = across_hosts(
+        "  r: {host: c}\nlinks:\n  - endpoints: [p:e1, r:e1]\n  - endpoints: [q:e1, r:e2]\n",
+    )
+    .replace(
+        "nodes:",
+        "  c: {docker: 'tcp://[fd00::3]:2375', underlay: 'fd00::3'}\nnodes:",
+    );
+    assert_problems(
+        &lab,
+        &[
+            "11:16: link 1 joins host \"a\" (underlay 198.19.0.1) and host \"c\" (underlay fd00::3): a VXLAN tunnel runs over one IP version",
+            "12:16: link 2 joins host \"b\" (underlay 198.19.0.2) and host \"c\" (underlay fd00::3)",
+        ],
+    );
+}
+
+#[test]
+fn hosts_cannot_run_on_netns() {
+    assert_problems(
+        &across_hosts("").replace("name: x\n", "name: x\nruntime: netns\n"),
+        &["2:10: runtime: netns cannot run a lab with hosts: netns nodes are network namespaces on this host (remove runtime: netns, or hosts)"],
+    );
+    let refused = valid(&across_hosts(""))
+        .with_runtime(crate::lab::RuntimeKind::Netns)
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "lab `x` cannot run on the netns runtime: it spans hosts a, b, and netns nodes are network namespaces on this host (use --runtime docker)"
+    );
+    assert!(matches!(
+        refused,
+        crate::lab::RuntimeMismatch::HostsUnderNetns { .. }
+    ));
+    assert!(valid(&across_hosts(""))
+        .with_runtime(crate::lab::RuntimeKind::Docker)
+        .is_ok());
 }

@@ -63,6 +63,14 @@ pub(crate) const ADDED_KEYS: &[&str] = &[
     "state",
     "at_least",
     "at_most",
+    "hosts",
+    "host",
+    "docker",
+    "underlay",
+    "tls",
+    "vxlan",
+    "vni",
+    "port",
 ];
 
 /// Two nodes, `a` and `b`, nothing else: lines 1 to 4.
