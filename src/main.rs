@@ -67,6 +67,10 @@ enum Command {
     ///
     /// `labctl man run` prints labctl-run(1), the page of one command.
     Man(cli::manual::ManArgs),
+    /// The wiring helper of a lab across hosts (labctl runs it in a
+    /// container on each host; not for people)
+    #[command(hide = true)]
+    Wire,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => cli::exec::run(args),
         Command::Completions(args) => cli::manual::completions(args, Cli::command()),
         Command::Man(args) => cli::manual::man(args, Cli::command()),
+        Command::Wire => cli::wire::run(),
     };
     cli::finish(outcome)
 }

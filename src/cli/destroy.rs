@@ -193,7 +193,7 @@ fn removed_json(removed: &RemovedBy, errors: &[RuntimeError]) -> String {
 /// answer (no Docker daemon) is an error only when nothing of the scope
 /// was on the others: the lab may be on it.
 async fn destroy_everywhere(scope: &Scope, force: bool) -> Result<RemovedBy, CliError> {
-    let everywhere = registry::everywhere()
+    let everywhere = registry::everywhere(scope)
         .await
         .map_err(CliError::from_runtime)?;
     if !force {

@@ -32,10 +32,10 @@ pub fn run(args: Args) -> VerbResult {
             .map_err(|e| CliError::runtime(anyhow::Error::new(e).context("watching for Ctrl-C")))?;
         // The first runtime that has the lab runs the command, as a step
         // starts (its `Launcher`).
-        let everywhere = registry::everywhere()
+        let scope = Scope::Named(lab.clone());
+        let everywhere = registry::everywhere(&scope)
             .await
             .map_err(CliError::from_runtime)?;
-        let scope = Scope::Named(lab.clone());
         let mut runtime = None;
         for candidate in &everywhere.up {
             if !candidate

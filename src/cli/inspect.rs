@@ -28,7 +28,7 @@ pub fn run(args: Args) -> VerbResult {
     block_on(async move {
         // Every runtime that answers; one that does not (no Docker
         // daemon) is an error only when the others have nothing.
-        let everywhere = registry::everywhere()
+        let everywhere = registry::everywhere(&scope)
             .await
             .map_err(CliError::from_runtime)?;
         let mut labs = Vec::new();

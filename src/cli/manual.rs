@@ -27,7 +27,7 @@ const EXIT_STATUS: &[(u8, &str)] = &[
     (super::exit::CHECK_FAILED, "a step failed: a check did not hold, a timeout, a step that could not start"),
     (super::exit::USAGE, "the lab file is invalid or bad usage; nothing was created"),
     (super::exit::RUNTIME, "the lab could not be built or torn down (Docker, netlink, image, /dev/netmap), or the run's files could not be written"),
-    (super::exit::SETUP, "labctl cannot build labs here: not root (or without CAP_NET_ADMIN and CAP_SYS_ADMIN), or packet tools that are not statically linked; nothing was created"),
+    (super::exit::SETUP, "labctl cannot build labs here: not root (or without CAP_NET_ADMIN and CAP_SYS_ADMIN), packet tools that are not statically linked, or a host of a lab across hosts that the lab cannot use; nothing was created"),
     (super::exit::INTERRUPTED, "interrupted by Ctrl-C or SIGTERM; the lab was torn down"),
 ];
 

@@ -18,6 +18,7 @@ mod progress;
 pub mod report;
 pub mod run;
 mod steps;
+pub mod wire;
 
 use std::future::Future;
 use std::path::Path;
@@ -79,7 +80,9 @@ impl CliError {
             RuntimeError::NotPrivileged { .. }
             | RuntimeError::ToolsNotStatic { .. }
             | RuntimeError::NeedsRoot(_)
-            | RuntimeError::Rootless(_) => exit::SETUP,
+            | RuntimeError::Rootless(_)
+            // A host the lab cannot use, found before anything was made.
+            | RuntimeError::HostUnfit { .. } => exit::SETUP,
             _ => exit::RUNTIME,
         };
         CliError {

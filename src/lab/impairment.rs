@@ -52,7 +52,7 @@ pub struct RawImpair {
 
 /// What happens to the frames an endpoint sends (its egress): the link's
 /// `impair`, with the endpoint's own keys over it.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Impairment {
     /// Bits per second (tc tbf).
     pub rate: Option<u64>,

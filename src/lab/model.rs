@@ -417,7 +417,7 @@ pub struct Node {
 }
 
 /// One IPv4 route of a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Route {
     /// The destination; `default` is 0.0.0.0/0. Host bits are zero.
     pub to: Ipv4Net,

@@ -25,10 +25,12 @@ use ipnet::Ipv4Net;
 use crate::lab::{Impairment, Lab, Node};
 
 pub use namespace::{pid_path, Netns};
-pub use netlink::{interfaces_in, live_interfaces, set_link_state, LiveInterface, Netlink};
+pub use netlink::{
+    impair_end, interfaces_in, live_interfaces, set_link_state, LiveInterface, Netlink,
+};
 
 /// One veth pair to create.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VethPlan {
     /// IFLA_IFALIAS on both ends: `labctl:<lab>:<run>`.
     pub alias: String,
@@ -44,7 +46,7 @@ impl VethPlan {
 }
 
 /// One end of a veth, as it must look inside its node.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VethEnd {
     pub node: String,
     pub interface: String,
@@ -60,6 +62,27 @@ impl VethEnd {
     pub fn label(&self) -> String {
         format!("{}:{}", self.node, self.interface)
     }
+}
+
+/// One end of a link carried by VXLAN between two hosts: a VXLAN device
+/// created from the host's namespace, where its UDP socket stays, directly
+/// inside the node's namespace under the end's final name, so the node sees
+/// a plain interface and nothing of the lab ever exists on the host (as a
+/// veth, `netlink.rs`). Point to point: the remote is the other host's
+/// underlay address, no learning, no multicast.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VxlanEnd {
+    /// IFLA_IFALIAS: `labctl:<lab>:<run>`, as a veth's.
+    pub alias: String,
+    pub mtu: Option<u32>,
+    pub end: VethEnd,
+    pub vni: u32,
+    /// The UDP destination port (4789 unless the link says).
+    pub port: u16,
+    /// This host's underlay address.
+    pub local: std::net::IpAddr,
+    /// The other host's.
+    pub remote: std::net::IpAddr,
 }
 
 /// The veths of `lab`, in file order, all carrying `alias`.

@@ -18,11 +18,11 @@ use std::path::Path;
 use futures_util::{future, TryStreamExt};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 
 use super::impair;
 use super::namespace::Netns;
-use super::{sysctl, LinkError, VethEnd, VethPlan, Wiring};
+use super::{sysctl, LinkError, VethEnd, VethPlan, VxlanEnd, Wiring};
 
 /// A veth's MTU when the link sets none.
 const DEFAULT_MTU: u32 = 1500;
@@ -44,6 +44,104 @@ impl Netlink {
             rtnetlink::new_connection().map_err(LinkError::io("opening a netlink socket"))?;
         tokio::spawn(connection);
         Ok(Netlink { host })
+    }
+
+    /// Creates the VXLAN end `vxlan` from this (the host's) namespace
+    /// directly inside the node's namespace `netns`, then configures it
+    /// from inside as a veth end: alias, address, sysctls, up. On a failure
+    /// after creation the device is deleted; whatever survives goes with
+    /// the node.
+    pub async fn wire_vxlan(&self, vxlan: &VxlanEnd, netns: &Path) -> Result<(), LinkError> {
+        let netns = Netns::open(netns)?;
+        let end = &vxlan.end;
+        let mut device = LinkVxlan::new(&end.interface, vxlan.vni)
+            .port(vxlan.port)
+            .learning(false)
+            .setns_by_fd(netns.fd())
+            .mtu(vxlan.mtu.unwrap_or(DEFAULT_MTU));
+        device = match (vxlan.local, vxlan.remote) {
+            (IpAddr::V4(local), IpAddr::V4(remote)) => device.local(local).remote(remote),
+            (IpAddr::V6(local), IpAddr::V6(remote)) => device.local6(local).remote6(remote),
+            _ => {
+                return Err(LinkError::io(format!(
+                    "creating the VXLAN end {}: underlay {} and {} are not of one family",
+                    end.label(),
+                    vxlan.local,
+                    vxlan.remote
+                ))(std::io::Error::from(
+                    std::io::ErrorKind::InvalidInput,
+                )))
+            }
+        };
+        if let Some(mac) = end.mac {
+            device = device.address(mac.to_vec());
+        }
+        self.host
+            .link()
+            .add(device.build())
+            .execute()
+            .await
+            .map_err(|e| {
+                let doing = format!(
+                    "creating the VXLAN end {} (VNI {}, port {}, {} -> {})",
+                    end.label(),
+                    vxlan.vni,
+                    vxlan.port,
+                    vxlan.local,
+                    vxlan.remote
+                );
+                if is_errno(&e, libc::EEXIST) {
+                    LinkError::io(doing)(std::io::Error::other(
+                        "that VNI and port are in use on this host (another lab or VXLAN device); \
+                         give the link another `vxlan: { vni: ... }`",
+                    ))
+                } else {
+                    LinkError::netlink(doing)(e)
+                }
+            })?;
+        let configured = configure_end(end, &vxlan.alias, &netns).await;
+        if configured.is_err() {
+            let _ = delete_in(&netns, &end.interface).await;
+        }
+        configured
+    }
+
+    /// The interface of this namespace that holds `address`, and its MTU:
+    /// a host's underlay; `None` when no interface holds it.
+    pub async fn holder_of(&self, address: IpAddr) -> Result<Option<(String, u32)>, LinkError> {
+        let addresses: Vec<AddressMessage> = self
+            .host
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(LinkError::netlink("listing this host's addresses"))?;
+        let index = addresses.iter().find_map(|message| {
+            message
+                .attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Address(ip) if *ip == address))
+                .then_some(message.header.index)
+        });
+        let Some(index) = index else {
+            return Ok(None);
+        };
+        let links = host_links(&self.host).await?;
+        Ok(links
+            .iter()
+            .find(|link| link.header.index == index)
+            .map(|link| {
+                let mtu = link
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        LinkAttribute::Mtu(mtu) => Some(*mtu),
+                        _ => None,
+                    })
+                    .unwrap_or(DEFAULT_MTU);
+                (link_name(link).unwrap_or_default(), mtu)
+            }))
     }
 
     async fn create_pair(&self, plan: &VethPlan, netns: &[Netns; 2]) -> Result<(), LinkError> {
@@ -127,19 +225,8 @@ impl Wiring for Netlink {
     }
 
     async fn impair(&self, plan: &VethPlan, netns: [&Path; 2]) -> Result<(), LinkError> {
-        let mtu = plan.mtu.unwrap_or(DEFAULT_MTU);
         for (end, netns) in plan.ends.iter().zip(netns) {
-            let Some(impair) = &end.impair else {
-                continue;
-            };
-            let netns = Netns::open(netns)?;
-            let handle = netns.netlink().await?;
-            let index = index_of(&handle, &end.interface).await?.ok_or_else(|| {
-                LinkError::io(format!("impairing {}: no such interface", end.label()))(
-                    std::io::Error::from(std::io::ErrorKind::NotFound),
-                )
-            })?;
-            impair::apply(&handle, index, &end.label(), mtu, impair).await?;
+            impair_end(end, plan.mtu, netns).await?;
         }
         Ok(())
     }
@@ -169,6 +256,29 @@ impl Wiring for Netlink {
         }
         Ok(removed)
     }
+}
+
+/// Applies `end`'s `impair` to its interface inside the namespace `netns`
+/// (a link of MTU `mtu`); nothing for an end without one.
+pub async fn impair_end(end: &VethEnd, mtu: Option<u32>, netns: &Path) -> Result<(), LinkError> {
+    let Some(impair) = &end.impair else {
+        return Ok(());
+    };
+    let netns = Netns::open(netns)?;
+    let handle = netns.netlink().await?;
+    let index = index_of(&handle, &end.interface).await?.ok_or_else(|| {
+        LinkError::io(format!("impairing {}: no such interface", end.label()))(
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+    })?;
+    impair::apply(
+        &handle,
+        index,
+        &end.label(),
+        mtu.unwrap_or(DEFAULT_MTU),
+        impair,
+    )
+    .await
 }
 
 /// How often a dump of the host's links is taken again when the kernel

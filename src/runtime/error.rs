@@ -23,6 +23,46 @@ pub enum RuntimeError {
     Docker { doing: String, cause: DockerError },
 
     #[error(
+        "cannot reach host {host}'s Docker at {endpoint}: {cause}; start its daemon, or correct \
+         `hosts: {host}: docker:` in the lab file"
+    )]
+    HostUnreachable {
+        host: String,
+        endpoint: String,
+        cause: String,
+    },
+
+    /// Something about a host that the lab cannot work with, known before
+    /// anything is created: its API version, its underlay, a VNI in use,
+    /// an MTU the underlay cannot carry.
+    #[error("host {host} ({endpoint}): {problem}")]
+    HostUnfit {
+        host: String,
+        endpoint: String,
+        problem: String,
+    },
+
+    /// Another lab holds on a host what this one asks for (a VNI): a
+    /// conflict, as a lab already deployed is.
+    #[error("host {host} ({endpoint}): {problem}")]
+    HostConflict {
+        host: String,
+        endpoint: String,
+        problem: String,
+    },
+
+    /// `host`: its name and endpoint, `c (unix:///...)`.
+    #[error(
+        "host {host} did not answer ({cause}): what the lab has there is left; run `{retry}` \
+         once it is back"
+    )]
+    HostLeft {
+        host: String,
+        cause: String,
+        retry: String,
+    },
+
+    #[error(
         "the packet tools {} are missing from {}; build them with `cargo build --release` \
          (labctl looks next to its own executable, or in LABCTL_TOOLS_DIR)",
         missing.join(", "), dir.display()

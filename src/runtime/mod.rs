@@ -37,6 +37,7 @@ mod error;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod fan_out;
+pub mod hosts;
 pub(crate) mod inspect;
 mod labctl_caps;
 pub mod linkage;

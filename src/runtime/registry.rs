@@ -16,6 +16,7 @@ use super::backend::{Backend, NodeInfo};
 use super::deploy::{self, DeployError, DeployOptions, DeployOutcome};
 use super::docker::DockerRuntime;
 use super::error::RuntimeError;
+use super::hosts::HostsRuntime;
 use super::inspect::LabStatus;
 use super::names::Scope;
 use super::netns::{self, NetnsRuntime};
@@ -28,6 +29,9 @@ use super::Runtime;
 pub enum AnyRuntime {
     Docker(DockerRuntime),
     Netns(NetnsRuntime),
+    /// Docker over the several hosts of a lab's `hosts` (or of the
+    /// recorded instances a `destroy` looks for).
+    Hosts(HostsRuntime),
 }
 
 /// Evaluates `$body` with `$r` bound to the [`Runtime`] inside the
@@ -39,6 +43,7 @@ macro_rules! with_runtime {
         match $any {
             $crate::runtime::registry::AnyRuntime::Docker($r) => $body,
             $crate::runtime::registry::AnyRuntime::Netns($r) => $body,
+            $crate::runtime::registry::AnyRuntime::Hosts($r) => $body,
         }
     };
 }
@@ -58,7 +63,7 @@ impl AnyRuntime {
 
     pub fn kind(&self) -> RuntimeKind {
         match self {
-            AnyRuntime::Docker(_) => RuntimeKind::Docker,
+            AnyRuntime::Docker(_) | AnyRuntime::Hosts(_) => RuntimeKind::Docker,
             AnyRuntime::Netns(_) => RuntimeKind::Netns,
         }
     }
@@ -139,12 +144,18 @@ pub struct Everywhere {
 }
 
 /// Connects every runtime; one that does not answer is put aside
-/// ([`Everywhere::down`]), any other failure is returned.
-pub async fn everywhere() -> Result<Everywhere, RuntimeError> {
+/// ([`Everywhere::down`]), any other failure is returned. The hosts of
+/// the recorded instances in `scope` that span several hosts come first
+/// (a node there is found on its own host); a host among them that does
+/// not answer is named by what fails on it.
+pub async fn everywhere(scope: &super::names::Scope) -> Result<Everywhere, RuntimeError> {
     let mut all = Everywhere {
         up: Vec::new(),
         down: Vec::new(),
     };
+    if let Some(hosts) = HostsRuntime::recorded(scope).await {
+        all.up.push(AnyRuntime::Hosts(hosts));
+    }
     for kind in ALL {
         match AnyRuntime::connect(kind).await {
             Ok(runtime) => all.up.push(runtime),
@@ -190,6 +201,14 @@ pub async fn for_lab(
     if chosen == Some(RuntimeKind::Netns) {
         netns::check_lab(lab)?;
     }
+    if !lab.hosts().is_empty() {
+        // Docker on every host; the tools go into an image on each.
+        super::check_tools_static()?;
+        return Ok(Chosen {
+            runtime: AnyRuntime::Hosts(HostsRuntime::connect(lab).await?),
+            note: None,
+        });
+    }
     choose(chosen, fallback, &[lab], &format!("lab {}", lab.name())).await
 }
 
@@ -201,6 +220,17 @@ pub async fn for_labs(
     flag: Option<RuntimeKind>,
     fallback: Fallback,
 ) -> Result<Chosen, RuntimeError> {
+    if let Some(lab) = labs.iter().find(|l| !l.hosts().is_empty()) {
+        return Err(RuntimeError::HostUnfit {
+            host: lab.hosts()[0].name.clone(),
+            endpoint: lab.hosts()[0].docker.to_string(),
+            problem: format!(
+                "lab {} spans hosts, so it runs alone: `labctl run {}` without the other labs",
+                lab.name(),
+                lab.file().display()
+            ),
+        });
+    }
     let all_netns = !labs.is_empty() && labs.iter().all(|l| named_by(l).is_some());
     let chosen = flag.or(all_netns.then_some(RuntimeKind::Netns));
     choose(chosen, fallback, labs, "the labs").await

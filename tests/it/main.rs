@@ -10,6 +10,7 @@ mod cli;
 mod dead_docker;
 mod devices;
 mod fwd;
+mod hosts;
 mod hosts_harness;
 mod html;
 mod impair;

@@ -109,10 +109,13 @@ impl DockerBackend {
     }
 }
 
-impl Backend for DockerBackend {
-    async fn prepare_images(
+impl DockerBackend {
+    /// [`Backend::prepare_images`] for the nodes of `lab` that `mine`
+    /// picks (those of one host, in a lab over several).
+    pub(crate) async fn prepare_images_of(
         &self,
         lab: &Lab,
+        mine: &(dyn Fn(&crate::lab::Node) -> bool + Sync),
         instance: &Instance,
         run: &RunId,
         progress: &dyn Progress,
@@ -120,7 +123,7 @@ impl Backend for DockerBackend {
         let tools = self.tools_image(progress).await?;
         let mut images = HashMap::new();
         let mut own_images: HashMap<&str, image::ImageConfig> = HashMap::new();
-        for node in lab.nodes() {
+        for node in lab.nodes().iter().filter(|n| mine(n)) {
             let image = match &node.image {
                 None => NodeImage::Tools(tools.clone()),
                 Some(own) => {
@@ -150,6 +153,19 @@ impl Backend for DockerBackend {
             image::fill_tools_volume(&self.docker, &tools, lab.name(), instance, run).await?;
         }
         Ok(images)
+    }
+}
+
+impl Backend for DockerBackend {
+    async fn prepare_images(
+        &self,
+        lab: &Lab,
+        instance: &Instance,
+        run: &RunId,
+        progress: &dyn Progress,
+    ) -> Result<HashMap<String, NodeImage>, RuntimeError> {
+        self.prepare_images_of(lab, &|_| true, instance, run, progress)
+            .await
     }
 
     async fn host_support(&self) -> Result<HostSupport, RuntimeError> {

@@ -29,31 +29,58 @@ pub fn docker_host() -> String {
 /// Connects to the daemon at [`docker_host`] and settles the API version.
 pub async fn connect() -> Result<Docker, RuntimeError> {
     let host = docker_host();
-    let unreachable = |cause| RuntimeError::Unreachable {
-        host: host.clone(),
-        cause: super::DockerError(cause),
-    };
-    let docker = connect_at(&host, API_DEFAULT_VERSION).map_err(unreachable)?;
+    connect_to(&host, None)
+        .await
+        .map_err(|cause| RuntimeError::Unreachable {
+            host: host.clone(),
+            cause: super::DockerError(cause),
+        })
+}
+
+/// Connects to the daemon at `host` (`unix://`, `tcp://` (with TLS when
+/// `tls` names a directory of ca.pem, cert.pem and key.pem, as
+/// DOCKER_CERT_PATH), or `ssh://`, as the Docker CLI reaches it) and
+/// settles the API version; the error is the daemon's or the transport's.
+pub async fn connect_to(
+    host: &str,
+    tls: Option<&std::path::Path>,
+) -> Result<Docker, bollard::errors::Error> {
+    let docker = connect_at(host, tls, API_DEFAULT_VERSION)?;
     match docker.clone().negotiate_version().await {
         Ok(docker) => Ok(docker),
         Err(refusal) => {
             let Some(version) = daemon_maximum(&refusal) else {
-                return Err(unreachable(refusal));
+                return Err(refusal);
             };
-            let docker = connect_at(&host, &version).map_err(unreachable)?;
-            docker.version().await.map_err(unreachable)?;
+            let docker = connect_at(host, tls, &version)?;
+            docker.version().await?;
             Ok(docker)
         }
     }
 }
 
-fn connect_at(host: &str, version: &ClientVersion) -> Result<Docker, bollard::errors::Error> {
+fn connect_at(
+    host: &str,
+    tls: Option<&std::path::Path>,
+    version: &ClientVersion,
+) -> Result<Docker, bollard::errors::Error> {
     if host.starts_with("unix://") {
         Docker::connect_with_unix(host, REQUEST_TIMEOUT_SECS, version)
+    } else if let (Some(dir), true) = (tls, host.starts_with("tcp://")) {
+        Docker::connect_with_ssl(
+            host,
+            &dir.join("key.pem"),
+            &dir.join("cert.pem"),
+            &dir.join("ca.pem"),
+            REQUEST_TIMEOUT_SECS,
+            version,
+        )
     } else if host.starts_with("tcp://") || host.starts_with("http://") {
         Docker::connect_with_http(host, REQUEST_TIMEOUT_SECS, version)
+    } else if host.starts_with("ssh://") {
+        Docker::connect_with_ssh(host, REQUEST_TIMEOUT_SECS, version, None)
     } else {
-        // Other schemes (ssh, https) keep bollard's own defaults.
+        // Other schemes keep bollard's own defaults.
         Docker::connect_with_defaults()
     }
 }

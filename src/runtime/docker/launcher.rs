@@ -35,39 +35,16 @@ impl Launcher for DockerLauncher {
         argv: &'a [String],
     ) -> BoxFuture<'a, Result<Launched, ProcessError>> {
         async move {
-            let (handle, mut stream) =
-                self.backend
-                    .exec(&self.lab, node, argv)
-                    .await
-                    .map_err(|e| ProcessError::Launch {
-                        node: node.to_owned(),
-                        argv: argv.to_vec(),
-                        reason: e.to_string(),
-                    })?;
-            let (tx, output) = mpsc::channel(256);
-            tokio::spawn(async move {
-                while let Some(item) = stream.next().await {
-                    let chunk = match item {
-                        Ok(ExecOutput::Stdout(data)) => Chunk {
-                            stream: Stream::Stdout,
-                            data: data.to_vec(),
-                        },
-                        Ok(ExecOutput::Stderr(data)) => Chunk {
-                            stream: Stream::Stderr,
-                            data: data.to_vec(),
-                        },
-                        // The stream broke: say so where the step's output
-                        // is read, and end it.
-                        Err(e) => Chunk {
-                            stream: Stream::Stderr,
-                            data: format!("labctl: output stream lost: {e}\n").into_bytes(),
-                        },
-                    };
-                    if tx.send(chunk).await.is_err() {
-                        break;
-                    }
-                }
-            });
+            let (handle, stream) = self
+                .backend
+                .exec(&self.lab, node, argv)
+                .await
+                .map_err(|e| ProcessError::Launch {
+                    node: node.to_owned(),
+                    argv: argv.to_vec(),
+                    reason: e.to_string(),
+                })?;
+            let output = forward(stream);
             Ok(Launched {
                 output,
                 control: Arc::new(ExecControl(handle)),
@@ -105,6 +82,36 @@ impl Launcher for DockerLauncher {
         }
         .boxed()
     }
+}
+
+/// The output of a `docker exec` as the step runner reads it: a channel
+/// that closes when the stream ends; a broken stream says so on stderr.
+pub(crate) fn forward(mut stream: super::exec::ExecStream) -> mpsc::Receiver<Chunk> {
+    let (tx, output) = mpsc::channel(256);
+    tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            let chunk = match item {
+                Ok(ExecOutput::Stdout(data)) => Chunk {
+                    stream: Stream::Stdout,
+                    data: data.to_vec(),
+                },
+                Ok(ExecOutput::Stderr(data)) => Chunk {
+                    stream: Stream::Stderr,
+                    data: data.to_vec(),
+                },
+                // The stream broke: say so where the step's output
+                // is read, and end it.
+                Err(e) => Chunk {
+                    stream: Stream::Stderr,
+                    data: format!("labctl: output stream lost: {e}\n").into_bytes(),
+                },
+            };
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    output
 }
 
 struct ExecControl(ExecHandle);

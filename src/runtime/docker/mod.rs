@@ -40,6 +40,7 @@ use super::Runtime;
 pub use backend::DockerBackend;
 pub use error::DockerError;
 use exec::{ExecHandle, ExecStream};
+pub(crate) use launcher::forward;
 pub use launcher::DockerLauncher;
 
 /// A connection to Docker and to the host's netlink. Create one per
