@@ -584,7 +584,7 @@ pub struct XdpCounter {
     state: SingleValue,
     histogram: SingleValue,
     flows: OwnedFd,
-    _program: OwnedFd,
+    program: OwnedFd,
     link: Option<OwnedFd>,
     /// Native (in the driver) or generic.
     pub mode: &'static str,
@@ -622,6 +622,38 @@ impl XdpCounter {
                 "{iface} has {queues} receive queues (the counting program keeps its counts for one)"
             )));
         }
+        let mut counter = XdpCounter::load(ip, limit)?;
+        let mut last = None;
+        for (flags, mode) in [
+            (XDP_FLAGS_DRV_MODE, "native"),
+            (XDP_FLAGS_SKB_MODE, "generic"),
+        ] {
+            let mut attr = LinkCreateAttr {
+                prog_fd: counter.program.as_raw_fd() as u32,
+                target_ifindex: ifindex,
+                attach_type: BPF_XDP,
+                flags,
+            };
+            match sys_bpf(BPF_LINK_CREATE, &mut attr).and_then(fd_from) {
+                Ok(link) => {
+                    counter.link = Some(link);
+                    counter.mode = mode;
+                    return Ok(counter);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.expect("two tries");
+        Err(Unavailable(if e.raw_os_error() == Some(libc::EBUSY) {
+            format!("{iface} already has an XDP program (an af_xdp tool?)")
+        } else {
+            format!("cannot attach the counting program to {iface} ({e})")
+        }))
+    }
+
+    /// Loads the program and its maps, attached nowhere (tests run it
+    /// with `BPF_PROG_TEST_RUN`).
+    pub fn load(ip: Ipv4Addr, limit: Option<u64>) -> Result<XdpCounter, Unavailable> {
         let map_error = |what: &str, e: io::Error| {
             Unavailable(format!(
                 "cannot create the {what} map ({e}; CAP_BPF and CAP_NET_ADMIN needed)"
@@ -667,37 +699,20 @@ impl XdpCounter {
                 None => format!("cannot load the counting program ({})", e.error),
             })
         })?;
-        let mut last = None;
-        for (flags, mode) in [
-            (XDP_FLAGS_DRV_MODE, "native"),
-            (XDP_FLAGS_SKB_MODE, "generic"),
-        ] {
-            let mut attr = LinkCreateAttr {
-                prog_fd: loaded.as_raw_fd() as u32,
-                target_ifindex: ifindex,
-                attach_type: BPF_XDP,
-                flags,
-            };
-            match sys_bpf(BPF_LINK_CREATE, &mut attr).and_then(fd_from) {
-                Ok(link) => {
-                    return Ok(XdpCounter {
-                        state,
-                        histogram,
-                        flows,
-                        _program: loaded,
-                        link: Some(link),
-                        mode,
-                    })
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let e = last.expect("two tries");
-        Err(Unavailable(if e.raw_os_error() == Some(libc::EBUSY) {
-            format!("{iface} already has an XDP program (an af_xdp tool?)")
-        } else {
-            format!("cannot attach the counting program to {iface} ({e})")
-        }))
+        Ok(XdpCounter {
+            state,
+            histogram,
+            flows,
+            program: loaded,
+            link: None,
+            mode: "not attached",
+        })
+    }
+
+    /// The loaded program.
+    pub fn program(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.program.as_fd()
     }
 
     /// Detaches the program (the counts stay readable).
