@@ -623,7 +623,7 @@ impl XdpCounter {
             )));
         }
         let mut counter = XdpCounter::load(ip, limit)?;
-        let mut last = None;
+        let mut errors = Vec::new();
         for (flags, mode) in [
             (XDP_FLAGS_DRV_MODE, "native"),
             (XDP_FLAGS_SKB_MODE, "generic"),
@@ -640,14 +640,20 @@ impl XdpCounter {
                     counter.mode = mode;
                     return Ok(counter);
                 }
-                Err(e) => last = Some(e),
+                Err(e) => errors.push(e),
             }
         }
-        let e = last.expect("two tries");
-        Err(Unavailable(if e.raw_os_error() == Some(libc::EBUSY) {
+        // EBUSY: a program in that mode already; EEXIST: one in the other.
+        let taken = errors
+            .iter()
+            .any(|e| matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)));
+        Err(Unavailable(if taken {
             format!("{iface} already has an XDP program (an af_xdp tool?)")
         } else {
-            format!("cannot attach the counting program to {iface} ({e})")
+            format!(
+                "cannot attach the counting program to {iface} ({})",
+                errors.last().expect("two tries")
+            )
         }))
     }
 
