@@ -10,9 +10,16 @@ millions of frames per second (issue 24).
    the frames the peer's XDP program dropped (the veth's
    `rx_queue_N_xdp_drops`, `ethtool -S`) over the run's wall time.
    lab-gen sends to the drop's MAC without ARP (`--peer-mac`).
-2. lab-gen (live frames, unpaced) -> lab-sink on af_xdp: the sink's
-   rate; then lab-gen at 80% of 2,000,000/s, RUNS_AT_80 runs, each of
-   which must lose nothing.
+2. lab-gen (live frames, unpaced) -> lab-sink, side by side on its two
+   paths: counting in XDP (`--path xdp`, the program on b's eth1 takes the
+   live frames) and on af_xdp (`--path datalink --datalink af_xdp`); then
+   trafgen into the XDP-counting sink (its frames carry no lab-gen stamp:
+   the figure is the frames the program passed on, from `ethtool -S`).
+   Then lab-gen at 80% of 2,000,000/s, RUNS_AT_80 runs per path, each of
+   which must lose nothing. Each path twice: lab-gen as the scheduler
+   places it, and lab-gen on a CPU of its own (`taskset -c 1 chrt -f 1`:
+   on a veth the sink's receive and its XDP program run on the sender's
+   CPU, so that CPU is the whole path's).
 
 Runs alternate (trafgen, lab-gen, ...), so that a change in the machine's
 load hits all alike.
@@ -188,15 +195,26 @@ def generators(settings: Settings, pair: VethPair):
         )
 
 
-def gen_to_sink_run(settings: Settings, pair: VethPair, rate=None) -> tuple:
-    """One lab-gen (live frames) run into lab-sink on af_xdp: (lab-gen's
-    summary, lab-sink's)."""
-    sink = in_netns(pair.b.netns, tool("lab-sink"), pair.b.iface, "--datalink", "af_xdp", "--json")
-    with Background(sink, settings.workdir, "lab-sink-live") as receiving:
+SINK_PATHS = {
+    "xdp": ["--path", "xdp"],
+    "af_xdp": ["--path", "datalink", "--datalink", "af_xdp"],
+}
+PLACEMENTS = {
+    "scheduler": [],
+    "own CPU": ["taskset", "-c", "1", "chrt", "-f", "1"],
+}
+
+
+def gen_to_sink_run(settings: Settings, pair: VethPair, sink_path: str, placement: str, rate=None) -> tuple:
+    """One lab-gen (live frames) run into lab-sink on `sink_path`:
+    (lab-gen's summary, lab-sink's)."""
+    sink = in_netns(pair.b.netns, tool("lab-sink"), pair.b.iface, *SINK_PATHS[sink_path], "--json")
+    with Background(sink, settings.workdir, f"lab-sink-{sink_path}") as receiving:
         receiving.wait_for(r'"event":"ready"')
         pacing = ["--rate", f"{rate:.0f}"] if rate else []
         gen = in_netns(
             pair.a.netns,
+            *PLACEMENTS[placement],
             tool("lab-gen"),
             pair.a.iface,
             pair.b.addr,
@@ -212,36 +230,87 @@ def gen_to_sink_run(settings: Settings, pair: VethPair, rate=None) -> tuple:
         sent = last_json(run(gen, timeout=DURATION + 30).stdout, "lab-gen (live)")
         time.sleep(0.2)
         if receiving.stop() != 0:
-            raise BenchError(f"lab-sink (af_xdp) received nothing: {receiving.stderr()[-300:]}")
-        received = last_json(receiving.stdout(), "lab-sink (af_xdp)")
+            raise BenchError(f"lab-sink ({sink_path}) received nothing: {receiving.stderr()[-300:]}")
+        received = last_json(receiving.stdout(), f"lab-sink ({sink_path})")
+    expected = {"xdp": "xdp", "af_xdp": "datalink"}[sink_path]
+    if received.get("path") != expected:
+        raise BenchError(f"lab-sink {' '.join(SINK_PATHS[sink_path])} counted on {received.get('path')}")
     return sent, received
 
 
+def xdp_passes(pair: VethPair) -> int:
+    """The frames b's XDP programs passed on to the kernel so far."""
+    out = run(in_netns(pair.b.netns, "ethtool", "-S", pair.b.iface)).stdout
+    return sum(int(n) for n in re.findall(r"rx_queue_\d+_xdp_packets:\s*(\d+)", out)) - sum(
+        int(n) for n in re.findall(r"rx_queue_\d+_xdp_drops:\s*(\d+)", out)
+    )
+
+
+def trafgen_into_sink(settings: Settings, pair: VethPair) -> float:
+    """trafgen's frames/s into lab-sink --path xdp (which passes them on:
+    they are not lab-gen's), from the veth's own counts."""
+    conf = trafgen_conf(pair, settings.workdir)
+    sink = in_netns(pair.b.netns, tool("lab-sink"), pair.b.iface, "--path", "xdp", "--json")
+    cmd = in_netns(
+        pair.a.netns, "timeout", "-s", "INT", DURATION, "trafgen", "--dev", pair.a.iface,
+        "--conf", conf, "-P", "1", "--no-sock-mem",
+    )
+    with Background(sink, settings.workdir, "lab-sink-trafgen") as receiving:
+        receiving.wait_for(r'"event":"ready"')
+        before = xdp_passes(pair)
+        started = time.monotonic()
+        done = run(cmd, check=False, timeout=DURATION + 30)
+        elapsed = time.monotonic() - started
+        passed = xdp_passes(pair) - before
+        receiving.stop()
+    if passed <= 0:
+        raise BenchError(f"trafgen: nothing reached lab-sink's program: {done.stderr.strip()[-300:]}")
+    return passed / elapsed
+
+
 def gen_to_sink(settings: Settings, pair: VethPair):
-    print(f"== gen: lab-gen (live frames) -> lab-sink (af_xdp), then {RUNS_AT_80} runs at 80% of {SINK_TARGET:,}/s")
+    at_80 = SINK_TARGET * 0.8
+    report = settings.report
+    for placement in PLACEMENTS:
+        for sink_path in SINK_PATHS:
+            gen_to_sink_on(settings, pair, sink_path, placement, at_80)
+    print("== gen: trafgen -> lab-sink --path xdp")
+    trafgen = []
+    for index in range(settings.warmup + settings.runs):
+        rate = trafgen_into_sink(settings, pair)
+        if index >= settings.warmup:
+            trafgen.append(rate)
+    report.add(Figure("gen -> sink", "trafgen -P 1 into lab-sink --path xdp (frames/s it took)", "/s", "trafgen", trafgen))
+
+
+def gen_to_sink_on(settings: Settings, pair: VethPair, sink_path: str, placement: str, at_80: float):
+    print(
+        f"== gen: lab-gen (live frames, {placement}) -> lab-sink ({sink_path}), "
+        f"then {RUNS_AT_80} runs at 80% of {SINK_TARGET:,}/s"
+    )
     top, sink_top, sink_lost_top = [], [], []
     for index in range(settings.warmup + settings.runs):
-        sent, received = gen_to_sink_run(settings, pair)
+        sent, received = gen_to_sink_run(settings, pair, sink_path, placement)
         if index < settings.warmup:
             continue
         top.append(sent["rate"])
         sink_top.append(received["rate"])
         sink_lost_top.append(received["lost"] + (sent["sent"] - received["received"] - received["lost"]))
-    at_80 = SINK_TARGET * 0.8
     lost, rates, latency = [], [], []
     for _ in range(RUNS_AT_80):
-        sent, received = gen_to_sink_run(settings, pair, rate=at_80)
+        sent, received = gen_to_sink_run(settings, pair, sink_path, placement, rate=at_80)
         # What the sink never saw: gaps it counted, and the tail it could
         # not see (lab-gen's count says).
         lost.append(sent["sent"] - received["received"] + received["duplicates"])
         rates.append(received["rate"])
         latency.append(received["latency_p50_ms"] or 0.0)
     report = settings.report
-    report.add(Figure("gen -> sink", "lab-gen rate, live frames, no --rate", "/s", "lab-gen", top))
+    group = f"gen -> sink ({sink_path}, gen: {placement})"
+    report.add(Figure(group, "lab-gen rate, live frames, no --rate", "/s", "lab-gen", top))
     report.add(
         Figure(
-            "gen -> sink",
-            "lab-sink (af_xdp) rate at lab-gen's top rate",
+            group,
+            f"lab-sink ({sink_path}) rate at lab-gen's top rate",
             "/s",
             "lab-sink",
             sink_top,
@@ -251,7 +320,7 @@ def gen_to_sink(settings: Settings, pair: VethPair):
     )
     report.add(
         Figure(
-            "gen -> sink",
+            group,
             f"frames lost at {at_80:,.0f}/s, {RUNS_AT_80} runs (all of them)",
             "frames",
             "lab-sink",
@@ -260,4 +329,4 @@ def gen_to_sink(settings: Settings, pair: VethPair):
             note=f"per run: {', '.join(f'{n:,}' for n in lost)}; sink rate {min(rates):,.0f} .. {max(rates):,.0f}/s",
         )
     )
-    report.add(Figure("gen -> sink", f"lab-sink one-way latency p50 at {at_80:,.0f}/s", "ms", "lab-sink", latency))
+    report.add(Figure(group, f"lab-sink one-way latency p50 at {at_80:,.0f}/s", "ms", "lab-sink", latency))

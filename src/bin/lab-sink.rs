@@ -10,6 +10,7 @@ use clap::Parser;
 use labctl::tools::cli::{self, CommonArgs};
 use labctl::tools::datalink::{DatalinkKind, OpenOptions};
 use labctl::tools::error::ToolError;
+use labctl::tools::sink::xdp::XdpCounter;
 use labctl::tools::sink::{self, SinkOptions};
 
 #[derive(Parser, Debug)]
@@ -38,8 +39,21 @@ struct Args {
     /// (rate, loss, latency), from 1ms
     #[arg(long, default_value = "100ms", value_parser = interval)]
     interval: Duration,
+    /// Where frames are counted: `datalink` (in lab-sink, off its
+    /// datalink), `xdp` (in an XDP program on IFACE, ARP answered on
+    /// af_packet; or exit 3 saying why not), `auto` (xdp where it can
+    /// run, else the datalink, with one line saying why)
+    #[arg(long, value_enum, default_value_t = PathArg::Datalink)]
+    path: PathArg,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PathArg {
+    Auto,
+    Xdp,
+    Datalink,
 }
 
 fn main() -> ExitCode {
@@ -59,14 +73,42 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
         per_flow: args.per_flow,
         interval: args.common.json.then_some(args.interval),
         kernel_sees_frames: start.kind == DatalinkKind::AfPacket,
+        fallback: None,
     };
     let open = OpenOptions {
         bulk: true,
         ..start.options()
     };
-    let mut link = start.open(&open)?;
+    let (counter, fallback) = match args.path {
+        PathArg::Datalink => (None, None),
+        path => match XdpCounter::attach(&args.iface, me.index, ip, args.count) {
+            Ok(counter) => (Some(counter), None),
+            Err(why) if path == PathArg::Xdp => return Err(ToolError::XdpCount(why.to_string())),
+            Err(why) => {
+                eprintln!(
+                    "lab-sink: not counting in XDP: {why}; counting on {}",
+                    start.kind
+                );
+                (None, Some(why.to_string()))
+            }
+        },
+    };
     let mut out = start.output();
-    let summary = sink::run(link.as_mut(), &options, &mut out, &start.stop)?;
+    let summary = match counter {
+        Some(mut counter) => {
+            // ARP beside the program: frames it passes reach af_packet.
+            let mut link = start.open_as(DatalinkKind::AfPacket, &open)?;
+            sink::run_xdp(&mut counter, link.as_mut(), &options, &mut out, &start.stop)?
+        }
+        None => {
+            let mut link = start.open(&open)?;
+            let options = SinkOptions {
+                fallback,
+                ..options
+            };
+            sink::run(link.as_mut(), &options, &mut out, &start.stop)?
+        }
+    };
     Ok(cli::exit_for(summary.received))
 }
 

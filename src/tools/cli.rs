@@ -199,6 +199,16 @@ impl Start {
         open_datalink(self.kind, &self.iface, options)
     }
 
+    /// Opens the interface with `kind` rather than the tool's datalink
+    /// (lab-sink's ARP beside its XDP counting).
+    pub fn open_as(
+        &self,
+        kind: DatalinkKind,
+        options: &OpenOptions,
+    ) -> Result<Box<dyn Datalink>, ToolError> {
+        open_datalink(kind, &self.iface, options)
+    }
+
     /// Standard output, in human lines or `--json` events.
     pub fn output(&self) -> Output<BufWriter<Stdout>> {
         Output::stdout(self.format)

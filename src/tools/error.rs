@@ -75,6 +75,10 @@ pub enum ToolError {
     /// here, or a live run failed: why.
     #[error("XDP live frames: {0}")]
     LiveFrames(String),
+    /// lab-sink's XDP counting, asked for (`--path xdp`), cannot run here,
+    /// or its counts could not be read: why.
+    #[error("counting in XDP: {0}")]
+    XdpCount(String),
 }
 
 impl ToolError {
@@ -93,7 +97,8 @@ impl ToolError {
             | ToolError::Wire(_)
             | ToolError::FrameTooBig { .. }
             | ToolError::Signals(_)
-            | ToolError::LiveFrames(_) => EXIT_INTERFACE,
+            | ToolError::LiveFrames(_)
+            | ToolError::XdpCount(_) => EXIT_INTERFACE,
         }
     }
 }

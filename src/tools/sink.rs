@@ -41,6 +41,7 @@ use crate::tools::output::{as_text, Output};
 use crate::tools::traffic::{self, Parsed};
 
 pub mod seq;
+pub mod xdp;
 
 use seq::{Arrival, SeqTracker};
 
@@ -75,6 +76,8 @@ pub struct SinkOptions {
     /// The node's kernel sees the frames too (af_packet): take them off
     /// its hands ([`KernelPorts`]).
     pub kernel_sees_frames: bool,
+    /// Why the XDP path was tried and not used (for the summary).
+    pub fallback: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,8 +100,17 @@ pub struct FlowSummary {
     pub reordered: u64,
 }
 
+/// The names of the two ways of counting, in the summary.
+pub const PATH_XDP: &str = "xdp";
+pub const PATH_DATALINK: &str = "datalink";
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SinkSummary {
+    /// Where the frames were counted: `xdp` (a program on the interface,
+    /// [`xdp`]) or `datalink` (in lab-sink, off its datalink).
+    pub path: &'static str,
+    /// Why the XDP path was tried and not used.
+    pub fallback: Option<String>,
     /// lab-gen frames received, duplicates included.
     pub received: u64,
     pub lost: u64,
@@ -523,6 +535,8 @@ impl Sink {
             untracked: self.untracked,
             dropped: None,
             flows,
+            path: PATH_DATALINK,
+            fallback: None,
         }
     }
 }
@@ -666,6 +680,7 @@ pub fn run<W: Write>(
     let mut summary = sink.summary(ready.elapsed());
     summary.arp_replies = arp_replies;
     summary.dropped = datalink.stats().dropped;
+    summary.fallback = options.fallback.clone();
     if options.per_flow {
         for flow in &summary.flows {
             out.emit(&SinkEvent::Flow(flow))?;
@@ -798,6 +813,241 @@ impl fmt::Display for SinkEvent<'_> {
             }
         }
     }
+}
+
+/// How often the XDP path looks at its counts for `--count` and the stop
+/// flag, and waits for an ARP request meanwhile.
+const XDP_POLL: Duration = Duration::from_millis(1);
+
+fn counts_error(e: std::io::Error) -> ToolError {
+    ToolError::XdpCount(format!("reading the counts: {e}"))
+}
+
+/// The counts of an XDP counter's totals and histogram at one reading.
+struct Reading {
+    at_ns: u64,
+    totals: xdp::Totals,
+    histogram: Vec<u64>,
+}
+
+impl Reading {
+    fn take(counter: &xdp::XdpCounter) -> Result<Reading, ToolError> {
+        let totals = counter.totals().map_err(counts_error)?;
+        let histogram = counter.histogram().map_err(counts_error)?;
+        Ok(Reading {
+            at_ns: traffic::monotonic_ns(),
+            totals,
+            histogram,
+        })
+    }
+}
+
+/// One interval sample out of two readings.
+fn xdp_sample(before: &Reading, now: &Reading, ready_ns: u64) -> IntervalSample {
+    let duration_ns = now.at_ns.saturating_sub(before.at_ns);
+    let received = now.totals.received - before.totals.received;
+    let mut latency = latency_histogram();
+    xdp::record_buckets(
+        &mut latency,
+        &now.histogram,
+        Some(&before.histogram),
+        now.totals.latency_min,
+        now.totals.latency_max,
+    );
+    let seen = !latency.is_empty();
+    let lost_now = now.totals.lost();
+    IntervalSample {
+        start_ms: ms(before.at_ns.saturating_sub(ready_ns)),
+        duration_ms: ms(duration_ns),
+        received,
+        rate: if duration_ns == 0 {
+            0.0
+        } else {
+            (received as f64 * 1e9 / duration_ns as f64).round()
+        },
+        lost: lost_now as i64 - before.totals.lost() as i64,
+        lost_total: lost_now,
+        duplicates: now.totals.duplicates - before.totals.duplicates,
+        reordered: now.totals.reordered - before.totals.reordered,
+        latency_p50_ms: seen.then(|| ms(latency.value_at_quantile(0.5))),
+        latency_p99_ms: seen.then(|| ms(latency.value_at_quantile(0.99))),
+        latency_max_ms: seen.then(|| ms(latency.max())),
+    }
+}
+
+/// The summary of an XDP counter's final reading and flows.
+pub fn xdp_summary(
+    totals: &xdp::Totals,
+    histogram: &[u64],
+    flows: &[xdp::FlowCounts],
+    ready_for: Duration,
+) -> SinkSummary {
+    let mut flows: Vec<FlowSummary> = flows
+        .iter()
+        .map(|f| FlowSummary {
+            source: f.source,
+            source_port: f.source_port,
+            port: f.port,
+            session: f.session,
+            received: f.received,
+            lost: f.expected.saturating_sub(f.unique),
+            duplicates: f.duplicates,
+            reordered: f.reordered,
+        })
+        .collect();
+    flows.sort_by_key(|f| (f.source, f.source_port, f.port, f.session));
+    let lost: u64 = flows.iter().map(|f| f.lost).sum();
+    let expected = totals.unique + lost;
+    let loss_percent = if expected == 0 {
+        0.0
+    } else {
+        (lost as f64 * 100.0 / expected as f64 * 100.0).round() / 100.0
+    };
+    let received = totals.received;
+    let rate = if received > 1 && totals.last_ns > totals.first_ns {
+        (received - 1) as f64 * 1e9 / (totals.last_ns - totals.first_ns) as f64
+    } else if !ready_for.is_zero() {
+        received as f64 / ready_for.as_secs_f64()
+    } else {
+        0.0
+    };
+    let mut latency = latency_histogram();
+    xdp::record_buckets(
+        &mut latency,
+        histogram,
+        None,
+        totals.latency_min,
+        totals.latency_max,
+    );
+    let seen = !latency.is_empty();
+    SinkSummary {
+        path: PATH_XDP,
+        fallback: None,
+        received,
+        lost,
+        loss_percent,
+        duplicates: totals.duplicates,
+        reordered: totals.reordered,
+        rate: rate.round(),
+        latency_min_ms: seen.then(|| ms(totals.latency_min)),
+        latency_p50_ms: seen.then(|| ms(latency.value_at_quantile(0.5))),
+        latency_p99_ms: seen.then(|| ms(latency.value_at_quantile(0.99))),
+        latency_p99_9_ms: seen.then(|| ms(latency.value_at_quantile(0.999))),
+        latency_max_ms: seen.then(|| ms(totals.latency_max)),
+        latency_histogram: if seen {
+            latency
+                .iter_log(1_000, 2.0)
+                .map(|bucket| {
+                    (
+                        ms(bucket.value_iterated_to()),
+                        bucket.count_since_last_iteration(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        corrupted: 0,
+        ignored: 0,
+        arp_replies: 0,
+        untracked: totals.untracked,
+        dropped: None,
+        flows,
+    }
+}
+
+/// Counts in the XDP program `counter` until stopped (a signal,
+/// `--count`, `--duration`), answering ARP on `datalink` meanwhile, then
+/// detaches it and prints the summary.
+pub fn run_xdp<W: Write>(
+    counter: &mut xdp::XdpCounter,
+    datalink: &mut dyn Datalink,
+    options: &SinkOptions,
+    out: &mut Output<W>,
+    stop: &AtomicBool,
+) -> Result<SinkSummary, ToolError> {
+    out.emit(&SinkEvent::Ready {
+        iface: &options.iface,
+        ip: options.ip,
+        mac: options.mac,
+        datalink: format!(
+            "XDP counting ({}); ARP on {}",
+            counter.mode,
+            datalink.describe()
+        ),
+    })?;
+    out.flush()?;
+    let ready = Instant::now();
+    let ready_ns = traffic::monotonic_ns();
+    let end = options.duration.and_then(|d| ready.checked_add(d));
+    let answerer = ArpAnswerer::new(options.mac, options.ip);
+    let every_ns = options
+        .interval
+        .map(|every| u64::try_from(every.as_nanos()).unwrap_or(u64::MAX).max(1));
+    let mut before = Reading {
+        at_ns: ready_ns,
+        totals: xdp::Totals::default(),
+        histogram: vec![0; xdp::BUCKETS],
+    };
+    let (mut arp_replies, mut corrupted, mut ignored) = (0, 0, 0);
+    let mut replies: Vec<Vec<u8>> = Vec::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let now_ns = traffic::monotonic_ns();
+        if let Some(every) = every_ns {
+            if now_ns >= before.at_ns.saturating_add(every) {
+                let now = Reading::take(counter)?;
+                out.emit(&SinkEvent::Interval(&xdp_sample(&before, &now, ready_ns)))?;
+                out.flush()?;
+                before = now;
+            }
+        }
+        if let Some(count) = options.count {
+            let totals = counter.totals().map_err(counts_error)?;
+            if totals.received >= count {
+                break;
+            }
+        }
+        let mut wait = XDP_POLL;
+        if let Some(end) = end {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            wait = wait.min(left);
+        }
+        // What the program passed on: ARP, and frames it did not count.
+        if let Some(received) = datalink.recv(wait).map_err(ToolError::Wire)? {
+            if received.direction == Direction::In {
+                match traffic::parse(received.frame) {
+                    Parsed::Arp => replies.extend(answerer.answer(received.frame)),
+                    Parsed::Corrupted => corrupted += 1,
+                    _ => ignored += 1,
+                }
+            }
+        }
+        answer_arp(datalink, &mut replies, &mut arp_replies)?;
+    }
+    counter.detach();
+    let last = Reading::take(counter)?;
+    if every_ns.is_some() && (last.at_ns > before.at_ns || last.totals != before.totals) {
+        out.emit(&SinkEvent::Interval(&xdp_sample(&before, &last, ready_ns)))?;
+    }
+    let flows = counter.flows().map_err(counts_error)?;
+    let mut summary = xdp_summary(&last.totals, &last.histogram, &flows, ready.elapsed());
+    summary.arp_replies = arp_replies;
+    summary.corrupted = corrupted;
+    summary.ignored = ignored;
+    if options.per_flow {
+        for flow in &summary.flows {
+            out.emit(&SinkEvent::Flow(flow))?;
+        }
+    }
+    out.emit(&SinkEvent::Summary(&summary))?;
+    out.flush()?;
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ mod rootless;
 mod route;
 mod run;
 mod runtime;
+mod sink_xdp;
 mod support;
 mod throughput;
 mod tools;

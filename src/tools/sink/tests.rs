@@ -403,6 +403,7 @@ fn run_on_fake(format: Format, interval: Option<Duration>) -> Vec<String> {
         per_flow: false,
         interval,
         kernel_sees_frames: false,
+        fallback: None,
     };
     let mut out = Output::new(format, Vec::new());
     run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
@@ -508,6 +509,7 @@ proptest! {
             per_flow: false,
             interval: None,
             kernel_sees_frames: false,
+            fallback: None,
         };
         let mut out = Output::new(Format::Json, Vec::new());
         let summary = run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
