@@ -418,7 +418,7 @@ fn on_netmap_frames_are_written_in_place_numbered_and_counted_exactly() {
     let wire = kernel.wire().to_vec();
     assert_eq!(wire.len(), 5000);
     // The same bytes the copying path builds, but for the send times.
-    let mut generator = Generator::new(&me(), &options(Limit::Count(5000), None)).unwrap();
+    let generator = Generator::new(&me(), &options(Limit::Count(5000), None)).unwrap();
     let mut sink = Sink::new(Ipv4Addr::new(198, 18, 40, 2));
     for (i, frame) in wire.iter().enumerate() {
         let sent_ns = u64::from_be_bytes(
