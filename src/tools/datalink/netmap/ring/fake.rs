@@ -296,8 +296,9 @@ pub struct FakeKernel<'r> {
     complete: bool,
     complete_per_sync: Option<u32>,
     /// Whether a TX sync leaves other bytes in the buffers it took, as a
-    /// native veth (netmap pipes) does: it swaps each sent buffer with the
-    /// peer's, so a slot never keeps what the program wrote.
+    /// native veth (netmap pipes) may: it lends each sent buffer to the
+    /// peer's RX slot and takes back whatever buffer that slot holds when
+    /// the peer releases it, so a slot need not keep what was written.
     swap_buffers: bool,
     pub txsyncs: usize,
     pub rxsyncs: usize,
