@@ -28,7 +28,7 @@ use crate::tools::error::ToolError;
 use crate::tools::frames::Link;
 use crate::tools::iface::Interface;
 use crate::tools::output::{as_text, Output};
-use crate::tools::traffic::{self, FlowEnds, Stamp, Template};
+use crate::tools::traffic::{self, FlowEnds, InPlaceTemplate, SentSum, Stamp, Template};
 
 pub mod live;
 pub mod pacing;
@@ -149,6 +149,9 @@ pub enum GenEvent<'a> {
 /// The run's frames: one template per flow, the batch being built.
 pub struct Generator {
     templates: Vec<Template>,
+    /// The same, magic and session in place, for datalinks whose
+    /// transmit buffers lab-gen writes itself (netmap).
+    in_place: Vec<InPlaceTemplate>,
     session: u32,
     /// Frames numbered so far (sent, lost or in the batch).
     next: u64,
@@ -173,8 +176,13 @@ impl Generator {
                     .map_err(|error| ToolError::Usage(format!("--size {}: {error}", options.size)))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let in_place = templates
+            .iter()
+            .map(|template| template.in_place(options.session))
+            .collect();
         Ok(Generator {
             templates,
+            in_place,
             session: options.session,
             next: 0,
             batch: vec![Vec::new(); MAX_BATCH],
@@ -204,6 +212,36 @@ impl Generator {
         }
         self.next += count as u64;
         self.batch[..count].iter().map(Vec::as_slice).collect()
+    }
+
+    /// Writes the next frames straight into the datalink's transmit
+    /// buffers ([`Datalink::send_in_place`]), up to `count`, as many as it
+    /// takes in one call, stamped now; returns how many went (each of them
+    /// numbered; the generator moves on by that many only).
+    pub fn send_in_place(
+        &mut self,
+        datalink: &mut dyn Datalink,
+        count: usize,
+    ) -> Result<usize, DatalinkError> {
+        let flows = self.in_place.len() as u64;
+        // Frame i is flow i % flows, number i / flows: counted up, not
+        // divided, per frame.
+        let mut flow = (self.next % flows) as usize;
+        let mut seq = (self.next / flows) as u32;
+        let sent = SentSum::new(traffic::monotonic_ns());
+        let templates = &self.in_place;
+        let len = templates[0].len();
+        let went = datalink.send_in_place(count, len, &mut |_, buffer| {
+            templates[flow].write(seq, &sent, buffer);
+            flow += 1;
+            if flow == templates.len() {
+                flow = 0;
+                // The sink widens the 32-bit number back (it wraps).
+                seq = seq.wrapping_add(1);
+            }
+        })?;
+        self.next += went as u64;
+        Ok(went)
     }
 
     /// Numbers `count` frames without building them (the link is down:
@@ -306,8 +344,15 @@ pub fn run_on_path<W: Write>(
     }))?;
     out.flush()?;
     let mut generator = Generator::new(me, options)?;
+    // Where lab-gen may write into the datalink's transmit buffers, a
+    // batch is all of them (one sync for the lot).
+    let in_place = if live.is_none() {
+        datalink.in_place_capacity()
+    } else {
+        None
+    };
     let start = Instant::now();
-    let mut pacer = Pacer::new(options.rate, start, MAX_BATCH);
+    let mut pacer = Pacer::new(options.rate, start, in_place.unwrap_or(MAX_BATCH));
     let mut xmit_before = None;
     let mut probed = 0;
     let mut summary = GenSummary {
@@ -373,6 +418,7 @@ pub fn run_on_path<W: Write>(
                             break;
                         }
                     },
+                    None if in_place.is_some() => send_all_in_place(datalink, &mut generator, n),
                     None => {
                         let frames = generator.build(n);
                         send_all(datalink, &frames)
@@ -680,6 +726,31 @@ fn send_all(datalink: &mut dyn Datalink, frames: &[&[u8]]) -> Result<u64, SendFa
         }
     }
     Ok(dropped)
+}
+
+/// Sends the generator's next `n` frames in place, in as few calls as
+/// the datalink needs; on an error, how many went before it, the rest
+/// numbered all the same (the sink sees the gap), as [`send_all`].
+fn send_all_in_place(
+    datalink: &mut dyn Datalink,
+    generator: &mut Generator,
+    n: usize,
+) -> Result<u64, SendFailure> {
+    let mut sent = 0;
+    while sent < n {
+        match generator.send_in_place(datalink, n - sent) {
+            Ok(went) => sent += went,
+            Err(error) => {
+                generator.skip((n - sent) as u64);
+                return Err(SendFailure {
+                    done: sent,
+                    dropped: 0,
+                    error,
+                });
+            }
+        }
+    }
+    Ok(0)
 }
 
 /// How far [`send_all`] got before an error other than a queue drop.

@@ -219,6 +219,36 @@ pub trait Datalink {
         }
     }
 
+    /// How many frames one [`Datalink::send_in_place`] takes at most, on
+    /// a datalink that lets the sender write frames straight into its
+    /// transmit buffers (netmap: every TX slot of the port); `None` where
+    /// it does not, and `send_in_place` is not to be called.
+    fn in_place_capacity(&self) -> Option<usize> {
+        None
+    }
+
+    /// Sends up to `max` frames of `len` bytes, each written by
+    /// `fill(nth, buffer)` straight into a transmit buffer (no copy in
+    /// between; the buffer holds stale bytes, all `len` must be written),
+    /// as many as there is room for, with one kernel call; like
+    /// `send_batch`, nothing is left queued, `Ok(n)` says how many went
+    /// (`fill` was called for exactly those, `nth` from 0 in order), and
+    /// it waits for room when there is none. Only where
+    /// [`Datalink::in_place_capacity`] is `Some`; this default sends none.
+    fn send_in_place(
+        &mut self,
+        max: usize,
+        len: usize,
+        fill: &mut dyn FnMut(usize, &mut [u8]),
+    ) -> Result<usize, DatalinkError> {
+        let _ = (max, len, fill);
+        Err(DatalinkError::Io {
+            op: "send in place",
+            iface: self.describe(),
+            source: std::io::Error::from(std::io::ErrorKind::Unsupported),
+        })
+    }
+
     /// Waits up to `timeout` for the next frame; `Ok(None)` when none came.
     /// A zero timeout only takes what is already queued (tools drain the
     /// queue that way before their summary). A signal that interrupts the
@@ -269,6 +299,25 @@ pub trait Datalink {
     fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
         Vec::new()
     }
+}
+
+/// What [`Datalink::recv_queued`]'s default does, for a datalink whose own
+/// version hands some cases back to it: `recv` with a zero timeout, in a
+/// loop.
+pub fn recv_one_by_one(
+    datalink: &mut dyn Datalink,
+    max: usize,
+    each: &mut dyn FnMut(Received<'_>),
+) -> Result<usize, DatalinkError> {
+    let mut taken = 0;
+    while taken < max {
+        match datalink.recv(Duration::ZERO)? {
+            Some(received) => each(received),
+            None => break,
+        }
+        taken += 1;
+    }
+    Ok(taken)
 }
 
 /// Opens `iface` with the datalink `kind`.

@@ -533,3 +533,35 @@ proptest! {
         prop_assert_eq!(summary.lost, lost);
     }
 }
+
+#[test]
+fn on_netmap_every_frame_is_counted_straight_off_the_ring() {
+    use crate::tools::datalink::netmap::fake_link::FakeNetmap;
+    let mut link = FakeNetmap::new(1, 1, 64, 2048);
+    let flows = [template(49152), template(49153)];
+    let now = traffic::monotonic_ns();
+    for seq in 0..3000u32 {
+        link.kernel()
+            .deliver(0, &frame(&flows[(seq % 2) as usize], seq / 2, now));
+    }
+    let options = SinkOptions {
+        iface: "eth1".into(),
+        ip: SINK,
+        mac: MacAddr::new(2, 0, 0, 0, 0x40, 2),
+        count: Some(3000),
+        duration: Some(Duration::from_secs(5)),
+        per_flow: false,
+        interval: None,
+        kernel_sees_frames: false,
+    };
+    let mut out = Output::new(Format::Human, Vec::new());
+    let summary = run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
+    assert_eq!(
+        (summary.received, summary.lost, summary.corrupted),
+        (3000, 0, 0)
+    );
+    assert_eq!(summary.flows.len(), 2);
+    // 63 frames per sync of a 64-slot ring: no sync per frame.
+    let syncs = link.kernel().rxsyncs + link.kernel().polls;
+    assert!(syncs <= 3000 / 63 + 5, "{syncs} syncs");
+}

@@ -159,6 +159,101 @@ impl Rings {
         }
     }
 
+    /// The TX slots there are to fill: what one [`Rings::send_filled`]
+    /// takes at most.
+    pub fn tx_capacity(&self) -> usize {
+        // The kernel keeps one slot of each ring.
+        self.tx
+            .iter()
+            .map(|ring| ring.num_slots() as usize - 1)
+            .sum()
+    }
+
+    /// Fills up to `max` free TX slots in place, frame `nth` of the call
+    /// written by `fill(nth, buffer)` straight into its slot's buffer
+    /// (`len` bytes), every ring's free slots in one go, then syncs once;
+    /// returns how many went. Waits (up to a second) for a free slot when
+    /// every TX ring is full.
+    pub fn send_filled(
+        &mut self,
+        kernel: &mut impl KernelSync,
+        max: usize,
+        len: usize,
+        fill: &mut dyn FnMut(usize, &mut [u8]),
+    ) -> Result<usize, TransferError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let deadline = Instant::now() + self.send_timeout;
+        loop {
+            let mut done = 0;
+            for ring in &mut self.tx {
+                let left = u32::try_from(max - done).unwrap_or(u32::MAX);
+                let base = done;
+                done += ring.fill(left, len, &mut |nth, buffer| {
+                    fill(base + nth as usize, buffer)
+                })? as usize;
+                if done == max {
+                    break;
+                }
+            }
+            if done > 0 {
+                kernel.txsync().map_err(self::kernel("NIOCTXSYNC"))?;
+                return Ok(done);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !kernel
+                .poll_tx(left)
+                .map_err(self::kernel("poll for a free TX slot"))?
+            {
+                return Err(TransferError::TxRingsFull(self.send_timeout));
+            }
+        }
+    }
+
+    /// Takes up to `max` frames without waiting: every frame the RX rings
+    /// hold, each handed to `each` straight from its slot, the slots of a
+    /// ring given back together; when the rings run dry before `max`, one
+    /// RX sync (which gives the slots back to the kernel and brings what
+    /// arrived since), and on while a sync brings frames. Returns how many.
+    pub fn recv_queued(
+        &mut self,
+        kernel: &mut impl KernelSync,
+        max: usize,
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, TransferError> {
+        self.give_back_lent()?;
+        let mut taken = 0;
+        while taken < max {
+            let Some(index) = self.ready_ring()? else {
+                kernel.rxsync().map_err(self::kernel("NIOCRXSYNC"))?;
+                if self.ready_ring()?.is_none() {
+                    break;
+                }
+                continue;
+            };
+            self.next_rx = (index + 1) % self.rx.len();
+            let left = u32::try_from(max - taken).unwrap_or(u32::MAX);
+            let got = self.rx[index].take_received(left, &mut |slot| {
+                each(Received {
+                    frame: slot.data,
+                    direction: direction_of(slot.flags),
+                })
+            })? as usize;
+            taken += got;
+            if got == 0 {
+                // A frame over several slots at the head: joined, as recv
+                // does, then given back at once.
+                if let Some(direction) = self.take(index)? {
+                    each(self.lent_frame(direction)?);
+                    taken += 1;
+                }
+                self.give_back_lent()?;
+            }
+        }
+        Ok(taken)
+    }
+
     /// The next received frame, waiting up to `timeout`. The frame stays in
     /// its ring slot (no copy) until the next call, which gives the slot
     /// back to the kernel.
@@ -404,6 +499,126 @@ mod tests {
         rings.send(&mut kernel, b"ring 1").unwrap();
         assert_eq!(region.slot(NR_TX, 1, 0).len, 6);
         assert_eq!(kernel.wire().len(), 2);
+    }
+
+    #[test]
+    fn filled_slots_go_out_with_one_sync_and_a_full_ring_waits_for_room() {
+        // Two rings of 8 slots: 14 free; 20 asked, 14 go in one sync.
+        let region = FakeRegion::new(2, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        kernel.complete_transmissions(false);
+        let mut rings = rings(&region);
+        assert_eq!(rings.tx_capacity(), 14);
+        let mut calls = Vec::new();
+        let went = rings
+            .send_filled(&mut kernel, 20, 60, &mut |nth, buffer| {
+                calls.push(nth);
+                buffer.fill(nth as u8);
+            })
+            .unwrap();
+        assert_eq!(went, 14);
+        assert_eq!(calls, (0..14).collect::<Vec<_>>(), "in order, once each");
+        assert_eq!(kernel.txsyncs, 1);
+        let expected: Vec<Vec<u8>> = (0..14u8).map(|i| vec![i; 60]).collect();
+        assert_eq!(kernel.wire(), expected);
+        // No room: it waits for the kernel, then gives up.
+        let err = rings
+            .send_filled(&mut kernel, 1, 60, &mut |_, buffer| buffer.fill(0))
+            .unwrap_err();
+        assert!(matches!(err, TransferError::TxRingsFull(_)), "{err}");
+        kernel.complete_transmissions(true);
+        assert_eq!(
+            rings
+                .send_filled(&mut kernel, 3, 60, &mut |_, buffer| buffer.fill(9))
+                .unwrap(),
+            3
+        );
+        assert_eq!(kernel.wire().len(), 17);
+    }
+
+    #[test]
+    fn filling_in_place_writes_whole_frames_over_swapped_buffers() {
+        // A native veth swaps buffers: every byte must be written anew.
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        kernel.swap_buffers(true);
+        let mut rings = rings(&region);
+        let mut sent = 0u8;
+        while sent < 40 {
+            sent += rings
+                .send_filled(&mut kernel, 5, 64, &mut |nth, buffer| {
+                    buffer.copy_from_slice(&[sent + nth as u8; 64])
+                })
+                .unwrap() as u8;
+        }
+        let expected: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 64]).collect();
+        assert_eq!(kernel.wire(), expected);
+        let err = rings
+            .send_filled(&mut kernel, 1, 129, &mut |_, _| unreachable!())
+            .unwrap_err();
+        assert!(
+            matches!(err, TransferError::Ring(RingError::FrameTooLarge { .. })),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn recv_queued_takes_every_frame_with_one_sync_per_ring_full() {
+        let region = FakeRegion::new(1, 2, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        for i in 0..30u8 {
+            kernel.deliver(u32::from(i % 2), &[i % 2, i]);
+        }
+        let mut seen = Vec::new();
+        let taken = rings
+            .recv_queued(&mut kernel, 1000, &mut |got| seen.push(got.frame.to_vec()))
+            .unwrap();
+        assert_eq!(taken, 30);
+        let mut sorted = seen.clone();
+        sorted.sort_by_key(|frame| frame[1]);
+        let expected: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i % 2, i]).collect();
+        assert_eq!(sorted, expected, "every frame once");
+        // 7 frames per 8-slot ring per sync, 15 per ring: 3 syncs bring
+        // them, a 4th finds none.
+        assert_eq!(kernel.rxsyncs, 4);
+        for ring in rings.rx_rings() {
+            assert!(ring.is_empty().unwrap(), "every slot given back");
+        }
+        // `max` is kept; what is left stays for the next call.
+        for i in 0..5u8 {
+            kernel.deliver(0, &[i]);
+        }
+        let mut count = 0;
+        assert_eq!(
+            rings
+                .recv_queued(&mut kernel, 3, &mut |_| count += 1)
+                .unwrap(),
+            3
+        );
+        assert_eq!(count, 3);
+        let got = rings.recv(&mut kernel, Duration::ZERO).unwrap().unwrap();
+        assert_eq!(got.frame, [3]);
+    }
+
+    #[test]
+    fn recv_queued_joins_a_frame_over_several_slots() {
+        let region = FakeRegion::new(1, 1, 8, 128);
+        let mut kernel = FakeKernel::new(&region);
+        let mut rings = rings(&region);
+        kernel.deliver(0, b"one");
+        kernel.deliver_with_flags(0, &[1; 128], NS_MOREFRAG);
+        kernel.deliver(0, &[2; 10]);
+        kernel.deliver(0, b"two");
+        let mut seen = Vec::new();
+        let taken = rings
+            .recv_queued(&mut kernel, 10, &mut |got| seen.push(got.frame.to_vec()))
+            .unwrap();
+        assert_eq!(taken, 3);
+        assert_eq!(seen[0], b"one");
+        assert_eq!(seen[1].len(), 138);
+        assert_eq!(seen[2], b"two");
+        assert!(rings.rx_rings()[0].is_empty().unwrap());
     }
 
     #[test]

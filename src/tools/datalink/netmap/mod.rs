@@ -301,6 +301,61 @@ impl Datalink for Netmap {
         }
     }
 
+    fn in_place_capacity(&self) -> Option<usize> {
+        match (self.kind, &self.state) {
+            (PortKind::Nic, State::Open(open)) => Some(open.rings.tx_capacity()),
+            _ => None,
+        }
+    }
+
+    fn send_in_place(
+        &mut self,
+        max: usize,
+        len: usize,
+        fill: &mut dyn FnMut(usize, &mut [u8]),
+    ) -> Result<usize, DatalinkError> {
+        let iface = self.name();
+        match (self.kind, &mut self.state) {
+            (PortKind::Nic, State::Open(open)) => open
+                .rings
+                .send_filled(&mut open.port, max, len, fill)
+                .map_err(|err| DatalinkError::Io {
+                    op: "send",
+                    iface,
+                    source: std::io::Error::other(err),
+                }),
+            _ => Err(DatalinkError::Io {
+                op: "send",
+                iface,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "a netmap monitor only watches; it cannot send",
+                ),
+            }),
+        }
+    }
+
+    fn recv_queued(
+        &mut self,
+        max: usize,
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, DatalinkError> {
+        let iface = self.name();
+        match (self.kind, &mut self.state) {
+            // Straight off the rings, their slots given back a ring at a
+            // time. (A monitor, which may wait or end, goes frame by frame.)
+            (PortKind::Nic, State::Open(open)) => open
+                .rings
+                .recv_queued(&mut open.port, max, each)
+                .map_err(|err| DatalinkError::Io {
+                    op: "receive",
+                    iface,
+                    source: std::io::Error::other(err),
+                }),
+            _ => super::recv_one_by_one(self, max, each),
+        }
+    }
+
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
         let iface = self.name();
         let deadline = Instant::now() + timeout;
@@ -419,6 +474,95 @@ fn describe(iface: &str, state: &State, kind: PortKind, admode: Option<u32>) -> 
                 rx.len(),
                 slots(tx.first())
             )
+        }
+    }
+}
+
+/// A netmap port over the fake kernel (`ring/fake.rs`), as a datalink,
+/// for the tools' unit tests: the same ring code as [`Netmap`] runs,
+/// against a kernel that behaves as netmap's does.
+#[cfg(test)]
+pub(crate) mod fake_link {
+    use std::time::Duration;
+
+    use super::io::Rings;
+    use super::ring::fake::{FakeKernel, FakeRegion};
+    use crate::tools::datalink::{Datalink, DatalinkError, Received};
+
+    pub struct FakeNetmap {
+        rings: Rings,
+        kernel: FakeKernel<'static>,
+    }
+
+    fn io(op: &'static str) -> impl Fn(super::io::TransferError) -> DatalinkError {
+        move |err| DatalinkError::Io {
+            op,
+            iface: "netmap:fake".into(),
+            source: std::io::Error::other(err),
+        }
+    }
+
+    impl FakeNetmap {
+        pub fn new(tx_rings: u32, rx_rings: u32, num_slots: u32, buf_size: u32) -> FakeNetmap {
+            // Leaked: the kernel borrows the region for the test's life.
+            let region: &'static FakeRegion = Box::leak(Box::new(FakeRegion::new(
+                tx_rings, rx_rings, num_slots, buf_size,
+            )));
+            FakeNetmap {
+                rings: Rings::new(region.region().interface(region.nifp_offset()).unwrap()),
+                kernel: FakeKernel::new(region),
+            }
+        }
+
+        pub fn kernel(&mut self) -> &mut FakeKernel<'static> {
+            &mut self.kernel
+        }
+    }
+
+    impl Datalink for FakeNetmap {
+        fn describe(&self) -> String {
+            "netmap (fake kernel)".into()
+        }
+
+        fn send(&mut self, frame: &[u8]) -> Result<(), DatalinkError> {
+            self.rings.send(&mut self.kernel, frame).map_err(io("send"))
+        }
+
+        fn send_batch(&mut self, frames: &[&[u8]]) -> Result<usize, DatalinkError> {
+            self.rings
+                .send_batch(&mut self.kernel, frames)
+                .map_err(io("send"))
+        }
+
+        fn recv(&mut self, timeout: Duration) -> Result<Option<Received<'_>>, DatalinkError> {
+            self.rings
+                .recv(&mut self.kernel, timeout)
+                .map_err(io("receive"))
+        }
+
+        fn recv_queued(
+            &mut self,
+            max: usize,
+            each: &mut dyn FnMut(Received<'_>),
+        ) -> Result<usize, DatalinkError> {
+            self.rings
+                .recv_queued(&mut self.kernel, max, each)
+                .map_err(io("receive"))
+        }
+
+        fn in_place_capacity(&self) -> Option<usize> {
+            Some(self.rings.tx_capacity())
+        }
+
+        fn send_in_place(
+            &mut self,
+            max: usize,
+            len: usize,
+            fill: &mut dyn FnMut(usize, &mut [u8]),
+        ) -> Result<usize, DatalinkError> {
+            self.rings
+                .send_filled(&mut self.kernel, max, len, fill)
+                .map_err(io("send"))
         }
     }
 }

@@ -16,7 +16,7 @@
 use std::ptr::{self, addr_of, addr_of_mut, NonNull};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::abi::{netmap_if, netmap_ring, netmap_slot, NR_RX, NR_TX};
+use super::abi::{netmap_if, netmap_ring, netmap_slot, NR_RX, NR_TX, NS_MOREFRAG};
 
 /// A value in the shared region that netmap never produces.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -414,6 +414,48 @@ impl Ring {
         Ok(true)
     }
 
+    /// TX: fills up to `max` free slots from `head` in place, each with
+    /// `len` bytes that `fill(nth, buffer)` writes straight into the
+    /// slot's buffer (no copy in between), and hands them all to the
+    /// kernel with one move of `head` and `cur`. Returns how many were
+    /// filled (0 when no slot is free). They only leave at the next TX
+    /// sync. A buffer holds whatever was in it before (a native pipe swaps
+    /// buffers with its peer), so `fill` writes all `len` bytes.
+    pub fn fill(
+        &mut self,
+        max: u32,
+        len: usize,
+        fill: &mut dyn FnMut(u32, &mut [u8]),
+    ) -> Result<u32, RingError> {
+        let too_large = RingError::FrameTooLarge {
+            len,
+            buf_size: self.buf_size,
+        };
+        let slot_len = u16::try_from(len).map_err(|_| too_large.clone())?;
+        if len > self.buf_size as usize {
+            return Err(too_large);
+        }
+        let count = self.owned()?.min(max);
+        let head = self.head()?;
+        let mut index = head;
+        for nth in 0..count {
+            let (buffer, slot) = self.buffer(index)?;
+            // SAFETY: buffer has buf_size >= len bytes inside the region,
+            // owned by the program (within [head, tail)), and nothing else
+            // refers to it while `fill` runs; slot likewise.
+            unsafe {
+                fill(nth, std::slice::from_raw_parts_mut(buffer, len));
+                ptr::write_volatile(addr_of_mut!((*slot).len), slot_len);
+                ptr::write_volatile(addr_of_mut!((*slot).flags), 0);
+            }
+            index = self.next(index);
+        }
+        if count > 0 {
+            self.advance_to(index);
+        }
+        Ok(count)
+    }
+
     /// RX: the `nth` received slot after `head`, if there are that many.
     /// Its bytes stay valid until [`Ring::release`] gives it back.
     pub fn received(&self, nth: u32) -> Result<Option<RxSlot<'_>>, RingError> {
@@ -442,6 +484,52 @@ impl Ring {
         // self keeps release() (the only way to give it back) away.
         let data = unsafe { std::slice::from_raw_parts(buffer, len as usize) };
         Ok(Some(RxSlot { data, flags }))
+    }
+
+    /// RX: hands up to `max` received single-slot frames from `head` to
+    /// `each`, in order, then gives all their slots back with one move of
+    /// `head` and `cur`; returns how many. Stops before a frame over
+    /// several slots (NS_MOREFRAG), which the caller joins.
+    pub fn take_received(
+        &mut self,
+        max: u32,
+        each: &mut dyn FnMut(RxSlot<'_>),
+    ) -> Result<u32, RingError> {
+        let count = self.owned()?.min(max);
+        let head = self.head()?;
+        let mut index = head;
+        let mut taken = 0;
+        while taken < count {
+            let (buffer, slot) = self.buffer(index)?;
+            // SAFETY: the slot is owned by the program (within [head, tail)).
+            let (len, flags) = unsafe {
+                (
+                    ptr::read_volatile(addr_of!((*slot).len)),
+                    ptr::read_volatile(addr_of!((*slot).flags)),
+                )
+            };
+            if flags & NS_MOREFRAG != 0 {
+                break;
+            }
+            if u32::from(len) > self.buf_size {
+                return Err(RingError::SlotTooLong {
+                    slot: index,
+                    len,
+                    buf_size: self.buf_size,
+                });
+            }
+            // SAFETY: len <= buf_size bytes of a buffer inside the region;
+            // the kernel does not write slots the program owns, and the
+            // slice does not outlive this call, before the slot goes back.
+            let data = unsafe { std::slice::from_raw_parts(buffer, len as usize) };
+            each(RxSlot { data, flags });
+            taken += 1;
+            index = self.next(index);
+        }
+        if taken > 0 {
+            self.advance_to(index);
+        }
+        Ok(taken)
     }
 
     /// RX: gives the first `count` received slots back to the kernel.

@@ -295,6 +295,11 @@ pub struct FakeKernel<'r> {
     pending: Vec<VecDeque<(Vec<u8>, u16)>>,
     complete: bool,
     complete_per_sync: Option<u32>,
+    /// Whether a TX sync leaves other bytes in the buffers it took, as a
+    /// native veth (netmap pipes) may: it lends each sent buffer to the
+    /// peer's RX slot and takes back whatever buffer that slot holds when
+    /// the peer releases it, so a slot need not keep what was written.
+    swap_buffers: bool,
     pub txsyncs: usize,
     pub rxsyncs: usize,
     pub polls: usize,
@@ -321,6 +326,7 @@ impl<'r> FakeKernel<'r> {
             pending: (0..region.rx_rings).map(|_| VecDeque::new()).collect(),
             complete: true,
             complete_per_sync: None,
+            swap_buffers: false,
             txsyncs: 0,
             rxsyncs: 0,
             polls: 0,
@@ -344,6 +350,11 @@ impl<'r> FakeKernel<'r> {
     pub fn complete_at_most(&mut self, frames: u32) {
         self.complete = true;
         self.complete_per_sync = Some(frames);
+    }
+
+    /// TX syncs leave other bytes in the buffers they took (a pipe's swap).
+    pub fn swap_buffers(&mut self, swap: bool) {
+        self.swap_buffers = swap;
     }
 
     /// A frame arrives for RX ring `ring`; it shows up at the next RX sync.
@@ -419,6 +430,12 @@ impl<'r> FakeKernel<'r> {
                             ),
                         )
                     })?;
+                if self.swap_buffers {
+                    let buffer = self.region.buffer_ptr(NR_TX, ring, at);
+                    // SAFETY: the kernel owns the slot now; its buffer is
+                    // buf_size bytes of the region.
+                    unsafe { std::ptr::write_bytes(buffer, 0xee, self.region.buf_size as usize) };
+                }
                 self.wire.push(frame);
                 at = self.next(at);
             }
