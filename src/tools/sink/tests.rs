@@ -553,6 +553,7 @@ fn on_netmap_every_frame_is_counted_straight_off_the_ring() {
         per_flow: false,
         interval: None,
         kernel_sees_frames: false,
+        fallback: None,
     };
     let mut out = Output::new(Format::Human, Vec::new());
     let summary = run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
