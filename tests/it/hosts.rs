@@ -672,7 +672,7 @@ fn scaling_figures() {
     timed(records.path(), &[], &["destroy", &across.name]);
     timed(records.path(), &on_a, &["deploy", one.path()]);
     timed(records.path(), &on_a, &["destroy", &one.name]);
-    for round in 1..=3 {
+    for round in 1..=2 {
         let l = load();
         let one_up = timed(records.path(), &on_a, &["deploy", one.path()]);
         let one_down = timed(records.path(), &on_a, &["destroy", &one.name]);
