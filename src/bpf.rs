@@ -103,6 +103,56 @@ impl Insn {
     }
 }
 
+/// The few instruction forms the hand-assembled programs (lab-gen's live
+/// frames, lab-sink's counter) are written in, and the registers' names.
+pub mod asm {
+    use super::*;
+
+    pub const R0: u8 = 0;
+    pub const R1: u8 = 1;
+    pub const R2: u8 = 2;
+    pub const R3: u8 = 3;
+    pub const R4: u8 = 4;
+    pub const R5: u8 = 5;
+    pub const R6: u8 = 6;
+    pub const R7: u8 = 7;
+    pub const R8: u8 = 8;
+    pub const R9: u8 = 9;
+    /// The read-only frame pointer.
+    pub const FP: u8 = 10;
+
+    /// `dst op= imm`, 64 bits.
+    pub fn alu64_k(op: u8, dst: u8, imm: i32) -> Insn {
+        Insn::new(BPF_ALU64 | op | BPF_K, dst, 0, 0, imm)
+    }
+    /// `dst op= src`, 64 bits.
+    pub fn alu64_x(op: u8, dst: u8, src: u8) -> Insn {
+        Insn::new(BPF_ALU64 | op | BPF_X, dst, src, 0, 0)
+    }
+    pub fn mov_k(dst: u8, imm: i32) -> Insn {
+        alu64_k(BPF_MOV, dst, imm)
+    }
+    pub fn mov_x(dst: u8, src: u8) -> Insn {
+        alu64_x(BPF_MOV, dst, src)
+    }
+    /// `dst = *(size *)(src + off)`.
+    pub fn load(size: u8, dst: u8, src: u8, off: i16) -> Insn {
+        Insn::new(BPF_LDX | BPF_MEM | size, dst, src, off, 0)
+    }
+    /// `*(size *)(dst + off) = src`.
+    pub fn store(size: u8, dst: u8, off: i16, src: u8) -> Insn {
+        Insn::new(BPF_STX | BPF_MEM | size, dst, src, off, 0)
+    }
+    /// `dst = htobe<bits>(dst)`.
+    pub fn to_be(dst: u8, bits: i32) -> Insn {
+        Insn::new(BPF_ALU | BPF_END | BPF_TO_BE, dst, 0, 0, bits)
+    }
+    /// A call of kernel helper number `helper`.
+    pub fn call(helper: i32) -> Insn {
+        Insn::new(BPF_JMP | BPF_CALL, 0, 0, 0, helper)
+    }
+}
+
 /// The BPF_PROG_LOAD part of union bpf_attr (up to expected_attach_type).
 #[repr(C)]
 #[derive(Default)]

@@ -35,12 +35,12 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
+use crate::bpf::asm::*;
 use crate::bpf::{
-    Insn, LoadError, Program, SingleValue, XdpTestRun, BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND,
-    BPF_CALL, BPF_DIV, BPF_DW, BPF_END, BPF_EXIT, BPF_FUNC_KTIME_GET_NS,
-    BPF_F_TEST_XDP_LIVE_FRAMES, BPF_H, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JLE, BPF_JLT, BPF_JMP,
-    BPF_JNE, BPF_K, BPF_LDX, BPF_LSH, BPF_MEM, BPF_MOD, BPF_MOV, BPF_PROG_TYPE_XDP,
-    BPF_PSEUDO_MAP_VALUE, BPF_RSH, BPF_STX, BPF_SUB, BPF_TO_BE, BPF_W, BPF_X, BPF_XDP, BPF_XOR,
+    Insn, LoadError, Program, SingleValue, XdpTestRun, BPF_ADD, BPF_ALU, BPF_AND, BPF_CALL,
+    BPF_DIV, BPF_DW, BPF_EXIT, BPF_FUNC_KTIME_GET_NS, BPF_F_TEST_XDP_LIVE_FRAMES, BPF_H, BPF_JEQ,
+    BPF_JGE, BPF_JGT, BPF_JLE, BPF_JLT, BPF_JMP, BPF_JNE, BPF_K, BPF_LSH, BPF_MOD, BPF_MOV,
+    BPF_PROG_TYPE_XDP, BPF_PSEUDO_MAP_VALUE, BPF_RSH, BPF_SUB, BPF_W, BPF_X, BPF_XDP, BPF_XOR,
     XDP_DROP, XDP_TX,
 };
 use crate::tools::traffic::{Stamp, Template, MIN_FRAME, SENT_AT, SEQ_AT, UDP_AT};
@@ -74,37 +74,6 @@ pub struct StampPlan {
     pub base_port: u16,
     /// [`Template::sum_without_port_seq_time`] of the run's session.
     pub base_sum: u32,
-}
-
-const R0: u8 = 0;
-const R1: u8 = 1;
-const R2: u8 = 2;
-const R3: u8 = 3;
-const R4: u8 = 4;
-const R5: u8 = 5;
-const R6: u8 = 6;
-const R7: u8 = 7;
-const R8: u8 = 8;
-const R9: u8 = 9;
-
-fn alu64_k(op: u8, dst: u8, imm: i32) -> Insn {
-    Insn::new(BPF_ALU64 | op | BPF_K, dst, 0, 0, imm)
-}
-
-fn alu64_x(op: u8, dst: u8, src: u8) -> Insn {
-    Insn::new(BPF_ALU64 | op | BPF_X, dst, src, 0, 0)
-}
-
-fn to_be(dst: u8, bits: i32) -> Insn {
-    Insn::new(BPF_ALU | BPF_END | BPF_TO_BE, dst, 0, 0, bits)
-}
-
-fn load(size: u8, dst: u8, src: u8, off: i16) -> Insn {
-    Insn::new(BPF_LDX | BPF_MEM | size, dst, src, off, 0)
-}
-
-fn store(size: u8, dst: u8, off: usize, src: u8) -> Insn {
-    Insn::new(BPF_STX | BPF_MEM | size, dst, src, off as i16, 0)
 }
 
 /// The program's state, one map value that userspace writes before a run
@@ -261,8 +230,8 @@ pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
         alu64_x(BPF_ADD, R4, R8),
         alu64_k(BPF_LSH, R5, 32),
         alu64_k(BPF_RSH, R5, 32),
-        store(BPF_DW, R1, state::FRAC_ACC as usize, R5),
-        store(BPF_DW, R1, state::NEXT_DUE_NS as usize, R4),
+        store(BPF_DW, R1, state::FRAC_ACC, R5),
+        store(BPF_DW, R1, state::NEXT_DUE_NS, R4),
     ] {
         a.push(insn);
     }
@@ -270,8 +239,8 @@ pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
     for insn in [
         alu64_x(BPF_MOV, R8, R7),
         alu64_k(BPF_ADD, R8, 1),
-        store(BPF_DW, R1, state::NEXT as usize, R8),
-        store(BPF_DW, R1, state::LAST_NS as usize, R6),
+        store(BPF_DW, R1, state::NEXT, R8),
+        store(BPF_DW, R1, state::LAST_NS, R6),
         alu64_x(BPF_MOV, R8, R7),
     ] {
         a.push(insn);
@@ -323,13 +292,13 @@ pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
         Insn::new(BPF_JMP | BPF_JNE | BPF_K, R5, 0, 1, 0),
         alu64_k(BPF_MOV, R5, 0xffff),
         to_be(R7, 16),
-        store(BPF_H, R2, UDP_AT, R7),
+        store(BPF_H, R2, UDP_AT as i16, R7),
         to_be(R8, 32),
-        store(BPF_W, R2, SEQ_AT, R8),
+        store(BPF_W, R2, SEQ_AT as i16, R8),
         to_be(R6, 64),
-        store(BPF_DW, R2, SENT_AT, R6),
+        store(BPF_DW, R2, SENT_AT as i16, R6),
         to_be(R5, 16),
-        store(BPF_H, R2, UDP_AT + 6, R5),
+        store(BPF_H, R2, (UDP_AT + 6) as i16, R5),
         alu64_k(BPF_MOV, R0, XDP_TX),
         Insn::new(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
     ] {

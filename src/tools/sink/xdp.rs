@@ -50,12 +50,12 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use crate::bpf::asm::*;
 use crate::bpf::{
     fd_from, name, sys_bpf, Insn, MapCreateAttr, MapElemAttr, Program, SingleValue, BPF_ADD,
-    BPF_ALU, BPF_ALU64, BPF_AND, BPF_CALL, BPF_DW, BPF_END, BPF_EXIT, BPF_FUNC_KTIME_GET_NS, BPF_H,
-    BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JLE, BPF_JLT, BPF_JMP, BPF_JNE, BPF_K, BPF_LDX, BPF_LSH,
-    BPF_MEM, BPF_MOV, BPF_PROG_TYPE_XDP, BPF_PSEUDO_MAP_VALUE, BPF_RSH, BPF_STX, BPF_SUB,
-    BPF_TO_BE, BPF_W, BPF_X, BPF_XDP, XDP_DROP, XDP_PASS,
+    BPF_AND, BPF_DW, BPF_EXIT, BPF_FUNC_KTIME_GET_NS, BPF_H, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT,
+    BPF_JLE, BPF_JLT, BPF_JMP, BPF_JNE, BPF_K, BPF_LSH, BPF_PROG_TYPE_XDP, BPF_PSEUDO_MAP_VALUE,
+    BPF_RSH, BPF_SUB, BPF_W, BPF_X, BPF_XDP, XDP_DROP, XDP_PASS,
 };
 use crate::tools::traffic::MAGIC;
 
@@ -128,43 +128,6 @@ const SEQ_AT: i16 = 50;
 const SENT_AT: i16 = 54;
 const STAMP_END: i32 = 62;
 
-const R0: u8 = 0;
-const R1: u8 = 1;
-const R2: u8 = 2;
-const R3: u8 = 3;
-const R4: u8 = 4;
-const R5: u8 = 5;
-const R6: u8 = 6;
-const R7: u8 = 7;
-const R8: u8 = 8;
-const R9: u8 = 9;
-const FP: u8 = 10;
-
-fn alu_k(op: u8, dst: u8, imm: i32) -> Insn {
-    Insn::new(BPF_ALU64 | op | BPF_K, dst, 0, 0, imm)
-}
-fn alu_x(op: u8, dst: u8, src: u8) -> Insn {
-    Insn::new(BPF_ALU64 | op | BPF_X, dst, src, 0, 0)
-}
-fn mov_k(dst: u8, imm: i32) -> Insn {
-    alu_k(BPF_MOV, dst, imm)
-}
-fn mov_x(dst: u8, src: u8) -> Insn {
-    alu_x(BPF_MOV, dst, src)
-}
-fn load(size: u8, dst: u8, src: u8, off: i16) -> Insn {
-    Insn::new(BPF_LDX | BPF_MEM | size, dst, src, off, 0)
-}
-fn store(size: u8, dst: u8, off: i16, src: u8) -> Insn {
-    Insn::new(BPF_STX | BPF_MEM | size, dst, src, off, 0)
-}
-fn to_be(dst: u8, bits: i32) -> Insn {
-    Insn::new(BPF_ALU | BPF_END | BPF_TO_BE, dst, 0, 0, bits)
-}
-fn call(helper: i32) -> Insn {
-    Insn::new(BPF_JMP | BPF_CALL, 0, 0, 0, helper)
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Label {
     Pass,
@@ -223,13 +186,13 @@ impl Asm {
     /// `*(u64 *)(reg + off) += 1`, through r5.
     fn inc(&mut self, reg: u8, off: i16) {
         self.op(load(BPF_DW, R5, reg, off));
-        self.op(alu_k(BPF_ADD, R5, 1));
+        self.op(alu64_k(BPF_ADD, R5, 1));
         self.op(store(BPF_DW, reg, off, R5));
     }
     /// `*(u64 *)(reg + off) += src`, through r5.
     fn add(&mut self, reg: u8, off: i16, src: u8) {
         self.op(load(BPF_DW, R5, reg, off));
-        self.op(alu_x(BPF_ADD, R5, src));
+        self.op(alu64_x(BPF_ADD, R5, src));
         self.op(store(BPF_DW, reg, off, R5));
     }
     fn finish(mut self) -> Vec<Insn> {
@@ -278,7 +241,7 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.op(load(BPF_W, R2, R1, 0));
     a.op(load(BPF_W, R3, R1, 4));
     a.op(mov_x(R4, R2));
-    a.op(alu_k(BPF_ADD, R4, STAMP_END));
+    a.op(alu64_k(BPF_ADD, R4, STAMP_END));
     a.jx(BPF_JGT, R4, R3, Label::Pass);
     // Ethernet type 0x0800 (as loaded little-endian: 0x0008).
     a.op(load(BPF_H, R4, R2, ETHERTYPE));
@@ -290,7 +253,7 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.jk(BPF_JNE, R4, 17, Label::Pass);
     // Not a fragment: flags MF and the offset (0x3fff big-endian).
     a.op(load(BPF_H, R4, R2, IP_FRAG));
-    a.op(alu_k(BPF_AND, R4, 0xff3f));
+    a.op(alu64_k(BPF_AND, R4, 0xff3f));
     a.jk(BPF_JNE, R4, 0, Label::Pass);
     a.op(load(BPF_W, R4, R2, IP_DST));
     a.jk(
@@ -306,13 +269,13 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.op(to_be(R4, 16));
     a.jk(BPF_JLT, R4, 48, Label::Pass);
     a.op(mov_x(R5, R3));
-    a.op(alu_x(BPF_SUB, R5, R2));
-    a.op(alu_k(BPF_SUB, R5, 14));
+    a.op(alu64_x(BPF_SUB, R5, R2));
+    a.op(alu64_k(BPF_SUB, R5, 14));
     a.jx(BPF_JGT, R4, R5, Label::Pass);
     a.op(load(BPF_H, R5, R2, UDP_LEN));
     a.op(to_be(R5, 16));
     a.jk(BPF_JLT, R5, 28, Label::Pass);
-    a.op(alu_k(BPF_SUB, R4, 20));
+    a.op(alu64_k(BPF_SUB, R4, 20));
     a.jx(BPF_JGT, R5, R4, Label::Pass);
     // The limit.
     a.ops(&Insn::ld_imm64(R8, BPF_PSEUDO_MAP_VALUE, maps.state, 0));
@@ -334,7 +297,7 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     // The flow.
     a.ops(&Insn::ld_imm64(R1, BPF_PSEUDO_MAP_FD, maps.flows, 0));
     a.op(mov_x(R2, FP));
-    a.op(alu_k(BPF_ADD, R2, -16));
+    a.op(alu64_k(BPF_ADD, R2, -16));
     a.op(call(BPF_FUNC_MAP_LOOKUP_ELEM));
     a.jk(BPF_JNE, R0, 0, Label::Have);
     a.op(mov_k(R1, 0));
@@ -343,14 +306,14 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     }
     a.ops(&Insn::ld_imm64(R1, BPF_PSEUDO_MAP_FD, maps.flows, 0));
     a.op(mov_x(R2, FP));
-    a.op(alu_k(BPF_ADD, R2, -16));
+    a.op(alu64_k(BPF_ADD, R2, -16));
     a.op(mov_x(R3, FP));
-    a.op(alu_k(BPF_ADD, R3, -72));
+    a.op(alu64_k(BPF_ADD, R3, -72));
     a.op(mov_k(R4, BPF_NOEXIST));
     a.op(call(BPF_FUNC_MAP_UPDATE_ELEM));
     a.ops(&Insn::ld_imm64(R1, BPF_PSEUDO_MAP_FD, maps.flows, 0));
     a.op(mov_x(R2, FP));
-    a.op(alu_k(BPF_ADD, R2, -16));
+    a.op(alu64_k(BPF_ADD, R2, -16));
     a.op(call(BPF_FUNC_MAP_LOOKUP_ELEM));
     a.jk(BPF_JNE, R0, 0, Label::Have);
     a.label(Label::Untracked);
@@ -362,7 +325,7 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.op(mov_x(R9, R0));
     a.op(load(BPF_DW, R1, R9, flow::RECEIVED));
     a.op(mov_x(R2, R1));
-    a.op(alu_k(BPF_ADD, R2, 1));
+    a.op(alu64_k(BPF_ADD, R2, 1));
     a.op(store(BPF_DW, R9, flow::RECEIVED, R2));
     a.jk(BPF_JNE, R1, 0, Label::Existing);
     // The flow's first frame.
@@ -376,8 +339,8 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.op(store(BPF_DW, R9, flow::BITMAP, R3));
     a.op(store(BPF_DW, R9, flow::UNIQUE, R3));
     a.op(mov_x(R3, R6));
-    a.op(alu_x(BPF_SUB, R3, R2));
-    a.op(alu_k(BPF_ADD, R3, 1));
+    a.op(alu64_x(BPF_SUB, R3, R2));
+    a.op(alu64_k(BPF_ADD, R3, 1));
     a.add(R8, state::EXPECTED, R3);
     a.inc(R8, state::UNIQUE);
     a.goto(Label::Latency);
@@ -386,11 +349,11 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     // Widen: r3 = highest + (s32)(seq - (u32)highest); on underflow, seq.
     a.op(load(BPF_DW, R1, R9, flow::HIGHEST));
     a.op(mov_x(R2, R6));
-    a.op(alu_x(BPF_SUB, R2, R1));
-    a.op(alu_k(BPF_LSH, R2, 32));
-    a.op(alu_k(BPF_ARSH, R2, 32));
+    a.op(alu64_x(BPF_SUB, R2, R1));
+    a.op(alu64_k(BPF_LSH, R2, 32));
+    a.op(alu64_k(BPF_ARSH, R2, 32));
     a.op(mov_x(R3, R1));
-    a.op(alu_x(BPF_ADD, R3, R2));
+    a.op(alu64_x(BPF_ADD, R3, R2));
     a.jk(BPF_JSGE, R2, 0, Label::UseWidened);
     a.jx(BPF_JGT, R3, R1, Label::Widened);
     a.label(Label::UseWidened);
@@ -399,15 +362,15 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.jx(BPF_JGT, R6, R1, Label::Ahead);
     // Behind (or equal): r2 = highest - seq.
     a.op(mov_x(R2, R1));
-    a.op(alu_x(BPF_SUB, R2, R6));
+    a.op(alu64_x(BPF_SUB, R2, R6));
     a.jk(BPF_JGE, R2, WINDOW as i32, Label::Late);
     a.op(mov_k(R3, 1));
-    a.op(alu_x(BPF_LSH, R3, R2));
+    a.op(alu64_x(BPF_LSH, R3, R2));
     a.op(load(BPF_DW, R4, R9, flow::BITMAP));
     a.op(mov_x(R5, R4));
-    a.op(alu_x(BPF_AND, R5, R3));
+    a.op(alu64_x(BPF_AND, R5, R3));
     a.jk(BPF_JNE, R5, 0, Label::Dup);
-    a.op(alu_x(BPF_OR, R4, R3));
+    a.op(alu64_x(BPF_OR, R4, R3));
     a.op(store(BPF_DW, R9, flow::BITMAP, R4));
     a.label(Label::Late);
     a.inc(R9, flow::UNIQUE);
@@ -416,7 +379,7 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.inc(R8, state::REORDERED);
     a.op(load(BPF_DW, R3, R9, flow::START));
     a.jx(BPF_JGE, R6, R3, Label::Latency);
-    a.op(alu_x(BPF_SUB, R3, R6));
+    a.op(alu64_x(BPF_SUB, R3, R6));
     a.add(R8, state::EXPECTED, R3);
     a.op(store(BPF_DW, R9, flow::START, R6));
     a.goto(Label::Latency);
@@ -427,14 +390,14 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.label(Label::Ahead);
     // r2 = by how much.
     a.op(mov_x(R2, R6));
-    a.op(alu_x(BPF_SUB, R2, R1));
+    a.op(alu64_x(BPF_SUB, R2, R1));
     a.add(R8, state::EXPECTED, R2);
     a.op(load(BPF_DW, R4, R9, flow::BITMAP));
-    a.op(alu_x(BPF_LSH, R4, R2));
+    a.op(alu64_x(BPF_LSH, R4, R2));
     a.jk(BPF_JLT, R2, WINDOW as i32, Label::Shifted);
     a.op(mov_k(R4, 0));
     a.label(Label::Shifted);
-    a.op(alu_k(BPF_OR, R4, 1));
+    a.op(alu64_k(BPF_OR, R4, 1));
     a.op(store(BPF_DW, R9, flow::BITMAP, R4));
     a.op(store(BPF_DW, R9, flow::HIGHEST, R6));
     a.inc(R9, flow::UNIQUE);
@@ -451,7 +414,7 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.op(mov_k(R6, 1));
     a.jx(BPF_JLE, R0, R7, Label::LatPositive);
     a.op(mov_x(R6, R0));
-    a.op(alu_x(BPF_SUB, R6, R7));
+    a.op(alu64_x(BPF_SUB, R6, R7));
     a.label(Label::LatPositive);
     a.op(load(BPF_DW, R1, R8, state::LAT_MIN));
     a.jk(BPF_JEQ, R1, 0, Label::SetMin);
@@ -470,30 +433,30 @@ pub fn program(ip: Ipv4Addr, maps: Maps) -> Vec<Insn> {
     a.op(mov_k(R3, 0)); // msb
     a.op(mov_x(R4, R6)); // what is left to look at
     a.op(mov_k(R5, 1));
-    a.op(alu_k(BPF_LSH, R5, 32));
+    a.op(alu64_k(BPF_LSH, R5, 32));
     a.jx(BPF_JLT, R4, R5, Label::Msb(32));
-    a.op(alu_k(BPF_RSH, R4, 32));
-    a.op(alu_k(BPF_ADD, R3, 32));
+    a.op(alu64_k(BPF_RSH, R4, 32));
+    a.op(alu64_k(BPF_ADD, R3, 32));
     a.label(Label::Msb(32));
     for bits in [16u8, 8, 4, 2, 1] {
         a.jk(BPF_JLT, R4, 1 << bits, Label::Msb(bits));
-        a.op(alu_k(BPF_RSH, R4, i32::from(bits)));
-        a.op(alu_k(BPF_ADD, R3, i32::from(bits)));
+        a.op(alu64_k(BPF_RSH, R4, i32::from(bits)));
+        a.op(alu64_k(BPF_ADD, R3, i32::from(bits)));
         a.label(Label::Msb(bits));
     }
     // r2 = (lat >> (msb - 4)) & 15 ; r3 = (msb - 3) * 16
     a.op(mov_x(R4, R3));
-    a.op(alu_k(BPF_SUB, R4, 4));
-    a.op(alu_x(BPF_RSH, R2, R4));
-    a.op(alu_k(BPF_AND, R2, 15));
-    a.op(alu_k(BPF_SUB, R3, 3));
-    a.op(alu_k(BPF_LSH, R3, 4));
-    a.op(alu_x(BPF_ADD, R2, R3));
+    a.op(alu64_k(BPF_SUB, R4, 4));
+    a.op(alu64_x(BPF_RSH, R2, R4));
+    a.op(alu64_k(BPF_AND, R2, 15));
+    a.op(alu64_k(BPF_SUB, R3, 3));
+    a.op(alu64_k(BPF_LSH, R3, 4));
+    a.op(alu64_x(BPF_ADD, R2, R3));
     a.label(Label::Bucket);
-    a.op(alu_k(BPF_AND, R2, BUCKETS as i32 - 1));
-    a.op(alu_k(BPF_LSH, R2, 3));
+    a.op(alu64_k(BPF_AND, R2, BUCKETS as i32 - 1));
+    a.op(alu64_k(BPF_LSH, R2, 3));
     a.ops(&Insn::ld_imm64(R1, BPF_PSEUDO_MAP_VALUE, maps.histogram, 0));
-    a.op(alu_x(BPF_ADD, R1, R2));
+    a.op(alu64_x(BPF_ADD, R1, R2));
     a.inc(R1, 0);
     a.label(Label::Drop);
     a.op(mov_k(R0, XDP_DROP));

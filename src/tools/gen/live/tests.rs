@@ -1,4 +1,5 @@
 use super::*;
+use crate::bpf::{BPF_ALU64, BPF_END, BPF_MEM, BPF_STX, BPF_TO_BE};
 
 fn plan(flows: u16) -> StampPlan {
     StampPlan {
