@@ -106,11 +106,6 @@ pub const PATH_DATALINK: &str = "datalink";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SinkSummary {
-    /// Where the frames were counted: `xdp` (a program on the interface,
-    /// [`xdp`]) or `datalink` (in lab-sink, off its datalink).
-    pub path: &'static str,
-    /// Why the XDP path was tried and not used.
-    pub fallback: Option<String>,
     /// lab-gen frames received, duplicates included.
     pub received: u64,
     pub lost: u64,
@@ -141,6 +136,13 @@ pub struct SinkSummary {
     /// What the datalink dropped before the sink read it, where it says.
     pub dropped: Option<u64>,
     pub flows: Vec<FlowSummary>,
+    /// Where the frames were counted: `xdp` (a program on the interface,
+    /// [`xdp`]) or `datalink` (in lab-sink, off its datalink). Last, with
+    /// `fallback`: the summary's fields keep their order, which lab files
+    /// match (`"received":…,"lost":…,"loss_percent":…`).
+    pub path: &'static str,
+    /// Why the XDP path was tried and not used.
+    pub fallback: Option<String>,
 }
 
 /// What one interval of the sink's clock saw. The intervals of a run add

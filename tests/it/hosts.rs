@@ -61,7 +61,7 @@ nodes:
   server: { host: c }
 links:
   - endpoints:
-      - { node: client, interface: eth1, ipv4: 198.18.31.1/24 }
+      - { node: client, interface: eth1, ipv4: 198.18.31.1/24, impair: { rate: 100mbit } }
       - { node: dut, interface: west }
   - endpoints:
       - { node: dut, interface: east }
@@ -269,6 +269,41 @@ fn the_nodes_are_on_their_hosts_and_the_links_are_vxlan_over_the_underlay(hosts:
     assert!(link.contains("dstport 4789"), "{link}");
     // MTU: 1500 on the underlay less 50 bytes of VXLAN, as none was given.
     assert!(link.contains("mtu 1450"), "{link}");
+    // The client's end is impaired on its host (a helper there put the
+    // tbf on it): 100 Mbit/s.
+    let client_pid = String::from_utf8_lossy(
+        &hosts
+            .docker(
+                "a",
+                &[
+                    "inspect",
+                    "-f",
+                    "{{.State.Pid}}",
+                    &format!("labctl-{}.client", lab.name),
+                ],
+            )
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    let qdisc = Command::new("nsenter")
+        .args([
+            "-t",
+            &client_pid,
+            "-n",
+            "tc",
+            "qdisc",
+            "show",
+            "dev",
+            "eth1",
+        ])
+        .output()
+        .unwrap();
+    let qdisc = String::from_utf8_lossy(&qdisc.stdout);
+    assert!(
+        qdisc.contains("tbf") && qdisc.contains("rate 100Mbit"),
+        "{qdisc}"
+    );
     // The other link got a VNI labctl picked.
     let west = Command::new("nsenter")
         .args(["-t", &pid, "-n", "ip", "-d", "link", "show", "west"])

@@ -415,6 +415,21 @@ fn run_on_fake(format: Format, interval: Option<Duration>) -> Vec<String> {
 }
 
 #[test]
+fn the_json_summary_opens_with_received_lost_and_loss_percent() {
+    // Lab files match these in this order (labs/throughput.yaml): fields
+    // added later go after them.
+    let lines = run_on_fake(Format::Json, None);
+    let summary = lines.last().expect("a summary line");
+    assert!(
+        summary.starts_with(r#"{"event":"summary","received":"#),
+        "{summary}"
+    );
+    assert!(summary.contains(r#","lost":"#) && summary.contains(r#","loss_percent":"#));
+    let (lost, percent) = (summary.find(r#""lost""#), summary.find(r#""loss_percent""#));
+    assert!(lost < percent, "{summary}");
+}
+
+#[test]
 fn json_has_the_intervals_before_the_summary_and_the_human_lines_none() {
     let events: Vec<serde_json::Value> = run_on_fake(Format::Json, Some(Duration::from_millis(50)))
         .iter()
