@@ -299,6 +299,25 @@ impl Datalink for Shared {
         Ok(taken)
     }
 
+    /// As `recv_queued`: the real datalink's syncs where it has the
+    /// interface to itself, else frame by frame.
+    fn recv_queued_by_sync(
+        &mut self,
+        max: usize,
+        synced: &mut dyn FnMut(),
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, DatalinkError> {
+        if let Some(Role::Owner(owner)) = self.role.as_mut() {
+            if owner.clients.is_empty() {
+                return owner.real.recv_queued_by_sync(max, synced, each);
+            }
+        }
+        self.recv_queued(max, &mut |received| {
+            synced();
+            each(received);
+        })
+    }
+
     /// The owner's: the real datalink's, the hub's listener and its
     /// clients' (`recv` serves them all); a client's: its hub connection.
     fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {

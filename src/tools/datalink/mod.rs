@@ -277,6 +277,28 @@ pub trait Datalink {
         Ok(taken)
     }
 
+    /// [`Datalink::recv_queued`], saying where each kernel sync's frames
+    /// begin: `synced` is called right after a sync that brought frames,
+    /// before the first of them. Every frame of a sync had arrived by
+    /// then, so a caller that wants each frame's receive time (lab-sink's
+    /// latency) reads its clock once there, not once per frame. Frames
+    /// already queued when this is called came with an earlier sync (the
+    /// last `recv`'s, or the last call's): no `synced` before them. This
+    /// default, for a datalink that hands frames over one at a time
+    /// (af_packet, af_xdp's ring, which the kernel fills as frames come),
+    /// calls `synced` before every frame; netmap calls it per RX sync.
+    fn recv_queued_by_sync(
+        &mut self,
+        max: usize,
+        synced: &mut dyn FnMut(),
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, DatalinkError> {
+        self.recv_queued(max, &mut |received| {
+            synced();
+            each(received);
+        })
+    }
+
     /// When the kernel received the frame the last `recv` returned, on
     /// `CLOCK_REALTIME` (`SO_TIMESTAMPNS`), where the datalink has it: an
     /// RTT from it leaves out the tool's own wake-up and read, as iputils'

@@ -549,35 +549,83 @@ proptest! {
     }
 }
 
-#[test]
-fn on_netmap_every_frame_is_counted_straight_off_the_ring() {
-    use crate::tools::datalink::netmap::fake_link::FakeNetmap;
-    let mut link = FakeNetmap::new(1, 1, 64, 2048);
-    let flows = [template(49152), template(49153)];
-    let now = traffic::monotonic_ns();
-    for seq in 0..3000u32 {
-        link.kernel()
-            .deliver(0, &frame(&flows[(seq % 2) as usize], seq / 2, now));
-    }
+/// lab-sink's receive loop over `link` with a clock that moves 1 ms per
+/// reading and 1 ms intervals, until `count` frames: its summary, how
+/// many times it read the clock, and the frames of each interval that
+/// had any (each clock reading begins an interval of its own).
+fn run_on_counted_clock(link: &mut dyn Datalink, count: u64) -> (SinkSummary, u64, Vec<u64>) {
+    let readings = std::cell::Cell::new(0u64);
+    let clock = || {
+        readings.set(readings.get() + 1);
+        readings.get() * MS
+    };
     let options = SinkOptions {
         iface: "eth1".into(),
         ip: SINK,
         mac: MacAddr::new(2, 0, 0, 0, 0x40, 2),
-        count: Some(3000),
+        count: Some(count),
         duration: Some(Duration::from_secs(5)),
         per_flow: false,
-        interval: None,
+        interval: Some(Duration::from_millis(1)),
         kernel_sees_frames: false,
         fallback: None,
     };
-    let mut out = Output::new(Format::Human, Vec::new());
-    let summary = run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
+    let mut out = Output::new(Format::Json, Vec::new());
+    let summary = run_clocked(link, &options, &mut out, &AtomicBool::new(false), &clock).unwrap();
+    let batches = String::from_utf8(out.into_inner())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|event| event["event"] == "interval")
+        .map(|event| event["received"].as_u64().unwrap())
+        .filter(|&received| received > 0)
+        .collect();
+    (summary, readings.get(), batches)
+}
+
+#[test]
+fn on_netmap_every_frame_is_counted_straight_off_the_ring_at_its_syncs_clock_reading() {
+    use crate::tools::datalink::netmap::fake_link::FakeNetmap;
+    let mut link = FakeNetmap::new(1, 1, 64, 2048);
+    let flows = [template(49152), template(49153)];
+    for seq in 0..3000u32 {
+        // Sent at 0: a frame's latency is the clock reading it got.
+        link.kernel()
+            .deliver(0, &frame(&flows[(seq % 2) as usize], seq / 2, 0));
+    }
+    let (summary, readings, batches) = run_on_counted_clock(&mut link, 3000);
     assert_eq!(
         (summary.received, summary.lost, summary.corrupted),
         (3000, 0, 0)
     );
     assert_eq!(summary.flows.len(), 2);
     // 63 frames per sync of a 64-slot ring: no sync per frame.
-    let syncs = link.kernel().rxsyncs + link.kernel().polls;
+    let syncs = (link.kernel().rxsyncs + link.kernel().polls) as u64;
     assert!(syncs <= 3000 / 63 + 5, "{syncs} syncs");
+    // One clock reading per sync, not per frame: the frames of a sync
+    // share their receive time (the first sync's first frame comes
+    // through `recv`, which reads the clock for it; the rest of that sync
+    // goes with it).
+    assert!(readings <= syncs + 3, "{readings} readings, {syncs} syncs");
+    assert_eq!(batches.iter().sum::<u64>(), 3000);
+    let (last, whole) = batches.split_last().unwrap();
+    assert!(whole.iter().all(|&frames| frames == 63), "{batches:?}");
+    assert_eq!(*last, 3000 % 63, "{batches:?}");
+    let latest = ms(readings * MS);
+    assert!(summary.latency_max_ms.unwrap() <= latest);
+    assert!(summary.latency_min_ms.unwrap() >= ms(2 * MS), "{summary:?}");
+}
+
+#[test]
+fn frames_taken_one_at_a_time_each_get_a_clock_reading() {
+    use crate::tools::datalink::fake::FakeLink;
+    let flow = template(49152);
+    let mut link = FakeLink::silent();
+    for seq in 0..300u32 {
+        link.queue(frame(&flow, seq, 0), Direction::In);
+    }
+    let (summary, readings, batches) = run_on_counted_clock(&mut link, 300);
+    assert_eq!((summary.received, summary.lost), (300, 0));
+    assert!(readings >= 300, "{readings} readings");
+    assert_eq!(batches, [1; 300]);
 }

@@ -215,11 +215,14 @@ impl Rings {
     /// hold, each handed to `each` straight from its slot, the slots of a
     /// ring given back together; when the rings run dry before `max`, one
     /// RX sync (which gives the slots back to the kernel and brings what
-    /// arrived since), and on while a sync brings frames. Returns how many.
+    /// arrived since), and on while a sync brings frames. `synced` is
+    /// called after each sync that brought frames, before them (frames
+    /// already in the rings came with an earlier one). Returns how many.
     pub fn recv_queued(
         &mut self,
         kernel: &mut impl KernelSync,
         max: usize,
+        synced: &mut dyn FnMut(),
         each: &mut dyn FnMut(Received<'_>),
     ) -> Result<usize, TransferError> {
         self.give_back_lent()?;
@@ -230,6 +233,7 @@ impl Rings {
                 if self.ready_ring()?.is_none() {
                     break;
                 }
+                synced();
                 continue;
             };
             self.next_rx = (index + 1) % self.rx.len();
@@ -562,6 +566,24 @@ mod tests {
         );
     }
 
+    /// What `recv_queued` handed out, in order: `None` for a `synced`.
+    fn queued(
+        rings: &mut Rings,
+        kernel: &mut FakeKernel<'_>,
+        max: usize,
+    ) -> (usize, Vec<Option<Vec<u8>>>) {
+        let events = std::cell::RefCell::new(Vec::new());
+        let taken = rings
+            .recv_queued(
+                kernel,
+                max,
+                &mut || events.borrow_mut().push(None),
+                &mut |got| events.borrow_mut().push(Some(got.frame.to_vec())),
+            )
+            .unwrap();
+        (taken, events.into_inner())
+    }
+
     #[test]
     fn recv_queued_takes_every_frame_with_one_sync_per_ring_full() {
         let region = FakeRegion::new(1, 2, 8, 128);
@@ -570,35 +592,40 @@ mod tests {
         for i in 0..30u8 {
             kernel.deliver(u32::from(i % 2), &[i % 2, i]);
         }
-        let mut seen = Vec::new();
-        let taken = rings
-            .recv_queued(&mut kernel, 1000, &mut |got| seen.push(got.frame.to_vec()))
-            .unwrap();
+        let (taken, events) = queued(&mut rings, &mut kernel, 1000);
         assert_eq!(taken, 30);
-        let mut sorted = seen.clone();
+        let mut sorted: Vec<Vec<u8>> = events.iter().flatten().cloned().collect();
         sorted.sort_by_key(|frame| frame[1]);
         let expected: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i % 2, i]).collect();
         assert_eq!(sorted, expected, "every frame once");
         // 7 frames per 8-slot ring per sync, 15 per ring: 3 syncs bring
         // them, a 4th finds none.
         assert_eq!(kernel.rxsyncs, 4);
+        // `synced` after each of the 3, before its frames; not after the
+        // 4th, which brought none.
+        let batches: Vec<usize> = events
+            .split(Option::is_none)
+            .map(<[Option<Vec<u8>>]>::len)
+            .collect();
+        assert_eq!(batches, [0, 14, 14, 2], "{events:?}");
         for ring in rings.rx_rings() {
             assert!(ring.is_empty().unwrap(), "every slot given back");
         }
-        // `max` is kept; what is left stays for the next call.
+        // `max` is kept; what is left stays for the next call, which
+        // hands it over before any sync: it came with the last one.
         for i in 0..5u8 {
             kernel.deliver(0, &[i]);
         }
-        let mut count = 0;
-        assert_eq!(
-            rings
-                .recv_queued(&mut kernel, 3, &mut |_| count += 1)
-                .unwrap(),
-            3
-        );
-        assert_eq!(count, 3);
+        let (taken, events) = queued(&mut rings, &mut kernel, 3);
+        assert_eq!(taken, 3);
+        assert_eq!(events, [None, Some(vec![0]), Some(vec![1]), Some(vec![2])]);
+        kernel.deliver(0, &[5]);
+        let (taken, events) = queued(&mut rings, &mut kernel, 10);
+        assert_eq!(taken, 3);
+        assert_eq!(events, [Some(vec![3]), Some(vec![4]), None, Some(vec![5])]);
+        kernel.deliver(0, &[6]);
         let got = rings.recv(&mut kernel, Duration::ZERO).unwrap().unwrap();
-        assert_eq!(got.frame, [3]);
+        assert_eq!(got.frame, [6]);
     }
 
     #[test]
@@ -610,11 +637,11 @@ mod tests {
         kernel.deliver_with_flags(0, &[1; 128], NS_MOREFRAG);
         kernel.deliver(0, &[2; 10]);
         kernel.deliver(0, b"two");
-        let mut seen = Vec::new();
-        let taken = rings
-            .recv_queued(&mut kernel, 10, &mut |got| seen.push(got.frame.to_vec()))
-            .unwrap();
+        let (taken, events) = queued(&mut rings, &mut kernel, 10);
         assert_eq!(taken, 3);
+        assert_eq!(events[0], None, "one sync, before its frames");
+        let seen: Vec<Vec<u8>> = events[1..].iter().flatten().cloned().collect();
+        assert_eq!(seen.len(), 3);
         assert_eq!(seen[0], b"one");
         assert_eq!(seen[1].len(), 138);
         assert_eq!(seen[2], b"two");

@@ -340,19 +340,32 @@ impl Datalink for Netmap {
         max: usize,
         each: &mut dyn FnMut(Received<'_>),
     ) -> Result<usize, DatalinkError> {
+        self.recv_queued_by_sync(max, &mut || {}, each)
+    }
+
+    fn recv_queued_by_sync(
+        &mut self,
+        max: usize,
+        synced: &mut dyn FnMut(),
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, DatalinkError> {
         let iface = self.name();
         match (self.kind, &mut self.state) {
             // Straight off the rings, their slots given back a ring at a
-            // time. (A monitor, which may wait or end, goes frame by frame.)
+            // time, `synced` once per RX sync. (A monitor, which may wait
+            // or end, goes frame by frame.)
             (PortKind::Nic, State::Open(open)) => open
                 .rings
-                .recv_queued(&mut open.port, max, each)
+                .recv_queued(&mut open.port, max, synced, each)
                 .map_err(|err| DatalinkError::Io {
                     op: "receive",
                     iface,
                     source: std::io::Error::other(err),
                 }),
-            _ => super::recv_one_by_one(self, max, each),
+            _ => super::recv_one_by_one(self, max, &mut |received| {
+                synced();
+                each(received);
+            }),
         }
     }
 
@@ -545,8 +558,17 @@ pub(crate) mod fake_link {
             max: usize,
             each: &mut dyn FnMut(Received<'_>),
         ) -> Result<usize, DatalinkError> {
+            self.recv_queued_by_sync(max, &mut || {}, each)
+        }
+
+        fn recv_queued_by_sync(
+            &mut self,
+            max: usize,
+            synced: &mut dyn FnMut(),
+            each: &mut dyn FnMut(Received<'_>),
+        ) -> Result<usize, DatalinkError> {
             self.rings
-                .recv_queued(&mut self.kernel, max, each)
+                .recv_queued(&mut self.kernel, max, synced, each)
                 .map_err(io("receive"))
         }
 
