@@ -151,6 +151,66 @@ pub mod asm {
     pub fn call(helper: i32) -> Insn {
         Insn::new(BPF_JMP | BPF_CALL, 0, 0, 0, helper)
     }
+
+    /// A program being written: instructions, and jumps to labels (`L`,
+    /// the program's own enum) whose offsets [`Assembler::finish`] fills in.
+    pub struct Assembler<L> {
+        insns: Vec<Insn>,
+        fixups: Vec<(usize, L)>,
+        labels: Vec<(L, usize)>,
+    }
+
+    impl<L> Default for Assembler<L> {
+        fn default() -> Self {
+            Assembler {
+                insns: Vec::new(),
+                fixups: Vec::new(),
+                labels: Vec::new(),
+            }
+        }
+    }
+
+    impl<L: PartialEq> Assembler<L> {
+        pub fn op(&mut self, insn: Insn) {
+            self.insns.push(insn);
+        }
+        pub fn ops(&mut self, insns: &[Insn]) {
+            self.insns.extend_from_slice(insns);
+        }
+        /// `insn`, a jump whose offset goes to `to`.
+        pub fn jump(&mut self, insn: Insn, to: L) {
+            self.fixups.push((self.insns.len(), to));
+            self.insns.push(insn);
+        }
+        /// `if reg op imm goto to`.
+        pub fn jk(&mut self, op: u8, reg: u8, imm: i32, to: L) {
+            self.jump(Insn::new(BPF_JMP | op | BPF_K, reg, 0, 0, imm), to);
+        }
+        /// `if reg op src goto to`.
+        pub fn jx(&mut self, op: u8, reg: u8, src: u8, to: L) {
+            self.jump(Insn::new(BPF_JMP | op | BPF_X, reg, src, 0, 0), to);
+        }
+        pub fn goto(&mut self, to: L) {
+            self.jump(Insn::new(BPF_JMP | BPF_JA, 0, 0, 0, 0), to);
+        }
+        /// Places `label` at the next instruction.
+        pub fn label(&mut self, label: L) {
+            self.labels.push((label, self.insns.len()));
+        }
+        /// The instructions, every jump's offset filled in.
+        pub fn finish(mut self) -> Vec<Insn> {
+            for (at, to) in &self.fixups {
+                let target = self
+                    .labels
+                    .iter()
+                    .find(|(label, _)| label == to)
+                    .map(|(_, at)| *at)
+                    .expect("every label is placed");
+                self.insns[*at].off = (target as i64 - *at as i64 - 1) as i16;
+            }
+            self.insns
+        }
+    }
 }
 
 /// The BPF_PROG_LOAD part of union bpf_attr (up to expected_attach_type).

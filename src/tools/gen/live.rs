@@ -109,40 +109,6 @@ enum Label {
     Stamp,
 }
 
-struct Assembler {
-    insns: Vec<Insn>,
-    fixups: Vec<(usize, Label)>,
-    labels: Vec<(Label, usize)>,
-}
-
-impl Assembler {
-    fn push(&mut self, insn: Insn) {
-        self.insns.push(insn);
-    }
-
-    fn jump(&mut self, insn: Insn, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.insns.push(insn);
-    }
-
-    fn label(&mut self, label: Label) {
-        self.labels.push((label, self.insns.len()));
-    }
-
-    fn finish(mut self) -> Vec<Insn> {
-        for (at, to) in &self.fixups {
-            let target = self
-                .labels
-                .iter()
-                .find(|(label, _)| label == to)
-                .map(|(_, at)| *at)
-                .expect("every label is placed");
-            self.insns[*at].off = (target as i64 - *at as i64 - 1) as i16;
-        }
-        self.insns
-    }
-}
-
 /// The stamping program, for the state map `state_fd` (see [`state`]):
 ///
 /// ```text
@@ -167,11 +133,7 @@ impl Assembler {
 /// A run that is not due yet, past its limit or its end drops the copy
 /// without numbering it: the kernel's loop is the pacing's spin.
 pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
-    let mut a = Assembler {
-        insns: Vec::new(),
-        fixups: Vec::new(),
-        labels: Vec::new(),
-    };
+    let mut a = Assembler::default();
     for insn in [
         alu64_x(BPF_MOV, R9, R1),
         Insn::new(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_KTIME_GET_NS),
@@ -181,44 +143,44 @@ pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
         alu64_x(BPF_MOV, R4, R2),
         alu64_k(BPF_ADD, R4, MIN_FRAME as i32),
     ] {
-        a.push(insn);
+        a.op(insn);
     }
     a.jump(
         Insn::new(BPF_JMP | BPF_JGT | BPF_X, R4, R3, 0, 0),
         Label::Drop,
     );
     for insn in Insn::ld_imm64(R1, BPF_PSEUDO_MAP_VALUE, state_fd, 0) {
-        a.push(insn);
+        a.op(insn);
     }
-    a.push(load(BPF_DW, R7, R1, state::NEXT));
-    a.push(load(BPF_DW, R4, R1, state::LIMIT));
+    a.op(load(BPF_DW, R7, R1, state::NEXT));
+    a.op(load(BPF_DW, R4, R1, state::LIMIT));
     a.jump(
         Insn::new(BPF_JMP | BPF_JGE | BPF_X, R7, R4, 0, 0),
         Label::Drop,
     );
-    a.push(load(BPF_DW, R4, R1, state::END_NS));
+    a.op(load(BPF_DW, R4, R1, state::END_NS));
     a.jump(
         Insn::new(BPF_JMP | BPF_JGE | BPF_X, R6, R4, 0, 0),
         Label::Drop,
     );
-    a.push(load(BPF_DW, R3, R1, state::INTERVAL_NS));
+    a.op(load(BPF_DW, R3, R1, state::INTERVAL_NS));
     a.jump(
         Insn::new(BPF_JMP | BPF_JEQ | BPF_K, R3, 0, 0, 0),
         Label::Stamp,
     );
-    a.push(load(BPF_DW, R4, R1, state::NEXT_DUE_NS));
+    a.op(load(BPF_DW, R4, R1, state::NEXT_DUE_NS));
     a.jump(
         Insn::new(BPF_JMP | BPF_JLT | BPF_X, R6, R4, 0, 0),
         Label::Drop,
     );
-    a.push(alu64_x(BPF_MOV, R5, R6));
-    a.push(load(BPF_DW, R8, R1, state::DEPTH_NS));
-    a.push(alu64_x(BPF_SUB, R5, R8));
+    a.op(alu64_x(BPF_MOV, R5, R6));
+    a.op(load(BPF_DW, R8, R1, state::DEPTH_NS));
+    a.op(alu64_x(BPF_SUB, R5, R8));
     a.jump(
         Insn::new(BPF_JMP | BPF_JLE | BPF_X, R5, R4, 0, 0),
         Label::Advance,
     );
-    a.push(alu64_x(BPF_MOV, R4, R5));
+    a.op(alu64_x(BPF_MOV, R4, R5));
     a.label(Label::Advance);
     for insn in [
         alu64_x(BPF_ADD, R4, R3),
@@ -233,7 +195,7 @@ pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
         store(BPF_DW, R1, state::FRAC_ACC, R5),
         store(BPF_DW, R1, state::NEXT_DUE_NS, R4),
     ] {
-        a.push(insn);
+        a.op(insn);
     }
     a.label(Label::Stamp);
     for insn in [
@@ -243,13 +205,13 @@ pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
         store(BPF_DW, R1, state::LAST_NS, R6),
         alu64_x(BPF_MOV, R8, R7),
     ] {
-        a.push(insn);
+        a.op(insn);
     }
     if plan.flows > 1 {
-        a.push(alu64_k(BPF_DIV, R8, i32::from(plan.flows)));
-        a.push(alu64_k(BPF_MOD, R7, i32::from(plan.flows)));
+        a.op(alu64_k(BPF_DIV, R8, i32::from(plan.flows)));
+        a.op(alu64_k(BPF_MOD, R7, i32::from(plan.flows)));
     } else {
-        a.push(alu64_k(BPF_MOV, R7, 0));
+        a.op(alu64_k(BPF_MOV, R7, 0));
     }
     for insn in [
         alu64_k(BPF_ADD, R7, i32::from(plan.base_port)),
@@ -264,17 +226,17 @@ pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
         alu64_k(BPF_RSH, R4, 16),
         alu64_x(BPF_ADD, R5, R4),
     ] {
-        a.push(insn);
+        a.op(insn);
     }
     for shift in [0, 16, 32, 48] {
-        a.push(alu64_x(BPF_MOV, R4, R6));
+        a.op(alu64_x(BPF_MOV, R4, R6));
         if shift > 0 {
-            a.push(alu64_k(BPF_RSH, R4, shift));
+            a.op(alu64_k(BPF_RSH, R4, shift));
         }
         if shift < 48 {
-            a.push(alu64_k(BPF_AND, R4, 0xffff));
+            a.op(alu64_k(BPF_AND, R4, 0xffff));
         }
-        a.push(alu64_x(BPF_ADD, R5, R4));
+        a.op(alu64_x(BPF_ADD, R5, R4));
     }
     for _ in 0..3 {
         for insn in [
@@ -283,7 +245,7 @@ pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
             alu64_k(BPF_AND, R5, 0xffff),
             alu64_x(BPF_ADD, R5, R4),
         ] {
-            a.push(insn);
+            a.op(insn);
         }
     }
     for insn in [
@@ -302,11 +264,11 @@ pub fn program(state_fd: i32, plan: StampPlan) -> Vec<Insn> {
         alu64_k(BPF_MOV, R0, XDP_TX),
         Insn::new(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
     ] {
-        a.push(insn);
+        a.op(insn);
     }
     a.label(Label::Drop);
-    a.push(alu64_k(BPF_MOV, R0, XDP_DROP));
-    a.push(Insn::new(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
+    a.op(alu64_k(BPF_MOV, R0, XDP_DROP));
+    a.op(Insn::new(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
     a.finish()
 }
 

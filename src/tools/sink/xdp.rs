@@ -53,9 +53,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use crate::bpf::asm::*;
 use crate::bpf::{
     fd_from, name, sys_bpf, Insn, MapCreateAttr, MapElemAttr, Program, SingleValue, BPF_ADD,
-    BPF_AND, BPF_DW, BPF_EXIT, BPF_FUNC_KTIME_GET_NS, BPF_H, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT,
-    BPF_JLE, BPF_JLT, BPF_JMP, BPF_JNE, BPF_K, BPF_LSH, BPF_PROG_TYPE_XDP, BPF_PSEUDO_MAP_VALUE,
-    BPF_RSH, BPF_SUB, BPF_W, BPF_X, BPF_XDP, XDP_DROP, XDP_PASS,
+    BPF_AND, BPF_DW, BPF_EXIT, BPF_FUNC_KTIME_GET_NS, BPF_H, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JLE,
+    BPF_JLT, BPF_JMP, BPF_JNE, BPF_LSH, BPF_PROG_TYPE_XDP, BPF_PSEUDO_MAP_VALUE, BPF_RSH, BPF_SUB,
+    BPF_W, BPF_XDP, XDP_DROP, XDP_PASS,
 };
 use crate::tools::traffic::MAGIC;
 
@@ -152,37 +152,15 @@ enum Label {
     Bucket,
 }
 
-#[derive(Default)]
-struct Asm {
-    insns: Vec<Insn>,
-    fixups: Vec<(usize, Label)>,
-    labels: Vec<(Label, usize)>,
+type Asm = Assembler<Label>;
+
+/// The counter's read-modify-writes of its map values.
+trait Counters {
+    fn inc(&mut self, reg: u8, off: i16);
+    fn add(&mut self, reg: u8, off: i16, src: u8);
 }
 
-impl Asm {
-    fn op(&mut self, insn: Insn) {
-        self.insns.push(insn);
-    }
-    fn ops(&mut self, insns: &[Insn]) {
-        self.insns.extend_from_slice(insns);
-    }
-    fn jk(&mut self, op: u8, reg: u8, imm: i32, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.insns
-            .push(Insn::new(BPF_JMP | op | BPF_K, reg, 0, 0, imm));
-    }
-    fn jx(&mut self, op: u8, reg: u8, src: u8, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.insns
-            .push(Insn::new(BPF_JMP | op | BPF_X, reg, src, 0, 0));
-    }
-    fn goto(&mut self, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.insns.push(Insn::new(BPF_JMP | BPF_JA, 0, 0, 0, 0));
-    }
-    fn label(&mut self, label: Label) {
-        self.labels.push((label, self.insns.len()));
-    }
+impl Counters for Asm {
     /// `*(u64 *)(reg + off) += 1`, through r5.
     fn inc(&mut self, reg: u8, off: i16) {
         self.op(load(BPF_DW, R5, reg, off));
@@ -194,18 +172,6 @@ impl Asm {
         self.op(load(BPF_DW, R5, reg, off));
         self.op(alu64_x(BPF_ADD, R5, src));
         self.op(store(BPF_DW, reg, off, R5));
-    }
-    fn finish(mut self) -> Vec<Insn> {
-        for (at, to) in &self.fixups {
-            let target = self
-                .labels
-                .iter()
-                .find(|(label, _)| label == to)
-                .map(|(_, at)| *at)
-                .expect("every label is placed");
-            self.insns[*at].off = (target as i64 - *at as i64 - 1) as i16;
-        }
-        self.insns
     }
 }
 
