@@ -237,26 +237,8 @@ fn the_nodes_are_on_their_hosts_and_the_links_are_vxlan_over_the_underlay(hosts:
     }
     // The dut's east end is a VXLAN device whose UDP socket is in host b's
     // namespace, towards host c's underlay, on the lab's VNI.
-    let pid = String::from_utf8_lossy(
-        &hosts
-            .docker(
-                "b",
-                &[
-                    "inspect",
-                    "-f",
-                    "{{.State.Pid}}",
-                    &format!("labctl-{}.dut", lab.name),
-                ],
-            )
-            .stdout,
-    )
-    .trim()
-    .to_owned();
-    let link = Command::new("nsenter")
-        .args(["-t", &pid, "-n", "ip", "-d", "link", "show", "east"])
-        .output()
-        .unwrap();
-    let link = String::from_utf8_lossy(&link.stdout);
+    let dut = node_pid(hosts, "b", &lab.name, "dut");
+    let link = in_node(&dut, &["ip", "-d", "link", "show", "east"]);
     assert!(link.contains("vxlan id 4242"), "{link}");
     assert!(
         link.contains(&format!("remote {}", hosts.underlay("c"))),
@@ -271,45 +253,14 @@ fn the_nodes_are_on_their_hosts_and_the_links_are_vxlan_over_the_underlay(hosts:
     assert!(link.contains("mtu 1450"), "{link}");
     // The client's end is impaired on its host (a helper there put the
     // tbf on it): 100 Mbit/s.
-    let client_pid = String::from_utf8_lossy(
-        &hosts
-            .docker(
-                "a",
-                &[
-                    "inspect",
-                    "-f",
-                    "{{.State.Pid}}",
-                    &format!("labctl-{}.client", lab.name),
-                ],
-            )
-            .stdout,
-    )
-    .trim()
-    .to_owned();
-    let qdisc = Command::new("nsenter")
-        .args([
-            "-t",
-            &client_pid,
-            "-n",
-            "tc",
-            "qdisc",
-            "show",
-            "dev",
-            "eth1",
-        ])
-        .output()
-        .unwrap();
-    let qdisc = String::from_utf8_lossy(&qdisc.stdout);
+    let client = node_pid(hosts, "a", &lab.name, "client");
+    let qdisc = in_node(&client, &["tc", "qdisc", "show", "dev", "eth1"]);
     assert!(
         qdisc.contains("tbf") && qdisc.contains("rate 100Mbit"),
         "{qdisc}"
     );
     // The other link got a VNI labctl picked.
-    let west = Command::new("nsenter")
-        .args(["-t", &pid, "-n", "ip", "-d", "link", "show", "west"])
-        .output()
-        .unwrap();
-    let west = String::from_utf8_lossy(&west.stdout);
+    let west = in_node(&dut, &["ip", "-d", "link", "show", "west"]);
     assert!(
         west.contains("vxlan id ") && !west.contains("vxlan id 4242"),
         "{west}"
@@ -467,6 +418,23 @@ fn sigterm_mid_run_tears_down_every_host(hosts: &Hosts) {
         hosts.leftovers()
     );
     assert!(records_in(records.path()).is_empty(), "{err}");
+}
+
+/// The host pid of node `node` of instance `lab`, asked of host `host`.
+fn node_pid(hosts: &Hosts, host: &str, lab: &str, node: &str) -> String {
+    let container = format!("labctl-{lab}.{node}");
+    let out = hosts.docker(host, &["inspect", "-f", "{{.State.Pid}}", &container]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// What `argv` prints in the network namespace of process `pid`.
+fn in_node(pid: &str, argv: &[&str]) -> String {
+    let out = Command::new("nsenter")
+        .args(["-t", pid, "-n"])
+        .args(argv)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// One line, its exit code, and nothing made on any host.
