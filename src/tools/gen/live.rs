@@ -532,6 +532,12 @@ pub fn run_failure(error: &io::Error) -> String {
                 .to_owned()
         }
         Some(libc::EOPNOTSUPP) => "the interface cannot send XDP frames".to_owned(),
+        // Upstream never says EPERM here once the program is loaded; a
+        // hardened kernel that turns the flag off does (seen on 6.18).
+        Some(libc::EPERM) => {
+            "this kernel refuses live-frames runs (BPF_F_TEST_XDP_LIVE_FRAMES: permission denied, though the program loaded)"
+                .to_owned()
+        }
         _ => format!("a live-frames run failed: {error}"),
     }
 }

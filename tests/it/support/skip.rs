@@ -82,3 +82,61 @@ pub fn skip_with_netmap() -> bool {
 fn has_netmap() -> bool {
     Path::new("/dev/netmap").exists()
 }
+
+/// True, after [`skip_lacking`] (feature `live_frames`), when this kernel
+/// refuses `BPF_PROG_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES`: upstream has
+/// it from 5.18 for root, but a hardened 6.18 answers EPERM once the
+/// program is loaded, which no privilege changes.
+pub fn skip_without_live_frames() -> bool {
+    let refused = live_frames_refused();
+    if let Some(why) = refused {
+        skip_lacking("live_frames", format!("XDP live frames: {why}"));
+    }
+    refused.is_some()
+}
+
+/// Why a one-frame live run of an XDP_DROP program fails here, if it does
+/// (the frame is dropped: nothing is sent anywhere). Asked once.
+pub fn live_frames_refused() -> Option<&'static str> {
+    use labctl::bpf::asm::mov_k;
+    use labctl::bpf::{
+        Insn, Program, XdpTestRun, BPF_EXIT, BPF_F_TEST_XDP_LIVE_FRAMES, BPF_JMP,
+        BPF_PROG_TYPE_XDP, BPF_XDP, XDP_DROP,
+    };
+    use std::os::fd::AsFd;
+    use std::sync::OnceLock;
+
+    static ANSWER: OnceLock<Option<String>> = OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            let insns = [
+                mov_k(0, XDP_DROP),
+                Insn::new(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+            ];
+            let program = match (Program {
+                prog_type: BPF_PROG_TYPE_XDP,
+                expected_attach_type: BPF_XDP,
+                name: b"labctl_probe",
+                insns: &insns,
+            })
+            .load()
+            {
+                Ok(program) => program,
+                Err(e) => return Some(format!("loading an XDP program: {}", e.error)),
+            };
+            let frame = [0u8; 64];
+            XdpTestRun {
+                program: program.as_fd(),
+                data: &frame,
+                data_out: None,
+                ingress_ifindex: 0,
+                repeat: 1,
+                flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+                batch_size: 0,
+            }
+            .run()
+            .err()
+            .map(|e| format!("this kernel refuses a live-frames run of an XDP_DROP program ({e})"))
+        })
+        .as_deref()
+}
