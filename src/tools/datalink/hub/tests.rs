@@ -321,26 +321,15 @@ fn a_capturing_owner_sees_what_clients_send() {
 
 #[test]
 fn a_slow_client_loses_frames_and_reports_them() {
-    // The hub asks for a 1 MiB queue per client, capped by wmem_max: with
-    // the default cap (208 KiB) the burst below overflows it; a host that
-    // raised the cap to 4 MiB queued all 3000 frames.
-    let cap: u64 = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+    // The hub asks for a 1 MiB queue per client, capped by wmem_max, and
+    // the kernel doubles it: a burst of four times that many bytes
+    // overflows it on any host (208 KiB by default, 4 MiB on some).
+    let cap: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    if cap > 512 * 1024 {
-        use std::io::Write;
-        let why = format!("net.core.wmem_max is {cap}: a client's queue holds the whole burst");
-        assert!(
-            std::env::var_os("LABCTL_REQUIRE_ALL").is_none_or(|v| v != "1"),
-            "{why} (LABCTL_REQUIRE_ALL=1 forbids a skip)"
-        );
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "skipped: a_slow_client_loses_frames: {why}"
-        );
-        return;
-    }
+        .unwrap_or(1 << 20);
+    let frame = [0x5a; 1000];
+    let burst = (4 * 2 * cap.min(1 << 20) / frame.len()).max(3000) as u64;
     let (wires, wire_rx) = mpsc::channel();
     let name = unique_name();
     let owner = Tool::spawn(&name, false, &wires);
@@ -349,8 +338,6 @@ fn a_slow_client_loses_frames_and_reports_them() {
     slow.commands
         .send(Command::Sleep(Duration::from_secs(2)))
         .unwrap();
-    let burst = 3000;
-    let frame = [0x5a; 1000];
     for _ in 0..burst {
         wire.send(&frame);
     }
