@@ -24,6 +24,7 @@
 //! default) as it ends: one [`IntervalSample`] out of counters and a
 //! histogram reset every interval, so samples cost no memory over a run.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -344,15 +345,19 @@ impl Sink {
         let latency = now_ns
             .saturating_sub(stamp.sent_ns)
             .clamp(1, MAX_LATENCY_NS);
-        self.latency.saturating_record(latency);
-        if let Some(interval) = &mut self.intervals {
-            interval.received += 1;
-            match arrival {
-                Some(Arrival::Duplicate) => interval.duplicates += 1,
-                Some(Arrival::Reordered) => interval.reordered += 1,
-                Some(Arrival::InOrder) | None => {}
+        // One record a frame: with intervals, into the interval's, which
+        // joins the run's as the interval closes.
+        match &mut self.intervals {
+            Some(interval) => {
+                interval.received += 1;
+                match arrival {
+                    Some(Arrival::Duplicate) => interval.duplicates += 1,
+                    Some(Arrival::Reordered) => interval.reordered += 1,
+                    Some(Arrival::InOrder) | None => {}
+                }
+                interval.latency.saturating_record(latency);
             }
-            interval.latency.saturating_record(latency);
+            None => self.latency.saturating_record(latency),
         }
         self.first.get_or_insert(now_ns);
         self.last = Some(now_ns);
@@ -452,6 +457,8 @@ impl Sink {
         interval.duplicates = 0;
         interval.reordered = 0;
         interval.lost_at_start = lost_now;
+        // Both histograms have the same bounds: adding cannot fail.
+        let _ = self.latency.add(&interval.latency);
         interval.latency.reset();
         sample
     }
@@ -503,7 +510,16 @@ impl Sink {
             _ => 0.0,
         };
         let ms = |ns: u64| Some(ms(ns));
-        let seen = !self.latency.is_empty();
+        let open = self.intervals.as_ref().map(|i| &i.latency);
+        let latency = match open.filter(|open| !open.is_empty()) {
+            Some(open) => {
+                let mut all = self.latency.clone();
+                let _ = all.add(open);
+                Cow::Owned(all)
+            }
+            None => Cow::Borrowed(&self.latency),
+        };
+        let seen = !latency.is_empty();
         SinkSummary {
             received,
             lost,
@@ -511,19 +527,13 @@ impl Sink {
             duplicates: flows.iter().map(|f| f.duplicates).sum(),
             reordered: flows.iter().map(|f| f.reordered).sum(),
             rate: rate.round(),
-            latency_min_ms: seen.then(|| self.latency.min()).and_then(ms),
-            latency_p50_ms: seen
-                .then(|| self.latency.value_at_quantile(0.5))
-                .and_then(ms),
-            latency_p99_ms: seen
-                .then(|| self.latency.value_at_quantile(0.99))
-                .and_then(ms),
-            latency_p99_9_ms: seen
-                .then(|| self.latency.value_at_quantile(0.999))
-                .and_then(ms),
-            latency_max_ms: seen.then(|| self.latency.max()).and_then(ms),
+            latency_min_ms: seen.then(|| latency.min()).and_then(ms),
+            latency_p50_ms: seen.then(|| latency.value_at_quantile(0.5)).and_then(ms),
+            latency_p99_ms: seen.then(|| latency.value_at_quantile(0.99)).and_then(ms),
+            latency_p99_9_ms: seen.then(|| latency.value_at_quantile(0.999)).and_then(ms),
+            latency_max_ms: seen.then(|| latency.max()).and_then(ms),
             latency_histogram: if seen {
-                self.latency
+                latency
                     .iter_log(1_000, 2.0)
                     .map(|bucket| {
                         let upper = ms(bucket.value_iterated_to()).unwrap_or(0.0);

@@ -2,7 +2,9 @@
 //!
 //! The sender numbers a flow's frames 0, 1, 2, ... (32 bits on the wire,
 //! widened back here). The tracker keeps the highest number seen and a
-//! bitmap of the [`WINDOW`] numbers below it:
+//! bitmap of the [`WINDOW`] numbers up to it, a ring indexed by the number
+//! itself (so a frame in order clears one bit, where shifting the window
+//! moved all of its 64 words: most of a frame's accounting):
 //!
 //! - a number above the highest moves the window up; the numbers skipped
 //!   are missing for now (lost unless they arrive later);
@@ -29,7 +31,8 @@ pub struct SeqTracker {
     /// The highest number seen, widened to 64 bits.
     highest: Option<u64>,
     start: u64,
-    /// Bit `i` (of word `i / 64`) is number `highest - i`.
+    /// Bit `n % WINDOW` (of word `n % WINDOW / 64`) is number `n`, for
+    /// the numbers from `highest - WINDOW + 1` to `highest`.
     seen: [u64; WORDS],
     pub received: u64,
     pub unique: u64,
@@ -77,13 +80,13 @@ impl SeqTracker {
         let Some(highest) = self.highest else {
             self.highest = Some(seq);
             self.start = if seq < WINDOW { 0 } else { seq };
-            self.seen[0] = 1;
+            self.mark(seq);
             self.unique += 1;
             return Arrival::InOrder;
         };
         if seq > highest {
-            self.shift(seq - highest);
-            self.seen[0] |= 1;
+            self.forget(highest + 1, seq - highest);
+            self.mark(seq);
             self.highest = Some(seq);
             self.unique += 1;
             return Arrival::InOrder;
@@ -98,12 +101,11 @@ impl SeqTracker {
             }
             return Arrival::Reordered;
         }
-        let (word, bit) = ((back / 64) as usize, back % 64);
-        if self.seen[word] & (1 << bit) != 0 {
+        if self.marked(seq) {
             self.duplicates += 1;
             return Arrival::Duplicate;
         }
-        self.seen[word] |= 1 << bit;
+        self.mark(seq);
         self.unique += 1;
         self.reordered += 1;
         if seq < self.start {
@@ -112,24 +114,35 @@ impl SeqTracker {
         Arrival::Reordered
     }
 
-    /// Moves the window up by `by` numbers.
-    fn shift(&mut self, by: u64) {
-        if by >= WINDOW {
+    fn mark(&mut self, n: u64) {
+        let at = n % WINDOW;
+        self.seen[(at / 64) as usize] |= 1 << (at % 64);
+    }
+
+    fn marked(&self, n: u64) -> bool {
+        let at = n % WINDOW;
+        self.seen[(at / 64) as usize] & (1 << (at % 64)) != 0
+    }
+
+    /// Clears the bits of `count` numbers from `from` on: the window moves
+    /// up over them, and their bits held the numbers it leaves behind.
+    fn forget(&mut self, from: u64, count: u64) {
+        if count >= WINDOW {
             self.seen = [0; WORDS];
             return;
         }
-        let (words, bits) = ((by / 64) as usize, (by % 64) as u32);
-        for i in (0..WORDS).rev() {
-            let from = i.checked_sub(words);
-            let high = from.map_or(0, |f| self.seen[f]);
-            let low = from
-                .and_then(|f| f.checked_sub(1))
-                .map_or(0, |f| self.seen[f]);
-            self.seen[i] = if bits == 0 {
-                high
+        let (mut at, mut left) = (from % WINDOW, count);
+        while left > 0 {
+            let bit = at % 64;
+            let take = left.min(64 - bit);
+            let mask = if take == 64 {
+                u64::MAX
             } else {
-                (high << bits) | (low >> (64 - bits))
+                ((1 << take) - 1) << bit
             };
+            self.seen[(at / 64) as usize] &= !mask;
+            at = (at + take) % WINDOW;
+            left -= take;
         }
     }
 
@@ -244,7 +257,72 @@ mod tests {
             })
     }
 
+    /// The tracker's own rules, kept the slow way: the numbers seen within
+    /// a window of the highest, in a set.
+    fn windowed_model(arrivals: &[u32]) -> (u64, u64, u64, u64) {
+        let mut seen = std::collections::BTreeSet::new();
+        let (mut unique, mut dups, mut reordered) = (0, 0, 0);
+        let mut highest = None::<u64>;
+        for &seq in arrivals {
+            let seq = u64::from(seq);
+            match highest {
+                Some(h) if seq + WINDOW <= h => {
+                    reordered += 1;
+                    unique += 1;
+                }
+                _ if seen.contains(&seq) => dups += 1,
+                Some(h) if seq < h => {
+                    reordered += 1;
+                    unique += 1;
+                    seen.insert(seq);
+                }
+                _ => {
+                    unique += 1;
+                    seen.insert(seq);
+                    highest = Some(seq);
+                }
+            }
+            let h = highest.unwrap_or(0);
+            seen.retain(|&n| n + WINDOW > h);
+        }
+        (arrivals.len() as u64, unique, dups, reordered)
+    }
+
+    /// A flow that mostly moves up by one, with gaps (small, and up to
+    /// three windows), and late numbers up to a window and a bit back: the
+    /// ring wraps, words are cleared whole and in part, and numbers fall
+    /// out of the window and come back.
+    fn jumpy() -> impl Strategy<Value = Vec<u32>> {
+        prop::collection::vec((0u8..10, 1u32..3 * WINDOW as u32), 1..3000).prop_map(|steps| {
+            let mut at = 20_000u32;
+            let mut out = Vec::new();
+            for (kind, by) in steps {
+                at = match kind {
+                    0..=6 => at + 1,
+                    7 => at + by,
+                    8 => at + 2 + by % 130,
+                    _ => at.saturating_sub(1 + by % (WINDOW as u32 + 200)),
+                };
+                out.push(at);
+            }
+            out
+        })
+    }
+
     proptest! {
+        #[test]
+        fn the_ring_keeps_the_window_of_a_set(arrivals in jumpy()) {
+            let mut flow = SeqTracker::default();
+            for &seq in &arrivals {
+                flow.record(seq);
+            }
+            let (received, unique, dups, reordered) = windowed_model(&arrivals);
+            prop_assert_eq!(flow.received, received);
+            prop_assert_eq!(flow.unique, unique);
+            prop_assert_eq!(flow.duplicates, dups);
+            prop_assert_eq!(flow.reordered, reordered);
+        }
+
         #[test]
         fn accounting_matches_the_model_under_loss_duplication_and_reordering(
             arrivals in faulty_path()

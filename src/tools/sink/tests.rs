@@ -629,3 +629,41 @@ fn frames_taken_one_at_a_time_each_get_a_clock_reading() {
     assert!(readings >= 300, "{readings} readings");
     assert_eq!(batches, [1; 300]);
 }
+
+/// With intervals on, each frame's latency is recorded once, in its
+/// interval, and joins the run's as the interval closes: the summary is
+/// that of a sink without intervals, the open interval included.
+#[test]
+fn the_summary_with_intervals_has_every_latency() {
+    let template = template(49152);
+    let mut plain = Sink::new(SINK);
+    let mut sampled = Sink::new(SINK).with_intervals(Duration::from_millis(10), 0);
+    for seq in 0..1000u32 {
+        // Arrivals over 35 ms, latencies from 1 us to 5 ms.
+        let now = 5_000_000 + u64::from(seq) * 35_000;
+        let frame = frame(&template, seq, now - 1_000 - u64::from(seq % 50) * 100_000);
+        while sampled.sample_due(now).is_some() {}
+        plain.on_frame(&frame, now);
+        sampled.on_frame(&frame, now);
+    }
+    let (a, b) = (
+        plain.summary(Duration::ZERO),
+        sampled.summary(Duration::ZERO),
+    );
+    assert!(a.latency_max_ms.unwrap() > 4.0, "{a:?}");
+    assert_eq!(
+        (
+            a.latency_min_ms,
+            a.latency_p50_ms,
+            a.latency_p99_ms,
+            a.latency_max_ms
+        ),
+        (
+            b.latency_min_ms,
+            b.latency_p50_ms,
+            b.latency_p99_ms,
+            b.latency_max_ms
+        )
+    );
+    assert_eq!(a.latency_histogram, b.latency_histogram);
+}
