@@ -233,23 +233,37 @@ fn words_sum(bytes: &[u8]) -> u32 {
     sum
 }
 
-/// A 64-bit sum for long buffers (a 64 KiB datagram overflows no u64), of
-/// big-endian 32-bit words: 2^16 is 1 in ones' complement arithmetic, so
-/// it folds to the sum of the 16-bit words, with half the additions (the
-/// sink checks two checksums a frame).
+/// The sum of `bytes` as big-endian 16-bit words, folded to 16 bits, for
+/// long buffers (the sink checks two checksums a frame). Ones' complement
+/// addition does not care for byte order (RFC 1071 §2): it adds 64-bit
+/// little-endian words as two 32-bit halves (2^16 is 1 in that arithmetic,
+/// so no carry is lost in a u64 for a 64 KiB datagram) and swaps the
+/// folded result's bytes once, where the big-endian sum swapped each word.
 fn words_sum_long(bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(4);
-    let mut sum: u64 = chunks
+    let half = |word: u64| (word & 0xffff_ffff) + (word >> 32);
+    let mut words = bytes.chunks_exact(8);
+    let mut sum: u64 = words
         .by_ref()
-        .map(|word| u64::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]])))
+        .map(|word| half(u64::from_le_bytes(word.try_into().unwrap_or_default())))
         .sum();
-    match *chunks.remainder() {
-        [a, b, c] => sum += u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
-        [a, b] => sum += u64::from(u16::from_be_bytes([a, b])),
-        [a] => sum += u64::from(a) << 8,
-        _ => {}
+    let rest = words.remainder();
+    // The rest starts at an even offset, so its pieces are whole 16-bit
+    // words but an odd last byte, which lands low, as a little-endian word
+    // padded with zero: the 16-bit sum's padding once swapped.
+    let (word, rest) = match rest.split_first_chunk::<4>() {
+        Some((&word, rest)) => (u64::from(u32::from_le_bytes(word)), rest),
+        None => (0, rest),
+    };
+    sum += word;
+    let (word, rest) = match rest.split_first_chunk::<2>() {
+        Some((&word, rest)) => (u64::from(u16::from_le_bytes(word)), rest),
+        None => (0, rest),
+    };
+    sum += word;
+    if let [last] = rest {
+        sum += u64::from(*last);
     }
-    sum
+    u64::from(fold(sum).swap_bytes())
 }
 
 fn fold(mut sum: u64) -> u16 {
@@ -286,21 +300,25 @@ pub enum Parsed {
 /// Classifies `frame` without decoding more than lab-sink needs. Never
 /// panics: every length is checked before it is used.
 pub fn parse(frame: &[u8]) -> Parsed {
-    if frame.len() < ETHERNET_HEADER_LEN {
+    // Fixed-size views of the headers: the fields at constant offsets need
+    // no bounds check of their own (this runs for every frame a sink gets).
+    let Some((eth, ip)) = frame.split_first_chunk::<ETHERNET_HEADER_LEN>() else {
         return Parsed::Other;
-    }
-    match u16::from_be_bytes([frame[12], frame[13]]) {
+    };
+    match u16::from_be_bytes([eth[12], eth[13]]) {
         0x0806 => return Parsed::Arp,
         0x0800 => {}
         _ => return Parsed::Other,
     }
-    let ip = &frame[ETHERNET_HEADER_LEN..];
-    if ip.len() < IPV4_HEADER_LEN || ip[0] >> 4 != 4 || ip[9] != 17 {
+    let Some(fixed) = ip.first_chunk::<IPV4_HEADER_LEN>() else {
+        return Parsed::Other;
+    };
+    if fixed[0] >> 4 != 4 || fixed[9] != 17 {
         return Parsed::Other;
     }
-    let header_len = usize::from(ip[0] & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let fragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+    let header_len = usize::from(fixed[0] & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([fixed[2], fixed[3]]));
+    let fragmented = u16::from_be_bytes([fixed[6], fixed[7]]) & 0x3fff != 0;
     if header_len < IPV4_HEADER_LEN || total_len < header_len || total_len > ip.len() {
         return Parsed::Corrupted;
     }
@@ -310,23 +328,23 @@ pub fn parse(frame: &[u8]) -> Parsed {
     if fold(words_sum_long(&ip[..header_len])) != 0xffff {
         return Parsed::Corrupted;
     }
-    let udp = &ip[header_len..total_len];
-    if udp.len() < UDP_HEADER_LEN {
+    let Some((head, _)) = ip[header_len..total_len].split_first_chunk::<UDP_HEADER_LEN>() else {
+        return Parsed::Corrupted;
+    };
+    let udp_len = usize::from(u16::from_be_bytes([head[4], head[5]]));
+    if udp_len < UDP_HEADER_LEN || header_len + udp_len > total_len {
         return Parsed::Corrupted;
     }
-    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-    if udp_len < UDP_HEADER_LEN || udp_len > udp.len() {
-        return Parsed::Corrupted;
-    }
-    let udp = &udp[..udp_len];
-    let payload = &udp[UDP_HEADER_LEN..];
-    if payload.len() < PAYLOAD_LEN || payload[0..4] != MAGIC {
+    let udp = &ip[header_len..header_len + udp_len];
+    let Some(payload) = udp[UDP_HEADER_LEN..].first_chunk::<PAYLOAD_LEN>() else {
+        return Parsed::Other;
+    };
+    if payload[0..4] != MAGIC {
         return Parsed::Other;
     }
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    let checksum = u16::from_be_bytes([udp[6], udp[7]]);
-    if checksum != 0 {
+    let src = Ipv4Addr::new(fixed[12], fixed[13], fixed[14], fixed[15]);
+    let dst = Ipv4Addr::new(fixed[16], fixed[17], fixed[18], fixed[19]);
+    if u16::from_be_bytes([head[6], head[7]]) != 0 {
         let sum = u64::from(pseudo_header_sum(src, dst, udp_len as u32)) + words_sum_long(udp);
         if fold(sum) != 0xffff {
             return Parsed::Corrupted;
@@ -340,17 +358,16 @@ pub fn parse(frame: &[u8]) -> Parsed {
             payload[at + 3],
         ])
     };
-    let mut sent = [0u8; 8];
-    sent.copy_from_slice(&payload[12..20]);
+    let [.., s0, s1, s2, s3, s4, s5, s6, s7] = *payload;
     Parsed::Traffic {
         src,
         dst,
-        src_port: u16::from_be_bytes([udp[0], udp[1]]),
-        dst_port: u16::from_be_bytes([udp[2], udp[3]]),
+        src_port: u16::from_be_bytes([head[0], head[1]]),
+        dst_port: u16::from_be_bytes([head[2], head[3]]),
         stamp: Stamp {
             session: be32(4),
             seq: be32(8),
-            sent_ns: u64::from_be_bytes(sent),
+            sent_ns: u64::from_be_bytes([s0, s1, s2, s3, s4, s5, s6, s7]),
         },
     }
 }
