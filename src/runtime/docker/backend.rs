@@ -36,15 +36,19 @@ impl DockerBackend {
     }
 
     /// The host pid of a running container's init, `None` when it is not
-    /// running.
+    /// running, or is gone: listed a moment ago, then removed (another
+    /// lab's teardown racing `labctl inspect`).
     pub async fn pid(&self, container: &str) -> Result<Option<u32>, RuntimeError> {
-        let inspect = self
+        let inspect = match self
             .docker
             .inspect_container(container, None::<InspectContainerOptions>)
             .await
-            .map_err(RuntimeError::docker(format!(
+        {
+            Err(e) if is_not_found(&e) => return Ok(None),
+            found => found.map_err(RuntimeError::docker(format!(
                 "inspecting container {container}"
-            )))?;
+            )))?,
+        };
         Ok(inspect
             .state
             .filter(|s| s.running == Some(true))
