@@ -244,6 +244,14 @@ PLACEMENTS = {
 }
 
 
+def loss_target(asked, reached):
+    """No loss counts only at the rate asked: where lab-gen fell short of
+    it (by more than 5%), the target is not shown, and says so."""
+    if reached >= 0.95 * asked:
+        return at_most(0, "none lost in any run")
+    return Target(f"none lost in any run: not shown, lab-gen reached {reached:,.0f}/s", lambda ours, ref: False)
+
+
 def gen_to_sink_run(
     settings: Settings, pair: VethPair, generator: tuple, sink_path: str, placement: str, rate=None
 ) -> tuple:
@@ -338,9 +346,10 @@ def gen_to_sink_on(
         top.append(sent["rate"])
         sink_top.append(received["rate"])
         sink_lost_top.append(received["lost"] + (sent["sent"] - received["received"] - received["lost"]))
-    lost, rates, latency = [], [], []
+    lost, rates, latency, offered = [], [], [], []
     for _ in range(RUNS_AT_80):
         sent, received = gen_to_sink_run(settings, pair, generator, sink_path, placement, rate=at_80)
+        offered.append(sent["rate"])
         # What the sink never saw: gaps it counted, and the tail it could
         # not see (lab-gen's count says).
         lost.append(sent["sent"] - received["received"] + received["duplicates"])
@@ -367,7 +376,7 @@ def gen_to_sink_on(
             "frames",
             "lab-sink",
             [sum(lost)],
-            target=at_most(0, "none lost in any run"),
+            target=loss_target(at_80, min(offered)),
             note=f"per run: {', '.join(f'{n:,}' for n in lost)}; sink rate {min(rates):,.0f} .. {max(rates):,.0f}/s",
         )
     )
