@@ -227,6 +227,123 @@ fn inspect_shows_nodes_state_pids_and_interfaces() {
     assert!(stderr(&none).contains("nothing deployed"));
 }
 
+/// A container listed, then removed before labctl inspects it (another
+/// lab's teardown racing `labctl inspect`, seen in CI as a 404 and exit
+/// 3): inspect goes on, the node is shown without a pid.
+#[test]
+fn inspect_takes_a_container_removed_meanwhile_as_not_running() {
+    let lab = TestLab::new("rgone", PAIR);
+    lab.deploy();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let _proxy = docker_proxy_where_gone(&socket, lab.container("a"));
+
+    let out = labctl_command(&["inspect", "--json", &lab.name])
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .output()
+        .unwrap();
+    assert_success(&out, "labctl inspect --json, node a gone meanwhile");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let nodes = json["labs"][0]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{json}");
+    assert_eq!(nodes[0]["node"], "a");
+    assert!(nodes[0]["pid"].is_null(), "{json}");
+    assert_eq!(nodes[1]["pid"].as_u64(), Some(u64::from(lab.pid("b"))));
+}
+
+/// A proxy to the real Docker socket that answers inspecting `gone` as
+/// Docker does a removed container (404, "No such container"), and passes
+/// every other request through, one per connection.
+fn docker_proxy_where_gone(socket: &std::path::Path, gone: String) -> std::thread::JoinHandle<()> {
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let gone = gone.clone();
+            std::thread::spawn(move || {
+                let _ = pass_through_unless_gone(client, &gone);
+            });
+        }
+    })
+}
+
+fn pass_through_unless_gone(
+    mut client: std::os::unix::net::UnixStream,
+    gone: &str,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut from_client = BufReader::new(client.try_clone()?);
+    let Some(head) = http_head(&mut from_client)? else {
+        return Ok(());
+    };
+    if head[0].starts_with("GET ") && head[0].contains(&format!("/containers/{gone}/json")) {
+        let body = format!(r#"{{"message":"No such container: {gone}"}}"#);
+        return write!(
+            client,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+    let length = head
+        .iter()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    from_client.read_exact(&mut body)?;
+    let docker = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+        .unwrap_or_else(|| "/var/run/docker.sock".to_owned());
+    let mut upstream = std::os::unix::net::UnixStream::connect(docker)?;
+    // One request a connection both ways, so that the client never sends
+    // a second one on a connection this proxy does not read again.
+    upstream.write_all(closing(&head).as_bytes())?;
+    upstream.write_all(&body)?;
+    let mut from_docker = BufReader::new(upstream);
+    let Some(answer) = http_head(&mut from_docker)? else {
+        return Ok(());
+    };
+    client.write_all(closing(&answer).as_bytes())?;
+    std::io::copy(&mut from_docker, &mut client)?;
+    Ok(())
+}
+
+/// The lines of an HTTP message's head, without their CRLF; `None` at EOF.
+fn http_head(from: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if from.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        if line.is_empty() {
+            return Ok(Some(lines));
+        }
+        lines.push(line);
+    }
+}
+
+/// `head` with `Connection: close` in place of any Connection header.
+fn closing(head: &[String]) -> String {
+    let mut out = String::new();
+    for line in head.iter().filter(|line| {
+        !line
+            .split_once(':')
+            .is_some_and(|(name, _)| name.eq_ignore_ascii_case("connection"))
+    }) {
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out
+}
+
 #[test]
 fn exec_streams_both_outputs_and_exits_with_the_commands_code() {
     let lab = TestLab::new("rexe", &busybox_lab());
