@@ -146,7 +146,7 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
 
     let (mut live, fallback) = match PathChoice::from(args.path) {
         PathChoice::Datalink => (None, None),
-        choice => match gen::try_live(&me, &options) {
+        choice => match gen::try_live(start.kind, &me, &options) {
             Ok(live) => (Some(live), None),
             Err(why) if choice == PathChoice::Live => {
                 return Err(ToolError::LiveFrames(why.to_string()))

@@ -23,7 +23,7 @@ use pnet::util::MacAddr;
 use serde::Serialize;
 
 use crate::tools::arp;
-use crate::tools::datalink::{Datalink, DatalinkError, Direction};
+use crate::tools::datalink::{Datalink, DatalinkError, DatalinkKind, Direction};
 use crate::tools::error::ToolError;
 use crate::tools::frames::Link;
 use crate::tools::iface::Interface;
@@ -266,7 +266,19 @@ pub fn run<W: Write>(
 /// Live frames for this run, loaded and probed, or why not: the probe
 /// sends the run's frame 0 and looks whether the interface handed it to
 /// its peer (a veth whose peer takes no XDP frames drops it unseen).
-pub fn try_live(me: &Interface, options: &GenOptions) -> Result<LiveFrames, Unavailable> {
+pub fn try_live(
+    kind: DatalinkKind,
+    me: &Interface,
+    options: &GenOptions,
+) -> Result<LiveFrames, Unavailable> {
+    // netmap holds the interface's rings: frames the kernel makes would go
+    // around the datalink the lab chose, which is what is being measured.
+    if kind == DatalinkKind::Netmap {
+        return Err(Unavailable(format!(
+            "{} is on netmap, whose rings XDP frames would bypass",
+            me.name
+        )));
+    }
     let ifindex = me.index;
     if !crate::tools::datalink::nothing_to_bypass(ifindex) {
         return Err(Unavailable(format!(

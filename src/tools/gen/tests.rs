@@ -463,3 +463,17 @@ fn on_netmap_a_paced_run_keeps_its_count() {
         link.kernel().txsyncs
     );
 }
+
+/// A lab that chose netmap measures netmap: `auto` never sends live
+/// frames around its rings (and says why, before loading anything).
+#[test]
+fn netmap_is_never_bypassed_by_live_frames() {
+    let why = match try_live(DatalinkKind::Netmap, &me(), &options(Limit::Count(1), None)) {
+        Ok(_) => panic!("live frames on a netmap interface"),
+        Err(why) => why.to_string(),
+    };
+    assert_eq!(
+        why,
+        "eth1 is on netmap, whose rings XDP frames would bypass"
+    );
+}
