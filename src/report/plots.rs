@@ -88,7 +88,21 @@ pub struct Marker {
 pub fn timeline_svg(spans: &[Span], markers: &[Marker], total: f64) -> Option<String> {
     let rows = spans.len().max(1);
     let height = (40 + 18 * rows as u32).min(4000) + 40;
-    let total = total.max(0.001);
+    let total = if total.is_finite() {
+        total.max(0.001)
+    } else {
+        0.001
+    };
+    // Times come from the report, not from the axis: one far outside it
+    // overflows plotters' pixel arithmetic (a panic with overflow checks,
+    // found by the fuzz target `report`), so each is held to the axis.
+    let on_axis = |t: f64| {
+        if t.is_finite() {
+            t.clamp(0.0, total * 1.02)
+        } else {
+            0.0
+        }
+    };
     svg((960, height), |root| {
         // Row r is centred on y = rows - 1 - r: the first at the top,
         // each named by the label at its integer.
@@ -125,22 +139,23 @@ pub fn timeline_svg(spans: &[Span], markers: &[Marker], total: f64) -> Option<St
                 SpanKind::Skipped => SKIP.mix(0.3),
             };
             // A step shorter than a pixel still shows.
-            let end = span.end.max(span.start + total / 900.0);
+            let start = on_axis(span.start);
+            let end = on_axis(span.end.max(span.start + total / 900.0));
             Rectangle::new(
-                [(span.start, y_of(row) - 0.35), (end, y_of(row) + 0.35)],
+                [(start, y_of(row) - 0.35), (end, y_of(row) + 0.35)],
                 color.filled(),
             )
         }))?;
         chart.draw_series(markers.iter().map(|m| {
             PathElement::new(
-                vec![(m.at, -0.5), (m.at, rows as f64 - 0.5)],
+                vec![(on_axis(m.at), -0.5), (on_axis(m.at), rows as f64 - 0.5)],
                 (if m.failed { FAIL } else { LINK }).stroke_width(2),
             )
         }))?;
         chart.draw_series(markers.iter().map(|m| {
             Text::new(
                 svg_text(&m.label, 24),
-                (m.at, -0.45),
+                (on_axis(m.at), -0.45),
                 (FONT, 11).into_font().color(&LINK),
             )
         }))?;
@@ -574,6 +589,36 @@ mod tests {
             latency_p50_ms: Some(0.02),
             latency_p99_ms: Some(0.09),
             latency_max_ms: Some(0.4),
+        }
+    }
+
+    /// Times far off the run's axis (a report's steps are not checked
+    /// against its duration) still draw, each held to the axis: plotters
+    /// overflowed on them (found by the fuzz target `report`).
+    #[test]
+    fn a_timeline_with_times_off_its_axis_still_draws() {
+        let span = |start: f64, end: f64| Span {
+            label: "s".into(),
+            start,
+            end,
+            kind: SpanKind::Passed,
+        };
+        let spans = [
+            span(4.0e9, 4.1e9),
+            span(-1.0e12, 1.0),
+            span(f64::NAN, f64::INFINITY),
+            span(0.2, 0.4),
+        ];
+        let markers = [Marker {
+            label: "down".into(),
+            at: 1.0e15,
+            failed: false,
+        }];
+        for total in [1.0, f64::INFINITY, f64::NAN] {
+            let svg = timeline_svg(&spans, &markers, total).expect("a chart");
+            assert!(svg.starts_with("<svg"), "{svg}");
+            // The background, and a bar for every span.
+            assert_eq!(svg.matches("<rect").count(), 1 + spans.len(), "{svg}");
         }
     }
 

@@ -8,6 +8,7 @@
 //! | 3 | the interface or the datalink: no such interface, no address on it, datalink unavailable, a send or receive that failed |
 //! | 4 | the output: standard output or the pcap file cannot be written |
 
+use std::io;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -108,4 +109,14 @@ impl From<std::io::Error> for ToolError {
     fn from(error: std::io::Error) -> Self {
         ToolError::Stdout(error)
     }
+}
+
+/// The kernel's NLMSG_ERROR as an io::Error, for the tools' plain netlink
+/// dumps (the route table, an interface's qdiscs). Not
+/// `ErrorMessage::to_io`, nor a bare negation: both overflow (a panic in a
+/// build with overflow checks) on i32::MIN, a code any bytes can carry
+/// (found twice by the fuzz target `netlink`).
+pub(crate) fn netlink_errno(error: &netlink_packet_core::ErrorMessage) -> io::Error {
+    let code = error.code.map_or(0, |code| code.get());
+    io::Error::from_raw_os_error(code.checked_neg().unwrap_or(i32::MAX))
 }

@@ -15,6 +15,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use super::{Route, RouteError, RouteKind};
+use crate::tools::error::netlink_errno;
 
 /// Every IPv4 route of the main table of this network namespace, in the
 /// kernel's order.
@@ -63,10 +64,7 @@ pub fn parse_reply(datagram: &[u8], routes: &mut Vec<Route>) -> io::Result<bool>
         let length = message.header.length as usize;
         match message.payload {
             NetlinkPayload::Done(_) => return Ok(true),
-            NetlinkPayload::Error(error) => {
-                let code = error.code.map_or(0, |code| -code.get());
-                return Err(io::Error::from_raw_os_error(code));
-            }
+            NetlinkPayload::Error(error) => return Err(netlink_errno(&error)),
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
                 routes.extend(convert(&route));
             }
@@ -169,6 +167,25 @@ mod tests {
 
     fn gateway(last: u8) -> RouteAttribute {
         RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(198, 18, 1, last)))
+    }
+
+    /// An NLMSG_ERROR whose code is i32::MIN: an error, no panic (the
+    /// fuzz target `netlink` found the negation's overflow here too).
+    #[test]
+    fn an_error_code_of_i32_min_is_an_error_not_a_panic() {
+        let mut reply = Vec::new();
+        reply.extend_from_slice(&36u32.to_le_bytes()); // length
+        reply.extend_from_slice(&2u16.to_le_bytes()); // NLMSG_ERROR
+        reply.extend_from_slice(&0u16.to_le_bytes()); // flags
+        reply.extend_from_slice(&[0; 8]); // sequence, port
+        reply.extend_from_slice(&i32::MIN.to_le_bytes()); // the code
+        reply.extend_from_slice(&[0; 16]); // the request's header
+        let error = parse_reply(&reply, &mut Vec::new()).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(i32::MAX));
+        // And an ordinary one keeps its errno.
+        reply[16..20].copy_from_slice(&(-libc::EPERM).to_le_bytes());
+        let error = parse_reply(&reply, &mut Vec::new()).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EPERM));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use netlink_packet_route::tc::{TcAttribute, TcMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
+use crate::tools::error::netlink_errno;
+
 /// The qdisc kinds of interface `ifindex`, as `tc qdisc show dev` lists them.
 pub fn kinds(ifindex: u32) -> io::Result<Vec<String>> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
@@ -40,15 +42,6 @@ pub fn kinds(ifindex: u32) -> io::Result<Vec<String>> {
     }
 }
 
-/// The kernel's error as an io::Error. Not `ErrorMessage::to_io`: it
-/// negates the code with `abs`, which overflows (a panic in a build with
-/// overflow checks) on i32::MIN, a code any bytes can carry (found by the
-/// fuzz target `netlink`).
-fn errno_of(error: &netlink_packet_core::ErrorMessage) -> io::Error {
-    let code = error.code.map_or(0, |code| code.get());
-    io::Error::from_raw_os_error(code.checked_neg().unwrap_or(i32::MAX))
-}
-
 /// Reads one datagram of the kernel's reply to a qdisc dump, adding the
 /// kinds of `ifindex`'s qdiscs to `found`; true once the dump is done.
 /// Any bytes end in an answer (the fuzz target `netlink` feeds it any).
@@ -60,7 +53,7 @@ pub fn parse_reply(bytes: &[u8], ifindex: u32, found: &mut Vec<String>) -> io::R
         let length = message.header.length as usize;
         match message.payload {
             NetlinkPayload::Done(_) => return Ok(true),
-            NetlinkPayload::Error(error) => return Err(errno_of(&error)),
+            NetlinkPayload::Error(error) => return Err(netlink_errno(&error)),
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewQueueDiscipline(tc))
                 if u32::try_from(tc.header.index) == Ok(ifindex) =>
             {
