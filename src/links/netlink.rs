@@ -27,6 +27,10 @@ use super::{sysctl, LinkError, VethEnd, VethPlan, VxlanEnd, Wiring};
 /// A veth's MTU when the link sets none.
 const DEFAULT_MTU: u32 = 1500;
 
+/// How long a VXLAN end's VNI and port may stay "in use" after the lab
+/// that held them is gone (the kernel's namespace cleanup runs later).
+const VXLAN_IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// ENODEV: the interface is already gone.
 const NO_SUCH_DEVICE: i32 = libc::ENODEV;
 
@@ -76,29 +80,39 @@ impl Netlink {
         if let Some(mac) = end.mac {
             device = device.address(mac.to_vec());
         }
-        self.host
-            .link()
-            .add(device.build())
-            .execute()
-            .await
-            .map_err(|e| {
-                let doing = format!(
-                    "creating the VXLAN end {} (VNI {}, port {}, {} -> {})",
-                    end.label(),
-                    vxlan.vni,
-                    vxlan.port,
-                    vxlan.local,
-                    vxlan.remote
-                );
-                if is_errno(&e, libc::EEXIST) {
-                    LinkError::io(doing)(std::io::Error::other(
-                        "that VNI and port are in use on this host (another lab or VXLAN device); \
-                         give the link another `vxlan: { vni: ... }`",
-                    ))
-                } else {
-                    LinkError::netlink(doing)(e)
+        // A lab torn down a moment ago may still hold this VNI and port:
+        // the kernel deletes a removed node's VXLAN end as it cleans the
+        // node's namespace up, after the container is gone (seen on a
+        // loaded machine, one lab right after another). So "in use" is
+        // asked again for a while before it is an answer.
+        let message = device.build();
+        let patience = std::time::Instant::now() + VXLAN_IN_USE_PATIENCE;
+        let created = loop {
+            match self.host.link().add(message.clone()).execute().await {
+                Err(e) if is_errno(&e, libc::EEXIST) && std::time::Instant::now() < patience => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
-            })?;
+                created => break created,
+            }
+        };
+        created.map_err(|e| {
+            let doing = format!(
+                "creating the VXLAN end {} (VNI {}, port {}, {} -> {})",
+                end.label(),
+                vxlan.vni,
+                vxlan.port,
+                vxlan.local,
+                vxlan.remote
+            );
+            if is_errno(&e, libc::EEXIST) {
+                LinkError::io(doing)(std::io::Error::other(
+                    "that VNI and port are in use on this host (another lab or VXLAN device); \
+                         give the link another `vxlan: { vni: ... }`",
+                ))
+            } else {
+                LinkError::netlink(doing)(e)
+            }
+        })?;
         let configured = configure_end(end, &vxlan.alias, &netns).await;
         if configured.is_err() {
             let _ = delete_in(&netns, &end.interface).await;

@@ -689,3 +689,102 @@ fn scaling_figures() {
     }
     assert!(hosts.leftovers().is_empty(), "{:?}", hosts.leftovers());
 }
+
+/// A VXLAN end whose VNI and port a device still holds for a moment (as a
+/// lab torn down just before leaves them until the kernel cleans its
+/// namespaces up) is created once the device goes; one that stays is the
+/// one-line "in use" after a bounded wait. No Docker: a namespace for the
+/// node, the VXLAN socket in the test's own.
+#[tokio::test(flavor = "current_thread")]
+async fn a_vxlan_end_waits_out_a_vni_being_freed_and_names_one_that_is_not() {
+    use labctl::links::{Netlink, VethEnd, VxlanEnd};
+    if !crate::support::netns::have_root() {
+        skip("a_vxlan_end_waits_out_a_vni_being_freed: needs root (netns, VXLAN)");
+        return;
+    }
+    let ns = crate::support::unique("vxw");
+    let blocker = crate::support::unique("vxb");
+    // Unique per process: a run right after this one must not meet its
+    // ends still being cleaned up.
+    let vni = 3_000_000 + std::process::id() % 100_000;
+    let port = (40_000 + std::process::id() % 20_000) as u16;
+    let block = || {
+        let vni = vni.to_string();
+        let port = port.to_string();
+        crate::support::netns::ip(&[
+            "link",
+            "add",
+            &blocker,
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "dstport",
+            &port,
+            "local",
+            "198.18.251.1",
+            "remote",
+            "198.18.251.2",
+        ]);
+    };
+    crate::support::netns::ip(&["netns", "add", &ns]);
+    // Whatever happens, the namespace (and its ends) and the blocker go.
+    struct Cleanup(Vec<Vec<String>>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for args in &self.0 {
+                let _ = Command::new("ip").args(args).output();
+            }
+        }
+    }
+    let _cleanup = Cleanup(vec![
+        vec!["link".into(), "del".into(), blocker.clone()],
+        vec!["netns".into(), "del".into(), ns.clone()],
+    ]);
+    let end = |interface: &str| VxlanEnd {
+        alias: "labctl:vxw:test".into(),
+        mtu: Some(1450),
+        end: VethEnd {
+            node: "n".into(),
+            interface: interface.into(),
+            ipv4: None,
+            mac: None,
+            sysctls: Vec::new(),
+            impair: None,
+        },
+        vni,
+        port,
+        local: "198.18.251.1".parse().unwrap(),
+        remote: "198.18.251.3".parse().unwrap(),
+    };
+    let path = std::path::PathBuf::from(format!("/run/netns/{ns}"));
+    let netlink = Netlink::connect().unwrap();
+
+    block();
+    let freeing = {
+        let blocker = blocker.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            crate::support::netns::ip(&["link", "del", &blocker]);
+        })
+    };
+    let at = Instant::now();
+    let waited = netlink.wire_vxlan(&end("eth1"), &path).await;
+    freeing.join().unwrap();
+    assert!(waited.is_ok(), "{waited:?}");
+    assert!(
+        at.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        at.elapsed()
+    );
+
+    // Held for good (the end above holds it now): one line, within bounds.
+    let at = Instant::now();
+    let refused = netlink.wire_vxlan(&end("eth2"), &path).await;
+    let said = refused.expect_err("a VNI and port in use").to_string();
+    assert!(
+        said.contains("that VNI and port are in use on this host"),
+        "{said}"
+    );
+    assert!(at.elapsed() < Duration::from_secs(10), "{:?}", at.elapsed());
+}
