@@ -29,7 +29,7 @@ const DEFAULT_MTU: u32 = 1500;
 
 /// How long a VXLAN end's VNI and port may stay "in use" after the lab
 /// that held them is gone (the kernel's namespace cleanup runs later).
-const VXLAN_IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+const VXLAN_IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// ENODEV: the interface is already gone.
 const NO_SUCH_DEVICE: i32 = libc::ENODEV;
