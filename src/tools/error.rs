@@ -120,3 +120,16 @@ pub(crate) fn netlink_errno(error: &netlink_packet_core::ErrorMessage) -> io::Er
     let code = error.code.map_or(0, |code| code.get());
     io::Error::from_raw_os_error(code.checked_neg().unwrap_or(i32::MAX))
 }
+
+/// A whole NLMSG_ERROR datagram carrying `code`, for the dumps' tests.
+#[cfg(test)]
+pub(crate) fn netlink_error_reply(code: i32) -> Vec<u8> {
+    let mut reply = Vec::new();
+    reply.extend_from_slice(&36u32.to_le_bytes()); // length
+    reply.extend_from_slice(&2u16.to_le_bytes()); // NLMSG_ERROR
+    reply.extend_from_slice(&0u16.to_le_bytes()); // flags
+    reply.extend_from_slice(&[0; 8]); // sequence, port
+    reply.extend_from_slice(&code.to_le_bytes()); // the code
+    reply.extend_from_slice(&[0; 16]); // the request's header
+    reply
+}

@@ -173,18 +173,11 @@ mod tests {
     /// fuzz target `netlink` found the negation's overflow here too).
     #[test]
     fn an_error_code_of_i32_min_is_an_error_not_a_panic() {
-        let mut reply = Vec::new();
-        reply.extend_from_slice(&36u32.to_le_bytes()); // length
-        reply.extend_from_slice(&2u16.to_le_bytes()); // NLMSG_ERROR
-        reply.extend_from_slice(&0u16.to_le_bytes()); // flags
-        reply.extend_from_slice(&[0; 8]); // sequence, port
-        reply.extend_from_slice(&i32::MIN.to_le_bytes()); // the code
-        reply.extend_from_slice(&[0; 16]); // the request's header
-        let error = parse_reply(&reply, &mut Vec::new()).unwrap_err();
+        use crate::tools::error::netlink_error_reply;
+        let error = parse_reply(&netlink_error_reply(i32::MIN), &mut Vec::new()).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(i32::MAX));
         // And an ordinary one keeps its errno.
-        reply[16..20].copy_from_slice(&(-libc::EPERM).to_le_bytes());
-        let error = parse_reply(&reply, &mut Vec::new()).unwrap_err();
+        let error = parse_reply(&netlink_error_reply(-libc::EPERM), &mut Vec::new()).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::EPERM));
     }
 

@@ -105,13 +105,7 @@ mod fuzzed {
     /// (the fuzz target `netlink` found `to_io`'s overflow).
     #[test]
     fn an_error_code_of_i32_min_is_an_error_not_a_panic() {
-        let mut message = Vec::new();
-        message.extend_from_slice(&36u32.to_le_bytes()); // length
-        message.extend_from_slice(&2u16.to_le_bytes()); // NLMSG_ERROR
-        message.extend_from_slice(&0u16.to_le_bytes()); // flags
-        message.extend_from_slice(&[0; 8]); // sequence, port
-        message.extend_from_slice(&i32::MIN.to_le_bytes()); // the code
-        message.extend_from_slice(&[0; 16]); // the request's header
+        let message = crate::tools::error::netlink_error_reply(i32::MIN);
         let mut found = Vec::new();
         let error = parse_reply(&message, 1, &mut found).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(i32::MAX));
