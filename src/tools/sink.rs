@@ -15,10 +15,14 @@
 //! and the sink's own receive queue. Nodes share the host's clock, so the
 //! two readings compare.
 //!
-//! Per frame the accounting costs no allocation and, while frames come
-//! from the flow of the frame before (a single flow, or a batch of one
-//! flow's frames), no hashing: the last flow is looked at first, the
-//! others through a map from the flow to its place in a list.
+//! Per frame the accounting costs no allocation and, for up to 64 flows
+//! of consecutive source ports (lab-gen's, taking turns frame by frame),
+//! no hashing: a flow is looked for first in a slot of its source port
+//! (the last flow seen there), then through a map from the flow to its
+//! place in a list. A frame in order is counted by setting one bit; a
+//! run of frames of one latency (a batch) is recorded in the histogram
+//! once ([`latency`]). `examples/sink_cost.rs` counts what a frame costs
+//! (`ci/bench sink`).
 //!
 //! With `--json` it also reports each interval of its clock (100 ms by
 //! default) as it ends: one [`IntervalSample`] out of counters and a
@@ -33,7 +37,6 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use pnet::util::MacAddr;
 use serde::Serialize;
 
@@ -43,13 +46,20 @@ use crate::tools::gen::ArpAnswerer;
 use crate::tools::output::{as_text, Output};
 use crate::tools::traffic::{self, Parsed};
 
+pub mod latency;
 pub mod seq;
 pub mod xdp;
 
+use latency::Latencies;
 use seq::{Arrival, SeqTracker};
 
 /// The most flows counted one by one.
 pub const MAX_FLOWS: usize = 4096;
+/// Slots of flows looked up without hashing: lab-gen's first 64 flows
+/// (consecutive source ports) have one each.
+const RECENT: usize = 64;
+/// An empty slot of `Sink::recent` (no flow is at u16::MAX).
+const NO_FLOW: u16 = u16::MAX;
 /// How long one receive waits before the stop flag and the deadline are
 /// looked at again (signals end the wait at once).
 const POLL: Duration = Duration::from_millis(100);
@@ -59,9 +69,6 @@ const BATCH: usize = 256;
 /// looked at again (they are between batches too, but a flood that never
 /// empties the ring must not keep the sink from its summary).
 const DRAIN_BATCHES: usize = 64;
-/// The latencies the histogram holds: 1 ns to an hour (longer ones are
-/// counted as an hour).
-const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
 #[derive(Clone, Debug)]
 pub struct SinkOptions {
@@ -188,7 +195,7 @@ struct Intervals {
     /// The sink's lost count when it began.
     lost_at_start: u64,
     /// Reset at every interval's end.
-    latency: Histogram<u64>,
+    latency: Latencies,
 }
 
 #[derive(Debug, Serialize)]
@@ -250,8 +257,10 @@ pub struct Sink {
     flows: Vec<(FlowKey, SeqTracker)>,
     /// Where each flow is in `flows`.
     index: HashMap<FlowKey, usize, BuildHasherDefault<FlowHasher>>,
-    /// The flow of the last frame counted.
-    last_flow: Option<usize>,
+    /// Recent flows by source port ([`RECENT`] slots, each a place in
+    /// `flows` or [`NO_FLOW`]): lab-gen's flows are consecutive ports
+    /// taking turns frame by frame, which a single last flow always missed.
+    recent: [u16; RECENT],
     /// Frames counted (duplicates and untracked flows included).
     received: u64,
     /// The destination port of a flow first seen since the last look.
@@ -260,7 +269,7 @@ pub struct Sink {
     untracked: u64,
     /// The sum of the flows' lost counts, kept as each frame moves it.
     lost: u64,
-    latency: Histogram<u64>,
+    latency: Latencies,
     /// With `--json`: the current interval.
     intervals: Option<Intervals>,
     first: Option<u64>,
@@ -283,12 +292,12 @@ impl Sink {
             ip,
             flows: Vec::new(),
             index: HashMap::default(),
-            last_flow: None,
+            recent: [NO_FLOW; RECENT],
             received: 0,
             new_port: None,
             untracked: 0,
             lost: 0,
-            latency: latency_histogram(),
+            latency: Latencies::default(),
             intervals: None,
             first: None,
             last: None,
@@ -331,20 +340,23 @@ impl Sink {
         let arrival = match self.flow_of(key) {
             Some(at) => {
                 let flow = &mut self.flows[at].1;
-                let lost_before = flow.lost();
-                let arrival = flow.record(stamp.seq);
-                // `self.lost` includes `lost_before`: no underflow.
-                self.lost = self.lost + flow.lost() - lost_before;
-                Some(arrival)
+                if flow.record_next(stamp.seq) {
+                    Some(Arrival::InOrder)
+                } else {
+                    let lost_before = flow.lost();
+                    let arrival = flow.record(stamp.seq);
+                    // `self.lost` includes `lost_before`: no underflow.
+                    self.lost = self.lost + flow.lost() - lost_before;
+                    Some(arrival)
+                }
             }
             None => {
                 self.untracked += 1;
                 None
             }
         };
-        let latency = now_ns
-            .saturating_sub(stamp.sent_ns)
-            .clamp(1, MAX_LATENCY_NS);
+        // Clamped to the histogram's bounds as it is recorded.
+        let latency = now_ns.saturating_sub(stamp.sent_ns);
         // One record a frame: with intervals, into the interval's, which
         // joins the run's as the interval closes.
         match &mut self.intervals {
@@ -355,9 +367,9 @@ impl Sink {
                     Some(Arrival::Reordered) => interval.reordered += 1,
                     Some(Arrival::InOrder) | None => {}
                 }
-                interval.latency.saturating_record(latency);
+                interval.latency.record(latency);
             }
-            None => self.latency.saturating_record(latency),
+            None => self.latency.record(latency),
         }
         self.first.get_or_insert(now_ns);
         self.last = Some(now_ns);
@@ -367,7 +379,9 @@ impl Sink {
     /// Where `key`'s tracker is, a new one if there is room; `None` for a
     /// flow beyond [`MAX_FLOWS`].
     fn flow_of(&mut self, key: FlowKey) -> Option<usize> {
-        if let Some(at) = self.last_flow.filter(|&at| self.flows[at].0 == key) {
+        let slot = usize::from(key.src_port) % RECENT;
+        let at = usize::from(self.recent[slot]);
+        if self.flows.get(at).is_some_and(|(known, _)| *known == key) {
             return Some(at);
         }
         let at = match self.index.get(&key) {
@@ -380,7 +394,8 @@ impl Sink {
             }
             None => return None,
         };
-        self.last_flow = Some(at);
+        // `at` < MAX_FLOWS, which fits.
+        self.recent[slot] = at as u16;
         Some(at)
     }
 
@@ -395,7 +410,7 @@ impl Sink {
             duplicates: 0,
             reordered: 0,
             lost_at_start: self.lost,
-            latency: latency_histogram(),
+            latency: Latencies::default(),
         });
         self
     }
@@ -439,6 +454,7 @@ impl Sink {
             (interval.received as f64 * 1e9 / duration_ns as f64).round()
         };
         let seen = !interval.latency.is_empty();
+        let latency = interval.latency.histogram();
         let sample = IntervalSample {
             start_ms: ms(interval.start_ns - interval.ready_ns),
             duration_ms: ms(duration_ns),
@@ -448,17 +464,16 @@ impl Sink {
             lost_total: lost_now,
             duplicates: interval.duplicates,
             reordered: interval.reordered,
-            latency_p50_ms: seen.then(|| ms(interval.latency.value_at_quantile(0.5))),
-            latency_p99_ms: seen.then(|| ms(interval.latency.value_at_quantile(0.99))),
-            latency_max_ms: seen.then(|| ms(interval.latency.max())),
+            latency_p50_ms: seen.then(|| ms(latency.value_at_quantile(0.5))),
+            latency_p99_ms: seen.then(|| ms(latency.value_at_quantile(0.99))),
+            latency_max_ms: seen.then(|| ms(latency.max())),
         };
         interval.start_ns = end_ns;
         interval.received = 0;
         interval.duplicates = 0;
         interval.reordered = 0;
         interval.lost_at_start = lost_now;
-        // Both histograms have the same bounds: adding cannot fail.
-        let _ = self.latency.add(&interval.latency);
+        self.latency.add(&mut interval.latency);
         interval.latency.reset();
         sample
     }
@@ -513,11 +528,12 @@ impl Sink {
         let open = self.intervals.as_ref().map(|i| &i.latency);
         let latency = match open.filter(|open| !open.is_empty()) {
             Some(open) => {
-                let mut all = self.latency.clone();
-                let _ = all.add(open);
+                let mut all = self.latency.view().into_owned();
+                // Both histograms have the same bounds: adding cannot fail.
+                let _ = all.add(open.view().as_ref());
                 Cow::Owned(all)
             }
-            None => Cow::Borrowed(&self.latency),
+            None => self.latency.view(),
         };
         let seen = !latency.is_empty();
         SinkSummary {
@@ -553,12 +569,6 @@ impl Sink {
             fallback: None,
         }
     }
-}
-
-/// Bounds this wide and 3 digits always make a histogram.
-fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
-        .unwrap_or_else(|_| Histogram::new(3).expect("a 3-digit histogram"))
 }
 
 /// Nanoseconds in milliseconds, to the microsecond.
@@ -881,7 +891,7 @@ impl Reading {
 fn xdp_sample(before: &Reading, now: &Reading, ready_ns: u64) -> IntervalSample {
     let duration_ns = now.at_ns.saturating_sub(before.at_ns);
     let received = now.totals.received - before.totals.received;
-    let mut latency = latency_histogram();
+    let mut latency = latency::histogram();
     xdp::record_buckets(
         &mut latency,
         &now.histogram,
@@ -946,7 +956,7 @@ pub fn xdp_summary(
     } else {
         0.0
     };
-    let mut latency = latency_histogram();
+    let mut latency = latency::histogram();
     xdp::record_buckets(
         &mut latency,
         histogram,

@@ -233,44 +233,58 @@ fn words_sum(bytes: &[u8]) -> u32 {
     sum
 }
 
-/// The sum of `bytes` as big-endian 16-bit words, folded to 16 bits, for
-/// long buffers (the sink checks two checksums a frame). Ones' complement
-/// addition does not care for byte order (RFC 1071 §2): it adds 64-bit
-/// little-endian words as two 32-bit halves (2^16 is 1 in that arithmetic,
-/// so no carry is lost in a u64 for a 64 KiB datagram) and swaps the
-/// folded result's bytes once, where the big-endian sum swapped each word.
-fn words_sum_long(bytes: &[u8]) -> u64 {
-    let half = |word: u64| (word & 0xffff_ffff) + (word >> 32);
-    let mut words = bytes.chunks_exact(8);
-    let mut sum: u64 = words
-        .by_ref()
-        .map(|word| half(u64::from_le_bytes(word.try_into().unwrap_or_default())))
-        .sum();
-    let rest = words.remainder();
+/// The ones' complement sum of `bytes` as 16-bit words, not folded, for
+/// the sink's two checks a frame, read as little-endian 64-bit words and
+/// added as two 32-bit halves (2^16 is 1 in that arithmetic, so a u64
+/// loses no carry for a 64 KiB datagram). Ones' complement addition does
+/// not care for byte order (RFC 1071 §2): the folded sum is the 16-bit
+/// big-endian one with its bytes swapped, and 0xffff, what a right
+/// checksum sums to, is the same either way round.
+fn le_words_sum(bytes: &[u8]) -> u64 {
+    let mut sum = 0u64;
+    let mut rest = bytes;
+    while let Some((&word, tail)) = rest.split_first_chunk::<8>() {
+        sum += halves(u64::from_le_bytes(word));
+        rest = tail;
+    }
     // The rest starts at an even offset, so its pieces are whole 16-bit
     // words but an odd last byte, which lands low, as a little-endian word
-    // padded with zero: the 16-bit sum's padding once swapped.
-    let (word, rest) = match rest.split_first_chunk::<4>() {
-        Some((&word, rest)) => (u64::from(u32::from_le_bytes(word)), rest),
-        None => (0, rest),
-    };
-    sum += word;
-    let (word, rest) = match rest.split_first_chunk::<2>() {
-        Some((&word, rest)) => (u64::from(u16::from_le_bytes(word)), rest),
-        None => (0, rest),
-    };
-    sum += word;
+    // padded with zero: the big-endian padding once swapped.
+    if let Some((&word, tail)) = rest.split_first_chunk::<4>() {
+        sum += u64::from(u32::from_le_bytes(word));
+        rest = tail;
+    }
+    if let Some((&word, tail)) = rest.split_first_chunk::<2>() {
+        sum += u64::from(u16::from_le_bytes(word));
+        rest = tail;
+    }
     if let [last] = rest {
         sum += u64::from(*last);
     }
-    u64::from(fold(sum).swap_bytes())
+    sum
 }
 
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+/// [`le_words_sum`] of an IPv4 header without options, unrolled: every
+/// frame of lab-gen's has one.
+fn le_header_sum(header: &[u8; IPV4_HEADER_LEN]) -> u64 {
+    let [w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15, w16, w17, w18, w19] =
+        *header;
+    halves(u64::from_le_bytes([w0, w1, w2, w3, w4, w5, w6, w7]))
+        + halves(u64::from_le_bytes([w8, w9, w10, w11, w12, w13, w14, w15]))
+        + u64::from(u32::from_le_bytes([w16, w17, w18, w19]))
+}
+
+fn halves(word: u64) -> u64 {
+    (word & 0xffff_ffff) + (word >> 32)
+}
+
+/// Folds a ones' complement sum to 16 bits, without a loop: 64 bits to 33,
+/// to 18, to 17, to 16.
+fn fold(sum: u64) -> u16 {
+    let sum = halves(sum);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    ((sum & 0xffff) + (sum >> 16)) as u16
 }
 
 fn finish(sum: u32) -> u16 {
@@ -325,7 +339,12 @@ pub fn parse(frame: &[u8]) -> Parsed {
     if fragmented {
         return Parsed::Other;
     }
-    if fold(words_sum_long(&ip[..header_len])) != 0xffff {
+    let header_sum = if header_len == IPV4_HEADER_LEN {
+        le_header_sum(fixed)
+    } else {
+        le_words_sum(&ip[..header_len])
+    };
+    if fold(header_sum) != 0xffff {
         return Parsed::Corrupted;
     }
     let Some((head, _)) = ip[header_len..total_len].split_first_chunk::<UDP_HEADER_LEN>() else {
@@ -342,11 +361,14 @@ pub fn parse(frame: &[u8]) -> Parsed {
     if payload[0..4] != MAGIC {
         return Parsed::Other;
     }
-    let src = Ipv4Addr::new(fixed[12], fixed[13], fixed[14], fixed[15]);
-    let dst = Ipv4Addr::new(fixed[16], fixed[17], fixed[18], fixed[19]);
+    let [.., a0, a1, a2, a3, b0, b1, b2, b3] = *fixed;
     if u16::from_be_bytes([head[6], head[7]]) != 0 {
-        let sum = u64::from(pseudo_header_sum(src, dst, udp_len as u32)) + words_sum_long(udp);
-        if fold(sum) != 0xffff {
+        // The pseudo-header: the addresses (the IPv4 header's last 8
+        // bytes), protocol 17 and the UDP length, little-endian as the rest.
+        let pseudo = halves(u64::from_le_bytes([a0, a1, a2, a3, b0, b1, b2, b3]))
+            + 0x1100
+            + u64::from(u16::from_le_bytes([head[4], head[5]]));
+        if fold(pseudo + le_words_sum(udp)) != 0xffff {
             return Parsed::Corrupted;
         }
     }
@@ -360,8 +382,8 @@ pub fn parse(frame: &[u8]) -> Parsed {
     };
     let [.., s0, s1, s2, s3, s4, s5, s6, s7] = *payload;
     Parsed::Traffic {
-        src,
-        dst,
+        src: Ipv4Addr::from([a0, a1, a2, a3]),
+        dst: Ipv4Addr::from([b0, b1, b2, b3]),
         src_port: u16::from_be_bytes([head[0], head[1]]),
         dst_port: u16::from_be_bytes([head[2], head[3]]),
         stamp: Stamp {
@@ -393,7 +415,51 @@ mod tests {
                 .chunks(2)
                 .map(|w| u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
                 .sum::<u64>();
-            prop_assert_eq!(fold(words_sum_long(&bytes)), fold(by_16));
+            prop_assert_eq!(fold(le_words_sum(&bytes)).swap_bytes(), fold(by_16));
+        }
+    }
+
+    proptest! {
+        /// Folding is the sum modulo 0xffff, in 1..=0xffff but for a sum
+        /// of 0 (end-around carry never makes 0 from a non-zero sum).
+        #[test]
+        fn fold_is_the_sum_modulo_0xffff(sum in any::<u64>()) {
+            let expected = if sum == 0 { 0 } else { (sum - 1) % 0xffff + 1 };
+            prop_assert_eq!(u64::from(fold(sum)), expected);
+        }
+
+        /// Whatever bytes of a lab-gen frame change (but the fields that
+        /// say what it is and how long), it parses as traffic exactly when
+        /// both checksums, summed the plain way in 16-bit big-endian words,
+        /// still hold.
+        #[test]
+        fn parse_checks_both_checksums_as_the_plain_sum_does(
+            size in MIN_FRAME..200usize,
+            seq in any::<u32>(),
+            changes in prop::collection::vec((any::<usize>(), 1..=255u8), 0..4),
+        ) {
+            let stamp = Stamp { session: 9, seq, sent_ns: 77 };
+            let mut frame = stamped(size, stamp);
+            let ip_at = ETHERNET_HEADER_LEN;
+            // Version and length, total length, fragment, protocol; the
+            // UDP length.
+            let kept = [0, 2, 3, 6, 7, 9].map(|at| ip_at + at).into_iter().chain([UDP_AT + 4, UDP_AT + 5]);
+            let kept: Vec<usize> = kept.chain(PAYLOAD_AT..PAYLOAD_AT + 4).collect();
+            for (at, by) in changes {
+                let at = ip_at + at % (frame.len() - ip_at);
+                if !kept.contains(&at) {
+                    frame[at] ^= by;
+                }
+            }
+            let udp_len = frame.len() - UDP_AT;
+            let ip_ok = fold(u64::from(words_sum(&frame[ip_at..UDP_AT]))) == 0xffff;
+            let pseudo = [&frame[ip_at + 12..UDP_AT], &[0, 17], &(udp_len as u16).to_be_bytes()].concat();
+            let udp_sum = u64::from(words_sum(&pseudo)) + u64::from(words_sum(&frame[UDP_AT..]));
+            let unchecked = frame[UDP_AT + 6..UDP_AT + 8] == [0, 0];
+            let valid = ip_ok && (unchecked || fold(udp_sum) == 0xffff);
+            let parsed = parse(&frame);
+            prop_assert_eq!(matches!(parsed, Parsed::Traffic { .. }), valid, "{:?}", parsed);
+            prop_assert_eq!(parsed == Parsed::Corrupted, !valid);
         }
     }
 
@@ -511,6 +577,37 @@ mod tests {
             }
         }
         assert!(seen_folded_zero);
+    }
+
+    /// A frame whose IPv4 header carries options (summed the long way, not
+    /// unrolled) parses as the same traffic, and a wrong header checksum
+    /// there is caught.
+    #[test]
+    fn a_header_with_options_is_summed_whole() {
+        let stamp = Stamp {
+            session: 3,
+            seq: 4,
+            sent_ns: 5,
+        };
+        let plain = stamped(64, stamp);
+        // Four NOP options after the fixed header: IHL 6, total length + 4.
+        let mut frame = plain[..UDP_AT].to_vec();
+        frame.extend_from_slice(&[1, 1, 1, 1]);
+        frame.extend_from_slice(&plain[UDP_AT..]);
+        let ip = ETHERNET_HEADER_LEN;
+        frame[ip] = 0x46;
+        let total = u16::from_be_bytes([frame[ip + 2], frame[ip + 3]]) + 4;
+        frame[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+        frame[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+        let sum = finish(words_sum(&frame[ip..ip + 24]));
+        frame[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+        assert!(
+            matches!(parse(&frame), Parsed::Traffic { stamp: got, src_port: 49152, .. } if got == stamp),
+            "{:?}",
+            parse(&frame)
+        );
+        frame[ip + 22] = 0;
+        assert_eq!(parse(&frame), Parsed::Corrupted);
     }
 
     #[test]

@@ -74,7 +74,29 @@ impl SeqTracker {
             .unwrap_or(u64::from(seq))
     }
 
+    /// Counts `seq` if it is the one after the highest (most frames are):
+    /// its bit held the number a window below, which the window leaves, so
+    /// it is set, not cleared and set, and the lost count does not move.
+    /// False, with nothing counted, for any other number.
+    #[inline]
+    pub fn record_next(&mut self, seq: u32) -> bool {
+        let Some(next) = self.highest.and_then(|highest| highest.checked_add(1)) else {
+            return false;
+        };
+        if seq != next as u32 {
+            return false;
+        }
+        self.mark(next);
+        self.highest = Some(next);
+        self.received += 1;
+        self.unique += 1;
+        true
+    }
+
     pub fn record(&mut self, seq: u32) -> Arrival {
+        if self.record_next(seq) {
+            return Arrival::InOrder;
+        }
         let seq = self.widen(seq);
         self.received += 1;
         let Some(highest) = self.highest else {

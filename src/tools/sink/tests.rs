@@ -485,16 +485,18 @@ fn exact_model(arrivals: &[u32]) -> (u64, u64, u64, u64) {
 
 proptest! {
     /// lab-sink's whole receive loop (one `recv`, then batches of what is
-    /// queued, with `--count`) over frames of three flows with loss,
-    /// duplication and reordering counts each flow exactly.
+    /// queued, with `--count`) over frames of four flows with loss,
+    /// duplication and reordering counts each flow exactly. Three of the
+    /// flows' source ports share a slot of the sink's recent flows.
     #[test]
     fn the_receive_loop_counts_every_flow_exactly_under_loss_duplication_and_reordering(
-        faults in prop::collection::vec((0u16..3, 0u8..100, 0u32..40), 1..1500),
+        faults in prop::collection::vec((0u16..4, 0u8..100, 0u32..40), 1..1500),
     ) {
         use crate::tools::datalink::fake::FakeLink;
-        let flows = [template(49152), template(49153), template(49154)];
-        let mut next = [0u32; 3];
-        let mut per_flow: [Vec<u32>; 3] = Default::default();
+        let ports = [49152, 49152 + RECENT as u16, 49152 + 2 * RECENT as u16, 49153];
+        let flows = ports.map(template);
+        let mut next = [0u32; 4];
+        let mut per_flow: [Vec<u32>; 4] = Default::default();
         let mut link = FakeLink::silent();
         let now = traffic::monotonic_ns();
         for (flow, roll, back) in faults {
@@ -530,7 +532,7 @@ proptest! {
         let summary = run(&mut link, &options, &mut out, &AtomicBool::new(false)).unwrap();
         prop_assert_eq!(summary.received, total);
         let mut lost = 0;
-        for (port, arrivals) in (49152u16..).zip(&per_flow) {
+        for (port, arrivals) in ports.into_iter().zip(&per_flow) {
             let counted = summary.flows.iter().find(|f| f.source_port == port);
             if arrivals.is_empty() {
                 prop_assert!(counted.is_none());
