@@ -243,7 +243,15 @@ fn words_sum(bytes: &[u8]) -> u32 {
 fn le_words_sum(bytes: &[u8]) -> u64 {
     let mut sum = 0u64;
     let mut rest = bytes;
-    while let Some((&word, tail)) = rest.split_first_chunk::<8>() {
+    // Two words a turn: half the loop's own work.
+    while let Some((&[w0, w1, w2, w3, w4, w5, w6, w7, x0, x1, x2, x3, x4, x5, x6, x7], tail)) =
+        rest.split_first_chunk::<16>()
+    {
+        sum += halves(u64::from_le_bytes([w0, w1, w2, w3, w4, w5, w6, w7]))
+            + halves(u64::from_le_bytes([x0, x1, x2, x3, x4, x5, x6, x7]));
+        rest = tail;
+    }
+    if let Some((&word, tail)) = rest.split_first_chunk::<8>() {
         sum += halves(u64::from_le_bytes(word));
         rest = tail;
     }
@@ -313,6 +321,9 @@ pub enum Parsed {
 
 /// Classifies `frame` without decoding more than lab-sink needs. Never
 /// panics: every length is checked before it is used.
+// Always inlined: called once a frame by lab-sink's accounting, where the
+// call and the returned enum cost a tenth of the frame.
+#[inline(always)]
 pub fn parse(frame: &[u8]) -> Parsed {
     // Fixed-size views of the headers: the fields at constant offsets need
     // no bounds check of their own (this runs for every frame a sink gets).
