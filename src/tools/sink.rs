@@ -675,8 +675,8 @@ fn run_clocked<W: Write>(
         // and netmap straight off the ring. A frame's receive time is the
         // clock read after the kernel sync that brought it: once per RX
         // sync on netmap (a clock read per frame is dear where the clock is
-        // emulated, as under TCG), per frame where frames come one at a
-        // time.
+        // emulated, as under TCG), once per look at the RX ring that finds
+        // new frames on af_xdp, per frame on af_packet.
         for _ in 0..DRAIN_BATCHES {
             let budget = options
                 .count

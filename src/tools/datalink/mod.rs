@@ -285,8 +285,9 @@ pub trait Datalink {
     /// already queued when this is called came with an earlier sync (the
     /// last `recv`'s, or the last call's): no `synced` before them. This
     /// default, for a datalink that hands frames over one at a time
-    /// (af_packet, af_xdp's ring, which the kernel fills as frames come),
-    /// calls `synced` before every frame; netmap calls it per RX sync.
+    /// (af_packet), calls `synced` before every frame; netmap calls it per
+    /// RX sync, af_xdp per load of its RX ring's producer index that finds
+    /// new frames.
     fn recv_queued_by_sync(
         &mut self,
         max: usize,

@@ -112,6 +112,13 @@ impl Chunks {
         None
     }
 
+    /// How many times the RX ring was found holding new frames: frames
+    /// returned by `next_received` after the count moved had all arrived
+    /// when it moved.
+    pub(super) fn rx_loads(&self) -> u64 {
+        self.rx.loads()
+    }
+
     /// The bytes of a received frame, if the range lies inside one RX
     /// chunk.
     pub(super) fn frame(&self, addr: u64, len: usize) -> Option<&[u8]> {
@@ -279,6 +286,34 @@ mod tests {
             assert!(xsk.queue_for_send(&[round; 70]));
             assert_eq!(xsk.transmit(), Some(vec![round; 70]));
         }
+    }
+
+    /// The RX ring's loads that find frames are af_xdp's syncs (lab-sink
+    /// reads its clock once a load): frames the kernel wrote before a load
+    /// come with it, frames written after the next.
+    #[test]
+    fn a_load_of_the_rx_ring_counts_once_for_the_frames_it_found() {
+        let mut xsk = PlainXsk::new();
+        assert_eq!(xsk.next_received(), None);
+        assert_eq!(xsk.rx_loads(), 0, "an empty ring is no load");
+        for byte in 0..3u8 {
+            assert!(xsk.deliver(&[byte; 60]));
+        }
+        let (first, _) = xsk.next_received().unwrap();
+        assert_eq!(xsk.rx_loads(), 1);
+        // Written while the first three are read: the next load's.
+        assert!(xsk.deliver(&[3; 60]));
+        let (second, _) = xsk.next_received().unwrap();
+        let (third, _) = xsk.next_received().unwrap();
+        assert_eq!(xsk.rx_loads(), 1, "the three came with one load");
+        let (fourth, len) = xsk.next_received().unwrap();
+        assert_eq!(xsk.rx_loads(), 2);
+        assert_eq!(xsk.frame(fourth, len), Some(&[3; 60][..]));
+        for addr in [first, second, third, fourth] {
+            xsk.recycle(addr);
+        }
+        assert_eq!(xsk.next_received(), None);
+        assert_eq!(xsk.rx_loads(), 2);
     }
 
     #[test]

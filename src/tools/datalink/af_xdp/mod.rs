@@ -597,14 +597,31 @@ impl Datalink for AfXdp {
         max: usize,
         each: &mut dyn FnMut(Received<'_>),
     ) -> Result<usize, DatalinkError> {
+        self.recv_queued_by_sync(max, &mut || {}, each)
+    }
+
+    /// The kernel fills the RX ring as frames come; a load of its producer
+    /// index that finds new ones is this datalink's sync: each of them had
+    /// arrived by then, so `synced` comes once a load, not once a frame.
+    fn recv_queued_by_sync(
+        &mut self,
+        max: usize,
+        synced: &mut dyn FnMut(),
+        each: &mut dyn FnMut(Received<'_>),
+    ) -> Result<usize, DatalinkError> {
         if let Some(addr) = self.lent.take() {
             self.socket.recycle(addr);
         }
         let mut taken = 0;
+        let mut loads = self.socket.rx_loads();
         while taken < max {
             let Some((addr, len)) = self.socket.next_received() else {
                 break;
             };
+            if self.socket.rx_loads() != loads {
+                loads = self.socket.rx_loads();
+                synced();
+            }
             if let Some(frame) = self.socket.frame(addr, len) {
                 each(Received {
                     frame,

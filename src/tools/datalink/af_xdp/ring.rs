@@ -173,6 +173,10 @@ pub(super) struct Consumer<T> {
     local_consumer: u32,
     /// The kernel's producer index as last loaded.
     cached_producer: u32,
+    /// Loads of the producer index that found new entries: every entry
+    /// of one load had been produced by then (a receive time read after
+    /// it is after each of their arrivals).
+    loads: u64,
 }
 
 impl<T: Copy> Consumer<T> {
@@ -183,6 +187,7 @@ impl<T: Copy> Consumer<T> {
             ring,
             local_consumer,
             cached_producer,
+            loads: 0,
         }
     }
 
@@ -194,12 +199,18 @@ impl<T: Copy> Consumer<T> {
             if self.local_consumer == self.cached_producer {
                 return None;
             }
+            self.loads += 1;
         }
         // SAFETY: the kernel published this slot (Acquire above) and will
         // not rewrite it before we release it.
         let entry = unsafe { self.ring.slot(self.local_consumer).read() };
         self.local_consumer = self.local_consumer.wrapping_add(1);
         Some(entry)
+    }
+
+    /// How many loads of the producer index found new entries so far.
+    pub(super) fn loads(&self) -> u64 {
+        self.loads
     }
 
     /// Hands every popped slot back to the kernel.

@@ -336,6 +336,11 @@ impl XskSocket {
         self.chunks.next_received()
     }
 
+    /// [`Chunks::rx_loads`](super::chunks::Chunks::rx_loads).
+    pub(super) fn rx_loads(&self) -> u64 {
+        self.chunks.rx_loads()
+    }
+
     /// The bytes of a frame in the UMEM, if the range is inside one RX
     /// chunk.
     pub(super) fn frame(&self, addr: u64, len: usize) -> Option<&[u8]> {

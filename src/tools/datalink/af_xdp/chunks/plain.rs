@@ -166,6 +166,10 @@ impl PlainXsk {
         self.chunks.frame(addr, len)
     }
 
+    pub fn rx_loads(&self) -> u64 {
+        self.chunks.rx_loads()
+    }
+
     pub fn recycle(&mut self, addr: u64) {
         self.chunks.recycle(addr)
     }
