@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use labctl::tools::cli::{self, CommonArgs};
-use labctl::tools::datalink::DatalinkKind;
+use labctl::tools::cli::{self, CommonArgs, Start};
+use labctl::tools::datalink::{DatalinkKind, OpenOptions};
 use labctl::tools::error::ToolError;
 use labctl::tools::fwd::{self, FwdOptions, Promiscuous, Side, DEFAULT_BATCH};
 
@@ -59,8 +59,16 @@ fn run(args: Args) -> Result<ExitCode, ToolError> {
             ),
         }
     }
-    let mut link_a = start_a.open(&start_a.options())?;
-    let mut link_b = start_b.open(&start_b.options())?;
+    // A forwarder under a throughput search takes frames by the hundred
+    // thousand a second: on af_xdp, 6,144 frames to receive into rather
+    // than 192, which overflowed whenever the forwarder was off the CPU
+    // for 5 ms at 40,000 frames/s on a busy machine (docs/performance.md).
+    let bulk = |start: &Start| OpenOptions {
+        bulk: true,
+        ..start.options()
+    };
+    let mut link_a = start_a.open(&bulk(&start_a))?;
+    let mut link_b = start_b.open(&bulk(&start_b))?;
     let options = FwdOptions {
         batch: usize::try_from(args.batch).unwrap_or(usize::MAX),
         wait: args.common.wait_policy(),

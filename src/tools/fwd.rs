@@ -47,6 +47,10 @@ pub struct Counts {
     pub forwarded: u64,
     /// Frames the far side did not take.
     pub dropped: u64,
+    /// Frames the near side's receive dropped before the forwarder read
+    /// them (its ring or buffer was full: a forwarder off the CPU), as the
+    /// kernel counts them; 0 where the datalink does not say.
+    pub ring_dropped: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -55,7 +59,7 @@ pub struct FwdSummary {
     pub b: String,
     pub a_to_b: Counts,
     pub b_to_a: Counts,
-    /// Both directions' drops.
+    /// Both directions' drops, at either end of the forwarder.
     pub dropped: u64,
     /// Receives that failed (a link down), per side; the side rests and is
     /// tried again.
@@ -290,7 +294,14 @@ pub fn run<W: Write>(
             wait(&*link_a, &*link_b, &rest_until);
         }
     }
-    summary.dropped = summary.a_to_b.dropped + summary.b_to_a.dropped;
+    // A frame its receive ring dropped is lost at the forwarder as much as
+    // one its far side refused.
+    summary.a_to_b.ring_dropped = link_a.stats().dropped.unwrap_or(0);
+    summary.b_to_a.ring_dropped = link_b.stats().dropped.unwrap_or(0);
+    summary.dropped = [summary.a_to_b, summary.b_to_a]
+        .iter()
+        .map(|counts| counts.dropped + counts.ring_dropped)
+        .sum();
     out.emit(&FwdEvent::Summary(&summary))?;
     out.flush()?;
     Ok(summary)

@@ -125,7 +125,7 @@ pub struct OpenOptions {
     pub capture: bool,
     /// How `recv` waits: spin first, then sleep; or `--busy-poll`.
     pub wait: WaitPolicy,
-    /// Frames by the hundred thousand a second (lab-gen, lab-sink): bigger
+    /// Frames by the hundred thousand a second (lab-gen, lab-sink, lab-fwd): bigger
     /// rings where the datalink has them, and on af_packet the qdisc
     /// bypassed when the interface has none to bypass (so a `tc` rate
     /// limit or loss filter on it still applies).

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use proptest::prelude::*;
 
 use super::*;
-use crate::tools::datalink::{DatalinkError, Received};
+use crate::tools::datalink::{DatalinkError, Received, Stats};
 use crate::tools::output::Format;
 
 /// A link with frames queued to receive, that records what it sends and
@@ -21,6 +21,8 @@ struct Wire {
     fail_receive: bool,
     /// Frames longer than this are refused (EMSGSIZE), as above an MTU.
     max_len: Option<usize>,
+    /// What the kernel says this side's receive dropped (`stats`).
+    ring_dropped: Option<u64>,
     current: Vec<u8>,
 }
 
@@ -74,6 +76,12 @@ impl Datalink for Wire {
             direction,
         }))
     }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            dropped: self.ring_dropped,
+        }
+    }
 }
 
 fn frame(n: u8, len: usize) -> Vec<u8> {
@@ -121,14 +129,16 @@ fn frames_cross_both_ways_unchanged_and_in_order() {
         summary.a_to_b,
         Counts {
             forwarded: 150,
-            dropped: 0
+            dropped: 0,
+            ring_dropped: 0,
         }
     );
     assert_eq!(
         summary.b_to_a,
         Counts {
             forwarded: 7,
-            dropped: 0
+            dropped: 0,
+            ring_dropped: 0,
         }
     );
     assert_eq!(
@@ -180,7 +190,8 @@ fn what_a_down_side_cannot_take_is_dropped_and_forwarding_goes_on() {
         counts,
         Counts {
             forwarded: 0,
-            dropped: 3
+            dropped: 3,
+            ring_dropped: 0,
         }
     );
     // The link comes back: the rest goes through.
@@ -190,7 +201,8 @@ fn what_a_down_side_cannot_take_is_dropped_and_forwarding_goes_on() {
         counts,
         Counts {
             forwarded: 2,
-            dropped: 3
+            dropped: 3,
+            ring_dropped: 0,
         }
     );
     assert_eq!(b.sent, west[3..]);
@@ -209,7 +221,8 @@ fn a_frame_too_big_for_the_far_side_is_dropped_alone() {
         summary.a_to_b,
         Counts {
             forwarded: 2,
-            dropped: 1
+            dropped: 1,
+            ring_dropped: 0,
         }
     );
     assert_eq!(b.sent, [frame(1, 64), frame(3, 64)]);
@@ -253,6 +266,30 @@ fn the_json_events_carry_the_same_counts() {
     assert_eq!(summary["b_to_a"]["forwarded"], 1);
     assert_eq!(summary["dropped"], 2);
     assert_eq!(events.len(), 2);
+}
+
+#[test]
+fn what_a_receive_ring_dropped_is_lost_at_the_forwarder() {
+    let mut a = Wire {
+        ring_dropped: Some(7),
+        ..Wire::with(&[frame(1, 64)])
+    };
+    // A datalink that keeps no count (None) adds nothing.
+    let mut b = Wire::default();
+    let (summary, text) = run_to_end(&mut a, &mut b, 8, Format::Human);
+    assert_eq!(
+        summary.a_to_b,
+        Counts {
+            forwarded: 1,
+            dropped: 0,
+            ring_dropped: 7,
+        }
+    );
+    assert_eq!(summary.b_to_a.ring_dropped, 0);
+    assert_eq!(
+        lines(&text)[1],
+        "forwarded 1 west->east, 0 east->west, dropped 7"
+    );
 }
 
 proptest! {

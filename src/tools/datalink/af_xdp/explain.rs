@@ -153,12 +153,13 @@ fn explain_socket(step: Step, error: io::Error, iface: &str) -> Result<DatalinkE
             error_name(&error)
         )),
         (Step::RegisterUmem, libc::ENOBUFS | libc::ENOMEM | libc::EPERM) => unavailable(format!(
-            "the packet buffer (UMEM: {} MiB, {} MiB for lab-capture) does not fit the \
-             locked-memory limit ({}; the kernel counts it across all processes of this \
-             user): add CAP_IPC_LOCK (docker run --cap-add IPC_LOCK) or raise the limit \
-             (ulimit -l)",
+            "the packet buffer (UMEM: {} MiB, {} MiB for lab-capture, {} MiB for lab-gen, \
+             lab-sink and lab-fwd) does not fit the locked-memory limit ({}; the kernel \
+             counts it across all processes of this user): add CAP_IPC_LOCK (docker run \
+             --cap-add IPC_LOCK) or raise the limit (ulimit -l)",
             Sizes::TOOL.umem_bytes() >> 20,
             Sizes::CAPTURE.umem_bytes() >> 20,
+            Sizes::BULK.umem_bytes() >> 20,
             memlock_limit()
         )),
         (Step::Bind, libc::EBUSY) => unavailable(format!(
