@@ -276,31 +276,8 @@ impl Datalink for Shared {
     }
 
     /// An owner no tool shares the interface with takes the frames
-    /// straight from the real datalink (nothing to forward); otherwise
-    /// frame by frame, as `recv` forwards them.
-    fn recv_queued(
-        &mut self,
-        max: usize,
-        each: &mut dyn FnMut(Received<'_>),
-    ) -> Result<usize, DatalinkError> {
-        if let Some(Role::Owner(owner)) = self.role.as_mut() {
-            if owner.clients.is_empty() {
-                return owner.real.recv_queued(max, each);
-            }
-        }
-        let mut taken = 0;
-        while taken < max {
-            match self.recv(Duration::ZERO)? {
-                Some(received) => each(received),
-                None => break,
-            }
-            taken += 1;
-        }
-        Ok(taken)
-    }
-
-    /// As `recv_queued`: the real datalink's syncs where it has the
-    /// interface to itself, else frame by frame.
+    /// straight from the real datalink, at its syncs (nothing to forward);
+    /// otherwise frame by frame, as `recv` forwards them.
     fn recv_queued_by_sync(
         &mut self,
         max: usize,
@@ -312,7 +289,7 @@ impl Datalink for Shared {
                 return owner.real.recv_queued_by_sync(max, synced, each);
             }
         }
-        self.recv_queued(max, &mut |received| {
+        super::recv_one_by_one(self, max, &mut |received| {
             synced();
             each(received);
         })

@@ -260,44 +260,48 @@ pub trait Datalink {
     /// counts floods (lab-sink) takes a whole batch this way after one
     /// `recv`, where a datalink can do it cheaper than frame by frame
     /// (af_xdp: straight off the RX ring, each chunk given back at once).
-    /// This default is `recv` with a zero timeout, in a loop.
+    /// [`Datalink::recv_queued_by_sync`] without its `synced`: a datalink
+    /// overrides that one.
     fn recv_queued(
         &mut self,
         max: usize,
         each: &mut dyn FnMut(Received<'_>),
     ) -> Result<usize, DatalinkError> {
-        let mut taken = 0;
-        while taken < max {
-            match self.recv(Duration::ZERO)? {
-                Some(received) => each(received),
-                None => break,
-            }
-            taken += 1;
-        }
-        Ok(taken)
+        self.recv_queued_by_sync(max, &mut || {}, each)
     }
 
     /// [`Datalink::recv_queued`], saying where each kernel sync's frames
     /// begin: `synced` is called right after a sync that brought frames,
-    /// before the first of them. Every frame of a sync had arrived by
-    /// then, so a caller that wants each frame's receive time (lab-sink's
-    /// latency) reads its clock once there, not once per frame. Frames
-    /// already queued when this is called came with an earlier sync (the
-    /// last `recv`'s, or the last call's): no `synced` before them. This
-    /// default, for a datalink that hands frames over one at a time
-    /// (af_packet), calls `synced` before every frame; netmap calls it per
-    /// RX sync, af_xdp per load of its RX ring's producer index that finds
-    /// new frames.
+    /// before the next frame handed over. Every frame of a sync had
+    /// arrived by then, so a caller that wants each frame's receive time
+    /// (lab-sink's latency) reads its clock once there, not once per
+    /// frame; a frame still queued from an earlier sync may get the later
+    /// reading, never an earlier one. Frames already queued when this is
+    /// called came with an earlier sync (the last `recv`'s, or the last
+    /// call's): no `synced` before them. This default, for a datalink that
+    /// hands frames over one at a time (af_packet), is `recv` with a zero
+    /// timeout in a loop, `synced` before every frame; netmap calls it per
+    /// RX sync (one when the rings run dry, and one every quarter ring),
+    /// af_xdp per load of its RX ring's producer index that finds new
+    /// frames.
     fn recv_queued_by_sync(
         &mut self,
         max: usize,
         synced: &mut dyn FnMut(),
         each: &mut dyn FnMut(Received<'_>),
     ) -> Result<usize, DatalinkError> {
-        self.recv_queued(max, &mut |received| {
-            synced();
-            each(received);
-        })
+        let mut taken = 0;
+        while taken < max {
+            match self.recv(Duration::ZERO)? {
+                Some(received) => {
+                    synced();
+                    each(received);
+                }
+                None => break,
+            }
+            taken += 1;
+        }
+        Ok(taken)
     }
 
     /// When the kernel received the frame the last `recv` returned, on
@@ -324,9 +328,9 @@ pub trait Datalink {
     }
 }
 
-/// What [`Datalink::recv_queued`]'s default does, for a datalink whose own
-/// version hands some cases back to it: `recv` with a zero timeout, in a
-/// loop.
+/// What [`Datalink::recv_queued_by_sync`]'s default does (without
+/// `synced`), for a datalink whose own version hands some cases back to
+/// it: `recv` with a zero timeout, in a loop.
 pub fn recv_one_by_one(
     datalink: &mut dyn Datalink,
     max: usize,

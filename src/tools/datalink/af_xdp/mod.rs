@@ -592,14 +592,6 @@ impl Datalink for AfXdp {
         }
     }
 
-    fn recv_queued(
-        &mut self,
-        max: usize,
-        each: &mut dyn FnMut(Received<'_>),
-    ) -> Result<usize, DatalinkError> {
-        self.recv_queued_by_sync(max, &mut || {}, each)
-    }
-
     /// The kernel fills the RX ring as frames come; a load of its producer
     /// index that finds new ones is this datalink's sync: each of them had
     /// arrived by then, so `synced` comes once a load, not once a frame.

@@ -335,14 +335,6 @@ impl Datalink for Netmap {
         }
     }
 
-    fn recv_queued(
-        &mut self,
-        max: usize,
-        each: &mut dyn FnMut(Received<'_>),
-    ) -> Result<usize, DatalinkError> {
-        self.recv_queued_by_sync(max, &mut || {}, each)
-    }
-
     fn recv_queued_by_sync(
         &mut self,
         max: usize,
@@ -551,14 +543,6 @@ pub(crate) mod fake_link {
             self.rings
                 .recv(&mut self.kernel, timeout)
                 .map_err(io("receive"))
-        }
-
-        fn recv_queued(
-            &mut self,
-            max: usize,
-            each: &mut dyn FnMut(Received<'_>),
-        ) -> Result<usize, DatalinkError> {
-            self.recv_queued_by_sync(max, &mut || {}, each)
         }
 
         fn recv_queued_by_sync(
