@@ -138,28 +138,39 @@ fn a_second_signal_cuts_the_copy_an_interrupted_run_still_makes_and_teardown_com
 
 #[test]
 fn sigterm_during_teardown_lets_it_complete_and_exits_130() {
-    // Several nodes: teardown takes long enough for the signal to land in it.
+    // Several nodes: teardown takes long enough for the signal to land in
+    // it, mostly. On a loaded machine the signal can still come after a
+    // quick teardown (8 removed in 0.05 s, seen in CI); the run then says
+    // "after the steps" and tears down all the same, and the scenario is
+    // run again, up to three times, for a signal that lands in teardown.
     let nodes = 8;
-    let lab = TestLab::new("itear", &big_artifact_lab(nodes, 1000, ""));
-    let run = start(&lab);
-    run.wait_for("tearing the lab down");
-    run.signal(libc::SIGTERM);
-    // Teardown had begun (the line above comes right before it). The run
-    // says "during teardown" only for a signal that came while teardown
-    // ran (one after it is "after the steps"), so this line proves where
-    // the signal landed; counting the containers left after the signal
-    // raced with a quick teardown (8 removed in 0.04 s).
-    let (code, out, err) = run.finish();
-    assert_eq!(code, Some(130), "stdout:\n{out}\nstderr:\n{err}");
-    assert!(
-        out.contains("interrupted during teardown, which ran to its end"),
-        "{out}"
-    );
-    for n in 0..nodes {
+    for attempt in 1..=3 {
+        let lab = TestLab::new("itear", &big_artifact_lab(nodes, 1000, ""));
+        let run = start(&lab);
+        run.wait_for("tearing the lab down");
+        run.signal(libc::SIGTERM);
+        // Teardown had begun (the line above comes right before it). The
+        // run says "during teardown" only for a signal that came while
+        // teardown ran (one after it is "after the steps"), so this line
+        // proves where the signal landed; counting the containers left
+        // after the signal raced with a quick teardown.
+        let (code, out, err) = run.finish();
+        assert_eq!(code, Some(130), "stdout:\n{out}\nstderr:\n{err}");
+        for n in 0..nodes {
+            assert!(
+                out.contains(&format!(".box{n}")),
+                "box{n} not removed: {out}"
+            );
+        }
+        assert_nothing_left(&lab.name);
+        if out.contains("interrupted during teardown, which ran to its end") {
+            return;
+        }
         assert!(
-            out.contains(&format!(".box{n}")),
-            "box{n} not removed: {out}"
+            out.contains("interrupted (Ctrl-C or SIGTERM) after the steps"),
+            "{out}"
         );
+        eprintln!("attempt {attempt}: the signal came after teardown; again");
     }
-    assert_nothing_left(&lab.name);
+    panic!("in 3 attempts the signal never landed during teardown");
 }
