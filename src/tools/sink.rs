@@ -677,6 +677,10 @@ fn run_clocked<W: Write>(
         // sync on netmap (a clock read per frame is dear where the clock is
         // emulated, as under TCG), once per look at the RX ring that finds
         // new frames on af_xdp, per frame on af_packet.
+        // The intervals that ended by `sampled_ns` are out; only a frame
+        // with a later time may end one (a sync's frames share its time:
+        // not a look a frame).
+        let mut sampled_ns = batch_ns;
         for _ in 0..DRAIN_BATCHES {
             let budget = options
                 .count
@@ -698,8 +702,9 @@ fn run_clocked<W: Write>(
                         return;
                     }
                     let now = synced_ns.get();
-                    if printing.is_ok() {
+                    if now != sampled_ns && printing.is_ok() {
                         printing = emit_samples(&mut sink, now, out);
+                        sampled_ns = now;
                     }
                     if sink.on_frame(received.frame, now) == Seen::Arp {
                         replies.extend(answerer.answer(received.frame));

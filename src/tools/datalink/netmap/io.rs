@@ -204,9 +204,8 @@ impl Rings {
             for ring in &mut self.tx {
                 let left = u32::try_from(max - done).unwrap_or(u32::MAX);
                 let base = done;
-                done += ring.fill(left, len, &mut |nth, buffer| {
-                    fill(base + nth as usize, buffer)
-                })? as usize;
+                done +=
+                    ring.fill(left, len, |nth, buffer| fill(base + nth as usize, buffer))? as usize;
                 if done == max {
                     break;
                 }
@@ -267,7 +266,7 @@ impl Rings {
             let left = u32::try_from(max - taken)
                 .unwrap_or(u32::MAX)
                 .min(self.release_every - self.taken_since_sync);
-            let got = self.rx[index].take_received(left, &mut |slot| {
+            let got = self.rx[index].take_received(left, |slot| {
                 each(Received {
                     frame: slot.data,
                     direction: direction_of(slot.flags),

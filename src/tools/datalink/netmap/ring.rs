@@ -194,9 +194,11 @@ pub struct RxSlot<'a> {
 pub struct Ring {
     header: NonNull<netmap_ring>,
     slots: NonNull<netmap_slot>,
-    /// Buffer 0, and how many bytes of the region follow it.
+    /// Buffer 0, and how many whole buffers of `buf_size` the region
+    /// holds from it (counted once: a slot's check is then a compare, not
+    /// a multiplication checked for overflow).
     buffers: NonNull<u8>,
-    buffers_room: usize,
+    buffer_count: usize,
     offset: usize,
     num_slots: u32,
     buf_size: u32,
@@ -249,7 +251,7 @@ impl Ring {
                 header: NonNull::new_unchecked(header),
                 slots: NonNull::new_unchecked(slots),
                 buffers: NonNull::new_unchecked(buffers),
-                buffers_room: region.len() - buffers_at,
+                buffer_count: (region.len() - buffers_at) / buf_size as usize,
                 offset: at,
                 num_slots,
                 buf_size,
@@ -279,13 +281,26 @@ impl Ring {
 
     /// The slot after `i`, wrapping at the end of the ring.
     pub fn next(&self, i: u32) -> u32 {
-        self.forward(i, 1)
+        // Not `forward(i, 1)`: no division a frame (a helper call where
+        // the CPU is emulated). `i` < num_slots, so `i + 1` fits.
+        debug_assert!(i < self.num_slots);
+        if i + 1 >= self.num_slots {
+            0
+        } else {
+            i + 1
+        }
     }
 
-    /// The slot `n` after `i`, wrapping (computed wide: num_slots comes
-    /// from the kernel and may be anything up to u32::MAX).
+    /// The slot `n` after `i`, wrapping, for `i` < num_slots and `n` <=
+    /// num_slots (every caller's: an index and a count of owned slots), so
+    /// one subtraction wraps it (computed wide: num_slots comes from the
+    /// kernel and may be anything up to u32::MAX).
     fn forward(&self, i: u32, n: u32) -> u32 {
-        ((u64::from(i) + u64::from(n)) % u64::from(self.num_slots)) as u32
+        debug_assert!(i < self.num_slots && n <= self.num_slots);
+        let at = u64::from(i) + u64::from(n);
+        let slots = u64::from(self.num_slots);
+        // Less than num_slots either way, a u32.
+        (if at >= slots { at - slots } else { at }) as u32
     }
 
     fn index(&self, field: *mut u32) -> &AtomicU32 {
@@ -371,18 +386,20 @@ impl Ring {
         // SAFETY: slot is in bounds; the program owns it, so the kernel
         // does not write it now.
         let buf_idx = unsafe { ptr::read_volatile(addr_of!((*slot).buf_idx)) };
-        let buf_size = self.buf_size as usize;
-        let start = (buf_idx as usize).checked_mul(buf_size);
-        match start.and_then(|s| s.checked_add(buf_size)) {
-            Some(end) if end <= self.buffers_room => {
-                // SAFETY: start + buf_size lies inside the region.
-                let buffer = unsafe { self.buffers.as_ptr().add(buf_idx as usize * buf_size) };
-                Ok((buffer, slot))
-            }
-            _ => Err(RingError::BufferOutOfRegion {
+        if (buf_idx as usize) < self.buffer_count {
+            // SAFETY: buffer buf_idx, all buf_size bytes of it, lies inside
+            // the region (buffer_count whole buffers do).
+            let buffer = unsafe {
+                self.buffers
+                    .as_ptr()
+                    .add(buf_idx as usize * self.buf_size as usize)
+            };
+            Ok((buffer, slot))
+        } else {
+            Err(RingError::BufferOutOfRegion {
                 slot: index,
                 buf_idx,
-            }),
+            })
         }
     }
 
@@ -425,7 +442,7 @@ impl Ring {
         &mut self,
         max: u32,
         len: usize,
-        fill: &mut dyn FnMut(u32, &mut [u8]),
+        mut fill: impl FnMut(u32, &mut [u8]),
     ) -> Result<u32, RingError> {
         let too_large = RingError::FrameTooLarge {
             len,
@@ -490,10 +507,14 @@ impl Ring {
     /// `each`, in order, then gives all their slots back with one move of
     /// `head` and `cur`; returns how many. Stops before a frame over
     /// several slots (NS_MOREFRAG), which the caller joins.
+    ///
+    /// Generic in `each`, so that the caller's closure is inlined into the
+    /// loop: a call and return a frame are dear where the CPU is emulated
+    /// (an indirect jump under TCG is a lookup).
     pub fn take_received(
         &mut self,
         max: u32,
-        each: &mut dyn FnMut(RxSlot<'_>),
+        mut each: impl FnMut(RxSlot<'_>),
     ) -> Result<u32, RingError> {
         let count = self.owned()?.min(max);
         let head = self.head()?;
@@ -714,6 +735,53 @@ mod tests {
             }
         );
         assert_eq!(nifp.tx[0].head().unwrap(), 0);
+    }
+
+    /// `next` and `forward` wrap without a division: as the modulo does,
+    /// for every index and every count of slots a caller may pass.
+    #[test]
+    fn indices_wrap_as_the_modulo_does() {
+        for num_slots in [2, 3, 4, 7, 16] {
+            let region = FakeRegion::new(1, 1, num_slots, 64);
+            let nifp = region.region().interface(region.nifp_offset()).unwrap();
+            let ring = &nifp.rx[0];
+            for i in 0..num_slots {
+                assert_eq!(
+                    ring.next(i),
+                    (i + 1) % num_slots,
+                    "next({i}) of {num_slots}"
+                );
+                for n in 0..=num_slots {
+                    assert_eq!(
+                        ring.forward(i, n),
+                        (i + n) % num_slots,
+                        "{i} + {n} of {num_slots}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The last whole buffer of the region is a slot's to use; the one
+    /// after it would be memory outside the region.
+    #[test]
+    fn a_slot_may_use_every_buffer_of_the_region_and_none_beyond() {
+        let region = FakeRegion::new(1, 1, 4, 64);
+        let mut kernel = FakeKernel::new(&region);
+        let mut nifp = region.region().interface(region.nifp_offset()).unwrap();
+        let last = region.buffer_count() - 1;
+        region.corrupt_slot_buffer(NR_TX, 0, 0, last);
+        assert!(nifp.tx[0].push(b"last").unwrap());
+        kernel.txsync_now().unwrap();
+        assert_eq!(kernel.wire(), [b"last".to_vec()]);
+        region.corrupt_slot_buffer(NR_TX, 0, 1, last + 1);
+        assert_eq!(
+            nifp.tx[0].push(b"x"),
+            Err(RingError::BufferOutOfRegion {
+                slot: 1,
+                buf_idx: last + 1
+            })
+        );
     }
 
     #[test]

@@ -160,6 +160,12 @@ impl FakeRegion {
         }
     }
 
+    /// Buffers in the pool, the two reserved ones included: the region
+    /// ends with the last of them.
+    pub fn buffer_count(&self) -> u32 {
+        self.buffers
+    }
+
     /// The program's view of this memory.
     pub fn region(&self) -> Region {
         // SAFETY: the allocation lives as long as self, which outlives the
