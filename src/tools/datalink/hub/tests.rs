@@ -356,8 +356,20 @@ fn a_slow_client_loses_frames_and_reports_them() {
             other => panic!("not a frame of the burst: {other:?}"),
         }
     }
+    // On a loaded host the burst can outlast the slow tool's sleep: it
+    // then wakes mid-burst, and a look finds its queue empty before the
+    // rest of the burst comes (seen in CI). Those frames still come
+    // before the last one.
     wire.send(b"last");
-    assert_eq!(slow.next_frame(), (Direction::In, b"last".to_vec()));
+    loop {
+        match slow.next_frame() {
+            (Direction::In, seen) if seen == frame => received += 1,
+            last => {
+                assert_eq!(last, (Direction::In, b"last".to_vec()));
+                break;
+            }
+        }
+    }
     let dropped = slow.stats().dropped.unwrap();
     assert!(dropped > 0, "the slow tool got all {received} frames");
     assert_eq!(
