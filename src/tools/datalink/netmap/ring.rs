@@ -281,26 +281,25 @@ impl Ring {
 
     /// The slot after `i`, wrapping at the end of the ring.
     pub fn next(&self, i: u32) -> u32 {
-        // Not `forward(i, 1)`: no division a frame (a helper call where
-        // the CPU is emulated). `i` < num_slots, so `i + 1` fits.
-        debug_assert!(i < self.num_slots);
-        if i + 1 >= self.num_slots {
-            0
-        } else {
-            i + 1
-        }
+        self.forward(i, 1)
     }
 
-    /// The slot `n` after `i`, wrapping, for `i` < num_slots and `n` <=
-    /// num_slots (every caller's: an index and a count of owned slots), so
-    /// one subtraction wraps it (computed wide: num_slots comes from the
-    /// kernel and may be anything up to u32::MAX).
+    /// The slot `n` after `i`, wrapping (computed wide: num_slots comes
+    /// from the kernel and may be anything up to u32::MAX). What callers
+    /// pass (an index and a count of owned slots) wraps with a compare and
+    /// a subtraction: a division is a helper call where the CPU is
+    /// emulated, and this runs a frame. Anything else takes the modulo.
     fn forward(&self, i: u32, n: u32) -> u32 {
-        debug_assert!(i < self.num_slots && n <= self.num_slots);
         let at = u64::from(i) + u64::from(n);
         let slots = u64::from(self.num_slots);
-        // Less than num_slots either way, a u32.
-        (if at >= slots { at - slots } else { at }) as u32
+        // Less than num_slots in each case, a u32.
+        (if at < slots {
+            at
+        } else if at < 2 * slots {
+            at - slots
+        } else {
+            at % slots
+        }) as u32
     }
 
     fn index(&self, field: *mut u32) -> &AtomicU32 {
@@ -737,14 +736,20 @@ mod tests {
         assert_eq!(nifp.tx[0].head().unwrap(), 0);
     }
 
-    /// `next` and `forward` wrap without a division: as the modulo does,
-    /// for every index and every count of slots a caller may pass.
+    /// `next` and `forward` wrap as the modulo does: for every index and
+    /// count of slots a caller may pass (without a division), and for any
+    /// index at all.
     #[test]
     fn indices_wrap_as_the_modulo_does() {
         for num_slots in [2, 3, 4, 7, 16] {
             let region = FakeRegion::new(1, 1, num_slots, 64);
             let nifp = region.region().interface(region.nifp_offset()).unwrap();
             let ring = &nifp.rx[0];
+            // Any index, not only a ring's (the fuzz target asks that).
+            for i in [num_slots, 3 * num_slots + 1, u32::MAX - 1, u32::MAX] {
+                let wrapped = ((u64::from(i) + 1) % u64::from(num_slots)) as u32;
+                assert_eq!(ring.next(i), wrapped, "next({i}) of {num_slots}");
+            }
             for i in 0..num_slots {
                 assert_eq!(
                     ring.next(i),
