@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let slots = u32::from(geometry[2] % 63) + 2;
     let buf_size = (u32::from(geometry[3] % 32) + 1) * 64;
     let region = FakeRegion::new(tx, rx, slots, buf_size);
-    let len = region.region().len();
+    let len = region.region().size();
     let mut interface: Option<Interface> = region.region().interface(region.nifp_offset()).ok();
     assert!(
         interface.is_some(),

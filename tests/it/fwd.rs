@@ -14,7 +14,7 @@ use crate::support::chain::{Chain, End};
 use crate::support::netns::{ip, run_in};
 use crate::support::process::Running;
 use crate::support::skip::skip_without_netmap;
-use crate::support::tools::{count, ping, start, READY};
+use crate::support::tools::{burst_while_stopped, count, ping, start, READY};
 
 struct Forwarded {
     client: String,
@@ -155,22 +155,8 @@ fn a_forwarder_off_the_cpu_during_a_burst_loses_nothing_its_ring_holds() {
         &["eth1", "--count", "3000", "--json"],
         "\"event\":\"ready\"",
     );
-    let args = ["eth1", "198.18.3.2", "--count", "3000", "--rate", "20000"];
-    let mut gen = Running::spawn(&net.client, &bin("lab-gen"), &args, &[]);
-    // Stopped once lab-gen has the sink's MAC (its ARP crossed lab-fwd):
-    // away for the whole 150 ms of the burst.
-    gen.wait_for("generating to ", Duration::from_secs(10));
-    fwd.signal(libc::SIGSTOP);
-    let sent = gen.finish(Duration::from_secs(30));
-    fwd.signal(libc::SIGCONT);
-    assert!(sent.status.success(), "{sent:?}");
-    assert!(
-        sent.stdout
-            .last()
-            .unwrap()
-            .starts_with("sent 3000 frames in "),
-        "{sent:?}"
-    );
+    // lab-fwd is away for the whole 150 ms of the burst.
+    burst_while_stopped(&net.client, "198.18.3.2", 3000, &fwd);
     let received = sink.finish(Duration::from_secs(30));
     let forwarded = fwd.stop(libc::SIGTERM);
     assert!(received.status.success(), "{received:?}");

@@ -11,7 +11,7 @@ use crate::support::bin;
 use crate::support::netns::{in_netns, ip, run_in, VethPair};
 use crate::support::process::{Finished, Running};
 use crate::support::skip::{live_frames_refused, skip_lacking};
-use crate::support::tools::{cpu_use, pair, start};
+use crate::support::tools::{burst_while_stopped, cpu_use, pair, start};
 
 const SINK_READY: &str = "receiving on eth1 (198.18.0.2, 02:00:00:00:00:02, ";
 
@@ -205,22 +205,8 @@ fn a_sink_off_the_cpu_during_a_burst_loses_nothing_its_ring_holds() {
         &["eth1", "--count", "5000", "--json"],
         "\"event\":\"ready\"",
     );
-    let args = ["eth1", "198.18.0.2", "--count", "5000", "--rate", "20000"];
-    let mut gen = Running::spawn(&pair.a.netns, &bin("lab-gen"), &args, &[]);
-    // Stopped once lab-gen has its MAC (the ARP answer is the sink's):
-    // it is away for the whole 250 ms of the burst.
-    gen.wait_for("generating to ", Duration::from_secs(10));
-    sink.signal(libc::SIGSTOP);
-    let sent = gen.finish(Duration::from_secs(30));
-    sink.signal(libc::SIGCONT);
-    assert!(sent.status.success(), "{sent:?}");
-    assert!(
-        sent.stdout
-            .last()
-            .unwrap()
-            .starts_with("sent 5000 frames in "),
-        "{sent:?}"
-    );
+    // lab-sink is away for the whole 250 ms of the burst.
+    burst_while_stopped(&pair.a.netns, "198.18.0.2", 5000, &sink);
     let received = sink.finish(Duration::from_secs(30));
     assert!(received.status.success(), "{received:?}");
     let summary: Value = serde_json::from_str(received.stdout.last().unwrap()).unwrap();

@@ -30,6 +30,27 @@ pub fn ping(netns: &str, args: &[&str]) -> Finished {
     Running::spawn(netns, &bin("lab-ping"), args, &[]).finish(Duration::from_secs(30))
 }
 
+/// lab-gen in `netns` sends `count` frames at 20,000/s to `dst` while
+/// `stopped` is off the CPU: SIGSTOP once lab-gen has its peer's MAC (the
+/// ARP answer came through `stopped` or from it), SIGCONT once every frame
+/// is sent. `stopped`'s receive ring has to hold the whole burst. Asserts
+/// lab-gen sent them all.
+pub fn burst_while_stopped(netns: &str, dst: &str, count: u32, stopped: &Running) {
+    let count = count.to_string();
+    let args = ["eth1", dst, "--count", &count, "--rate", "20000"];
+    let mut gen = Running::spawn(netns, &bin("lab-gen"), &args, &[]);
+    gen.wait_for("generating to ", READY);
+    stopped.signal(libc::SIGSTOP);
+    let sent = gen.finish(Duration::from_secs(30));
+    stopped.signal(libc::SIGCONT);
+    assert!(sent.status.success(), "{sent:?}");
+    let last = sent.stdout.last().map(String::as_str).unwrap_or("");
+    assert!(
+        last.starts_with(&format!("sent {count} frames in ")),
+        "{sent:?}"
+    );
+}
+
 /// How many lines contain `text`.
 pub fn count(lines: &[String], text: &str) -> usize {
     lines.iter().filter(|line| line.contains(text)).count()

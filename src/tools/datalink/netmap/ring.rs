@@ -72,7 +72,8 @@ impl Region {
         Region { base, len }
     }
 
-    pub fn len(&self) -> usize {
+    /// The mapping's size in bytes.
+    pub fn size(&self) -> usize {
         self.len
     }
 
@@ -251,7 +252,7 @@ impl Ring {
                 header: NonNull::new_unchecked(header),
                 slots: NonNull::new_unchecked(slots),
                 buffers: NonNull::new_unchecked(buffers),
-                buffer_count: (region.len() - buffers_at) / buf_size as usize,
+                buffer_count: (region.size() - buffers_at) / buf_size as usize,
                 offset: at,
                 num_slots,
                 buf_size,
@@ -811,7 +812,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            region.region().interface(region.region().len() as u64),
+            region.region().interface(region.region().size() as u64),
             Err(RingError::OutOfRegion {
                 what: "netmap_if",
                 ..
@@ -837,7 +838,7 @@ mod tests {
             })
         ));
         // Cut at the region's end, never past it.
-        region.write(region.region().len() - 2, &[1, 2, 3, 4]);
+        region.write(region.region().size() - 2, &[1, 2, 3, 4]);
     }
 
     #[test]
