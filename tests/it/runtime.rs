@@ -14,7 +14,7 @@ use crate::support::lab::{
     host_veths_of, labctl, labctl_command, remove_leftovers, stderr, stdout, TestLab,
 };
 use crate::support::skip::skip_with_netmap;
-use crate::support::unique;
+use crate::support::{bin, unique};
 
 /// Two nodes on the tools image, one af_packet, one af_xdp, with an
 /// address, a MAC, an MTU, env and an interface sysctl.
@@ -800,12 +800,26 @@ steps:
         busybox_image()
     );
     let labs: Vec<TestLab> = (0..3).map(|_| TestLab::new("rfill", &yaml)).collect();
-    // A fresh volume, where no other test holds it (removal fails while a
-    // container uses it: the runs below then only prove they pass).
-    let volumes = docker(&["volume", "ls", "-q", "--filter", "name=labctl-tools-"]);
-    for volume in stdout(&volumes).lines() {
-        docker(&["volume", "rm", volume]);
+    // A fresh volume of this test's own: a copy of the tools whose
+    // lab-capture has a few bytes more at its end (after the ELF's last
+    // section: it runs as before) hashes to a tools image and volume no
+    // other test uses. Removing the shared volume instead raced with other
+    // tests' fills.
+    let tools = tempfile::tempdir().unwrap();
+    for tool in labctl::tools::TOOLS {
+        std::fs::copy(bin(tool), tools.path().join(tool)).unwrap();
     }
+    let mut capture = std::fs::OpenOptions::new()
+        .append(true)
+        .open(tools.path().join("lab-capture"))
+        .unwrap();
+    std::io::Write::write_all(&mut capture, labs[0].name.as_bytes()).unwrap();
+    drop(capture);
+    let tools_volumes = || {
+        let out = docker(&["volume", "ls", "-q", "--filter", "name=labctl-tools-"]);
+        stdout(&out).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let before = tools_volumes();
     let dirs: Vec<tempfile::TempDir> = labs.iter().map(|_| tempfile::tempdir().unwrap()).collect();
     let children: Vec<Child> = labs
         .iter()
@@ -817,15 +831,36 @@ steps:
                 "--runs-dir",
                 dir.path().to_str().unwrap(),
             ])
+            .env("LABCTL_TOOLS_DIR", tools.path())
+            // Where labctl caches the copy's hash: gone with the test.
+            .env("XDG_CACHE_HOME", tools.path().join("cache"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("labctl run")
         })
         .collect();
-    for (child, lab) in children.into_iter().zip(&labs) {
-        let out = child.wait_with_output().expect("labctl run");
-        assert_success(&out, &format!("run of {}", lab.name));
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|child| child.wait_with_output().expect("labctl run"))
+        .collect();
+    // The volume the runs made, then its image: removed before any assert.
+    let made: Vec<String> = tools_volumes()
+        .into_iter()
+        .filter(|volume| !before.contains(volume))
+        .collect();
+    for volume in &made {
+        docker(&["volume", "rm", volume]);
+        let image = volume.replacen("labctl-tools-", "labctl-tools:", 1);
+        docker(&["image", "rm", &image]);
+    }
+    for (out, lab) in outs.iter().zip(&labs) {
+        assert_success(out, &format!("run of {}", lab.name));
         assert_nothing_left(&lab.name);
     }
+    assert_eq!(
+        made.len(),
+        1,
+        "one fresh tools volume for the three runs: {made:?}"
+    );
 }

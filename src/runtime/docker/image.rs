@@ -323,14 +323,22 @@ pub async fn fill_tools_volume(
         return Ok(());
     }
     // Left half-filled (a labctl killed mid-copy): empty it and fill again.
-    docker
+    match docker
         .remove_volume(&image.volume, None::<RemoveVolumeOptions>)
         .await
-        .map_err(RuntimeError::docker(format!(
-            "removing the incomplete tools volume {} (is a lab still using it? \
-             `labctl destroy --all` then run again)",
-            image.volume
-        )))?;
+    {
+        Ok(()) => {}
+        // Removed meanwhile from outside labctl (`docker volume rm` while
+        // it was being looked at): the fill below makes it anew.
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => {
+            return Err(RuntimeError::docker(format!(
+                "removing the incomplete tools volume {} (is a lab still using it? \
+                 `labctl destroy --all` then run again)",
+                image.volume
+            ))(e))
+        }
+    }
     create_fill_container(docker, image, lab, instance, run).await?;
     if volume_is_whole(docker, &image.volume, &tools).await? {
         Ok(())
