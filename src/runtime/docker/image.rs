@@ -323,22 +323,13 @@ pub async fn fill_tools_volume(
         return Ok(());
     }
     // Left half-filled (a labctl killed mid-copy): empty it and fill again.
-    match docker
-        .remove_volume(&image.volume, None::<RemoveVolumeOptions>)
+    remove_volume_if_there(docker, &image.volume)
         .await
-    {
-        Ok(()) => {}
-        // Removed meanwhile from outside labctl (`docker volume rm` while
-        // it was being looked at): the fill below makes it anew.
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => {
-            return Err(RuntimeError::docker(format!(
-                "removing the incomplete tools volume {} (is a lab still using it? \
-                 `labctl destroy --all` then run again)",
-                image.volume
-            ))(e))
-        }
-    }
+        .map_err(RuntimeError::docker(format!(
+            "removing the incomplete tools volume {} (is a lab still using it? \
+             `labctl destroy --all` then run again)",
+            image.volume
+        )))?;
     create_fill_container(docker, image, lab, instance, run).await?;
     if volume_is_whole(docker, &image.volume, &tools).await? {
         Ok(())
@@ -349,6 +340,22 @@ pub async fn fill_tools_volume(
         ))(io::Error::other(
             "Docker left it without every tool; remove it with `docker volume rm`",
         )))
+    }
+}
+
+/// Removes `volume`. One already gone is not an error: removed from
+/// outside labctl (`docker volume rm`) while it was being looked at, it is
+/// made anew by the fill that follows.
+async fn remove_volume_if_there(
+    docker: &Docker,
+    volume: &str,
+) -> Result<(), bollard::errors::Error> {
+    match docker
+        .remove_volume(volume, None::<RemoveVolumeOptions>)
+        .await
+    {
+        Err(e) if is_not_found(&e) => Ok(()),
+        result => result,
     }
 }
 
@@ -504,6 +511,99 @@ pub async fn image_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Against the real daemon: a volume removed by someone else is gone
+    /// as asked; one a container uses is still an error.
+    #[test]
+    fn removing_a_volume_already_gone_is_no_error_and_one_in_use_is() {
+        use bollard::models::VolumeCreateRequest;
+        use bollard::query_parameters::{RemoveContainerOptionsBuilder, RemoveImageOptions};
+        use std::io::Write;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let docker = match super::super::connect::connect().await {
+                Ok(docker) => docker,
+                Err(e) => {
+                    // libtest hides eprintln! of a passing test; say it where it shows.
+                    assert!(
+                        std::env::var_os("LABCTL_REQUIRE_ALL").is_none_or(|v| v != "1"),
+                        "no Docker daemon: {e} (LABCTL_REQUIRE_ALL=1 forbids a skip)"
+                    );
+                    let _ = writeln!(io::stderr().lock(), "skipped: no Docker daemon: {e}");
+                    return;
+                }
+            };
+            let volume = format!("labctl-test-gone-{}", std::process::id());
+            let create = VolumeCreateRequest {
+                name: Some(volume.clone()),
+                ..Default::default()
+            };
+            docker.create_volume(create).await.unwrap();
+            // Someone else removes it first.
+            docker
+                .remove_volume(&volume, None::<RemoveVolumeOptions>)
+                .await
+                .unwrap();
+            remove_volume_if_there(&docker, &volume).await.unwrap();
+            // In use by a container (created, never started): still refused.
+            // Its image: FROM scratch, built here (no registry, and on a
+            // fresh machine no local image yet).
+            let image = format!("labctl-test-empty:{}", std::process::id());
+            let dockerfile = b"FROM scratch\nCMD [\"/none\"]\n";
+            let mut header = tar::Header::new_gnu();
+            header.set_size(dockerfile.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            let mut context = tar::Builder::new(Vec::new());
+            context
+                .append_data(&mut header, "Dockerfile", &dockerfile[..])
+                .unwrap();
+            let context = context.into_inner().unwrap();
+            let options = BuildImageOptionsBuilder::default()
+                .dockerfile("Dockerfile")
+                .t(&image)
+                .rm(true)
+                .build();
+            let mut output =
+                docker.build_image(options, None, Some(bollard::body_full(context.into())));
+            while let Some(info) = output.next().await {
+                info.unwrap();
+            }
+            let name = format!("{volume}-user");
+            let body = ContainerCreateBody {
+                image: Some(image.clone()),
+                network_disabled: Some(true),
+                host_config: Some(HostConfig {
+                    network_mode: Some("none".into()),
+                    mounts: Some(vec![Mount {
+                        target: Some("/labctl-test".into()),
+                        source: Some(volume.clone()),
+                        typ: Some(MountType::VOLUME),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let options = CreateContainerOptionsBuilder::default().name(&name).build();
+            docker.create_container(Some(options), body).await.unwrap();
+            let in_use = remove_volume_if_there(&docker, &volume).await;
+            let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+            docker.remove_container(&name, Some(remove)).await.unwrap();
+            let cleaned = docker
+                .remove_volume(&volume, None::<RemoveVolumeOptions>)
+                .await;
+            docker
+                .remove_image(&image, None::<RemoveImageOptions>, None)
+                .await
+                .unwrap();
+            assert!(in_use.is_err(), "removing a volume in use reported success");
+            cleaned.unwrap();
+        });
+    }
 
     #[test]
     fn a_volume_missing_a_tool_or_holding_a_cut_one_is_not_whole() {
