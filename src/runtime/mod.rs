@@ -50,6 +50,8 @@ pub mod process;
 pub mod progress;
 pub mod registry;
 pub mod seccomp;
+#[cfg(test)]
+pub(crate) mod skip;
 pub mod teardown;
 pub mod tools_dir;
 pub mod xdp;
